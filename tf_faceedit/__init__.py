@@ -1,0 +1,9 @@
+"""tf_faceedit: attention-guided face-editing GANs for TensorFlow 2 / Keras 3.
+
+Conventions used across the package (see ../shared/STYLE.md of the project):
+  * images are float32 NHWC in [-1, 1];
+  * attributes are float32 [N, K] in {0, 1} (continuous values allowed at inference);
+  * masks are float32 [N, H, W, 1] in {0, 1}, 1 marks the hole / edited region.
+"""
+
+__version__ = "0.1.0"
