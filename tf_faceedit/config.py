@@ -1,0 +1,316 @@
+"""Typed experiment configs: dataclasses with YAML presets, `--set a.b=value` overrides and validation.
+
+An experiment config has five parts: `method` (registered name), `data` (`DataConfig`), `model` and `loss`
+(method-specific dataclasses) and `train` (`TrainConfig`). Paper defaults live in the dataclass defaults of each
+method's config class; YAML presets in `configs/` override them; `--set` overrides come last. The resolved config is
+written to `model_dir/config.yaml`, and evaluate/edit/export/resume reload it from there.
+
+Field errors name the dotted field, e.g. `train.n_critic must be >= 1, got 0`.
+"""
+
+import copy
+import dataclasses
+import typing
+from pathlib import Path
+
+import yaml
+
+from tf_faceedit.errors import ConfigError, suggest
+
+# ---------------------------------------------------------------------------------------------------------------
+# Validation helpers
+
+
+def check(condition, field, message):
+    """Raises ConfigError(`field message`) when `condition` is false."""
+    if not condition:
+        raise ConfigError(f"{field} {message}")
+
+
+def check_choice(value, field, choices):
+    check(value in choices, field, f"must be one of {', '.join(map(str, choices))}, got {value!r}{suggest(value, choices)}")
+
+
+def check_range(value, field, low=None, high=None, low_inclusive=True):
+    if low is not None:
+        ok = value >= low if low_inclusive else value > low
+        check(ok, field, f"must be {'>=' if low_inclusive else '>'} {low}, got {value}")
+    if high is not None:
+        check(value <= high, field, f"must be <= {high}, got {value}")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Shared sections
+
+
+@dataclasses.dataclass
+class MaskConfig:
+    """Random masks generated inside the input pipeline (1 = hole).
+
+    kind: "none" (no mask in the batch), "noise" (rectangle filled with thresholded upsampled uniform noise,
+      Chen & Zhong 2018) or "rect" (filled rectangle).
+    min_ratio, max_ratio: the rectangle's height and width are each drawn in [min_ratio, max_ratio] * image side.
+    noise_resolution: side of the low-resolution uniform noise that is upsampled bilinearly to the rectangle.
+    threshold: noise values above it become hole pixels.
+    """
+
+    kind: str = "none"
+    min_ratio: float = 0.25
+    max_ratio: float = 0.5
+    noise_resolution: int = 4
+    threshold: float = 0.5
+
+    def validate(self, prefix="data.mask"):
+        check_choice(self.kind, f"{prefix}.kind", ["none", "noise", "rect"])
+        check_range(self.min_ratio, f"{prefix}.min_ratio", 0.0, 1.0, low_inclusive=False)
+        check_range(self.max_ratio, f"{prefix}.max_ratio", self.min_ratio, 1.0)
+        check_range(self.noise_resolution, f"{prefix}.noise_resolution", 1)
+        check_range(self.threshold, f"{prefix}.threshold", 0.0, 1.0)
+
+
+@dataclasses.dataclass
+class DataConfig:
+    """Where the images and attributes come from and how they are prepared.
+
+    data_dir: dataset folder. CelebA format: `images/` (or `img_align_celeba/`), `list_attr_celeba.txt`,
+      optional `list_eval_partition.txt`. CSV format: images (in `images/` or the folder itself) and
+      `attributes.csv` with header `filename,attr1,attr2,...` and 0/1 (or -1/1) values.
+    format: "auto" (detect), "celeba" or "csv".
+    image_dir, attr_file, partition_file: override the default locations inside data_dir.
+    attributes: attribute names to train on, in order (their values become the model's [N, K] condition).
+    image_size: square side fed to the networks.
+    crop_fraction: side of the centered square face crop as a fraction of min(height, width).
+    random_flip: random horizontal flip on the training split.
+    cache: keep decoded, resized uint8 images in memory after the first pass.
+    shuffle_buffer, num_parallel_calls (-1 = AUTOTUNE).
+    max_corrupt_fraction: unreadable images are skipped with a counted warning; above this fraction it fails.
+    val_fraction: when no partition file exists, this fraction of images (the last ones) forms the val split.
+    """
+
+    data_dir: str = ""
+    format: str = "auto"
+    image_dir: str = ""
+    attr_file: str = ""
+    partition_file: str = ""
+    attributes: typing.List[str] = dataclasses.field(default_factory=lambda: ["Eyeglasses"])
+    image_size: int = 128
+    crop_fraction: float = 1.0
+    random_flip: bool = True
+    cache: bool = True
+    shuffle_buffer: int = 10000
+    num_parallel_calls: int = -1
+    max_corrupt_fraction: float = 0.01
+    val_fraction: float = 0.0
+    mask: MaskConfig = dataclasses.field(default_factory=MaskConfig)
+
+    def validate(self, prefix="data"):
+        check(bool(self.data_dir), f"{prefix}.data_dir", "is required (pass --data_dir=DIR)")
+        check_choice(self.format, f"{prefix}.format", ["auto", "celeba", "csv"])
+        check(len(self.attributes) >= 1, f"{prefix}.attributes", "must name at least one attribute")
+        check(len(set(self.attributes)) == len(self.attributes), f"{prefix}.attributes", f"has duplicates: {self.attributes}")
+        check_range(self.image_size, f"{prefix}.image_size", 8)
+        check(self.image_size & (self.image_size - 1) == 0, f"{prefix}.image_size", f"must be a power of two, got {self.image_size}")
+        check_range(self.crop_fraction, f"{prefix}.crop_fraction", 0.0, 1.0, low_inclusive=False)
+        check_range(self.shuffle_buffer, f"{prefix}.shuffle_buffer", 1)
+        check(self.num_parallel_calls == -1 or self.num_parallel_calls >= 1, f"{prefix}.num_parallel_calls",
+              f"must be -1 (autotune) or >= 1, got {self.num_parallel_calls}")
+        check_range(self.max_corrupt_fraction, f"{prefix}.max_corrupt_fraction", 0.0, 1.0)
+        check_range(self.val_fraction, f"{prefix}.val_fraction", 0.0, 0.5)
+        self.mask.validate(f"{prefix}.mask")
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """The training loop.
+
+    steps: discriminator steps in total (one batch each); the generator steps every `n_critic` of them.
+    batch_size: global batch size (split across replicas under a distribution strategy).
+    strategy: "auto" (MirroredStrategy when more than one GPU is visible), "default", "mirrored", "multiworker".
+    log_every: TensorBoard scalars and the progress bar's chunk; sample_every: PNG grid + image summary;
+    checkpoint_every: checkpoint interval (a checkpoint is also written at the last step).
+    """
+
+    steps: int = 200000
+    batch_size: int = 16
+    n_critic: int = 1
+    g_lr: float = 2e-4
+    d_lr: float = 2e-4
+    beta_1: float = 0.5
+    beta_2: float = 0.999
+    seed: int = 0
+    strategy: str = "auto"
+    log_every: int = 100
+    sample_every: int = 1000
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 3
+    num_samples: int = 8
+    sample_split: str = "val"
+    nan_guard: bool = True
+    verbose: int = 1
+
+    def validate(self, prefix="train"):
+        for name in ["steps", "batch_size", "n_critic", "log_every", "sample_every", "checkpoint_every",
+                     "keep_checkpoints", "num_samples"]:
+            check_range(getattr(self, name), f"{prefix}.{name}", 1)
+        for name in ["g_lr", "d_lr"]:
+            check_range(getattr(self, name), f"{prefix}.{name}", 0.0, low_inclusive=False)
+        for name in ["beta_1", "beta_2"]:
+            check_range(getattr(self, name), f"{prefix}.{name}", 0.0, 1.0)
+        check_choice(self.strategy, f"{prefix}.strategy", ["auto", "default", "mirrored", "multiworker"])
+        check_choice(self.sample_split, f"{prefix}.sample_split", ["train", "val", "test"])
+        check_choice(self.verbose, f"{prefix}.verbose", [0, 1, 2])
+
+
+@dataclasses.dataclass
+class ExperimentConfig:
+    """Base of every method's config. Subclasses replace `model`/`loss` with typed dataclasses."""
+
+    method: str = ""
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    model: typing.Any = None
+    loss: typing.Any = None
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+
+    def validate(self):
+        """Validates every section; raises ConfigError naming the first bad field."""
+        self.data.validate("data")
+        self.train.validate("train")
+        for section in ("model", "loss"):
+            part = getattr(self, section)
+            if part is not None and hasattr(part, "validate"):
+                part.validate(section)
+        return self
+
+    # -- conversions -------------------------------------------------------------------------------------------
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    def to_yaml(self, path=None):
+        text = yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None)
+        if path is not None:
+            Path(path).write_text(text)
+        return text
+
+    @classmethod
+    def from_dict(cls, values, source="config"):
+        return _from_dict(cls, values or {}, "", source)
+
+    def merge_dict(self, values, source="config"):
+        """Returns a copy with `values` (a nested dict, e.g. a YAML preset) applied on top."""
+        merged = _deep_merge(self.to_dict(), values or {})
+        return type(self).from_dict(merged, source)
+
+    def merge_yaml(self, path):
+        return self.merge_dict(load_yaml(path), source=str(path))
+
+    def override(self, assignment):
+        """Applies one `a.b=value` override (value parsed as YAML) and returns a new config."""
+        if "=" not in assignment:
+            raise ConfigError(f"--set expects key=value, got {assignment!r}")
+        key, raw = assignment.split("=", 1)
+        key = key.strip()
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        nested = value
+        for part in reversed(key.split(".")):
+            nested = {part: nested}
+        return self.merge_dict(nested, source=f"--set {key}")
+
+    def apply_overrides(self, assignments):
+        cfg = self
+        for assignment in assignments or []:
+            cfg = cfg.override(assignment)
+        return cfg
+
+
+def load_yaml(path):
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"config file {path} is not valid YAML: {str(err).splitlines()[0]}") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"config file {path} must hold a mapping at the top level")
+    return values
+
+
+def _deep_merge(base, update):
+    out = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _from_dict(cls, values, prefix, source):
+    if not isinstance(values, dict):
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'} must be a mapping in {source}, got {values!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = [k for k in values if k not in fields]
+    if unknown:
+        key = unknown[0]
+        raise ConfigError(f"unknown config field {prefix}{key} in {source}{suggest(key, list(fields))}")
+    kwargs = {}
+    for name, value in values.items():
+        kwargs[name] = _coerce(value, hints[name], f"{prefix}{name}", source)
+    return cls(**kwargs)
+
+
+def _coerce(value, hint, field, source):
+    origin = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        return _from_dict(hint, value, field + ".", source)
+    if hint is typing.Any or hint is None:
+        return value
+    if origin in (list, typing.List):
+        (item_type,) = typing.get_args(hint) or (typing.Any,)
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{field} must be a list, got {value!r} (in {source})")
+        return [_coerce(v, item_type, field, source) for v in value]
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
+            return value.lower() in ("true", "yes", "1")
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
+        raise ConfigError(f"{field} must be true or false, got {value!r} (in {source})")
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
+            raise ConfigError(f"{field} must be an integer, got {value!r} (in {source})")
+        return int(value)
+    if hint is float:
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{field} must be a number, got {value!r} (in {source})")
+        return float(value)
+    if hint is str:
+        if isinstance(value, (dict, list)):
+            raise ConfigError(f"{field} must be a string, got {value!r} (in {source})")
+        return "" if value is None else str(value)
+    return value
+
+
+def diff(a, b, prefix=""):
+    """Lists the dotted fields whose values differ between two config dicts."""
+    out = []
+    for key in sorted(set(a) | set(b)):
+        va, vb = a.get(key), b.get(key)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out.extend(diff(va, vb, f"{prefix}{key}."))
+        elif va != vb:
+            out.append(f"{prefix}{key}")
+    return out
