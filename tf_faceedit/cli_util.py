@@ -1,0 +1,29 @@
+"""Shared CLI plumbing: quiet TensorFlow start-up, logging, and one-line errors for user mistakes."""
+
+import logging
+import os
+import sys
+
+
+def quiet_tensorflow():
+    """Hides TensorFlow's C++ start-up chatter (call before TensorFlow is imported)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def setup_logging(verbose=True):
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+
+
+def main_wrapper(fn):
+    """Runs fn(); a FaceEditError becomes `error: <message>` on stderr and exit code 2 (no traceback)."""
+    from tf_faceedit.errors import FaceEditError
+
+    try:
+        return fn()
+    except FaceEditError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,235 @@
+"""SaGAN: Generative Adversarial Network with Spatial Attention for Face Attribute Editing (Zhang et al., ECCV 2018).
+
+Generator G(I, c) = attribute manipulation network (AMN) + spatial attention network (SAN):
+  I_a = AMN(I, c)             [N, S, S, 3] in [-1, 1]   (image + K tiled attribute maps -> tanh)
+  b   = SAN(I)                [N, S, S, 1] in [0, 1]    (image only for K = 1, as in the paper)
+  I_hat = I_a * b + I * (1 - b)
+The generator is a functional `keras.Model` with inputs {"image", "attributes"} and outputs
+{"image": I_hat, "attention": b, "edited": I_a}.
+
+Discriminator D(I) -> {"src": [N, 2, 2, 1] WGAN critic map, "cls": [N, K] attribute logits}: 6 convs k4 s2 at 128^2
+(32..1024 filters, LeakyReLU, no norm), fewer at smaller sizes so the last map is always 2x2.
+
+Losses (per example; the trainer reduces them once over the global batch), with c the source attributes and
+c_t the target (one randomly chosen attribute flipped per sample; K = 1: always flipped):
+  D: -D_src(I) + D_src(G(I, c_t)) + lambda_gp * GP + lambda_cls * BCE(D_cls(I), c)
+  G: -D_src(G(I, c_t)) + lambda_cls * BCE(D_cls(G(I, c_t)), c_t)
+     + lambda_rec_cycle * |I - G(G(I, c_t), c)|_1 + lambda_rec_id * |I - G(I, c)|_1
+Paper settings: lambda_gp 10, lambda_cls 1, lambda_rec_cycle 20, lambda_rec_id 100, Adam 2e-4 (0.5, 0.999),
+batch 16, 3 critic updates per generator update, weights N(0, 0.02).
+
+Beyond the paper: K >= 1 attributes in one model. With K > 1 the SAN also sees the target attribute maps (it must
+know which attribute is edited to place the mask); `model.san_conditioning` overrides this.
+"""
+
+import dataclasses
+import math
+
+import keras
+from keras import ops
+
+from tf_faceedit import registry
+from tf_faceedit.config import ExperimentConfig, TrainConfig, check, check_choice, check_range
+from tf_faceedit.layers import AttentionBlend, ConvNormAct, DownBlock, ResidualBlock, TileAttributes, UpBlock
+from tf_faceedit.losses import attribute_bce_loss, get_adversarial_loss, gradient_penalty, l1_loss
+from tf_faceedit.training.gan_trainer import GANTrainer, Update
+
+# ---------------------------------------------------------------------------------------------------------------
+# Config
+
+
+@dataclasses.dataclass
+class SaGANModelConfig:
+    """Network widths. g_filters: first AMN/SAN conv (paper 32); d_filters: first critic conv (paper 32)."""
+
+    g_filters: int = 32
+    num_residual_blocks: int = 4
+    d_filters: int = 32
+    d_max_filters: int = 1024
+    d_negative_slope: float = 0.01
+    norm: str = "instance"
+    upsample: str = "transpose"
+    san_conditioning: str = "auto"
+
+    def validate(self, prefix="model"):
+        for name in ("g_filters", "d_filters", "d_max_filters"):
+            check_range(getattr(self, name), f"{prefix}.{name}", 1)
+        check_range(self.num_residual_blocks, f"{prefix}.num_residual_blocks", 0)
+        check_range(self.d_negative_slope, f"{prefix}.d_negative_slope", 0.0, 1.0)
+        check_choice(self.norm, f"{prefix}.norm", ["instance", "batch", "none"])
+        check_choice(self.upsample, f"{prefix}.upsample", ["transpose", "resize"])
+        check_choice(self.san_conditioning, f"{prefix}.san_conditioning", ["auto", "none", "target"])
+
+
+@dataclasses.dataclass
+class SaGANLossConfig:
+    adversarial: str = "wgan"
+    lambda_gp: float = 10.0
+    lambda_cls: float = 1.0
+    lambda_rec_cycle: float = 20.0
+    lambda_rec_id: float = 100.0
+
+    def validate(self, prefix="loss"):
+        check_choice(self.adversarial, f"{prefix}.adversarial", ["gan", "lsgan", "hinge", "wgan"])
+        for name in ("lambda_gp", "lambda_cls", "lambda_rec_cycle", "lambda_rec_id"):
+            check_range(getattr(self, name), f"{prefix}.{name}", 0.0)
+
+
+@dataclasses.dataclass
+class SaGANConfig(ExperimentConfig):
+    method: str = "sagan"
+    model: SaGANModelConfig = dataclasses.field(default_factory=SaGANModelConfig)
+    loss: SaGANLossConfig = dataclasses.field(default_factory=SaGANLossConfig)
+    train: TrainConfig = dataclasses.field(default_factory=lambda: TrainConfig(n_critic=3, batch_size=16))
+
+    def validate(self):
+        super().validate()
+        check(self.data.image_size >= 16, "data.image_size", f"must be >= 16 for SaGAN, got {self.data.image_size}")
+        check(self.data.mask.kind == "none", "data.mask.kind", "must be none for SaGAN (it uses no masks)")
+        return self
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Networks
+
+
+def _backbone(x, model_cfg, name):
+    """Conv(f,k7) - 3 x Down(k4 s2) - residual blocks at 8f - 3 x Up(k4 s2), each conv followed by norm + ReLU."""
+    f, norm = model_cfg.g_filters, model_cfg.norm
+    x = ConvNormAct(f, 7, norm=norm, activation="relu", name=f"{name}_conv_in")(x)
+    for i, mult in enumerate((2, 4, 8)):
+        x = DownBlock(f * mult, 4, norm=norm, activation="relu", name=f"{name}_down{i + 1}")(x)
+    for i in range(model_cfg.num_residual_blocks):
+        x = ResidualBlock(f * 8, 3, norm=norm, activation="relu", name=f"{name}_res{i + 1}")(x)
+    for i, mult in enumerate((4, 2, 1)):
+        x = UpBlock(f * mult, 4, norm=norm, activation="relu", mode=model_cfg.upsample, name=f"{name}_up{i + 1}")(x)
+    return x
+
+
+def san_uses_attributes(config):
+    mode = config.model.san_conditioning
+    if mode == "auto":
+        return len(config.data.attributes) > 1
+    return mode == "target"
+
+
+def build_generator(config):
+    """The SaGAN generator as a functional keras.Model (see the module docstring for inputs and outputs)."""
+    size, k = config.data.image_size, len(config.data.attributes)
+    image = keras.Input((size, size, 3), name="image")
+    attributes = keras.Input((k,), name="attributes")
+    conditioned = TileAttributes(name="amn_tile")([image, attributes])
+    edited = ConvNormAct(3, 7, norm="none", activation="tanh", name="amn_out")(
+        _backbone(conditioned, config.model, "amn"))
+    san_input = TileAttributes(name="san_tile")([image, attributes]) if san_uses_attributes(config) else image
+    attention = ConvNormAct(1, 7, norm="none", activation="sigmoid", name="san_out")(
+        _backbone(san_input, config.model, "san"))
+    output = AttentionBlend(name="blend")([edited, image, attention])
+    return keras.Model({"image": image, "attributes": attributes},
+                       {"image": output, "attention": attention, "edited": edited}, name="sagan_generator")
+
+
+def build_discriminator(config):
+    """Critic with a real/fake map head ("src", [N,2,2,1]) and an attribute-logit head ("cls", [N,K])."""
+    size, k, m = config.data.image_size, len(config.data.attributes), config.model
+    image = keras.Input((size, size, 3), name="image")
+    x = image
+    for i in range(int(math.log2(size)) - 1):
+        filters = min(m.d_filters * 2**i, m.d_max_filters)
+        x = ConvNormAct(filters, 4, strides=2, norm="none", activation="lrelu", negative_slope=m.d_negative_slope,
+                        name=f"d_conv{i + 1}")(x)
+    src = ConvNormAct(1, 3, norm="none", activation=None, use_bias=False, name="d_src")(x)
+    cls = ConvNormAct(k, 2, norm="none", activation=None, padding="valid", use_bias=False, name="d_cls")(x)
+    cls = keras.layers.Reshape((k,), name="d_cls_flat")(cls)
+    return keras.Model(image, {"src": src, "cls": cls}, name="sagan_discriminator")
+
+
+def flip_one_attribute(attributes, seed):
+    """Target attributes: one randomly chosen attribute per sample flipped (K = 1: always flipped)."""
+    k = attributes.shape[-1]
+    if k == 1:
+        return 1.0 - attributes
+    index = keras.random.randint((ops.shape(attributes)[0],), 0, k, seed=seed)
+    onehot = ops.one_hot(index, k, dtype=attributes.dtype)
+    return attributes + onehot * (1.0 - 2.0 * attributes)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Trainer
+
+
+class SaGAN(GANTrainer):
+    """SaGAN trainer: WGAN-GP critic with an attribute head; generator with spatial attention.
+
+    Args:
+        config: `SaGANConfig`.
+    """
+
+    def __init__(self, config, **kwargs):
+        super().__init__(config, **kwargs)
+        self.generator = build_generator(config)
+        self.discriminator = build_discriminator(config)
+        self.g_adv, self.d_adv = get_adversarial_loss(config.loss.adversarial)
+
+    @property
+    def networks(self):
+        return {"generator": self.generator, "discriminator": self.discriminator}
+
+    def updates(self):
+        return [
+            Update("d", "d_optimizer", ["discriminator"], self.discriminator_losses, "d_loss"),
+            Update("g", "g_optimizer", ["generator"], self.generator_losses, "g_loss", every=self.config.train.n_critic),
+        ]
+
+    def prepare_batch(self, batch, seed):
+        return {**batch, "target_attributes": flip_one_attribute(batch["attributes"], seed)}
+
+    def edit(self, images, attributes, training=False):
+        """Returns the generator's dict {"image", "attention", "edited"} for target `attributes`."""
+        return self.generator({"image": images, "attributes": attributes}, training=training)
+
+    def discriminator_losses(self, batch, seed):
+        cfg = self.config.loss
+        real, c_src, c_tgt = batch["image"], batch["attributes"], batch["target_attributes"]
+        fake = ops.stop_gradient(self.edit(real, c_tgt, training=True)["image"])
+        real_out = self.discriminator(real, training=True)
+        fake_out = self.discriminator(fake, training=True)
+        losses = {"d_adv": self.d_adv(real_out["src"], fake_out["src"]),
+                  "d_cls": attribute_bce_loss(c_src, real_out["cls"])}
+        total = losses["d_adv"] + cfg.lambda_cls * losses["d_cls"]
+        if cfg.lambda_gp > 0:
+            losses["d_gp"] = gradient_penalty(lambda x: self.discriminator(x, training=True)["src"], real, fake,
+                                              seed=seed)
+            total = total + cfg.lambda_gp * losses["d_gp"]
+        losses["d_loss"] = total
+        return losses
+
+    def generator_losses(self, batch, seed):
+        cfg = self.config.loss
+        real, c_src, c_tgt = batch["image"], batch["attributes"], batch["target_attributes"]
+        fake = self.edit(real, c_tgt, training=True)["image"]
+        fake_out = self.discriminator(fake, training=True)
+        losses = {
+            "g_adv": self.g_adv(fake_out["src"]),
+            "g_cls": attribute_bce_loss(c_tgt, fake_out["cls"]),
+            "g_rec_cycle": l1_loss(real, self.edit(fake, c_src, training=True)["image"]),
+            "g_rec_id": l1_loss(real, self.edit(real, c_src, training=True)["image"]),
+        }
+        losses["g_loss"] = (losses["g_adv"] + cfg.lambda_cls * losses["g_cls"]
+                            + cfg.lambda_rec_cycle * losses["g_rec_cycle"] + cfg.lambda_rec_id * losses["g_rec_id"])
+        return losses
+
+    def sample_rows(self, batch):
+        """Rows: input, then for each attribute the edit with that attribute flipped and its attention mask."""
+        images, attributes = batch["image"], batch["attributes"]
+        rows = [("input", images)]
+        k = attributes.shape[-1]
+        for i, name in enumerate(self.config.data.attributes):
+            onehot = ops.one_hot(ops.full((ops.shape(attributes)[0],), i, dtype="int32"), k, dtype=attributes.dtype)
+            out = self.edit(images, attributes + onehot * (1.0 - 2.0 * attributes))
+            rows.append((f"{name} flipped", out["image"]))
+            rows.append((f"{name} attention", out["attention"] * 2.0 - 1.0))
+        return rows
+
+
+registry.register("sagan", SaGANConfig, SaGAN, "Spatial-attention GAN for attribute editing (Zhang et al., ECCV 2018)")

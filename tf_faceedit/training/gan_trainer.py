@@ -1,0 +1,151 @@
+"""Shared GAN trainer (TensorFlow backend): a `keras.Model` whose `train_step` runs each player's update.
+
+A method subclasses `GANTrainer` and provides
+  * `networks`: a dict name -> `keras.Model` (built functional models; they are what is saved and exported);
+  * `updates()`: the ordered list of `Update`s of one training step, e.g. SaGAN's critic update every step and its
+    generator update every `n_critic` steps;
+  * per-player loss functions `fn(batch, seed) -> dict[str, Tensor[N]]` written with `keras.ops` only. Each value
+    is a PER-EXAMPLE vector; the key `Update.loss_key` holds the weighted total that is differentiated. The trainer
+    reduces every value exactly once: the total with `compute_average_loss` (divided by the global batch, so the
+    replicas' summed gradients are the global mean, STYLE rule 8) and the logged values with a per-replica mean;
+  * optionally `prepare_batch(batch, seed)` (draws what all players of one step share, e.g. target attributes) and
+    `sample_rows(batch)` (named rows of images for the PNG grid).
+
+The gradient machinery (one `tf.GradientTape` per player, `optimizer.apply`) lives here and only here, so the
+model and loss code stays backend-portable (STYLE rule 0).
+"""
+
+import dataclasses
+import typing
+
+import keras
+import tensorflow as tf
+
+from tf_faceedit.losses.reduction import compute_average_loss
+
+
+@dataclasses.dataclass
+class Update:
+    """One player's update inside a training step.
+
+    name: the player ("d", "g", ...); optimizer: attribute name of its optimizer on the trainer;
+    networks: names (keys of `trainer.networks`) whose trainable variables this update changes;
+    loss_fn: `fn(batch, seed) -> dict of per-example [N] tensors`; loss_key: the total in that dict;
+    every: run only on steps where `step % every == 0` (SaGAN's generator: every n_critic critic steps).
+    """
+
+    name: str
+    optimizer: str
+    networks: typing.Sequence[str]
+    loss_fn: typing.Callable
+    loss_key: str
+    every: int = 1
+
+
+class GANTrainer(keras.Model):
+    """Base trainer: holds the networks, two or more optimizers, the step counter and the seed generator.
+
+    Args:
+        config: the method's `ExperimentConfig` (typed dataclass).
+    """
+
+    def __init__(self, config, **kwargs):
+        super().__init__(name=kwargs.pop("name", f"{config.method}_trainer"), **kwargs)
+        self.config = config
+        self.global_batch_size = config.train.batch_size
+        self.seed_generator = keras.random.SeedGenerator(config.train.seed, name="trainer_seed")
+        self.step = keras.Variable(0, dtype="int64", trainable=False, name="step")
+        self._trackers = {}
+
+    # -- to be provided by the method -------------------------------------------------------------------------
+    @property
+    def networks(self):
+        raise NotImplementedError
+
+    def updates(self):
+        raise NotImplementedError
+
+    def prepare_batch(self, batch, seed):
+        return batch
+
+    def sample_rows(self, batch):
+        raise NotImplementedError
+
+    def make_optimizers(self):
+        """Adam for the generator and the discriminator from `config.train` (override for other players)."""
+        t = self.config.train
+        return {
+            "g_optimizer": keras.optimizers.Adam(t.g_lr, beta_1=t.beta_1, beta_2=t.beta_2, name="g_optimizer"),
+            "d_optimizer": keras.optimizers.Adam(t.d_lr, beta_1=t.beta_1, beta_2=t.beta_2, name="d_optimizer"),
+        }
+
+    # -- keras.Model plumbing -----------------------------------------------------------------------------------
+    def call(self, inputs, training=False):
+        raise NotImplementedError("GANTrainer is trained with fit(); call its networks directly for inference")
+
+    def compile(self, optimizers, **kwargs):
+        """Args: optimizers: dict attribute name -> keras optimizer, e.g. {"g_optimizer": ..., "d_optimizer": ...}."""
+        super().compile(**kwargs)
+        self.optimizer_names = list(optimizers)
+        for name, optimizer in optimizers.items():
+            setattr(self, name, optimizer)
+        # Build optimizer slots now: variables must not be created inside a conditional update.
+        for update in self.updates():
+            getattr(self, update.optimizer).build(self._variables_of(update))
+
+    def _variables_of(self, update):
+        variables = []
+        for name in update.networks:
+            variables.extend(self.networks[name].trainable_variables)
+        return variables
+
+    def _tracker(self, name):
+        if name not in self._trackers:
+            self._trackers[name] = keras.metrics.Mean(name=name)
+        return self._trackers[name]
+
+    @property
+    def metrics(self):
+        return list(self._trackers.values())
+
+    def build_trackers(self, batch):
+        """Creates the metric trackers eagerly from one batch (they must exist before the train function traces)."""
+        batch = self.prepare_batch(batch, self.seed_generator)
+        for update in self.updates():
+            for key in update.loss_fn(batch, self.seed_generator):
+                self._tracker(key)
+
+    # -- the step -----------------------------------------------------------------------------------------------
+    def _run_update(self, update, batch):
+        variables = self._variables_of(update)
+        # (a) forward pass of this player's losses, (b) gradient of its reduced total, (c) optimizer step.
+        with tf.GradientTape() as tape:
+            losses = update.loss_fn(batch, self.seed_generator)
+            total = compute_average_loss(losses[update.loss_key], self.global_batch_size)
+        grads = tape.gradient(total, variables)
+        getattr(self, update.optimizer).apply(grads, variables)
+        for key, value in losses.items():
+            self._tracker(key).update_state(keras.ops.mean(value))
+        return tf.constant(True)
+
+    def train_step(self, batch):
+        # 1. draw what every player of this step shares (target attributes, masks, ...)
+        batch = self.prepare_batch(batch, self.seed_generator)
+        # 2. each player's update in order; an update with `every > 1` runs only on matching steps
+        for update in self.updates():
+            if update.every == 1:
+                self._run_update(update, batch)
+            else:
+                tf.cond(
+                    tf.equal(self.step % update.every, 0),
+                    lambda u=update: self._run_update(u, batch),
+                    lambda: tf.constant(False),
+                )
+        # 3. advance the global step
+        self.step.assign_add(1)
+        return {name: tracker.result() for name, tracker in self._trackers.items()}
+
+    # -- state for checkpoints ----------------------------------------------------------------------------------
+    def state_variables(self):
+        """Non-network variables a checkpoint must restore: step counter and RNG state."""
+        return [self.step, self.seed_generator.state]
