@@ -47,7 +47,8 @@ def main(argv=None):
         if not args.model_dir:
             raise ConfigError("--model_dir is required")
         overrides = list(args.overrides) + ([f"train.strategy={args.strategy}"] if args.strategy else [])
-        cfg = train_lib.resolve_config(args.method, args.model_dir, args.config, overrides, args.data_dir)
+        cfg = train_lib.resolve_config(args.method, args.model_dir, args.config, overrides, args.data_dir,
+                                       use_saved=not args.overwrite)
         result = train_lib.run(cfg, args.model_dir, overwrite=args.overwrite)
         print(f"step {result['step']}  checkpoint {result['checkpoint']}  samples {result['sample_grid']}")
         return 0

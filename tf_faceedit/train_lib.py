@@ -42,12 +42,13 @@ def saved_config_dict(model_dir):
     return config_lib.load_yaml(path)
 
 
-def resolve_config(method=None, model_dir=None, config_file=None, overrides=(), data_dir=None):
+def resolve_config(method=None, model_dir=None, config_file=None, overrides=(), data_dir=None, use_saved=True):
     """Builds the typed, validated config: class defaults (paper) <- preset YAML <- --data_dir <- --set overrides.
 
-    Without `config_file`, an existing `model_dir/config.yaml` is the base, so `--model_dir=RUN` alone resumes.
+    Without `config_file`, an existing `model_dir/config.yaml` is the base (unless `use_saved=False`, as with
+    --overwrite), so `--model_dir=RUN` alone resumes.
     """
-    saved = saved_config_dict(model_dir) if model_dir else None
+    saved = saved_config_dict(model_dir) if model_dir and use_saved else None
     if not method:
         if saved is None:
             raise config_lib.ConfigError("--method is required (no config.yaml found in --model_dir to resume from)")

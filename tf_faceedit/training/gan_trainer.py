@@ -99,7 +99,7 @@ class GANTrainer(keras.Model):
             variables.extend(self.networks[name].trainable_variables)
         return variables
 
-    def _tracker(self, name):
+    def _get_tracker(self, name):
         if name not in self._trackers:
             self._trackers[name] = keras.metrics.Mean(name=name)
         return self._trackers[name]
@@ -113,7 +113,7 @@ class GANTrainer(keras.Model):
         batch = self.prepare_batch(batch, self.seed_generator)
         for update in self.updates():
             for key in update.loss_fn(batch, self.seed_generator):
-                self._tracker(key)
+                self._get_tracker(key)
 
     # -- the step -----------------------------------------------------------------------------------------------
     def _run_update(self, update, batch):
@@ -125,7 +125,7 @@ class GANTrainer(keras.Model):
         grads = tape.gradient(total, variables)
         getattr(self, update.optimizer).apply(grads, variables)
         for key, value in losses.items():
-            self._tracker(key).update_state(keras.ops.mean(value))
+            self._get_tracker(key).update_state(keras.ops.mean(value))
         return tf.constant(True)
 
     def train_step(self, batch):

@@ -1,0 +1,61 @@
+"""Backend-specific automatic differentiation: the ONE place in tf_faceedit where it lives.
+
+Layers and losses are written with `keras.ops` only (STYLE rule 0), but a gradient with respect to an *input*
+(the gradient penalty of WGAN-GP, R1) cannot be written with `keras.ops`: each backend has its own autodiff.
+`input_gradient` hides that difference, dispatching on `keras.backend.backend()`:
+
+  "tensorflow": a `tf.GradientTape` watching x. Called inside an outer tape (the critic's training tape), the
+                inner gradient computation is recorded by the outer tape, so the result is differentiable again
+                (second order) with respect to the critic's weights.
+  "jax":        `jax.grad` of the summed function; differentiable by construction (also under an outer `jax.grad`
+                or `jax.value_and_grad` of a stateless train step).
+  "torch":      `torch.autograd.grad(..., create_graph=True)` so the gradient keeps its graph.
+
+Backend libraries are imported lazily, inside the function, so importing this module never needs them.
+"""
+
+import keras
+
+
+def input_gradient(fn, x):
+    """Returns d sum(fn(x)) / dx, with the shape of x, differentiable itself (second-order safe).
+
+    Args:
+      fn: a callable taking one tensor; its output (any shape, e.g. [N], [N, 1] or a patch map [N, h, w, 1]) is
+        summed with `keras.ops.sum` before differentiating, so per-example outputs give per-example gradients.
+      x: the input tensor (or array) to differentiate with respect to; floating point.
+
+    Returns:
+      A tensor of x's shape. Inputs that `fn` does not depend on get zeros (not None).
+
+    Raises:
+      NotImplementedError: the Keras backend has no implementation here (e.g. "numpy", "openvino").
+    """
+    name = keras.backend.backend()
+    if name == "tensorflow":
+        import tensorflow as tf
+
+        x = tf.convert_to_tensor(x)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = keras.ops.sum(fn(x))
+        return tape.gradient(y, x, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    if name == "jax":
+        import jax
+        import jax.numpy as jnp
+
+        return jax.grad(lambda t: jnp.sum(keras.ops.sum(fn(t))))(jnp.asarray(x))
+    if name == "torch":
+        import torch
+
+        x = keras.ops.convert_to_tensor(x)
+        with torch.enable_grad():
+            if not x.requires_grad:
+                x = x.detach().requires_grad_(True)
+            y = keras.ops.sum(fn(x))
+            (grad,) = torch.autograd.grad(y, x, create_graph=True, allow_unused=True)
+        return torch.zeros_like(x) if grad is None else grad
+    raise NotImplementedError(
+        f"input_gradient is not implemented for the Keras backend {name!r}; "
+        "use KERAS_BACKEND=tensorflow, jax or torch"
+    )
