@@ -123,8 +123,9 @@ class DataConfig:
 class TrainConfig:
     """The training loop.
 
-    steps: discriminator steps in total (one batch each); the generator steps every `n_critic` of them.
-    batch_size: global batch size (split across replicas under a distribution strategy).
+    steps: training steps in total. One step = `n_critic` discriminator updates (each on its own batch) and one
+      generator update, so a step reads `n_critic * batch_size` images.
+    batch_size: global batch size of one update (split across replicas under a distribution strategy).
     strategy: "auto" (MirroredStrategy when more than one GPU is visible), "default", "mirrored", "multiworker".
     log_every: TensorBoard scalars and the progress bar's chunk; sample_every: PNG grid + image summary;
     checkpoint_every: checkpoint interval (a checkpoint is also written at the last step).

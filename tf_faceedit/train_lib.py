@@ -135,7 +135,7 @@ def _sample_batch(cfg, train_records):
     n = min(cfg.train.num_samples, len(records.paths))
     dataset = celeba.build_dataset(cfg.data, split, batch_size=n, training=False, seed=cfg.train.seed,
                                    repeat=False, drop_remainder=True, records=records)
-    return {k: v.numpy() for k, v in next(iter(dataset)).items()}
+    return dict(next(iter(dataset)))
 
 
 def run(cfg, model_dir, overwrite=False):
@@ -151,16 +151,15 @@ def run(cfg, model_dir, overwrite=False):
     records = celeba.load_records(cfg.data, "train")
     log.info("%s: %d training images, attributes %s, %dx%d", cfg.method, len(records.paths),
              ", ".join(cfg.data.attributes), cfg.data.image_size, cfg.data.image_size)
-    dataset = celeba.build_dataset(cfg.data, "train", batch_size=cfg.train.batch_size, training=True,
-                                   seed=cfg.train.seed, records=records)
     sample_batch = _sample_batch(cfg, records)
-
     with strategy.scope():
         trainer = spec.trainer_class(cfg)
         trainer.compile(optimizers=trainer.make_optimizers())
         trainer.build_trackers(sample_batch)
         manager = CheckpointManager(model_dir / "checkpoints", trainer, cfg.train.keep_checkpoints)
         state = manager.restore()
+    dataset = celeba.build_dataset(cfg.data, "train", batch_size=cfg.train.batch_size * trainer.batch_multiple,
+                                   training=True, seed=cfg.train.seed, records=records)
     start = state["step"] if state else 0
     if state:
         log.info("resumed from %s at step %d", manager.latest(), start)

@@ -16,7 +16,8 @@ c_t the target (one randomly chosen attribute flipped per sample; K = 1: always 
   G: -D_src(G(I, c_t)) + lambda_cls * BCE(D_cls(G(I, c_t)), c_t)
      + lambda_rec_cycle * |I - G(G(I, c_t), c)|_1 + lambda_rec_id * |I - G(I, c)|_1
 Paper settings: lambda_gp 10, lambda_cls 1, lambda_rec_cycle 20, lambda_rec_id 100, Adam 2e-4 (0.5, 0.999),
-batch 16, 3 critic updates per generator update, weights N(0, 0.02).
+batch 16, 3 critic updates per generator update, weights N(0, 0.02). One training step here = n_critic critic
+updates on n_critic different batches of 16, then one generator update on the first of them.
 
 Beyond the paper: K >= 1 attributes in one model. With K > 1 the SAN also sees the target attribute maps (it must
 know which attribute is edited to place the mask); `model.san_conditioning` overrides this.
@@ -177,8 +178,9 @@ class SaGAN(GANTrainer):
 
     def updates(self):
         return [
-            Update("d", "d_optimizer", ["discriminator"], self.discriminator_losses, "d_loss"),
-            Update("g", "g_optimizer", ["generator"], self.generator_losses, "g_loss", every=self.config.train.n_critic),
+            Update("d", "d_optimizer", ["discriminator"], self.discriminator_losses, "d_loss",
+                   repeat=self.config.train.n_critic),
+            Update("g", "g_optimizer", ["generator"], self.generator_losses, "g_loss"),
         ]
 
     def prepare_batch(self, batch, seed):

@@ -2,14 +2,19 @@
 
 A method subclasses `GANTrainer` and provides
   * `networks`: a dict name -> `keras.Model` (built functional models; they are what is saved and exported);
-  * `updates()`: the ordered list of `Update`s of one training step, e.g. SaGAN's critic update every step and its
-    generator update every `n_critic` steps;
+  * `updates()`: the ordered list of `Update`s of one training step, e.g. SaGAN's `n_critic` critic updates then
+    one generator update;
   * per-player loss functions `fn(batch, seed) -> dict[str, Tensor[N]]` written with `keras.ops` only. Each value
     is a PER-EXAMPLE vector; the key `Update.loss_key` holds the weighted total that is differentiated. The trainer
     reduces every value exactly once: the total with `compute_average_loss` (divided by the global batch, so the
     replicas' summed gradients are the global mean, STYLE rule 8) and the logged values with a per-replica mean;
   * optionally `prepare_batch(batch, seed)` (draws what all players of one step share, e.g. target attributes) and
     `sample_rows(batch)` (named rows of images for the PNG grid).
+
+One training step = every update in order; an update with `repeat = r` runs r times, each on its own slice of
+`train.batch_size` examples, so the input pipeline delivers `batch_size * max(repeat)` examples per step. There is
+no data-dependent control flow in the step: the optimizers' cross-replica gradient sync may not sit inside a
+conditional under a distribution strategy, and unrolled updates also compile well under XLA and JAX.
 
 The gradient machinery (one `tf.GradientTape` per player, `optimizer.apply`) lives here and only here, so the
 model and loss code stays backend-portable (STYLE rule 0).
@@ -31,7 +36,8 @@ class Update:
     name: the player ("d", "g", ...); optimizer: attribute name of its optimizer on the trainer;
     networks: names (keys of `trainer.networks`) whose trainable variables this update changes;
     loss_fn: `fn(batch, seed) -> dict of per-example [N] tensors`; loss_key: the total in that dict;
-    every: run only on steps where `step % every == 0` (SaGAN's generator: every n_critic critic steps).
+    repeat: updates of this player per training step, each on its own slice of the step's examples
+      (SaGAN's critic: n_critic). Slice i is shared by every player that runs an i-th time.
     """
 
     name: str
@@ -39,7 +45,13 @@ class Update:
     networks: typing.Sequence[str]
     loss_fn: typing.Callable
     loss_key: str
-    every: int = 1
+    repeat: int = 1
+
+
+def strided_slice(x, index, n):
+    """x[index::n] along the batch axis (static inner shape, dynamic batch)."""
+    inner = tuple(x.shape[1:])
+    return keras.ops.reshape(x, (-1, n) + inner)[:, index]
 
 
 class GANTrainer(keras.Model):
@@ -92,6 +104,12 @@ class GANTrainer(keras.Model):
         # Build optimizer slots now: variables must not be created inside a conditional update.
         for update in self.updates():
             getattr(self, update.optimizer).build(self._variables_of(update))
+        self.built = True  # the networks are built functional models; fit() needs no symbolic build
+
+    @property
+    def batch_multiple(self):
+        """Slices of `train.batch_size` examples consumed by one training step."""
+        return max(update.repeat for update in self.updates())
 
     def _variables_of(self, update):
         variables = []
@@ -109,11 +127,16 @@ class GANTrainer(keras.Model):
         return list(self._trackers.values())
 
     def build_trackers(self, batch):
-        """Creates the metric trackers eagerly from one batch (they must exist before the train function traces)."""
+        """Creates the metric trackers eagerly from one batch (they must exist before the train function traces).
+
+        The RNG state is put back afterwards, so building trackers does not change the run.
+        """
+        state = keras.ops.convert_to_numpy(self.seed_generator.state)
         batch = self.prepare_batch(batch, self.seed_generator)
         for update in self.updates():
             for key in update.loss_fn(batch, self.seed_generator):
                 self._get_tracker(key)
+        self.seed_generator.state.assign(state)
 
     # -- the step -----------------------------------------------------------------------------------------------
     def _run_update(self, update, batch):
@@ -126,22 +149,20 @@ class GANTrainer(keras.Model):
         getattr(self, update.optimizer).apply(grads, variables)
         for key, value in losses.items():
             self._get_tracker(key).update_state(keras.ops.mean(value))
-        return tf.constant(True)
 
     def train_step(self, batch):
-        # 1. draw what every player of this step shares (target attributes, masks, ...)
+        # 1. draw what every player of this step shares (target attributes, ...)
         batch = self.prepare_batch(batch, self.seed_generator)
-        # 2. each player's update in order; an update with `every > 1` runs only on matching steps
+        # 2. cut the step's examples into `batch_multiple` strided slices (slice i = examples i, i+n, ...): a
+        #    replica's share of a slice is then the same examples under any number of replicas
+        n = self.batch_multiple
+        slices = [batch] if n == 1 else [{key: strided_slice(value, i, n) for key, value in batch.items()}
+                                         for i in range(n)]
+        # 3. each player's updates in order: the i-th update of a player uses slice i
         for update in self.updates():
-            if update.every == 1:
-                self._run_update(update, batch)
-            else:
-                tf.cond(
-                    tf.equal(self.step % update.every, 0),
-                    lambda u=update: self._run_update(u, batch),
-                    lambda: tf.constant(False),
-                )
-        # 3. advance the global step
+            for i in range(update.repeat):
+                self._run_update(update, slices[i])
+        # 4. advance the step counter
         self.step.assign_add(1)
         return {name: tracker.result() for name, tracker in self._trackers.items()}
 

@@ -1,0 +1,117 @@
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from tests.helpers import tiny_sagan_config
+from tf_faceedit import train_lib
+from tf_faceedit.data import celeba
+from tf_faceedit.errors import TrainingError
+from tf_faceedit.methods.sagan import SaGAN
+
+
+def _snapshot(network):
+    return [keras.ops.convert_to_numpy(v).copy() for v in network.weights]
+
+
+def _changed(before, network):
+    return any(not np.array_equal(a, keras.ops.convert_to_numpy(b)) for a, b in zip(before, network.weights))
+
+
+def _batch(cfg):
+    ds = celeba.build_dataset(cfg.data, "train", batch_size=4, training=True, seed=0)
+    return next(iter(ds))
+
+
+def test_each_player_changes_only_its_network(synthetic_celeba):
+    cfg = tiny_sagan_config(synthetic_celeba)
+    trainer = SaGAN(cfg)
+    trainer.compile(optimizers=trainer.make_optimizers())
+    batch = trainer.prepare_batch(_batch(cfg), trainer.seed_generator)
+    d_update, g_update = trainer.updates()
+
+    g_before, d_before = _snapshot(trainer.generator), _snapshot(trainer.discriminator)
+    trainer._run_update(g_update, batch)
+    assert _changed(g_before, trainer.generator)
+    assert not _changed(d_before, trainer.discriminator)
+
+    g_before, d_before = _snapshot(trainer.generator), _snapshot(trainer.discriminator)
+    trainer._run_update(d_update, batch)
+    assert _changed(d_before, trainer.discriminator)
+    assert not _changed(g_before, trainer.generator)
+
+
+def test_smoke_train_checkpoints_and_resume(synthetic_celeba, tmp_path):
+    cfg = tiny_sagan_config(synthetic_celeba, **{"train.steps": 4, "train.n_critic": 2})
+    run_dir = tmp_path / "run"
+    result = train_lib.run(cfg, run_dir)
+    assert result["step"] == 4
+    assert all(np.isfinite(v) for v in result["logs"].values())
+    assert {"d_loss", "d_gp", "g_loss", "g_rec_id"} <= set(result["logs"])
+    assert result["checkpoint"].name == "ckpt-00000004"
+    assert json.loads((result["checkpoint"] / "state.json").read_text())["step"] == 4
+    assert result["sample_grid"].is_file() and result["sample_grid"].name == "step_00000004.png"
+    assert list((run_dir / "logs").glob("events.out.tfevents*"))
+    assert (run_dir / "config.yaml").is_file()
+
+    # the same command again: resumes at 4 and has nothing to do
+    again = train_lib.run(cfg, run_dir)
+    assert again["step"] == 4
+
+    # more steps: continues from 4, not from 0
+    longer = cfg.override("train.steps=6")
+    result = train_lib.run(longer, run_dir)
+    assert result["step"] == 6
+    trainer = SaGAN(longer)
+    trainer.compile(optimizers=trainer.make_optimizers())
+    from tf_faceedit.training.checkpoint import CheckpointManager
+
+    CheckpointManager(run_dir / "checkpoints", trainer).restore()
+    # 6 steps of 2 critic updates + 1 generator update: the optimizers' counters prove the resume went on from 4
+    assert int(keras.ops.convert_to_numpy(trainer.d_optimizer.iterations)) == 12
+    assert int(keras.ops.convert_to_numpy(trainer.g_optimizer.iterations)) == 6
+
+
+def test_seeded_runs_are_identical(synthetic_celeba, tmp_path):
+    cfg = tiny_sagan_config(synthetic_celeba, **{"train.steps": 3, "train.n_critic": 1, "train.seed": 5})
+    a = train_lib.run(cfg, tmp_path / "a")["logs"]
+    b = train_lib.run(cfg, tmp_path / "b")["logs"]
+    assert a.keys() == b.keys()
+    for key in a:
+        assert a[key] == pytest.approx(b[key], rel=1e-5, abs=1e-6), key
+    c = train_lib.run(cfg.override("train.seed=6"), tmp_path / "c")["logs"]
+    assert any(abs(a[k] - c[k]) > 1e-6 for k in a)
+
+
+def test_model_dir_with_other_config_is_refused(synthetic_celeba, tmp_path):
+    cfg = tiny_sagan_config(synthetic_celeba, **{"train.steps": 1})
+    train_lib.run(cfg, tmp_path / "run")
+    other = cfg.override("loss.lambda_gp=5")
+    with pytest.raises(TrainingError, match="different config .*loss.lambda_gp"):
+        train_lib.run(other, tmp_path / "run")
+    assert train_lib.run(other, tmp_path / "run", overwrite=True)["step"] == 1
+
+
+def test_nan_guard_stops_and_names_the_loss(synthetic_celeba, tmp_path, monkeypatch):
+    original = SaGAN.discriminator_losses
+
+    def broken(self, batch, seed):
+        losses = original(self, batch, seed)
+        losses["d_adv"] = losses["d_adv"] * float("nan")
+        losses["d_loss"] = losses["d_loss"] + losses["d_adv"]
+        return losses
+
+    monkeypatch.setattr(SaGAN, "discriminator_losses", broken)
+    cfg = tiny_sagan_config(synthetic_celeba, **{"train.steps": 4})
+    with pytest.raises(TrainingError, match=r"non-finite loss d_\w+=nan at step 1"):
+        train_lib.run(cfg, tmp_path / "run")
+    assert not list((tmp_path / "run" / "checkpoints").glob("ckpt-*"))
+
+
+def test_resolve_config_resumes_from_model_dir(synthetic_celeba, tmp_path):
+    cfg = tiny_sagan_config(synthetic_celeba, **{"train.steps": 1})
+    train_lib.prepare_model_dir(cfg, tmp_path / "run")
+    again = train_lib.resolve_config(model_dir=tmp_path / "run", overrides=["train.steps=3"])
+    assert again.method == "sagan" and again.train.steps == 3
+    assert again.model == cfg.model and again.data == cfg.data
