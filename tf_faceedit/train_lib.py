@@ -183,7 +183,7 @@ def run(cfg, model_dir, overwrite=False):
     chunk = min(cfg.train.log_every, cfg.train.steps)
     initial_epoch, epochs = cb.epochs_for(start, cfg.train.steps, chunk)
     history = trainer.fit(dataset, epochs=epochs, initial_epoch=initial_epoch, steps_per_epoch=chunk,
-                          callbacks=callbacks, verbose=cfg.train.verbose)
+                          callbacks=callbacks, verbose=cfg.train.verbose, shuffle=False)
     step = int(keras.ops.convert_to_numpy(trainer.step))
     if nan_guard and nan_guard.failure:
         key, at, value = nan_guard.failure

@@ -1,0 +1,70 @@
+"""The train CLI: user mistakes give one line on stderr and exit code 2; a run resumes; no data_dir -> synthetic."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tf_faceedit import train_lib
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--set", "data.image_size=16", "--set", "model.g_filters=2", "--set", "model.d_filters=2",
+        "--set", "model.num_residual_blocks=1", "--set", "train.batch_size=2", "--set", "train.verbose=0",
+        "--set", "train.sample_split=train", "--set", "train.num_samples=2"]
+
+
+def run_cli(*args):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "tf_faceedit.train", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--method=stargan"], "unknown method 'stargan' (did you mean: sagan?); registered methods: sagan"),
+    (["--method=sagan", "--data_dir=/nonexistent/celeba"], "data folder not found"),
+    (["--method=sagan", "--data_dir=/tmp", "--set", "train.n_critic=0"], "train.n_critic must be >= 1, got 0"),
+    (["--method=sagan", "--data_dir=/tmp", "--config=/nonexistent.yaml"], "config file not found"),
+    (["--method=sagan", "--data_dir=/tmp", "--set", "train.stpes=3"], "did you mean: steps"),
+])
+def test_user_mistakes_are_one_line_errors(tmp_path, args, needle):
+    proc = run_cli(*args, f"--model_dir={tmp_path / 'run'}")
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert needle in proc.stderr
+    assert "Traceback" not in proc.stderr
+    error_lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(error_lines) == 1
+
+
+def test_unknown_attribute_suggests(synthetic_celeba, tmp_path):
+    proc = run_cli("--method=sagan", f"--data_dir={synthetic_celeba}", f"--model_dir={tmp_path / 'run'}",
+                   "--set", "data.attributes=Eyeglases", *TINY)
+    assert proc.returncode == 2
+    assert "unknown attribute 'Eyeglases'" in proc.stderr and "Eyeglasses" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_train_then_resume_from_model_dir_alone(synthetic_celeba, tmp_path):
+    run_dir = tmp_path / "run"
+    first = run_cli("--method=sagan", f"--data_dir={synthetic_celeba}", f"--model_dir={run_dir}",
+                    "--set", "train.steps=2", *TINY)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "step 2 " in first.stdout
+    assert (run_dir / "samples" / "step_00000002.png").is_file()
+    second = run_cli(f"--model_dir={run_dir}", "--set", "train.steps=3")
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "at step 2" in second.stderr and "step 3 " in second.stdout
+
+
+def test_list_methods():
+    proc = run_cli("--list_methods")
+    assert proc.returncode == 0 and proc.stdout.startswith("sagan")
+
+
+def test_missing_data_dir_generates_synthetic_faces(tmp_path):
+    cfg = train_lib.resolve_config(method="sagan", model_dir=tmp_path / "run", overrides=["data.image_size=16"])
+    data_dir = Path(cfg.data.data_dir)
+    assert data_dir == tmp_path / "run" / "synthetic_data"
+    assert (data_dir / "list_attr_celeba.txt").is_file()
+    assert len(list((data_dir / "images").iterdir())) == 512
