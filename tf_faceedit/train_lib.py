@@ -155,14 +155,17 @@ def run(cfg, model_dir, overwrite=False):
     with strategy.scope():
         trainer = spec.trainer_class(cfg)
         trainer.compile(optimizers=trainer.make_optimizers())
-        trainer.build_trackers(sample_batch)
         manager = CheckpointManager(model_dir / "checkpoints", trainer, cfg.train.keep_checkpoints)
+        saved = manager.peek()
+        # the phase decides the shapes of phase-dependent state: set it before restoring
+        trainer.set_phase(trainer.phase_at(saved["step"] if saved else 0))
+        trainer.build_trackers(sample_batch)
         state = manager.restore()
-    dataset = celeba.build_dataset(cfg.data, "train", batch_size=cfg.train.batch_size * trainer.batch_multiple,
-                                   training=True, seed=cfg.train.seed, records=records)
     start = state["step"] if state else 0
     if state:
-        log.info("resumed from %s at step %d", manager.latest(), start)
+        log.info("resumed from %s at step %d (%s)", manager.latest(), start, _describe(state))
+    dataset = celeba.build_dataset(cfg.data, "train", batch_size=cfg.train.batch_size * trainer.batch_multiple,
+                                   training=True, seed=cfg.train.seed, records=records)
 
     writer = tf.summary.create_file_writer(str(model_dir / "logs"))
     grid = cb.SampleGrid(sample_batch, model_dir / "samples", cfg.train.sample_every, writer)
@@ -172,23 +175,43 @@ def run(cfg, model_dir, overwrite=False):
                  start, cfg.train.steps)
         return {"step": start, "checkpoint": manager.latest(), "sample_grid": grid.write(), "logs": {}}
 
+    logs = {}
+    for phase in trainer.phases():
+        step = int(keras.ops.convert_to_numpy(trainer.step))
+        if phase.end_step <= step:
+            continue
+        if phase != trainer.phase:
+            with strategy.scope():
+                trainer.set_phase(phase)
+            trainer.train_function = None  # retrace: shapes and schedule constants change with the phase
+        if len(trainer.phases()) > 1:
+            log.info("phase %s: steps %d-%d", phase.name, max(step, phase.start_step), phase.end_step)
+        logs = _fit_phase(trainer, cfg, dataset, manager, writer, grid, step, phase.end_step) or logs
+    step = int(keras.ops.convert_to_numpy(trainer.step))
+    log.info("done: step %d, checkpoint %s, samples %s", step, manager.latest(), grid.last_path)
+    return {"step": step, "checkpoint": manager.latest(), "sample_grid": grid.last_path, "logs": logs}
+
+
+def _describe(state):
+    return ", ".join(f"{k} {v}" for k, v in state.items() if k not in ("step", "format")) or "single phase"
+
+
+def _fit_phase(trainer, cfg, dataset, manager, writer, grid, start, end):
+    """Runs `fit` from global step `start` to `end` with the checkpoint/summary/sample/NaN callbacks."""
     nan_guard = cb.NaNGuard() if cfg.train.nan_guard else None
-    callbacks = [cb.StopAtStep(cfg.train.steps)]
+    callbacks = [cb.StopAtStep(end)]
     callbacks += [nan_guard] if nan_guard else []
     callbacks += [
-        cb.CheckpointCallback(manager, cfg.train.checkpoint_every, nan_guard),
+        cb.CheckpointCallback(manager, cfg.train.checkpoint_every, nan_guard, extra_state=trainer.phase_state),
         cb.ScalarSummaries(writer, cfg.train.log_every),
         grid,
     ]
-    chunk = min(cfg.train.log_every, cfg.train.steps)
-    initial_epoch, epochs = cb.epochs_for(start, cfg.train.steps, chunk)
+    chunk = min(cfg.train.log_every, end)
+    initial_epoch, epochs = cb.epochs_for(start, end, chunk)
     history = trainer.fit(dataset, epochs=epochs, initial_epoch=initial_epoch, steps_per_epoch=chunk,
                           callbacks=callbacks, verbose=cfg.train.verbose, shuffle=False)
-    step = int(keras.ops.convert_to_numpy(trainer.step))
     if nan_guard and nan_guard.failure:
         key, at, value = nan_guard.failure
         raise TrainingError(f"non-finite loss {key}={value} at step {at}; training stopped and the last good "
                             f"checkpoint ({manager.latest()}) is kept. Lower train.g_lr/train.d_lr or check the data.")
-    logs = {k: float(np.asarray(v[-1])) for k, v in history.history.items()} if history.history else {}
-    log.info("done: step %d, checkpoint %s, samples %s", step, manager.latest(), grid.last_path)
-    return {"step": step, "checkpoint": manager.latest(), "sample_grid": grid.last_path, "logs": logs}
+    return {k: float(np.asarray(v[-1])) for k, v in history.history.items()} if history.history else {}

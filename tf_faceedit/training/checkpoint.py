@@ -87,6 +87,13 @@ class CheckpointManager:
             shutil.rmtree(path, ignore_errors=True)
 
     # -- restore ------------------------------------------------------------------------------------------------
+    def peek(self, path=None):
+        """The state.json of `path` (default: latest) without restoring anything, or None."""
+        path = Path(path) if path is not None else self.latest()
+        if path is None or not (path / "state.json").is_file():
+            return None
+        return json.loads((path / "state.json").read_text())
+
     def restore(self, path=None):
         """Restores `path` (default: the latest checkpoint). Returns its state dict, or None when there is none."""
         path = Path(path) if path is not None else self.latest()

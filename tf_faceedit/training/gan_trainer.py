@@ -54,6 +54,20 @@ def strided_slice(x, index, n):
     return keras.ops.reshape(x, (-1, n) + inner)[:, index]
 
 
+@dataclasses.dataclass(frozen=True)
+class Phase:
+    """A span of training steps with fixed shapes and schedule (e.g. one resolution of progressive growing).
+
+    name: shown in logs; start_step/end_step: global steps [start, end); info: method-specific constants of the
+    phase (e.g. {"stage": 2, "fade_steps": 500}). The train function is traced once per phase.
+    """
+
+    name: str
+    start_step: int
+    end_step: int
+    info: typing.Mapping = dataclasses.field(default_factory=dict)
+
+
 class GANTrainer(keras.Model):
     """Base trainer: holds the networks, two or more optimizers, the step counter and the seed generator.
 
@@ -82,6 +96,27 @@ class GANTrainer(keras.Model):
 
     def sample_rows(self, batch):
         raise NotImplementedError
+
+    def phases(self):
+        """The run's phases in order; default: one phase covering `train.steps`."""
+        return [Phase("train", 0, self.config.train.steps)]
+
+    def phase_at(self, step):
+        """The phase a global step belongs to (the last one for steps past the end)."""
+        phases = self.phases()
+        for phase in phases:
+            if step < phase.end_step:
+                return phase
+        return phases[-1]
+
+    def set_phase(self, phase):
+        """Switches shapes/schedules to `phase` (called eagerly between phases, before restoring a checkpoint)."""
+        self.phase = phase
+
+    def phase_state(self):
+        """JSON-serialisable description of where training is, stored in each checkpoint's state.json."""
+        phase = getattr(self, "phase", None)
+        return {"phase": phase.name if phase else None}
 
     def make_optimizers(self):
         """Adam for the generator and the discriminator from `config.train` (override for other players)."""
