@@ -138,7 +138,7 @@ class GANTrainer(keras.Model):
             setattr(self, name, optimizer)
         # Build optimizer slots now: variables must not be created inside a conditional update.
         for update in self.updates():
-            getattr(self, update.optimizer).build(self._variables_of(update))
+            getattr(self, update.optimizer).build(self._variables_of(update, active_only=False))
         self.built = True  # the networks are built functional models; fit() needs no symbolic build
 
     @property
@@ -146,10 +146,14 @@ class GANTrainer(keras.Model):
         """Slices of `train.batch_size` examples consumed by one training step."""
         return max(update.repeat for update in self.updates())
 
-    def _variables_of(self, update):
+    def _variables_of(self, update, active_only=True):
+        """Trainable variables an update changes. A network may expose `active_trainable_variables` (e.g. only the
+        blocks of the current progressive stage); optimizers are built on all of them, updates use the active ones."""
         variables = []
         for name in update.networks:
-            variables.extend(self.networks[name].trainable_variables)
+            network = self.networks[name]
+            active = getattr(network, "active_trainable_variables", None) if active_only else None
+            variables.extend(network.trainable_variables if active is None else active)
         return variables
 
     def _get_tracker(self, name):
