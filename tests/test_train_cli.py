@@ -22,7 +22,8 @@ def run_cli(*args):
 
 
 @pytest.mark.parametrize("args, needle", [
-    (["--method=stargan"], "unknown method 'stargan' (did you mean: sagan?); registered methods: sagan"),
+    (["--method=stargan"],
+     "unknown method 'stargan' (did you mean: sagan?); registered methods: pggan_completion, sagan"),
     (["--method=sagan", "--data_dir=/nonexistent/celeba"], "data folder not found"),
     (["--method=sagan", "--data_dir=/tmp", "--set", "train.n_critic=0"], "train.n_critic must be >= 1, got 0"),
     (["--method=sagan", "--data_dir=/tmp", "--config=/nonexistent.yaml"], "config file not found"),
@@ -59,7 +60,8 @@ def test_train_then_resume_from_model_dir_alone(synthetic_celeba, tmp_path):
 
 def test_list_methods():
     proc = run_cli("--list_methods")
-    assert proc.returncode == 0 and proc.stdout.startswith("sagan")
+    assert proc.returncode == 0
+    assert [line.split()[0] for line in proc.stdout.splitlines()] == ["pggan_completion", "sagan"]
 
 
 def test_missing_data_dir_generates_synthetic_faces(tmp_path):

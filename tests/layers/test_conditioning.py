@@ -3,7 +3,10 @@
 import keras
 import numpy as np
 
+from keras import ops
+
 from tf_faceedit.layers import TileAttributes
+from tf_faceedit.layers.conditioning import flip_attribute, flip_one_attribute
 
 
 def test_tiles_each_attribute_as_constant_map():
@@ -39,3 +42,19 @@ def test_compute_output_shape_and_config():
     assert layer.compute_output_shape([(None, 16, 16, 3), (None, 5)]) == (None, 16, 16, 8)
     clone = TileAttributes.from_config(layer.get_config())
     assert clone.name == "tile" and clone.get_config() == layer.get_config()
+
+
+def test_flip_one_attribute():
+    c = ops.convert_to_tensor(np.random.RandomState(0).randint(0, 2, (64, 4)).astype("float32"))
+    t = ops.convert_to_numpy(flip_one_attribute(c, keras.random.SeedGenerator(3)))
+    changed = np.abs(t - ops.convert_to_numpy(c)).sum(axis=1)
+    np.testing.assert_array_equal(changed, np.ones(64))  # exactly one flipped per sample
+    assert set(np.unique(t)) <= {0.0, 1.0}
+    assert len(set(np.argmax(np.abs(t - ops.convert_to_numpy(c)), axis=1))) > 1  # not always the same one
+    single = ops.convert_to_tensor([[0.0], [1.0]])
+    np.testing.assert_array_equal(ops.convert_to_numpy(flip_one_attribute(single, 0)), [[1.0], [0.0]])
+
+
+def test_flip_attribute_flips_that_column_only():
+    c = ops.convert_to_tensor([[0.0, 1.0, 1.0], [1.0, 0.0, 1.0]])
+    np.testing.assert_array_equal(ops.convert_to_numpy(flip_attribute(c, 1)), [[0.0, 0.0, 1.0], [1.0, 1.0, 1.0]])

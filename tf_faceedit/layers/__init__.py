@@ -10,6 +10,7 @@ from tf_faceedit.layers.norm import (
     gan_initializer,
     normalization,
 )
+from tf_faceedit.layers.progressive import FadeIn, MinibatchStddev, downsample2x, upsample2x
 
 __all__ = [
     "ACTIVATIONS",
@@ -17,10 +18,14 @@ __all__ = [
     "AttentionBlend",
     "ConvNormAct",
     "DownBlock",
+    "FadeIn",
+    "MinibatchStddev",
     "ResidualBlock",
     "TileAttributes",
     "UpBlock",
     "activation_layer",
+    "downsample2x",
     "gan_initializer",
     "normalization",
+    "upsample2x",
 ]

@@ -7,6 +7,27 @@ float in {0, 1} (any real value is accepted at inference, e.g. for attribute int
 """
 
 import keras
+from keras import ops
+
+
+def flip_attribute(attributes, index):
+    """Attributes [N, K] in {0, 1} with attribute `index` flipped for every sample (sample grids, evaluation)."""
+    k = attributes.shape[-1]
+    onehot = ops.one_hot(ops.full((ops.shape(attributes)[0],), index, dtype="int32"), k, dtype=attributes.dtype)
+    return attributes + onehot * (1.0 - 2.0 * attributes)
+
+
+def flip_one_attribute(attributes, seed):
+    """Training targets: one randomly chosen attribute flipped per sample (K = 1: always flipped).
+
+    `seed`: an int, a `keras.random.SeedGenerator` or a seed tensor (see `keras.random`).
+    """
+    k = attributes.shape[-1]
+    if k == 1:
+        return 1.0 - attributes
+    index = keras.random.randint((ops.shape(attributes)[0],), 0, k, seed=seed)
+    onehot = ops.one_hot(index, k, dtype=attributes.dtype)
+    return attributes + onehot * (1.0 - 2.0 * attributes)
 
 
 @keras.saving.register_keras_serializable(package="tf_faceedit")

@@ -13,13 +13,17 @@ from tf_faceedit.losses.adversarial import (
     wgan_discriminator_loss,
     wgan_generator_loss,
 )
+from tf_faceedit.losses.boundary import boundary_loss, boundary_weights
 from tf_faceedit.losses.penalties import gradient_penalty, r1_penalty
+from tf_faceedit.losses.perceptual import perceptual_loss, vgg16_feature_extractor
 from tf_faceedit.losses.reconstruction import attribute_bce_loss, l1_loss, l2_loss, masked_l1_loss
 from tf_faceedit.losses.reduction import compute_average_loss, per_example_mean, per_example_sum
 
 __all__ = [
     "ADVERSARIAL_LOSSES",
     "attribute_bce_loss",
+    "boundary_loss",
+    "boundary_weights",
     "compute_average_loss",
     "gan_discriminator_loss",
     "gan_generator_loss",
@@ -34,7 +38,9 @@ __all__ = [
     "masked_l1_loss",
     "per_example_mean",
     "per_example_sum",
+    "perceptual_loss",
     "r1_penalty",
+    "vgg16_feature_extractor",
     "wgan_discriminator_loss",
     "wgan_generator_loss",
 ]

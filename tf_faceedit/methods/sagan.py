@@ -32,6 +32,7 @@ from keras import ops
 from tf_faceedit import registry
 from tf_faceedit.config import ExperimentConfig, TrainConfig, check, check_choice, check_range
 from tf_faceedit.layers import AttentionBlend, ConvNormAct, DownBlock, ResidualBlock, TileAttributes, UpBlock
+from tf_faceedit.layers.conditioning import flip_attribute, flip_one_attribute
 from tf_faceedit.losses import attribute_bce_loss, get_adversarial_loss, gradient_penalty, l1_loss
 from tf_faceedit.training.gan_trainer import GANTrainer, Update
 
@@ -145,16 +146,6 @@ def build_discriminator(config):
     return keras.Model(image, {"src": src, "cls": cls}, name="sagan_discriminator")
 
 
-def flip_one_attribute(attributes, seed):
-    """Target attributes: one randomly chosen attribute per sample flipped (K = 1: always flipped)."""
-    k = attributes.shape[-1]
-    if k == 1:
-        return 1.0 - attributes
-    index = keras.random.randint((ops.shape(attributes)[0],), 0, k, seed=seed)
-    onehot = ops.one_hot(index, k, dtype=attributes.dtype)
-    return attributes + onehot * (1.0 - 2.0 * attributes)
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # Trainer
 
@@ -225,10 +216,8 @@ class SaGAN(GANTrainer):
         """Rows: input, then for each attribute the edit with that attribute flipped and its attention mask."""
         images, attributes = batch["image"], batch["attributes"]
         rows = [("input", images)]
-        k = attributes.shape[-1]
         for i, name in enumerate(self.config.data.attributes):
-            onehot = ops.one_hot(ops.full((ops.shape(attributes)[0],), i, dtype="int32"), k, dtype=attributes.dtype)
-            out = self.edit(images, attributes + onehot * (1.0 - 2.0 * attributes))
+            out = self.edit(images, flip_attribute(attributes, i))
             rows.append((f"{name} flipped", out["image"]))
             rows.append((f"{name} attention", out["attention"] * 2.0 - 1.0))
         return rows

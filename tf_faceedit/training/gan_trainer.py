@@ -168,14 +168,16 @@ class GANTrainer(keras.Model):
     def build_trackers(self, batch):
         """Creates the metric trackers eagerly from one batch (they must exist before the train function traces).
 
-        The RNG state is put back afterwards, so building trackers does not change the run.
+        The state variables (RNG state, and e.g. a method's history buffer) are put back afterwards, so building
+        trackers does not change the run.
         """
-        state = keras.ops.convert_to_numpy(self.seed_generator.state)
+        state = [keras.ops.convert_to_numpy(v) for v in self.state_variables()]
         batch = self.prepare_batch(batch, self.seed_generator)
         for update in self.updates():
             for key in update.loss_fn(batch, self.seed_generator):
                 self._get_tracker(key)
-        self.seed_generator.state.assign(state)
+        for variable, value in zip(self.state_variables(), state):
+            variable.assign(value)
 
     # -- the step -----------------------------------------------------------------------------------------------
     def _run_update(self, update, batch):

@@ -1,0 +1,356 @@
+import json
+import re
+
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+from tests.helpers import tiny_pggan_config
+from tf_faceedit import train_lib
+from tf_faceedit.errors import ConfigError
+from tf_faceedit.layers import downsample2x, upsample2x
+from tf_faceedit.methods import pggan_completion as pgc
+from tf_faceedit.training.checkpoint import CheckpointManager
+
+SIZE = 32  # 4 stages: 4, 8, 16, 32
+K = 2
+
+
+def _np(x):
+    return ops.convert_to_numpy(x)
+
+
+def _inputs(size, n=2, seed=0):
+    rng = np.random.RandomState(seed)
+    image = rng.uniform(-1, 1, (n, size, size, 3)).astype("float32")
+    mask = np.zeros((n, size, size, 1), "float32")
+    mask[:, size // 4: size // 2 + 1, size // 4: 3 * size // 4] = 1.0
+    observed = image * (1 - mask)
+    return {"image": observed, "mask": mask, "attributes": rng.randint(0, 2, (n, K)).astype("float32")}, image
+
+
+@pytest.fixture(scope="module")
+def generator():
+    return pgc.PGGANCompletionGenerator(SIZE, 4, K, fmap_base=32, fmap_max=16)
+
+
+@pytest.fixture(scope="module")
+def discriminator():
+    return pgc.PGGANCompletionDiscriminator(SIZE, 4, K, fmap_base=32, fmap_max=16)
+
+
+# -- config --------------------------------------------------------------------------------------------------------
+
+def test_paper_defaults():
+    cfg = pgc.PGGANCompletionConfig()
+    loss, train = cfg.loss, cfg.train
+    assert (loss.lambda_rec, loss.hole_weight, loss.lambda_feat, loss.lambda_bdy, loss.boundary_kernel,
+            loss.lambda_attr, loss.adversarial) == (500.0, 0.7, 10.0, 5000.0, 7, 2.0, "gan")
+    assert (train.batch_size, train.n_critic, train.g_lr, train.d_lr, train.beta_1, train.beta_2) == \
+        (16, 1, 2e-4, 2e-4, 0.5, 0.99)
+    assert (cfg.data.image_size, cfg.data.attributes, cfg.data.mask.kind) == (128, ["Male", "Smiling"], "noise")
+    assert (cfg.progressive.fade_images, cfg.progressive.stable_images) == (600000, 600000)
+    # PGGAN's widths
+    assert [pgc.filters_at(4 * 2**i, 8192, 512) for i in range(9)] == [512, 512, 512, 512, 256, 128, 64, 32, 16]
+
+
+@pytest.mark.parametrize("assignment, needle", [
+    ("data.mask.kind=none", "data.mask.kind must be noise or rect"),
+    ("model.start_resolution=16", "data.image_size must be >= model.start_resolution (16), got 8"),
+    ("model.start_resolution=12", "model.start_resolution must be a power of two"),
+    ("loss.history_size=2", "loss.history_size must be 0 (off) or >= train.batch_size"),
+    ("loss.boundary_kernel=6", "loss.boundary_kernel must be an odd int >= 3"),
+    ("loss.adversarial=wgangp", "loss.adversarial must be one of"),
+    ("progressive.stable_images=3", "progressive.stable_images must be >= train.batch_size"),
+    ("progressive.fade_images=-1", "progressive.fade_images must be >= 0"),
+])
+def test_validation_errors(assignment, needle):
+    cfg = tiny_pggan_config("/x").override(assignment)
+    with pytest.raises(ConfigError, match=re.escape(needle)):
+        cfg.validate()
+
+
+def test_schedule_and_phases():
+    cfg = tiny_pggan_config("/x", **{"data.image_size": 16, "progressive.fade_images": 12,
+                                     "progressive.stable_images": 8, "train.steps": 12})
+    trainer = pgc.PGGANCompletion(cfg)
+    # batch 4: stage 0 = 2 stable steps; later stages 3 fade + 2 stable steps
+    assert [(p.name, p.start_step, p.end_step, p.info["fade_steps"]) for p in trainer.schedule()] == \
+        [("4x4", 0, 2, 0), ("8x8", 2, 7, 3), ("16x16", 7, 12, 3)]
+    assert trainer.phases() == trainer.schedule()
+    short = pgc.PGGANCompletion(cfg.override("train.steps=5"))
+    assert [(p.name, p.end_step) for p in short.phases()] == [("4x4", 2), ("8x8", 5)]
+    longer = pgc.PGGANCompletion(cfg.override("train.steps=20"))
+    assert longer.phases()[-1].end_step == 20 and longer.phases()[-1].name == "16x16"
+    phase = trainer.phases()[1]
+    assert [float(trainer.alpha_at(s, phase)) for s in (0, 2, 3, 5, 6)] == [0.0, 0.0, pytest.approx(1 / 3), 1.0, 1.0]
+    assert float(trainer.alpha_at(1, trainer.phases()[0])) == 1.0
+
+
+# -- networks ------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("stage", [0, 1, 2, 3])
+def test_shapes_at_each_stage_and_during_fade_in(generator, discriminator, stage):
+    r = 4 * 2**stage
+    inputs, _ = _inputs(r, n=3)
+    for alpha in (0.5, 1.0):
+        generator.set_stage(stage)
+        discriminator.set_stage(stage)
+        generator.alpha.assign(alpha)
+        discriminator.alpha.assign(alpha)
+        out = generator(inputs)
+        assert tuple(out["image"].shape) == (3, r, r, 3) and tuple(out["composited"].shape) == (3, r, r, 3)
+        assert np.abs(_np(out["image"])).max() <= 1.0
+        d_out = discriminator(out["composited"])
+        assert tuple(d_out["src"].shape) == (3, 1) and tuple(d_out["cls"].shape) == (3, K)
+        assert np.all(np.isfinite(_np(d_out["src"])))
+    with pytest.raises(ValueError, match="set_stage"):
+        generator(_inputs(2 * r)[0])
+
+
+@pytest.mark.parametrize("stage", [1, 2, 3])
+def test_alpha_zero_equals_previous_stage_upsampled(generator, discriminator, stage):
+    r = 4 * 2**stage
+    inputs, _ = _inputs(r, seed=stage)
+    generator.set_stage(stage)
+    generator.alpha.assign(0.0)
+    grown = _np(generator(inputs)["image"])
+    generator.set_stage(stage - 1)
+    generator.alpha.assign(1.0)
+    small = {"image": downsample2x(inputs["image"]), "mask": downsample2x(inputs["mask"]),
+             "attributes": inputs["attributes"]}
+    previous = _np(upsample2x(generator(small)["image"]))
+    np.testing.assert_allclose(grown, previous, atol=1e-5)
+    # ...and alpha = 1 does use the new layers
+    generator.set_stage(stage)
+    generator.alpha.assign(1.0)
+    assert np.abs(_np(generator(inputs)["image"]) - previous).max() > 1e-3
+    # the discriminator fades the same way
+    discriminator.set_stage(stage)
+    discriminator.alpha.assign(0.0)
+    d_grown = _np(discriminator(inputs["image"])["src"])
+    discriminator.set_stage(stage - 1)
+    discriminator.alpha.assign(1.0)
+    np.testing.assert_allclose(d_grown, _np(discriminator(small["image"])["src"]), atol=1e-5)
+
+
+def test_active_variables_are_the_current_stage(generator, discriminator):
+    def names(variables):
+        return {v.path for v in variables}
+
+    for network in (generator, discriminator):
+        network.set_stage(2)
+        active, every = names(network.active_trainable_variables), names(network.trainable_variables)
+        assert active < every
+        assert any("rgb_16" in n for n in active) and any("rgb_8" in n for n in active)  # both fade paths
+        assert not any("rgb_4" in n or "rgb_32" in n or "_32_" in n for n in active)
+        network.set_stage(network.num_stages - 1)
+        assert len(network.active_trainable_variables) < len(network.trainable_variables)
+    assert "alpha" not in " ".join(names(generator.trainable_variables))
+    with pytest.raises(ValueError, match="stage must be in"):
+        generator.set_stage(4)
+
+
+def test_generator_saves_and_loads_without_custom_objects(generator, tmp_path):
+    generator.set_stage(2)
+    generator.alpha.assign(0.375)
+    path = tmp_path / "g.keras"
+    generator.save(path)
+    loaded = keras.models.load_model(path)
+    assert loaded.stage == 2 and float(_np(loaded.alpha)) == 0.375
+    assert loaded.get_config() == generator.get_config()
+    inputs, _ = _inputs(16, seed=5)
+    for key in ("image", "composited"):
+        np.testing.assert_allclose(_np(loaded(inputs)[key]), _np(generator(inputs)[key]), atol=1e-6)
+
+
+def test_generator_without_attributes_is_plain_inpainting():
+    g = pgc.PGGANCompletionGenerator(8, 4, K, fmap_base=16, fmap_max=8, use_attributes=False)
+    assert g.skip_blocks == [[]]
+    inputs, _ = _inputs(8)
+    flipped = {**inputs, "attributes": 1.0 - inputs["attributes"]}
+    np.testing.assert_array_equal(_np(g(inputs)["image"]), _np(g(flipped)["image"]))
+    with_attrs = pgc.PGGANCompletionGenerator(8, 4, K, fmap_base=16, fmap_max=8, skip_residual_blocks=2)
+    assert [len(blocks) for blocks in with_attrs.skip_blocks] == [2]
+    assert np.abs(_np(with_attrs(inputs)["image"]) - _np(with_attrs(flipped)["image"])).max() > 0
+
+
+def test_completion_equals_input_outside_the_hole(generator):
+    generator.set_stage(3)
+    generator.alpha.assign(1.0)
+    inputs, image = _inputs(32, n=2, seed=3)
+    raw, composited = pgc.complete(generator, image, inputs["mask"], inputs["attributes"])
+    outside = inputs["mask"][..., 0] == 0
+    np.testing.assert_array_equal(_np(composited)[outside], image[outside])
+    hole = ~outside
+    np.testing.assert_array_equal(_np(composited)[hole], _np(raw)[hole])
+    # at a lower stage the inputs are average-pooled to its resolution
+    generator.set_stage(2)
+    raw, composited = pgc.complete(generator, image, inputs["mask"], inputs["attributes"])
+    assert tuple(composited.shape) == (2, 16, 16, 3)
+    pooled_mask = _np(downsample2x(inputs["mask"]))[..., 0]
+    np.testing.assert_allclose(_np(composited)[pooled_mask == 0], _np(downsample2x(image))[pooled_mask == 0],
+                               atol=1e-6)
+    with pytest.raises(ValueError, match="power-of-two multiple"):
+        pgc.complete(generator, image[:, :24, :24], inputs["mask"][:, :24, :24], inputs["attributes"])
+
+
+# -- history buffer -------------------------------------------------------------------------------------------------
+
+def test_history_buffer_returns_stored_images_once_full():
+    buffer = pgc.HistoryBuffer(4, (2, 2, 3), fraction=0.5)
+    seed = keras.random.SeedGenerator(0)
+    first = np.stack([np.full((2, 2, 3), v, "float32") for v in (1, 2)])
+    np.testing.assert_array_equal(_np(buffer.query(first, seed)), first)  # empty: fakes pass through
+    assert int(_np(buffer.count)) == 2
+    second = np.stack([np.full((2, 2, 3), v, "float32") for v in (3, 4)])
+    np.testing.assert_array_equal(_np(buffer.query(second, seed)), second)  # not full yet
+    assert int(_np(buffer.count)) == 4
+    np.testing.assert_array_equal(_np(buffer.images)[:, 0, 0, 0], [1, 2, 3, 4])  # filled in order
+    fakes = np.full((4, 2, 2, 3), -1.0, "float32")
+    mixed = _np(buffer.query(fakes, seed))
+    assert set(mixed[:2, 0, 0, 0]) <= {1.0, 2.0, 3.0, 4.0}  # half the batch from the buffer
+    assert np.all(mixed[:2] == mixed[:2, :1, :1, :1])
+    np.testing.assert_array_equal(mixed[2:], fakes[2:])
+    stored = _np(buffer.images)[:, 0, 0, 0]
+    assert (stored == -1.0).sum() == 4  # the 4 new fakes went to 4 distinct slots
+    # seeded: the same seed state draws the same stored images
+    again = pgc.HistoryBuffer(4, (2, 2, 3), fraction=0.5)
+    seed2 = keras.random.SeedGenerator(0)
+    again.query(first, seed2)
+    again.query(second, seed2)
+    np.testing.assert_array_equal(_np(again.query(fakes, seed2)), mixed)
+
+
+# -- trainer --------------------------------------------------------------------------------------------------------
+
+def _batch(cfg, n=4, seed=0):
+    rng = np.random.RandomState(seed)
+    s = cfg.data.image_size
+    mask = np.zeros((n, s, s, 1), "float32")
+    mask[:, 2:6, 1:5] = 1.0
+    return {"image": rng.uniform(-1, 1, (n, s, s, 3)).astype("float32"), "mask": mask,
+            "attributes": rng.randint(0, 2, (n, 2)).astype("float32")}
+
+
+def test_prepare_batch_pools_draws_targets_and_sets_alpha():
+    cfg = tiny_pggan_config("/x")
+    trainer = pgc.PGGANCompletion(cfg)
+    batch = _batch(cfg, n=64)
+    prepared = trainer.prepare_batch(batch, trainer.seed_generator)  # stage 0: 4x4
+    assert tuple(prepared["image"].shape) == (64, 4, 4, 3) and tuple(prepared["mask"].shape) == (64, 4, 4, 1)
+    np.testing.assert_allclose(_np(prepared["observed"]), _np(downsample2x(batch["image"] * (1 - batch["mask"]))),
+                               atol=1e-6)
+    changed = np.abs(_np(prepared["target_attributes"]) - batch["attributes"]).sum(axis=1)
+    assert set(changed) == {0.0, 1.0} and 16 < (changed == 0).sum() < 48  # kept or one flipped, about half each
+    fade = trainer.phases()[1]  # 8x8, steps 2-8 with 4 fade-in steps
+    trainer.set_phase(fade)
+    assert float(_np(trainer.generator.alpha)) == 0.0  # the new stage starts faded out
+    trainer.step.assign(3)
+    prepared = trainer.prepare_batch(batch, trainer.seed_generator)
+    assert tuple(prepared["image"].shape) == (64, 8, 8, 3)
+    for network in (trainer.generator, trainer.discriminator):
+        assert float(_np(network.alpha)) == 0.25
+    assert trainer.phase_state() == {"phase": "8x8", "stage": 1, "resolution": 8, "alpha": 0.25}
+
+
+def test_build_trackers_leaves_the_state_alone():
+    cfg = tiny_pggan_config("/x")
+    trainer = pgc.PGGANCompletion(cfg)
+    before = [_np(v).copy() for v in trainer.state_variables()]
+    trainer.build_trackers(_batch(cfg))  # runs both players' losses once, which pushes fakes into the buffer
+    assert {"d_loss", "g_loss"} <= {m.name for m in trainer.metrics}
+    for variable, value in zip(trainer.state_variables(), before):
+        np.testing.assert_array_equal(_np(variable), value)
+    assert int(_np(trainer.history_buffer.count)) == 0
+
+
+@pytest.mark.parametrize("overrides, d_keys, g_keys", [
+    ({}, {"d_adv", "d_attr", "d_loss"}, {"g_adv", "g_attr", "g_rec", "g_bdy", "g_loss"}),
+    ({"loss.adversarial": "wgan", "loss.lambda_feat": 10, "loss.vgg_weights": "random"},
+     {"d_adv", "d_attr", "d_gp", "d_loss"}, {"g_adv", "g_attr", "g_rec", "g_bdy", "g_feat", "g_loss"}),
+])
+def test_loss_dicts(overrides, d_keys, g_keys):
+    cfg = tiny_pggan_config("/x", **overrides)
+    trainer = pgc.PGGANCompletion(cfg)
+    assert (trainer.feature_extractor is None) == (cfg.loss.lambda_feat == 0)  # lambda_feat 0: no VGG16 built
+    batch = trainer.prepare_batch(_batch(cfg, n=3), trainer.seed_generator)
+    d = trainer.discriminator_losses(batch, trainer.seed_generator)
+    g = trainer.generator_losses(batch, trainer.seed_generator)
+    assert set(d) == d_keys and set(g) == g_keys
+    for value in list(d.values()) + list(g.values()):
+        assert tuple(value.shape) == (3,) and np.all(np.isfinite(_np(value)))
+    lam = cfg.loss
+    expected = (g["g_adv"] + lam.lambda_attr * g["g_attr"] + lam.lambda_rec * g["g_rec"]
+                + lam.lambda_bdy * g["g_bdy"] + lam.lambda_feat * g.get("g_feat", 0.0))
+    np.testing.assert_allclose(_np(g["g_loss"]), _np(expected), rtol=1e-5)
+
+
+def test_updates_change_only_the_active_layers():
+    cfg = tiny_pggan_config("/x")
+    trainer = pgc.PGGANCompletion(cfg)
+    trainer.compile(optimizers=trainer.make_optimizers())
+    batch = trainer.prepare_batch(_batch(cfg), trainer.seed_generator)  # stage 0
+    d_update, g_update = trainer.updates()
+    g_before = {v.path: _np(v).copy() for v in trainer.generator.trainable_variables}
+    d_before = {v.path: _np(v).copy() for v in trainer.discriminator.trainable_variables}
+    trainer._run_update(g_update, batch)
+    g_changed = {v.path for v in trainer.generator.trainable_variables if not np.array_equal(g_before[v.path], _np(v))}
+    assert g_changed == {v.path for v in trainer.generator.active_trainable_variables}
+    assert all(np.array_equal(d_before[v.path], _np(v)) for v in trainer.discriminator.trainable_variables)
+    trainer._run_update(d_update, batch)
+    d_changed = {v.path for v in trainer.discriminator.trainable_variables
+                 if not np.array_equal(d_before[v.path], _np(v))}
+    assert d_changed == {v.path for v in trainer.discriminator.active_trainable_variables}
+
+
+def test_sample_rows_layout():
+    cfg = tiny_pggan_config("/x")
+    trainer = pgc.PGGANCompletion(cfg)
+    rows = trainer.sample_rows(_batch(cfg, n=3))
+    assert [name for name, _ in rows] == ["masked input", "completion", "Male flipped", "Smiling flipped",
+                                          "ground truth"]
+    for _, images in rows:
+        assert tuple(images.shape) == (3, 64, 64, 3)  # 4x4 tiles shown at 64x64
+    masked = _np(rows[0][1])
+    assert masked.max() == 1.0  # the hole is painted white
+
+
+def test_smoke_train_across_a_stage_and_resume_mid_fade(synthetic_celeba, tmp_path):
+    # 4x4: steps 0-2; 8x8: fade-in over steps 2-6, stable 6-8. Stop at the end of the 4x4 stage, resume across the
+    # stage transition (the checkpoint holds 4x4 state), stop in the middle of the fade-in.
+    run_dir = tmp_path / "run"
+    assert train_lib.run(tiny_pggan_config(synthetic_celeba, **{"train.steps": 2}), run_dir)["step"] == 2
+    cfg = tiny_pggan_config(synthetic_celeba, **{"train.steps": 4})
+    result = train_lib.run(cfg, run_dir)
+    assert result["step"] == 4
+    assert {"d_adv", "d_attr", "d_loss", "g_adv", "g_attr", "g_rec", "g_bdy", "g_loss"} == set(result["logs"])
+    assert all(np.isfinite(v) for v in result["logs"].values())
+    assert result["sample_grid"].is_file()
+    stage0 = json.loads((run_dir / "checkpoints" / "ckpt-00000002" / "state.json").read_text())
+    assert (stage0["phase"], stage0["stage"], stage0["resolution"], stage0["alpha"]) == ("4x4", 0, 4, 1.0)
+    saved = json.loads((result["checkpoint"] / "state.json").read_text())
+    # the last step (3) ran at alpha (3 - 2) / 4
+    assert saved == {"step": 4, "format": 1, "phase": "8x8", "stage": 1, "resolution": 8, "alpha": 0.25}
+
+    # a fresh trainer restores the stage, alpha and the 8x8 history buffer exactly
+    longer = cfg.override("train.steps=8")
+    trainer = pgc.PGGANCompletion(longer)
+    trainer.compile(optimizers=trainer.make_optimizers())
+    manager = CheckpointManager(run_dir / "checkpoints", trainer)
+    trainer.set_phase(trainer.phase_at(manager.peek()["step"] - 1))
+    state = manager.restore()
+    assert trainer.phase_state() == {k: v for k, v in state.items() if k not in ("step", "format")}
+    assert trainer.generator.stage == trainer.discriminator.stage == 1
+    assert float(_np(trainer.discriminator.alpha)) == 0.25
+    assert tuple(trainer.history_buffer.images.shape) == (4, 8, 8, 3) and int(_np(trainer.history_buffer.count)) == 4
+
+    # ...and training goes on from step 4 to the end of the fade-in and the stable part
+    result = train_lib.run(longer, run_dir)
+    assert result["step"] == 8 and all(np.isfinite(v) for v in result["logs"].values())
+    final = json.loads((result["checkpoint"] / "state.json").read_text())
+    assert (final["stage"], final["alpha"]) == (1, 1.0)
+    mid = json.loads((run_dir / "checkpoints" / "ckpt-00000006" / "state.json").read_text())
+    assert mid["alpha"] == 0.75  # step 5 ran at (5 - 2) / 4
+    assert (run_dir / "samples" / "step_00000008.png").is_file()
