@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
 
 from tf_faceedit.config import load_yaml  # noqa: E402
 from tf_faceedit.data import celeba  # noqa: E402
@@ -68,9 +69,9 @@ def train_rate(cfg, steps, warmup):
     trainer = SaGAN(cfg)
     trainer.compile(optimizers=trainer.make_optimizers())
     images_per_step = cfg.train.batch_size * trainer.batch_multiple
-    dataset = celeba.build_dataset(cfg.data, "train", batch_size=images_per_step, training=True, seed=0).cache()
-    dataset = dataset.take(1).repeat()  # one batch in memory: time the step, not the pipeline
-    trainer.build_trackers(next(iter(dataset)))
+    batch = next(iter(celeba.build_dataset(cfg.data, "train", batch_size=images_per_step, training=True, seed=0)))
+    dataset = tf.data.Dataset.from_tensors(batch).repeat()  # one batch in memory: time the step, not the pipeline
+    trainer.build_trackers(batch)
     timer = _Timer(warmup)
     trainer.fit(dataset, steps_per_epoch=warmup + steps, epochs=1, callbacks=[timer], verbose=0, shuffle=False)
     seconds = (timer.end - timer.start) / steps
