@@ -1,4 +1,12 @@
-"""One file per method; importing this package registers them all (see `tf_faceedit.registry`)."""
+"""One file per method; importing this package imports (and so registers) every module in it.
 
-from tf_faceedit.methods import pggan_completion  # noqa: F401
-from tf_faceedit.methods import sagan  # noqa: F401
+A new method is a new file here that calls `tf_faceedit.registry.register(...)` at import time; nothing else needs
+to list it.
+"""
+
+import importlib
+import pkgutil
+
+for _module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
+    if not _module.startswith("_"):
+        importlib.import_module(f"{__name__}.{_module}")

@@ -89,7 +89,12 @@ class GANTrainer(keras.Model):
         raise NotImplementedError
 
     def updates(self):
+        """The updates of one training step in the current phase."""
         raise NotImplementedError
+
+    def all_updates(self):
+        """The updates of every phase (optimizers are built for all of them); default: `updates()`."""
+        return self.updates()
 
     def prepare_batch(self, batch, seed):
         return batch
@@ -136,9 +141,14 @@ class GANTrainer(keras.Model):
         self.optimizer_names = list(optimizers)
         for name, optimizer in optimizers.items():
             setattr(self, name, optimizer)
-        # Build optimizer slots now: variables must not be created inside a conditional update.
-        for update in self.updates():
-            getattr(self, update.optimizer).build(self._variables_of(update, active_only=False))
+        # Build every optimizer's slots now, for the updates of every phase: variables must not be created inside
+        # the train function.
+        variables = {}
+        for update in self.all_updates():
+            for variable in self._variables_of(update, active_only=False):
+                variables.setdefault(update.optimizer, {})[id(variable)] = variable
+        for name, by_id in variables.items():
+            getattr(self, name).build(list(by_id.values()))
         self.built = True  # the networks are built functional models; fit() needs no symbolic build
 
     @property
