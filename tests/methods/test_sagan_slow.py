@@ -1,6 +1,5 @@
 """Slow checks (`pytest -m slow`): SaGAN can overfit one batch."""
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf

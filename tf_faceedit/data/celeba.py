@@ -119,7 +119,7 @@ def read_celeba_attributes(path):
     if len(numbered) < 2:
         raise DataError(f"{path}: expected a count line and a header line of attribute names, "
                         f"found {len(numbered)} non-empty line(s)")
-    (count_line, count_tokens), (header_line, header) = numbered[0], numbered[1]
+    (count_line, count_tokens), (_, header) = numbered[0], numbered[1]
     try:
         count = int(count_tokens[0]) if len(count_tokens) == 1 else None
     except ValueError:

@@ -124,7 +124,6 @@ def _render_face(rng, attrs, width, height):
     face_b = 0.30 * s * face_scale  # half height
     face_cy = eye_y + 0.07 * s * face_scale
     face_top = face_cy - face_b
-    chin_y = face_cy + face_b
     skin = _skin_color(attrs, rng)
     skin_t = tuple(float(c) for c in skin)
     shade = tuple(float(c) for c in skin * 0.78)

@@ -76,7 +76,7 @@ from tf_faceedit.losses import (
     perceptual_loss,
     vgg16_feature_extractor,
 )
-from tf_faceedit.training.gan_trainer import GANTrainer, Phase, Update
+from tf_faceedit.training.gan_trainer import GANTrainer, Phase
 
 log = logging.getLogger("tf_faceedit")
 
@@ -600,17 +600,6 @@ class PGGANCompletion(GANTrainer):
             log.warning("train.steps=%d ends in stage %s; the full schedule up to %dx%d takes %d steps",
                         config.train.steps, last.name, config.data.image_size, config.data.image_size,
                         schedule[-1].end_step)
-
-    @property
-    def networks(self):
-        return {"generator": self.generator, "discriminator": self.discriminator}
-
-    def updates(self):
-        return [
-            Update("d", "d_optimizer", ["discriminator"], self.discriminator_losses, "d_loss",
-                   repeat=self.config.train.n_critic),
-            Update("g", "g_optimizer", ["generator"], self.generator_losses, "g_loss"),
-        ]
 
     # -- progressive schedule -------------------------------------------------------------------------------------
     def schedule(self):

@@ -34,7 +34,7 @@ from tf_faceedit.config import ExperimentConfig, TrainConfig, check, check_choic
 from tf_faceedit.layers import AttentionBlend, ConvNormAct, DownBlock, ResidualBlock, TileAttributes, UpBlock
 from tf_faceedit.layers.conditioning import flip_attribute, flip_one_attribute
 from tf_faceedit.losses import attribute_bce_loss, get_adversarial_loss, gradient_penalty, l1_loss
-from tf_faceedit.training.gan_trainer import GANTrainer, Update
+from tf_faceedit.training.gan_trainer import GANTrainer
 
 # ---------------------------------------------------------------------------------------------------------------
 # Config
@@ -162,17 +162,6 @@ class SaGAN(GANTrainer):
         self.generator = build_generator(config)
         self.discriminator = build_discriminator(config)
         self.g_adv, self.d_adv = get_adversarial_loss(config.loss.adversarial)
-
-    @property
-    def networks(self):
-        return {"generator": self.generator, "discriminator": self.discriminator}
-
-    def updates(self):
-        return [
-            Update("d", "d_optimizer", ["discriminator"], self.discriminator_losses, "d_loss",
-                   repeat=self.config.train.n_critic),
-            Update("g", "g_optimizer", ["generator"], self.generator_losses, "g_loss"),
-        ]
 
     def prepare_batch(self, batch, seed):
         return {**batch, "target_attributes": flip_one_attribute(batch["attributes"], seed)}

@@ -86,11 +86,18 @@ class GANTrainer(keras.Model):
     # -- to be provided by the method -------------------------------------------------------------------------
     @property
     def networks(self):
-        raise NotImplementedError
+        """Name -> network. Default: the standard pair `self.generator` / `self.discriminator`."""
+        return {"generator": self.generator, "discriminator": self.discriminator}
 
     def updates(self):
-        """The updates of one training step in the current phase."""
-        raise NotImplementedError
+        """The updates of one training step in the current phase. Default: the standard two-player GAN step,
+        `train.n_critic` updates of the discriminator (`discriminator_losses`, total "d_loss") and one of the
+        generator (`generator_losses`, total "g_loss")."""
+        return [
+            Update("d", "d_optimizer", ["discriminator"], self.discriminator_losses, "d_loss",
+                   repeat=self.config.train.n_critic),
+            Update("g", "g_optimizer", ["generator"], self.generator_losses, "g_loss"),
+        ]
 
     def all_updates(self):
         """The updates of every phase (optimizers are built for all of them); default: `updates()`."""
