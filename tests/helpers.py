@@ -1,5 +1,7 @@
 """Tiny configs shared by the tests (32x32 or smaller, a few filters: fast on 2 CPU cores)."""
 
+from tf_faceedit.methods.fader import FaderConfig
+from tf_faceedit.methods.icgan import IcGANConfig
 from tf_faceedit.methods.pggan_completion import PGGANCompletionConfig
 from tf_faceedit.methods.sagan import SaGANConfig
 
@@ -24,11 +26,7 @@ def tiny_sagan_config(data_dir, attributes=("Eyeglasses",), **overrides):
         "train.verbose": 0,
         "train.sample_split": "train",
     }
-    values.update(overrides)
-    for key, value in values.items():
-        cfg = cfg.override(f"{key}={value}")
-    cfg = cfg.override(f"data.attributes={','.join(attributes)}")
-    return cfg.validate()
+    return _tiny(cfg, values, attributes, overrides)
 
 
 def tiny_pggan_config(data_dir, attributes=("Male", "Smiling"), **overrides):
@@ -53,8 +51,62 @@ def tiny_pggan_config(data_dir, attributes=("Male", "Smiling"), **overrides):
         "train.verbose": 0,
         "train.sample_split": "train",
     }
-    values.update(overrides)
-    for key, value in values.items():
+    return _tiny(cfg, values, attributes, overrides)
+
+
+def tiny_fader_config(data_dir, attributes=("Smiling",), **overrides):
+    """fader at 32x32 (4 encoder layers: 4-8-16-16 filters, latent 2x2x16), lambda_E ramp over 4 steps."""
+    cfg = FaderConfig()
+    values = {
+        "data.data_dir": str(data_dir),
+        "data.image_size": 32,
+        "data.shuffle_buffer": 64,
+        "model.encoder_filters": 4,
+        "model.max_filters": 16,
+        "model.lat_dis_fc": 8,
+        "loss.lambda_lat_dis": 0.5,
+        "loss.lambda_schedule_steps": 4,
+        "train.batch_size": 4,
+        "train.steps": 4,
+        "train.log_every": 2,
+        "train.sample_every": 2,
+        "train.checkpoint_every": 2,
+        "train.num_samples": 3,
+        "train.verbose": 0,
+        "train.sample_split": "train",
+    }
+    return _tiny(cfg, values, attributes, overrides)
+
+
+def tiny_icgan_config(data_dir, attributes=("Eyeglasses", "Smiling"), **overrides):
+    """icgan at 16x16, a few filters: steps 0-2 cGAN phase, 2-4 encoder phase."""
+    cfg = IcGANConfig()
+    values = {
+        "data.data_dir": str(data_dir),
+        "data.image_size": 16,
+        "data.shuffle_buffer": 64,
+        "model.z_dim": 8,
+        "model.g_filters": 16,
+        "model.d_filters": 4,
+        "model.encoder_filters": 4,
+        "model.ez_fc": 16,
+        "model.ey_fc": 8,
+        "train.cgan_steps": 2,
+        "train.encoder_steps": 2,
+        "train.batch_size": 4,
+        "train.steps": 4,
+        "train.log_every": 2,
+        "train.sample_every": 2,
+        "train.checkpoint_every": 2,
+        "train.num_samples": 3,
+        "train.verbose": 0,
+        "train.sample_split": "train",
+    }
+    return _tiny(cfg, values, attributes, overrides)
+
+
+def _tiny(cfg, values, attributes, overrides):
+    """Applies the tiny settings, the test's overrides and the attributes; returns the validated config."""
+    for key, value in {**values, **overrides}.items():
         cfg = cfg.override(f"{key}={value}")
-    cfg = cfg.override(f"data.attributes={','.join(attributes)}")
-    return cfg.validate()
+    return cfg.override(f"data.attributes={','.join(attributes)}").validate()

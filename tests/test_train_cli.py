@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tf_faceedit import registry, train_lib
+from tf_faceedit.errors import suggest
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--set", "data.image_size=16", "--set", "model.g_filters=2", "--set", "model.d_filters=2",
@@ -23,7 +24,8 @@ def run_cli(*args):
 
 @pytest.mark.parametrize("args, needle", [
     (["--method=stargan"],
-     f"unknown method 'stargan' (did you mean: sagan?); registered methods: {', '.join(registry.names())}"),
+     f"unknown method 'stargan'{suggest('stargan', registry.names())}; registered methods: "
+     f"{', '.join(registry.names())}"),
     (["--method=sagan", "--data_dir=/nonexistent/celeba"], "data folder not found"),
     (["--method=sagan", "--data_dir=/tmp", "--set", "train.n_critic=0"], "train.n_critic must be >= 1, got 0"),
     (["--method=sagan", "--data_dir=/tmp", "--config=/nonexistent.yaml"], "config file not found"),

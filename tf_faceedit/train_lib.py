@@ -30,7 +30,7 @@ RESUMABLE_FIELDS = {
     "train.steps", "train.log_every", "train.sample_every", "train.checkpoint_every", "train.keep_checkpoints",
     "train.verbose", "train.strategy", "train.nan_guard", "train.num_samples", "train.sample_split",
     "data.data_dir", "data.image_dir", "data.attr_file", "data.partition_file", "data.cache",
-    "data.num_parallel_calls",
+    "data.num_parallel_calls", "train.phase",
 }
 _OWN_ENTRIES = ("config.yaml", "checkpoints", "logs", "samples")  # synthetic_data/ is kept
 

@@ -1,0 +1,220 @@
+import json
+import re
+
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+from tests.helpers import tiny_icgan_config
+from tf_faceedit import registry, train_lib
+from tf_faceedit.errors import ConfigError, TrainingError
+from tf_faceedit.methods import icgan
+
+K = 2
+
+
+def _np(x):
+    return ops.convert_to_numpy(x)
+
+
+@pytest.fixture(scope="module")
+def trainer():
+    return icgan.IcGAN(tiny_icgan_config("/x"))
+
+
+def _weights(network):
+    return [np.array(_np(v)) for v in network.weights]
+
+
+def _same(a, b):
+    return all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+# -- config --------------------------------------------------------------------------------------------------------
+
+def test_paper_defaults_and_registry():
+    cfg = icgan.IcGANConfig()
+    m = cfg.model
+    assert (m.z_dim, m.g_filters, m.d_filters, m.encoder_filters, m.ez_fc, m.ey_fc) == (100, 512, 64, 32, 4096, 512)
+    assert (cfg.data.image_size, cfg.train.batch_size, cfg.loss.adversarial, cfg.train.phase) == \
+        (64, 64, "gan", "all")
+    assert cfg.train.steps == cfg.train.cgan_steps + cfg.train.encoder_steps
+    assert registry.get("icgan").trainer_class is icgan.IcGAN
+
+
+@pytest.mark.parametrize("assignment, needle", [
+    ("train.phase=both", "train.phase must be one of"),
+    ("train.cgan_steps=0", "train.cgan_steps must be >= 1"),
+    ("train.steps=5", "train.steps must be <= train.cgan_steps + train.encoder_steps = 4"),
+    ("train.phase=encoders,train.steps=2", "train.steps must be > train.cgan_steps (2) with train.phase"),
+    ("data.image_size=8", "data.image_size must be a power of two >= 16 for IcGAN, got 8"),
+])
+def test_validation_errors(assignment, needle):
+    cfg = tiny_icgan_config("/x").apply_overrides(assignment.split(","))
+    with pytest.raises(ConfigError, match=re.escape(needle)):
+        cfg.validate()
+
+
+def test_phases_follow_the_setting():
+    def phases(**overrides):
+        return [(p.name, p.start_step, p.end_step) for p in icgan.IcGAN(tiny_icgan_config("/x", **overrides)).phases()]
+
+    assert phases() == [("cgan", 0, 2), ("encoders", 2, 4)]
+    assert phases(**{"train.phase": "cgan"}) == [("cgan", 0, 2)]
+    assert phases(**{"train.phase": "encoders"}) == [("encoders", 2, 4)]
+    assert phases(**{"train.phase": "encoders", "train.steps": 3}) == [("encoders", 2, 3)]
+    assert phases(**{"train.steps": 3}) == [("cgan", 0, 2), ("encoders", 2, 3)]
+    assert phases(**{"train.steps": 1}) == [("cgan", 0, 1)]
+
+
+# -- networks ------------------------------------------------------------------------------------------------------
+
+def test_network_shapes(trainer):
+    rng = np.random.RandomState(0)
+    x = rng.uniform(-1, 1, (3, 16, 16, 3)).astype("float32")
+    y = rng.randint(0, 2, (3, K)).astype("float32")
+    z = rng.normal(size=(3, 8)).astype("float32")
+    image = _np(trainer.generate(z, y))
+    assert image.shape == (3, 16, 16, 3) and np.abs(image).max() <= 1.0
+    assert tuple(trainer.discriminate(x, y).shape) == (3, 1)
+    z_hat, y_logits = trainer.encode(x)
+    assert tuple(z_hat.shape) == (3, 8) and tuple(y_logits.shape) == (3, K)
+    assert tuple(trainer.edit(x, y).shape) == (3, 16, 16, 3)
+    assert tuple(trainer.reconstruct(x).shape) == (3, 16, 16, 3)
+    assert set(np.unique(_np(trainer.predict_attributes(x)))) <= {0.0, 1.0}
+
+
+def test_paper_widths_at_64():
+    t = icgan.IcGAN(icgan.IcGANConfig())
+    widths = [layer.filters for layer in t.generator.layers if hasattr(layer, "filters")]
+    assert widths == [512, 256, 128, 64, 3]
+    widths = [layer.filters for layer in t.discriminator.layers if hasattr(layer, "filters")]
+    assert widths == [64, 128, 256, 512, 1]
+    assert t.encoder_z.get_layer("ez_fc").units == 4096 and t.encoder_y.get_layer("ey_fc").units == 512
+    assert [t.encoder_z.get_layer(f"ez_conv{i}").filters for i in range(1, 5)] == [32, 64, 128, 256]
+    assert t.encoder_z.output_shape == (None, 100) and t.encoder_y.output_shape == (None, 4)
+
+
+def test_discriminator_uses_the_labels(trainer):
+    x = np.random.RandomState(1).uniform(-1, 1, (2, 16, 16, 3)).astype("float32")
+    a = _np(trainer.discriminate(x, np.zeros((2, K), "float32")))
+    b = _np(trainer.discriminate(x, np.ones((2, K), "float32")))
+    assert np.abs(a - b).max() > 1e-6
+
+
+def test_generator_keras_round_trip(trainer, tmp_path):
+    path = tmp_path / "g.keras"
+    trainer.generator.save(path)
+    loaded = keras.saving.load_model(path)
+    z = np.random.RandomState(2).normal(size=(2, 8)).astype("float32")
+    y = np.array([[0, 1], [1, 0]], "float32")
+    np.testing.assert_allclose(_np(loaded({"z": z, "attributes": y})), _np(trainer.generate(z, y)), atol=1e-6)
+
+
+# -- losses --------------------------------------------------------------------------------------------------------
+
+def test_ez_loss_golden():
+    z = np.array([[1.0, 2.0, 0.0, -1.0], [0.0, 0.0, 0.0, 0.0]], "float32")
+    z_pred = np.array([[0.0, 2.0, 2.0, -1.0], [1.0, 1.0, 1.0, 1.0]], "float32")
+    np.testing.assert_allclose(_np(icgan.ez_loss(z, z_pred)), [(1 + 0 + 4 + 0) / 4, 1.0], rtol=1e-6)
+
+
+def test_discriminator_loss_golden():
+    """With a constant-logit D the losses are closed-form: softplus(-l) + softplus(l) for each pair."""
+    cfg = tiny_icgan_config("/x")
+    t = icgan.IcGAN(cfg)
+    for v in t.discriminator.trainable_variables:
+        v.assign(np.zeros(v.shape, "float32"))  # D(x, y) = 0 for every input
+    batch = t.prepare_batch({"image": np.zeros((2, 16, 16, 3), "float32"),
+                             "attributes": np.array([[0, 1], [1, 1]], "float32")}, t.seed_generator)
+    losses = t.discriminator_losses(batch, t.seed_generator)
+    np.testing.assert_allclose(_np(losses["d_loss"]), [2 * np.log(2)] * 2, rtol=1e-5)
+    np.testing.assert_allclose(_np(t.generator_losses(batch, t.seed_generator)["g_loss"]), [np.log(2)] * 2,
+                               rtol=1e-5)
+    # the wrong labels differ from the real ones in exactly one attribute
+    assert np.all(np.abs(_np(batch["wrong_attributes"]) - _np(batch["attributes"])).sum(-1) == 1)
+
+
+# -- training ------------------------------------------------------------------------------------------------------
+
+def _states(model_dir):
+    return {p.parent.name: json.loads(p.read_text()) for p in (model_dir / "checkpoints").glob("*/state.json")}
+
+
+def test_smoke_train_both_phases(synthetic_celeba, tmp_path):
+    cfg = tiny_icgan_config(synthetic_celeba, **{"train.keep_checkpoints": 5})
+    result = train_lib.run(cfg, tmp_path)
+    assert result["step"] == 4
+    assert all(np.isfinite(v) for v in result["logs"].values())
+    assert set(result["logs"]) == {"e_z", "e_y", "e_loss"}  # the encoder phase logs only its own losses
+    phases = {s["step"]: s["phase"] for s in _states(tmp_path).values()}
+    assert phases[2] == "cgan" and phases[4] == "encoders"
+    assert str(result["sample_grid"]).endswith(".png") and (tmp_path / "samples").is_dir()
+    assert len(list((tmp_path / "samples").glob("*.png"))) >= 2
+
+
+def test_each_phase_only_changes_its_networks(synthetic_celeba, tmp_path):
+    cfg = tiny_icgan_config(synthetic_celeba)
+    first = train_lib.run(cfg.override("train.steps=2").validate(), tmp_path)
+    assert first["step"] == 2
+    t = icgan.IcGAN(cfg)
+    t.compile(optimizers=t.make_optimizers())
+    from tf_faceedit.training.checkpoint import CheckpointManager
+    manager = CheckpointManager(tmp_path / "checkpoints", t, 3)
+    t.set_phase(t.phase_at(1))
+    manager.restore()
+    keras.utils.set_random_seed(cfg.train.seed)  # as train_lib.run does before building the trainer
+    fresh = icgan.IcGAN(cfg)
+    # after the cGAN phase: G and D trained, encoders as initialised (same seed -> same initial weights)
+    assert not _same(_weights(t.generator), _weights(fresh.generator))
+    assert _same(_weights(t.encoder_z), _weights(fresh.encoder_z))
+    assert _same(_weights(t.encoder_y), _weights(fresh.encoder_y))
+    g, d = _weights(t.generator), _weights(t.discriminator)
+    ez = _weights(t.encoder_z)
+    # the encoder phase (resumed from the cGAN checkpoint) leaves G and D untouched, BN statistics included
+    second = train_lib.run(cfg, tmp_path)
+    assert second["step"] == 4
+    t2 = icgan.IcGAN(cfg)
+    t2.compile(optimizers=t2.make_optimizers())
+    manager = CheckpointManager(tmp_path / "checkpoints", t2, 3)
+    t2.set_phase(t2.phase_at(3))
+    state = manager.restore()
+    assert state["step"] == 4 and state["phase"] == "encoders"
+    assert _same(_weights(t2.generator), g) and _same(_weights(t2.discriminator), d)
+    assert not _same(_weights(t2.encoder_z), ez)
+
+
+def test_resume_inside_the_encoder_phase(synthetic_celeba, tmp_path):
+    cfg = tiny_icgan_config(synthetic_celeba, **{"train.encoder_steps": 4, "train.steps": 6})
+    first = train_lib.run(cfg.override("train.steps=4").validate(), tmp_path)
+    assert first["step"] == 4 and set(first["logs"]) == {"e_z", "e_y", "e_loss"}
+    second = train_lib.run(cfg, tmp_path)
+    assert second["step"] == 6 and set(second["logs"]) == {"e_z", "e_y", "e_loss"}
+    phases = {s["step"]: s["phase"] for s in _states(tmp_path).values()}
+    assert phases == {2: "cgan", 4: "encoders", 6: "encoders"}
+
+
+def test_phase_cgan_stops_after_the_cgan_phase(synthetic_celeba, tmp_path):
+    cfg = tiny_icgan_config(synthetic_celeba, **{"train.phase": "cgan"})
+    result = train_lib.run(cfg, tmp_path)
+    assert result["step"] == 2 and set(result["logs"]) == {"d_adv", "d_wrong", "d_loss", "g_adv", "g_loss"}
+    assert {s["phase"] for s in _states(tmp_path).values()} == {"cgan"}
+    # the same model_dir then goes on with the encoders (train.phase is a resumable field)
+    result = train_lib.run(cfg.override("train.phase=encoders"), tmp_path)
+    assert result["step"] == 4 and set(result["logs"]) == {"e_z", "e_y", "e_loss"}
+    assert "encoders" in {s["phase"] for s in _states(tmp_path).values()}
+
+
+def test_phase_encoders_needs_a_trained_cgan(synthetic_celeba, tmp_path):
+    cfg = tiny_icgan_config(synthetic_celeba, **{"train.phase": "encoders"})
+    with pytest.raises(TrainingError, match="train.phase=encoders needs a cGAN trained"):
+        train_lib.run(cfg, tmp_path)
+
+
+@pytest.mark.parametrize("steps", [2, 3])
+def test_seeded_determinism(synthetic_celeba, tmp_path, steps):
+    cfg = tiny_icgan_config(synthetic_celeba, **{"train.steps": steps})
+    a = train_lib.run(cfg, tmp_path / "a")["logs"]
+    b = train_lib.run(cfg, tmp_path / "b")["logs"]
+    assert a == b
