@@ -21,7 +21,7 @@ def _step(trainer):
 
 def to_uint8(images):
     """[-1, 1] float images (or [0, 1] masks with `mask=True` callers) -> uint8 numpy [N, H, W, 3]."""
-    array = np.asarray(keras.ops.convert_to_numpy(images), dtype=np.float32)
+    array = np.nan_to_num(np.asarray(keras.ops.convert_to_numpy(images), dtype=np.float32))  # NaN -> mid-grey
     if array.shape[-1] == 1:
         array = np.repeat(array, 3, axis=-1)
     return np.clip(np.rint((array + 1.0) * 127.5), 0, 255).astype(np.uint8)
