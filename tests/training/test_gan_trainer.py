@@ -115,3 +115,20 @@ def test_resolve_config_resumes_from_model_dir(synthetic_celeba, tmp_path):
     again = train_lib.resolve_config(model_dir=tmp_path / "run", overrides=["train.steps=3"])
     assert again.method == "sagan" and again.train.steps == 3
     assert again.model == cfg.model and again.data == cfg.data
+
+
+def test_build_trackers_leaves_batchnorm_statistics_and_rng_untouched(synthetic_celeba):
+    from tests.helpers import tiny_fader_config
+    from tf_faceedit.methods.fader import Fader
+
+    cfg = tiny_fader_config(synthetic_celeba)
+    trainer = Fader(cfg)
+    trainer.compile(optimizers=trainer.make_optimizers())
+    before = [keras.ops.convert_to_numpy(v).copy()
+              for v in trainer.state_variables() + [w for n in trainer.networks.values() for w in n.weights]]
+    assert any("moving" in w.path for n in trainer.networks.values() for w in n.weights)  # it has BatchNorm
+    trainer.build_trackers(_batch(cfg))
+    after = trainer.state_variables() + [w for n in trainer.networks.values() for w in n.weights]
+    for a, b in zip(before, after):
+        np.testing.assert_array_equal(a, keras.ops.convert_to_numpy(b))
+    assert {"lat_dis_loss", "ae_loss"} <= {t.name for t in trainer.metrics}

@@ -214,7 +214,6 @@ class IcGAN(GANTrainer):
         self.encoder_z = build_encoder(config, "z")
         self.encoder_y = build_encoder(config, "y")
         self.g_adv, self.d_adv = get_adversarial_loss(config.loss.adversarial)
-        self._update_keys = {}
         self.set_phase(self.phases()[0])
 
     @property
@@ -253,26 +252,6 @@ class IcGAN(GANTrainer):
         return {**super().make_optimizers(),
                 "e_optimizer": keras.optimizers.Adam(self.config.train.e_lr, beta_1=t.beta_1, beta_2=t.beta_2,
                                                      name="e_optimizer")}
-
-    def build_trackers(self, batch):
-        """Trackers for the losses of BOTH phases (the encoder phase's train function must not create any)."""
-        # the eager pass must leave no trace: RNG state and every network weight (BN statistics move with
-        # training=True) are put back afterwards
-        variables = list(self.state_variables()) + [w for net in self.networks.values() for w in net.weights]
-        state = [ops.convert_to_numpy(v) for v in variables]
-        batch = self.prepare_batch(batch, self.seed_generator)
-        for update in self.all_updates():
-            keys = list(update.loss_fn(batch, self.seed_generator))
-            self._update_keys[update.name] = keys
-            for key in keys:
-                self._get_tracker(key)
-        for variable, value in zip(variables, state):
-            variable.assign(value)
-
-    def train_step(self, batch):
-        logs = super().train_step(batch)
-        current = {key for update in self.updates() for key in self._update_keys.get(update.name, [])}
-        return {key: value for key, value in logs.items() if key in current} if current else logs
 
     def make_train_function(self, force=False):
         # the encoder phase inverts a trained generator: refuse to start it on an untrained one

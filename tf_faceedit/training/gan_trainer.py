@@ -82,6 +82,7 @@ class GANTrainer(keras.Model):
         self.seed_generator = keras.random.SeedGenerator(config.train.seed, name="trainer_seed")
         self.step = keras.Variable(0, dtype="int64", trainable=False, name="step")
         self._trackers = {}
+        self._update_keys = {}  # update name -> the loss keys it logs (filled by build_trackers)
 
     # -- to be provided by the method -------------------------------------------------------------------------
     @property
@@ -183,17 +184,21 @@ class GANTrainer(keras.Model):
         return list(self._trackers.values())
 
     def build_trackers(self, batch):
-        """Creates the metric trackers eagerly from one batch (they must exist before the train function traces).
+        """Creates the metric trackers eagerly, for the updates of every phase (a train function must not create
+        any), and remembers which loss keys each update logs.
 
-        The state variables (RNG state, and e.g. a method's history buffer) are put back afterwards, so building
-        trackers does not change the run.
+        The eager pass leaves no trace: the state variables (RNG, e.g. a history buffer) and every network weight
+        (BatchNorm statistics move with training=True) are put back afterwards.
         """
-        state = [keras.ops.convert_to_numpy(v) for v in self.state_variables()]
+        variables = list(self.state_variables()) + [w for net in self.networks.values() for w in net.weights]
+        saved = [keras.ops.convert_to_numpy(v) for v in variables]
         batch = self.prepare_batch(batch, self.seed_generator)
-        for update in self.updates():
-            for key in update.loss_fn(batch, self.seed_generator):
+        for update in self.all_updates():
+            keys = list(update.loss_fn(batch, self.seed_generator))
+            self._update_keys[update.name] = keys
+            for key in keys:
                 self._get_tracker(key)
-        for variable, value in zip(self.state_variables(), state):
+        for variable, value in zip(variables, saved):
             variable.assign(value)
 
     # -- the step -----------------------------------------------------------------------------------------------
@@ -220,9 +225,10 @@ class GANTrainer(keras.Model):
         for update in self.updates():
             for i in range(update.repeat):
                 self._run_update(update, slices[i])
-        # 4. advance the step counter
+        # 4. advance the step counter; log the losses of this phase's updates only
         self.step.assign_add(1)
-        return {name: tracker.result() for name, tracker in self._trackers.items()}
+        current = {key for update in self.updates() for key in self._update_keys.get(update.name, [])}
+        return {name: tracker.result() for name, tracker in self._trackers.items() if not current or name in current}
 
     # -- state for checkpoints ----------------------------------------------------------------------------------
     def state_variables(self):
