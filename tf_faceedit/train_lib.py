@@ -18,7 +18,6 @@ import tensorflow as tf
 
 from tf_faceedit import config as config_lib
 from tf_faceedit import registry
-from tf_faceedit.data import celeba
 from tf_faceedit.errors import DataError, TrainingError
 from tf_faceedit.training import callbacks as cb
 from tf_faceedit.training.checkpoint import CheckpointManager
@@ -122,19 +121,19 @@ def make_strategy(name):
     return tf.distribute.MultiWorkerMirroredStrategy()
 
 
-def _sample_batch(cfg, train_records):
+def _sample_batch(cfg, trainer_class, train_records):
     """A fixed batch for the PNG grids, from train.sample_split (falls back to train when that split is empty)."""
     split, records = cfg.train.sample_split, None
     if split != "train":
         try:
-            records = celeba.load_records(cfg.data, split)
+            records = trainer_class.load_records(cfg.data, split)
         except DataError as err:
             log.info("sample grids use the train split (%s)", err)
     if records is None:
         split, records = "train", train_records
-    n = min(cfg.train.num_samples, len(records.paths))
-    dataset = celeba.build_dataset(cfg.data, split, batch_size=n, training=False, seed=cfg.train.seed,
-                                   repeat=False, drop_remainder=True, records=records)
+    n = min(cfg.train.num_samples, len(records))
+    dataset = trainer_class.make_dataset(cfg.data, split, batch_size=n, training=False, seed=cfg.train.seed,
+                                         repeat=False, drop_remainder=True, records=records)
     return dict(next(iter(dataset)))
 
 
@@ -148,10 +147,11 @@ def run(cfg, model_dir, overwrite=False):
         raise config_lib.ConfigError(f"train.batch_size ({cfg.train.batch_size}) must be divisible by the "
                                      f"{strategy.num_replicas_in_sync} replicas")
 
-    records = celeba.load_records(cfg.data, "train")
-    log.info("%s: %d training images, attributes %s, %dx%d", cfg.method, len(records.paths),
-             ", ".join(cfg.data.attributes), cfg.data.image_size, cfg.data.image_size)
-    sample_batch = _sample_batch(cfg, records)
+    records = spec.trainer_class.load_records(cfg.data, "train")
+    described = records.describe() if hasattr(records, "describe") else f"{len(records)} training images"
+    log.info("%s: %s, attributes %s, %dx%d", cfg.method, described, ", ".join(cfg.data.attributes),
+             cfg.data.image_size, cfg.data.image_size)
+    sample_batch = _sample_batch(cfg, spec.trainer_class, records)
     with strategy.scope():
         trainer = spec.trainer_class(cfg)
         trainer.compile(optimizers=trainer.make_optimizers())
@@ -165,7 +165,7 @@ def run(cfg, model_dir, overwrite=False):
     start = state["step"] if state else 0
     if state:
         log.info("resumed from %s at step %d (%s)", manager.latest(), start, _describe(state))
-    dataset = celeba.build_dataset(cfg.data, "train", batch_size=cfg.train.batch_size * trainer.batch_multiple,
+    dataset = trainer.make_dataset(cfg.data, "train", batch_size=cfg.train.batch_size * trainer.batch_multiple,
                                    training=True, seed=cfg.train.seed, records=records)
 
     writer = tf.summary.create_file_writer(str(model_dir / "logs"))

@@ -26,6 +26,7 @@ import typing
 import keras
 import tensorflow as tf
 
+from tf_faceedit.data import celeba
 from tf_faceedit.losses.reduction import compute_average_loss
 
 
@@ -138,6 +139,17 @@ class GANTrainer(keras.Model):
             "g_optimizer": keras.optimizers.Adam(t.g_lr, beta_1=t.beta_1, beta_2=t.beta_2, name="g_optimizer"),
             "d_optimizer": keras.optimizers.Adam(t.d_lr, beta_1=t.beta_1, beta_2=t.beta_2, name="d_optimizer"),
         }
+
+    # -- data (static: the driver loads the data before it builds the trainer) --------------------------------
+    @staticmethod
+    def load_records(data_config, split):
+        """The records of a split (default: one CelebA-format stream, `celeba.load_records`)."""
+        return celeba.load_records(data_config, split)
+
+    @staticmethod
+    def make_dataset(data_config, split, **kwargs):
+        """The tf.data pipeline of a split (default: `celeba.build_dataset`; same keyword arguments)."""
+        return celeba.build_dataset(data_config, split, **kwargs)
 
     # -- keras.Model plumbing -----------------------------------------------------------------------------------
     def call(self, inputs, training=False):
