@@ -108,6 +108,28 @@ class GANTrainer(keras.Model):
     def prepare_batch(self, batch, seed):
         return batch
 
+    # -- inference contract (used by `tf_faceedit.load`, export, evaluate and edit) -------------------------------
+    # "edit": infer({"image", "attributes"}) -> {"image", extras...}; "complete": infer({"image", "mask",
+    # "attributes"}) -> {"completed", "raw", extras...}.
+    task = "edit"
+
+    def infer(self, inputs):
+        """Inference in `keras.ops`, at the model's resolution.
+
+        Args:
+          inputs: "image" float32 [N, S, S, 3] in [-1, 1]; "attributes" float32 [N, K], the TARGET attribute values
+            (0/1; methods with continuous control accept any real value); for task "complete" also "mask" float32
+            [N, S, S, 1] in {0, 1}, 1 = hole.
+        Returns:
+          dict: "image" [N, S, S, 3] in [-1, 1] (edit) or "completed" and "raw" (complete), plus the method's extras
+          under fixed names: "attention" [N, S, S, n] in [0, 1], "content" [N, S, S, 3m] in [-1, 1], "latent" [N, ...].
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not implement inference")
+
+    def export_networks(self):
+        """The networks written as `.keras` files next to an export (default: all of `networks`)."""
+        return dict(self.networks)
+
     def sample_rows(self, batch):
         raise NotImplementedError
 
