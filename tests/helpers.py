@@ -110,3 +110,58 @@ def _tiny(cfg, values, attributes, overrides):
     for key, value in {**values, **overrides}.items():
         cfg = cfg.override(f"{key}={value}")
     return cfg.override(f"data.attributes={','.join(attributes)}").validate()
+
+
+def tiny_attentiongan_config(data_dir, scheme=2, **overrides):
+    """attentiongan at 32x32 (Smiling 0 -> 1), 4 generator filters, 1 residual block, n = 3 masks, batch 2, 4 steps;
+    PatchGAN with 2 stride-2 layers, image pool of 4."""
+    from tf_faceedit.methods.attention_gan import AttentionGANConfig
+
+    values = {
+        "data.data_dir": str(data_dir),
+        "data.image_size": 32,
+        "data.shuffle_buffer": 64,
+        "data.domain_attribute": "Smiling",
+        "model.scheme": scheme,
+        "model.num_masks": 3,
+        "model.g_filters": 4,
+        "model.num_residual_blocks": 1,
+        "model.d_filters": 4,
+        "model.d_layers": 2,
+        "loss.pool_size": 4,
+        "train.batch_size": 2,
+        "train.steps": 4,
+        "train.log_every": 2,
+        "train.sample_every": 2,
+        "train.checkpoint_every": 2,
+        "train.num_samples": 3,
+        "train.verbose": 0,
+        "train.sample_split": "train",
+    }
+    cfg = AttentionGANConfig()
+    for key, value in {**values, **overrides}.items():
+        cfg = cfg.override(f"{key}={value}")
+    return cfg.validate()
+
+
+def tiny_classifier_config(data_dir, attributes=("Eyeglasses", "Smiling", "Male"), **overrides):
+    """classifier at 16x16: stem 4 filters, stages 8-8 (2 stages to 4x4), one residual block each, batch 8, 4 steps."""
+    from tf_faceedit.methods.attribute_classifier import ClassifierConfig
+
+    values = {
+        "data.data_dir": str(data_dir),
+        "data.image_size": 16,
+        "data.shuffle_buffer": 64,
+        "model.filters": 4,
+        "model.max_filters": 8,
+        "model.blocks_per_stage": 1,
+        "train.batch_size": 8,
+        "train.steps": 4,
+        "train.log_every": 2,
+        "train.sample_every": 2,
+        "train.checkpoint_every": 2,
+        "train.num_samples": 3,
+        "train.verbose": 0,
+        "train.sample_split": "train",
+    }
+    return _tiny(ClassifierConfig(), values, attributes, overrides)

@@ -52,3 +52,23 @@ def test_functional_unknown_batch_and_config(images):
 def test_wrong_number_of_inputs(images):
     with pytest.raises(ValueError, match="edited, original, mask"):
         AttentionBlend()(list(images))
+
+
+def test_multi_mask_blend_golden_and_n2_equals_attention_blend():
+    from tf_faceedit.layers import MultiMaskBlend
+
+    rng = np.random.RandomState(0)
+    content = rng.uniform(-1, 1, (2, 3, 3, 6)).astype("float32")  # n = 3: two content masks
+    original = rng.uniform(-1, 1, (2, 3, 3, 3)).astype("float32")
+    logits = rng.normal(size=(2, 3, 3, 3)).astype("float32")
+    attention = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    got = np.asarray(MultiMaskBlend()([content, original, attention]))
+    expected = (content[..., :3] * attention[..., :1] + content[..., 3:] * attention[..., 1:2]
+                + original * attention[..., 2:])
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    # n = 2 with masks (a, 1 - a) is AttentionBlend with mask a
+    a = attention[..., :1]
+    two = np.asarray(MultiMaskBlend()([content[..., :3], original, np.concatenate([a, 1 - a], -1)]))
+    np.testing.assert_allclose(two, np.asarray(AttentionBlend()([content[..., :3], original, a])), atol=1e-6)
+    with pytest.raises(ValueError, match="content has 6 channels"):
+        MultiMaskBlend()([content, original, attention[..., :2]])

@@ -1,6 +1,6 @@
 """Backend-portable Keras 3 layers shared by every method (keras.layers / keras.ops / keras.random only)."""
 
-from tf_faceedit.layers.attention import AttentionBlend
+from tf_faceedit.layers.attention import AttentionBlend, MultiMaskBlend
 from tf_faceedit.layers.blocks import ConvNormAct, DownBlock, ResidualBlock, UpBlock
 from tf_faceedit.layers.conditioning import TileAttributes
 from tf_faceedit.layers.norm import (
@@ -20,6 +20,7 @@ __all__ = [
     "DownBlock",
     "FadeIn",
     "MinibatchStddev",
+    "MultiMaskBlend",
     "ResidualBlock",
     "TileAttributes",
     "UpBlock",

@@ -18,6 +18,7 @@ from tf_faceedit.losses.penalties import gradient_penalty, r1_penalty
 from tf_faceedit.losses.perceptual import perceptual_loss, vgg16_feature_extractor
 from tf_faceedit.losses.reconstruction import attribute_bce_loss, l1_loss, l2_loss, masked_l1_loss
 from tf_faceedit.losses.reduction import compute_average_loss, per_example_mean, per_example_sum
+from tf_faceedit.losses.total_variation import total_variation_loss
 
 __all__ = [
     "ADVERSARIAL_LOSSES",
@@ -40,6 +41,7 @@ __all__ = [
     "per_example_sum",
     "perceptual_loss",
     "r1_penalty",
+    "total_variation_loss",
     "vgg16_feature_extractor",
     "wgan_discriminator_loss",
     "wgan_generator_loss",

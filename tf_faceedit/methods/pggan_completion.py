@@ -77,6 +77,7 @@ from tf_faceedit.losses import (
     vgg16_feature_extractor,
 )
 from tf_faceedit.training.gan_trainer import GANTrainer, Phase
+from tf_faceedit.training.image_pool import HistoryBuffer
 
 log = logging.getLogger("tf_faceedit")
 
@@ -523,55 +524,6 @@ def complete(generator, image, mask, attributes, training=False):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# History buffer
-
-
-class HistoryBuffer:
-    """Earlier generated images shown to the discriminator again (Shrivastava et al., CVPR 2017; the image pool of
-    CycleGAN), graph-safe (keras.ops / keras.random, no data-dependent Python control flow).
-
-    `query(fakes, seed)`: once the buffer is full, the first floor(fraction * N) examples of `fakes` are replaced by
-    stored images drawn uniformly (with replacement); before that `fakes` is returned as is. Then the N new fakes are
-    stored: into the next free slots while filling, afterwards into N distinct random slots. N <= size.
-
-    Args:
-      size: images kept; image_shape: (R, R, 3); fraction: share of a batch replaced once the buffer is full.
-    """
-
-    def __init__(self, size, image_shape, fraction):
-        self.size = int(size)
-        self.fraction = float(fraction)
-        self.images = keras.Variable(ops.zeros((self.size, *image_shape)), trainable=False, name="history_images",
-                                     aggregation="only_first_replica")
-        self.count = keras.Variable(0, dtype="int32", trainable=False, name="history_count",
-                                    aggregation="only_first_replica")
-
-    @property
-    def variables(self):
-        return [self.images, self.count]
-
-    def query(self, fakes, seed):
-        fakes = ops.convert_to_tensor(fakes)
-        n = ops.shape(fakes)[0]
-        full = ops.greater_equal(ops.convert_to_tensor(self.count), self.size)
-        # 1. mix: the first floor(fraction * n) examples come from the buffer once it is full
-        n_old = ops.cast(ops.floor(self.fraction * ops.cast(n, "float32")), "int32")
-        replace = ops.logical_and(ops.arange(n, dtype="int32") < n_old, full)
-        stored = ops.take(ops.convert_to_tensor(self.images), keras.random.randint((n,), 0, self.size, seed=seed),
-                          axis=0)
-        mixed = ops.where(replace[:, None, None, None], ops.cast(stored, fakes.dtype), fakes)
-        # 2. store the new fakes: sequential slots while filling, distinct random slots afterwards
-        count = ops.convert_to_tensor(self.count)
-        sequential = (count + ops.arange(n, dtype="int32")) % self.size
-        random_slots = ops.cast(keras.random.shuffle(ops.arange(self.size, dtype="int32"), seed=seed)[:n], "int32")
-        slots = ops.where(full, random_slots, sequential)
-        self.images.assign(ops.scatter_update(ops.convert_to_tensor(self.images), slots[:, None],
-                                              ops.cast(fakes, self.images.dtype)))
-        self.count.assign(ops.minimum(count + n, self.size))
-        return mixed
-
-
-# ---------------------------------------------------------------------------------------------------------------
 # Trainer
 
 
@@ -730,6 +682,15 @@ class PGGANCompletion(GANTrainer):
             rows.append((f"{name} flipped", completion(flip_attribute(attributes, i))))
         rows.append(("ground truth", pooled["image"]))
         return [(label, upsample2x(images, factor)) for label, images in rows]
+
+    # -- inference contract (GANTrainer.infer, task "complete") ---------------------------------------------------
+    task = "complete"
+
+    def infer(self, inputs):
+        """{"image" [N,S,S,3], "mask" [N,S,S,1], "attributes"} -> {"completed", "raw"} at the current stage's
+        resolution R (the stage of the restored checkpoint; S when training finished), via `complete()`."""
+        raw, completed = self.complete(inputs["image"], inputs["mask"], ops.cast(inputs["attributes"], "float32"))
+        return {"completed": completed, "raw": raw}
 
 
 registry.register("pggan_completion", PGGANCompletionConfig, PGGANCompletion,
