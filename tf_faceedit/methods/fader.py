@@ -329,5 +329,12 @@ class Fader(GANTrainer):
             rows += [(f"{name}={alpha:g}", grid[j]) for j, alpha in enumerate(SAMPLE_ALPHAS)]
         return rows
 
+    # -- inference contract (GANTrainer.infer) --------------------------------------------------------------------
+    def infer(self, inputs):
+        """{"image", "attributes" (any real values: sliders)} -> {"image": D(E(x), a), "latent": E(x)}."""
+        attributes = ops.cast(inputs["attributes"], "float32")
+        out = self.autoencoder({"image": inputs["image"], "attributes": attributes}, training=False)
+        return {"image": out["image"], "latent": out["latent"]}
+
 
 registry.register("fader", FaderConfig, Fader, "Fader Networks: sliding attributes (Lample et al., NeurIPS 2017)")

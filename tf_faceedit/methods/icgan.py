@@ -345,6 +345,12 @@ class IcGAN(GANTrainer):
         rows += [(f"{name} flipped", self.edit(images, flip_attribute(predicted, i))) for i, name in enumerate(names)]
         return rows
 
+    # -- inference contract (GANTrainer.infer) --------------------------------------------------------------------
+    def infer(self, inputs):
+        """{"image", "attributes" (target)} -> {"image": G(E_z(x), y), "latent": E_z(x)}."""
+        z = self.encoder_z(inputs["image"], training=False)
+        return {"image": self.generate(z, inputs["attributes"]), "latent": z}
+
 
 def ez_loss(z, z_pred):
     """E_z's latent reconstruction loss: mean over the z dimensions of (z - E_z(x'))^2, per example [N]."""

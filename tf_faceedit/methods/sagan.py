@@ -211,5 +211,15 @@ class SaGAN(GANTrainer):
             rows.append((f"{name} attention", out["attention"] * 2.0 - 1.0))
         return rows
 
+    # -- inference contract (GANTrainer.infer) --------------------------------------------------------------------
+    def infer(self, inputs):
+        """{"image", "attributes" (target values)} -> the generator's {"image", "attention"}."""
+        out = self.edit(inputs["image"], ops.cast(inputs["attributes"], "float32"))
+        return {"image": out["image"], "attention": out["attention"]}
+
+    def predict_attributes(self, images):
+        """The critic's attribute head: sigmoid(D_cls(x)) > 0.5, float32 [N, K] in {0, 1}."""
+        return ops.cast(self.discriminator(images, training=False)["cls"] > 0.0, "float32")
+
 
 registry.register("sagan", SaGANConfig, SaGAN, "Spatial-attention GAN for attribute editing (Zhang et al., ECCV 2018)")

@@ -121,3 +121,21 @@ class CheckpointManager:
         state = json.loads((path / "state.json").read_text())
         log.info("restored %s (step %d)", path, state["step"])
         return state
+
+    def restore_networks(self, path=None):
+        """Restores only the networks' weights of `path` (default: latest), for inference and export (no optimizer
+        or RNG state is needed). Returns the state dict; a checkpoint of another architecture raises TrainingError."""
+        path = Path(path) if path is not None else self.latest()
+        if path is None or not (path / "state.json").is_file():
+            raise TrainingError(f"checkpoint {path} is incomplete or missing (no state.json)")
+        for name, network in self.trainer.networks.items():
+            weights = path / f"{name}.weights.h5"
+            if not weights.is_file():
+                raise TrainingError(f"checkpoint {path} has no weights for network '{name}' (was it written by "
+                                    "another method?)")
+            try:
+                network.load_weights(str(weights))
+            except ValueError as err:
+                raise TrainingError(f"checkpoint {path} does not match this model's network '{name}' (was it "
+                                    f"written with another config?): {err}") from err
+        return json.loads((path / "state.json").read_text())

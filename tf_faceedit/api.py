@@ -1,0 +1,278 @@
+"""`tf_faceedit.load`: one inference interface over a training run or an exported SavedModel.
+
+    model = tf_faceedit.load("runs/sagan_quick")            # a model_dir (config.yaml + checkpoints/)
+    model = tf_faceedit.load("exports/sagan/1")             # or an export version dir (saved_model.pb)
+    out = model.edit(images, {"Eyeglasses": 1})             # images uint8 [N, H, W, 3] or [H, W, 3], any size
+    out["image"]                                            # uint8, the input's size; extras float32 at S x S
+    out = completion_model.complete(images, masks, attrs)   # masks uint8 [N, H, W, 1] (or [H, W]), nonzero = hole
+
+Both sources give the same results: the pre/post-processing is `tf_faceedit.serving.processing` in both (eagerly
+around the trainer's `infer` for a model_dir, inside the exported signature for an export).
+
+Attributes are the TARGET values: an [N, K] or [K] array, or a dict {name: value}. Names not in the dict come from
+`predict_attributes(images)` when the method can predict them (SaGAN's critic head, IcGAN's E_y), otherwise 0
+(with a warning).
+"""
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from tf_faceedit.errors import ConfigError, DataError, TrainingError, suggest
+
+log = logging.getLogger("tf_faceedit")
+
+# Config fields that only matter for training losses; set for inference so nothing heavy is built (VGG16).
+_INFERENCE_OVERRIDES = {"loss.lambda_feat": 0}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Restoring a trainer from a run
+
+
+def _has_field(cfg, dotted):
+    obj = cfg
+    for part in dotted.split("."):
+        if not hasattr(obj, part):
+            return False
+        obj = getattr(obj, part)
+    return True
+
+
+def restore_trainer(model_dir, checkpoint=None):
+    """Builds the method's trainer from `model_dir/config.yaml` and restores the networks of a checkpoint.
+
+    Args:
+      model_dir: a training run (config.yaml, checkpoints/).
+      checkpoint: a `ckpt-XXXXXXXX` folder (default: the latest in model_dir/checkpoints).
+    Returns:
+      (trainer, cfg, info): the trainer at the phase (e.g. progressive stage) of the checkpoint, its config as
+      trained, and {"checkpoint": path, "step": int}.
+    """
+    from tf_faceedit import config as config_lib
+    from tf_faceedit import registry, train_lib
+    from tf_faceedit.training.checkpoint import CheckpointManager
+
+    model_dir = Path(model_dir)
+    saved = train_lib.saved_config_dict(model_dir)
+    if saved is None:
+        raise ConfigError(f"--model_dir {model_dir} has no config.yaml (is it a training run's folder?)")
+    spec = registry.get(saved.get("method", ""))
+    cfg = spec.config_class().merge_dict(saved, source=str(model_dir / "config.yaml")).validate()
+    build_cfg = cfg
+    for field, value in _INFERENCE_OVERRIDES.items():
+        if _has_field(build_cfg, field):
+            build_cfg = build_cfg.override(f"{field}={value}")
+    trainer = spec.trainer_class(build_cfg)
+    manager = CheckpointManager(model_dir / "checkpoints", trainer)
+    if checkpoint is None:
+        path = manager.latest()
+        if path is None:
+            raise TrainingError(f"--model_dir {model_dir} has no checkpoint (train it first)")
+    else:
+        path = Path(checkpoint)
+        if not (path / "state.json").is_file():
+            raise TrainingError(f"--checkpoint {path} is not a checkpoint folder (no state.json)")
+        other = train_lib.saved_config_dict(path.parent.parent) if path.parent.name == "checkpoints" else None
+        if other is not None:
+            changed = [f for f in config_lib.diff(other, saved) if f not in train_lib.RESUMABLE_FIELDS]
+            if changed:
+                raise ConfigError(f"--checkpoint {path} was written with another config than --model_dir "
+                                  f"{model_dir} (changed: {', '.join(changed)})")
+    state = manager.peek(path)
+    # the phase decides the networks' graph (progressive stage): a checkpoint at step s ran the phase of s - 1
+    trainer.set_phase(trainer.phase_at(max(int(state["step"]) - 1, 0)))
+    manager.restore_networks(path)
+    return trainer, cfg, {"checkpoint": str(path), "step": int(state["step"])}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Backends: a trainer (eager) or an exported SavedModel (its signatures)
+
+
+class _TrainerBackend:
+    def __init__(self, trainer, cfg):
+        self.trainer = trainer
+        self.method, self.task = cfg.method, trainer.task
+        self.attribute_names = list(cfg.data.attributes)
+        self.image_size = int(cfg.data.image_size)
+        self.crop_fraction = float(cfg.data.crop_fraction)
+        self.can_predict = callable(getattr(trainer, "predict_attributes", None))
+
+    def run(self, image, attributes, mask=None):
+        from tf_faceedit.serving import processing
+
+        out = processing.run_inference(self.trainer.infer, self.task, image, attributes, self.image_size,
+                                       len(self.attribute_names), mask)
+        return {key: np.asarray(value) for key, value in out.items()}
+
+    def predict(self, image):
+        from tf_faceedit.serving import processing
+
+        return np.asarray(processing.predict_attributes(self.trainer.predict_attributes, image, self.image_size))
+
+
+class _SavedModelBackend:
+    def __init__(self, path):
+        import tensorflow as tf
+
+        self.loaded = tf.saved_model.load(str(path))
+        meta = {key: value.numpy() for key, value in self.loaded.signatures["metadata"]().items()}
+        self.method, self.task = meta["method"].decode(), meta["task"].decode()
+        self.attribute_names = [name.decode() for name in meta["attribute_names"]]
+        self.image_size = int(meta["image_size"])
+        self.can_predict = "predict_attributes" in self.loaded.signatures
+        # the face framing of the training data (for aligning photos), from the config the export carries
+        config_path = Path(path) / "assets.extra" / "config.yaml"
+        self.crop_fraction = 1.0
+        if config_path.is_file():
+            import yaml
+
+            self.crop_fraction = float((yaml.safe_load(config_path.read_text()) or {}).get("data", {}).get(
+                "crop_fraction", 1.0))
+
+    def run(self, image, attributes, mask=None):
+        inputs = {"image": image, "attributes": attributes}
+        if self.task == "complete":
+            inputs["mask"] = mask
+        out = self.loaded.signatures["serving_default"](**inputs)
+        return {key: value.numpy() for key, value in out.items()}
+
+    def predict(self, image):
+        return self.loaded.signatures["predict_attributes"](image=image)["attributes"].numpy()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The public model
+
+
+class FaceEditModel:
+    """A loaded face-editing model (see the module docstring). Use `tf_faceedit.load` to make one.
+
+    Attributes:
+      method, task ("edit" | "complete"), attribute_names (list of K names), image_size (S), crop_fraction (the
+      training data's face crop, `data.crop_fraction`, used to align photos),
+      config (the training config for a model_dir, None for an export), info (checkpoint/step or export path).
+    """
+
+    def __init__(self, backend, config=None, info=None):
+        self._backend = backend
+        self.method = backend.method
+        self.task = backend.task
+        self.attribute_names = list(backend.attribute_names)
+        self.image_size = backend.image_size
+        self.crop_fraction = backend.crop_fraction
+        self.config = config
+        self.info = dict(info or {})
+
+    def __repr__(self):
+        return (f"FaceEditModel(method={self.method!r}, task={self.task!r}, attributes={self.attribute_names}, "
+                f"image_size={self.image_size})")
+
+    @property
+    def trainer(self):
+        """The trainer (its networks) when loaded from a model_dir, else None."""
+        return getattr(self._backend, "trainer", None)
+
+    @property
+    def can_predict_attributes(self):
+        return self._backend.can_predict
+
+    # -- inputs -------------------------------------------------------------------------------------------------
+    @staticmethod
+    def _images(images, what="images", channels=3):
+        array = np.asarray(images)
+        if array.dtype != np.uint8:
+            raise DataError(f"{what} must be uint8 (0-255), got {array.dtype}")
+        if channels == 1 and array.ndim == 2:
+            array = array[..., None]
+        single = array.ndim == 3
+        if single:
+            array = array[None]
+        if array.ndim != 4 or array.shape[-1] != channels or min(array.shape[1:3]) < 1:
+            raise DataError(f"{what} must be uint8 [N, H, W, {channels}] or [H, W, {channels}], got shape "
+                            f"{np.asarray(images).shape}")
+        return array, single
+
+    def predict_attributes(self, images):
+        """The model's {0, 1} attribute prediction of uint8 images: float32 [N, K] (or [K] for one image)."""
+        if not self.can_predict_attributes:
+            raise ConfigError(f"method {self.method!r} cannot predict attributes; pass every attribute "
+                              f"({', '.join(self.attribute_names)})")
+        array, single = self._images(images)
+        predicted = self._backend.predict(array)
+        return predicted[0] if single else predicted
+
+    def attributes_array(self, attributes, images):
+        """[N, K] float32 target values from an [N, K] / [K] array or a {name: value} dict (see the module doc)."""
+        array, _ = self._images(images)
+        n, k = array.shape[0], len(self.attribute_names)
+        if isinstance(attributes, dict):
+            unknown = [name for name in attributes if name not in self.attribute_names]
+            if unknown:
+                raise ConfigError(f"unknown attribute {unknown[0]!r}{suggest(unknown[0], self.attribute_names)}; "
+                                  f"this model's attributes: {', '.join(self.attribute_names)}")
+            missing = [name for name in self.attribute_names if name not in attributes]
+            if missing and self.can_predict_attributes:
+                values = np.array(self._backend.predict(array), dtype=np.float32)
+            else:
+                if missing:
+                    log.warning("attributes %s not given and method %s cannot predict them: using 0",
+                                ", ".join(missing), self.method)
+                values = np.zeros((n, k), np.float32)
+            for name, value in attributes.items():
+                values[:, self.attribute_names.index(name)] = np.asarray(value, np.float32)
+            return values
+        values = np.asarray(attributes, dtype=np.float32)
+        if values.ndim == 1:
+            values = np.broadcast_to(values, (n, values.shape[0]))
+        if values.ndim != 2 or values.shape != (n, k):
+            raise ConfigError(f"attributes must be [{n}, {k}] or [{k}] (attributes: "
+                              f"{', '.join(self.attribute_names)}), got shape {np.asarray(attributes).shape}")
+        return np.ascontiguousarray(values)
+
+    # -- inference ----------------------------------------------------------------------------------------------
+    def edit(self, images, attributes):
+        """Edits uint8 faces to the target `attributes`. Returns {"image": uint8 like `images`, extras float32}."""
+        if self.task != "edit":
+            raise ConfigError(f"method {self.method!r} is a {self.task!r} model: use .{self.task}()")
+        array, single = self._images(images)
+        out = self._backend.run(array, self.attributes_array(attributes, array))
+        return {key: value[0] for key, value in out.items()} if single else out
+
+    def complete(self, images, masks, attributes):
+        """Fills the holes (mask nonzero) of uint8 faces. Returns {"completed", "raw"} uint8 like `images` (+ extras);
+        outside the hole "completed" equals the input exactly."""
+        if self.task != "complete":
+            raise ConfigError(f"method {self.method!r} is an {self.task!r} model: use .{self.task}()")
+        array, single = self._images(images)
+        mask, _ = self._images(masks, "masks", channels=1)
+        if mask.shape[:3] != array.shape[:3]:
+            raise DataError(f"masks must match the images' N, H, W {array.shape[:3]}, got {mask.shape[:3]}")
+        out = self._backend.run(array, self.attributes_array(attributes, array), mask)
+        return {key: value[0] for key, value in out.items()} if single else out
+
+
+def load(path, checkpoint=None):
+    """Loads a training run (a folder with config.yaml) or an export version dir (saved_model.pb).
+
+    Args:
+      path: model_dir or export dir.
+      checkpoint: for a model_dir, a `ckpt-XXXXXXXX` folder (default: the latest).
+    Returns:
+      FaceEditModel.
+    """
+    path = Path(path)
+    if (path / "saved_model.pb").is_file():
+        if checkpoint is not None:
+            raise ConfigError(f"checkpoint= applies to a model_dir; {path} is an export")
+        return FaceEditModel(_SavedModelBackend(path), None, {"export_dir": str(path)})
+    if (path / "config.yaml").is_file():
+        trainer, cfg, info = restore_trainer(path, checkpoint)
+        if trainer.task not in ("edit", "complete"):
+            raise ConfigError(f"{path} holds a {cfg.method!r} model (task {trainer.task!r}); load() serves the "
+                              "edit and complete tasks")
+        return FaceEditModel(_TrainerBackend(trainer, cfg), cfg, info)
+    raise ConfigError(f"{path} is neither a training run (no config.yaml) nor an export version dir "
+                      "(no saved_model.pb)")

@@ -1,0 +1,451 @@
+"""Clients for tf_faceedit models served by TF Serving: gRPC (tensorflow-serving-api) and REST (urllib).
+
+    python -m tf_faceedit.serving.client --server localhost:8500 --model sagan --image face.jpg \
+        --set Eyeglasses=1 --out edited.png
+    python -m tf_faceedit.serving.client --server localhost:8500 --model pggan_completion --image face.jpg \
+        --mask hole.png --set Smiling=1 --out completed.png
+    python -m tf_faceedit.serving.client --rest --server localhost:8501 --model sagan --image face.jpg \
+        --attributes 1 --out edited.png
+
+    from tf_faceedit.serving.client import GrpcClient
+    client = GrpcClient("localhost:8500", "sagan")
+    client.metadata()            # {"method", "attribute_names", "image_size", "task"}
+    client.predict_attributes(images)            # float32 [N,K] in {0,1} (methods that export that signature)
+    out = client.edit(images, attributes)        # uint8 [N,H,W,3], float32 [N,K] -> {"image": uint8, "attention": ...}
+    out = client.complete(images, masks, attributes)   # + masks uint8 [N,H,W,1], nonzero = hole
+
+The signatures (written by `tf_faceedit.export`, schema in serving/README.md):
+  * `serving_default` of an editing model: `image` uint8 [N,H,W,3] RGB (any H, W) and `attributes` float32 [N,K]
+    target values ({0,1}; Fader also takes sliders beyond) -> `image` uint8 [N,H,W,3] plus the method's extras
+    (`attention` float32 [N,S,S,n] in [0,1], `content`, `latent`);
+  * `serving_default` of `pggan_completion`: `image`, `mask` uint8 [N,H,W,1] (nonzero = hole), `attributes` ->
+    `completed` uint8 (the input outside the hole), `raw` uint8 (the generator's full output);
+  * `metadata` (no inputs): `method`, `attribute_names` [K], `image_size`, `task` ("edit" or "complete").
+A single image [H,W,3] / mask [H,W,1] or [H,W] / attribute vector [K] is batched to N = 1 for you.
+
+Errors are `ServingError` (a `FaceEditError`: the CLI prints one line, no traceback): the server cannot be
+reached (the message names the address and says TF Serving must run there), or it rejected the request (its
+status and message, which name the input).
+"""
+
+import argparse
+import json
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+
+from tf_faceedit.errors import ConfigError, DataError, FaceEditError, suggest
+
+DEFAULT_SIGNATURE = "serving_default"
+METADATA_SIGNATURE = "metadata"
+UINT8_OUTPUTS = ("image", "completed", "raw")
+MAX_MESSAGE_BYTES = 512 * 1024 * 1024
+DOCKER_HINT = "start it with the docker command in serving/README.md"
+
+
+class ServingError(FaceEditError):
+    """The model server cannot be reached, or it rejected a request."""
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Request preparation and response decoding (shared by both clients)
+
+
+def batch_images(images, channels, name="image"):
+    """uint8 [H,W,C] or [N,H,W,C] (masks may also be [H,W] / [N,H,W] when channels == 1) -> uint8 [N,H,W,C]."""
+    array = np.asarray(images)
+    if array.dtype != np.uint8:
+        raise DataError(f"{name} must be uint8 (0..255), got {array.dtype}")
+    if channels == 1 and array.ndim in (2, 3) and (array.ndim == 2 or array.shape[-1] != 1):
+        array = array[..., None]
+    if array.ndim == 3:
+        array = array[None]
+    if array.ndim != 4 or array.shape[-1] != channels:
+        raise DataError(f"{name} must have shape [N,H,W,{channels}] or [H,W,{channels}], got {list(array.shape)}")
+    return array
+
+
+def batch_attributes(attributes, batch):
+    """float [K] or [N,K] -> float32 [N,K]; a single vector is repeated over the batch."""
+    array = np.asarray(attributes, dtype=np.float32)
+    if array.ndim == 1:
+        array = np.repeat(array[None], batch, axis=0)
+    if array.ndim != 2:
+        raise DataError(f"attributes must have shape [K] or [N,K], got {list(array.shape)}")
+    return array
+
+
+def decode_metadata(outputs):
+    """The `metadata` signature's outputs -> {"method": str, "attribute_names": [str], "image_size": int, "task": str}."""
+
+    def text(value):
+        value = np.asarray(value).reshape(-1)[0]
+        value = value.item() if isinstance(value, np.generic) else value
+        return value.decode() if isinstance(value, bytes) else str(value)
+
+    missing = [k for k in ("method", "attribute_names", "image_size", "task") if k not in outputs]
+    if missing:
+        raise ServingError(f"the model's 'metadata' signature lacks output '{missing[0]}' (is it a tf_faceedit export?)")
+    names = [n.decode() if isinstance(n, bytes) else str(n) for n in np.asarray(outputs["attribute_names"]).reshape(-1)]
+    return {"method": text(outputs["method"]), "attribute_names": names,
+            "image_size": int(np.asarray(outputs["image_size"]).reshape(-1)[0]), "task": text(outputs["task"])}
+
+
+class _Client:
+    """What both clients share: edit / complete / metadata on top of `predict`."""
+
+    def predict(self, inputs, signature_name=DEFAULT_SIGNATURE):  # pragma: no cover (abstract)
+        raise NotImplementedError
+
+    def edit(self, images, attributes):
+        """images uint8 [N,H,W,3] (or [H,W,3]), attributes [N,K] (or [K]) -> {"image": uint8, extras...}."""
+        images = batch_images(images, 3)
+        return self.predict({"image": images, "attributes": batch_attributes(attributes, len(images))})
+
+    def complete(self, images, masks, attributes):
+        """images uint8 [N,H,W,3], masks uint8 [N,H,W,1] (nonzero = hole), attributes [N,K] ->
+        {"completed": uint8, "raw": uint8}."""
+        images = batch_images(images, 3)
+        masks = batch_images(masks, 1, name="mask")
+        if masks.shape[:3] != images.shape[:3]:
+            raise DataError(f"mask shape {list(masks.shape)} does not match image shape {list(images.shape)} "
+                            "(same N, H, W)")
+        return self.predict({"image": images, "mask": masks, "attributes": batch_attributes(attributes, len(images))})
+
+    def metadata(self):
+        """{"method", "attribute_names", "image_size", "task"} from the model's `metadata` signature."""
+        return decode_metadata(self.predict({}, signature_name=METADATA_SIGNATURE))
+
+    def predict_attributes(self, images):
+        """images uint8 [N,H,W,3] -> float32 [N,K] in {0, 1} (`predict_attributes` signature: SaGAN, IcGAN)."""
+        out = self.predict({"image": batch_images(images, 3)}, signature_name="predict_attributes")
+        return np.asarray(out["attributes"], np.float32)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# gRPC
+
+
+class GrpcClient(_Client):
+    """TF Serving PredictionService client (gRPC, default port 8500).
+
+    Args:
+        server: "host:port".
+        model: model name in the server's model config.
+        version: a model version (int); None for the latest the server has loaded.
+        timeout: seconds per request.
+    """
+
+    def __init__(self, server, model, version=None, timeout=60.0):
+        import grpc
+        from tensorflow_serving.apis import prediction_service_pb2_grpc
+
+        self.server, self.model, self.version, self.timeout = server, model, version, timeout
+        # no HTTP proxy: TF Serving runs next to its clients, and an http_proxy variable would break loopback calls
+        self._channel = grpc.insecure_channel(server, options=[
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.enable_http_proxy", 0)])
+        self._stub = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
+
+    def close(self):
+        self._channel.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _model_spec(self, spec, signature_name=None):
+        spec.name = self.model
+        if self.version is not None:
+            spec.version.value = int(self.version)
+        if signature_name is not None:
+            spec.signature_name = signature_name
+
+    def predict_request(self, inputs, signature_name=DEFAULT_SIGNATURE):
+        """The PredictRequest proto for {name: array} (dtypes kept: uint8 images, float32 attributes)."""
+        import tensorflow as tf
+        from tensorflow_serving.apis import predict_pb2
+
+        request = predict_pb2.PredictRequest()
+        self._model_spec(request.model_spec, signature_name)
+        for name, value in inputs.items():
+            request.inputs[name].CopyFrom(tf.make_tensor_proto(np.asarray(value)))
+        return request
+
+    def predict(self, inputs, signature_name=DEFAULT_SIGNATURE):
+        """Calls Predict; returns {output name: numpy array} (uint8 images stay uint8, strings are bytes)."""
+        import tensorflow as tf
+
+        response = self._call("Predict", self.predict_request(inputs, signature_name))
+        return {name: tf.make_ndarray(proto) for name, proto in response.outputs.items()}
+
+    def signature_defs(self):
+        """GetModelMetadata -> {signature name: {"inputs"|"outputs": {name: (dtype name, shape with -1)}}}."""
+        import tensorflow as tf
+        from tensorflow_serving.apis import get_model_metadata_pb2
+
+        request = get_model_metadata_pb2.GetModelMetadataRequest()
+        self._model_spec(request.model_spec)
+        request.metadata_field.append("signature_def")
+        response = self._call("GetModelMetadata", request)
+        signature_map = get_model_metadata_pb2.SignatureDefMap()
+        response.metadata["signature_def"].Unpack(signature_map)
+
+        def describe(tensors):
+            return {name: (tf.dtypes.as_dtype(info.dtype).name,
+                           None if info.tensor_shape.unknown_rank else [d.size for d in info.tensor_shape.dim])
+                    for name, info in tensors.items()}
+
+        return {key: {"inputs": describe(sig.inputs), "outputs": describe(sig.outputs)}
+                for key, sig in signature_map.signature_def.items()}
+
+    def _call(self, method, request):
+        import grpc
+
+        try:
+            return getattr(self._stub, method)(request, timeout=self.timeout)
+        except grpc.RpcError as err:
+            code, details = err.code(), err.details()
+            if code == grpc.StatusCode.UNAVAILABLE:
+                raise ServingError(f"cannot reach a model server at {self.server} (gRPC): {details}. TF Serving "
+                                   f"must be running there with model '{self.model}'; {DOCKER_HINT} "
+                                   "(gRPC port 8500; use --rest for the REST port 8501)") from None
+            if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+                raise ServingError(f"the model server at {self.server} did not answer {method} within "
+                                   f"{self.timeout:g} s") from None
+            raise ServingError(f"{self.server} rejected {method} for model '{self.model}': "
+                               f"{code.name}: {details}") from None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# REST
+
+
+class RestClient(_Client):
+    """TF Serving REST client (default port 8501): POST /v1/models/<model>[/versions/<v>]:predict, columnar format.
+
+    Request: {"signature_name": ..., "inputs": {name: nested lists}}; response: {"outputs": {name: nested lists}}
+    (or {"error": message}). JSON has no dtypes: `image`, `completed`, `raw` come back as uint8, other numeric
+    outputs as float32, strings as str.
+
+    Args:
+        server: "host:port" or "http://host:port".
+        model, version, timeout: as for GrpcClient.
+    """
+
+    def __init__(self, server, model, version=None, timeout=60.0):
+        self.server, self.model, self.version, self.timeout = server, model, version, timeout
+        base = server if server.startswith(("http://", "https://")) else f"http://{server}"
+        path = f"/v1/models/{model}" + (f"/versions/{int(version)}" if version is not None else "")
+        self.url = base.rstrip("/") + path + ":predict"
+        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # no proxy (see GrpcClient)
+
+    @staticmethod
+    def request_body(inputs, signature_name=DEFAULT_SIGNATURE):
+        """The JSON body (a dict) of a columnar predict request."""
+        return {"signature_name": signature_name, "inputs": {k: np.asarray(v).tolist() for k, v in inputs.items()}}
+
+    def predict(self, inputs, signature_name=DEFAULT_SIGNATURE):
+        body = json.dumps(self.request_body(inputs, signature_name)).encode()
+        request = urllib.request.Request(self.url, data=body, method="POST",
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with self._opener.open(request, timeout=self.timeout) as reply:
+                payload = json.loads(reply.read().decode())
+        except urllib.error.HTTPError as err:
+            raise ServingError(f"{self.url} answered HTTP {err.code}: {_rest_error(err)}") from None
+        except urllib.error.URLError as err:
+            raise ServingError(f"cannot reach a model server at {self.server} (REST): {err.reason}. TF Serving must "
+                               f"be running there with model '{self.model}'; {DOCKER_HINT} (REST port 8501)") from None
+        except (TimeoutError, OSError) as err:
+            raise ServingError(f"the model server at {self.server} did not answer within {self.timeout:g} s "
+                               f"({err})") from None
+        except json.JSONDecodeError as err:
+            raise ServingError(f"{self.url} did not answer with JSON ({err})") from None
+        if "error" in payload:
+            raise ServingError(f"{self.url}: {payload['error']}")
+        if "outputs" not in payload:
+            raise ServingError(f"{self.url} answered without 'outputs' (keys: {sorted(payload)})")
+        outputs = payload["outputs"]
+        if not isinstance(outputs, dict):  # TF Serving drops the name of a signature's only output
+            outputs = {"outputs": outputs}
+        return {name: _from_json(name, value) for name, value in outputs.items()}
+
+
+def _rest_error(err):
+    try:
+        return json.loads(err.read().decode()).get("error", err.reason)
+    except (ValueError, AttributeError, OSError):
+        return str(err.reason)
+
+
+def _from_json(name, value):
+    array = np.asarray(value)
+    if array.dtype.kind in "US":
+        return array
+    if name in UINT8_OUTPUTS:
+        return array.astype(np.uint8)
+    return array.astype(np.int32) if name == "image_size" else array.astype(np.float32)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# CLI work
+
+
+def resolve_attributes(names, sets=(), attributes=None):
+    """Target attribute vector from `--attributes v1,v2,...` and/or `--set NAME=V` (applied on top).
+
+    Returns (float32 [K], notes): attributes not given default to 0, and `notes` says which ones did.
+    Raises ConfigError naming the flag for an unknown name (listing `names`), a bad value or a wrong length.
+    """
+    names = list(names)
+    if attributes is not None:
+        try:
+            vector = [float(v) for v in str(attributes).split(",")]
+        except ValueError:
+            raise ConfigError(f"--attributes must be {len(names)} comma-separated numbers "
+                              f"({', '.join(names)}), got '{attributes}'") from None
+        if len(vector) != len(names):
+            raise ConfigError(f"--attributes has {len(vector)} values but the model has {len(names)} attributes: "
+                              f"{', '.join(names)}")
+        given = set(names)
+    else:
+        vector, given = [0.0] * len(names), set()
+    for item in sets:
+        name, sep, value = str(item).partition("=")
+        if not sep:
+            raise ConfigError(f"--set must be NAME=VALUE, got '{item}'")
+        if name not in names:
+            raise ConfigError(f"--set {item}: unknown attribute '{name}'{suggest(name, names)}; the model's "
+                              f"attributes are: {', '.join(names)}")
+        try:
+            vector[names.index(name)] = float(value)
+        except ValueError:
+            raise ConfigError(f"--set {item}: value must be a number, got '{value}'") from None
+        given.add(name)
+    unset = [n for n in names if n not in given]
+    notes = [f"note: attributes not set default to 0: {', '.join(unset)}"] if unset else []
+    return np.asarray(vector, np.float32), notes
+
+
+def read_image(path, flag="--image", grayscale=False):
+    """An image file -> uint8 RGB [H,W,3] (or [H,W,1] with grayscale=True). DataError names the flag and file."""
+    import cv2
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{flag} {path} does not exist")
+    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE if grayscale else cv2.IMREAD_COLOR)
+    if image is None:
+        raise DataError(f"{flag} {path} is not a readable image")
+    return image[..., None] if grayscale else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def write_image(path, image, flag="--out"):
+    """uint8 RGB [H,W,3] (or one channel) -> image file (format from the extension)."""
+    import cv2
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image = np.asarray(image)
+    bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if image.ndim == 3 and image.shape[-1] == 3 else image
+    try:
+        ok = cv2.imwrite(str(path), bgr)
+    except cv2.error:
+        ok = False
+    if not ok:
+        raise DataError(f"{flag} {path}: cannot write an image there (use a .png or .jpg name)")
+    return path
+
+
+def edit_file(client, image_path, out_path, sets=(), attributes=None, mask_path=None, save_extras=False,
+              log=print):
+    """What the CLI does: metadata, attribute vector, one request, the output image (and extras) written.
+
+    Returns {"out": Path, "outputs": {name: array}, "attributes": vector, "metadata": dict}.
+    """
+    meta = client.metadata()
+    vector, notes = resolve_attributes(meta["attribute_names"], sets, attributes)
+    for note in notes:
+        log(note)
+    image = read_image(image_path)
+    if meta["task"] == "complete":
+        if mask_path is None:
+            raise ConfigError(f"--mask is required: model '{client.model}' ({meta['method']}) fills in a hole")
+        mask = read_image(mask_path, "--mask", grayscale=True)
+        if mask.shape[:2] != image.shape[:2]:
+            raise DataError(f"--mask {mask_path} is {mask.shape[1]}x{mask.shape[0]} but --image {image_path} is "
+                            f"{image.shape[1]}x{image.shape[0]}; they must have the same size")
+        outputs = client.complete(image, mask, vector)
+        result_name = "completed"
+    else:
+        if mask_path is not None:
+            raise ConfigError(f"--mask is only for completion models; model '{client.model}' ({meta['method']}) "
+                              "edits attributes")
+        outputs = client.edit(image, vector)
+        result_name = "image"
+    out = write_image(out_path, outputs[result_name][0])
+    log(f"wrote {out} ({meta['method']}, {', '.join(f'{n}={v:g}' for n, v in zip(meta['attribute_names'], vector))})")
+    if save_extras:
+        out_path = Path(out_path)
+        for name, value in outputs.items():
+            value = np.asarray(value)
+            if name == result_name or value.ndim != 4:
+                continue
+            for c in range(value.shape[-1]):
+                extra = value[0, ..., c]
+                if extra.dtype != np.uint8:  # attention maps in [0, 1]
+                    extra = np.clip(np.round(extra * 255), 0, 255).astype(np.uint8)
+                suffix = f"_{name}" + (f"{c}" if value.shape[-1] > 1 else "")
+                log(f"wrote {write_image(out_path.with_name(out_path.stem + suffix + '.png'), extra)}")
+    return {"out": out, "outputs": outputs, "attributes": vector, "metadata": meta}
+
+
+def make_client(server, model, rest=False, version=None, timeout=60.0):
+    return (RestClient if rest else GrpcClient)(server, model, version=version, timeout=timeout)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m tf_faceedit.serving.client",
+                                     description="Edit (or complete) one face image with a model served by "
+                                                 "TF Serving.")
+    parser.add_argument("--server", default=None,
+                        help="host:port of TF Serving (default localhost:8500, or localhost:8501 with --rest)")
+    parser.add_argument("--model", required=True, help="model name in the server's models.config, e.g. sagan")
+    parser.add_argument("--image", required=True, help="input face image (best: an aligned CelebA-style crop)")
+    parser.add_argument("--out", required=True, help="output image file (.png)")
+    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="NAME=VALUE",
+                        help="target attribute value, e.g. --set Eyeglasses=1 (repeatable; others default to 0)")
+    parser.add_argument("--attributes", help="the full target vector v1,v2,... in the model's attribute order")
+    parser.add_argument("--mask", help="hole mask image for completion models (nonzero = hole), same size as --image")
+    parser.add_argument("--rest", action="store_true", help="use the REST API (port 8501) instead of gRPC")
+    parser.add_argument("--version", type=int, help="model version (default: the latest loaded)")
+    parser.add_argument("--timeout", type=float, default=60.0, help="seconds per request (default 60)")
+    parser.add_argument("--save_extras", action="store_true",
+                        help="also write the extra outputs (attention maps, ...) as <out>_<name>.png")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from tf_faceedit import cli_util
+
+    cli_util.quiet_tensorflow()
+
+    def work():
+        server = args.server or ("localhost:8501" if args.rest else "localhost:8500")
+        client = make_client(server, args.model, rest=args.rest, version=args.version, timeout=args.timeout)
+        edit_file(client, args.image, args.out, args.sets, args.attributes, args.mask, args.save_extras)
+        return 0
+
+    return cli_util.main_wrapper(work)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""Pre- and post-processing shared by the SavedModel signatures, `tf_faceedit.load` and the tests (written once).
+
+Every function here is plain TensorFlow: it runs inside a `tf.function` (the exported signatures) and eagerly on
+numpy arrays (`tf_faceedit.load` on a model_dir), so both paths compute the same numbers.
+
+Contract (S = the model's `data.image_size`, K attributes):
+  * input images: uint8 [N, H, W, 3], any H, W. The WHOLE image is resized to S x S (bilinear, antialiased, rounded
+    to uint8 exactly as the training pipeline does after its crop), then mapped to [-1, 1] by x / 127.5 - 1.
+    The training pipeline centre-crops a square first; here nothing is cropped, so a non-square input is stretched
+    to a square and the result stretched back: pass face crops of the training aspect (square for CelebA's
+    centred crop) for the best results.
+  * input masks (completion): uint8 [N, H, W, 1], nonzero = hole. At S a pixel is a hole if any input pixel it
+    covers is one (area resize > 0), so no hole pixel leaks into the generator's known region.
+  * output images: the model's [-1, 1] images resized back to H x W (bilinear, antialiased), then
+    uint8 = clip(round((x + 1) * 127.5), 0, 255) (`to_uint8`, the same as `data.celeba.denormalize`).
+  * completion: "completed" is the input image outside the (input-resolution) hole EXACTLY, the resized model
+    completion inside it; "raw" is the generator's output everywhere.
+  * extras (attention, content, latent, ...) stay at the model's resolution, float32.
+"""
+
+import tensorflow as tf
+
+TASKS = ("edit", "complete")  # the tasks a serving signature exists for
+EDIT_OUTPUTS = ("image",)
+COMPLETE_OUTPUTS = ("completed", "raw")
+
+
+def to_uint8(images):
+    """[-1, 1] float images -> uint8: clip(round((x + 1) * 127.5), 0, 255)."""
+    images = tf.convert_to_tensor(images, tf.float32)
+    return tf.cast(tf.clip_by_value(tf.round((images + 1.0) * 127.5), 0.0, 255.0), tf.uint8)
+
+
+def preprocess_images(images, size):
+    """uint8 [N, H, W, 3] -> float32 [N, S, S, 3] in [-1, 1] (the training pipeline's resize and rounding)."""
+    images = tf.convert_to_tensor(images)
+    resized = tf.image.resize(tf.cast(images, tf.float32), [size, size], method="bilinear", antialias=True)
+    resized = tf.clip_by_value(tf.round(resized), 0.0, 255.0)
+    return resized / 127.5 - 1.0
+
+
+def preprocess_masks(masks, size):
+    """uint8 [N, H, W, 1] (nonzero = hole) -> float32 [N, S, S, 1] in {0, 1}: a hole wherever the area-resized
+    mask is > 0 (any covered input pixel is a hole)."""
+    holes = tf.cast(tf.not_equal(tf.convert_to_tensor(masks), 0), tf.float32)
+    resized = tf.image.resize(holes, [size, size], method="area")
+    return tf.cast(resized > 0.0, tf.float32)
+
+
+def postprocess_images(images, height, width):
+    """float [N, R, R, C] in [-1, 1] -> uint8 [N, height, width, C] (bilinear antialiased resize, then `to_uint8`)."""
+    images = tf.convert_to_tensor(images, tf.float32)
+    resized = tf.image.resize(images, tf.stack([height, width]), method="bilinear", antialias=True)
+    return to_uint8(resized)
+
+
+def check_inputs(image, attributes, num_attributes, mask=None):
+    """In-graph validation (INVALID_ARGUMENT naming the input). Returns (image, attributes, mask) with static
+    shapes [N, H, W, 3], [N, K], [N, H, W, 1]."""
+    image = tf.convert_to_tensor(image)
+    attributes = tf.convert_to_tensor(attributes, tf.float32)
+    checks = [
+        tf.debugging.assert_rank(image, 4, message="image must be uint8 [N, H, W, 3]"),
+        tf.debugging.assert_rank(attributes, 2, message=f"attributes must be float32 [N, {num_attributes}]"),
+        tf.debugging.assert_equal(tf.shape(attributes)[-1], num_attributes,
+                                  message=f"attributes must have {num_attributes} values per image (the model's "
+                                          "attributes; see the metadata signature)"),
+        tf.debugging.assert_equal(tf.shape(attributes)[0], tf.shape(image)[0],
+                                  message="attributes must have one row per image"),
+        tf.debugging.assert_positive(tf.shape(image)[1:3], message="image height and width must be > 0"),
+    ]
+    if mask is not None:
+        mask = tf.convert_to_tensor(mask)
+        checks.append(tf.debugging.assert_equal(tf.shape(mask)[:3], tf.shape(image)[:3],
+                                                message="mask must be uint8 [N, H, W, 1], the image's N, H, W"))
+    with tf.control_dependencies(checks):
+        image = tf.identity(image)
+        attributes = tf.ensure_shape(tf.identity(attributes), [None, num_attributes])
+        if mask is not None:
+            mask = tf.identity(mask)
+    return image, attributes, mask
+
+
+def run_inference(infer, task, image, attributes, image_size, num_attributes, mask=None):
+    """The whole serving computation around a model's `infer` (see `GANTrainer.infer`).
+
+    Args:
+      infer: `fn(dict) -> dict` at the model resolution (a trainer's `infer`).
+      task: "edit" or "complete".
+      image: uint8 [N, H, W, 3]; attributes: float32 [N, K] target values; mask: uint8 [N, H, W, 1] ("complete").
+      image_size: S; num_attributes: K.
+    Returns:
+      dict: "edit": "image" uint8 [N, H, W, 3]; "complete": "completed" and "raw" uint8 [N, H, W, 3]; plus every
+      extra of `infer` (float32, model resolution) under its own name.
+    """
+    image, attributes, mask = check_inputs(image, attributes, num_attributes, mask if task == "complete" else None)
+    height, width = tf.shape(image)[1], tf.shape(image)[2]
+    inputs = {"image": preprocess_images(image, image_size), "attributes": attributes}
+    if task == "complete":
+        inputs["mask"] = preprocess_masks(mask, image_size)
+    out = dict(infer(inputs))
+    images = EDIT_OUTPUTS if task == "edit" else COMPLETE_OUTPUTS
+    missing = [key for key in images if key not in out]
+    if missing:
+        raise KeyError(f"infer() of a {task!r} model must return {', '.join(images)}; missing {', '.join(missing)}")
+    result = {key: tf.cast(value, tf.float32) for key, value in out.items() if key not in images}
+    for key in images:
+        result[key] = postprocess_images(out[key], height, width)
+    if task == "complete":
+        hole = tf.not_equal(mask, 0)  # [N, H, W, 1], broadcast over the channels
+        result["completed"] = tf.where(hole, result["completed"], tf.cast(image, tf.uint8))
+    return result
+
+
+def predict_attributes(predict, image, image_size):
+    """uint8 [N, H, W, 3] -> the model's {0, 1} attribute prediction float32 [N, K] (`predict` at resolution S)."""
+    image = tf.convert_to_tensor(image)
+    with tf.control_dependencies([tf.debugging.assert_rank(image, 4, message="image must be uint8 [N, H, W, 3]")]):
+        image = tf.identity(image)
+    return tf.cast(predict(preprocess_images(image, image_size)), tf.float32)
