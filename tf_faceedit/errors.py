@@ -24,6 +24,10 @@ class TrainingError(FaceEditError):
     """Training cannot go on (non-finite loss, model_dir conflict, ...)."""
 
 
+class EvaluationError(FaceEditError):
+    """An evaluation refuses to score (e.g. the judging classifier is below the minimum accuracy on an attribute)."""
+
+
 def suggest(name, candidates, n=3):
     """Returns ' (did you mean: a, b?)' for close matches of `name` in `candidates`, or ''."""
     matches = difflib.get_close_matches(str(name), [str(c) for c in candidates], n=n, cutoff=0.5)

@@ -170,6 +170,22 @@ def read_partition(path):
     return partition
 
 
+def write_celeba_attributes(path, names, filenames, values):
+    """Writes a `list_attr_celeba.txt`-format file: count line, header, `filename v1 ... vK` rows of -1/1.
+
+    values: [N, K] array; positive entries are written as 1, the others as -1.
+    """
+    lines = [str(len(filenames)), " ".join(names)]
+    for name, row in zip(filenames, np.asarray(values)):
+        lines.append(name + "".join(f" {1 if v > 0 else -1:2d}" for v in row))
+    Path(path).write_text("\n".join(lines) + "\n")
+
+
+def write_partition(path, partition):
+    """Writes a `list_eval_partition.txt`-format file from {filename: 0|1|2} (in insertion order)."""
+    Path(path).write_text("".join(f"{name} {split}\n" for name, split in partition.items()))
+
+
 def read_csv_attributes(path):
     """Reads a CSV attribute table with header `filename,attr1,attr2,...` and 0/1 or -1/1 values.
 
@@ -273,6 +289,22 @@ def _existing(image_dir, filenames):
                      for name in filenames], dtype=bool)
 
 
+def read_attribute_table(cfg):
+    """Finds and reads the attribute file of `cfg.data_dir` (either format).
+
+    Returns (path, (names, filenames, values)) as `read_celeba_attributes`; DataError when it is missing.
+    """
+    data_dir = Path(cfg.data_dir).expanduser()
+    fmt = _detect_format(cfg, data_dir)
+    attr_path = _resolve(data_dir, cfg.attr_file) if cfg.attr_file else (
+        data_dir / (CELEBA_ATTR_FILE if fmt == "celeba" else CSV_ATTR_FILE))
+    if not attr_path.is_file():
+        flag = "data.attr_file" if cfg.attr_file else "data.data_dir"
+        raise DataError(f"attribute file not found: {attr_path} ({flag}, format {fmt})")
+    reader = read_celeba_attributes if fmt == "celeba" else read_csv_attributes
+    return attr_path, reader(attr_path)
+
+
 def load_records(cfg, split):
     """Returns the `Records` of `split` ("train", "val", "test" or "all") of the dataset described by `cfg`.
 
@@ -287,14 +319,7 @@ def load_records(cfg, split):
     if not data_dir.is_dir():
         raise DataError(f"data folder not found: {data_dir} (data.data_dir)")
 
-    fmt = _detect_format(cfg, data_dir)
-    attr_path = _resolve(data_dir, cfg.attr_file) if cfg.attr_file else (
-        data_dir / (CELEBA_ATTR_FILE if fmt == "celeba" else CSV_ATTR_FILE))
-    if not attr_path.is_file():
-        flag = "data.attr_file" if cfg.attr_file else "data.data_dir"
-        raise DataError(f"attribute file not found: {attr_path} ({flag}, format {fmt})")
-    reader = read_celeba_attributes if fmt == "celeba" else read_csv_attributes
-    all_names, filenames, values = reader(attr_path)
+    attr_path, (all_names, filenames, values) = read_attribute_table(cfg)
 
     columns = []
     for name in cfg.attributes:

@@ -34,6 +34,7 @@ import cv2
 import numpy as np
 
 from tf_faceedit.errors import DataError, FaceEditError, suggest
+from tf_faceedit.data.celeba import write_celeba_attributes, write_partition
 
 ATTRIBUTE_NAMES = [
     "5_o_Clock_Shadow", "Arched_Eyebrows", "Attractive", "Bags_Under_Eyes", "Bald", "Bangs", "Big_Lips", "Big_Nose",
@@ -298,18 +299,17 @@ def make_synthetic_celeba(out_dir, num_images=200, width=178, height=218, seed=0
     n_train = num_images - n_val - n_test
     params = [int(cv2.IMWRITE_JPEG_QUALITY), 95] if image_format == "jpg" else []
 
-    attr_lines = [str(num_images), " ".join(ATTRIBUTE_NAMES)]
-    partition_lines = []
+    filenames, rows, partition = [], [], {}
     for i in range(num_images):
         name = f"{i + 1:0{digits}d}.{image_format}"
         image, attrs = make_face(seed, i, width, height)
         if not cv2.imwrite(str(image_dir / name), image, params):
             raise DataError(f"could not write image {image_dir / name}")
-        attr_lines.append(name + "".join(f" {1 if attrs.get(a) else -1:2d}" for a in ATTRIBUTE_NAMES))
-        partition = 0 if i < n_train else (1 if i < n_train + n_val else 2)
-        partition_lines.append(f"{name} {partition}")
-    (out_dir / "list_attr_celeba.txt").write_text("\n".join(attr_lines) + "\n")
-    (out_dir / "list_eval_partition.txt").write_text("\n".join(partition_lines) + "\n")
+        filenames.append(name)
+        rows.append([1 if attrs.get(a) else -1 for a in ATTRIBUTE_NAMES])
+        partition[name] = 0 if i < n_train else (1 if i < n_train + n_val else 2)
+    write_celeba_attributes(out_dir / "list_attr_celeba.txt", ATTRIBUTE_NAMES, filenames, rows)
+    write_partition(out_dir / "list_eval_partition.txt", partition)
     return out_dir
 
 

@@ -110,7 +110,7 @@ class GANTrainer(keras.Model):
 
     # -- inference contract (used by `tf_faceedit.load`, export, evaluate and edit) -------------------------------
     # "edit": infer({"image", "attributes"}) -> {"image", extras...}; "complete": infer({"image", "mask",
-    # "attributes"}) -> {"completed", "raw", extras...}.
+    # "attributes"}) -> {"completed", "raw", extras...}; "classify": infer({"image"}) -> {"logits", "probabilities"}.
     task = "edit"
 
     def infer(self, inputs):

@@ -1,0 +1,364 @@
+"""Tests of tf_faceedit.data.align: eye-based alignment to the CelebA framing, paste-back, detection and errors.
+
+Everything runs on generated images; the real-photo detection check is marked slow and needs
+/work/shared/data/celeba-100-178x218 (skipped when absent)."""
+
+import math
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from tf_faceedit.data import align
+from tf_faceedit.data.synthetic import make_synthetic_celeba
+from tf_faceedit.errors import DataError, FaceEditError
+
+REAL_CELEBA = Path(os.environ.get("TF_FACEEDIT_CELEBA_178", "/work/shared/data/celeba-100-178x218"))
+
+RED, BLUE = (255, 0, 0), (0, 0, 255)
+
+
+def _background(height, width, seed=0, smooth=True):
+    """Low-saturation RGB uint8 background: a gradient plus smooth (or per-pixel) noise, values in [40, 200]."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    base = 60.0 + 80.0 * (xx / width) + 40.0 * (yy / height)
+    if smooth:
+        noise = cv2.resize(rng.uniform(-20, 20, (height // 16 + 2, width // 16 + 2)).astype(np.float32),
+                           (width, height), interpolation=cv2.INTER_CUBIC)
+    else:
+        noise = rng.uniform(-20, 20, (height, width)).astype(np.float32)
+    gray = np.clip(base + noise, 40, 200)
+    tint = np.array([1.0, 0.95, 0.9], np.float32)
+    return np.clip(gray[..., None] * tint, 0, 255).astype(np.uint8)
+
+
+def _eye_photo(roll_degrees, eye_distance, height=240, width=220, radius=None):
+    """A photo with a red dot (image-left eye) and a blue dot (image-right eye) rolled by `roll_degrees` (clockwise on
+    screen, i.e. the right eye lower for positive values). Returns (photo, (left, right))."""
+    photo = _background(height, width, seed=1)
+    centre = np.array([width / 2.0 + 3.3, height / 2.0 - 7.7])
+    direction = np.array([math.cos(math.radians(roll_degrees)), math.sin(math.radians(roll_degrees))])
+    left, right = centre - direction * eye_distance / 2.0, centre + direction * eye_distance / 2.0
+    radius = radius or max(eye_distance / 8.0, 2.5)
+    shift = 4  # sub-pixel drawing: coordinates in 1/16 px
+    for point, colour in ((left, RED), (right, BLUE)):
+        cv2.circle(photo, tuple(int(round(c * (1 << shift))) for c in point), int(round(radius * (1 << shift))),
+                   colour, -1, cv2.LINE_AA, shift)
+    return photo, (tuple(left), tuple(right))
+
+
+def _centroid(image, colour):
+    """Centroid (x, y) of the pixels close to a saturated `colour`, weighted by closeness."""
+    distance = np.abs(image.astype(np.float32) - np.array(colour, np.float32)).sum(axis=2)
+    weight = np.clip(1.0 - distance / 150.0, 0.0, None)
+    assert weight.sum() > 0, f"no {colour} pixels found"
+    yy, xx = np.mgrid[0:image.shape[0], 0:image.shape[1]]
+    return np.array([(weight * xx).sum() / weight.sum(), (weight * yy).sum() / weight.sum()])
+
+
+def _face_coordinates(transform, height, width):
+    """Aligned-face coordinates [H, W, 2] of every photo pixel."""
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float64)
+    return align.apply_transform(transform, np.stack([xx, yy], axis=-1))
+
+
+# ------------------------------------------------------------------------------------------------------ geometry
+
+
+def test_canonical_eyes_follow_the_pipeline_crop():
+    # crop_fraction 1: the 178x178 square starts at row (218 - 178) // 2 = 20, no resize at S = 178.
+    (lx, ly), (rx, ry) = align.canonical_eyes(178, 1.0)
+    np.testing.assert_allclose([lx, ly, rx, ry], [67.5, 91.5, 107.5, 91.5])
+    # S = 64: u_out = (u + 0.5) * 64 / 178 - 0.5.
+    (lx, ly), (rx, ry) = align.canonical_eyes(64, 1.0)
+    np.testing.assert_allclose([lx, ly, rx, ry], [23.9494, 32.5787, 38.3315, 32.5787], atol=1e-3)
+    # crop_fraction 0.8: side round(142.4) = 142, top (218 - 142) // 2 = 38, left (178 - 142) // 2 = 18.
+    (lx, ly), _ = align.canonical_eyes(142, 0.8)
+    np.testing.assert_allclose([lx, ly], [49.5, 73.5])
+    with pytest.raises(ValueError, match="crop_fraction"):
+        align.canonical_eyes(64, 0.0)
+
+
+def test_measured_canonical_eyes_match_the_celeba_convention():
+    (lx, ly), (rx, ry) = align.CELEBA_LEFT_EYE, align.CELEBA_RIGHT_EYE
+    assert abs(ly - 112) <= 2 and abs(ry - 112) <= 2
+    assert abs(lx - 69) <= 3 and abs(rx - 108) <= 3
+
+
+def test_similarity_maps_points_exactly():
+    src, dst = ((10.0, 20.0), (50.0, 35.0)), ((3.0, 4.0), (13.0, 4.0))
+    matrix = align.similarity_from_points(src, dst)
+    np.testing.assert_allclose(align.apply_transform(matrix, src), dst, atol=1e-9)
+    # A similarity: the 2x2 part is s * rotation.
+    a = matrix[:, :2]
+    np.testing.assert_allclose(a @ a.T, np.eye(2) * align.transform_scale(matrix) ** 2, atol=1e-9)
+    with pytest.raises(ValueError, match="coincide"):
+        align.similarity_from_points(((1.0, 1.0), (1.0, 1.0)), dst)
+
+
+@pytest.mark.parametrize("roll,eye_distance,size", [(0.0, 40.0, 64), (-23.0, 60.0, 64), (17.0, 120.0, 48),
+                                                    (9.0, 12.0, 64)])
+def test_align_puts_the_eyes_at_the_canonical_positions(roll, eye_distance, size):
+    """Known eyes -> align: the drawn dots land on the canonical positions and the eye line is level."""
+    # The photo holds the whole face square (4.45 eye distances wide), so no reflected copy of a dot enters the crop.
+    photo, eyes = _eye_photo(roll, eye_distance, height=720 if eye_distance > 100 else 240,
+                             width=680 if eye_distance > 100 else 220)
+    aligned, transform = align.align_face(photo, eyes, size)
+    assert aligned.shape == (size, size, 3) and aligned.dtype == np.uint8
+    expected_left, expected_right = align.canonical_eyes(size)
+    left, right = _centroid(aligned, RED), _centroid(aligned, BLUE)
+    np.testing.assert_allclose(left, expected_left, atol=0.5)
+    np.testing.assert_allclose(right, expected_right, atol=0.5)
+    level = math.degrees(math.atan2(right[1] - left[1], right[0] - left[0]))
+    assert abs(level) < 1.0
+    # The transform undoes the roll, and the face's scale is the canonical eye distance over the photo's.
+    assert abs(align.transform_rotation_degrees(transform) - roll) < 1e-6
+    canonical_distance = expected_right[0] - expected_left[0]
+    assert align.transform_scale(transform) == pytest.approx(canonical_distance / eye_distance)
+
+
+def test_align_is_the_training_view_of_an_aligned_celeba_image():
+    """A 178x218 image whose eyes sit at the canonical positions aligns to its centre crop (the pipeline's view)."""
+    image = _background(218, 178, seed=3)
+    aligned, transform = align.align_face(image, (align.CELEBA_LEFT_EYE, align.CELEBA_RIGHT_EYE), 178)
+    np.testing.assert_allclose(transform, [[1, 0, 0], [0, 1, -20]], atol=1e-9)
+    np.testing.assert_array_equal(aligned, image[20:198])
+
+
+def test_align_fills_outside_the_photo_by_reflection():
+    photo, eyes = _eye_photo(0.0, 40.0)
+    shifted = ((eyes[0][0], eyes[0][1] - 100), (eyes[1][0], eyes[1][1] - 100))  # face square crosses the top edge
+    aligned, transform = align.align_face(photo, shifted, 64)
+    top_row_y = align.apply_transform(align.invert_transform(transform), [[32.0, 0.0]])[0, 1]
+    assert top_row_y < -5  # the first rows of the crop lie above the photo ...
+    assert aligned[:4].min() >= 30  # ... and hold reflected content (>= 40 minus resampling), not black
+
+
+# --------------------------------------------------------------------------------------------------- paste-back
+
+
+@pytest.mark.parametrize("roll,eye_distance", [(0.0, 40.0), (-21.0, 55.0)])
+def test_identity_round_trip_leaves_the_photo_unchanged(roll, eye_distance):
+    photo = _background(240, 220, seed=5)
+    _, eyes = _eye_photo(roll, eye_distance)
+    size, feather = 64, 0.1
+    aligned, transform = align.align_face(photo, eyes, size)
+    out = align.paste_back(photo, aligned, transform, feather=feather)
+    assert out.shape == photo.shape and out.dtype == np.uint8
+    coords = _face_coordinates(transform, *photo.shape[:2])
+    outside = np.any((coords < -0.5) | (coords > size - 0.5), axis=-1)
+    np.testing.assert_array_equal(out[outside], photo[outside])  # exactly unchanged outside the face square
+    margin = feather * size + 2
+    core = np.all((coords > margin) & (coords < size - 1 - margin), axis=-1)
+    diff = np.abs(out.astype(np.int32) - photo.astype(np.int32))
+    assert core.sum() > 1000
+    assert diff[core].mean() < 1.5 and diff[core].max() <= 10  # resampling error only
+    assert diff[~outside].max() > 0  # the face region was actually rewritten
+    # Pasting only the change keeps the photo exact everywhere.
+    exact = align.paste_back(photo, aligned, transform, feather=feather, original_face=aligned)
+    np.testing.assert_array_equal(exact, photo)
+
+
+def test_paste_back_of_a_constant_edit_changes_only_the_face_square():
+    photo, eyes = _eye_photo(14.0, 50.0)
+    size, feather = 48, 0.15
+    aligned, transform = align.align_face(photo, eyes, size)
+    edit = np.full_like(aligned, 250)
+    for original_face in (None, aligned):
+        out = align.paste_back(photo, edit, transform, feather=feather, original_face=original_face)
+        coords = _face_coordinates(transform, *photo.shape[:2])
+        outside = np.any((coords < -0.5) | (coords > size - 0.5), axis=-1)
+        changed = np.any(out != photo, axis=-1)
+        assert not np.any(changed & outside)
+        core = np.all((coords > feather * size + 2) & (coords < size - 3 - feather * size), axis=-1)
+        if original_face is None:
+            assert np.all(out[core] == 250)
+        else:  # the change (250 - aligned) is warped back: close to 250 where the photo is smooth
+            assert np.abs(out[core].astype(np.int32) - 250).mean() < 12
+        # The feathered ring blends: values strictly between the photo and the edit exist near the border.
+        ring = ~outside & ~core & changed
+        assert np.any((out[ring] > photo[ring]) & (out[ring] < 250))
+
+
+def test_feather_mask_is_zero_on_the_border_and_one_inside():
+    mask = align.feather_mask(32, feather=0.2)
+    assert mask.shape == (32, 32)
+    assert np.all(mask[0] == 0) and np.all(mask[:, -1] == 0)
+    assert mask[16, 16] == 1.0 and mask.min() == 0.0
+    assert np.all(np.diff(mask[16, :16]) >= 0)  # ramps up monotonically towards the centre
+    hard = align.feather_mask(32, feather=0.0)
+    assert hard[1:-1, 1:-1].min() == 1.0
+
+
+def test_paste_back_rejects_bad_inputs():
+    photo = _background(64, 64)
+    with pytest.raises(ValueError, match="edited_face"):
+        align.paste_back(photo, np.zeros((16, 16, 3), np.float32), np.eye(2, 3))
+    with pytest.raises(ValueError, match="square"):
+        align.paste_back(photo, np.zeros((16, 12, 3), np.uint8), np.eye(2, 3))
+
+
+# ------------------------------------------------------------------------------------------- edit_photo, errors
+
+
+class _FixedDetector:
+    def __init__(self, faces):
+        self.faces = faces
+
+    def __call__(self, image):
+        return list(self.faces)
+
+
+def test_edit_photo_aligns_edits_and_pastes_back_every_face():
+    photo = _background(200, 320, seed=7)
+    faces = [align.Face(box=(200, 60, 80, 80), eyes=((220.0, 90.0), (260.0, 92.0)), score=1.0),
+             align.Face(box=(30, 50, 80, 80), eyes=((50.0, 80.0), (90.0, 78.0)), score=1.0)]
+    detector = _FixedDetector(faces)
+    # detect_faces sorts left to right.
+    assert [f.box[0] for f in align.detect_faces(photo, detector)] == [30, 200]
+    same, aligned, edited = align.edit_photo(photo, lambda x: x, 32, detector=detector)
+    assert len(aligned) == 2 and edited.shape == (2, 32, 32, 3)
+    np.testing.assert_array_equal(same, photo)  # identity edit, detail kept: bit-exact
+    out, aligned, _ = align.edit_photo(photo, lambda x: np.zeros_like(x), 32, detector=detector, face_index=1)
+    assert len(aligned) == 1 and aligned[0].face.box[0] == 200
+    changed_columns = np.nonzero(np.any(out != photo, axis=(0, 2)))[0]
+    assert changed_columns.min() > 150  # only the right face changed
+    # Masks are warped with each face and passed to the edit function.
+    mask = np.zeros(photo.shape[:2], np.uint8)
+    mask[85:95, 215:265] = 255
+    seen = {}
+
+    def complete(images, masks):
+        seen["masks"] = masks
+        return images
+
+    align.edit_photo(photo, complete, 32, detector=detector, mask=mask)
+    masks = seen["masks"]
+    assert masks.shape == (2, 32, 32, 1) and masks.dtype == np.float32
+    assert masks[0].sum() == 0 and masks[1].sum() > 10  # the hole is on the right face only
+    with pytest.raises(DataError, match="--face 2 is out of range: 2 face"):
+        align.edit_photo(photo, lambda x: x, 32, detector=detector, face_index=2, source="two.jpg")
+    with pytest.raises(DataError, match="mask is 10x10"):
+        align.edit_photo(photo, complete, 32, detector=detector, mask=np.zeros((10, 10), np.uint8))
+
+
+def test_no_face_is_a_clear_error(tmp_path):
+    grey = np.full((120, 100, 3), 128, np.uint8)
+    assert align.detect_faces(grey) == []
+    out_path = tmp_path / "out.jpg"
+    with pytest.raises(DataError, match="no face found in grey.png"):
+        align.edit_photo(grey, lambda x: x, 32, source="grey.png")
+    assert not out_path.exists()
+    assert issubclass(DataError, FaceEditError)
+
+
+def test_read_image_formats_and_errors(tmp_path):
+    rgb = _background(20, 30)
+    rgb[0, 0] = RED
+    cv2.imwrite(str(tmp_path / "colour.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    np.testing.assert_array_equal(align.read_image(tmp_path / "colour.png"), rgb)
+    gray = rgb[..., 1].copy()
+    cv2.imwrite(str(tmp_path / "gray.png"), gray)
+    loaded = align.read_image(tmp_path / "gray.png")
+    assert loaded.shape == (20, 30, 3) and np.all(loaded[..., 0] == gray) and np.all(loaded[..., 2] == gray)
+    rgba = np.concatenate([cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), np.full((20, 30, 1), 128, np.uint8)], axis=2)
+    cv2.imwrite(str(tmp_path / "alpha.png"), rgba)
+    np.testing.assert_array_equal(align.read_image(tmp_path / "alpha.png"), rgb)
+    (tmp_path / "broken.jpg").write_bytes(b"this is not a jpeg")
+    with pytest.raises(DataError, match="cannot read image .*broken.jpg"):
+        align.read_image(tmp_path / "broken.jpg")
+    with pytest.raises(DataError, match="missing.jpg does not exist"):
+        align.read_image(tmp_path / "missing.jpg")
+    align.write_image(tmp_path / "sub" / "copy.png", rgb)
+    np.testing.assert_array_equal(align.read_image(tmp_path / "sub" / "copy.png"), rgb)
+    assert [p.name for p in align.list_images(tmp_path)] == ["alpha.png", "broken.jpg", "colour.png", "gray.png"]
+    assert align.list_images(tmp_path / "colour.png") == [tmp_path / "colour.png"]
+    with pytest.raises(DataError, match="has no images"):
+        align.list_images(_empty_dir(tmp_path))
+    with pytest.raises(DataError, match="nowhere does not exist"):
+        align.list_images(tmp_path / "nowhere")
+
+
+def _empty_dir(root):
+    path = root / "empty"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+def test_dnn_detector_errors(tmp_path):
+    with pytest.raises(DataError, match="yunet.onnx does not exist"):
+        align.DnnDetector(tmp_path / "yunet.onnx")
+    (tmp_path / "garbage.onnx").write_bytes(b"\x00not an onnx model")
+    with pytest.raises(DataError, match="cannot load face detector model .*garbage.onnx"):
+        align.load_detector(tmp_path / "garbage.onnx")
+    assert isinstance(align.load_detector(None), align.HaarDetector)
+
+
+# ---------------------------------------------------------------------------------------------------- detection
+
+
+def _rotate_padded(image, degrees, pad=60):
+    """Pads `image` and rotates it counter-clockwise by `degrees`; returns (photo, 2x3 image -> photo)."""
+    canvas = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(90, 110, 130))
+    height, width = canvas.shape[:2]
+    matrix = cv2.getRotationMatrix2D(((width - 1) / 2.0, (height - 1) / 2.0), degrees, 1.0)
+    rotated = cv2.warpAffine(canvas, matrix, (width, height), borderMode=cv2.BORDER_CONSTANT,
+                             borderValue=(90, 110, 130))
+    to_photo = matrix.copy()
+    to_photo[:, 2] += matrix[:, :2] @ [pad, pad]
+    return rotated, to_photo
+
+
+@pytest.fixture(scope="module")
+def cartoon_faces(tmp_path_factory):
+    """8 synthetic cartoon faces at the aligned CelebA size (the Haar cascade finds most of them)."""
+    folder = make_synthetic_celeba(tmp_path_factory.mktemp("cartoon_faces"), num_images=8, width=178, height=218,
+                                   seed=0)
+    return [align.read_image(p) for p in sorted((Path(folder) / "images").iterdir())]
+
+
+def test_haar_detects_drawn_faces_upright_and_rolled(cartoon_faces):
+    detector = align.HaarDetector()
+    found = 0
+    for image in cartoon_faces:
+        faces = align.detect_faces(image, detector)
+        if not faces:
+            continue
+        found += 1
+        face = max(faces, key=lambda f: f.score)
+        (lx, ly), (rx, ry) = face.eyes
+        # The cartoon's eyes are drawn centred, at about 45% of the 178-px square below row 20 (rows ~98-104).
+        assert 60 < lx < 89 < rx < 120 and 85 < ly < 115 and 85 < ry < 115
+    assert found >= 5
+    rolled = 0
+    for image in cartoon_faces[5:8]:  # faces whose eyes the cascade finds
+        for degrees in (20.0, -20.0):
+            photo, _ = _rotate_padded(image, degrees)
+            faces = [f for f in align.detect_faces(photo, detector) if f.eyes_detected]
+            # Rotating the photo counter-clockwise by d rolls the face by -d.
+            rolled += any(abs(f.roll_degrees + degrees) < 5.0 for f in faces)
+    assert rolled >= 4
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (REAL_CELEBA / "images").is_dir(), reason=f"{REAL_CELEBA} not available")
+def test_haar_on_real_celeba_photos_plain_and_rotated():
+    """Real aligned CelebA faces, plain and padded + rotated by 20 degrees: most are found and their eyes land
+    within a few pixels of the measured canonical positions."""
+    files = sorted((REAL_CELEBA / "images").iterdir())[:30]
+    detector = align.HaarDetector()
+    for degrees in (0.0, 20.0):
+        errors = []
+        for path in files:
+            image = align.read_image(path)
+            photo, to_photo = _rotate_padded(image, degrees) if degrees else (image, np.eye(2, 3))
+            truth = align.apply_transform(to_photo, [align.CELEBA_LEFT_EYE, align.CELEBA_RIGHT_EYE])
+            faces = align.detect_faces(photo, detector)
+            if faces:
+                face = min(faces, key=lambda f: np.abs(np.array(f.eyes) - truth).sum())
+                errors.append(np.hypot(*(np.array(face.eyes) - truth).T).max())
+        assert len(errors) >= 24, f"found faces in {len(errors)} of 30 photos rotated by {degrees}"
+        assert np.median(errors) < 6.0

@@ -1,0 +1,135 @@
+"""evaluate_lib / the evaluate CLI: the report's contents per task, the classifier gate, and the success arithmetic."""
+
+import json
+
+import numpy as np
+import pytest
+
+from tests import model_runs
+from tf_faceedit import evaluate, evaluate_lib
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, synthetic_celeba):
+    root = tmp_path_factory.mktemp("eval_runs")
+    out = {}
+    for method in ("sagan", "fader", "pggan_completion", "classifier", "attentiongan"):
+        attributes = {"classifier": ("Eyeglasses", "Smiling", "Male"), "fader": ("Smiling",),
+                      "pggan_completion": ("Male", "Smiling"), "sagan": ("Eyeglasses",)}.get(method)
+        kwargs = {"attributes": attributes} if attributes else {}  # attentiongan: its domain is Smiling
+        out[method] = model_runs.checkpointed_run(method, synthetic_celeba, root / method, **kwargs)[0]
+    return out
+
+
+def test_foreground_attention():
+    single = np.full((1, 2, 2, 1), 0.3, np.float32)
+    np.testing.assert_allclose(evaluate_lib.foreground_attention(single), single)
+    several = np.zeros((1, 2, 2, 3), np.float32)
+    several[..., 2] = 0.25  # background channel last
+    np.testing.assert_allclose(evaluate_lib.foreground_attention(several), np.full((1, 2, 2, 1), 0.75))
+
+
+class _BrightnessModel:
+    """Stub editor: the edit makes the image white where the target is 1, black where it is 0."""
+
+    method, task, attribute_names = "stub", "edit", ["A"]
+
+    def edit(self, images, attributes):
+        value = np.where(attributes[:, :1, None, None] > 0.5, 255, 0).astype(np.uint8)
+        return {"image": np.broadcast_to(value, images.shape).copy(),
+                "attention": np.full(images.shape[:3] + (1,), 0.5, np.float32)}
+
+
+class _BrightnessJudge:
+    attribute_names = ["A"]
+
+    def __init__(self, inverted=False):
+        self.inverted = inverted
+
+    def predict(self, images):
+        bright = (images.mean(axis=(1, 2, 3)) > 0).astype(np.float32)[:, None]
+        return 1.0 - bright if self.inverted else bright
+
+
+class _Progress:
+    def add(self, n):
+        pass
+
+
+@pytest.mark.parametrize("inverted, expected", [(False, 1.0), (True, 0.0)])
+def test_edit_success_counts_the_judges_agreement(inverted, expected):
+    images = np.full((6, 16, 16, 3), 100, np.uint8)
+    attributes = np.array([[0], [0], [1], [0], [1], [1]], np.float32)
+    report, figures, areas = evaluate_lib._evaluate_edit(
+        _BrightnessModel(), [(images, attributes, None)], _BrightnessJudge(inverted), {}, None, 0, _Progress())
+    entry = report["attributes"]["A"]
+    assert entry["success"] == expected and entry["success 0->1"] == expected and entry["success 1->0"] == expected
+    assert entry["count 0->1"] == 3 and entry["count 1->0"] == 3
+    assert entry["attention_area"] == pytest.approx(0.5)
+    assert report["num_images"] == 6 and set(figures) == {"A"} and len(areas["A"]) == 6
+
+
+def test_refused_attribute_is_not_scored():
+    images = np.full((2, 16, 16, 3), 100, np.uint8)
+    report, _, _ = evaluate_lib._evaluate_edit(
+        _BrightnessModel(), [(images, np.zeros((2, 1), np.float32), None)], _BrightnessJudge(), {"A": "too weak"},
+        None, 0, _Progress())
+    assert "success" not in report["attributes"]["A"] and report["attributes"]["A"]["success_note"] == "too weak"
+
+
+def test_evaluate_sagan_with_classifier(runs, synthetic_celeba, tmp_path):
+    report = evaluate_lib.evaluate(runs["sagan"], data_dir=synthetic_celeba, split="train",
+                                   classifier=runs["classifier"], max_images=6, batch_size=4,
+                                   min_classifier_accuracy=0.0, out_dir=tmp_path / "eval", verbose=0)
+    entry = report["attributes"]["Eyeglasses"]
+    assert 0.0 <= entry["success"] <= 1.0 and entry["count 0->1"] + entry["count 1->0"] == 6
+    assert 0.0 < entry["attention_area"] < 1.0 and entry["preservation_psnr"] > 0
+    assert report["reconstruction"]["psnr"] > 0 and -1.0 <= report["reconstruction"]["ssim"] <= 1.0
+    assert report["distribution"]["fid_name"] == "FID*" and report["distribution"]["fid"] >= 0
+    saved = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert saved["attributes"]["Eyeglasses"]["success"] == entry["success"]
+    assert "| Eyeglasses |" in (tmp_path / "eval" / "metrics.md").read_text()
+    assert all((tmp_path / "eval" / "figures" / name).is_file()
+               for name in ("edits_Eyeglasses.png", "attention_area_histogram.png"))
+
+
+def test_evaluate_refuses_a_weak_classifier(runs, synthetic_celeba, tmp_path):
+    report = evaluate_lib.evaluate(runs["sagan"], data_dir=synthetic_celeba, split="train",
+                                   classifier=runs["classifier"], max_images=4, batch_size=4,
+                                   min_classifier_accuracy=1.0, out_dir=tmp_path, verbose=0)
+    entry = report["attributes"]["Eyeglasses"]
+    assert "success" not in entry and "below" in entry["success_note"]
+
+
+def test_evaluate_fader_without_classifier(runs, synthetic_celeba, tmp_path):
+    report = evaluate_lib.evaluate(runs["fader"], data_dir=synthetic_celeba, split="train", max_images=4,
+                                   batch_size=4, out_dir=tmp_path, verbose=0)
+    entry = report["attributes"]["Smiling"]
+    assert "attention_area" not in entry and entry["success_note"] == "no --classifier given"
+    assert report["distribution"] is None and report["reconstruction"]["psnr"] > 0
+
+
+def test_evaluate_attentiongan_scores_both_directions(runs, synthetic_celeba, tmp_path):
+    report = evaluate_lib.evaluate(runs["attentiongan"], data_dir=synthetic_celeba, split="train",
+                                   classifier=runs["classifier"], max_images=4, batch_size=4,
+                                   min_classifier_accuracy=0.0, out_dir=tmp_path, verbose=0)
+    (name, entry), = report["attributes"].items()
+    assert entry["count 0->1"] == 2 and entry["count 1->0"] == 2  # the two domains interleaved
+    assert 0.0 < entry["attention_area"] < 1.0
+
+
+def test_evaluate_completion_against_cv2_baselines(runs, synthetic_celeba, tmp_path):
+    report = evaluate_lib.evaluate(runs["pggan_completion"], data_dir=synthetic_celeba, split="train", max_images=4,
+                                   batch_size=4, out_dir=tmp_path, verbose=0)
+    assert set(report["completion"]) == {"model", "cv2.inpaint (telea)", "cv2.inpaint (ns)"}
+    for entry in report["completion"].values():
+        assert entry["psnr"] > 0 and entry["l1"] >= 0
+    assert 0 < report["mean_hole_area"] < 1
+    assert (tmp_path / "figures" / "completions.png").is_file()
+
+
+def test_cli_errors(tmp_path, capsys):
+    assert evaluate.main(["--model_dir", str(tmp_path / "missing"), "--quiet"]) == 2
+    assert "neither a training run" in capsys.readouterr().err
+    assert evaluate.main(["--model_dir", str(tmp_path), "--min_classifier_accuracy", "1.5", "--quiet"]) == 2
+    assert "--min_classifier_accuracy must be in [0, 1]" in capsys.readouterr().err

@@ -1,0 +1,578 @@
+"""Face detection, alignment of arbitrary photos to the CelebA framing, and paste-back (OpenCV).
+
+This is the library behind `python -m tf_faceedit.edit --image photo.jpg`: find the faces of a photo, warp each one
+into exactly the view the training pipeline gives the model, and put the edited faces back into the photo.
+
+Conventions:
+  * Images are RGB uint8 numpy arrays [H, W, 3] (`read_image` converts whatever is on disk).
+  * Coordinates are (x, y) in pixels with pixel centres at integer positions (pixel (0, 0) covers [-0.5, 0.5]^2),
+    the convention of `cv2.warpAffine`.
+  * "Left eye" is the eye on the image's left (the subject's right eye) of an upright face.
+  * A transform is a float64 2x3 affine matrix mapping photo pixel coordinates to aligned-face pixel coordinates,
+    so `cv2.warpAffine(photo, transform, (S, S))` is the aligned face; it is a similarity (rotation, uniform scale,
+    translation).
+
+Framing. The model is trained on CelebA's aligned 178x218 images after `celeba.decode_and_resize`: a centred square
+of side round(min(h, w) * crop_fraction) (top = (218 - side) // 2, left = (178 - side) // 2), resized to S x S.
+`align_face` maps the two eye centres of a photo onto the eye positions of that view (`canonical_eyes`), so an
+aligned photo face and a training image are framed alike.
+
+Detection. `HaarDetector` uses the cascades that ship with opencv-python (`cv2.data.haarcascades`): the frontal-face
+cascade run on the image rotated by a few angles (the cascade alone finds faces rolled by up to about 15 degrees),
+then the eye cascade on an upright crop of each face; when no plausible pair of eyes is found, the eyes are placed
+at their average position in the face box (`Face.eyes_detected` is then False). `DnnDetector` runs OpenCV's YuNet
+(`cv2.FaceDetectorYN`) from a user-supplied .onnx file and takes the eyes from its landmarks. `detect_faces`
+returns the faces sorted left to right by the centre of their box, so `--face N` counts from the left.
+
+Paste-back. `paste_back` warps the edited face back with the inverse transform and blends it with a mask that is 1
+inside the face square and falls smoothly to exactly 0 at its border (`feather`): pixels outside the square are
+returned bit-for-bit unchanged.
+"""
+
+import dataclasses
+import math
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from tf_faceedit.errors import DataError
+
+# Eye centres in the 178 x 218 CelebA aligned frame, (x, y) pixel-centre coordinates, image-left eye first.
+# Measured on /work/shared/data/celeba-100-178x218 (the first 100 CelebA aligned images): frontal-face Haar cascade,
+# then the eye cascade in the upper part of the face box, keeping the largest detection on each side; 73 of the 100
+# images gave a pair. Median eye-box centres: (67.5, 111.5) and (107.5, 111.5) (20%-trimmed means (67.6, 111.5),
+# (107.6, 111.7); standard deviations about 2 px). This agrees with CelebA's alignment convention (eyes on row ~112 of
+# 218, at x ~69 and ~108, 40 px apart).
+CELEBA_SIZE = (178, 218)  # width, height
+CELEBA_LEFT_EYE = (67.5, 111.5)
+CELEBA_RIGHT_EYE = (107.5, 111.5)
+
+# Average eye centres inside a frontal-face Haar box, as fractions of the box (x, y), measured on the same images
+# (median over the 73 pairs). Used to place the eyes when the eye cascade finds no plausible pair.
+HAAR_BOX_LEFT_EYE = (0.30, 0.39)
+HAAR_BOX_RIGHT_EYE = (0.68, 0.39)
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
+# Out-of-image pixels of an aligned face are filled by reflection (cv2.BORDER_REFLECT_101): a face near the photo's
+# edge then gets plausible skin/background instead of a black wedge, which the model never saw in training. Those
+# pixels map outside the photo, so paste-back never writes them.
+BORDER_MODE = cv2.BORDER_REFLECT_101
+
+
+@dataclasses.dataclass(frozen=True)
+class Face:
+    """A detected face.
+
+    Attributes:
+      box: (x, y, w, h) axis-aligned bounding box in photo pixels.
+      eyes: ((x, y) of the image-left eye, (x, y) of the image-right eye) in photo pixels.
+      score: detector confidence (Haar: number of merged neighbour detections; YuNet: score in [0, 1]).
+      eyes_detected: False when the eyes were estimated from the box (no eye pair found).
+    """
+
+    box: tuple
+    eyes: tuple
+    score: float
+    eyes_detected: bool = True
+
+    @property
+    def roll_degrees(self):
+        """In-plane rotation of the face: angle of the left-to-right eye vector, degrees, clockwise on screen."""
+        (lx, ly), (rx, ry) = self.eyes
+        return math.degrees(math.atan2(ry - ly, rx - lx))
+
+
+@dataclasses.dataclass(frozen=True)
+class AlignedFace:
+    """A face of a photo warped to the training framing: `image` uint8 [S, S, 3], `transform` 2x3 photo -> image."""
+
+    face: Face
+    image: np.ndarray
+    transform: np.ndarray
+
+
+# ---------------------------------------------------------------------------------------------------- image files
+
+
+def read_image(path):
+    """Reads an image file as RGB uint8 [H, W, 3].
+
+    Grayscale files are replicated to 3 channels, an alpha channel is dropped, 16-bit images are scaled to 8 bits, and
+    the EXIF orientation of JPEGs is applied (all by `cv2.imread(..., IMREAD_COLOR)`).
+
+    Raises:
+      DataError: the file does not exist or cannot be decoded.
+    """
+    path = str(path)
+    if not os.path.isfile(path):
+        raise DataError(f"image file {path} does not exist")
+    image = cv2.imread(path, cv2.IMREAD_COLOR)
+    if image is None:
+        # cv2.imread cannot open some paths (non-ASCII names on Windows); decode the bytes before giving up.
+        try:
+            data = np.fromfile(path, np.uint8)
+            image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+        except (OSError, cv2.error):
+            image = None
+    if image is None:
+        raise DataError(f"cannot read image {path}: not an image file, or a format OpenCV cannot decode")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def write_image(path, image):
+    """Writes an RGB uint8 [H, W, 3] image; the format follows the extension. Creates the parent folder."""
+    path = str(path)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"write_image expects uint8 [H, W, 3], got {image.dtype} {image.shape}")
+    try:
+        ok = cv2.imwrite(path, cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    except cv2.error:
+        ok = False
+    if not ok:
+        raise DataError(f"cannot write image {path} (unknown extension or unwritable folder)")
+
+
+def list_images(path):
+    """The image files of `path`: [path] for a file, else the sorted image files directly inside the folder.
+
+    Raises:
+      DataError: `path` does not exist, or is a folder without images.
+    """
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise DataError(f"{path} does not exist")
+    files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    if not files:
+        raise DataError(f"folder {path} has no images ({', '.join(IMAGE_EXTENSIONS)})")
+    return files
+
+
+def _check_image(image, name="image"):
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"{name} must be RGB uint8 [H, W, 3], got {image.dtype} {image.shape}")
+    return image
+
+
+# ------------------------------------------------------------------------------------------------------ geometry
+
+
+def canonical_eyes(output_size, crop_fraction=1.0):
+    """Eye centres ((xl, yl), (xr, yr)) in the S x S training view of a CelebA aligned image.
+
+    Follows `celeba.decode_and_resize`: centre square of side round(min(178, 218) * crop_fraction), then a resize to
+    S x S (half-pixel centres: u_out = (u_in - offset + 0.5) * S / side - 0.5).
+    """
+    if not 0.0 < crop_fraction <= 1.0:
+        raise ValueError(f"crop_fraction must be in (0, 1], got {crop_fraction}")
+    width, height = CELEBA_SIZE
+    short = min(width, height)
+    side = min(max(int(math.floor(short * crop_fraction + 0.5)), 1), short)
+    top, left = (height - side) // 2, (width - side) // 2
+    scale = float(output_size) / side
+
+    def convert(point):
+        return ((point[0] - left + 0.5) * scale - 0.5, (point[1] - top + 0.5) * scale - 0.5)
+
+    return convert(CELEBA_LEFT_EYE), convert(CELEBA_RIGHT_EYE)
+
+
+def similarity_from_points(src, dst):
+    """The 2x3 similarity (rotation, uniform scale, translation) mapping the two points `src` exactly onto `dst`."""
+    (p1, p2), (q1, q2) = np.asarray(src, np.float64), np.asarray(dst, np.float64)
+    ds, dd = p2 - p1, q2 - q1
+    norm = float(np.hypot(*ds))
+    if norm < 1e-6:
+        raise ValueError(f"the two eyes coincide ({p1.tolist()}); cannot align")
+    # Complex-number form: z -> a z + b with a = dd / ds.
+    a = complex(*dd) / complex(*ds)
+    matrix = np.array([[a.real, -a.imag, 0.0], [a.imag, a.real, 0.0]])
+    matrix[:, 2] = q1 - matrix[:, :2] @ p1
+    return matrix
+
+
+def transform_rotation_degrees(transform):
+    """Rotation of a similarity transform in degrees (positive: counter-clockwise on screen, y pointing down)."""
+    return -math.degrees(math.atan2(transform[1, 0], transform[0, 0]))
+
+
+def transform_scale(transform):
+    return float(math.hypot(transform[0, 0], transform[1, 0]))
+
+
+def invert_transform(transform):
+    return cv2.invertAffineTransform(np.asarray(transform, np.float64))
+
+
+def apply_transform(transform, points):
+    """Maps points [..., 2] with a 2x3 affine transform."""
+    points = np.asarray(points, np.float64)
+    return points @ np.asarray(transform)[:, :2].T + np.asarray(transform)[:, 2]
+
+
+# ----------------------------------------------------------------------------------------------------- alignment
+
+
+def align_face(image, eyes, output_size, crop_fraction=1.0):
+    """Warps the face with eye centres `eyes` to the training framing.
+
+    Args:
+      image: RGB uint8 [H, W, 3] photo.
+      eyes: ((x, y) image-left eye, (x, y) image-right eye) in photo pixels, e.g. `Face.eyes`.
+      output_size: S, the model's resolution.
+      crop_fraction: the `data.crop_fraction` the model was trained with.
+
+    Returns:
+      (aligned uint8 [S, S, 3], transform float64 2x3 photo -> aligned pixel coordinates). The eyes land on
+      `canonical_eyes(S, crop_fraction)`. A face shrunk by more than 1.25x is first area-downsampled (like the
+      pipeline's antialiased resize) so the model sees no aliasing; pixels outside the photo are filled by reflection.
+    """
+    image = _check_image(image)
+    size = int(output_size)
+    if size < 1:
+        raise ValueError(f"output_size must be >= 1, got {output_size}")
+    transform = similarity_from_points(eyes, canonical_eyes(size, crop_fraction))
+    return _warp_to_face(image, transform, size), transform
+
+
+def _warp_to_face(image, transform, size):
+    """cv2.warpAffine(image, transform, (size, size)) with reflection, reading only the face's region of interest and
+    area-downsampling it first when the transform shrinks it."""
+    height, width = image.shape[:2]
+    scale = transform_scale(transform)
+    inverse = invert_transform(transform)
+    corners = apply_transform(inverse, [[-0.5, -0.5], [size - 0.5, -0.5], [-0.5, size - 0.5], [size - 0.5, size - 0.5]])
+    margin = 2.0 + 2.0 / min(scale, 1.0)
+    x0 = int(max(math.floor(corners[:, 0].min() - margin), 0))
+    y0 = int(max(math.floor(corners[:, 1].min() - margin), 0))
+    x1 = int(min(math.ceil(corners[:, 0].max() + margin) + 1, width))
+    y1 = int(min(math.ceil(corners[:, 1].max() + margin) + 1, height))
+    if x1 - x0 < 2 or y1 - y0 < 2:  # the face square lies outside the photo: warp the whole photo
+        x0, y0, x1, y1 = 0, 0, width, height
+    roi = image[y0:y1, x0:x1]
+    matrix = transform.copy()
+    matrix[:, 2] = transform[:, :2] @ [x0, y0] + transform[:, 2]  # roi pixel -> face pixel
+    if scale < 0.8:
+        roi_h, roi_w = roi.shape[:2]
+        new_w, new_h = max(int(round(roi_w * scale)), 1), max(int(round(roi_h * scale)), 1)
+        roi = cv2.resize(roi, (new_w, new_h), interpolation=cv2.INTER_AREA)
+        sx, sy = new_w / roi_w, new_h / roi_h
+        # A pixel s of the small image sits at (s + 0.5) / sx - 0.5 in the roi.
+        offset = matrix[:, :2] @ [0.5 / sx - 0.5, 0.5 / sy - 0.5]
+        matrix = np.concatenate([matrix[:, :2] @ np.diag([1.0 / sx, 1.0 / sy]),
+                                 (matrix[:, 2] + offset)[:, None]], axis=1)
+    return cv2.warpAffine(roi, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=BORDER_MODE)
+
+
+def align_mask(mask, transform, output_size):
+    """Warps a photo-sized mask (nonzero = hole) into the aligned frame: float32 [S, S, 1] in {0, 1} (nearest)."""
+    mask = np.asarray(mask)
+    if mask.ndim == 3:
+        mask = mask.max(axis=2)
+    mask = (mask > 0).astype(np.uint8)
+    out = cv2.warpAffine(mask, np.asarray(transform, np.float64), (int(output_size), int(output_size)),
+                         flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    return out.astype(np.float32)[..., None]
+
+
+def feather_mask(output_size, feather=0.1):
+    """Blend weights float32 [S, S]: 1 inside, a smoothstep ramp `feather * S` pixels wide at the border, and exactly 0
+    on the outermost pixel ring, so that the inverse warp of the mask is 0 outside the face square."""
+    size = int(output_size)
+    ramp = max(float(feather) * size, 0.5)  # 0.5: a hard edge, every pixel but the outermost ring at 1
+    u = np.arange(size, dtype=np.float64)
+    dist = np.minimum(u + 0.5, size - 0.5 - u) - 1.0  # 0 on the outermost ring's centre
+    t = np.clip(dist / ramp, 0.0, 1.0)
+    t = t * t * (3.0 - 2.0 * t)
+    return np.minimum(t[:, None], t[None, :]).astype(np.float32)
+
+
+def paste_back(photo, edited_face, transform, feather=0.1, original_face=None):
+    """Puts an edited aligned face back into the photo.
+
+    Args:
+      photo: RGB uint8 [H, W, 3], the photo `transform` was computed on.
+      edited_face: RGB uint8 [S, S, 3], the edited aligned face.
+      transform: 2x3 photo -> face transform from `align_face`.
+      feather: width of the blend ramp at the border of the face square, as a fraction of S (0: a hard edge).
+      original_face: optional, the aligned face before editing. Then only the change `edited - original` is warped back
+        and added, so the photo keeps its full-resolution detail wherever the edit changed nothing (an identity edit
+        returns the photo exactly). Without it the face square is replaced by the upsampled edit (an identity edit
+        returns the photo up to resampling error).
+
+    Returns:
+      RGB uint8 [H, W, 3]. Pixels outside the face square (where the inverse-warped mask is 0) equal `photo` exactly.
+    """
+    photo = _check_image(photo, "photo")
+    edited_face = _check_image(edited_face, "edited_face")
+    size = edited_face.shape[0]
+    if edited_face.shape[1] != size:
+        raise ValueError(f"edited_face must be square, got {edited_face.shape}")
+    height, width = photo.shape[:2]
+    transform = np.asarray(transform, np.float64)
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    mask = cv2.warpAffine(feather_mask(size, feather), transform, (width, height), flags=flags,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+    rows, cols = np.nonzero(mask > 0)
+    out = photo.copy()
+    if rows.size == 0:
+        return out
+    y0, y1, x0, x1 = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+    # Warp only the bounding box of the mask: photo pixel (x, y) of the box is box pixel (x - x0, y - y0).
+    box_transform = transform.copy()
+    box_transform[:, 2] = transform[:, :2] @ [x0, y0] + transform[:, 2]
+    box = (x1 - x0, y1 - y0)
+    if original_face is None:
+        content = edited_face.astype(np.float32)
+    else:
+        original_face = _check_image(original_face, "original_face")
+        if original_face.shape != edited_face.shape:
+            raise ValueError(f"original_face {original_face.shape} and edited_face {edited_face.shape} differ")
+        content = edited_face.astype(np.float32) - original_face.astype(np.float32)
+    warped = cv2.warpAffine(content, box_transform, box, flags=flags, borderMode=cv2.BORDER_REPLICATE)
+    weight = mask[y0:y1, x0:x1, None]
+    region = photo[y0:y1, x0:x1].astype(np.float32)
+    if original_face is None:
+        blended = region + weight * (warped - region)
+    else:
+        blended = region + weight * warped
+    blended = np.where(weight > 0, blended, region)  # keep zero-weight pixels bit-exact
+    out[y0:y1, x0:x1] = np.clip(np.round(blended), 0, 255).astype(np.uint8)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------- detection
+
+
+def _rotation_about(center, degrees, scale=1.0):
+    return cv2.getRotationMatrix2D((float(center[0]), float(center[1])), float(degrees), float(scale))
+
+
+class HaarDetector:
+    """Frontal faces with OpenCV's Haar cascades (shipped with opencv-python), eyes with the eye cascade.
+
+    Args:
+      angles: in-plane rotations (degrees) at which the image is searched; the cascade alone covers about +-15
+        degrees of roll, so the default (0, +-22) finds faces rolled by up to about 35 degrees.
+      scale_factor, min_neighbors: `CascadeClassifier.detectMultiScale` settings of the face cascade.
+      min_size_fraction: smallest face side searched, as a fraction of the photo's shorter side (at least 24 px).
+      max_side: photos are searched at most this large (longer side), then boxes are mapped back.
+    """
+
+    def __init__(self, angles=(0.0, 22.0, -22.0), scale_factor=1.1, min_neighbors=5, min_size_fraction=0.05,
+                 max_side=1024):
+        root = cv2.data.haarcascades
+        self.face_cascade = cv2.CascadeClassifier(os.path.join(root, "haarcascade_frontalface_default.xml"))
+        self.eye_cascade = cv2.CascadeClassifier(os.path.join(root, "haarcascade_eye.xml"))
+        if self.face_cascade.empty() or self.eye_cascade.empty():
+            raise DataError(f"cannot load the Haar cascades from {root} (broken opencv-python install?)")
+        self.angles = tuple(float(a) for a in angles)
+        self.scale_factor = float(scale_factor)
+        self.min_neighbors = int(min_neighbors)
+        self.min_size_fraction = float(min_size_fraction)
+        self.max_side = int(max_side)
+
+    def __call__(self, image):
+        image = _check_image(image)
+        gray_full = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+        height, width = gray_full.shape
+        factor = min(1.0, self.max_side / max(height, width))
+        gray = gray_full if factor == 1.0 else cv2.resize(
+            gray_full, (max(int(round(width * factor)), 1), max(int(round(height * factor)), 1)),
+            interpolation=cv2.INTER_AREA)
+        gray = cv2.equalizeHist(gray)
+        min_side = max(24, int(round(self.min_size_fraction * min(gray.shape))))
+        candidates = []  # (score, centre x, centre y, side, angle) in full-resolution photo pixels
+        for angle in self.angles:
+            rotated, matrix = _rotate_expanded(gray, angle)
+            boxes, neighbours = self.face_cascade.detectMultiScale2(
+                rotated, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors, minSize=(min_side, min_side))
+            inverse = invert_transform(matrix)
+            for (x, y, w, h), n in zip(np.reshape(boxes, (-1, 4)), np.reshape(neighbours, (-1,))):
+                cx, cy = apply_transform(inverse, [x + (w - 1) / 2.0, y + (h - 1) / 2.0])
+                candidates.append((float(n), (cx + 0.5) / factor - 0.5, (cy + 0.5) / factor - 0.5, w / factor,
+                                   angle))
+        faces = []
+        kept = []
+        for score, cx, cy, side, angle in sorted(candidates, key=lambda c: -c[0]):
+            if any(math.hypot(cx - kx, cy - ky) < 0.5 * max(side, ks) for kx, ky, ks in kept):
+                continue
+            kept.append((cx, cy, side))
+            eyes, found = self._eyes(gray_full, cx, cy, side, angle)
+            faces.append(Face(box=_rotated_box_bounds(cx, cy, side, angle), eyes=eyes, score=score,
+                              eyes_detected=found))
+        return faces
+
+    def _eyes(self, gray, cx, cy, side, angle, patch=160):
+        """Eye centres of the face box (centre, side, angle) of the photo: the eye cascade on an upright patch."""
+        # Photo -> patch: rotate by -angle around the box centre and scale the box to patch x patch.
+        scale = patch / side
+        to_patch = _rotation_about((cx, cy), angle, scale)  # getRotationMatrix2D turns counter-clockwise by `angle`
+        to_patch[:, 2] += [(patch - 1) / 2.0 - cx, (patch - 1) / 2.0 - cy]
+        face = cv2.equalizeHist(cv2.warpAffine(gray, to_patch, (patch, patch), flags=cv2.INTER_LINEAR,
+                                               borderMode=BORDER_MODE))
+        top, bottom = int(0.15 * patch), int(0.62 * patch)
+        found = self.eye_cascade.detectMultiScale(face[top:bottom], scaleFactor=1.05, minNeighbors=3,
+                                                  minSize=(patch // 8, patch // 8), maxSize=(patch // 2, patch // 2))
+        centres = [(x + (w - 1) / 2.0, top + y + (h - 1) / 2.0) for x, y, w, h in np.reshape(found, (-1, 4))]
+        expected = np.array([HAAR_BOX_LEFT_EYE, HAAR_BOX_RIGHT_EYE]) * patch
+        best, best_cost = None, 0.25 * patch
+        for left in centres:
+            for right in centres:
+                dx, dy = right[0] - left[0], right[1] - left[1]
+                if not (0.25 * patch <= dx <= 0.6 * patch and abs(dy) <= 0.15 * patch):
+                    continue
+                cost = float(np.hypot(*(np.array(left) - expected[0])) + np.hypot(*(np.array(right) - expected[1])))
+                if cost < best_cost:
+                    best, best_cost = (left, right), cost
+        points = expected if best is None else np.array(best)
+        eyes = apply_transform(invert_transform(to_patch), points)
+        return (tuple(eyes[0].tolist()), tuple(eyes[1].tolist())), best is not None
+
+
+def _rotate_expanded(image, degrees):
+    """Rotates `image` counter-clockwise by `degrees` about its centre on a canvas big enough to hold all of it.
+    Returns (rotated, 2x3 matrix image -> rotated)."""
+    height, width = image.shape[:2]
+    if degrees == 0.0:
+        return image, np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    matrix = _rotation_about(((width - 1) / 2.0, (height - 1) / 2.0), degrees)
+    cos, sin = abs(matrix[0, 0]), abs(matrix[0, 1])
+    new_w, new_h = int(math.ceil(width * cos + height * sin)), int(math.ceil(width * sin + height * cos))
+    matrix[:, 2] += [(new_w - width) / 2.0, (new_h - height) / 2.0]
+    return cv2.warpAffine(image, matrix, (new_w, new_h), flags=cv2.INTER_LINEAR, borderMode=BORDER_MODE), matrix
+
+
+def _rotated_box_bounds(cx, cy, side, degrees):
+    """(x, y, w, h) bounds of a square of `side` centred at (cx, cy), turned by `degrees`."""
+    extent = side * (abs(math.cos(math.radians(degrees))) + abs(math.sin(math.radians(degrees))))
+    return (cx - extent / 2.0, cy - extent / 2.0, extent, extent)
+
+
+class DnnDetector:
+    """OpenCV's YuNet face detector (`cv2.FaceDetectorYN`) from a .onnx model file; eyes from its landmarks.
+
+    Args:
+      model_path: path of the YuNet .onnx file (e.g. face_detection_yunet_2023mar.onnx from the OpenCV model zoo).
+      score_threshold, nms_threshold, top_k: `cv2.FaceDetectorYN.create` settings.
+
+    Raises:
+      DataError: the file is missing or OpenCV cannot load it.
+    """
+
+    def __init__(self, model_path, score_threshold=0.7, nms_threshold=0.3, top_k=5000):
+        self.model_path = str(model_path)
+        if not os.path.isfile(self.model_path):
+            raise DataError(f"face detector model {self.model_path} does not exist")
+        try:
+            self.detector = cv2.FaceDetectorYN.create(self.model_path, "", (320, 320), float(score_threshold),
+                                                      float(nms_threshold), int(top_k))
+        except cv2.error as e:
+            message = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+            raise DataError(f"cannot load face detector model {self.model_path} (expected a YuNet .onnx file "
+                            f"for cv2.FaceDetectorYN): {message}") from None
+
+    def __call__(self, image):
+        image = _check_image(image)
+        height, width = image.shape[:2]
+        self.detector.setInputSize((width, height))
+        _, rows = self.detector.detect(cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+        faces = []
+        for row in (np.zeros((0, 15)) if rows is None else rows):
+            x, y, w, h = (float(v) for v in row[:4])
+            # YuNet landmarks: subject's right eye, left eye, nose tip, right and left mouth corners.
+            first, second = (float(row[4]), float(row[5])), (float(row[6]), float(row[7]))
+            eyes = (first, second) if first[0] <= second[0] else (second, first)
+            faces.append(Face(box=(x, y, w, h), eyes=eyes, score=float(row[14]), eyes_detected=True))
+        return faces
+
+
+def load_detector(model_path=None):
+    """`HaarDetector()` when `model_path` is None or empty, else `DnnDetector(model_path)`."""
+    return HaarDetector() if not model_path else DnnDetector(model_path)
+
+
+def detect_faces(image, detector=None):
+    """Faces of an RGB uint8 photo, sorted left to right by the centre x of their box.
+
+    Args:
+      image: RGB uint8 [H, W, 3].
+      detector: a callable image -> list[Face] (`HaarDetector`, `DnnDetector`); default `HaarDetector()`.
+    """
+    detector = HaarDetector() if detector is None else detector
+    faces = list(detector(_check_image(image)))
+    return sorted(faces, key=lambda f: f.box[0] + f.box[2] / 2.0)
+
+
+def align_faces(image, output_size, crop_fraction=1.0, detector=None, face_index=None, source="image"):
+    """Detects and aligns the faces of a photo.
+
+    Args:
+      image: RGB uint8 [H, W, 3].
+      output_size, crop_fraction: the model's `data.image_size` and `data.crop_fraction`.
+      detector: see `detect_faces`.
+      face_index: None for every face, else the index (0-based, left to right) of the one face to align.
+      source: the photo's name for error messages (its path).
+
+    Returns:
+      list[AlignedFace], left to right.
+
+    Raises:
+      DataError: no face found in `source`, or `face_index` is out of range.
+    """
+    faces = detect_faces(image, detector)
+    if not faces:
+        raise DataError(f"no face found in {source}")
+    if face_index is not None:
+        if not 0 <= int(face_index) < len(faces):
+            raise DataError(f"--face {face_index} is out of range: {len(faces)} face(s) found in {source} "
+                            f"(numbered 0 to {len(faces) - 1} from the left)")
+        faces = [faces[int(face_index)]]
+    aligned = []
+    for face in faces:
+        crop, transform = align_face(image, face.eyes, output_size, crop_fraction)
+        aligned.append(AlignedFace(face=face, image=crop, transform=transform))
+    return aligned
+
+
+def edit_photo(image, edit_fn, output_size, crop_fraction=1.0, detector=None, face_index=None, mask=None,
+               feather=0.1, keep_detail=True, source="image"):
+    """Detects, aligns, edits and pastes back every face (or face `face_index`) of a photo.
+
+    Args:
+      image: RGB uint8 [H, W, 3].
+      edit_fn: called with the aligned faces uint8 [N, S, S, 3] (and, when `mask` is given, their masks float32
+        [N, S, S, 1], 1 = hole); returns the edited faces uint8 [N, S, S, 3].
+      mask: optional photo-sized mask (nonzero = region to complete), warped with each face.
+      keep_detail: paste back only the change the edit made (see `paste_back(original_face=...)`).
+      Other arguments: see `align_faces` and `paste_back`.
+
+    Returns:
+      (edited photo uint8 [H, W, 3], list[AlignedFace], edited faces uint8 [N, S, S, 3]).
+    """
+    image = _check_image(image)
+    aligned = align_faces(image, output_size, crop_fraction, detector, face_index, source)
+    faces = np.stack([a.image for a in aligned])
+    if mask is not None:
+        mask = np.asarray(mask)
+        if mask.shape[:2] != image.shape[:2]:
+            raise DataError(f"the mask is {mask.shape[1]}x{mask.shape[0]} but {source} is "
+                            f"{image.shape[1]}x{image.shape[0]}")
+        masks = np.stack([align_mask(mask, a.transform, output_size) for a in aligned])
+        edited = edit_fn(faces, masks)
+    else:
+        edited = edit_fn(faces)
+    edited = np.asarray(edited)
+    if edited.shape != faces.shape or edited.dtype != np.uint8:
+        raise ValueError(f"edit_fn must return uint8 {faces.shape}, got {edited.dtype} {edited.shape}")
+    out = image
+    for a, face in zip(aligned, edited):
+        out = paste_back(out, face, a.transform, feather, original_face=a.image if keep_detail else None)
+    return out, aligned, edited

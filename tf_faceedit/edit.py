@@ -1,0 +1,70 @@
+"""Edit the faces of your own photo (or a folder of photos) with a trained model or an export.
+
+    python -m tf_faceedit.edit --model_dir=RUN --image photo.jpg --set Smiling=1 --out out.jpg
+    python -m tf_faceedit.edit --export_dir=EXPORT/sagan/1 --image photos/ --set Eyeglasses=1 --out edited/
+    python -m tf_faceedit.edit --model_dir=COMPLETION_RUN --image photo.jpg --mask hole.png --out filled.jpg
+
+Faces are found with OpenCV (Haar cascades; --detector_model=yunet.onnx for OpenCV's YuNet), aligned to the CelebA
+framing, edited, and pasted back. The CLI only parses: `edit_lib.edit_photos` does the work.
+"""
+
+import argparse
+import sys
+
+from tf_faceedit import cli_util
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m tf_faceedit.edit", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model_dir", help="training run folder")
+    source.add_argument("--export_dir", help="export version folder (saved_model.pb)")
+    parser.add_argument("--image", required=True, help="photo file or folder of photos")
+    parser.add_argument("--out", required=True, help="output file (one photo) or folder")
+    parser.add_argument("--set", dest="assignments", action="append", default=[], metavar="ATTRIBUTE=VALUE",
+                        help="target attribute value, e.g. --set Smiling=1 (repeatable)")
+    parser.add_argument("--face", type=int, help="edit only face N (0-based, counted from the left)")
+    parser.add_argument("--mask", help="for completion models: mask image, nonzero = region to fill")
+    parser.add_argument("--detector_model", help="YuNet .onnx face detector (default: OpenCV Haar cascades)")
+    parser.add_argument("--feather", type=float, default=0.1, help="width of the blended border (fraction of face)")
+    parser.add_argument("--quiet", action="store_true", help="warnings only")
+    return parser.parse_args(argv)
+
+
+def parse_assignments(assignments):
+    """["Smiling=1", "Male=0.5"] -> {"Smiling": 1.0, "Male": 0.5}; ConfigError naming a malformed one."""
+    from tf_faceedit.errors import ConfigError
+
+    values = {}
+    for assignment in assignments:
+        name, sep, raw = assignment.partition("=")
+        try:
+            values[name.strip()] = float(raw)
+        except ValueError:
+            sep = ""
+        if not sep or not name.strip():
+            raise ConfigError(f"--set expects ATTRIBUTE=NUMBER (e.g. Smiling=1), got {assignment!r}")
+    return values
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cli_util.quiet_tensorflow()
+    cli_util.setup_logging(not args.quiet)
+
+    def work():
+        from tf_faceedit import edit_lib
+
+        results = edit_lib.edit_photos(args.model_dir or args.export_dir, args.image, args.out,
+                                       parse_assignments(args.assignments), face=args.face, mask=args.mask,
+                                       detector_model=args.detector_model, feather=args.feather)
+        for result in results:
+            print(f"{result['input']}: {result['faces']} face(s) -> {result['output']}")
+        return 0
+
+    return cli_util.main_wrapper(work)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,267 @@
+"""The trained attribute classifier as an evaluation judge.
+
+    judge = load_classifier("/tmp/classifier_quick")          # latest checkpoint of a `--method=classifier` run
+    probs = judge.predict(images)       # images [N, H, W, 3] float in [-1, 1] (or uint8) -> float32 [N, K] in [0, 1]
+    feats = judge.features(images)      # -> float32 [N, F] penultimate features (FID*/KID*)
+    acc = evaluate_classifier("/tmp/classifier_quick")   # {attribute: val accuracy, "mean": ...} -> RUN/eval/*.json
+    check_accuracy(acc, "Eyeglasses", minimum=0.9)        # raises EvaluationError for a judge not good enough
+
+Inputs of any square or non-square size are resized (bilinear, antialiased) to the classifier's `image_size`, so a
+64x64 judge can score a 128x128 model's outputs. Columns follow `attribute_names` (the run's `data.attributes`).
+"""
+
+import dataclasses
+import json
+import logging
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from tf_faceedit import config as config_lib
+from tf_faceedit import registry
+from tf_faceedit.errors import ConfigError, DataError, EvaluationError, suggest
+
+log = logging.getLogger(__name__)
+
+ACCURACY_FILE = "classifier_accuracy.json"
+
+
+def _load_run_config(run_dir):
+    run_dir = Path(run_dir).expanduser()
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        raise ConfigError(f"no config.yaml in classifier run {run_dir} (--classifier_dir); train one with "
+                          "python -m tf_faceedit.train --method=classifier --model_dir=...")
+    values = config_lib.load_yaml(path)
+    if values.get("method") != "classifier":
+        raise ConfigError(f"{run_dir} (--classifier_dir) holds a {values.get('method')!r} run, not an attribute "
+                          "classifier (method 'classifier')")
+    return registry.get("classifier").config_class.from_dict(values, source=str(path))
+
+
+def latest_checkpoint(run_dir):
+    """The newest complete `checkpoints/ckpt-XXXXXXXX/` folder of a run (with a state.json), or None."""
+    from tf_faceedit.training.checkpoint import CheckpointManager
+
+    return CheckpointManager(Path(run_dir).expanduser() / "checkpoints", trainer=None).latest()
+
+
+class LoadedClassifier:
+    """A trained attribute classifier, ready to judge images (see `load_classifier`).
+
+    Attributes:
+      model: the `attribute_classifier` keras.Model ({"logits", "features"}).
+      attribute_names: the K attribute names, in column order.
+      image_size: the side S the network runs at; inputs are resized to S x S.
+      config: the run's `ClassifierConfig`; checkpoint: the folder the weights came from; step: its step.
+    """
+
+    def __init__(self, model, config, checkpoint=None, step=None, batch_size=64):
+        self.model, self.config = model, config
+        self.attribute_names = list(config.data.attributes)
+        self.image_size = int(config.data.image_size)
+        self.checkpoint, self.step = checkpoint, step
+        self.batch_size = int(batch_size)
+
+    def _prepare(self, images):
+        images = np.asarray(images)
+        if images.ndim != 4 or images.shape[-1] != 3:
+            raise ValueError(f"images must be [N, H, W, 3], got shape {images.shape}")
+        if images.dtype == np.uint8:
+            return images.astype(np.float32) / 127.5 - 1.0
+        return images.astype(np.float32)
+
+    def _run(self, images, key):
+        images = self._prepare(images)
+        outputs = []
+        for start in range(0, len(images), self.batch_size):
+            batch = images[start:start + self.batch_size]
+            if batch.shape[1:3] != (self.image_size, self.image_size):
+                batch = keras.ops.image.resize(batch, (self.image_size, self.image_size), interpolation="bilinear",
+                                               antialias=True)
+            outputs.append(keras.ops.convert_to_numpy(self.model(batch, training=False)[key]))
+        if not outputs:
+            width = len(self.attribute_names) if key == "logits" else self.model.output["features"].shape[-1]
+            return np.zeros((0, width), np.float32)
+        return np.concatenate(outputs).astype(np.float32)
+
+    def logits(self, images):
+        """images [N, H, W, 3], float in [-1, 1] or uint8 -> float32 logits [N, K]."""
+        return self._run(images, "logits")
+
+    def predict(self, images):
+        """images [N, H, W, 3], float in [-1, 1] or uint8 -> float32 probabilities [N, K] in [0, 1]."""
+        return 1.0 / (1.0 + np.exp(-self.logits(images)))
+
+    def features(self, images):
+        """images [N, H, W, 3], float in [-1, 1] or uint8 -> float32 penultimate features [N, F] (FID*/KID*)."""
+        return self._run(images, "features")
+
+    def index(self, attribute):
+        """Column of `attribute`; ConfigError with suggestions when the classifier does not predict it."""
+        if attribute not in self.attribute_names:
+            raise ConfigError(f"the attribute classifier does not predict {attribute!r}"
+                              f"{suggest(attribute, self.attribute_names)}")
+        return self.attribute_names.index(attribute)
+
+
+def load_classifier(run_dir, checkpoint=None, batch_size=64):
+    """Loads the classifier of a `--method=classifier` run from its latest checkpoint (or `checkpoint`, a folder).
+
+    Returns a `LoadedClassifier` with `.predict(images) -> probs [N, K]`, `.features(images) -> [N, F]`,
+    `.attribute_names` and `.image_size`. Raises ConfigError when run_dir is not a trained classifier run.
+    """
+    from tf_faceedit.methods.attribute_classifier import build_classifier
+
+    cfg = _load_run_config(run_dir)
+    path = Path(checkpoint) if checkpoint else latest_checkpoint(run_dir)
+    if path is None:
+        raise ConfigError(f"classifier run {run_dir} (--classifier_dir) has no checkpoint yet; train it first")
+    weights = path / "classifier.weights.h5"
+    if not weights.is_file():
+        raise ConfigError(f"checkpoint {path} has no classifier.weights.h5 (--classifier_dir)")
+    model = build_classifier(cfg)
+    model.load_weights(str(weights))
+    step = None
+    if (path / "state.json").is_file():
+        step = json.loads((path / "state.json").read_text()).get("step")
+    return LoadedClassifier(model, cfg, checkpoint=path, step=step, batch_size=batch_size)
+
+
+def majority_baseline(train_labels, eval_labels):
+    """Accuracy on `eval_labels` [N, K] of always predicting each attribute's majority class in `train_labels`."""
+    majority = (np.asarray(train_labels).mean(axis=0) >= 0.5).astype(np.float32)
+    return (np.asarray(eval_labels) == majority).mean(axis=0)
+
+
+def balanced_accuracy(predictions, labels):
+    """(true positive rate + true negative rate) / 2 per attribute, from boolean [N, K] arrays; a class absent from
+    `labels` counts its rate as 1 (nothing to get wrong). 0.5 = chance, whatever the class balance."""
+    predictions, labels = np.asarray(predictions, bool), np.asarray(labels, bool)
+    positives, negatives = labels.sum(axis=0), (~labels).sum(axis=0)
+    tpr = np.where(positives > 0, (predictions & labels).sum(axis=0) / np.maximum(positives, 1), 1.0)
+    tnr = np.where(negatives > 0, (~predictions & ~labels).sum(axis=0) / np.maximum(negatives, 1), 1.0)
+    return (tpr + tnr) / 2.0
+
+
+def evaluate_classifier(run_dir, data_dir=None, split="val", batch_size=64, classifier=None, write=True):
+    """Per-attribute accuracy (threshold 0.5) of a classifier run on a split of its dataset.
+
+    Args:
+      run_dir: the classifier's run folder.
+      data_dir: dataset folder (default: the run's `data.data_dir`; its `data.partition_file` etc. are kept).
+      split: "train", "val", "test" or "all".
+      batch_size: images per forward pass.
+      classifier: an already loaded `LoadedClassifier` (default: `load_classifier(run_dir)`).
+      write: write the report to `run_dir/eval/classifier_accuracy.json`: {"accuracy": the returned dict,
+        "majority_baseline": the same for always answering each attribute's majority class of the train split
+        (the evaluated split when there is no train split), "balanced_accuracy": (TPR + TNR) / 2 (0.5 = chance, the
+        honest number for rare attributes), "positive_rate": share of positives per attribute,
+        "split", "num_images", "step", "checkpoint", "data_dir"}.
+    Returns:
+      dict {attribute: accuracy in [0, 1], ..., "mean": mean over the attributes}.
+    """
+    from tf_faceedit.data import celeba
+
+    judge = classifier or load_classifier(run_dir, batch_size=batch_size)
+    data_cfg = dataclasses.replace(judge.config.data, cache=False,
+                                   **({"data_dir": str(data_dir)} if data_dir else {}))
+    records = celeba.load_records(data_cfg, split)
+    dataset = celeba.build_dataset(data_cfg, split, batch_size=batch_size, training=False, seed=0, repeat=False,
+                                   drop_remainder=False, records=records)
+    predictions, labels = [], []
+    for batch in dataset:
+        predictions.append(judge.logits(batch["image"].numpy()) > 0)
+        labels.append(batch["attributes"].numpy() > 0.5)
+    predictions, labels = np.concatenate(predictions), np.concatenate(labels)
+    names = judge.attribute_names
+    accuracy = _with_mean(names, (predictions == labels).mean(axis=0))
+    if write:
+        try:
+            train_labels = celeba.load_records(data_cfg, "train").attributes if split != "train" else labels
+        except DataError:
+            train_labels = labels
+        report = {
+            "accuracy": accuracy,
+            "majority_baseline": _with_mean(names, majority_baseline(train_labels, labels)),
+            "balanced_accuracy": _with_mean(names, balanced_accuracy(predictions, labels)),
+            "positive_rate": _with_mean(names, labels.mean(axis=0)),
+            "split": split,
+            "num_images": int(len(labels)),
+            "step": judge.step,
+            "checkpoint": str(judge.checkpoint) if judge.checkpoint else None,
+            "data_dir": str(data_cfg.data_dir),
+        }
+        out = accuracy_path(run_dir)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2))
+        log.info("classifier accuracy on %s (%d images): mean %.4f (majority baseline %.4f) -> %s", split,
+                 len(labels), accuracy["mean"], report["majority_baseline"]["mean"], out)
+    return accuracy
+
+
+def _with_mean(names, values):
+    out = {n: float(v) for n, v in zip(names, values)}
+    out["mean"] = float(np.mean(values))
+    return out
+
+
+def accuracy_path(run_dir):
+    return Path(run_dir).expanduser() / "eval" / ACCURACY_FILE
+
+
+def read_accuracy_report(run_dir):
+    """The whole report written by `evaluate_classifier`; ConfigError when it is absent."""
+    path = accuracy_path(run_dir)
+    if not path.is_file():
+        raise ConfigError(f"{path} not found: evaluate the classifier first (evaluate_classifier(run_dir))")
+    return json.loads(path.read_text())
+
+
+def read_accuracy(run_dir):
+    """The accuracy dict {attribute: accuracy, "mean": ...} of the report written by `evaluate_classifier`."""
+    return read_accuracy_report(run_dir)["accuracy"]
+
+
+def load_or_evaluate_accuracy(run_dir, data_dir=None, split="val", batch_size=64, metric="accuracy"):
+    """The saved accuracy dict when it was computed on `split` at the run's latest checkpoint, else evaluates (and
+    saves) it. Returns {attribute: value, "mean": ...} of `metric`: "accuracy" or "balanced_accuracy" ((TPR + TNR)
+    / 2, which does not reward always answering "no" on a rare attribute such as Mustache)."""
+    if metric not in ("accuracy", "balanced_accuracy"):
+        raise ConfigError(f"metric must be accuracy or balanced_accuracy, got {metric!r}")
+    path = accuracy_path(run_dir)
+    latest = latest_checkpoint(run_dir)
+    if path.is_file() and latest is not None:
+        report = json.loads(path.read_text())
+        if report.get("split") == split and report.get("checkpoint") == str(latest) and metric in report and (
+                not data_dir or Path(report.get("data_dir", "")) == Path(data_dir)):
+            return report[metric]
+    evaluate_classifier(run_dir, data_dir=data_dir, split=split, batch_size=batch_size)
+    return read_accuracy_report(run_dir)[metric]
+
+
+def check_accuracy(acc, attribute, minimum):
+    """Refuses to judge `attribute` with a classifier whose accuracy on it is below `minimum`.
+
+    Args:
+      acc: {attribute: accuracy} (what `evaluate_classifier` / `read_accuracy` return; a "mean" entry is ignored).
+      attribute: the attribute an evaluation is about to score.
+      minimum: required accuracy in [0, 1] (flag `--min_classifier_accuracy` of the evaluation CLIs).
+    Returns: the accuracy (float) when it is good enough.
+    Raises:
+      EvaluationError: below the minimum.
+      ConfigError: `attribute` has no accuracy in `acc`, or `minimum` is outside [0, 1].
+    """
+    if not 0.0 <= float(minimum) <= 1.0:
+        raise ConfigError(f"--min_classifier_accuracy must be in [0, 1], got {minimum}")
+    names = [name for name in acc if name != "mean"]
+    if attribute not in names:
+        raise ConfigError(f"the attribute classifier was not evaluated on {attribute!r}{suggest(attribute, names)}")
+    value = float(acc[attribute])
+    if value < float(minimum):
+        raise EvaluationError(
+            f"the attribute classifier's accuracy on {attribute} is {value:.3f}, below the minimum "
+            f"{float(minimum):.3f} (--min_classifier_accuracy): it cannot judge edits of {attribute}. Train it "
+            "longer or on more data, or lower the minimum knowingly")
+    return value

@@ -1,0 +1,430 @@
+"""Evaluation of a trained run: edit success, preservation, reconstruction, completion quality, FID/KID, speed.
+
+    report = evaluate("RUN", data_dir="DIR", split="test", classifier="CLS_RUN")
+
+writes `RUN/eval/<split>/metrics.json` (everything), `metrics.md` (the tables) and `figures/*.png`, and returns the
+metrics dict. What is measured depends on the method's task:
+
+* editing methods (sagan, attentiongan, fader, icgan): every image is edited once per attribute with that attribute
+  flipped (the AttGAN/STGAN protocol), and once to its own attributes.
+  - edit success: share of edits the attribute classifier (`--classifier`, a run of `--method=classifier`) gives the
+    target value, per attribute and direction (0->1, 1->0). An attribute on which the classifier's balanced
+    validation accuracy ((TPR + TNR) / 2, so a rare attribute cannot pass by always answering "no") is below
+    `min_classifier_accuracy` is not scored (the report says why).
+  - preservation: PSNR and L1 between input and edit outside the attention mask (methods with attention; the mask is
+    the foreground attention: `attention` itself when it has one channel, 1 - the last (background) channel when it
+    has several), weighted by 1 - mask; mean attention area per attribute.
+  - reconstruction: PSNR/SSIM of the edit to the image's own attributes (for Fader/IcGAN that is encode -> decode).
+* completion (pggan_completion): the split's images with fixed seeded masks (`data.mask` of the run, seed `seed`):
+  PSNR/SSIM/L1 inside the hole for the model and for OpenCV's `cv2.inpaint` (Telea, Navier-Stokes) on the same masks;
+  preservation outside the hole of the raw generator output.
+* distribution distance: FID and KID between the real images and the edits (completions). With
+  `inception_weights` the features are InceptionV3's; otherwise the classifier's penultimate features, reported as
+  "FID*"/"KID*" (not comparable with published FID). Without either, skipped.
+* speed: images per second of the model's forward passes (pre/post-processing included).
+
+PSNR values are in dB over uint8 images, capped at 100 dB (identical images); SSIM over uint8 images (not reported
+for images smaller than its 11x11 window).
+"""
+
+import dataclasses
+import json
+import logging
+import time
+from pathlib import Path
+
+import cv2
+import keras
+import numpy as np
+
+from tf_faceedit.data import celeba
+from tf_faceedit.errors import ConfigError, DataError, EvaluationError
+from tf_faceedit.eval import metrics
+from tf_faceedit.training.callbacks import make_grid
+
+log = logging.getLogger("tf_faceedit")
+
+PSNR_CAP = 100.0
+NUM_FIGURE_IMAGES = 8
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Inputs
+
+
+def _records(model, split, data_dir):
+    """The split's records with the run's attributes (both domains for unpaired data), and the data config used."""
+    from tf_faceedit import registry
+
+    data_cfg = model.config.data
+    if data_dir:
+        data_cfg = dataclasses.replace(data_cfg, data_dir=str(data_dir))
+    records = registry.get(model.method).trainer_class.load_records(data_cfg, split)
+    if hasattr(records, "a"):  # unpaired: both directions, the domains interleaved (so --max_images takes both)
+        paths = records.a.paths + records.b.paths
+        attributes = np.concatenate([records.a.attributes, records.b.attributes])
+        n_a, n_b = len(records.a), len(records.b)
+        order = sorted(range(n_a + n_b), key=lambda i: (i / n_a) if i < n_a else ((i - n_a) + 0.5) / n_b)
+        records = celeba.Records(paths=[paths[i] for i in order], attributes=attributes[order],
+                                 attribute_names=records.a.attribute_names, split=split)
+    return data_cfg, records
+
+
+def _batches(data_cfg, records, batch_size, max_images, seed):
+    """Yields (uint8 images [B,S,S,3], attributes [B,K], masks uint8 [B,S,S,1] or None); no flips, no shuffling."""
+    n = len(records) if not max_images else min(len(records), int(max_images))
+    if n < len(records):
+        records = celeba.Records(paths=records.paths[:n], attributes=records.attributes[:n],
+                                 attribute_names=records.attribute_names, split=records.split)
+    dataset = celeba.build_dataset(data_cfg, records.split, batch_size=batch_size, training=False, seed=seed,
+                                   repeat=False, drop_remainder=False, records=records)
+    for batch in dataset:
+        images = celeba.denormalize(batch["image"].numpy())
+        masks = batch["mask"].numpy().astype(np.uint8) if "mask" in batch else None
+        yield images, batch["attributes"].numpy(), masks
+
+
+def _judge(classifier, min_accuracy, attributes):
+    """Loads the classifier run and its balanced validation accuracy (on its own data's val split); returns
+    (judge, accuracy, {attribute: reason it is not scored})."""
+    from tf_faceedit.eval import classifier as classifier_lib
+
+    judge = classifier_lib.load_classifier(classifier)
+    accuracy = classifier_lib.load_or_evaluate_accuracy(classifier, metric="balanced_accuracy")
+    refused = {}
+    for name in attributes:
+        try:
+            classifier_lib.check_accuracy(accuracy, name, min_accuracy)
+        except EvaluationError as err:  # below the minimum: the reason goes into the report
+            refused[name] = str(err)
+    return judge, accuracy, refused
+
+
+def _feature_extractor(inception_weights, judge):
+    if inception_weights:
+        return metrics.InceptionFeatures(inception_weights)
+    if judge is not None:
+        return metrics.ClassifierFeatures(judge)
+    return None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Helpers
+
+
+def _to_float(images):
+    return images.astype(np.float32) / 127.5 - 1.0
+
+
+def foreground_attention(attention):
+    """[N,S,S,n] attention extras -> [N,S,S,1] foreground mask in [0, 1] (see the module docstring)."""
+    attention = np.asarray(attention, np.float32)
+    return attention if attention.shape[-1] == 1 else 1.0 - attention[..., -1:]
+
+
+def _resize_masks(masks, size):
+    if masks.shape[1] == size:
+        return masks
+    return np.stack([cv2.resize(m, (size, size), interpolation=cv2.INTER_LINEAR)[..., None] for m in masks])
+
+
+def _psnr(a, b, mask=None):
+    return np.minimum(metrics.psnr(a, b, data_range=255.0, mask=mask), PSNR_CAP)
+
+
+def _ssim(a, b, mask=None):
+    """SSIM over uint8 images, or None for images smaller than the SSIM window (e.g. a 4x4 progressive stage)."""
+    if min(a.shape[1:3]) < metrics.SSIM_WINDOW:
+        return None
+    if mask is None:
+        return metrics.ssim(a, b, data_range=255.0)
+    return metrics.masked_ssim(a, b, mask, data_range=255.0)
+
+
+def _mean(values):
+    """Mean over every image; NaN entries (a masked metric of an image whose mask is empty) are left out."""
+    values = np.concatenate([np.ravel(v) for v in values if v is not None]) if values else np.zeros(0)
+    values = values[~np.isnan(values)]
+    return float(np.mean(values)) if values.size else None
+
+
+class _Accumulator:
+    """Collects per-image arrays under keys; `mean(key)` averages them all."""
+
+    def __init__(self):
+        self.values = {}
+
+    def add(self, key, value):
+        if value is None:
+            return
+        self.values.setdefault(key, []).append(np.ravel(np.asarray(value, np.float64)))
+
+    def mean(self, key):
+        return _mean(self.values.get(key, []))
+
+    def count(self, key):
+        return int(sum(len(v) for v in self.values.get(key, [])))
+
+
+def _distribution(extractor, real_features, fake_features, seed):
+    if extractor is None or not real_features:
+        return None
+    real, fake = np.concatenate(real_features), np.concatenate(fake_features)
+    subset = max(2, min(1000, len(real) // 2, len(fake) // 2))
+    kid_mean, kid_std = metrics.kid_from_features(real, fake, subsets=10, subset_size=subset, seed=seed)
+    star = "" if isinstance(extractor, metrics.InceptionFeatures) else "*"
+    return {"features": extractor.feature_label, "fid_name": f"FID{star}", "fid": float(metrics.fid_from_features(real, fake)),
+            "kid_name": f"KID{star}", "kid_mean": float(kid_mean), "kid_std": float(kid_std),
+            "num_real": int(len(real)), "num_fake": int(len(fake))}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Editing methods
+
+
+def _evaluate_edit(model, batches, judge, refused, extractor, seed, progress):
+    names = list(model.attribute_names)
+    judge_index = {name: i for i, name in enumerate(judge.attribute_names)} if judge is not None else {}
+    acc = _Accumulator()
+    real_features, fake_features, figures, model_seconds, num_images = [], [], {}, 0.0, 0
+    for images, attributes, _ in batches:
+        start = time.perf_counter()
+        reconstruction = model.edit(images, attributes)["image"]
+        model_seconds += time.perf_counter() - start
+        acc.add("reconstruction_psnr", _psnr(images, reconstruction))
+        acc.add("reconstruction_ssim", _ssim(images, reconstruction))
+        if extractor is not None:
+            real_features.append(extractor(_to_float(images)))
+        for i, name in enumerate(names):
+            target = attributes.copy()
+            target[:, i] = 1.0 - target[:, i]
+            start = time.perf_counter()
+            out = model.edit(images, target)
+            model_seconds += time.perf_counter() - start
+            edited = out["image"]
+            if "attention" in out:
+                foreground = _resize_masks(foreground_attention(out["attention"]), images.shape[1])
+                acc.add(f"{name}/attention_area", foreground.mean(axis=(1, 2, 3)))
+                acc.add(f"{name}/preservation_psnr", _psnr(images, edited, mask=1.0 - foreground))
+                acc.add(f"{name}/preservation_l1", metrics.l1(images, edited, mask=1.0 - foreground) / 255.0)
+            else:
+                foreground = None
+            acc.add(f"{name}/l1_to_input", metrics.l1(images, edited) / 255.0)
+            if name in judge_index and name not in refused:
+                predicted = judge.predict(_to_float(edited))[:, judge_index[name]] > 0.5
+                hit = predicted == (target[:, i] > 0.5)
+                for direction, source in (("0->1", 0.0), ("1->0", 1.0)):
+                    selected = attributes[:, i] == source
+                    if selected.any():
+                        acc.add(f"{name}/success {direction}", hit[selected])
+                acc.add(f"{name}/success", hit)
+            if extractor is not None:
+                fake_features.append(extractor(_to_float(edited)))
+            if name not in figures:
+                figures[name] = (images[:NUM_FIGURE_IMAGES], edited[:NUM_FIGURE_IMAGES],
+                                 None if foreground is None else foreground[:NUM_FIGURE_IMAGES])
+        num_images += len(images)
+        progress.add(len(images))
+
+    per_attribute = {}
+    for name in names:
+        entry = {key: acc.mean(f"{name}/{key}") for key in
+                 ("success", "success 0->1", "success 1->0", "preservation_psnr", "preservation_l1",
+                  "attention_area", "l1_to_input")}
+        entry["count 0->1"] = acc.count(f"{name}/success 0->1")
+        entry["count 1->0"] = acc.count(f"{name}/success 1->0")
+        if judge is None:
+            entry["success_note"] = "no --classifier given"
+        elif name in refused:
+            entry["success_note"] = refused[name]
+        elif name not in judge_index:
+            entry["success_note"] = f"the classifier does not predict {name}"
+        per_attribute[name] = {k: v for k, v in entry.items() if v is not None}
+    areas = {name: np.concatenate(acc.values[f"{name}/attention_area"])
+             for name in names if f"{name}/attention_area" in acc.values}
+    report = {
+        "attributes": per_attribute,
+        "reconstruction": {"psnr": acc.mean("reconstruction_psnr"), "ssim": acc.mean("reconstruction_ssim")},
+        "distribution": _distribution(extractor, real_features, fake_features, seed),
+        "speed": {"images_per_second": (num_images * (len(names) + 1)) / max(model_seconds, 1e-9),
+                  "forward_passes": num_images * (len(names) + 1)},
+        "num_images": num_images,
+    }
+    return report, figures, areas
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Completion
+
+
+def _evaluate_completion(model, batches, extractor, seed, progress):
+    acc = _Accumulator()
+    real_features, fake_features, figure, model_seconds, num_images = [], [], None, 0.0, 0
+    for images, attributes, masks in batches:
+        if masks is None:
+            raise DataError("the run's data.mask.kind is none: completion needs masks (set data.mask.kind)")
+        start = time.perf_counter()
+        out = model.complete(images, masks, attributes)
+        model_seconds += time.perf_counter() - start
+        hole = masks.astype(np.float32)
+        results = {"model": out["completed"]}
+        for method in ("telea", "ns"):
+            results[f"cv2.inpaint ({method})"] = metrics.inpaint_baseline(images, masks, method=method)
+        for label, completed in results.items():
+            acc.add(f"{label}/psnr", _psnr(images, completed, mask=hole))
+            acc.add(f"{label}/ssim", _ssim(images, completed, hole))
+            acc.add(f"{label}/l1", metrics.l1(images, completed, mask=hole) / 255.0)
+        acc.add("raw_preservation_psnr", _psnr(images, out["raw"], mask=1.0 - hole))
+        acc.add("hole_area", hole.mean(axis=(1, 2, 3)))
+        if extractor is not None:
+            real_features.append(extractor(_to_float(images)))
+            fake_features.append(extractor(_to_float(out["completed"])))
+        if figure is None:
+            k = NUM_FIGURE_IMAGES
+            figure = [("input", images[:k]), ("masked", np.where(masks[:k] > 0, 255, images[:k]).astype(np.uint8))]
+            figure += [(label, completed[:k]) for label, completed in results.items()]
+        num_images += len(images)
+        progress.add(len(images))
+    labels = ["model", "cv2.inpaint (telea)", "cv2.inpaint (ns)"]
+    report = {
+        "completion": {label: {key: acc.mean(f"{label}/{key}") for key in ("psnr", "ssim", "l1")} for label in labels},
+        "preservation": {"raw_psnr_outside_hole": acc.mean("raw_preservation_psnr")},
+        "mean_hole_area": acc.mean("hole_area"),
+        "distribution": _distribution(extractor, real_features, fake_features, seed),
+        "speed": {"images_per_second": num_images / max(model_seconds, 1e-9), "forward_passes": num_images},
+        "num_images": num_images,
+    }
+    return report, figure
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Report
+
+
+def _fmt(value, digits=3):
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def markdown_report(report):
+    """The report's tables as markdown."""
+    lines = [f"# Evaluation of {report['model_dir']} ({report['method']}, split {report['split']}, "
+             f"{report['num_images']} images)", ""]
+    if "attributes" in report:
+        lines += ["| attribute | success | 0->1 | 1->0 | preservation PSNR (dB) | preservation L1 | attention area | "
+                  "L1 to input | note |", "|---|---|---|---|---|---|---|---|---|"]
+        for name, entry in report["attributes"].items():
+            lines.append("| " + " | ".join([name] + [_fmt(entry.get(k)) for k in (
+                "success", "success 0->1", "success 1->0", "preservation_psnr", "preservation_l1", "attention_area",
+                "l1_to_input")] + [entry.get("success_note", "")]) + " |")
+        rec = report["reconstruction"]
+        lines += ["", f"Reconstruction (edit to own attributes): PSNR {_fmt(rec['psnr'], 2)} dB, "
+                      f"SSIM {_fmt(rec['ssim'])}"]
+    if "completion" in report:
+        lines += ["| completion (inside the hole) | PSNR (dB) | SSIM | L1 |", "|---|---|---|---|"]
+        for label, entry in report["completion"].items():
+            lines.append(f"| {label} | {_fmt(entry['psnr'], 2)} | {_fmt(entry['ssim'])} | {_fmt(entry['l1'])} |")
+        lines += ["", f"Mean hole area {_fmt(report['mean_hole_area'])}; raw output PSNR outside the hole "
+                      f"{_fmt(report['preservation']['raw_psnr_outside_hole'], 2)} dB"]
+    dist = report.get("distribution")
+    if dist:
+        lines += ["", f"{dist['fid_name']} {dist['fid']:.2f}, {dist['kid_name']} {dist['kid_mean']:.4f} "
+                      f"± {dist['kid_std']:.4f} ({dist['features']}; {dist['num_real']} real vs {dist['num_fake']} "
+                      "generated)"]
+    else:
+        lines += ["", "FID/KID: skipped (give --inception_weights or --classifier)"]
+    lines += ["", f"Speed: {report['speed']['images_per_second']:.1f} images/s "
+                  f"({report['speed']['forward_passes']} forward passes)"]
+    if report.get("classifier"):
+        lines += ["", f"Judge: {report['classifier']['run']} (mean validation accuracy "
+                      f"{_fmt(report['classifier']['mean_accuracy'])} balanced; minimum per attribute "
+                      f"{report['classifier']['min_accuracy']})"]
+    return "\n".join(lines) + "\n"
+
+
+def _write_edit_figures(figures, areas, out_dir):
+    paths = []
+    for name, (images, edited, foreground) in figures.items():
+        residual = np.abs(edited.astype(np.float32) - images.astype(np.float32)) / 127.5 - 1.0
+        rows = [("input", _to_float(images)), (f"{name} flipped", _to_float(edited)), ("|residual|", residual)]
+        if foreground is not None:
+            rows.append(("attention", foreground * 2.0 - 1.0))
+        path = out_dir / f"edits_{name}.png"
+        cv2.imwrite(str(path), cv2.cvtColor(make_grid(rows), cv2.COLOR_RGB2BGR))
+        paths.append(str(path))
+    if areas:
+        path = out_dir / "attention_area_histogram.png"
+        cv2.imwrite(str(path), histogram_image(areas))
+        paths.append(str(path))
+    return paths
+
+
+def histogram_image(values_by_name, bins=20, width=480, height=160):
+    """A PNG-ready BGR image: one histogram over [0, 1] per name, stacked vertically, drawn with OpenCV."""
+    panels = []
+    for name, values in values_by_name.items():
+        counts, _ = np.histogram(np.clip(values, 0.0, 1.0), bins=bins, range=(0.0, 1.0))
+        panel = np.full((height, width, 3), 255, np.uint8)
+        top, bottom, left, right = 24, height - 20, 10, width - 10
+        bar = (right - left) / bins
+        peak = max(int(counts.max()), 1)
+        for i, count in enumerate(counts):
+            x0, x1 = int(left + i * bar + 1), int(left + (i + 1) * bar - 1)
+            y0 = int(bottom - (bottom - top) * count / peak)
+            cv2.rectangle(panel, (x0, y0), (x1, bottom), (180, 120, 40), -1)
+        cv2.line(panel, (left, bottom), (right, bottom), (0, 0, 0), 1)
+        for tick in (0.0, 0.5, 1.0):
+            x = int(left + tick * (right - left))
+            cv2.putText(panel, f"{tick:g}", (max(0, x - 8), height - 5), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1)
+        cv2.putText(panel, f"{name}: attention area (n={len(values)}, mean {np.mean(values):.3f}, max count {peak})",
+                    (left, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+        panels.append(panel)
+    return np.concatenate(panels, axis=0)
+
+
+def evaluate(model_dir, data_dir=None, split="test", classifier=None, inception_weights=None, max_images=None,
+             batch_size=16, min_classifier_accuracy=0.8, seed=0, out_dir=None, verbose=1):
+    """Evaluates the run in `model_dir` (see the module docstring). Returns the metrics dict."""
+    from tf_faceedit import api
+
+    if not 0.0 <= min_classifier_accuracy <= 1.0:
+        raise ConfigError(f"--min_classifier_accuracy must be in [0, 1], got {min_classifier_accuracy}")
+    model = api.load(model_dir)
+    data_cfg, records = _records(model, split, data_dir)
+    judge, judge_accuracy, refused = (None, None, {})
+    if classifier:
+        judge, judge_accuracy, refused = _judge(classifier, min_classifier_accuracy, model.attribute_names)
+        for name, reason in refused.items():
+            log.warning("edit success of %s not scored: %s", name, reason)
+    extractor = _feature_extractor(inception_weights, judge)
+    total = len(records) if not max_images else min(len(records), int(max_images))
+    log.info("evaluating %s (%s) on %d images of split '%s'", model_dir, model.method, total, split)
+    progress = keras.utils.Progbar(total, verbose=verbose, unit_name="image")
+    batches = _batches(data_cfg, records, batch_size, max_images, seed)
+
+    out_dir = Path(out_dir) if out_dir else Path(model_dir) / "eval" / split
+    figure_dir = out_dir / "figures"
+    figure_dir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    if model.task == "complete":
+        report, figure = _evaluate_completion(model, batches, extractor, seed, progress)
+        path = figure_dir / "completions.png"
+        rows = [(label, _to_float(images)) for label, images in figure]
+        cv2.imwrite(str(path), cv2.cvtColor(make_grid(rows), cv2.COLOR_RGB2BGR))
+        report["figures"] = [str(path)]
+    else:
+        report, figures, areas = _evaluate_edit(model, batches, judge, refused, extractor, seed, progress)
+        report["figures"] = _write_edit_figures(figures, areas, figure_dir)
+    report.update({"model_dir": str(model_dir), "method": model.method, "split": split,
+                   "data_dir": data_cfg.data_dir, "seconds": time.perf_counter() - started})
+    if judge is not None:
+        report["classifier"] = {"run": str(classifier), "min_accuracy": min_classifier_accuracy,
+                                "mean_accuracy": judge_accuracy.get("mean"),
+                                "accuracy": {n: judge_accuracy.get(n) for n in model.attribute_names}}
+    (out_dir / "metrics.json").write_text(json.dumps(report, indent=2, default=float))
+    (out_dir / "metrics.md").write_text(markdown_report(report))
+    log.info("wrote %s and %s", out_dir / "metrics.json", out_dir / "metrics.md")
+    return report
