@@ -1,0 +1,710 @@
+"""The web demo: request handlers (plain numpy, testable without a browser) and the Gradio page built on them.
+
+    handlers = DemoHandlers(load_models(["runs/sagan_quick"]))
+    photo = handlers.load_photo("photo.jpg")            # {"photo", "faces", "preview", "message", ...} or {"error"}
+    result = handlers.edit("sagan_quick", photo["photo"], 0, [1.0])     # {"result", "before", "after", ...}
+    run(["runs/sagan_quick"], port=7860)                # the page (needs the demo extra: pip install -e .[demo])
+
+Contract:
+  * Photos are RGB uint8 [H, W, 3]. Files larger than `max_pixels` (or `max_file_bytes`) are refused with a
+    message; photos whose longer side is above `max_side` are downscaled (INTER_AREA) before anything else.
+  * Faces are found, aligned and pasted back exactly as `python -m tf_faceedit.edit` does
+    (`tf_faceedit.data.align.edit_photo`); one face is edited at a time, `face_index` counted from the left (0-based).
+  * Attribute values are the model's target values in `model.attribute_names` order: {0, 1} for the binary methods
+    (checkboxes), any real value for Fader (sliders, `FADER_RANGE`, beyond [0, 1] on purpose).
+  * Edit results ("edit" models): "result" the photo with the edited face pasted back; "before"/"after" the aligned
+    crops (S x S, the model's `image_size`); "residual" |after - before| (uint8) and "residual_scaled" (scaled so its
+    maximum is 255); "overlay" the edit region (SaGAN's attention, AttentionGAN's 1 - background mask) as a heat map
+    over the crop, None for methods without attention; "gallery" [(image, caption)] of every AttentionGAN
+    attention/content mask.
+  * Completion results ("complete" models): the mask is photo-sized, nonzero = hole (drawn with the brush or from
+    `random_mask`, the training mask generator warped from the face crop into the photo); "result" the photo with
+    the completed face pasted back, "masked" the crop with the hole painted grey, "completed" and "raw" (the
+    generator's output everywhere) at S x S.
+  * Every handler returns a dict; a user mistake (no face, unreadable file, huge image, no hole) gives
+    {"error": one-line message} and never raises; an unexpected failure is logged with its traceback on the server
+    and the page gets a one-line message.
+"""
+
+import dataclasses
+import logging
+import os
+import tempfile
+import threading
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from tf_faceedit.data import align
+from tf_faceedit.errors import ConfigError, DataError, FaceEditError
+
+log = logging.getLogger("tf_faceedit")
+
+DEFAULT_MAX_SIDE = 1024  # longer photo side the demo works at (larger photos are downscaled)
+DEFAULT_MAX_PIXELS = 40_000_000  # larger photos are refused (decoding them would take GBs of memory)
+DEFAULT_MAX_FILE_BYTES = 25 * 1024 * 1024
+FADER_RANGE = (-1.0, 2.0)  # slider range of Fader attributes: values beyond [0, 1] exaggerate or invert
+DISPLAY_SIZE = 256  # face crops are shown upscaled to this side
+HOLE_GREY = 128
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Models
+
+
+def _unique_label(label, taken):
+    candidate, n = label, 2
+    while candidate in taken:
+        candidate, n = f"{label} ({n})", n + 1
+    return candidate
+
+
+def load_models(model_dirs=(), export_dirs=()):
+    """Loads every model_dir and export dir with `tf_faceedit.load`. Returns {label: FaceEditModel}, in order,
+    labelled by folder name (an export `NAME/1` is "NAME/1"). Raises ConfigError naming the flag of a bad folder."""
+    from tf_faceedit import api
+
+    models = {}
+    for flag, paths in (("--model_dir", model_dirs), ("--export_dir", export_dirs)):
+        for path in paths or ():
+            path = Path(path)
+            if not path.is_dir():
+                raise ConfigError(f"{flag} {path} does not exist or is not a folder")
+            expected = "config.yaml" if flag == "--model_dir" else "saved_model.pb"
+            if not (path / expected).is_file():
+                raise ConfigError(f"{flag} {path} has no {expected} (is it a "
+                                  f"{'training run' if flag == '--model_dir' else 'export version'} folder?)")
+            model = api.load(path)
+            label = path.name if flag == "--model_dir" or not path.name.isdigit() else f"{path.parent.name}/{path.name}"
+            models[_unique_label(label or str(path), models)] = model
+    if not models:
+        raise ConfigError("give at least one --model_dir or --export_dir")
+    return models
+
+
+def describe_model(model):
+    """Markdown lines: method, task, training step (or export folder) and attribute names."""
+    info = model.info or {}
+    where = f"step {info['step']}" if "step" in info else f"export {info.get('export_dir', '?')}"
+    task = "attribute editing" if model.task == "edit" else "face completion"
+    lines = [f"**{model.method}** ({task}) · {where} · {model.image_size}×{model.image_size} faces",
+             f"Attributes: {', '.join(model.attribute_names) or '(none)'}"]
+    if model.method == "attentiongan":
+        lines.append("AttentionGAN translates between two domains: checked = the other domain of the attribute.")
+    return "  \n".join(lines)
+
+
+def control_specs(model):
+    """One control per attribute: {"name", "kind": "slider"|"checkbox", "minimum", "maximum", "value"}."""
+    slider = model.method == "fader"
+    specs = []
+    for name in model.attribute_names:
+        if slider:
+            specs.append({"name": name, "kind": "slider", "minimum": FADER_RANGE[0], "maximum": FADER_RANGE[1],
+                          "value": 0.0})
+        else:
+            specs.append({"name": name, "kind": "checkbox", "minimum": 0.0, "maximum": 1.0, "value": 0.0})
+    return specs
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Images
+
+
+def _image_size_from_header(path):
+    """(width, height) from the file header without decoding the pixels (Pillow), or None when it cannot tell."""
+    try:
+        from PIL import Image
+    except ImportError:
+        return None
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except Exception:  # noqa: BLE001 - any failure here just means "decode it and see" (read_image reports)
+        return None
+
+
+def read_photo(path, max_side=DEFAULT_MAX_SIDE, max_pixels=DEFAULT_MAX_PIXELS, max_file_bytes=DEFAULT_MAX_FILE_BYTES):
+    """Reads an uploaded photo. Returns (RGB uint8 [H, W, 3], note): the note says when it was downscaled.
+
+    Raises:
+      DataError: no file, an unreadable file, or a file / image above the limits.
+    """
+    if path is None or str(path) == "":
+        raise DataError("no photo: upload one or pick an example")
+    path = Path(path)
+    name = path.name
+    if not path.is_file():
+        raise DataError(f"photo {name} does not exist")
+    size = path.stat().st_size
+    if size > max_file_bytes:
+        raise DataError(f"photo {name} is {size / 2 ** 20:.1f} MB; the demo takes files up to "
+                        f"{max_file_bytes / 2 ** 20:.0f} MB")
+    header = _image_size_from_header(path)
+    if header is not None and header[0] * header[1] > max_pixels:
+        raise DataError(f"photo {name} is {header[0]}x{header[1]} pixels; the demo takes up to "
+                        f"{max_pixels / 1e6:.0f} megapixels")
+    try:
+        photo = align.read_image(path)
+    except DataError:
+        raise DataError(f"cannot read {name}: not an image file, or a format OpenCV cannot decode") from None
+    height, width = photo.shape[:2]
+    if height * width > max_pixels:
+        raise DataError(f"photo {name} is {width}x{height} pixels; the demo takes up to "
+                        f"{max_pixels / 1e6:.0f} megapixels")
+    photo, note = downscale(photo, max_side)
+    return photo, note
+
+
+def downscale(photo, max_side=DEFAULT_MAX_SIDE):
+    """Shrinks a photo whose longer side is above `max_side` (INTER_AREA). Returns (photo, note or "")."""
+    height, width = photo.shape[:2]
+    if max(height, width) <= max_side:
+        return photo, ""
+    scale = max_side / max(height, width)
+    new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
+    small = cv2.resize(photo, (new_w, new_h), interpolation=cv2.INTER_AREA)
+    return small, f"downscaled from {width}x{height} to {new_w}x{new_h}"
+
+
+def face_preview(photo, faces, selected=0):
+    """The photo with each face's box and number (1-based, from the left); the selected one in green."""
+    out = photo.copy()
+    thickness = max(1, round(max(photo.shape[:2]) / 300))
+    for i, face in enumerate(faces):
+        x, y, w, h = (int(round(v)) for v in face.box)
+        color = (40, 220, 40) if i == selected else (240, 200, 40)
+        cv2.rectangle(out, (x, y), (x + w, y + h), color, thickness)
+        cv2.putText(out, str(i + 1), (x + 2 * thickness, y + h - 3 * thickness), cv2.FONT_HERSHEY_SIMPLEX,
+                    max(0.4, w / 150), color, thickness, cv2.LINE_AA)
+    return out
+
+
+def face_labels(faces):
+    return [f"face {i + 1}" for i in range(len(faces))]
+
+
+def heat_overlay(crop, region, alpha=0.55):
+    """A [S, S] map in [0, 1] drawn as a JET heat map over the crop (alpha-weighted by the map)."""
+    region = np.clip(np.asarray(region, np.float32), 0.0, 1.0)
+    if region.shape[:2] != crop.shape[:2]:
+        region = cv2.resize(region, crop.shape[1::-1], interpolation=cv2.INTER_LINEAR)
+    heat = cv2.cvtColor(cv2.applyColorMap(np.round(region * 255).astype(np.uint8), cv2.COLORMAP_JET),
+                        cv2.COLOR_BGR2RGB).astype(np.float32)
+    weight = alpha * region[..., None]
+    return np.round(crop.astype(np.float32) * (1 - weight) + heat * weight).astype(np.uint8)
+
+
+def edit_region(method, attention):
+    """The [S, S] edit region in [0, 1] of an "attention" extra: SaGAN's mask; AttentionGAN's 1 - background (the
+    last of its n softmax masks) for scheme II, its one mask for scheme I. None without attention."""
+    if attention is None:
+        return None
+    attention = np.asarray(attention, np.float32)
+    if attention.ndim == 2:
+        return attention
+    if attention.shape[-1] == 1:
+        return attention[..., 0]
+    return 1.0 - attention[..., -1]
+
+
+def mask_gallery(attention, content):
+    """[(uint8 image, caption)] of AttentionGAN's attention masks (background last) and content masks."""
+    items = []
+    attention = np.asarray(attention, np.float32)
+    n = attention.shape[-1]
+    for i in range(n):
+        caption = "attention: background" if (i == n - 1 and n > 1) else f"attention {i + 1}"
+        grey = np.round(np.clip(attention[..., i], 0, 1) * 255).astype(np.uint8)
+        items.append((np.repeat(grey[..., None], 3, axis=-1), caption))
+    if content is not None:
+        content = np.asarray(content, np.float32)
+        for i in range(content.shape[-1] // 3):
+            rgb = np.clip(np.round((content[..., 3 * i:3 * i + 3] + 1.0) * 127.5), 0, 255).astype(np.uint8)
+            items.append((rgb, f"content {i + 1}"))
+    return items
+
+
+def upscale(image, size=DISPLAY_SIZE):
+    """Nearest-neighbour upscaling of a small crop for display (the pixels stay visible as they are)."""
+    if image is None or image.shape[0] >= size:
+        return image
+    factor = max(1, size // image.shape[0])
+    return cv2.resize(image, (image.shape[1] * factor, image.shape[0] * factor), interpolation=cv2.INTER_NEAREST)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Example photos (generated at start-up: no committed binaries)
+
+
+def make_example_photos(out_dir, count=3, seed=0, detector=None, tries=40):
+    """Writes `count` one-face photos of drawn faces the detector finds (each padded into a grey canvas), plus one
+    photo with two faces side by side. Returns their paths."""
+    from tf_faceedit.data.synthetic import make_face
+
+    detector = align.HaarDetector() if detector is None else detector
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    faces = []
+    for index in range(tries):
+        bgr, _ = make_face(seed, index)
+        face = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        if len(align.detect_faces(face, detector)) == 1:
+            faces.append(face)
+        if len(faces) == count + 1:
+            break
+    paths = []
+    for i, face in enumerate(faces[:count]):
+        canvas = np.full((300, 320, 3), (150, 160, 170), np.uint8)
+        canvas[40:258, 70:248] = face
+        paths.append(out_dir / f"example_{i + 1}.png")
+        align.write_image(paths[-1], canvas)
+    if len(faces) >= 2:
+        canvas = np.full((300, 440, 3), (170, 160, 150), np.uint8)
+        canvas[40:258, 20:198] = faces[0]
+        canvas[40:258, 242:420] = faces[-1]
+        if len(align.detect_faces(canvas, detector)) == 2:
+            paths.append(out_dir / "example_two_faces.png")
+            align.write_image(paths[-1], canvas)
+    return [str(p) for p in paths]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Request handlers
+
+
+def _as_uint8_mask(mask, shape):
+    if mask is None:
+        return None
+    mask = np.asarray(mask)
+    if mask.ndim == 3:
+        mask = mask.max(axis=-1)
+    if mask.shape != tuple(shape[:2]):
+        raise DataError(f"the hole mask is {mask.shape[1]}x{mask.shape[0]} but the photo is {shape[1]}x{shape[0]}")
+    return (mask > 0).astype(np.uint8)
+
+
+@dataclasses.dataclass
+class DemoHandlers:
+    """What the page calls; every method returns a dict (see the module docstring), {"error": message} on failure.
+
+    Args:
+      models: {label: FaceEditModel} (`load_models`).
+      detector: face detector (`align.load_detector`); default Haar cascades.
+      max_side, max_pixels, max_file_bytes: photo limits (see `read_photo`).
+    """
+
+    models: dict
+    detector: object = None
+    max_side: int = DEFAULT_MAX_SIDE
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+
+    def __post_init__(self):
+        if self.detector is None:
+            self.detector = align.HaarDetector()
+        self._lock = threading.Lock()  # one inference at a time: the models and the detector are shared
+
+    # -- plumbing -----------------------------------------------------------------------------------------------
+    def _guard(self, fn, *args):
+        try:
+            with self._lock:
+                return fn(*args)
+        except FaceEditError as err:
+            return {"error": str(err)}
+        except Exception as err:  # noqa: BLE001 - the page shows one line; the traceback goes to the server log
+            log.exception("demo request failed")
+            return {"error": f"internal error ({type(err).__name__}): {err}. Details are in the server log."}
+
+    def model(self, label):
+        if label not in self.models:
+            raise ConfigError(f"unknown model {label!r}; loaded: {', '.join(self.models)}")
+        return self.models[label]
+
+    def _attributes(self, model, values):
+        values = [float(v) for v in (values or [])]
+        if len(values) != len(model.attribute_names):
+            raise ConfigError(f"{model.method} takes {len(model.attribute_names)} attribute value(s) "
+                              f"({', '.join(model.attribute_names)}), got {len(values)}")
+        return dict(zip(model.attribute_names, values))
+
+    @staticmethod
+    def _photo(photo):
+        if photo is None:
+            raise DataError("no photo: upload one or pick an example")
+        return np.ascontiguousarray(photo, np.uint8)
+
+    def _face(self, photo, face_index):
+        """(checked face index, a detector that returns this photo's faces without running the cascade again)."""
+        faces = align.detect_faces(photo, self.detector)
+        if not faces:
+            raise DataError("no face found in the photo: try a photo with a frontal, upright face")
+        index = 0 if face_index is None else int(face_index)
+        if not 0 <= index < len(faces):
+            raise DataError(f"face {index + 1} does not exist: {len(faces)} face(s) in the photo")
+        return index, lambda image: faces
+
+    # -- photo --------------------------------------------------------------------------------------------------
+    def load_photo(self, path):
+        """An uploaded file -> {"photo", "faces" (list of Face), "labels", "preview", "message"}."""
+        return self._guard(self._load_photo, path)
+
+    def _load_photo(self, path):
+        photo, note = read_photo(path, self.max_side, self.max_pixels, self.max_file_bytes)
+        faces = align.detect_faces(photo, self.detector)
+        if not faces:
+            raise DataError(f"no face found in {Path(path).name}: try a photo with a frontal, upright face")
+        message = f"{len(faces)} face(s) found" + (" (pick one with the face selector)" if len(faces) > 1 else "")
+        if note:
+            message += f"; {note}"
+        return {"photo": photo, "faces": faces, "labels": face_labels(faces), "preview": face_preview(photo, faces),
+                "message": message}
+
+    def initial_values(self, label, photo, face_index=0):
+        """The controls' starting values for a face: the model's own prediction when it has one (SaGAN, IcGAN), so
+        that changing one control changes one attribute; else the controls' defaults. {"values", "message"}."""
+        return self._guard(self._initial_values, label, photo, face_index)
+
+    def _initial_values(self, label, photo, face_index):
+        model = self.model(label)
+        defaults = [spec["value"] for spec in control_specs(model)]
+        if not model.can_predict_attributes or photo is None:
+            return {"values": defaults, "message": ""}
+        photo = self._photo(photo)
+        index, detector = self._face(photo, face_index)
+        aligned = align.align_faces(photo, model.image_size, model.crop_fraction, detector, index)
+        predicted = model.predict_attributes(aligned[0].image)
+        return {"values": [float(v) for v in predicted], "message": "controls set to the model's prediction"}
+
+    # -- edit ---------------------------------------------------------------------------------------------------
+    def edit(self, label, photo, face_index, values):
+        """Edits one face of the photo to the target attribute `values` (see the module docstring)."""
+        return self._guard(self._edit, label, photo, face_index, values)
+
+    def _edit(self, label, photo, face_index, values):
+        model = self.model(label)
+        if model.task != "edit":
+            raise ConfigError(f"{label} is a completion model: draw a hole and press Complete")
+        photo = self._photo(photo)
+        attributes = self._attributes(model, values)
+        extras = {}
+
+        def edit_fn(faces):
+            out = model.edit(faces, attributes)
+            extras.update({key: value for key, value in out.items() if key != "image"})
+            return out["image"]
+
+        index, detector = self._face(photo, face_index)
+        result, aligned, edited = align.edit_photo(photo, edit_fn, model.image_size, model.crop_fraction,
+                                                   detector, index, source="the photo")
+        before, after = aligned[0].image, edited[0]
+        residual = np.abs(after.astype(np.int16) - before.astype(np.int16)).astype(np.uint8)
+        peak = int(residual.max())
+        scaled = np.round(residual.astype(np.float32) * (255.0 / peak)).astype(np.uint8) if peak else residual
+        attention = extras.get("attention")
+        attention = None if attention is None else np.asarray(attention)[0]
+        region = edit_region(model.method, attention)
+        content = extras.get("content")
+        gallery = []
+        if model.method == "attentiongan" and attention is not None:
+            gallery = mask_gallery(attention, None if content is None else np.asarray(content)[0])
+        settings = ", ".join(f"{k}={v:g}" for k, v in attributes.items())
+        message = f"edited face {index + 1} ({settings}); largest change {peak}/255"
+        if region is None:
+            message += f"; {model.method} has no attention mask"
+        else:
+            message += f"; attention mean {region.mean():.2f}, max {region.max():.2f}"
+        return {"result": result, "before": before, "after": after, "residual": residual,
+                "residual_scaled": scaled, "overlay": None if region is None else heat_overlay(before, region),
+                "region": region, "gallery": gallery, "message": message}
+
+    # -- completion ---------------------------------------------------------------------------------------------
+    def random_mask(self, label, photo, face_index=0, seed=0):
+        """A photo-sized uint8 hole mask (1 = hole) from the model's training mask generator (`data.mask`; noise
+        masks for an export), drawn in the face crop and warped into the photo. {"mask", "message"}."""
+        return self._guard(self._random_mask, label, photo, face_index, seed)
+
+    def _random_mask(self, label, photo, face_index, seed):
+        import tensorflow as tf
+
+        from tf_faceedit.config import MaskConfig
+        from tf_faceedit.data import masks
+
+        model = self.model(label)
+        photo = self._photo(photo)
+        index, detector = self._face(photo, face_index)
+        aligned = align.align_faces(photo, model.image_size, model.crop_fraction, detector, index)
+        mask_cfg = getattr(getattr(model.config, "data", None), "mask", None)
+        if mask_cfg is None or mask_cfg.kind == "none":
+            mask_cfg = MaskConfig(kind="noise")
+        mask_fn = masks.make_mask_fn(mask_cfg, model.image_size)
+        crop_mask = mask_fn(tf.constant([int(seed), 0], tf.int64)).numpy()[..., 0]
+        height, width = photo.shape[:2]
+        mask = cv2.warpAffine(crop_mask, np.asarray(aligned[0].transform, np.float64), (width, height),
+                              flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT,
+                              borderValue=0.0)
+        return {"mask": (mask > 0.5).astype(np.uint8), "message": f"random {mask_cfg.kind} mask (seed {seed})"}
+
+    def complete(self, label, photo, mask, face_index, values):
+        """Completes the hole (photo-sized mask, nonzero = hole) in one face (see the module docstring)."""
+        return self._guard(self._complete, label, photo, mask, face_index, values)
+
+    def _complete(self, label, photo, mask, face_index, values):
+        model = self.model(label)
+        if model.task != "complete":
+            raise ConfigError(f"{label} is an editing model: use the attribute controls")
+        photo = self._photo(photo)
+        mask = _as_uint8_mask(mask, photo.shape)
+        if mask is None or not mask.any():
+            raise DataError("no hole: paint the region to fill with the brush, or press 'Random mask'")
+        attributes = self._attributes(model, values)
+        extras = {}
+
+        def edit_fn(faces, face_masks):
+            hole = (face_masks > 0.5).astype(np.uint8)
+            if not hole.any():
+                raise DataError("the hole does not touch the selected face: paint over the face")
+            out = model.complete(faces, hole, attributes)
+            extras.update(out, hole=hole)
+            return out["completed"]
+
+        index, detector = self._face(photo, face_index)
+        result, aligned, completed = align.edit_photo(photo, edit_fn, model.image_size, model.crop_fraction,
+                                                      detector, index, mask=mask, source="the photo")
+        hole = extras["hole"][0, ..., 0] > 0
+        masked = aligned[0].image.copy()
+        masked[hole] = HOLE_GREY
+        settings = ", ".join(f"{k}={v:g}" for k, v in attributes.items())
+        return {"result": result, "masked": masked, "completed": completed[0], "raw": np.asarray(extras["raw"])[0],
+                "message": f"completed face {index + 1}: {hole.mean():.0%} of the crop filled ({settings})"}
+
+
+def editor_mask(value, shape=None):
+    """The hole painted in a Gradio ImageEditor value ({"background", "layers", "composite"}, numpy): uint8 [H, W],
+    1 where any layer is opaque. None when nothing was painted."""
+    if not value:
+        return None
+    layers = [np.asarray(layer) for layer in (value.get("layers") or []) if layer is not None]
+    if not layers:
+        return None
+    hole = np.zeros(layers[0].shape[:2], bool)
+    for layer in layers:
+        if layer.shape[:2] != hole.shape:
+            continue
+        hole |= (layer[..., 3] > 0) if (layer.ndim == 3 and layer.shape[-1] == 4) else (np.asarray(layer) > 0).reshape(
+            layer.shape[:2] + (-1,)).any(-1)
+    if shape is not None and hole.shape != tuple(shape[:2]):
+        hole = cv2.resize(hole.astype(np.uint8), (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST) > 0
+    return hole.astype(np.uint8) if hole.any() else None
+
+
+def mask_layer(mask, color=(255, 255, 255), alpha=200):
+    """A photo-sized hole mask as an RGBA ImageEditor layer."""
+    layer = np.zeros(mask.shape[:2] + (4,), np.uint8)
+    layer[mask > 0] = (*color, alpha)
+    return layer
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The page
+
+
+def _require_gradio():
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    try:
+        import gradio as gr
+    except ImportError:
+        raise ConfigError("the web demo needs Gradio: pip install -e '.[demo]'") from None
+    return gr
+
+
+def build_demo(handlers, examples=()):
+    """The Gradio Blocks page over `handlers` (see the module docstring); `examples` are photo paths."""
+    gr = _require_gradio()
+    labels = list(handlers.models)
+    specs = {label: control_specs(model) for label, model in handlers.models.items()}
+
+    def is_completion(label):
+        return handlers.models[label].task == "complete"
+
+    def panel_labels(label):
+        if is_completion(label):
+            return "Aligned input, hole in grey", "Completed", "Raw generator output"
+        return "Aligned input", "Edited", "Attention overlay"
+
+    with gr.Blocks(title="tf_faceedit demo", analytics_enabled=False) as demo:
+        photo_state, faces_state = gr.State(None), gr.State(None)
+        gr.Markdown("# tf_faceedit: attention-guided face editing")
+        with gr.Row():
+            picker = gr.Dropdown(labels, value=labels[0], label="Model", visible=len(labels) > 1,
+                                 elem_id="model_picker")
+            info = gr.Markdown(describe_model(handlers.models[labels[0]]), elem_id="model_info")
+        with gr.Row():
+            with gr.Column(scale=1):
+                upload = gr.File(label="Upload a photo", type="filepath", elem_id="upload")
+                if examples:
+                    gr.Examples([[path] for path in examples], inputs=[upload], label="Or pick a generated example")
+                preview = gr.Image(label="Detected faces", type="numpy", interactive=False, format="png", elem_id="preview")
+                face = gr.Dropdown([], value=None, label="Face", type="index", elem_id="face")
+                controls, groups = {}, {}
+                for label in labels:
+                    with gr.Group(visible=label == labels[0]) as group:
+                        gr.Markdown(f"Target attributes ({label})")
+                        widgets = []
+                        for spec in specs[label]:
+                            slug = f"{label}_{spec['name']}".replace(" ", "_").replace("/", "_")
+                            if spec["kind"] == "slider":
+                                widgets.append(gr.Slider(spec["minimum"], spec["maximum"], value=spec["value"],
+                                                         step=0.05, label=spec["name"], elem_id=f"attr_{slug}"))
+                            else:
+                                widgets.append(gr.Checkbox(value=bool(spec["value"]), label=spec["name"],
+                                                           elem_id=f"attr_{slug}"))
+                    controls[label], groups[label] = widgets, group
+                run_button = gr.Button("Edit", variant="primary", elem_id="run")
+                with gr.Group(visible=is_completion(labels[0])) as hole_group:
+                    editor = gr.ImageEditor(label="Paint the hole", type="numpy", elem_id="hole_editor",
+                                            brush=gr.Brush(default_size=12, colors=["#ffffff"],
+                                                           color_mode="fixed"))
+                    random_button = gr.Button("Random mask", elem_id="random_mask")
+                    seed = gr.Number(0, label="Mask seed", precision=0)
+            with gr.Column(scale=2):
+                message = gr.Markdown("Upload a photo or pick an example.", elem_id="message")
+                result = gr.Image(label="Result", type="numpy", interactive=False, format="png", elem_id="result")
+                with gr.Row():
+                    before = gr.Image(label=panel_labels(labels[0])[0], interactive=False, format="png",
+                                      elem_id="before")
+                    after = gr.Image(label=panel_labels(labels[0])[1], interactive=False, format="png",
+                                     elem_id="after")
+                with gr.Row():
+                    overlay = gr.Image(label=panel_labels(labels[0])[2], interactive=False, format="png",
+                                       elem_id="overlay")
+                    residual = gr.Image(label="Residual |edit - input| (scaled to its max)", interactive=False,
+                                        format="png", elem_id="residual", visible=not is_completion(labels[0]))
+                gallery = gr.Gallery(label="AttentionGAN attention and content masks", columns=6, visible=False, format="png",
+                                     elem_id="mask_gallery")
+
+        all_controls = [widget for label in labels for widget in controls[label]]
+
+        def values_of(label, flat):
+            start = sum(len(controls[other]) for other in labels[:labels.index(label)])
+            return list(flat[start:start + len(controls[label])])
+
+        def error_message(out):
+            return f"**Error:** {out['error']}"
+
+        # -- model picker ----------------------------------------------------------------------------------
+        def on_pick(label):
+            completion = is_completion(label)
+            names = panel_labels(label)
+            updates = [describe_model(handlers.models[label]), gr.update(visible=completion),
+                       gr.update(value="Complete" if completion else "Edit"),
+                       gr.update(visible=handlers.models[label].method == "attentiongan"),
+                       gr.update(label=names[0], value=None), gr.update(label=names[1], value=None),
+                       gr.update(label=names[2], value=None), gr.update(visible=not completion, value=None),
+                       gr.update(value=None)]
+            return updates + [gr.update(visible=other == label) for other in labels]
+
+        picker.change(on_pick, picker, [info, hole_group, run_button, gallery, before, after, overlay, residual,
+                                        result] + [groups[x] for x in labels])
+
+        # -- photo ---------------------------------------------------------------------------------------------
+        def control_updates(label, start):
+            """Updates of every control: the `start["values"]` of model `label`'s controls, the others unchanged."""
+            flat = [gr.update() for _ in all_controls]
+            values = start.get("values")
+            if values is None:
+                return flat
+            offset = sum(len(controls[other]) for other in labels[:labels.index(label)])
+            for i, value in enumerate(values):
+                checkbox = specs[label][i]["kind"] == "checkbox"
+                flat[offset + i] = gr.update(value=bool(value > 0.5) if checkbox else float(value))
+            return flat
+
+        def on_upload(path, label, progress=gr.Progress()):
+            progress(0.2, desc="detecting faces")
+            out = handlers.load_photo(path)
+            cleared = [None] * (len(run_outputs) - 1)  # the last photo's results go away with it
+            if "error" in out:
+                return ([None, None, None, gr.update(choices=[], value=None), error_message(out), None]
+                        + [gr.update() for _ in all_controls] + cleared)
+            start = handlers.initial_values(label, out["photo"], 0)
+            editor_value = {"background": out["photo"], "layers": [], "composite": out["photo"]}
+            text = out["message"] + (f"; {start['message']}" if start.get("message") else "")
+            return ([out["photo"], out["faces"], out["preview"], gr.update(choices=out["labels"], value=out["labels"][0]), text,
+                     editor_value] + control_updates(label, start) + cleared)
+
+        run_outputs = [message, result, before, after, overlay, residual, gallery]
+        upload.change(on_upload, [upload, picker],
+                      [photo_state, faces_state, preview, face, message, editor] + all_controls + run_outputs[1:])
+
+        # -- edit / complete ---------------------------------------------------------------------------------
+        def on_run(label, photo, face_index, editor_value, *flat, progress=gr.Progress()):
+            progress(0.1, desc="running the model")
+            values = values_of(label, flat)
+            if is_completion(label):
+                mask = editor_mask(editor_value, None if photo is None else photo.shape)
+                out = handlers.complete(label, photo, mask, face_index, values)
+                if "error" in out:
+                    return [error_message(out)] + [gr.update()] * 6
+                return [out["message"], out["result"], upscale(out["masked"]), upscale(out["completed"]),
+                        upscale(out["raw"]), None, gr.update()]
+            out = handlers.edit(label, photo, face_index, values)
+            if "error" in out:
+                return [error_message(out)] + [gr.update()] * 6
+            progress(0.9, desc="drawing")
+            return [out["message"], out["result"], upscale(out["before"]), upscale(out["after"]),
+                    upscale(out["overlay"]), upscale(out["residual_scaled"]),
+                    gr.update(value=[(upscale(image), caption) for image, caption in out["gallery"]] or None,
+                              visible=bool(out["gallery"]))]
+
+        run_inputs = [picker, photo_state, face, editor] + all_controls
+        run_button.click(on_run, run_inputs, run_outputs)
+
+        def on_control(label, photo, face_index, editor_value, *flat, progress=gr.Progress()):
+            # a changed control re-runs an edit at once; completion waits for the button (the hole comes first)
+            if photo is None or is_completion(label):
+                return [gr.update()] * len(run_outputs)
+            return on_run(label, photo, face_index, editor_value, *flat, progress=progress)
+
+        for widget in all_controls:
+            event = widget.release if isinstance(widget, gr.Slider) else widget.input
+            event(on_control, run_inputs, run_outputs)
+
+        def on_face(label, photo, faces, face_index):
+            if photo is None or face_index is None:
+                return [gr.update()] * (len(all_controls) + 2)
+            flat = control_updates(label, handlers.initial_values(label, photo, face_index))
+            return [face_preview(photo, faces or [], face_index), gr.update()] + flat
+
+        face.input(on_face, [picker, photo_state, faces_state, face], [preview, message] + all_controls)
+
+        def on_random(label, photo, face_index, seed_value):
+            out = handlers.random_mask(label, photo, face_index, int(seed_value or 0))
+            if "error" in out:
+                return gr.update(), error_message(out)
+            layer = mask_layer(out["mask"])
+            shown = photo.copy()
+            shown[out["mask"] > 0] = layer[out["mask"] > 0, :3]
+            return {"background": photo, "layers": [layer], "composite": shown}, out["message"]
+
+        random_button.click(on_random, [picker, photo_state, face, seed], [editor, message])
+    return demo
+
+
+def run(model_dirs=(), export_dirs=(), port=7860, host="127.0.0.1", max_side=DEFAULT_MAX_SIDE, detector_model=None,
+        block=True):
+    """Loads the models, generates the example photos and serves the page on http://host:port.
+    Returns the launched Blocks (with `block=False`, the server runs in a background thread: call `.close()`)."""
+    _require_gradio()  # before the slow model loading
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # Gradio's own start-up requests
+    models = load_models(model_dirs, export_dirs)
+    detector = align.load_detector(detector_model)
+    handlers = DemoHandlers(models, detector=detector, max_side=max_side)
+    examples = make_example_photos(tempfile.mkdtemp(prefix="tf_faceedit_demo_"), detector=detector)
+    demo = build_demo(handlers, examples)
+    demo.queue(default_concurrency_limit=1)
+    demo.launch(server_name=host, server_port=int(port), prevent_thread_lock=not block, quiet=not block,
+                show_error=False, ssr_mode=False, max_file_size=DEFAULT_MAX_FILE_BYTES,
+                allowed_paths=[str(Path(p).parent) for p in examples[:1]])
+    return demo
