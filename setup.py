@@ -20,6 +20,7 @@ setup(
     python_requires=">=3.11",
     packages=find_packages(include=["tf_faceedit", "tf_faceedit.*"]),
     install_requires=REQUIREMENTS,
-    extras_require={"test": ["pytest>=8"]},
+    extras_require={"test": ["pytest>=8"], "demo": ["gradio>=6", "playwright>=1.40"],
+                    "jax": ["jax[cpu]>=0.4.30"]},  # --backend=jax (CPU build; on GPUs install jax[cuda13])
     include_package_data=True,
 )

@@ -64,7 +64,10 @@ def restore_trainer(model_dir, checkpoint=None):
     for field, value in _INFERENCE_OVERRIDES.items():
         if _has_field(build_cfg, field):
             build_cfg = build_cfg.override(f"{field}={value}")
-    trainer = spec.trainer_class(build_cfg)
+    from tf_faceedit.training import precision
+
+    with precision.policy_scope("none"):  # inference in float32; a run of any precision holds float32 weights
+        trainer = spec.trainer_class(build_cfg)
     manager = CheckpointManager(model_dir / "checkpoints", trainer)
     if checkpoint is None:
         path = manager.latest()

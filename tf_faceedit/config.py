@@ -129,6 +129,15 @@ class TrainConfig:
     strategy: "auto" (MirroredStrategy when more than one GPU is visible), "default", "mirrored", "multiworker".
     log_every: TensorBoard scalars and the progress bar's chunk; sample_every: PNG grid + image summary;
     checkpoint_every: checkpoint interval (a checkpoint is also written at the last step).
+    mixed_precision: "none" (float32), "mixed_float16" (float16 compute with dynamic loss scaling: GPUs) or
+      "mixed_bfloat16" (bfloat16 compute, no loss scaling: TPUs, recent GPUs/CPUs). Variables, the images and
+      attention masks the networks output, and every loss stay float32, so checkpoints load across precisions.
+    jit_compile: "auto" (Keras decides), "true" (XLA-compile the train step) or "false".
+    nan_policy: on a non-finite loss, "stop" (keep the last good checkpoint and raise) or "rollback" (restore the
+      last good checkpoint, multiply every learning rate by `nan_lr_factor`, go on; at most `nan_max_rollbacks`
+      times, then stop). Needs `nan_guard`.
+    replica_seeds: fold the replica id into the seeds drawn inside the train step, so replicas draw different
+      noise/targets (replica 0 draws what a single device draws).
     """
 
     steps: int = 200000
@@ -148,6 +157,12 @@ class TrainConfig:
     sample_split: str = "val"
     nan_guard: bool = True
     verbose: int = 1
+    mixed_precision: str = "none"
+    jit_compile: str = "auto"
+    nan_policy: str = "stop"
+    nan_lr_factor: float = 0.5
+    nan_max_rollbacks: int = 3
+    replica_seeds: bool = True
 
     def validate(self, prefix="train"):
         for name in ["steps", "batch_size", "n_critic", "log_every", "sample_every", "checkpoint_every",
@@ -157,9 +172,15 @@ class TrainConfig:
             check_range(getattr(self, name), f"{prefix}.{name}", 0.0, low_inclusive=False)
         for name in ["beta_1", "beta_2"]:
             check_range(getattr(self, name), f"{prefix}.{name}", 0.0, 1.0)
+        check_choice(self.nan_policy, f"{prefix}.nan_policy", ["stop", "rollback"])
+        check_range(self.nan_lr_factor, f"{prefix}.nan_lr_factor", 0.0, 1.0, low_inclusive=False)
+        check_range(self.nan_max_rollbacks, f"{prefix}.nan_max_rollbacks", 0)
         check_choice(self.strategy, f"{prefix}.strategy", ["auto", "default", "mirrored", "multiworker"])
         check_choice(self.sample_split, f"{prefix}.sample_split", ["train", "val", "test"])
         check_choice(self.verbose, f"{prefix}.verbose", [0, 1, 2])
+        check_choice(self.mixed_precision, f"{prefix}.mixed_precision", ["none", "mixed_float16", "mixed_bfloat16"])
+        self.jit_compile = str(self.jit_compile).lower()  # YAML reads true/false as booleans
+        check_choice(self.jit_compile, f"{prefix}.jit_compile", ["auto", "true", "false"])
 
 
 @dataclasses.dataclass

@@ -9,6 +9,7 @@ Running the same command again resumes from the latest checkpoint in RUN; `--mod
 """
 
 import argparse
+import os
 import sys
 
 from tf_faceedit import cli_util
@@ -26,6 +27,9 @@ def parse_args(argv=None):
     parser.add_argument("--strategy", choices=["auto", "default", "mirrored", "multiworker"],
                         help="distribution strategy (same as --set train.strategy=...)")
     parser.add_argument("--overwrite", action="store_true", help="discard the run in --model_dir and start over")
+    parser.add_argument("--backend", choices=["tensorflow", "jax"],
+                        help="Keras backend (sets KERAS_BACKEND before Keras is imported; default: $KERAS_BACKEND, "
+                             "else tensorflow). jax trains with the numpy input pipeline and needs no TensorFlow")
     parser.add_argument("--list_methods", action="store_true", help="print the registered methods and exit")
     parser.add_argument("--quiet", action="store_true", help="log warnings only")
     return parser.parse_args(argv)
@@ -33,6 +37,12 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.backend:
+        if "keras" in sys.modules and sys.modules["keras"].backend.backend() != args.backend:
+            print(f"error: --backend={args.backend}: Keras is already imported with the "
+                  f"{sys.modules['keras'].backend.backend()} backend in this process", file=sys.stderr)
+            return 2
+        os.environ["KERAS_BACKEND"] = args.backend
     cli_util.quiet_tensorflow()
     cli_util.setup_logging(not args.quiet)
 

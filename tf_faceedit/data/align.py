@@ -109,6 +109,13 @@ def read_image(path):
     path = str(path)
     if not os.path.isfile(path):
         raise DataError(f"image file {path} does not exist")
+    from tf_faceedit.data.celeba import MAX_IMAGE_PIXELS, image_header_size
+
+    with open(path, "rb") as f:
+        size = image_header_size(f.read(65536))
+    if size is not None and size[0] * size[1] > MAX_IMAGE_PIXELS:
+        raise DataError(f"image {path} declares {size[0]}x{size[1]} pixels, more than the {MAX_IMAGE_PIXELS} "
+                        "this library decodes (celeba.MAX_IMAGE_PIXELS)")
     image = cv2.imread(path, cv2.IMREAD_COLOR)
     if image is None:
         # cv2.imread cannot open some paths (non-ASCII names on Windows); decode the bytes before giving up.

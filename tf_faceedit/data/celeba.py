@@ -25,8 +25,10 @@ Pipeline order (one element = one image):
      seed gives the same batches, and since repeat comes before this step, every epoch gets new flips and masks.
   8. batch(B, drop_remainder), prefetch(AUTOTUNE)
 
-Before the pipeline is built, a cheap scan drops files that are empty or not JPEG/PNG/GIF/BMP (by magic bytes) with
-one counted warning, and fails when their share exceeds `max_corrupt_fraction`.
+Before the pipeline is built, a cheap scan drops files that are empty or not JPEG/PNG/GIF/BMP (by magic bytes), or
+whose header declares more than `MAX_IMAGE_PIXELS` pixels (a decompression-bomb guard: a tiny PNG may declare
+20000x20000 and decode to 1.2 GB), with one counted warning, and fails when their share exceeds
+`max_corrupt_fraction`.
 """
 
 import concurrent.futures
@@ -38,7 +40,7 @@ import random
 from pathlib import Path
 
 import numpy as np
-import tensorflow as tf
+from tf_faceedit.lazy_tf import tf  # TensorFlow is imported on first use (the JAX path runs without it)
 
 from tf_faceedit.data.masks import make_mask_fn
 from tf_faceedit.errors import DataError, suggest
@@ -141,6 +143,7 @@ def read_celeba_attributes(path):
         cells.append(tokens[1:])
     if len(filenames) != count:
         raise DataError(f"{path}:{count_line}: count line says {count} images but the file has {len(filenames)} rows")
+    _check_unique(path, numbered[1][0], names, filenames, [line_no for line_no, _ in rows])
     try:  # fast path: numpy parses every cell at once
         values = np.array(cells, dtype=np.float32).reshape(len(cells), len(names))
         ok = bool(np.isin(values, (-1.0, 0.0, 1.0)).all())
@@ -168,6 +171,18 @@ def read_partition(path):
             raise DataError(f"{path}:{i + 1}: expected '<filename> <0|1|2>', got {line.strip()!r}")
         partition[tokens[0]] = int(tokens[1])
     return partition
+
+
+def _check_unique(path, header_line, names, filenames, line_numbers):
+    """DataError naming the file and line when an attribute name or an image filename is listed twice."""
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise DataError(f"{path}:{header_line}: attribute name(s) listed twice in the header: {', '.join(twice)}")
+    first = {}
+    for name, line_no in zip(filenames, line_numbers):
+        if name in first:
+            raise DataError(f"{path}:{line_no}: image {name} is listed twice (first on line {first[name]})")
+        first[name] = line_no
 
 
 def write_celeba_attributes(path, names, filenames, values):
@@ -200,7 +215,7 @@ def read_csv_attributes(path):
     lines = _read_lines(path, "attribute file")
     reader = csv.reader(lines)
     header, line_no = None, 0
-    filenames, rows = [], []
+    filenames, rows, line_numbers, header_line = [], [], [], 1
     for line_no, row in enumerate(reader, start=1):
         row = [cell.strip() for cell in row]
         if not any(row):
@@ -208,15 +223,17 @@ def read_csv_attributes(path):
         if header is None:
             if len(row) < 2:
                 raise DataError(f"{path}:{line_no}: header must be 'filename,attr1,attr2,...', got {','.join(row)!r}")
-            header = row
+            header, header_line = row, line_no
             continue
         if len(row) != len(header):
             raise DataError(f"{path}:{line_no}: expected {len(header)} columns like the header, got {len(row)}")
         filenames.append(row[0])
+        line_numbers.append(line_no)
         rows.append(_parse_values(row[1:], path, line_no))
     if header is None:
         raise DataError(f"{path}: file is empty; expected a header 'filename,attr1,attr2,...'")
     names = header[1:]
+    _check_unique(path, header_line, names, filenames, line_numbers)
     values = np.array(rows, dtype=np.int8).reshape(len(rows), len(names))
     return names, filenames, values
 
@@ -353,14 +370,51 @@ def load_records(cfg, split):
 # Input pipeline
 
 
+# Largest image decoded (width * height, from the file header): 8192 x 8192 = 64 Mpx (192 MB as RGB uint8). Bigger
+# declared sizes are refused before decoding (the pipeline skips them; `align.read_image` raises DataError).
+MAX_IMAGE_PIXELS = 8192 * 8192
+
+
+def image_header_size(head):
+    """(width, height) declared by the header bytes of a PNG, GIF, BMP or JPEG (its first SOF marker within `head`),
+    or None when unknown."""
+    if head.startswith(b"\x89PNG") and len(head) >= 24:
+        return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    if head.startswith((b"GIF87a", b"GIF89a")) and len(head) >= 10:
+        return int.from_bytes(head[6:8], "little"), int.from_bytes(head[8:10], "little")
+    if head.startswith(b"BM") and len(head) >= 26:
+        return (abs(int.from_bytes(head[18:22], "little", signed=True)),
+                abs(int.from_bytes(head[22:26], "little", signed=True)))
+    if head.startswith(b"\xff\xd8"):
+        i = 2
+        while i + 9 <= len(head):
+            if head[i] != 0xFF:
+                return None
+            marker = head[i + 1]
+            if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # markers without a length
+                i += 2
+                continue
+            if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # start of frame
+                return int.from_bytes(head[i + 7:i + 9], "big"), int.from_bytes(head[i + 5:i + 7], "big")
+            i += 2 + int.from_bytes(head[i + 2:i + 4], "big")
+    return None
+
+
+def too_large(head, max_pixels=None):
+    """True when the header declares more than `max_pixels` (default MAX_IMAGE_PIXELS) pixels."""
+    size = image_header_size(head)
+    return size is not None and size[0] * size[1] > (max_pixels or MAX_IMAGE_PIXELS)
+
+
 def _check_file(path):
-    """Returns True when the file is non-empty and starts with JPEG/PNG/GIF/BMP magic bytes."""
+    """Returns True when the file is non-empty, starts with JPEG/PNG/GIF/BMP magic bytes and does not declare more
+    than MAX_IMAGE_PIXELS pixels."""
     try:
         with open(path, "rb") as f:
-            head = f.read(8)
+            head = f.read(4096)  # one page: JPEG headers of cameras/CelebA put SOF well inside it
     except OSError:
         return False
-    return bool(head) and head.startswith(_MAGIC)
+    return bool(head) and head.startswith(_MAGIC) and not too_large(head)
 
 
 def _scan_images(paths):
@@ -384,10 +438,11 @@ def drop_corrupt(records, max_corrupt_fraction):
         return records
     first = records.paths[int(np.argmin(ok))]
     if bad / len(ok) > max_corrupt_fraction:
-        raise DataError(f"{bad} of {len(ok)} images of split '{records.split}' are empty or not JPEG/PNG/GIF/BMP "
-                        f"(first: {first}); above data.max_corrupt_fraction={max_corrupt_fraction}")
-    logger.warning("skipping %d of %d images of split '%s' that are empty or not JPEG/PNG/GIF/BMP (first: %s)",
-                   bad, len(ok), records.split, first)
+        raise DataError(f"{bad} of {len(ok)} images of split '{records.split}' are empty, not JPEG/PNG/GIF/BMP or "
+                        f"over MAX_IMAGE_PIXELS (first: {first}); above "
+                        f"data.max_corrupt_fraction={max_corrupt_fraction}")
+    logger.warning("skipping %d of %d images of split '%s' that are empty, not JPEG/PNG/GIF/BMP or too large "
+                   "(first: %s)", bad, len(ok), records.split, first)
     keep = np.flatnonzero(ok)
     return Records(paths=[records.paths[i] for i in keep], attributes=records.attributes[keep],
                    attribute_names=records.attribute_names, split=records.split)

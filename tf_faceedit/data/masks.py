@@ -16,7 +16,7 @@ Masks:
   * `random_rectangle_mask`: the rectangle filled with ones.
 """
 
-import tensorflow as tf
+from tf_faceedit.lazy_tf import tf  # TensorFlow is imported on first use (the JAX path runs without it)
 
 from tf_faceedit.errors import ConfigError, suggest
 

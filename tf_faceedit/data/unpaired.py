@@ -22,7 +22,7 @@ import dataclasses
 from pathlib import Path
 
 import numpy as np
-import tensorflow as tf
+from tf_faceedit.lazy_tf import tf  # TensorFlow is imported on first use (the JAX path runs without it)
 
 from tf_faceedit.config import DataConfig, check, check_choice
 from tf_faceedit.data import celeba

@@ -67,6 +67,10 @@ def activation_layer(name_or_none, negative_slope=0.2, **kwargs):
     if key in ("lrelu", "leaky_relu"):
         return keras.layers.LeakyReLU(negative_slope=negative_slope, **kwargs)
     if key in ("tanh", "sigmoid"):
+        # the squashing outputs (images, attention masks) compute in float32 under a mixed-precision policy
+        policy = keras.dtype_policies.get(kwargs.get("dtype") or keras.config.dtype_policy())
+        if policy.compute_dtype in ("float16", "bfloat16"):
+            kwargs["dtype"] = "float32"
         return keras.layers.Activation(key, **kwargs)
     if key in ("none", "linear"):
         return None

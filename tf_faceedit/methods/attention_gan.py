@@ -192,7 +192,7 @@ def build_generator(config, name="generator"):
         h = _decoder(_encoder(image, m, "enc"), m, "dec")
         content = ConvNormAct(3, 7, norm="none", activation="tanh", padding="reflect", name="content_out")(h)
         attention = ConvNormAct(1, 7, norm="none", activation="sigmoid", padding="reflect", name="attention_out")(h)
-        output = AttentionBlend(name="blend")([content, image, attention])
+        output = AttentionBlend(name="blend", dtype="float32")([content, image, attention])
     else:
         n = m.num_masks
         shared = _encoder(image, m, "enc")
@@ -200,8 +200,8 @@ def build_generator(config, name="generator"):
                               name="content_out")(_decoder(shared, m, "content"))
         logits = ConvNormAct(n, 1, norm="none", activation=None, name="attention_logits")(
             _decoder(shared, m, "attention"))
-        attention = keras.layers.Softmax(axis=-1, name="attention_out")(logits)
-        output = MultiMaskBlend(name="blend")([content, image, attention])
+        attention = keras.layers.Softmax(axis=-1, name="attention_out", dtype="float32")(logits)
+        output = MultiMaskBlend(name="blend", dtype="float32")([content, image, attention])
     return keras.Model(image, {"image": output, "attention": attention, "content": content}, name=name)
 
 

@@ -126,7 +126,7 @@ def build_generator(config):
     san_input = TileAttributes(name="san_tile")([image, attributes]) if san_uses_attributes(config) else image
     attention = ConvNormAct(1, 7, norm="none", activation="sigmoid", name="san_out")(
         _backbone(san_input, config.model, "san"))
-    output = AttentionBlend(name="blend")([edited, image, attention])
+    output = AttentionBlend(name="blend", dtype="float32")([edited, image, attention])  # float32 under mixed precision
     return keras.Model({"image": image, "attributes": attributes},
                        {"image": output, "attention": attention, "edited": edited}, name="sagan_generator")
 

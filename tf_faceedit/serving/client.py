@@ -29,6 +29,7 @@ status and message, which name the input).
 """
 
 import argparse
+import http.client
 import json
 import sys
 import urllib.error
@@ -268,6 +269,8 @@ class RestClient(_Client):
                                f"({err})") from None
         except json.JSONDecodeError as err:
             raise ServingError(f"{self.url} did not answer with JSON ({err})") from None
+        except http.client.InvalidURL as err:  # a malformed --server
+            raise ConfigError(f"--server {self.server} is not a valid host:port ({err})") from None
         if "error" in payload:
             raise ServingError(f"{self.url}: {payload['error']}")
         if "outputs" not in payload:
@@ -341,6 +344,11 @@ def read_image(path, flag="--image", grayscale=False):
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{flag} {path} does not exist")
+    from tf_faceedit.data.celeba import MAX_IMAGE_PIXELS, too_large
+
+    with open(path, "rb") as f:
+        if too_large(f.read(65536)):
+            raise DataError(f"{flag} {path} declares more than {MAX_IMAGE_PIXELS} pixels (celeba.MAX_IMAGE_PIXELS)")
     image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE if grayscale else cv2.IMREAD_COLOR)
     if image is None:
         raise DataError(f"{flag} {path} is not a readable image")
@@ -370,11 +378,11 @@ def edit_file(client, image_path, out_path, sets=(), attributes=None, mask_path=
 
     Returns {"out": Path, "outputs": {name: array}, "attributes": vector, "metadata": dict}.
     """
+    image = read_image(image_path)  # local input first: a bad file is reported without a server round trip
     meta = client.metadata()
     vector, notes = resolve_attributes(meta["attribute_names"], sets, attributes)
     for note in notes:
         log(note)
-    image = read_image(image_path)
     if meta["task"] == "complete":
         if mask_path is None:
             raise ConfigError(f"--mask is required: model '{client.model}' ({meta['method']}) fills in a hole")

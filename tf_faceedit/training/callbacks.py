@@ -3,6 +3,7 @@ a NaN guard. All of them read the trainer's own `step` counter (not Keras' epoch
 after a resume.
 """
 
+import json
 import logging
 import math
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import cv2
 import keras
 import numpy as np
-import tensorflow as tf
+from tf_faceedit.lazy_tf import tf  # TensorFlow is imported on first use (the JAX path runs without it)
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,8 @@ class CheckpointCallback(keras.callbacks.Callback):
         if step != self.last_saved and step > 0:
             path = self.manager.save(step, self.extra_state())
             self.last_saved = step
-            log.info("checkpoint %s", path)
+            if path is not None:  # None: a non-chief worker, which writes nothing
+                log.info("checkpoint %s", path)
 
     def on_train_batch_end(self, batch, logs=None):
         if self.nan_guard is not None and self.nan_guard.failure:
@@ -113,19 +115,51 @@ class CheckpointCallback(keras.callbacks.Callback):
 
 
 class ScalarSummaries(keras.callbacks.Callback):
-    """Writes the running means of every logged loss to TensorBoard every `every` steps."""
+    """Writes the running means of every logged loss to TensorBoard every `every` steps, and (with `jsonl_path`)
+    appends the same values as one JSON line `{"step": s, "<loss>": value, ...}` to a text log (`logs/scalars.jsonl`).
 
-    def __init__(self, writer, every):
+    After a resume the steps past the last checkpoint appear again: the last line of a step is the one that counts.
+    """
+
+    def __init__(self, writer, every, jsonl_path=None):
         super().__init__()
         self.writer, self.every = writer, every
+        self.jsonl_path = Path(jsonl_path) if jsonl_path else None
 
     def on_train_batch_end(self, batch, logs=None):
         step = _step(self.model)
         if step % self.every == 0 and logs:
-            with self.writer.as_default(step=step):
-                for key, value in logs.items():
-                    tf.summary.scalar(f"losses/{key}", float(np.asarray(value)))
-            self.writer.flush()
+            values = {key: float(np.asarray(value)) for key, value in logs.items()}
+            if self.writer is not None:  # None: no TensorFlow (the JAX backend on a machine without it)
+                with self.writer.as_default(step=step):
+                    for key, value in values.items():
+                        tf.summary.scalar(f"losses/{key}", value)
+                self.writer.flush()
+            if self.jsonl_path is not None:
+                self.jsonl_path.parent.mkdir(parents=True, exist_ok=True)
+                with open(self.jsonl_path, "a") as f:  # NaN/Infinity are written as such (Python's json)
+                    f.write(json.dumps({"step": step, **values}) + "\n")
+
+
+def make_summary_writer(logdir):
+    """A TensorBoard writer for `logdir`, or None when TensorFlow is not installed (summaries are then skipped;
+    `ScalarSummaries` still writes `scalars.jsonl` and `SampleGrid` the PNGs)."""
+    from tf_faceedit import lazy_tf
+
+    if not lazy_tf.available():
+        log.info("TensorFlow is not installed: no TensorBoard summaries (losses go to logs/scalars.jsonl)")
+        return None
+    return tf.summary.create_file_writer(str(logdir))
+
+
+def read_scalars_jsonl(path):
+    """step -> {loss: value} from a `scalars.jsonl` (the last line of a step wins, as after a resume)."""
+    out = {}
+    for line in Path(path).read_text().splitlines():
+        if line.strip():
+            row = json.loads(line)
+            out[int(row.pop("step"))] = row
+    return out
 
 
 class SampleGrid(keras.callbacks.Callback):

@@ -3,7 +3,8 @@
 Layout of `model_dir/checkpoints/ckpt-00001000/`:
   <network>.weights.h5   Keras weights of each network (load on any Keras backend)
   optimizers.npz         every optimizer's variables, keyed `<optimizer>/<index>`
-  trainer_state.npz      step counter and RNG state (`GANTrainer.state_variables()`)
+  trainer_state.npz      step counter and RNG state (`GANTrainer.state_variables()`), and the seed-generator
+                         states inside the networks (e.g. Dropout), keyed `net/<network>/<index>`
   state.json             {"step": int, "format": 1, ...extra state from the method}
 
 A checkpoint is written into `ckpt-XXXXXXXX.tmp/` and renamed when complete, so a crash mid-write leaves the
@@ -34,12 +35,14 @@ class CheckpointManager:
         directory: folder holding the `ckpt-*` checkpoints.
         trainer: a built and compiled `GANTrainer`.
         max_to_keep: number of most recent checkpoints kept on disk.
+        writable: False on the non-chief workers of a multi-worker run: `save` writes nothing (they only restore).
     """
 
-    def __init__(self, directory, trainer, max_to_keep=3):
+    def __init__(self, directory, trainer, max_to_keep=3, writable=True):
         self.directory = Path(directory)
         self.trainer = trainer
         self.max_to_keep = max_to_keep
+        self.writable = writable
 
     # -- listing ------------------------------------------------------------------------------------------------
     def checkpoints(self):
@@ -59,6 +62,8 @@ class CheckpointManager:
 
     # -- save ---------------------------------------------------------------------------------------------------
     def save(self, step, extra_state=None):
+        if not self.writable:
+            return None
         self.directory.mkdir(parents=True, exist_ok=True)
         final = self.directory / f"ckpt-{int(step):08d}"
         tmp = self.directory / f"ckpt-{int(step):08d}.tmp"
@@ -72,13 +77,27 @@ class CheckpointManager:
                 arrays[f"{opt_name}/{i}"] = keras.ops.convert_to_numpy(variable)
         np.savez(tmp / "optimizers.npz", **arrays)
         state = {f"v{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(self.trainer.state_variables())}
+        state.update({key: keras.ops.convert_to_numpy(v) for key, v in self._network_seed_states().items()})
         np.savez(tmp / "trainer_state.npz", **state)
         (tmp / "state.json").write_text(json.dumps({"step": int(step), "format": 1, **(extra_state or {})}, indent=2))
         if final.exists():
             shutil.rmtree(final)
+        _fsync_dir(tmp)
         os.replace(tmp, final)
+        _fsync_dir(self.directory)
         self._prune()
         return final
+
+    def _network_seed_states(self):
+        """`net/<network>/<i>` -> the networks' seed-generator states (Dropout, ...): in `variables`, not in
+        `weights`, so `.weights.h5` does not hold them; without them a resume would draw other dropout masks."""
+        states = {}
+        for name, network in self.trainer.networks.items():
+            weight_ids = {id(w) for w in network.weights}
+            extra = [v for v in network.variables if id(v) not in weight_ids]
+            for i, variable in enumerate(extra):
+                states[f"net/{name}/{i}"] = variable
+        return states
 
     def _prune(self):
         for _, path in self.checkpoints()[: -self.max_to_keep]:
@@ -118,6 +137,9 @@ class CheckpointManager:
         with np.load(path / "trainer_state.npz") as arrays:
             for i, variable in enumerate(self.trainer.state_variables()):
                 variable.assign(arrays[f"v{i}"])
+            for key, variable in self._network_seed_states().items():
+                if key in arrays.files and tuple(arrays[key].shape) == tuple(variable.shape):  # absent in old ones
+                    variable.assign(arrays[key])
         state = json.loads((path / "state.json").read_text())
         log.info("restored %s (step %d)", path, state["step"])
         return state
@@ -139,3 +161,20 @@ class CheckpointManager:
                 raise TrainingError(f"checkpoint {path} does not match this model's network '{name}' (was it "
                                     f"written with another config?): {err}") from err
         return json.loads((path / "state.json").read_text())
+
+
+def _fsync_dir(path):
+    """Flushes a folder's entries (and its files) to disk, so the rename that publishes a checkpoint never lands
+    before its content (a power cut then still leaves a complete previous checkpoint). Best effort."""
+    try:
+        for child in Path(path).iterdir():
+            if child.is_file():
+                with open(child, "rb") as f:
+                    os.fsync(f.fileno())
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError:
+        pass

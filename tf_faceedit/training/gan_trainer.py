@@ -24,10 +24,11 @@ import dataclasses
 import typing
 
 import keras
-import tensorflow as tf
+from tf_faceedit.lazy_tf import tf  # TensorFlow is imported on first use (the JAX path runs without it)
 
 from tf_faceedit.data import celeba
 from tf_faceedit.losses.reduction import compute_average_loss
+from tf_faceedit.training import precision
 
 
 @dataclasses.dataclass
@@ -179,10 +180,15 @@ class GANTrainer(keras.Model):
 
     def compile(self, optimizers, **kwargs):
         """Args: optimizers: dict attribute name -> keras optimizer, e.g. {"g_optimizer": ..., "d_optimizer": ...}."""
+        kwargs.setdefault("jit_compile", precision.jit_compile_arg(self.config.train.jit_compile))
         super().compile(**kwargs)
         self.optimizer_names = list(optimizers)
         for name, optimizer in optimizers.items():
             setattr(self, name, optimizer)
+        # mixed_float16: updates go through LossScaleOptimizer wrappers; the plain optimizers stay the attributes
+        # (checkpoints save them, with one layout in every precision; see training/precision.py)
+        self._loss_scalers = (precision.loss_scale_optimizers(optimizers)
+                              if precision.needs_loss_scaling(self.config.train.mixed_precision) else {})
         # Build every optimizer's slots now, for the updates of every phase: variables must not be created inside
         # the train function.
         variables = {}
@@ -191,7 +197,19 @@ class GANTrainer(keras.Model):
                 variables.setdefault(update.optimizer, {})[id(variable)] = variable
         for name, by_id in variables.items():
             getattr(self, name).build(list(by_id.values()))
+            if name in self._loss_scalers:
+                self._loss_scalers[name].build(list(by_id.values()))
         self.built = True  # the networks are built functional models; fit() needs no symbolic build
+        if keras.backend.backend() == "jax":  # fit's state threading needs every optimizer/state variable
+            from tf_faceedit.training import jax_trainer
+
+            jax_trainer.attach(self)
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        """No symbolic build: the networks are built and `compile` built the optimizers. (Keras' TF trainer would
+        otherwise draw one batch and `strategy.reduce` it, which fails on dict batches under
+        MultiWorkerMirroredStrategy.)"""
+        return
 
     @property
     def batch_multiple(self):
@@ -236,20 +254,29 @@ class GANTrainer(keras.Model):
             variable.assign(value)
 
     # -- the step -----------------------------------------------------------------------------------------------
-    def _run_update(self, update, batch):
+    def _run_update(self, update, batch, seed=None):
         variables = self._variables_of(update)
-        # (a) forward pass of this player's losses, (b) gradient of its reduced total, (c) optimizer step.
+        optimizer = getattr(self, "_loss_scalers", {}).get(update.optimizer) or getattr(self, update.optimizer)
+        # (a) forward pass of this player's losses, (b) gradient of its reduced total (scaled up under
+        # mixed_float16; identity otherwise), (c) optimizer step (unscales, and skips non-finite steps when scaled).
         with tf.GradientTape() as tape:
-            losses = update.loss_fn(batch, self.seed_generator)
+            losses = update.loss_fn(batch, self.seed_generator if seed is None else seed)
             total = compute_average_loss(losses[update.loss_key], self.global_batch_size)
-        grads = tape.gradient(total, variables)
-        getattr(self, update.optimizer).apply(grads, variables)
+            scaled = optimizer.scale_loss(total)
+        grads = tape.gradient(scaled, variables)
+        optimizer.apply(grads, variables)
         for key, value in losses.items():
             self._get_tracker(key).update_state(keras.ops.mean(value))
 
-    def train_step(self, batch):
-        # 1. draw what every player of this step shares (target attributes, ...)
-        batch = self.prepare_batch(batch, self.seed_generator)
+    def train_step(self, *args):
+        if keras.backend.backend() == "jax":  # Keras' JAX fit calls train_step(state, data): the stateless step
+            from tf_faceedit.training import jax_trainer
+
+            return jax_trainer.train_step(self, *args)
+        (batch,) = args
+        # 1. draw what every player of this step shares (target attributes, ...), with this replica's seeds
+        seed = self.step_seeds()
+        batch = self.prepare_batch(batch, seed)
         # 2. cut the step's examples into `batch_multiple` strided slices (slice i = examples i, i+n, ...): a
         #    replica's share of a slice is then the same examples under any number of replicas
         n = self.batch_multiple
@@ -258,13 +285,59 @@ class GANTrainer(keras.Model):
         # 3. each player's updates in order: the i-th update of a player uses slice i
         for update in self.updates():
             for i in range(update.repeat):
-                self._run_update(update, slices[i])
+                self._run_update(update, slices[i], seed)
         # 4. advance the step counter; log the losses of this phase's updates only
         self.step.assign_add(1)
         current = {key for update in self.updates() for key in self._update_keys.get(update.name, [])}
-        return {name: tracker.result() for name, tracker in self._trackers.items() if not current or name in current}
+        logs = {name: tracker.result() for name, tracker in self._trackers.items() if not current or name in current}
+        if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+            # Keras reduces logs across workers with strategy.reduce("MEAN", v, axis=0): give them an axis
+            logs = {name: keras.ops.reshape(value, (1,)) for name, value in logs.items()}
+        return logs
+
+    def step_seeds(self):
+        """The seed generator of the random draws inside a train step. With `train.replica_seeds` (default) and
+        more than one replica, each replica folds its id into the seeds (`ReplicaSeedGenerator`), so replicas draw
+        different noise/targets/penalty weights; replica 0 (and a single device) draws what `seed_generator` draws.
+        The shared state advances identically on every replica, so checkpoints and resumes are unchanged."""
+        context = tf.distribute.get_replica_context()
+        strategy = tf.distribute.get_strategy()
+        if (not getattr(self.config.train, "replica_seeds", True) or context is None
+                or strategy.num_replicas_in_sync == 1):
+            return self.seed_generator
+        return ReplicaSeedGenerator(self.seed_generator, context.replica_id_in_sync_group)
 
     # -- state for checkpoints ----------------------------------------------------------------------------------
     def state_variables(self):
         """Non-network variables a checkpoint must restore: step counter and RNG state."""
         return [self.step, self.seed_generator.state]
+
+
+class ReplicaSeedGenerator(keras.random.SeedGenerator):
+    """A view of a `SeedGenerator` for one replica: `next()` advances the shared generator and returns its seed
+    with `replica_id * 1_000_003` added to the first word. Replica 0 draws exactly what the shared generator draws.
+
+    Not a layer state of its own (it owns no variable): it is made per trace inside the train step.
+
+    Args:
+        base: the shared `keras.random.SeedGenerator`.
+        replica_id: int or scalar tensor, the replica's id in its sync group (global across workers).
+    """
+
+    OFFSET = 1_000_003
+
+    def __init__(self, base, replica_id):  # no super().__init__: it would create a state variable
+        self.base = base
+        self.replica_id = replica_id
+        self.name = f"{base.name}_replica"
+        self.backend = base.backend
+        self._initial_seed = base._initial_seed
+
+    @property
+    def state(self):
+        return self.base.state
+
+    def next(self, ordered=True):
+        seed = self.base.next(ordered)
+        offset = keras.ops.cast(self.replica_id, seed.dtype) * self.OFFSET
+        return seed + keras.ops.stack([offset, keras.ops.zeros((), seed.dtype)])
