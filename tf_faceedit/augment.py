@@ -30,8 +30,6 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    cli_util.quiet_tensorflow()
-    cli_util.setup_logging(not args.quiet)
 
     def work():
         from tf_faceedit import augment_lib
@@ -44,7 +42,7 @@ def main(argv=None):
         print(f"wrote {summary['images']} images ({summary['source_images']} source images) to {args.out_dir}")
         return 0
 
-    return cli_util.main_wrapper(work)
+    return cli_util.run_cli(work, verbose=not args.quiet)
 
 
 if __name__ == "__main__":

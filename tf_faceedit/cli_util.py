@@ -27,3 +27,12 @@ def main_wrapper(fn):
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def run_cli(work, verbose=True):
+    """The shared tail of a CLI's main(): quiet TensorFlow start-up, logging, then `main_wrapper(work)`.
+
+    `work` does the imports and the job, so TensorFlow is imported after its start-up chatter is turned down."""
+    quiet_tensorflow()
+    setup_logging(verbose)
+    return main_wrapper(work)

@@ -40,8 +40,6 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    cli_util.quiet_tensorflow()
-    cli_util.setup_logging(not args.quiet)
 
     def work():
         from tf_faceedit import demo_lib
@@ -52,7 +50,7 @@ def main(argv=None):
                      detector_model=args.detector_model)
         return 0
 
-    return cli_util.main_wrapper(work)
+    return cli_util.run_cli(work, verbose=not args.quiet)
 
 
 if __name__ == "__main__":

@@ -50,8 +50,6 @@ def parse_assignments(assignments):
 
 def main(argv=None):
     args = parse_args(argv)
-    cli_util.quiet_tensorflow()
-    cli_util.setup_logging(not args.quiet)
 
     def work():
         from tf_faceedit import edit_lib
@@ -63,7 +61,7 @@ def main(argv=None):
             print(f"{result['input']}: {result['faces']} face(s) -> {result['output']}")
         return 0
 
-    return cli_util.main_wrapper(work)
+    return cli_util.run_cli(work, verbose=not args.quiet)
 
 
 if __name__ == "__main__":

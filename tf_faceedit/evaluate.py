@@ -34,8 +34,6 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    cli_util.quiet_tensorflow()
-    cli_util.setup_logging(not args.quiet)
 
     def work():
         from tf_faceedit import evaluate_lib
@@ -53,7 +51,7 @@ def main(argv=None):
         print(evaluate_lib.markdown_report(report))
         return 0
 
-    return cli_util.main_wrapper(work)
+    return cli_util.run_cli(work, verbose=not args.quiet)
 
 
 if __name__ == "__main__":

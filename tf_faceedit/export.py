@@ -24,8 +24,6 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    cli_util.quiet_tensorflow()
-    cli_util.setup_logging(not args.quiet)
 
     def work():
         from tf_faceedit.serving import export_lib
@@ -35,7 +33,7 @@ def main(argv=None):
               f"signatures: {', '.join(result['signatures'])}  networks: {', '.join(result['networks'])}")
         return 0
 
-    return cli_util.main_wrapper(work)
+    return cli_util.run_cli(work, verbose=not args.quiet)
 
 
 if __name__ == "__main__":

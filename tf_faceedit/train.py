@@ -43,8 +43,6 @@ def main(argv=None):
                   f"{sys.modules['keras'].backend.backend()} backend in this process", file=sys.stderr)
             return 2
         os.environ["KERAS_BACKEND"] = args.backend
-    cli_util.quiet_tensorflow()
-    cli_util.setup_logging(not args.quiet)
 
     def work():
         from tf_faceedit import registry, train_lib
@@ -63,7 +61,7 @@ def main(argv=None):
         print(f"step {result['step']}  checkpoint {result['checkpoint']}  samples {result['sample_grid']}")
         return 0
 
-    return cli_util.main_wrapper(work)
+    return cli_util.run_cli(work, verbose=not args.quiet)
 
 
 if __name__ == "__main__":
