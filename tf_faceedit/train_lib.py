@@ -274,6 +274,7 @@ def _run(cfg, model_dir, overwrite, strategy, scratch=None):
         if phase != trainer.phase:
             with strategy.scope():
                 trainer.set_phase(phase)
+                trainer.start_phase(phase)
             trainer.train_function = None  # retrace: shapes and schedule constants change with the phase
         if len(trainer.phases()) > 1:
             log.info("phase %s: steps %d-%d", phase.name, max(step, phase.start_step), phase.end_step)

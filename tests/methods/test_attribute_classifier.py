@@ -143,3 +143,21 @@ def test_overfits_one_batch():
     out = trainer.classifier(batch["image"], training=True)
     last = float(np.mean(_np(ac.classifier_bce_loss(batch["attributes"], out["logits"]))))
     assert last < first / 10
+
+
+def test_balanced_bce_weighs_each_class_by_its_inverse_rate():
+    import numpy as np
+
+    from tf_faceedit.methods.attribute_classifier import classifier_bce_loss
+
+    labels = np.array([[1.0, 0.0], [0.0, 0.0]], "float32")
+    logits = np.array([[0.0, 0.0], [0.0, 2.0]], "float32")
+    rates = [0.25, 0.5]
+    got = np.asarray(classifier_bce_loss(labels, logits, positive_rates=rates))
+    log2 = np.log(2.0)
+    # example 0: positive of a 25% attribute (weight 2) + negative of a 50% one (weight 1), both at logit 0
+    # example 1: negative of a 25% attribute (weight 2/3) at logit 0 + negative (weight 1) at logit 2
+    want = np.array([(2 * log2 + log2) / 2, (2 / 3 * log2 + np.log1p(np.exp(2.0))) / 2])
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+    plain = np.asarray(classifier_bce_loss(labels, logits))
+    assert not np.allclose(plain, got)

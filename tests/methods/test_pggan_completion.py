@@ -354,3 +354,70 @@ def test_smoke_train_across_a_stage_and_resume_mid_fade(synthetic_celeba, tmp_pa
     mid = json.loads((run_dir / "checkpoints" / "ckpt-00000006" / "state.json").read_text())
     assert mid["alpha"] == 0.75  # step 5 ran at (5 - 2) / 4
     assert (run_dir / "samples" / "step_00000008.png").is_file()
+
+
+# -- fidelity fixes (issue 15) --------------------------------------------------------------------------------------
+
+def test_composite_keeps_the_context_unattenuated_under_a_fractional_pooled_mask(generator):
+    # a hole whose edge falls inside 2x2 cells: at 16x16 the pooled mask takes the values 0.5 / 0.25 there
+    generator.set_stage(2)
+    generator.alpha.assign(1.0)
+    rng = np.random.RandomState(5)
+    image = rng.uniform(-1, 1, (2, 32, 32, 3)).astype("float32")
+    mask = np.zeros((2, 32, 32, 1), "float32")
+    mask[:, 5:14, 7:20] = 1.0
+    raw, composited = pgc.complete(generator, image, mask, np.zeros((2, K), "float32"))
+    pooled_mask = _np(downsample2x(mask))
+    observed = _np(downsample2x(image * (1 - mask)))
+    assert np.any((pooled_mask > 0) & (pooled_mask < 1))
+    # I_syn * m + I_obs: the observed part of a fractional cell is kept whole, not multiplied by (1 - m) again
+    np.testing.assert_allclose(_np(composited), _np(raw) * pooled_mask + observed, atol=1e-6)
+    fractional = (pooled_mask[..., 0] > 0) & (pooled_mask[..., 0] < 1)
+    attenuated = _np(raw) * pooled_mask + observed * (1 - pooled_mask)
+    assert not np.allclose(_np(composited)[fractional], attenuated[fractional], atol=1e-3)
+
+
+@pytest.mark.parametrize("d_fake", ["composited", "raw"])
+def test_d_fake_selects_what_the_discriminator_judges(d_fake, monkeypatch):
+    cfg = tiny_pggan_config("/x", **{"loss.d_fake": d_fake, "loss.history_size": 0})
+    trainer = pgc.PGGANCompletion(cfg)
+    batch = trainer.prepare_batch(_batch(cfg, n=3), trainer.seed_generator)
+    seen = []
+    real_call = trainer.discriminator.__call__
+
+    def spy(images, **kwargs):
+        seen.append(_np(images))
+        return real_call(images, **kwargs)
+
+    monkeypatch.setattr(trainer, "discriminator", spy)
+    out = trainer._generate(batch, training=True)
+    trainer.discriminator_losses(batch, trainer.seed_generator)
+    want = _np(out["composited"] if d_fake == "composited" else out["image"])
+    np.testing.assert_allclose(seen[1], want, atol=1e-5)  # calls: real, then the fakes
+
+
+def test_d_fake_is_validated():
+    with pytest.raises(ConfigError, match="loss.d_fake"):
+        tiny_pggan_config("/x", **{"loss.d_fake": "both"}).validate()
+
+
+def test_a_new_stage_starts_with_fresh_optimizer_states(synthetic_celeba, tmp_path):
+    cfg = tiny_pggan_config(synthetic_celeba)
+    trainer = pgc.PGGANCompletion(cfg)
+    trainer.compile(optimizers=trainer.make_optimizers())
+    batch = trainer.prepare_batch(_batch(cfg), trainer.seed_generator)
+    for update in trainer.updates():
+        trainer._run_update(update, batch)
+    moments = [v for v in trainer.g_optimizer.variables if np.any(_np(v) != 0)]
+    assert moments and int(_np(trainer.g_optimizer.iterations)) == 1
+    trainer.set_phase(trainer.phases()[1])
+    trainer.start_phase(trainer.phases()[1])
+    for name in ("g_optimizer", "d_optimizer"):
+        assert all(not np.any(_np(v)) for v in getattr(trainer, name).variables), name
+    # with the option off the states carry over
+    cfg_off = tiny_pggan_config(synthetic_celeba, **{"loss.reset_optimizers_per_stage": False})
+    kept = pgc.PGGANCompletion(cfg_off)
+    kept.compile(optimizers=kept.make_optimizers())
+    kept._run_update(kept.updates()[1], kept.prepare_batch(_batch(cfg_off), kept.seed_generator))
+    kept.start_phase(kept.phases()[1])
+    assert int(_np(kept.g_optimizer.iterations)) == 1

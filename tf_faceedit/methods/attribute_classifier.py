@@ -63,9 +63,13 @@ class ClassifierModelConfig:
 
 @dataclasses.dataclass
 class ClassifierLossConfig:
-    """label_smoothing: s in targets y * (1 - s) + s / 2 (0 = hard labels)."""
+    """label_smoothing: s in targets y * (1 - s) + s / 2 (0 = hard labels).
+    balance_classes: weight each attribute's positives by 0.5 / p and negatives by 0.5 / (1 - p), p = its positive
+      rate in the train split (clipped to [0.01, 0.99]), so the loss targets balanced accuracy; rare attributes
+      (Eyeglasses 6%, Blond_Hair 15%) are otherwise judged by a classifier biased towards "absent"."""
 
     label_smoothing: float = 0.0
+    balance_classes: bool = False
 
     def validate(self, prefix="loss"):
         check_range(self.label_smoothing, f"{prefix}.label_smoothing", 0.0, 1.0)
@@ -139,12 +143,20 @@ def build_classifier(config):
 # Losses (pure functions of logits)
 
 
-def classifier_bce_loss(labels, logits, label_smoothing=0.0):
-    """Per-example BCE with logits averaged over the K attributes [N]; labels [N, K] in {0, 1}."""
+def classifier_bce_loss(labels, logits, label_smoothing=0.0, positive_rates=None):
+    """Per-example BCE with logits averaged over the K attributes [N]; labels [N, K] in {0, 1}.
+
+    positive_rates: optional [K] positive rates p; each term is then weighted by 0.5 / p (label 1) or 0.5 / (1 - p)
+      (label 0), so that both classes of every attribute weigh the same in expectation.
+    """
     labels = ops.cast(labels, logits.dtype)
-    if label_smoothing:
-        labels = labels * (1.0 - label_smoothing) + 0.5 * label_smoothing
-    return attribute_bce_loss(labels, logits) / float(logits.shape[-1])
+    targets = labels * (1.0 - label_smoothing) + 0.5 * label_smoothing if label_smoothing else labels
+    if positive_rates is None:
+        return attribute_bce_loss(targets, logits) / float(logits.shape[-1])
+    rates = ops.clip(ops.convert_to_tensor(positive_rates, logits.dtype), 0.01, 0.99)
+    weights = labels * (0.5 / rates) + (1.0 - labels) * (0.5 / (1.0 - rates))
+    terms = ops.softplus(logits) - targets * logits
+    return ops.mean(weights * terms, axis=-1)
 
 
 def attribute_accuracy(labels, logits):
@@ -185,10 +197,18 @@ class AttributeClassifier(GANTrainer):
         return {"c_optimizer": keras.optimizers.AdamW(lr, weight_decay=t.weight_decay, beta_1=t.beta_1,
                                                       beta_2=t.beta_2, name="c_optimizer")}
 
+    def positive_rates(self):
+        """[K] positive rate of each attribute in the train split (read once; used by loss.balance_classes)."""
+        if getattr(self, "_positive_rates", None) is None:
+            records = self.load_records(self.config.data, "train")
+            self._positive_rates = [float(v) for v in records.attributes.mean(axis=0)]
+        return self._positive_rates
+
     def classifier_losses(self, batch, seed):
         out = self.classifier(batch["image"], training=True)
         labels = batch["attributes"]
-        return {"c_loss": classifier_bce_loss(labels, out["logits"], self.config.loss.label_smoothing),
+        rates = self.positive_rates() if self.config.loss.balance_classes else None
+        return {"c_loss": classifier_bce_loss(labels, out["logits"], self.config.loss.label_smoothing, rates),
                 "c_acc": attribute_accuracy(labels, out["logits"])}
 
     def infer(self, inputs):

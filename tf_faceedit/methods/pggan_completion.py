@@ -14,7 +14,7 @@ Generator G(I_obs, M, A) = G_compl(G_enc(I_obs, M), A), one forward pass, U-shap
            first conv, through `model.skip_residual_blocks` ResidualBlocks when attributes are used, else copied),
            two 3x3 convs; to_rgb[R] (1x1 conv + tanh)
   inputs {"image": I_obs, "mask": M, "attributes": A}; outputs {"image": I_syn (raw), "composited":
-  I_syn * M + I_obs * (1 - M)}.
+  I_syn * M + I_obs} (I_obs is zero in the hole already; at full size this is I_syn * M + I * (1 - M)).
 Discriminator D(I) -> {"src": [N, 1] real/fake logit, "cls": [N, K] attribute logits}: from_rgb[R], per resolution
 two 3x3 convs (LeakyReLU, no norm) + 2x average pool, at the start resolution minibatch stddev, 3x3 conv, dense,
 and the two heads on the shared trunk.
@@ -29,10 +29,11 @@ So at alpha = 0, G_s(x) = upsample2x(G_{s-1}(avgpool2x(x))). alpha is a non-trai
 assigned by the trainer every step from its step counter: alpha = clip((step - phase start) / fade_steps, 0, 1).
 
 Losses, per example (the trainer reduces them once over the global batch). A_obs = A_real with probability 1/2,
-else A_real with one random attribute flipped; fakes = composited I_syn:
+else A_real with one random attribute flipped; fakes = composited I_syn (loss.d_fake "composited") or the raw
+I_syn (loss.d_fake "raw", the paper's D input):
   D: adv(D_src(I_real), D_src(fakes mixed with the history buffer)) + lambda_attr * BCE(D_cls(I_real), A_real)
      [+ lambda_gp * GP for adversarial "wgan"]
-  G: adv(D_src(composited I_syn)) + lambda_attr * BCE(D_cls(I_syn), A_obs)
+  G: adv(D_src(fakes)) + lambda_attr * BCE(D_cls(I_syn), A_obs)
      + lambda_rec * masked_l1(I_real, I_syn, M, hole_weight)             (hole_weight 0.7 inside, 0.3 outside)
      + lambda_feat * mean((VGG16_relu2_2(I_real) - VGG16_relu2_2(I_syn))^2)
      + lambda_bdy * mean(w * |I_real - I_syn|), w = 1 - |2 mean_filter_k(M) - 1|
@@ -144,7 +145,10 @@ class PGGANCompletionLossConfig:
     """Loss weights (see the module docstring). adversarial: "gan" (non-saturating, the paper's form), "lsgan",
     "hinge" or "wgan" (with lambda_gp, ignored otherwise). vgg_weights: "imagenet", a path to a VGG16
     include_top=False .h5/.weights.h5 file, or "random" (tests). history_size: earlier fakes kept for D (0 = off);
-    history_fraction: share of D's fake batch drawn from them once the buffer is full."""
+    history_fraction: share of D's fake batch drawn from them once the buffer is full. d_fake: what D judges as a
+    fake, "composited" (I_syn in the hole, the input elsewhere) or "raw" (I_syn everywhere, the paper's choice).
+    reset_optimizers_per_stage: zero both Adam states when a new resolution starts (PGGAN builds fresh optimizers
+    per resolution; newly faded-in layers otherwise start with zero moments under a large step count)."""
 
     adversarial: str = "gan"
     lambda_gp: float = 10.0
@@ -157,6 +161,8 @@ class PGGANCompletionLossConfig:
     lambda_attr: float = 2.0
     history_size: int = 64
     history_fraction: float = 0.5
+    d_fake: str = "composited"
+    reset_optimizers_per_stage: bool = True
 
     def validate(self, prefix="loss"):
         check_choice(self.adversarial, f"{prefix}.adversarial", ["gan", "lsgan", "hinge", "wgan"])
@@ -169,6 +175,7 @@ class PGGANCompletionLossConfig:
               "must be imagenet, random or a path to a VGG16 .h5/.weights.h5 file")
         check_range(self.history_size, f"{prefix}.history_size", 0)
         check_range(self.history_fraction, f"{prefix}.history_fraction", 0.0, 1.0)
+        check_choice(self.d_fake, f"{prefix}.d_fake", ["composited", "raw"])
 
 
 @dataclasses.dataclass
@@ -305,7 +312,7 @@ class PGGANCompletionGenerator(_ProgressiveNetwork):
     """U-shaped progressive completion generator G(I_obs, M, A) of Chen & Zhong (arXiv 1801.07632).
 
     call({"image": I_obs [N,R,R,3], "mask": M [N,R,R,1], "attributes": A [N,K]}) ->
-      {"image": I_syn [N,R,R,3] (tanh), "composited": I_syn * M + I_obs * (1 - M)}, R = current stage's resolution.
+      {"image": I_syn [N,R,R,3] (tanh), "composited": I_syn * M + I_obs}, R = current stage's resolution.
     "image" must already have the hole removed (`complete()` does that). Layers of every resolution are created and
     built at construction; `set_stage(s)` selects the graph; the non-trainable `alpha` fades the newest resolution
     in (see the module docstring).
@@ -387,8 +394,11 @@ class PGGANCompletionGenerator(_ProgressiveNetwork):
         raw = self.to_rgb[s](h, training=training)
         if s > 0:  # fade-in of the new output layers
             raw = self.decoder_fade([raw, upsample2x(self.to_rgb[s - 1](previous, training=training)), alpha])
-        mask = ops.cast(mask, raw.dtype)
-        return {"image": raw, "composited": raw * mask + ops.cast(image, raw.dtype) * (1.0 - mask)}
+        # I_obs already has the hole removed (avgpool(I * (1 - M)) below the final stage), so the composite adds it
+        # unattenuated: raw * m + I_obs (= raw * M + I * (1 - M) for a binary M at full size). Multiplying I_obs by
+        # (1 - m) again would darken the context wherever the pooled mask is fractional: a seam D sees and G cannot
+        # remove.
+        return {"image": raw, "composited": raw * ops.cast(mask, raw.dtype) + ops.cast(image, raw.dtype)}
 
     def _used(self):
         s = self.stage
@@ -594,6 +604,11 @@ class PGGANCompletion(GANTrainer):
         for network in self.networks.values():
             network.alpha.assign(alpha)
 
+    def start_phase(self, phase):
+        if self.config.loss.reset_optimizers_per_stage:
+            log.info("stage %s: optimizer states reset (loss.reset_optimizers_per_stage)", phase.name)
+            self.reset_optimizers()
+
     def phase_state(self):
         return {"phase": self.phase.name, "stage": self.phase.info["stage"],
                 "resolution": self.phase.info["resolution"],
@@ -625,10 +640,13 @@ class PGGANCompletion(GANTrainer):
         return self.generator({"image": batch["observed"], "mask": batch["mask"],
                                "attributes": batch["target_attributes"]}, training=training)
 
+    def _d_fake_key(self):
+        return "composited" if self.config.loss.d_fake == "composited" else "image"
+
     def discriminator_losses(self, batch, seed):
         cfg = self.config.loss
         real = batch["image"]
-        fake = ops.stop_gradient(self._generate(batch, training=True)["composited"])
+        fake = ops.stop_gradient(self._generate(batch, training=True)[self._d_fake_key()])
         if self.history_buffer is not None:
             fake = self.history_buffer.query(fake, seed)
         real_out = self.discriminator(real, training=True)
@@ -647,9 +665,9 @@ class PGGANCompletion(GANTrainer):
         cfg = self.config.loss
         real, mask = batch["image"], batch["mask"]
         out = self._generate(batch, training=True)
-        raw, composited = out["image"], out["composited"]
+        raw = out["image"]
         losses = {
-            "g_adv": self.g_adv(self.discriminator(composited, training=True)["src"]),
+            "g_adv": self.g_adv(self.discriminator(out[self._d_fake_key()], training=True)["src"]),
             "g_attr": attribute_bce_loss(batch["target_attributes"], self.discriminator(raw, training=True)["cls"]),
             "g_rec": masked_l1_loss(real, raw, mask, cfg.hole_weight),
             "g_bdy": boundary_loss(real, raw, mask, cfg.boundary_kernel),

@@ -150,6 +150,16 @@ class GANTrainer(keras.Model):
         """Switches shapes/schedules to `phase` (called eagerly between phases, before restoring a checkpoint)."""
         self.phase = phase
 
+    def start_phase(self, phase):
+        """Called once when training enters `phase` from an earlier one (not on a resume inside it); default: nothing.
+        Progressive methods reset their optimizers here (see `reset_optimizers`)."""
+
+    def reset_optimizers(self):
+        """Zeroes every optimizer's moments and iteration counter (PGGAN's fresh optimizer per resolution)."""
+        for name in getattr(self, "optimizer_names", []):
+            for variable in getattr(self, name).variables:
+                variable.assign(keras.ops.zeros(variable.shape, variable.dtype))
+
     def phase_state(self):
         """JSON-serialisable description of where training is, stored in each checkpoint's state.json."""
         phase = getattr(self, "phase", None)
