@@ -28,7 +28,7 @@ def test_paper_defaults_and_registration():
     assert (cfg.model.encoder_filters, cfg.model.max_filters, cfg.model.lat_dis_fc) == (16, 512, 512)
     assert cfg.model.lat_dis_dropout == 0.3
     assert (cfg.loss.lambda_lat_dis, cfg.loss.lambda_schedule_steps) == (1e-4, 500000)
-    assert (cfg.loss.label_smoothing, cfg.loss.clip_grad_norm) == (0.2, 5.0)
+    assert (cfg.loss.label_smoothing, cfg.loss.clip_grad_norm) == (0.0, 5.0)  # official: lat_dis unsmoothed
     t = cfg.train
     assert (t.batch_size, t.n_critic, t.g_lr, t.d_lr, t.beta_1, t.beta_2) == (32, 1, 2e-4, 2e-4, 0.5, 0.999)
     assert fader.encoder_widths(cfg) == [16, 32, 64, 128, 256, 512, 512]
@@ -126,16 +126,20 @@ def test_loss_dicts_are_per_example_and_finite():
 def test_updates_change_only_their_player():
     trainer = fader.Fader(tiny_fader_config("/x", **{"loss.lambda_schedule_steps": 0}))
     trainer.compile(optimizers=trainer.make_optimizers())
-    assert trainer.g_optimizer.clipnorm == 5.0 and trainer.d_optimizer.clipnorm == 5.0
+    # the official code clips the global norm of each player's gradients (torch clip_grad_norm over parameters)
+    assert trainer.g_optimizer.global_clipnorm == 5.0 and trainer.d_optimizer.global_clipnorm == 5.0
+    assert trainer.g_optimizer.clipnorm is None and trainer.d_optimizer.clipnorm is None
     batch = _batch(4)
     d_update, ae_update = trainer.updates()
     for update, changed, fixed in ((d_update, trainer.lat_dis, trainer.autoencoder),
                                    (ae_update, trainer.autoencoder, trainer.lat_dis)):
         before_changed = [_np(v).copy() for v in changed.trainable_variables]
-        before_fixed = [_np(v).copy() for v in fixed.trainable_variables]
+        # every variable of the other player, BatchNorm moving statistics included, stays as it was: it runs in
+        # inference mode (official: ae.eval() in lat_dis_step, lat_dis.eval() in autoencoder_step)
+        before_fixed = [_np(v).copy() for v in fixed.variables]
         trainer._run_update(update, batch)
         assert any(not np.array_equal(a, _np(v)) for a, v in zip(before_changed, changed.trainable_variables))
-        assert all(np.array_equal(a, _np(v)) for a, v in zip(before_fixed, fixed.trainable_variables))
+        assert all(np.array_equal(a, _np(v)) for a, v in zip(before_fixed, fixed.variables))
 
 
 def test_autoencoder_saves_and_loads_without_custom_objects(tmp_path):

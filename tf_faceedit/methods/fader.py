@@ -18,18 +18,21 @@ always 2x2):
 Attributes are {0, 1} in training; at inference any real value works (a slider; beyond [0, 1] exaggerates).
 
 Losses, per example (the trainer reduces them once over the global batch), y the attributes in {0, 1}:
-  latent discriminator:  BCE(y_s, P(E(x)))  with label smoothing s = loss.label_smoothing:
-                         y_s = y * (1 - s) + s / 2   (s = 0.2: targets 0.1 / 0.9; keras' BinaryCrossentropy
-                         `label_smoothing` convention); BCE is summed over the n attributes.
+  latent discriminator:  BCE(y_s, P(E(x)))  with optional label smoothing s = loss.label_smoothing:
+                         y_s = y * (1 - s) + s / 2 (keras' BinaryCrossentropy `label_smoothing` convention); BCE is
+                         summed over the n attributes. Default s = 0, as in the official code, which smooths
+                         only the patch discriminator's labels (not built here).
   autoencoder (E and D): mean_pixels (D(E(x), y) - x)^2 + lambda_E(step) * BCE(1 - y, P(E(x)))
                          (E learns to make P predict the flipped attributes; no smoothing here).
   lambda_E(step) = lambda_lat_dis * min(step / lambda_schedule_steps, 1)  (step = 0-based index of the running
                    training step, read in-graph from the trainer's step variable, so a resumed run continues the
                    schedule exactly; lambda_schedule_steps = 0 means constant lambda_lat_dis). Logged as `lambda_e`.
-One training step = one latent-discriminator update, then one autoencoder update, on the same batch. In the
-discriminator update E runs in training mode (batch statistics, as in the autoencoder update) under stop_gradient.
-Adam 2e-4 (0.5, 0.999) for both players, gradient norm clipped to loss.clip_grad_norm (keras `clipnorm`,
-per variable; 0 disables). Paper: batch 32, lambda 1e-4 over 500k iterations, horizontal flips.
+One training step = one latent-discriminator update, then one autoencoder update, on the same batch. As in the
+official code (`ae.eval()` in `lat_dis_step`, `lat_dis.eval()` in `autoencoder_step`), the player that is not
+updated runs in inference mode: E uses its BatchNorm moving statistics in the discriminator update, and P runs
+without dropout and without updating its BatchNorm statistics in the autoencoder update.
+Adam 2e-4 (0.5, 0.999) for both players, the global gradient norm of each player clipped to loss.clip_grad_norm
+(keras `global_clipnorm`, like torch's `clip_grad_norm` over all parameters; 0 disables). Paper: batch 32, lambda 1e-4 over 500k iterations, horizontal flips.
 
 Networks saved: `autoencoder` ({"image", "attributes"} -> {"image": D(E(x), a), "latent": E(x)}; it contains the
 `fader_encoder` and `fader_decoder` models) and `lat_dis`.
@@ -76,11 +79,11 @@ class FaderModelConfig:
 class FaderLossConfig:
     """lambda_lat_dis: final weight lambda_E of the adversarial term; lambda_schedule_steps: steps of its linear
     ramp from 0 (0 = constant); label_smoothing: s of the discriminator's targets y(1 - s) + s/2;
-    clip_grad_norm: per-variable gradient-norm clip of both optimizers (0 = off)."""
+    clip_grad_norm: global gradient-norm clip of each optimizer (0 = off)."""
 
     lambda_lat_dis: float = 1e-4
     lambda_schedule_steps: int = 500000
-    label_smoothing: float = 0.2
+    label_smoothing: float = 0.0
     clip_grad_norm: float = 5.0
 
     def validate(self, prefix="loss"):
@@ -251,9 +254,9 @@ class Fader(GANTrainer):
         """Adam for the autoencoder ("g_optimizer") and the latent discriminator ("d_optimizer"), both clipped."""
         t, clip = self.config.train, self.config.loss.clip_grad_norm or None
         return {
-            "g_optimizer": keras.optimizers.Adam(t.g_lr, beta_1=t.beta_1, beta_2=t.beta_2, clipnorm=clip,
+            "g_optimizer": keras.optimizers.Adam(t.g_lr, beta_1=t.beta_1, beta_2=t.beta_2, global_clipnorm=clip,
                                                  name="ae_optimizer"),
-            "d_optimizer": keras.optimizers.Adam(t.d_lr, beta_1=t.beta_1, beta_2=t.beta_2, clipnorm=clip,
+            "d_optimizer": keras.optimizers.Adam(t.d_lr, beta_1=t.beta_1, beta_2=t.beta_2, global_clipnorm=clip,
                                                  name="lat_dis_optimizer"),
         }
 
@@ -305,7 +308,7 @@ class Fader(GANTrainer):
     # -- losses -----------------------------------------------------------------------------------------------
     def discriminator_losses(self, batch, seed):
         images, attributes = batch["image"], batch["attributes"]
-        latent = ops.stop_gradient(self.encoder(images, training=True))
+        latent = ops.stop_gradient(self.encoder(images, training=False))  # official: ae.eval()
         logits = self.lat_dis(latent, training=True)
         loss = latent_discriminator_loss(attributes, logits, self.config.loss.label_smoothing)
         correct = ops.cast(ops.equal(ops.cast(logits > 0, "float32"), ops.cast(attributes, "float32")), "float32")
@@ -315,7 +318,7 @@ class Fader(GANTrainer):
         images, attributes = batch["image"], batch["attributes"]
         out = self.autoencoder({"image": images, "attributes": attributes}, training=True)
         rec = l2_loss(images, out["image"])
-        adv = latent_adversarial_loss(attributes, self.lat_dis(out["latent"], training=True))
+        adv = latent_adversarial_loss(attributes, self.lat_dis(out["latent"], training=False))  # lat_dis.eval()
         lam = ops.cast(self.lambda_e(), rec.dtype)
         return {"ae_rec": rec, "ae_adv": adv, "lambda_e": ops.zeros_like(rec) + lam, "ae_loss": rec + lam * adv}
 
