@@ -28,7 +28,7 @@ def test_paper_defaults_and_registration():
     m, loss, t = cfg.model, cfg.loss, cfg.train
     assert (m.scheme, m.num_masks, m.g_filters, m.num_residual_blocks, m.d_filters, m.d_layers) == (2, 10, 64, 9, 64, 3)
     assert (loss.adversarial, loss.lambda_adv, loss.lambda_cycle, loss.lambda_identity, loss.lambda_tv,
-            loss.lambda_pixel) == ("lsgan", 1.0, 10.0, 0.5, 1e-6, 1.0)
+            loss.lambda_pixel) == ("lsgan", 2.0, 10.0, 0.5, 1e-6, 1.0)  # 2 * 0.5 (D - 1)^2 = official MSE
     assert (loss.pool_size, loss.pool_probability) == (50, 0.5)
     assert (t.batch_size, t.g_lr, t.d_lr, t.beta_1, t.lr_decay_start) == (1, 2e-4, 2e-4, 0.5, 0.5)
     assert cfg.data.attributes == [cfg.data.domain_attribute]
@@ -69,7 +69,13 @@ def test_generator_shapes_and_blend(scheme, n_att, n_content):
 @pytest.mark.parametrize("attention_d, channels", [(False, 3), (True, 4)])
 def test_patchgan_shapes(attention_d, channels):
     cfg = tiny_attentiongan_config("/x", **{"model.attention_discriminator": attention_d})
-    d = agan.build_discriminator(cfg)
+    trainer = agan.AttentionGAN(cfg)
+    # the attention-guided discriminators are added to the vanilla ones (the paper's L_GAN + L_AGAN)
+    names = {n for n in trainer.networks if n.startswith("discriminator")}
+    assert names == ({"discriminator_a", "discriminator_b"}
+                     | ({"discriminator_a_att", "discriminator_b_att"} if attention_d else set()))
+    assert tuple(trainer.discriminator_a.input.shape) == (None, 32, 32, 3)
+    d = trainer.discriminator_a_att if attention_d else trainer.discriminator_a
     assert tuple(d.input.shape) == (None, 32, 32, channels)
     assert tuple(d(ops.zeros((2, 32, 32, channels))).shape) == (2, 8, 8, 1)  # 2 stride-2 convs
     paper = agan.build_discriminator(tiny_attentiongan_config("/x", **{"data.image_size": 64, "model.d_layers": 3,
@@ -111,8 +117,8 @@ def test_loss_dicts_golden_tv_pixel_and_totals():
     batch = _batch(3)
     g = trainer.generator_losses(batch, trainer.seed_generator)
     d = trainer.discriminator_losses(batch, trainer.seed_generator)
-    assert set(g) == {"g_adv", "g_cycle", "g_identity", "g_tv", "g_pixel", "g_loss"}
-    assert set(d) == {"d_a", "d_b", "d_loss"}
+    assert set(g) == {"g_adv", "g_adv_att", "g_cycle", "g_identity", "g_tv", "g_pixel", "g_loss"}
+    assert set(d) == {"d_a", "d_b", "d_a_att", "d_b_att", "d_loss"}
     for value in list(g.values()) + list(d.values()):
         assert tuple(value.shape) == (3,) and np.all(np.isfinite(_np(value)))
     # hand-computed TV (sum of |neighbour differences| of all masks) and pixel loss (mean |G(x) - x|)
@@ -130,14 +136,20 @@ def test_loss_dicts_golden_tv_pixel_and_totals():
     expected = (lam.lambda_adv * g["g_adv"] + lam.lambda_cycle * g["g_cycle"] + lam.lambda_identity * lam.lambda_cycle
                 * g["g_identity"] + lam.lambda_tv * g["g_tv"] + lam.lambda_pixel * g["g_pixel"])
     np.testing.assert_allclose(_np(g["g_loss"]), _np(expected), rtol=1e-5)
-    np.testing.assert_allclose(_np(d["d_loss"]), _np(d["d_a"] + d["d_b"]), rtol=1e-6)
+    np.testing.assert_allclose(_np(d["d_loss"]), _np(d["d_a"] + d["d_b"] + d["d_a_att"] + d["d_b_att"]), rtol=1e-6)
+    # g_adv holds both terms: the vanilla D's on the image alone, the attention-guided D's on image + attention
+    vanilla = (0.5 * (_np(trainer.discriminator_b(gx["image"])) - 1) ** 2).mean((1, 2, 3)) + \
+        (0.5 * (_np(trainer.discriminator_a(fy["image"])) - 1) ** 2).mean((1, 2, 3))
+    np.testing.assert_allclose(_np(g["g_adv"]) - _np(g["g_adv_att"]), vanilla, rtol=1e-4, atol=1e-6)
 
 
 def test_updates_change_only_their_player():
     trainer = agan.AttentionGAN(tiny_attentiongan_config("/x", **{"model.attention_discriminator": True}))
     trainer.compile(optimizers=trainer.make_optimizers())
     generators = trainer.generator_ab.trainable_variables + trainer.generator_ba.trainable_variables
-    discriminators = trainer.discriminator_a.trainable_variables + trainer.discriminator_b.trainable_variables
+    discriminators = [v for name, net in trainer.networks.items() if name.startswith("discriminator")
+                      for v in net.trainable_variables]
+    assert len(discriminators) > len(trainer.discriminator_a.trainable_variables) * 2
     g_update, d_update = trainer.updates()
     batch = _batch(2)
     for update, changed, fixed in ((g_update, generators, discriminators), (d_update, discriminators, generators)):
@@ -219,14 +231,14 @@ def test_smoke_train_and_resume_scheme2_attention_discriminator(synthetic_celeba
     overrides = {"model.attention_discriminator": True}
     first = train_lib.run(tiny_attentiongan_config(synthetic_celeba, **overrides, **{"train.steps": 2}), run_dir)
     assert first["step"] == 2
-    assert set(first["logs"]) == {"g_adv", "g_cycle", "g_identity", "g_tv", "g_pixel", "g_loss", "d_a", "d_b",
-                                  "d_loss"}
+    assert set(first["logs"]) == {"g_adv", "g_adv_att", "g_cycle", "g_identity", "g_tv", "g_pixel", "g_loss",
+                                  "d_a", "d_b", "d_a_att", "d_b_att", "d_loss"}
     assert all(np.isfinite(v) for v in first["logs"].values())
     assert first["sample_grid"].is_file()
     checkpoint = first["checkpoint"]
     assert {p.name for p in checkpoint.glob("*.weights.h5")} == {
         "generator_ab.weights.h5", "generator_ba.weights.h5", "discriminator_a.weights.h5",
-        "discriminator_b.weights.h5"}
+        "discriminator_b.weights.h5", "discriminator_a_att.weights.h5", "discriminator_b_att.weights.h5"}
     with np.load(checkpoint / "trainer_state.npz") as state:  # step, RNG, pool_a (images, count), pool_b
         assert len(state.files) == 6 and int(state["v3"]) == 4 and state["v2"].shape == (4, 32, 32, 4)
     result = train_lib.run(tiny_attentiongan_config(synthetic_celeba, **overrides, **{"train.steps": 4}), run_dir)

@@ -87,3 +87,16 @@ def test_sample_rows_layout():
     assert [name for name, _ in rows] == ["input", "Eyeglasses flipped", "Eyeglasses attention",
                                           "Smiling flipped", "Smiling attention"]
     assert tuple(rows[2][1].shape) == (3, 32, 32, 1)
+
+
+def test_critic_follows_the_reference_implementation():
+    # elvisyjlin/SpatialAttentionGAN: LeakyReLU(0.2) after every conv, biased src/cls convs
+    cfg = sagan.SaGANConfig()
+    assert cfg.model.d_negative_slope == pytest.approx(0.2) and cfg.model.d_head_bias
+    d = sagan.build_discriminator(tiny_sagan_config("/x"))
+    slopes = [float(layer.act.negative_slope) for layer in d.layers if layer.name.startswith("d_conv")]
+    assert slopes and np.allclose(slopes, 0.2)
+    for name in ("d_src", "d_cls"):
+        assert len(d.get_layer(name).trainable_weights) == 2  # kernel and bias
+    unbiased = sagan.build_discriminator(tiny_sagan_config("/x", **{"model.d_head_bias": False}))
+    assert len(unbiased.get_layer("d_src").trainable_weights) == 1

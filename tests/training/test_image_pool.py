@@ -32,8 +32,13 @@ def test_bernoulli_pool_returns_stored_images_with_probability_half_once_full():
         assert set(mixed[is_old, 0, 0, 0].tolist()) <= before  # replacements come from the pool's contents
         np.testing.assert_array_equal(mixed[~is_old], fakes[~is_old])
         replaced, total = replaced + int(is_old.sum()), total + 16
-        # the 16 new fakes are all stored (the pool is as big as the batch)
-        assert set(_np(pool.images)[:, 0, 0, 0].tolist()) == set(fakes[:, 0, 0, 0].tolist())
+        # CycleGAN's swap: only the swapped fakes enter the pool, each taking the slot of the image it replaced;
+        # the fakes passed through are not stored and the rest of the pool is unchanged
+        after = set(_np(pool.images)[:, 0, 0, 0].tolist())
+        swapped_in = set(fakes[is_old, 0, 0, 0].tolist())
+        assert swapped_in <= after
+        assert after - swapped_in == before - set(mixed[is_old, 0, 0, 0].tolist())
+        assert not (set(fakes[~is_old, 0, 0, 0].tolist()) & after)
     assert 0.4 < replaced / total < 0.6  # 480 Bernoulli(0.5) draws: std 0.023
     assert 0 < replaced < total
 

@@ -20,20 +20,24 @@ Generators G: X -> Y ("generator_ab") and F: Y -> X ("generator_ba"), functional
 
 Discriminators D_X ("discriminator_a"), D_Y ("discriminator_b"): 70x70 PatchGAN (C64 k4 s2 no norm - C128 - C256
 k4 s2 IN - C512 k4 s1 IN - 1-channel k4 s1 map; LeakyReLU 0.2; "same" padding), input [N, S, S, 3], or 4 channels
-with `model.attention_discriminator`: concat(image, foreground attention). Our reading of the paper's
-attention-guided discriminator: a fake is shown with the attention of its own translation, a real image of the
-target domain with the attention mask of the current batch's translation into that domain.
+With `model.attention_discriminator` the paper's attention-guided discriminators D_XA, D_YA
+("discriminator_a_att", "discriminator_b_att", same PatchGAN on 4 channels: concat(image, foreground attention))
+are ADDED to the vanilla ones: the paper's objective sums L_GAN(G, D_Y) + L_AGAN(G, D_YA) (and likewise for F); the
+official code has neither. Our reading of what D_YA sees: a fake with the attention of its own translation, a real
+image of the target domain with the attention mask of the current batch's translation into that domain.
 
 Losses, per example (the trainer reduces them once over the global batch); x, y the batch, G(x) = fake y:
-  G: lambda_adv * (adv_G(D_Y(G(x))) + adv_G(D_X(F(y))))
+  G: lambda_adv * (adv_G(D_Y(G(x))) + adv_G(D_X(F(y))) [+ the same for D_YA, D_XA])
      + lambda_cycle * (|F(G(x)) - x|_1 + |G(F(y)) - y|_1)
      + lambda_identity * lambda_cycle * (|G(y) - y|_1 + |F(x) - x|_1)
      + lambda_tv * (TV(A_G(x)) + TV(A_F(y)))                      (all n attention masks; TV summed per example)
      + lambda_pixel * (|G(x) - x|_1 + |F(y) - y|_1)
-  D: adv_D(D_Y(y), D_Y(pool_Y(G(x)))) + adv_D(D_X(x), D_X(pool_X(F(y))))
+  D: adv_D(D_Y(y), D_Y(pool_Y(G(x)))) + adv_D(D_X(x), D_X(pool_X(F(y)))) [+ the same for D_YA, D_XA]
 |.|_1 is the mean absolute error per example; adv is LSGAN by default (0.5 (D - 1)^2 for G, 0.5 (D_real - 1)^2 +
-0.5 D_fake^2 for D). The pools (CycleGAN's image pool, 50 images) return a stored fake with probability 0.5 per
-example once full (with the attention channel when D is attention-guided). One training step = one update of both
+0.5 D_fake^2 for D), with lambda_adv = 2 by default so that G's adversarial weight equals the official code's
+MSE(D, 1). The pools (CycleGAN's image pool, 50 images) swap: once full, each new fake is, with probability 0.5,
+exchanged for a stored one (returned to D, its slot taking the new fake), else passed through and not stored (with
+the attention channel when D is attention-guided; the vanilla D sees the pooled image channels). One training step = one update of both
 generators, then one of both discriminators, on one batch. Adam 2e-4 (0.5, 0.999); the learning rate is constant
 for the first `train.lr_decay_start` fraction of `train.steps`, then decays linearly to 0.
 
@@ -50,6 +54,7 @@ from tf_faceedit import registry
 from tf_faceedit.config import ExperimentConfig, TrainConfig, check, check_choice, check_range
 from tf_faceedit.data import unpaired
 from tf_faceedit.data.unpaired import UnpairedDataConfig
+from tf_faceedit.images import foreground_attention
 from tf_faceedit.layers import AttentionBlend, ConvNormAct, DownBlock, MultiMaskBlend, ResidualBlock, UpBlock
 from tf_faceedit.losses import get_adversarial_loss, l1_loss, total_variation_loss
 from tf_faceedit.training.gan_trainer import GANTrainer, Update
@@ -69,8 +74,8 @@ class AttentionGANModelConfig:
       by scheme I; g_filters: first generator conv (CycleGAN 64); num_residual_blocks: 9 at 256^2, 6 at 128^2;
     d_filters: first PatchGAN conv (64); d_layers: stride-2 convs of the PatchGAN (3 = 70x70 receptive field);
     norm: normalization of both networks' hidden layers; upsample: "transpose" (CycleGAN) or "resize";
-    attention_discriminator: D also sees the foreground attention mask (the paper's attention-guided D; the
-      official code has none).
+    attention_discriminator: add the paper's attention-guided discriminators, which also see the foreground
+      attention mask, to the vanilla ones (the official code has none).
     """
 
     scheme: int = 2
@@ -106,7 +111,7 @@ class AttentionGANLossConfig:
     """Loss weights (see the module docstring).
 
     lambda_adv: weight of the generators' adversarial term (our LSGAN generator loss is 0.5 (D - 1)^2, Mao et al.;
-      the official code's MSE has no 0.5: lambda_adv = 2 matches it); lambda_identity: the identity weight RELATIVE to lambda_cycle (lambda_id = lambda_identity * lambda_cycle; the
+      the official code's MSE has no 0.5: the default lambda_adv = 2 matches it); lambda_identity: the identity weight RELATIVE to lambda_cycle (lambda_id = lambda_identity * lambda_cycle; the
       official code's --lambda_identity 0.5); lambda_tv: total variation of the attention masks (summed per
       example, hence tiny); lambda_pixel: |G(x) - x|_1 + |F(y) - y|_1 (paper; not in the official code);
     pool_size: fakes kept per domain for D (0 = off); pool_probability: chance that a stored fake replaces a new
@@ -114,7 +119,7 @@ class AttentionGANLossConfig:
     """
 
     adversarial: str = "lsgan"
-    lambda_adv: float = 1.0
+    lambda_adv: float = 2.0
     lambda_cycle: float = 10.0
     lambda_identity: float = 0.5
     lambda_tv: float = 1e-6
@@ -205,10 +210,9 @@ def build_generator(config, name="generator"):
     return keras.Model(image, {"image": output, "attention": attention, "content": content}, name=name)
 
 
-def build_discriminator(config, name="discriminator"):
-    """PatchGAN: [N, S, S, 3 (+1 attention)] -> [N, S / 2^d_layers, S / 2^d_layers, 1] real/fake map."""
+def build_discriminator(config, name="discriminator", channels=3):
+    """PatchGAN: [N, S, S, channels] (3, or 4 = image + attention) -> [N, S / 2^d_layers, S / 2^d_layers, 1] map."""
     size, m = config.data.image_size, config.model
-    channels = 4 if m.attention_discriminator else 3
     image = keras.Input((size, size, channels), name="image")
     x = ConvNormAct(m.d_filters, 4, strides=2, norm="none", activation="lrelu", name="d_conv1")(image)
     for i in range(1, m.d_layers):
@@ -218,13 +222,6 @@ def build_discriminator(config, name="discriminator"):
                     name=f"d_conv{m.d_layers + 1}")(x)
     logits = ConvNormAct(1, 4, strides=1, norm="none", activation=None, name="d_out")(x)
     return keras.Model(image, logits, name=name)
-
-
-def foreground_attention(config, attention):
-    """The mask of the translated region, [N, S, S, 1]: A (scheme I) or 1 - A_b (scheme II)."""
-    if config.model.scheme == 1:
-        return attention
-    return 1.0 - attention[..., -1:]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -244,6 +241,10 @@ class AttentionGAN(GANTrainer):
         self.generator_ba = build_generator(config, "generator_ba")
         self.discriminator_a = build_discriminator(config, "discriminator_a")
         self.discriminator_b = build_discriminator(config, "discriminator_b")
+        self.discriminator_a_att = self.discriminator_b_att = None
+        if config.model.attention_discriminator:  # attention-guided D_XA, D_YA, added to D_X, D_Y
+            self.discriminator_a_att = build_discriminator(config, "discriminator_a_att", channels=4)
+            self.discriminator_b_att = build_discriminator(config, "discriminator_b_att", channels=4)
         self.g_adv, self.d_adv = get_adversarial_loss(config.loss.adversarial)
         size, loss = config.data.image_size, config.loss
         channels = 4 if config.model.attention_discriminator else 3
@@ -254,14 +255,17 @@ class AttentionGAN(GANTrainer):
 
     @property
     def networks(self):
-        return {"generator_ab": self.generator_ab, "generator_ba": self.generator_ba,
-                "discriminator_a": self.discriminator_a, "discriminator_b": self.discriminator_b}
+        networks = {"generator_ab": self.generator_ab, "generator_ba": self.generator_ba,
+                    "discriminator_a": self.discriminator_a, "discriminator_b": self.discriminator_b}
+        if self.discriminator_a_att is not None:
+            networks.update(discriminator_a_att=self.discriminator_a_att, discriminator_b_att=self.discriminator_b_att)
+        return networks
 
     def updates(self):
         # CycleGAN's order: both generators, then both discriminators (on fakes of the updated generators)
         return [Update("g", "g_optimizer", ["generator_ab", "generator_ba"], self.generator_losses, "g_loss"),
-                Update("d", "d_optimizer", ["discriminator_a", "discriminator_b"], self.discriminator_losses,
-                       "d_loss")]
+                Update("d", "d_optimizer", [n for n in self.networks if n.startswith("discriminator")],
+                       self.discriminator_losses, "d_loss")]
 
     def make_optimizers(self):
         t = self.config.train
@@ -290,13 +294,20 @@ class AttentionGAN(GANTrainer):
 
     # -- helpers ------------------------------------------------------------------------------------------------
     def _d_input(self, image, attention):
-        """What a discriminator sees: the image, or concat(image, foreground attention) when attention-guided."""
+        """What the pools store: the image, or concat(image, foreground attention) when attention-guided."""
         if not self.config.model.attention_discriminator:
             return image
         return ops.concatenate([image, ops.cast(attention, image.dtype)], axis=-1)
 
+    def _judge(self, domain, inputs):
+        """{"": D(image channels)} plus {"_att": D_att(image + attention)} when attention-guided; domain "a"/"b"."""
+        out = {"": getattr(self, f"discriminator_{domain}")(inputs[..., :3], training=True)}
+        if self.discriminator_a_att is not None:
+            out["_att"] = getattr(self, f"discriminator_{domain}_att")(inputs, training=True)
+        return out
+
     def _foreground(self, out):
-        return foreground_attention(self.config, out["attention"])
+        return foreground_attention(out["attention"])  # A (scheme I, one mask) or 1 - A_b (scheme II)
 
     # -- losses -------------------------------------------------------------------------------------------------
     def generator_losses(self, batch, seed):
@@ -305,9 +316,12 @@ class AttentionGAN(GANTrainer):
         # 1. translations and their discriminator scores
         gx = self.generator_ab(x, training=True)
         fy = self.generator_ba(y, training=True)
-        d_b = self.discriminator_b(self._d_input(gx["image"], self._foreground(gx)), training=True)
-        d_a = self.discriminator_a(self._d_input(fy["image"], self._foreground(fy)), training=True)
-        losses = {"g_adv": self.g_adv(d_b) + self.g_adv(d_a)}
+        d_b = self._judge("b", self._d_input(gx["image"], self._foreground(gx)))
+        d_a = self._judge("a", self._d_input(fy["image"], self._foreground(fy)))
+        losses = {"g_adv": self.g_adv(d_b[""]) + self.g_adv(d_a[""])}
+        if "_att" in d_b:
+            losses["g_adv_att"] = self.g_adv(d_b["_att"]) + self.g_adv(d_a["_att"])
+            losses["g_adv"] = losses["g_adv"] + losses["g_adv_att"]
         # 2. cycle: F(G(x)) ~ x, G(F(y)) ~ y
         losses["g_cycle"] = (l1_loss(x, self.generator_ba(gx["image"], training=True)["image"])
                              + l1_loss(y, self.generator_ab(fy["image"], training=True)["image"]))
@@ -339,11 +353,12 @@ class AttentionGAN(GANTrainer):
         # 3. reals of each domain, with the attention of this batch's translation into that domain
         real_b = self._d_input(y, att_b)
         real_a = self._d_input(x, att_a)
-        losses = {
-            "d_b": self.d_adv(self.discriminator_b(real_b, training=True), self.discriminator_b(fake_b, training=True)),
-            "d_a": self.d_adv(self.discriminator_a(real_a, training=True), self.discriminator_a(fake_a, training=True)),
-        }
-        losses["d_loss"] = losses["d_a"] + losses["d_b"]
+        losses = {}
+        for domain, real, fake in (("b", real_b, fake_b), ("a", real_a, fake_a)):
+            real_out, fake_out = self._judge(domain, real), self._judge(domain, fake)
+            for suffix in real_out:
+                losses[f"d_{domain}{suffix}"] = self.d_adv(real_out[suffix], fake_out[suffix])
+        losses["d_loss"] = sum(losses.values())
         return losses
 
     # -- inference ----------------------------------------------------------------------------------------------

@@ -42,13 +42,16 @@ from tf_faceedit.training.gan_trainer import GANTrainer
 
 @dataclasses.dataclass
 class SaGANModelConfig:
-    """Network widths. g_filters: first AMN/SAN conv (paper 32); d_filters: first critic conv (paper 32)."""
+    """Network widths. g_filters: first AMN/SAN conv (paper 32); d_filters: first critic conv (paper 32).
+    d_negative_slope: the critic's LeakyReLU slope (0.2, as in the reference implementation; 0.01 before 0.2.0);
+    d_head_bias: biased src/cls head convs (as in the reference; bias-free before 0.2.0)."""
 
     g_filters: int = 32
     num_residual_blocks: int = 4
     d_filters: int = 32
     d_max_filters: int = 1024
-    d_negative_slope: float = 0.01
+    d_negative_slope: float = 0.2
+    d_head_bias: bool = True
     norm: str = "instance"
     upsample: str = "transpose"
     san_conditioning: str = "auto"
@@ -140,8 +143,8 @@ def build_discriminator(config):
         filters = min(m.d_filters * 2**i, m.d_max_filters)
         x = ConvNormAct(filters, 4, strides=2, norm="none", activation="lrelu", negative_slope=m.d_negative_slope,
                         name=f"d_conv{i + 1}")(x)
-    src = ConvNormAct(1, 3, norm="none", activation=None, use_bias=False, name="d_src")(x)
-    cls = ConvNormAct(k, 2, norm="none", activation=None, padding="valid", use_bias=False, name="d_cls")(x)
+    src = ConvNormAct(1, 3, norm="none", activation=None, use_bias=m.d_head_bias, name="d_src")(x)
+    cls = ConvNormAct(k, 2, norm="none", activation=None, padding="valid", use_bias=m.d_head_bias, name="d_cls")(x)
     cls = keras.layers.Reshape((k,), name="d_cls_flat")(cls)
     return keras.Model(image, {"src": src, "cls": cls}, name="sagan_discriminator")
 

@@ -20,9 +20,11 @@ class HistoryBuffer:
     `query(fakes, seed)`: before the buffer is full, `fakes` is returned as is. Once it is full, examples are
     replaced by stored images drawn uniformly (with replacement):
       mode "first":     the FIRST floor(fraction * N) examples, deterministically (pggan_completion);
-      mode "bernoulli": each example independently with probability `fraction` (CycleGAN's ImagePool, 0.5).
-    Then the N new fakes are stored: into the next free slots while filling, afterwards into N distinct random
-    slots. N <= size.
+      mode "bernoulli": each example independently with probability `fraction` (CycleGAN's ImagePool, 0.5),
+        swapped: the stored image is returned and its slot takes the new fake; examples not swapped are returned
+        as they are and not stored (so the pool only changes where it was drawn from).
+    Storing: while filling, the N new fakes go into the next free slots. Once full, mode "first" writes them into N
+    distinct random slots, mode "bernoulli" only the swapped ones into the slots they were swapped with. N <= size.
 
     Args:
       size: images kept; image_shape: (H, W, C) of one image; fraction: share (mode "first") or probability (mode
@@ -55,16 +57,28 @@ class HistoryBuffer:
         else:
             chosen = keras.random.uniform((n,), seed=seed) < self.fraction
         replace = ops.logical_and(chosen, full)
-        stored = ops.take(ops.convert_to_tensor(self.images), keras.random.randint((n,), 0, self.size, seed=seed),
-                          axis=0)
+        pool = ops.convert_to_tensor(self.images)
         mask = ops.reshape(replace, (-1,) + (1,) * (len(fakes.shape) - 1))
-        mixed = ops.where(mask, ops.cast(stored, fakes.dtype), fakes)
-        # 2. store the new fakes: sequential slots while filling, distinct random slots afterwards
         count = ops.convert_to_tensor(self.count)
         sequential = (count + ops.arange(n, dtype="int32")) % self.size
-        random_slots = ops.cast(keras.random.shuffle(ops.arange(self.size, dtype="int32"), seed=seed)[:n], "int32")
-        slots = ops.where(full, random_slots, sequential)
-        self.images.assign(ops.scatter_update(ops.convert_to_tensor(self.images), slots[:, None],
-                                              ops.cast(fakes, self.images.dtype)))
+        if self.mode == "first":  # (the random draws of earlier versions, kept for pggan_completion's runs)
+            stored = ops.take(pool, keras.random.randint((n,), 0, self.size, seed=seed), axis=0)
+            mixed = ops.where(mask, ops.cast(stored, fakes.dtype), fakes)
+            # 2. store the new fakes: sequential slots while filling, distinct random slots afterwards
+            random_slots = ops.cast(keras.random.shuffle(ops.arange(self.size, dtype="int32"), seed=seed)[:n],
+                                    "int32")
+            slots = ops.where(full, random_slots, sequential)
+            new_values = ops.cast(fakes, self.images.dtype)
+        else:  # CycleGAN's swap, at N distinct random slots
+            random_slots = ops.cast(keras.random.shuffle(ops.arange(self.size, dtype="int32"), seed=seed)[:n],
+                                    "int32")
+            stored = ops.take(pool, random_slots, axis=0)
+            mixed = ops.where(mask, ops.cast(stored, fakes.dtype), fakes)
+            # 2. while filling every fake is stored; once full only the swapped ones (the others write back the
+            # slot's own image)
+            slots = ops.where(full, random_slots, sequential)
+            keep_new = ops.reshape(ops.logical_or(replace, ops.logical_not(full)), ops.shape(mask))
+            new_values = ops.where(keep_new, ops.cast(fakes, self.images.dtype), stored)
+        self.images.assign(ops.scatter_update(pool, slots[:, None], new_values))
         self.count.assign(ops.minimum(count + n, self.size))
         return mixed
