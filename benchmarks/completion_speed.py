@@ -4,7 +4,7 @@
     python benchmarks/completion_speed.py --sizes 1024 --batch_sizes 1 8 --xla   # on a GPU
 
 For each size the generator is built at its final stage with the paper preset's widths
-(configs/pggan_completion_celeba128.yaml: fmap_base 8192, fmap_max 512, i.e. 512 filters up to 32x32, then 256,
+(preset pggan_completion_celeba128: fmap_base 8192, fmap_max 512, i.e. 512 filters up to 32x32, then 256,
 128, 64, ...), K = 2 attributes, and random weights (speed does not depend on them). One forward pass = encoder,
 attribute bottleneck, decoder and compositing: what `complete()` runs at inference. It is compiled once with
 `tf.function` (XLA with --xla), warmed up, then timed over --repeats calls on a fixed batch of random images and
@@ -27,10 +27,11 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from tf_faceedit import configs as presets  # noqa: E402
 from tf_faceedit.config import load_yaml  # noqa: E402
 from tf_faceedit.methods.pggan_completion import PGGANCompletionGenerator  # noqa: E402
 
-PRESET = ROOT / "configs" / "pggan_completion_celeba128.yaml"
+PRESET = presets.path("pggan_completion_celeba128")
 
 
 def time_forward(generator, size, batch, repeats, warmup, xla):

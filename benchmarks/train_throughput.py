@@ -9,7 +9,7 @@ For each image size it measures
   * train step: images/s consumed by `trainer.fit` (one step = n_critic critic updates + one generator update,
     each on `batch_size` images), after warm-up steps that include tracing;
 and the ratio pipeline / train step (the pipeline must not be the bottleneck: aim for >= 3).
-Widths: `--preset quick` (configs/sagan_quick.yaml widths) or `--preset paper` (configs/sagan_celeba128.yaml).
+Widths: `--preset quick` (the sagan_quick preset's widths) or `--preset paper` (sagan_celeba128).
 
 Precision / XLA options (`train.mixed_precision`, `train.jit_compile`), per method:
 
@@ -17,7 +17,7 @@ Precision / XLA options (`train.mixed_precision`, `train.jit_compile`), per meth
         --methods sagan attentiongan pggan_completion fader icgan classifier --preset tiny
 
 prints s/step, images/s and the speed-up of each option over `float32` (jit_compile=auto) for each method, on the
-method's `configs/<method>_quick.yaml` (`--preset quick`) or the tests' tiny configs (`--preset tiny`), one batch
+method's `<method>_quick` preset (`--preset quick`) or the tests' tiny configs (`--preset tiny`), one batch
 held in memory. A CPU without fast float16 runs mixed_float16 slower; bfloat16 depends on AVX512_BF16/AMX.
 """
 
@@ -35,12 +35,13 @@ sys.path.insert(0, str(ROOT))
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from tf_faceedit import configs as presets  # noqa: E402
 from tf_faceedit.config import load_yaml  # noqa: E402
 from tf_faceedit.data import celeba  # noqa: E402
 from tf_faceedit.data.synthetic import make_synthetic_celeba  # noqa: E402
 from tf_faceedit.methods.sagan import SaGAN, SaGANConfig  # noqa: E402
 
-PRESETS = {"quick": ROOT / "configs" / "sagan_quick.yaml", "paper": ROOT / "configs" / "sagan_celeba128.yaml"}
+PRESETS = {"quick": presets.path("sagan_quick"), "paper": presets.path("sagan_celeba128")}
 
 
 def make_config(args, size):
@@ -105,7 +106,7 @@ def method_config(method, preset, data_dir, size, batch_size, option):
         cfg = tiny_config_builder(method)(data_dir)
     else:
         spec = registry.get(method)
-        cfg = spec.config_class().merge_dict(load_yaml(ROOT / "configs" / f"{method}_quick.yaml"))
+        cfg = spec.config_class().merge_dict(load_yaml(presets.path(f"{method}_quick")))
         cfg = cfg.override(f"data.data_dir={data_dir}")
     assignments = ["data.cache=false", "train.verbose=0"] + ([f"data.image_size={size}"] if size else []) + \
         ([f"train.batch_size={batch_size}"] if batch_size else [])

@@ -1,13 +1,11 @@
-from pathlib import Path
-
 import pytest
 
-from tf_faceedit import registry
+from tf_faceedit import configs as presets
+from tf_faceedit import registry, train_lib
 from tf_faceedit.config import ExperimentConfig, diff, load_yaml
 from tf_faceedit.errors import ConfigError
 from tf_faceedit.methods.sagan import SaGANConfig
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
 def test_yaml_round_trip(tmp_path):
@@ -62,19 +60,62 @@ def test_data_dir_required():
         SaGANConfig().validate()
 
 
-@pytest.mark.parametrize("preset", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.name)
-def test_presets_load_and_validate(preset):
-    values = load_yaml(preset)
+@pytest.mark.parametrize("name", presets.names())
+def test_presets_load_and_validate(name):
+    values = load_yaml(presets.path(name))
+    assert name.startswith(values["method"] + "_"), f"preset {name} is for method {values['method']}"
     spec = registry.get(values["method"])
-    cfg = spec.config_class().merge_dict(values, source=str(preset)).override("data.data_dir=/x")
+    cfg = spec.config_class().merge_dict(values, source=name).override("data.data_dir=/x")
     cfg.validate()
 
 
-def test_paper_defaults_of_sagan():
-    cfg = SaGANConfig()
+def test_presets_resolve_by_name_legacy_path_or_file(tmp_path, monkeypatch):
+    assert "sagan_quick" in presets.names() and len(presets.names()) >= 10
+    packaged = presets.path("sagan_quick")
+    assert packaged.is_file() and packaged.parent.name == "configs" and packaged.parent.parent.name == "tf_faceedit"
+    assert presets.resolve("sagan_quick") == presets.resolve("sagan_quick.yaml") == packaged
+    monkeypatch.chdir(tmp_path)  # not the checkout: the pre-0.2 path falls back to the packaged preset
+    assert presets.resolve("configs/sagan_quick.yaml") == packaged
+    mine = tmp_path / "configs" / "sagan_quick.yaml"  # ...unless that file exists: a file of yours wins
+    mine.parent.mkdir()
+    mine.write_text("method: sagan\ntrain:\n  steps: 7\n")
+    assert presets.resolve("configs/sagan_quick.yaml").resolve() == mine
+    assert presets.resolve(str(tmp_path / "nowhere" / "x.yaml")) == tmp_path / "nowhere" / "x.yaml"
+    with pytest.raises(ConfigError, match=r"no packaged preset 'sagan_quik' \(did you mean: sagan_quick"):
+        presets.resolve("sagan_quik")
+    with pytest.raises(ConfigError, match="config file not found|nowhere"):
+        SaGANConfig().merge_yaml(tmp_path / "nowhere" / "x.yaml")
+
+
+def test_train_resolves_a_preset_by_name(tmp_path):
+    cfg = train_lib.resolve_config("sagan", tmp_path / "run", "sagan_quick", ["train.steps=5"], str(tmp_path))
+    paper = train_lib.resolve_config("sagan", tmp_path / "run2", "sagan_celeba128", [], str(tmp_path))
+    assert (cfg.model.g_filters, cfg.data.image_size, cfg.train.steps) == (16, 64, 5)
+    assert cfg.model.g_filters != paper.model.g_filters and paper.data.image_size == 128
+    with pytest.raises(ConfigError, match="is a preset for method 'fader'"):
+        train_lib.resolve_config("sagan", tmp_path / "run3", "fader_quick", [], str(tmp_path))
+
+
+def test_paper_defaults_of_sagan_reach_the_trainer():
+    """The paper's hyper-parameters are the dataclass defaults, and the trainer uses them: its optimizers and its
+    number of critic updates per step (the loss weights: tests/methods/test_sagan.py)."""
+    from keras import ops
+
+    from tf_faceedit.methods import sagan
+
+    cfg = SaGANConfig().apply_overrides(["data.data_dir=/x", "data.image_size=32", "model.g_filters=4",
+                                         "model.num_residual_blocks=1", "model.d_filters=4", "model.d_max_filters=8"])
     assert (cfg.train.n_critic, cfg.train.batch_size, cfg.train.g_lr, cfg.train.beta_1, cfg.train.beta_2) == \
         (3, 16, 2e-4, 0.5, 0.999)
     assert (cfg.loss.lambda_gp, cfg.loss.lambda_rec_cycle, cfg.loss.lambda_rec_id) == (10.0, 20.0, 100.0)
+    trainer = sagan.SaGAN(cfg.validate())
+    optimizers = trainer.make_optimizers()
+    for name in ("g_optimizer", "d_optimizer"):
+        opt = optimizers[name]
+        assert (float(ops.convert_to_numpy(opt.learning_rate)), opt.beta_1, opt.beta_2) == \
+            (pytest.approx(2e-4), 0.5, 0.999)
+    d_update, g_update = trainer.updates()
+    assert (d_update.repeat, g_update.repeat, trainer.batch_multiple) == (3, 1, 3)
 
 
 def test_diff_lists_changed_fields():

@@ -8,7 +8,7 @@ Conventions used across the package (see ../shared/STYLE.md of the project):
 `tf_faceedit.load(path)` (a training run or an export) is imported lazily, so `import tf_faceedit` stays light.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"
 
 
 def __getattr__(name):

@@ -2,8 +2,9 @@
 
 An experiment config has five parts: `method` (registered name), `data` (`DataConfig`), `model` and `loss`
 (method-specific dataclasses) and `train` (`TrainConfig`). Paper defaults live in the dataclass defaults of each
-method's config class; YAML presets in `configs/` override them; `--set` overrides come last. The resolved config is
-written to `model_dir/config.yaml`, and evaluate/edit/export/resume reload it from there.
+method's config class; YAML presets in `tf_faceedit/configs/` (by name: `--config=sagan_quick`) override them;
+`--set` overrides come last. The resolved config is written to `model_dir/config.yaml`, and
+evaluate/edit/export/resume reload it from there.
 
 Field errors name the dotted field, e.g. `train.n_critic must be >= 1, got 0`.
 """
@@ -223,6 +224,10 @@ class ExperimentConfig:
         return type(self).from_dict(merged, source)
 
     def merge_yaml(self, path):
+        """Applies a YAML file, or a packaged preset by name (`tf_faceedit.configs.resolve`)."""
+        from tf_faceedit import configs
+
+        path = configs.resolve(path)
         return self.merge_dict(load_yaml(path), source=str(path))
 
     def override(self, assignment):

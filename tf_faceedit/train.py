@@ -1,7 +1,7 @@
 """Train a face-editing method.
 
     python -m tf_faceedit.train --method=sagan --data_dir=DIR --model_dir=RUN \
-        [--config=configs/sagan_quick.yaml] [--set train.steps=50 --set data.attributes=Eyeglasses,Smiling] \
+        [--config=sagan_quick] [--set train.steps=50 --set data.attributes=Eyeglasses,Smiling] \
         [--strategy=auto|default|mirrored|multiworker] [--overwrite]
 
 Running the same command again resumes from the latest checkpoint in RUN; `--model_dir=RUN` alone also resumes
@@ -21,7 +21,7 @@ def parse_args(argv=None):
     parser.add_argument("--method", help="registered method (see --list_methods)")
     parser.add_argument("--data_dir", help="dataset folder (CelebA format or images + attributes.csv)")
     parser.add_argument("--model_dir", help="run folder: config.yaml, checkpoints/, logs/, samples/")
-    parser.add_argument("--config", help="YAML preset, e.g. configs/sagan_quick.yaml")
+    parser.add_argument("--config", help="YAML preset: a packaged name (sagan_quick, see tf_faceedit/configs/) or a path")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config field, e.g. --set train.steps=1000 (repeatable)")
     parser.add_argument("--strategy", choices=["auto", "default", "mirrored", "multiworker"],

@@ -1,6 +1,6 @@
 """Training driver: resolve the config, prepare the model dir, build data + method, fit with checkpoints.
 
-    cfg = resolve_config(method="sagan", model_dir="/tmp/run", config_file="configs/sagan_quick.yaml",
+    cfg = resolve_config(method="sagan", model_dir="/tmp/run", config_file="sagan_quick",
                          overrides=["train.steps=50"], data_dir="/data/celeba")
     result = run(cfg, "/tmp/run")   # {"step", "checkpoint", "sample_grid", "logs"}
 
@@ -19,6 +19,7 @@ import numpy as np
 from tf_faceedit.lazy_tf import tf  # TensorFlow is imported on first use (the JAX path runs without it)
 
 from tf_faceedit import config as config_lib
+from tf_faceedit import configs as presets
 from tf_faceedit import registry
 from tf_faceedit.errors import DataError, TrainingError
 from tf_faceedit.training import callbacks as cb
@@ -61,7 +62,7 @@ def resolve_config(method=None, model_dir=None, config_file=None, overrides=(), 
     spec = registry.get(method)
     cfg = spec.config_class()
     if config_file:
-        preset = config_lib.load_yaml(config_file)
+        preset = config_lib.load_yaml(presets.resolve(config_file))  # a path, or a packaged preset's name
         if preset.get("method", method) != method:
             raise config_lib.ConfigError(f"--config {config_file} is a preset for method {preset['method']!r}, "
                                          f"not {method!r}")
