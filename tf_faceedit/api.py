@@ -6,8 +6,9 @@
     out["image"]                                            # uint8, the input's size; extras float32 at S x S
     out = completion_model.complete(images, masks, attrs)   # masks uint8 [N, H, W, 1] (or [H, W]), nonzero = hole
 
-Both sources give the same results: the pre/post-processing is `tf_faceedit.serving.processing` in both (eagerly
-around the trainer's `infer` for a model_dir, inside the exported signature for an export).
+Both sources give the same results: the pre/post-processing is `tf_faceedit.serving.processing` in both (around
+the trainer's `infer` in one `tf.function` for a model_dir, `processing.CompiledInference`, traced on the first
+call only, whatever the batch and image size; inside the exported signature for an export).
 
 Attributes are the TARGET values: an [N, K] or [K] array, or a dict {name: value}. Names not in the dict come from
 `predict_attributes(images)` when the method can predict them (SaGAN's critic head, IcGAN's E_y), otherwise 0
@@ -102,18 +103,25 @@ class _TrainerBackend:
         self.image_size = int(cfg.data.image_size)
         self.crop_fraction = float(cfg.data.crop_fraction)
         self.can_predict = callable(getattr(trainer, "predict_attributes", None))
+        self._compiled = None  # processing.CompiledInference, made on the first call
+
+    @property
+    def compiled(self):
+        """The trainer's inference as `tf.function`s (traced on the first call, never again)."""
+        if self._compiled is None:
+            from tf_faceedit.serving import processing
+
+            self._compiled = processing.CompiledInference(
+                self.trainer.infer, self.task, self.image_size, len(self.attribute_names),
+                predict=self.trainer.predict_attributes if self.can_predict else None)
+        return self._compiled
 
     def run(self, image, attributes, mask=None):
-        from tf_faceedit.serving import processing
-
-        out = processing.run_inference(self.trainer.infer, self.task, image, attributes, self.image_size,
-                                       len(self.attribute_names), mask)
-        return {key: np.asarray(value) for key, value in out.items()}
+        out = self.compiled(image, attributes, mask if self.task == "complete" else None)
+        return {key: value.numpy() for key, value in out.items()}
 
     def predict(self, image):
-        from tf_faceedit.serving import processing
-
-        return np.asarray(processing.predict_attributes(self.trainer.predict_attributes, image, self.image_size))
+        return self.compiled.predict(image).numpy()
 
 
 class _SavedModelBackend:

@@ -1,7 +1,8 @@
 """Pre- and post-processing shared by the SavedModel signatures, `tf_faceedit.load` and the tests (written once).
 
-Every function here is plain TensorFlow: it runs inside a `tf.function` (the exported signatures) and eagerly on
-numpy arrays (`tf_faceedit.load` on a model_dir), so both paths compute the same numbers.
+Every function here is plain TensorFlow: it runs inside a `tf.function` (the exported signatures, and
+`CompiledInference`: `tf_faceedit.load` on a model_dir, traced once for any batch and image size) and eagerly on
+numpy arrays (the tests' reference), so every path computes the same numbers.
 
 Contract (S = the model's `data.image_size`, K attributes):
   * input images: uint8 [N, H, W, 3], any H, W. The WHOLE image is resized to S x S (bilinear, antialiased, rounded
@@ -118,3 +119,59 @@ def predict_attributes(predict, image, image_size):
     with tf.control_dependencies([tf.debugging.assert_rank(image, 4, message="image must be uint8 [N, H, W, 3]")]):
         image = tf.identity(image)
     return tf.cast(predict(preprocess_images(image, image_size)), tf.float32)
+
+
+class CompiledInference:
+    """`run_inference` (and `predict_attributes`) around one model as `tf.function`s, traced ONCE for every batch
+    size and image size: the input signatures have None batch, height and width (the network itself always runs
+    at S x S). This is the `tf_faceedit.load(model_dir)` backend's path, so edit, augment, evaluate and the demo
+    never run the networks eagerly; it computes what the exported `serving_default` signature computes.
+
+    Args:
+      infer: the model's `infer` (see `run_inference`); predict: its `predict_attributes`, or None.
+      task, image_size, num_attributes: as for `run_inference`.
+    Call: `compiled(image, attributes, mask=None)` -> the dict of `run_inference` (tensors);
+      `compiled.predict(image)` -> float32 [N, K]. `tracing_count()`: traces so far (1 per function used).
+    """
+
+    def __init__(self, infer, task, image_size, num_attributes, predict=None):
+        if task not in TASKS:
+            raise ValueError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
+        self.task, self.image_size, self.num_attributes = task, int(image_size), int(num_attributes)
+        image_spec = tf.TensorSpec([None, None, None, 3], tf.uint8, name="image")
+        attributes_spec = tf.TensorSpec([None, self.num_attributes], tf.float32, name="attributes")
+        if task == "complete":
+            mask_spec = tf.TensorSpec([None, None, None, 1], tf.uint8, name="mask")
+
+            @tf.function(input_signature=[image_spec, attributes_spec, mask_spec])
+            def run(image, attributes, mask):
+                return run_inference(infer, task, image, attributes, self.image_size, self.num_attributes, mask)
+        else:
+            @tf.function(input_signature=[image_spec, attributes_spec])
+            def run(image, attributes):
+                return run_inference(infer, task, image, attributes, self.image_size, self.num_attributes)
+        self._run = run
+        self._predict = None
+        if predict is not None:
+            @tf.function(input_signature=[image_spec])
+            def predict_fn(image):
+                return predict_attributes(predict, image, self.image_size)
+
+            self._predict = predict_fn
+
+    def __call__(self, image, attributes, mask=None):
+        if self.task == "complete":
+            if mask is None:
+                raise ValueError("a completion model needs a mask")
+            return self._run(image, attributes, mask)
+        return self._run(image, attributes)
+
+    def predict(self, image):
+        if self._predict is None:
+            raise ValueError("this model has no predict_attributes")
+        return self._predict(image)
+
+    def tracing_count(self):
+        """How many times the functions were traced (a retrace per call would show here)."""
+        count = self._run.experimental_get_tracing_count()
+        return count + (self._predict.experimental_get_tracing_count() if self._predict is not None else 0)

@@ -1,0 +1,102 @@
+"""`tf_faceedit.load(model_dir)` runs the networks through `processing.CompiledInference`: traced once, whatever
+the batch size and image size, and giving the numbers of the eager `processing.run_inference`."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tf_faceedit
+from tests import model_runs
+from tf_faceedit.serving import processing
+
+# (batch, height, width) of successive calls: new batch sizes and image sizes
+CALLS = [(1, 30, 26), (3, 41, 41), (2, 17, 64)]
+
+
+@pytest.fixture(scope="module", params=model_runs.method_params(fast={"sagan", "pggan_completion"}))
+def run(request, tmp_path_factory, synthetic_celeba):
+    model_dir, trainer = model_runs.checkpointed_run(request.param, synthetic_celeba,
+                                                     tmp_path_factory.mktemp(f"compiled_{request.param}") / "run")
+    return model_dir, trainer
+
+
+def inputs(task, k, batch, height, width, seed):
+    rng = np.random.RandomState(seed)
+    image = rng.randint(0, 256, (batch, height, width, 3)).astype(np.uint8)
+    attributes = rng.randint(0, 2, (batch, k)).astype(np.float32)
+    mask = None
+    if task == "complete":
+        mask = np.zeros((batch, height, width, 1), np.uint8)
+        mask[:, height // 4:height // 2, width // 3:width // 2 + 2] = 255
+    return image, attributes, mask
+
+
+def assert_close(compiled, eager):
+    assert set(compiled) == set(eager)
+    for key, value in compiled.items():
+        reference = np.asarray(eager[key])
+        assert value.shape == reference.shape and value.dtype == reference.dtype, key
+        if value.dtype == np.uint8:  # graph vs eager kernels: a rounding boundary may move a pixel by one level
+            diff = np.abs(value.astype(int) - reference.astype(int))
+            assert diff.max() <= 1 and diff.mean() < 0.01, key
+        else:
+            np.testing.assert_allclose(value, reference, atol=1e-5, err_msg=key)
+
+
+def test_load_traces_once_and_matches_eager(run):
+    model_dir, _ = run
+    model = tf_faceedit.load(model_dir)
+    k = len(model.attribute_names)
+    for i, (batch, height, width) in enumerate(CALLS):
+        image, attributes, mask = inputs(model.task, k, batch, height, width, seed=i)
+        if model.task == "complete":
+            out = model.complete(image, mask, attributes)
+        else:
+            out = model.edit(image, attributes)
+        eager = processing.run_inference(model.trainer.infer, model.task, image, attributes, model.image_size, k,
+                                         mask)
+        assert_close(out, eager)
+        assert out["image" if model.task == "edit" else "completed"].shape[1:3] == (height, width)
+        # one trace at the first call; none after it, at any new batch size or image size
+        assert model._backend.compiled.tracing_count() == 1, (i, batch, height, width)
+    if model.task == "edit":  # one [H, W, 3] image, and the attribute prediction (its own function: one trace)
+        image, attributes, _ = inputs(model.task, k, 1, 23, 19, seed=9)
+        assert model.edit(image[0], attributes[0])["image"].shape == (23, 19, 3)
+        expected = 1
+        if model.can_predict_attributes:
+            for batch, height, width in CALLS[:2]:
+                image, _, _ = inputs(model.task, k, batch, height, width, seed=batch)
+                eager = processing.predict_attributes(model.trainer.predict_attributes, image, model.image_size)
+                np.testing.assert_array_equal(model.predict_attributes(image), eager.numpy())
+            expected = 2
+        assert model._backend.compiled.tracing_count() == expected
+
+
+def test_compiled_inference_counts_python_traces():
+    """The Python body of `infer` runs at tracing only: a side-effect counter stays at 1 over calls of new shapes."""
+    traces = []
+    kernel = tf.Variable(tf.random.stateless_normal([3, 3, 3, 3], seed=[1, 2]))
+
+    def infer(inputs):
+        traces.append(1)
+        image = tf.nn.conv2d(inputs["image"], kernel, 1, "SAME")
+        return {"image": tf.tanh(image + tf.reduce_sum(inputs["attributes"], axis=1)[:, None, None, None]),
+                "attention": tf.sigmoid(image[..., :1])}
+
+    compiled = processing.CompiledInference(infer, "edit", image_size=16, num_attributes=2)
+    for i, (batch, height, width) in enumerate(CALLS):
+        image, attributes, _ = inputs("edit", 2, batch, height, width, seed=i)
+        out = compiled(image, attributes)
+        eager = processing.run_inference(infer, "edit", image, attributes, 16, 2)
+        assert_close({key: value.numpy() for key, value in out.items()}, eager)
+    assert len(traces) == 1 + len(CALLS)  # 1 trace + the eager reference calls
+    assert compiled.tracing_count() == 1
+
+
+def test_compiled_inference_rejects_wrong_inputs():
+    compiled = processing.CompiledInference(lambda inputs: {"image": inputs["image"]}, "edit", 8, 2)
+    image = np.zeros((1, 8, 8, 3), np.uint8)
+    with pytest.raises((TypeError, ValueError)):
+        compiled(image, np.zeros((1, 3), np.float32))  # 3 attributes where the model has 2
+    with pytest.raises(ValueError, match="task"):
+        processing.CompiledInference(lambda inputs: inputs, "classify", 8, 2)
