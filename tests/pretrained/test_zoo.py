@@ -1,0 +1,425 @@
+"""The model zoo (`tf_faceedit.pretrained`): a zoo made in a tmp folder from tiny checkpointed runs (SaGAN stored
+float16, pggan_completion float32) checks the add tool, load by name, `--model NAME` on the CLIs, the export
+signature, corrupted files and unknown names; then every entry of the REAL packaged manifest is checked the same way
+(load, manifest, edit shapes, export == eager within 1 level)."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tf_faceedit
+from tests import model_runs
+from tf_faceedit import edit, evaluate, export
+from tf_faceedit.data import align
+from tf_faceedit.data.celeba import denormalize
+from tf_faceedit.data.synthetic import make_synthetic_celeba
+from tf_faceedit.errors import ConfigError, DataError
+from tf_faceedit.pretrained import zoo
+from tf_faceedit.serving import export_lib, processing
+
+ROOT = Path(__file__).resolve().parents[2]
+HEIGHT, WIDTH = 40, 36  # not the model size
+CARD = "# tiny test entry\n\nTerms: CelebA is for non-commercial research purposes only.\n"
+# name -> (method, dtype) of the tmp zoo
+TINY = {"tiny-sagan": ("sagan", "float16"), "tiny-pggan": ("pggan_completion", "float32")}
+
+
+def h5_floats(path):
+    """(the float dtypes of a weights file's arrays, their bytes)."""
+    found, nbytes = set(), []
+
+    def visit(_, item):
+        if isinstance(item, h5py.Dataset) and item.dtype.kind == "f":
+            found.add(str(item.dtype))
+            nbytes.append(item.size * item.dtype.itemsize)
+
+    with h5py.File(path, "r") as f:
+        f.visititems(visit)
+    return found, sum(nbytes)
+
+
+def eager_reference(trainer, inputs):
+    """The trainer's eager `infer` on the preprocessed inputs, resized and converted to uint8 with numpy."""
+    size = trainer.config.data.image_size
+    model_inputs = {"image": processing.preprocess_images(inputs["image"], size),
+                    "attributes": tf.constant(inputs["attributes"])}
+    if trainer.task == "complete":
+        model_inputs["mask"] = processing.preprocess_masks(inputs["mask"], size)
+    ref = {}
+    for key, value in trainer.infer(model_inputs).items():
+        value = np.asarray(value, np.float32)
+        keys = processing.EDIT_OUTPUTS if trainer.task == "edit" else processing.COMPLETE_OUTPUTS
+        if key in keys:
+            value = denormalize(tf.image.resize(value, (HEIGHT, WIDTH), method="bilinear", antialias=True).numpy())
+        ref[key] = value
+    if trainer.task == "complete":
+        ref["completed"] = np.where(inputs["mask"] != 0, ref["completed"], inputs["image"])
+    return ref
+
+
+def requests(task, num_attributes, n=2, seed=1):
+    rng = np.random.RandomState(seed)
+    inputs = {"image": zoo.synthetic_faces(n, HEIGHT, WIDTH, seed),
+              "attributes": rng.randint(0, 2, (n, num_attributes)).astype(np.float32)}
+    if task == "complete":
+        mask = np.zeros((n, HEIGHT, WIDTH, 1), np.uint8)
+        mask[:, 8:27, 5:22] = 255
+        inputs["mask"] = mask
+    return inputs
+
+
+def check_export_matches_eager(source, tmp_path, entry):
+    """Exports `source` (a zoo name or entry folder) and compares its serving signature with the entry's eager
+    trainer: uint8 outputs within 1 level, float extras within 1e-4."""
+    result = export_lib.export(source, tmp_path / "exports" / entry.name / "1")
+    assert sorted(Path(p).stem for p in result["networks"].values()) == sorted(entry.networks)
+    trainer, _, _ = zoo.restore_trainer(entry)
+    inputs = requests(entry.task, len(entry.attributes))
+    loaded = tf.saved_model.load(result["export_dir"])
+    out = {k: v.numpy() for k, v in loaded.signatures["serving_default"](**inputs).items()}
+    ref = eager_reference(trainer, inputs)
+    assert set(out) == set(ref)
+    for key, value in out.items():
+        if value.dtype == np.uint8:
+            assert value.shape == (2, HEIGHT, WIDTH, 3)
+            assert np.abs(value.astype(int) - ref[key].astype(int)).max() <= 1, key
+        else:
+            np.testing.assert_allclose(value, ref[key], atol=1e-4)
+
+
+def check_edits_synthetic_faces(model, entry):
+    faces = zoo.synthetic_faces(2, HEIGHT, WIDTH)
+    targets = {name: 1.0 for name in entry.attributes}
+    if entry.task == "complete":
+        mask = np.zeros((2, HEIGHT, WIDTH, 1), np.uint8)
+        mask[:, 10:25, 8:28] = 255
+        out = model.complete(faces, mask, targets)
+        assert set(out) >= {"completed", "raw"}
+        np.testing.assert_array_equal(out["completed"][mask[..., 0] == 0], faces[mask[..., 0] == 0])
+        keys = ("completed", "raw")
+    else:
+        out = model.edit(faces, targets)
+        keys = ("image",)
+        one = model.edit(faces[0], targets)["image"]
+        assert one.shape == (HEIGHT, WIDTH, 3)
+    for key in keys:
+        assert out[key].dtype == np.uint8 and out[key].shape == (2, HEIGHT, WIDTH, 3), key
+    if "attention" in out:
+        s = entry.image_size
+        assert out["attention"].shape[:3] == (2, s, s)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# A tmp zoo of tiny runs
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory, synthetic_celeba):
+    """namespace(root, runs {name: model_dir}, card): the tmp zoo; tests must not modify it (copy it first)."""
+    import types
+
+    base = tmp_path_factory.mktemp("zoo")
+    card = base / "card.md"
+    card.write_text(CARD)
+    runs = {}
+    for name, (method, dtype) in TINY.items():
+        runs[name], _ = model_runs.checkpointed_run(method, synthetic_celeba, base / "runs" / method)
+        zoo.add(runs[name], name, card, dtype=dtype, root=base / "zoo")
+    return types.SimpleNamespace(root=base / "zoo", runs=runs, card=card)
+
+
+@pytest.fixture
+def zoo_env(tiny, monkeypatch):
+    monkeypatch.setenv(zoo.ENV_VAR, str(tiny.root))
+    return tiny
+
+
+@pytest.fixture
+def zoo_copy(tiny, tmp_path, monkeypatch):
+    """A writable copy of the tmp zoo, set as TF_FACEEDIT_ZOO."""
+    root = tmp_path / "zoo_copy"
+    shutil.copytree(tiny.root, root)
+    monkeypatch.setenv(zoo.ENV_VAR, str(root))
+    return root
+
+
+def test_add_writes_manifest_and_inference_files_only(tiny):
+    manifest = json.loads((tiny.root / "manifest.json").read_text())
+    assert manifest["format"] == 1 and manifest["max_total_bytes"] == zoo.MAX_TOTAL_BYTES
+    assert [e["name"] for e in manifest["entries"]] == sorted(TINY)
+    networks = {"tiny-sagan": ["generator", "discriminator"], "tiny-pggan": ["generator"]}
+    for record in manifest["entries"]:
+        name = record["name"]
+        method, dtype = TINY[name]
+        assert record["method"] == method and record["dtype"] == dtype
+        assert record["networks"] == networks[name]
+        assert record["card"] == f"{name}.md" and (tiny.root / record["card"]).read_text() == CARD
+        expected = {f"{name}/config.yaml", f"{name}.md", *(f"{name}/{n}.weights.h5" for n in networks[name])}
+        assert set(record["files"]) == expected
+        for rel, meta in record["files"].items():
+            path = tiny.root / rel
+            assert meta == {"sha256": zoo.file_digest(path), "size": path.stat().st_size}
+        # only the inference networks: no optimizer or trainer state, no discriminator for pggan
+        assert sorted(p.name for p in (tiny.root / name).iterdir()) == sorted(
+            ["config.yaml", *(f"{n}.weights.h5" for n in networks[name])])
+        cfg = zoo.restore_trainer(zoo.Entry(tiny.root, record))[1]
+        assert (cfg.method, list(cfg.data.attributes), cfg.data.image_size) == (
+            method, record["attributes"], record["image_size"])
+        assert record["step"] == cfg.train.steps
+        metrics = record["precision"]["float16_vs_float32"]
+        assert all(m["max_abs_diff"] <= 3 for m in metrics.values() if "psnr" in m), metrics
+        for net in networks[name]:
+            weights = tiny.root / name / f"{net}.weights.h5"
+            ckpt = sorted((tiny.runs[name] / "checkpoints").glob("ckpt-*"))[-1] / f"{net}.weights.h5"
+            (stored, stored_bytes), (trained, trained_bytes) = h5_floats(weights), h5_floats(ckpt)
+            assert stored == {dtype} and trained == {"float32"}
+            assert stored_bytes == (trained_bytes // 2 if dtype == "float16" else trained_bytes)
+    assert sorted(p.name for p in tiny.root.iterdir()) == sorted(
+        ["manifest.json", *TINY, *(f"{n}.md" for n in TINY)])  # no temporary folder left
+
+
+def test_load_by_name_edits_and_matches_the_run(zoo_env):
+    for name, (_, dtype) in TINY.items():
+        model = tf_faceedit.load(name)
+        entry = zoo.get(name)
+        assert (model.method, model.attribute_names, model.image_size) == (
+            entry.method, entry.attributes, entry.image_size)
+        assert model.info == {"zoo": name, "step": entry.step, "dtype": dtype, "checkpoint": str(entry.directory)}
+        for net in entry.networks:
+            assert {v.dtype for v in model.trainer.networks[net].weights} <= {"float32", "int32", "int64", "uint32"}
+        out = check_edits_synthetic_faces(model, entry)
+        run = tf_faceedit.load(zoo_env.runs[name])  # the run it came from: float16 storage moves little
+        inputs = requests(entry.task, len(entry.attributes), seed=0)
+        targets = {attribute: 1.0 for attribute in entry.attributes}
+        if entry.task == "complete":
+            ref = run.complete(inputs["image"], inputs["mask"], targets)
+            got = model.complete(inputs["image"], inputs["mask"], targets)
+            keys = ("completed", "raw")
+        else:
+            ref, got, keys = run.edit(zoo.synthetic_faces(2, HEIGHT, WIDTH), targets), out, ("image",)
+        for key in keys:
+            limit = 0 if dtype == "float32" else 3
+            assert np.abs(ref[key].astype(int) - got[key].astype(int)).max() <= limit, (name, key)
+
+
+def test_an_entry_folder_loads_by_path(tiny):
+    model = tf_faceedit.load(tiny.root / "tiny-sagan")
+    assert model.info["zoo"] == "tiny-sagan"
+
+
+def test_export_of_a_zoo_name_matches_eager(zoo_env, tmp_path):
+    for name in TINY:
+        check_export_matches_eager(name, tmp_path, zoo.get(name))
+
+
+def test_sha256_mismatch_is_a_one_line_error_naming_the_file(zoo_copy, capsys):
+    weights = zoo_copy / "tiny-sagan" / "generator.weights.h5"
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # same size, other content
+    weights.write_bytes(bytes(data))
+    with pytest.raises(DataError) as err:
+        tf_faceedit.load("tiny-sagan")
+    message = str(err.value)
+    assert "\n" not in message and str(weights) in message and "sha256" in message
+    tf_faceedit.load("tiny-pggan")  # the other entry is intact
+    # the CLIs: one `error:` line; verify names the file and exits 1
+    assert export.main(["--model", "tiny-sagan", "--export_dir", str(zoo_copy.parent / "e" / "1"), "--quiet"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: zoo file") and "generator.weights.h5" in lines[0]
+    from tf_faceedit.pretrained import __main__ as cli
+
+    assert cli.main(["verify", "--quiet"]) == 1
+    out = capsys.readouterr().out
+    assert "ok tiny-pggan" in out and "FAILED tiny-sagan" in out and "generator.weights.h5" in out
+    weights.write_bytes(bytes(data[:-10]))  # truncated: the size says it first
+    with pytest.raises(DataError, match="corrupted: .* bytes where the manifest says"):
+        tf_faceedit.load("tiny-sagan")
+    weights.unlink()
+    with pytest.raises(DataError, match="generator.weights.h5 of tiny-sagan is missing"):
+        tf_faceedit.load("tiny-sagan")
+
+
+def test_unknown_name_lists_the_known_ones(zoo_env, tmp_path, monkeypatch, capsys):
+    with pytest.raises(ConfigError) as err:
+        tf_faceedit.load("tiny-sagna")
+    message = str(err.value)
+    assert "\n" not in message and "unknown model 'tiny-sagna'" in message
+    assert "did you mean: tiny-sagan" in message and "tiny-pggan, tiny-sagan" in message
+    assert edit.main(["--model", "nope", "--image", "x.png", "--out", str(tmp_path / "o.png"), "--quiet"]) == 2
+    err_text = capsys.readouterr().err
+    assert err_text.count("\n") == 1 and "unknown model 'nope'" in err_text and "tiny-pggan, tiny-sagan" in err_text
+    empty = tmp_path / "empty_zoo"
+    empty.mkdir()
+    monkeypatch.setenv(zoo.ENV_VAR, str(empty))
+    with pytest.raises(ConfigError, match="zoo names .*: none yet"):
+        tf_faceedit.load("sagan-eyeglasses-64")
+    # paths keep their own errors
+    with pytest.raises(ConfigError, match="neither a training run"):
+        tf_faceedit.load(tmp_path)
+
+
+def test_a_local_run_folder_of_the_same_name_wins(zoo_env, tmp_path, monkeypatch):
+    shutil.copytree(zoo_env.runs["tiny-pggan"], tmp_path / "tiny-sagan")
+    monkeypatch.chdir(tmp_path)
+    assert tf_faceedit.load("tiny-sagan").method == "pggan_completion"
+
+
+def test_cli_lists_one_name_per_line(tiny):
+    env = {**os.environ, zoo.ENV_VAR: str(tiny.root), "PYTHONPATH": str(ROOT)}
+    run = subprocess.run([sys.executable, "-m", "tf_faceedit.pretrained"], capture_output=True, text=True, env=env,
+                         cwd=ROOT, timeout=120)
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert [line.split()[0] for line in lines] == sorted(TINY)
+    assert "sagan: Eyeglasses at 32x32 (float16)" in lines[1]
+    imported = subprocess.run([sys.executable, "-c", "import sys; from tf_faceedit.pretrained.__main__ import main; "
+                               "main([]); print(sorted(m for m in sys.modules if m in ('tensorflow', 'keras')))"],
+                              capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+    assert imported.stdout.splitlines()[-1] == "[]", imported.stderr  # listing starts no TensorFlow
+    show = subprocess.run([sys.executable, "-m", "tf_faceedit.pretrained", "show", "tiny-sagan", "--root",
+                           str(tiny.root)], capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+    assert show.returncode == 0 and show.stdout == CARD
+
+
+def test_add_refusals(tiny, tmp_path):
+    root = tmp_path / "zoo"
+    shutil.copytree(tiny.root, root)
+    run = tiny.runs["tiny-sagan"]
+    before = (root / "manifest.json").read_text()
+    with pytest.raises(ConfigError, match="already exists .* --replace"):
+        zoo.add(run, "tiny-sagan", tiny.card, root=root)
+    with pytest.raises(ConfigError, match="--name 'Tiny/Sagan' must be lowercase"):
+        zoo.add(run, "Tiny/Sagan", tiny.card, root=root)
+    with pytest.raises(ConfigError, match="--dtype must be one of float16, float32"):
+        zoo.add(run, "other", tiny.card, dtype="bfloat16", root=root)
+    for text, pattern in (("# x\nno terms here\n", "non-commercial research terms"),
+                          (ROOT.joinpath("tf_faceedit/pretrained/CARD_TEMPLATE.md").read_text(), "TODO")):
+        card = tmp_path / "bad.md"
+        card.write_text(text)
+        with pytest.raises(ConfigError, match=pattern):
+            zoo.add(run, "other", card, root=root)
+    # the size budget: an entry that would take the zoo over its limit is refused, nothing written
+    manifest = json.loads(before)
+    manifest["max_total_bytes"] = zoo.total_bytes(manifest) + 1000
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ConfigError, match=r"would bring the zoo to [\d.]+ MB, over its [\d.]+ MB limit"):
+        zoo.add(run, "other", tiny.card, root=root)
+    assert json.loads((root / "manifest.json").read_text()) == manifest
+    assert not (root / "other").exists() and not (root / "other.md").exists()
+    assert sorted(p.name for p in root.iterdir() if p.name.startswith(".")) == []
+    # --replace rewrites the entry (here as float32), the other entry is kept
+    (root / "manifest.json").write_text(before)
+    entry = zoo.add(run, "tiny-sagan", tiny.card, dtype="float32", root=root, replace=True)
+    assert entry.dtype == "float32" and zoo.names(root) == sorted(TINY)
+    assert zoo.verify(root) == {"": [], **{name: [] for name in TINY}}
+
+
+def test_inference_networks_must_reproduce_the_run(tiny, tmp_path, monkeypatch):
+    monkeypatch.setitem(zoo.INFERENCE_NETWORKS, "sagan", ("discriminator",))  # the generator forgotten
+    with pytest.raises(ConfigError, match=r"INFERENCE_NETWORKS\['sagan'\] misses a network"):
+        zoo.add(tiny.runs["tiny-sagan"], "broken", tiny.card, root=tmp_path / "zoo")
+    assert not any((tmp_path / "zoo").glob("broken*"))
+
+
+def test_compare_dtypes(tiny):
+    report = zoo.compare_dtypes(tiny.runs["tiny-sagan"], num_images=4)
+    assert report["networks"] == ["generator", "discriminator"] and report["num_images"] == 4
+    image = report["outputs"]["image"]
+    assert 0 <= image["max_abs_diff"] <= 3 and (image["psnr"] is None or image["psnr"] > 35)
+    assert report["outputs"]["attention"]["max_abs_diff"] < 1e-2
+
+
+@pytest.fixture(scope="module")
+def photo(tmp_path_factory):
+    """A drawn face the Haar cascade finds, padded into a larger grey photo."""
+    folder = make_synthetic_celeba(tmp_path_factory.mktemp("faces"), num_images=8, width=178, height=218, seed=0)
+    detector = align.HaarDetector()
+    for path in sorted((Path(folder) / "images").iterdir()):
+        face = align.read_image(path)
+        if align.detect_faces(face, detector):
+            canvas = np.full((300, 320, 3), 128, np.uint8)
+            canvas[40:258, 70:248] = face
+            out = tmp_path_factory.mktemp("photo") / "photo.png"
+            align.write_image(out, canvas)
+            return out
+    pytest.fail("the cascade found none of the drawn faces")
+
+
+def test_model_flag_on_edit_evaluate_export(zoo_env, photo, synthetic_celeba, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "edited.png"
+    assert edit.main(["--model", "tiny-sagan", "--image", str(photo), "--set", "Eyeglasses=1", "--out", str(out),
+                      "--quiet"]) == 0
+    assert "1 face(s)" in capsys.readouterr().out and align.read_image(out).shape == align.read_image(photo).shape
+    monkeypatch.chdir(tmp_path)
+    assert evaluate.main(["--model", "tiny-sagan", "--quiet"]) == 2
+    assert "give --data_dir" in capsys.readouterr().err
+    assert evaluate.main(["--model", "tiny-sagan", "--data_dir", str(synthetic_celeba), "--split", "train",
+                          "--max_images", "4", "--batch_size", "4", "--quiet"]) == 0
+    assert (tmp_path / "eval" / "tiny-sagan" / "train" / "metrics.json").is_file()  # not into the zoo
+    assert export.main(["--model", "tiny-pggan", "--export_dir", str(tmp_path / "exports" / "p" / "1"),
+                        "--quiet"]) == 0
+    assert json.loads((tmp_path / "exports" / "p" / "1" / "assets.extra" / "export.json").read_text())["method"] == (
+        "pggan_completion")
+
+
+def test_demo_model_flag_resolves_zoo_names(zoo_env, monkeypatch):
+    from tf_faceedit import demo, demo_lib
+
+    seen = {}
+    monkeypatch.setattr(demo_lib, "run", lambda model_dirs, export_dirs, **kw: seen.update(
+        models=demo_lib.load_models(model_dirs, export_dirs)))
+    assert demo.main(["--model", "tiny-sagan", "--quiet"]) == 0
+    assert list(seen["models"]) == ["tiny-sagan"] and seen["models"]["tiny-sagan"].info["zoo"] == "tiny-sagan"
+
+
+@pytest.mark.parametrize("method", model_runs.method_params(fast=set()))
+def test_every_method_makes_a_zoo_entry(method, synthetic_celeba, tmp_path):
+    """The entry of each method reproduces its run (add checks it: INFERENCE_NETWORKS is complete)."""
+    card = tmp_path / "card.md"
+    card.write_text(CARD)
+    run, _ = model_runs.checkpointed_run(method, synthetic_celeba, tmp_path / "run")
+    entry = zoo.add(run, method.replace("_", "-"), card, root=tmp_path / "zoo")
+    check_edits_synthetic_faces(tf_faceedit.load(entry.directory), entry)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The packaged zoo (tf_faceedit/pretrained): every released entry
+
+
+PACKAGED = Path(zoo.__file__).resolve().parent
+
+
+def packaged_entries():
+    return [pytest.param(entry, id=entry.name) for entry in zoo.entries(PACKAGED)]
+
+
+def test_packaged_manifest_is_well_formed():
+    report = zoo.verify(PACKAGED)
+    assert report.pop("") == []
+    assert all(problems == [] for problems in report.values()), report
+    manifest = json.loads((PACKAGED / "manifest.json").read_text())
+    assert zoo.total_bytes(manifest) <= zoo.MAX_TOTAL_BYTES
+    assert [e["name"] for e in manifest["entries"]] == sorted(e["name"] for e in manifest["entries"])
+
+
+@pytest.mark.parametrize("entry", packaged_entries())
+def test_packaged_entry(entry, tmp_path, monkeypatch):
+    monkeypatch.delenv(zoo.ENV_VAR, raising=False)
+    zoo.check_files(entry)  # every file matches the manifest (sha256, size)
+    assert entry.dtype in zoo.DTYPES and entry.task in ("edit", "complete")
+    zoo.check_card(entry.card, flag="card")
+    model = tf_faceedit.load(entry.name)
+    assert (model.method, model.task, model.attribute_names, model.image_size) == (
+        entry.method, entry.task, entry.attributes, entry.image_size)
+    assert model.info["step"] == entry.step and model.info["dtype"] == entry.dtype
+    check_edits_synthetic_faces(model, entry)
+    check_export_matches_eager(entry.name, tmp_path, entry)

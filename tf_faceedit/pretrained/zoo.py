@@ -1,0 +1,660 @@
+"""The model zoo: released inference weights, loadable by name.
+
+    tf_faceedit.load("sagan-eyeglasses-64")                      # resolves a zoo name (see `resolve`)
+    python -m tf_faceedit.pretrained                             # one zoo name per line, then its description
+    python -m tf_faceedit.pretrained add --model_dir RUN --name NAME --card CARD.md [--dtype float16]
+
+Layout of the zoo root (default: this package folder; `TF_FACEEDIT_ZOO=DIR` or a `root=` argument overrides it):
+  manifest.json            {"format": 1, "max_total_bytes": int, "entries": [entry, ...]}, entries sorted by name
+  <name>.md                the entry's model card (method, attributes, data, split, steps, wall time, metrics,
+                           CelebA's terms; `CARD_TEMPLATE.md`)
+  <name>/config.yaml       the run's resolved config (what builds the networks: method, model, data, phases)
+  <name>/<network>.weights.h5   Keras weights of each INFERENCE network only (`INFERENCE_NETWORKS`: e.g. SaGAN's
+                           generator and critic (it predicts the attributes not given), never an optimizer state)
+An entry: name, description, method, task, attributes, image_size, dtype ("float16": the float32 weights stored
+as float16 and cast back to float32 on load; "float32": as trained), step, card, networks, files ({relative path:
+{"sha256", "size"}} of the config, the weights and the card), source (the run and checkpoint it came from) and
+precision (what float16 storage changes in the outputs on a fixed batch: `compare_outputs`).
+
+Every file `load` reads is checked against the manifest first: a missing file, a wrong size or a SHA-256 mismatch
+is one `DataError` line naming the file. The zoo's files together must stay under `MAX_TOTAL_BYTES` (40 MB, the
+package size budget); `add` refuses an entry that would exceed it.
+
+Names are lowercase `[a-z0-9._-]` without a path separator. A string given to `tf_faceedit.load` (or `--model`)
+is a zoo name when it is such a name and no training run or export folder of that name exists (a local folder of
+that name wins); an entry's own folder (`<root>/<name>`) also loads by path. An unknown name is a one-line
+ConfigError listing the known ones.
+"""
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+from pathlib import Path
+
+from tf_faceedit.errors import ConfigError, DataError, suggest
+
+log = logging.getLogger("tf_faceedit")
+
+ENV_VAR = "TF_FACEEDIT_ZOO"
+MANIFEST = "manifest.json"
+FORMAT = 1
+MAX_TOTAL_BYTES = 40_000_000  # 40 MB: every file the manifest lists, together
+DTYPES = ("float16", "float32")
+CONFIG_FILE = "config.yaml"
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+FLOAT16_MAX = 65504.0
+# The package's own files in the zoo root (not entries; not counted in the size budget).
+OWN_FILES = {"__init__.py", "__main__.py", "zoo.py", "CARD_TEMPLATE.md", MANIFEST, "__pycache__"}
+
+# method -> the networks `infer` and `predict_attributes` use (what an entry stores). A method may instead define
+# `inference_networks()` on its trainer; a method in neither place stores all its networks (with a warning).
+INFERENCE_NETWORKS = {
+    "sagan": ("generator", "discriminator"),  # the critic's classification head predicts the attributes not given
+    "pggan_completion": ("generator",),
+    "fader": ("autoencoder",),
+    "icgan": ("generator", "encoder_z", "encoder_y"),
+    "attentiongan": ("generator_ab", "generator_ba"),
+}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The manifest
+
+
+def zoo_root(root=None):
+    """The zoo folder: `root`, else $TF_FACEEDIT_ZOO, else this package's folder."""
+    if root is not None:
+        return Path(root).expanduser()
+    if os.environ.get(ENV_VAR):
+        return Path(os.environ[ENV_VAR]).expanduser()
+    return Path(__file__).resolve().parent
+
+
+def _where(root):
+    return f" (zoo {root})" if root != Path(__file__).resolve().parent else ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    """One zoo model: its manifest record (`data`) and the zoo folder it lives in."""
+
+    root: Path
+    data: dict
+
+    name = property(lambda self: self.data["name"])
+    method = property(lambda self: self.data["method"])
+    task = property(lambda self: self.data.get("task", "edit"))
+    attributes = property(lambda self: list(self.data["attributes"]))
+    image_size = property(lambda self: int(self.data["image_size"]))
+    dtype = property(lambda self: self.data["dtype"])
+    step = property(lambda self: int(self.data.get("step", 0)))
+    networks = property(lambda self: list(self.data["networks"]))
+    files = property(lambda self: dict(self.data["files"]))
+    description = property(lambda self: self.data.get("description", ""))
+
+    @property
+    def directory(self):
+        return self.root / self.name
+
+    @property
+    def card(self):
+        return self.root / self.data["card"]
+
+    def weight_files(self):
+        return {name: f"{self.name}/{name}.weights.h5" for name in self.networks}
+
+    def inference_files(self):
+        """The files `load` reads: the config and the weights (relative paths)."""
+        return [f"{self.name}/{CONFIG_FILE}", *self.weight_files().values()]
+
+
+def empty_manifest():
+    return {"format": FORMAT, "max_total_bytes": MAX_TOTAL_BYTES, "entries": []}
+
+
+def read_manifest(root=None):
+    """The manifest dict of the zoo (an empty one when the folder has none). DataError naming the file when it is
+    not a zoo manifest."""
+    root = zoo_root(root)
+    path = root / MANIFEST
+    if not path.is_file():
+        if root != Path(__file__).resolve().parent and not root.is_dir():
+            raise ConfigError(f"zoo folder {root} ({ENV_VAR} or --root) does not exist")
+        return empty_manifest()
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise DataError(f"zoo manifest {path} cannot be read ({type(err).__name__}: {err}); reinstall "
+                        "tf_faceedit") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("entries"), list):
+        raise DataError(f"zoo manifest {path} is not a tf_faceedit zoo manifest (no \"entries\" list)")
+    if manifest.get("format", FORMAT) > FORMAT:
+        raise DataError(f"zoo manifest {path} has format {manifest['format']}, newer than this tf_faceedit "
+                        f"reads ({FORMAT}); upgrade tf_faceedit")
+    for i, record in enumerate(manifest["entries"]):
+        missing = [key for key in ("name", "method", "attributes", "image_size", "dtype", "networks", "files", "card")
+                   if not isinstance(record, dict) or key not in record]
+        if missing:
+            raise DataError(f"zoo manifest {path}: entry {i} lacks {', '.join(missing)}")
+    return manifest
+
+
+def entries(root=None):
+    """Every zoo entry, sorted by name."""
+    root = zoo_root(root)
+    return sorted((Entry(root, record) for record in read_manifest(root)["entries"]), key=lambda e: e.name)
+
+
+def names(root=None):
+    return [entry.name for entry in entries(root)]
+
+
+def unknown_name_error(name, root=None):
+    root = zoo_root(root)
+    known = names(root)
+    listed = ", ".join(known) if known else "none yet"
+    return ConfigError(f"unknown model {str(name)!r}: no training run or export folder of that name, and not a zoo "
+                       f"name{suggest(name, known)}; zoo names{_where(root)}: {listed} "
+                       "(python -m tf_faceedit.pretrained lists them)")
+
+
+def get(name, root=None):
+    """The entry called `name`; ConfigError listing the known names otherwise."""
+    for entry in entries(root):
+        if entry.name == name:
+            return entry
+    raise unknown_name_error(name, root)
+
+
+def is_name(text):
+    """Whether `text` has the form of a zoo name (no path separator)."""
+    return isinstance(text, str) and bool(NAME_PATTERN.match(text))
+
+
+def resolve(source, root=None):
+    """The zoo entry `source` names, or None when it is a path (of a run, an export, or anything else: `load`
+    says what is wrong with it).
+
+    `source` is an entry when it is (a) an `Entry`, (b) an entry's folder (`<zoo>/<name>`, listed by the manifest
+    beside it), or (c) a zoo name (see `is_name`) with no training run or export folder of that name in the working
+    directory. ConfigError listing the known names for a string of the form of a name that is none of these.
+    """
+    if isinstance(source, Entry):
+        return source
+    if not isinstance(source, (str, os.PathLike)):
+        return None
+    text = os.fspath(source)
+    path = Path(text)
+    from tf_faceedit.training import run_dir
+
+    if path.is_dir() and run_dir.kind(path) != "export" and not run_dir.checkpoints_dir(path).exists():
+        manifest = path.resolve().parent / MANIFEST
+        if manifest.is_file() and (path / CONFIG_FILE).is_file():
+            for entry in entries(path.resolve().parent):
+                if entry.name == path.resolve().name:
+                    return entry
+    if run_dir.kind(path) is not None or not is_name(text):
+        return None
+    return get(text, root)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Files
+
+
+def file_digest(path, chunk=1 << 20):
+    """SHA-256 hex digest of a file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_record(path):
+    path = Path(path)
+    return {"sha256": file_digest(path), "size": path.stat().st_size}
+
+
+def check_files(entry, files=None):
+    """Checks `files` (relative paths; default: all of the entry's) against the manifest: present, of their size
+    and SHA-256. DataError naming the first bad file."""
+    records = entry.files
+    for rel in files if files is not None else sorted(records):
+        path = entry.root / rel
+        expected = records.get(rel)
+        if expected is None:
+            raise DataError(f"zoo entry {entry.name}: {rel} is not in the manifest {entry.root / MANIFEST}")
+        hint = "reinstall tf_faceedit (python -m tf_faceedit.pretrained verify checks every file)"
+        if not path.is_file():
+            raise DataError(f"zoo file {path} of {entry.name} is missing; {hint}")
+        size = path.stat().st_size
+        if size != expected["size"]:
+            raise DataError(f"zoo file {path} is corrupted: {size} bytes where the manifest says "
+                            f"{expected['size']}; {hint}")
+        digest = file_digest(path)
+        if digest != expected["sha256"]:
+            raise DataError(f"zoo file {path} is corrupted: sha256 {digest[:16]}... does not match the manifest's "
+                            f"{expected['sha256'][:16]}...; {hint}")
+
+
+def total_bytes(manifest, skip=()):
+    return sum(int(record["size"]) for entry in manifest["entries"] if entry["name"] not in skip
+               for record in entry["files"].values())
+
+
+def cast_weights_file(src, dst, dtype):
+    """Copies a Keras `.weights.h5` file with its float32 arrays stored as `dtype` ("float16" or "float32"); an
+    array with values beyond float16's range stays float32. Returns the names of the arrays kept float32."""
+    import h5py
+    import numpy as np
+
+    kept = []
+
+    def copy(source, target, prefix=""):
+        for key, value in source.attrs.items():
+            target.attrs[key] = value
+        for key, item in source.items():
+            if isinstance(item, h5py.Dataset):
+                data = item[()]
+                if dtype == "float16" and getattr(data, "dtype", None) == np.float32:
+                    finite = np.isfinite(data)
+                    if np.all(np.abs(data[finite]) <= FLOAT16_MAX) if data.size else True:
+                        data = data.astype(np.float16)
+                    else:
+                        kept.append(f"{prefix}/{key}")
+                dataset = target.create_dataset(key, data=data)
+                for attr, attr_value in item.attrs.items():
+                    dataset.attrs[attr] = attr_value
+            else:
+                copy(item, target.create_group(key), f"{prefix}/{key}")
+
+    with h5py.File(src, "r") as source, h5py.File(dst, "w") as target:
+        copy(source, target)
+    return kept
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Loading
+
+
+def inference_networks(trainer, method):
+    """The names of the networks inference uses (see `INFERENCE_NETWORKS`)."""
+    own = getattr(trainer, "inference_networks", None)
+    wanted = list(own()) if callable(own) else list(INFERENCE_NETWORKS.get(method, ()))
+    if not wanted:
+        log.warning("method %s declares no inference networks (zoo.INFERENCE_NETWORKS): storing all of %s", method,
+                    ", ".join(trainer.networks))
+        return list(trainer.networks)
+    missing = [name for name in wanted if name not in trainer.networks]
+    if missing:
+        raise ConfigError(f"method {method} has no network {missing[0]!r} (networks: {', '.join(trainer.networks)}); "
+                          "fix zoo.INFERENCE_NETWORKS")
+    return wanted
+
+
+def _has_field(cfg, dotted):
+    obj = cfg
+    for part in dotted.split("."):
+        if not hasattr(obj, part):
+            return False
+        obj = getattr(obj, part)
+    return True
+
+
+def restore_trainer(entry, checkpoint=None):
+    """Builds the entry's trainer (float32) and loads its inference networks, after checking their files.
+
+    Returns:
+      (trainer, cfg, info) like `training.run_dir.restore_trainer`; info: {"zoo": name, "step", "dtype",
+      "checkpoint": the entry's folder}.
+    """
+    if checkpoint is not None:
+        raise ConfigError(f"checkpoint= applies to a training run; {entry.name} is a zoo model")
+    check_files(entry, entry.inference_files())
+    from tf_faceedit.training import precision, run_dir
+
+    cfg = run_dir.load_config(entry.directory, flag=f"zoo model {entry.name}:")
+    got = {"method": cfg.method, "attributes": list(cfg.data.attributes), "image_size": int(cfg.data.image_size)}
+    want = {"method": entry.method, "attributes": entry.attributes, "image_size": entry.image_size}
+    for key in got:
+        if got[key] != want[key]:
+            raise DataError(f"zoo entry {entry.name}: the manifest says {key} {want[key]}, its {CONFIG_FILE} says "
+                            f"{got[key]}; reinstall tf_faceedit")
+    from tf_faceedit import registry
+
+    build_cfg = cfg
+    for field, value in run_dir.INFERENCE_OVERRIDES.items():
+        if _has_field(build_cfg, field):
+            build_cfg = build_cfg.override(f"{field}={value}")
+    with precision.policy_scope("none"):  # inference in float32 (float16 weights are cast back on load)
+        trainer = registry.get(cfg.method).trainer_class(build_cfg)
+    # the phase decides the networks' graph (progressive stage), as for a checkpoint at this step
+    trainer.set_phase(trainer.phase_at(max(entry.step - 1, 0)))
+    for name, rel in entry.weight_files().items():
+        network = trainer.networks.get(name)
+        if network is None:
+            raise DataError(f"zoo entry {entry.name}: method {cfg.method} has no network {name!r}")
+        try:
+            network.load_weights(str(entry.root / rel))  # Keras casts float16 arrays to the float32 variables
+        except ValueError as err:
+            raise DataError(f"zoo file {entry.root / rel} does not fit {cfg.method}'s network {name!r}: "
+                            f"{str(err).splitlines()[0][:200]}") from None
+    return trainer, cfg, {"zoo": entry.name, "step": entry.step, "dtype": entry.dtype,
+                          "checkpoint": str(entry.directory)}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Measuring what float16 storage changes
+
+
+def fixed_batch(task, num_attributes, num_images=8, seed=0, images_dir=None, size=(96, 80)):
+    """A fixed batch: uint8 faces [N, H, W, 3] (synthetic faces of `seed`, or the first N images of `images_dir`,
+    resized to `size` = (H, W)), target attributes [N, K] in {0, 1} (seeded), and for completion a hole mask."""
+    import cv2
+    import numpy as np
+
+    height, width = size
+    if images_dir:
+        from tf_faceedit import images as images_lib
+
+        paths = sorted(p for p in Path(images_dir).iterdir() if p.suffix.lower() in images_lib.IMAGE_EXTENSIONS)
+        if not paths:
+            raise DataError(f"--images {images_dir} holds no image file")
+        faces = [cv2.resize(images_lib.read_image(p), (width, height), interpolation=cv2.INTER_AREA)
+                 for p in paths[:num_images]]
+    else:
+        from tf_faceedit.data.synthetic import make_face
+
+        faces = [make_face(seed, i, width=width, height=height)[0][..., ::-1] for i in range(num_images)]
+    rng = np.random.RandomState(seed)
+    batch = {"image": np.ascontiguousarray(np.stack(faces)).astype(np.uint8),
+             "attributes": rng.randint(0, 2, (len(faces), num_attributes)).astype(np.float32)}
+    if task == "complete":
+        mask = np.zeros((len(faces), height, width, 1), np.uint8)
+        mask[:, height // 4: height // 4 + height // 3, width // 4: 3 * width // 4] = 255  # eyes to nose
+        mask[:, 2 * height // 3: 5 * height // 6, width // 3: 2 * width // 3] = 255  # mouth
+        batch["mask"] = mask
+    return batch
+
+
+def _run(trainer, cfg, batch):
+    import numpy as np
+
+    from tf_faceedit.serving import processing
+
+    out = processing.run_inference(trainer.infer, trainer.task, batch["image"], batch["attributes"],
+                                   int(cfg.data.image_size), len(cfg.data.attributes), batch.get("mask"))
+    return {key: np.asarray(value) for key, value in out.items()}
+
+
+def compare_outputs(reference, other):
+    """Per output: uint8 images -> max_abs_diff (levels), mean_abs_diff, psnr (dB; None when identical); float
+    extras -> max_abs_diff."""
+    import numpy as np
+
+    report = {}
+    for key, ref in reference.items():
+        a, b = np.asarray(ref), np.asarray(other[key])
+        if a.dtype == np.uint8:
+            diff = np.abs(a.astype(np.int32) - b.astype(np.int32))
+            mse = float(np.mean(diff.astype(np.float64) ** 2))
+            report[key] = {"max_abs_diff": int(diff.max()), "mean_abs_diff": round(float(diff.mean()), 4),
+                           "psnr": round(10 * np.log10(255.0 ** 2 / mse), 2) if mse > 0 else None}
+        else:
+            report[key] = {"max_abs_diff": float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64))))}
+    return report
+
+
+def _cast_in_memory(trainer, names, dtype):
+    """Rounds the float32 variables of `names` to `dtype` and back (what storing them as `dtype` does)."""
+    import numpy as np
+
+    for name in names:
+        for variable in trainer.networks[name].weights:
+            value = np.asarray(variable)
+            if value.dtype == np.float32 and (not value.size or np.abs(value[np.isfinite(value)]).max(initial=0)
+                                              <= FLOAT16_MAX):
+                variable.assign(value.astype(dtype).astype(np.float32))
+
+
+def compare_dtypes(model_dir, checkpoint=None, num_images=8, seed=0, images_dir=None):
+    """What storing a run's inference weights as float16 changes: the outputs of the float32 networks and of the
+    float16-rounded ones on a fixed batch (`fixed_batch`), compared by `compare_outputs`.
+
+    Returns:
+      {"method", "step", "num_images", "networks", "outputs": {key: metrics}}.
+    """
+    from tf_faceedit.training import run_dir
+
+    trainer, cfg, info = run_dir.restore_trainer(model_dir, checkpoint)
+    networks = inference_networks(trainer, cfg.method)
+    batch = fixed_batch(trainer.task, len(cfg.data.attributes), num_images, seed, images_dir)
+    reference = _run(trainer, cfg, batch)
+    _cast_in_memory(trainer, networks, "float16")
+    return {"method": cfg.method, "step": info["step"], "num_images": len(batch["image"]), "networks": networks,
+            "outputs": compare_outputs(reference, _run(trainer, cfg, batch))}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Adding an entry (maintainers)
+
+
+def check_card(path, flag="--card"):
+    """The text of a model card; ConfigError when it is missing, empty, unfilled or lacks CelebA's terms."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{flag} {path} does not exist (copy tf_faceedit/pretrained/CARD_TEMPLATE.md)")
+    text = path.read_text(encoding="utf-8")
+    if "TODO" in text:
+        raise ConfigError(f"{flag} {path} still has TODO fields: fill them in")
+    if not re.search(r"non-?commercial", text, re.IGNORECASE):
+        raise ConfigError(f"{flag} {path} does not state CelebA's non-commercial research terms (see "
+                          "CARD_TEMPLATE.md, section Terms)")
+    return text
+
+
+def _write_json_atomic(path, data):
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def add(model_dir, name, card, dtype="float16", description=None, checkpoint=None, root=None, replace=False,
+        num_images=8, seed=0):
+    """Writes a zoo entry from a training run: config.yaml, the inference networks' weights (as `dtype`) and the
+    model card, then the manifest record with each file's sha256 and size.
+
+    Checks: the name's form; the card (`check_card`); the zoo's size budget (`MAX_TOTAL_BYTES`); that the entry,
+    loaded back in float32, reproduces the run's outputs on a fixed batch within 1 level (else the method's
+    `INFERENCE_NETWORKS` miss a network). Records in `precision` what float16 storage changes on that batch.
+    Returns the new Entry.
+    """
+    if not is_name(name):
+        raise ConfigError(f"--name {name!r} must be lowercase letters, digits, '.', '_' or '-' (e.g. "
+                          "sagan-eyeglasses-64), at most 64 characters")
+    if dtype not in DTYPES:
+        raise ConfigError(f"--dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    check_card(card)
+    root = zoo_root(root)
+    root.mkdir(parents=True, exist_ok=True)
+    manifest = read_manifest(root)
+    if any(e["name"] == name for e in manifest["entries"]) and not replace:
+        raise ConfigError(f"zoo entry {name} already exists in {root}; pass --replace to overwrite it")
+    from tf_faceedit.training import run_dir
+
+    trainer, cfg, info = run_dir.restore_trainer(model_dir, checkpoint)
+    if trainer.task not in ("edit", "complete"):
+        raise ConfigError(f"--model_dir {model_dir} holds a {cfg.method!r} model (task {trainer.task!r}); the zoo "
+                          "serves the edit and complete tasks (tf_faceedit.load)")
+    networks = inference_networks(trainer, cfg.method)
+    batch = fixed_batch(trainer.task, len(cfg.data.attributes), num_images, seed)
+    reference = _run(trainer, cfg, batch)
+
+    tmp_root = root / f".add-{name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp_root, ignore_errors=True)
+    staged = tmp_root / name
+    staged.mkdir(parents=True)
+    try:
+        cfg.to_yaml(staged / CONFIG_FILE)
+        for net in networks:
+            trainer.networks[net].save_weights(str(staged / f"{net}.weights.h5"))
+        shutil.copyfile(card, tmp_root / f"{name}.md")
+        record = {"name": name, "description": description or "", "method": cfg.method, "task": trainer.task,
+                  "attributes": list(cfg.data.attributes), "image_size": int(cfg.data.image_size), "dtype": "float32",
+                  "step": int(info["step"]), "card": f"{name}.md", "networks": networks, "files": {}}
+
+        def staged_entry():
+            files = {f"{name}/{CONFIG_FILE}": file_record(staged / CONFIG_FILE), f"{name}.md": file_record(
+                tmp_root / f"{name}.md")}
+            files.update({f"{name}/{net}.weights.h5": file_record(staged / f"{net}.weights.h5") for net in networks})
+            return Entry(tmp_root, {**record, "files": files})
+
+        # 1. the float32 entry must reproduce the run (every network inference uses is stored)
+        entry_trainer, entry_cfg, _ = restore_trainer(staged_entry())
+        as_float32 = compare_outputs(reference, _run(entry_trainer, entry_cfg, batch))
+        worst = max((m["max_abs_diff"] for m in as_float32.values() if "psnr" in m), default=0)
+        if worst > 1:
+            raise ConfigError(f"the entry's networks ({', '.join(networks)}) do not reproduce --model_dir "
+                              f"{model_dir} (max diff {worst} levels): zoo.INFERENCE_NETWORKS['{cfg.method}'] misses "
+                              "a network that inference uses")
+        # 2. float16 storage: what it changes (measured for every entry, so the choice can be checked)
+        for net in networks:
+            path = staged / f"{net}.weights.h5"
+            half = staged / f"{net}.half.weights.h5"
+            kept = cast_weights_file(path, half, "float16")
+            if kept:
+                log.warning("%s: %d array(s) beyond float16's range kept float32: %s", net, len(kept), ", ".join(kept))
+            entry_trainer.networks[net].load_weights(str(half))  # cast back to float32, as on load
+            if dtype == "float16":
+                os.replace(half, path)
+            else:
+                half.unlink()
+        half_outputs = _run(entry_trainer, entry_cfg, batch)
+        record["dtype"] = dtype
+        record["precision"] = {"float16_vs_float32": compare_outputs(reference, half_outputs),
+                               "batch": f"{len(batch['image'])} synthetic faces (seed {seed}), seeded targets"}
+        record["source"] = {"model_dir": str(Path(model_dir).resolve()), "checkpoint": Path(info["checkpoint"]).name}
+        record["files"] = staged_entry().files
+        record["description"] = description or (f"{cfg.method}: {', '.join(cfg.data.attributes)} at "
+                                                f"{cfg.data.image_size}x{cfg.data.image_size} ({record['dtype']})")
+
+        size = sum(r["size"] for r in record["files"].values())
+        total = total_bytes(manifest, skip={name}) + size
+        limit = int(manifest.get("max_total_bytes", MAX_TOTAL_BYTES))
+        if total > limit:
+            raise ConfigError(f"zoo entry {name} ({size / 1e6:.1f} MB) would bring the zoo to {total / 1e6:.3g} MB, "
+                              f"over its {limit / 1e6:.3g} MB limit; try --dtype float16 or a smaller model")
+
+        # 3. publish: the files, then the manifest
+        final = root / name
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(staged, final)
+        os.replace(tmp_root / f"{name}.md", root / f"{name}.md")
+        manifest["entries"] = sorted([e for e in manifest["entries"] if e["name"] != name] + [record],
+                                     key=lambda e: e["name"])
+        manifest.setdefault("format", FORMAT)
+        manifest.setdefault("max_total_bytes", MAX_TOTAL_BYTES)
+        _write_json_atomic(root / MANIFEST, manifest)
+    finally:
+        shutil.rmtree(tmp_root, ignore_errors=True)
+    log.info("added zoo entry %s (%s, %.2f MB) from %s", name, record["dtype"], size / 1e6, info["checkpoint"])
+    return Entry(root, record)
+
+
+def remove(name, root=None):
+    """Removes an entry's files and its manifest record."""
+    root = zoo_root(root)
+    entry = get(name, root)
+    manifest = read_manifest(root)
+    manifest["entries"] = [e for e in manifest["entries"] if e["name"] != name]
+    _write_json_atomic(root / MANIFEST, manifest)
+    shutil.rmtree(entry.directory, ignore_errors=True)
+    entry.card.unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Verifying the zoo
+
+
+def synthetic_faces(n=2, height=40, width=36, seed=0):
+    """uint8 RGB synthetic faces [n, height, width, 3] (not the model's size)."""
+    import numpy as np
+
+    from tf_faceedit.data.synthetic import make_face
+
+    return np.stack([make_face(seed, i, width=width, height=height)[0][..., ::-1] for i in range(n)]).copy()
+
+
+def check_model(entry):
+    """Loads the entry with `tf_faceedit.load` and edits (completes) two synthetic faces; returns the problems."""
+    import numpy as np
+
+    from tf_faceedit import api
+
+    model = api.load(entry.name if entry.root == zoo_root() else entry.directory)
+    problems = []
+    for key, want in (("method", entry.method), ("attribute_names", entry.attributes),
+                      ("image_size", entry.image_size), ("task", entry.task)):
+        if getattr(model, key) != want:
+            problems.append(f"{key} is {getattr(model, key)!r}, the manifest says {want!r}")
+    faces = synthetic_faces()
+    targets = {name: 1.0 for name in entry.attributes}
+    if model.task == "complete":
+        mask = np.zeros(faces.shape[:3] + (1,), np.uint8)
+        mask[:, 10:25, 8:28] = 255
+        out = model.complete(faces, mask, targets)
+        keys = ("completed", "raw")
+    else:
+        out = model.edit(faces, targets)
+        keys = ("image",)
+    for key in keys:
+        if out[key].shape != faces.shape or out[key].dtype != np.uint8:
+            problems.append(f"output {key} is {out[key].dtype} {out[key].shape}, expected uint8 {faces.shape}")
+    return problems
+
+
+def verify(root=None, only=None, load=False):
+    """Checks the zoo: every file of every entry (or of `only`, names) against the manifest, the cards' terms, the
+    size budget, no stray file; with `load`, each entry loads and edits synthetic faces (`check_model`).
+
+    Returns:
+      {name: [problems]} (an empty list: the entry is fine) and, under "", the zoo-wide problems.
+    """
+    root = zoo_root(root)
+    manifest = read_manifest(root)
+    all_entries = entries(root)
+    known = {e.name for e in all_entries}
+    for name in only or ():
+        if name not in known:
+            raise unknown_name_error(name, root)
+    report = {"": []}
+    for entry in all_entries:
+        if only and entry.name not in only:
+            continue
+        problems = []
+        try:
+            check_files(entry)
+            if entry.data["card"] not in entry.files:
+                problems.append(f"card {entry.data['card']} is not in its files")
+            check_card(entry.card, flag="card")
+            if load:
+                problems.extend(check_model(entry))
+        except (ConfigError, DataError) as err:
+            problems.append(str(err))
+        report[entry.name] = problems
+    total = total_bytes(manifest)
+    limit = int(manifest.get("max_total_bytes", MAX_TOTAL_BYTES))
+    if total > limit:
+        report[""].append(f"the zoo holds {total / 1e6:.3g} MB, over its {limit / 1e6:.3g} MB limit")
+    listed = {rel.split("/")[0] for e in all_entries for rel in e.files}
+    if root.is_dir():
+        stray = [p.name for p in root.iterdir() if p.name not in listed and p.name not in OWN_FILES]
+        if stray:
+            report[""].append(f"files not in the manifest (they would be packaged): {', '.join(sorted(stray))}")
+    return report
