@@ -29,6 +29,15 @@ def main_wrapper(fn):
         return 130
 
 
+MODEL_HELP = ("zoo model name (python -m tf_faceedit.pretrained lists them), or a training run / export version "
+              "folder")
+
+
+def add_model_argument(parser, **kwargs):
+    """`--model NAME_OR_PATH`: a zoo name (`tf_faceedit.pretrained`) or a folder, as `tf_faceedit.load` takes."""
+    return parser.add_argument("--model", help=MODEL_HELP, **kwargs)
+
+
 def run_cli(work, verbose=True):
     """The shared tail of a CLI's main(): quiet TensorFlow start-up, logging, then `main_wrapper(work)`.
 

@@ -2,6 +2,7 @@
 
     pip install -e ".[demo]"
     python -m tf_faceedit.demo --model_dir=runs/sagan_quick [--model_dir=RUN2 ...] [--export_dir=EXPORT] [--port 7860]
+    python -m tf_faceedit.demo --model sagan-eyeglasses-64 [--model NAME2 ...]          # zoo models
 
 Open http://127.0.0.1:7860, upload a photo (or pick a generated example), set the attributes and see the result
 pasted back into the photo, the aligned crop before/after, the attention overlay and the residual. Completion
@@ -19,6 +20,7 @@ def parse_args(argv=None):
 
     parser = argparse.ArgumentParser(prog="python -m tf_faceedit.demo", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    cli_util.add_model_argument(parser, action="append", default=[])
     parser.add_argument("--model_dir", action="append", default=[], help="training run folder (repeatable)")
     parser.add_argument("--export_dir", action="append", default=[], help="export version folder (repeatable)")
     parser.add_argument("--port", type=int, default=7860, help="port to serve on (default 7860)")
@@ -29,8 +31,8 @@ def parse_args(argv=None):
     parser.add_argument("--detector_model", help="YuNet .onnx face detector (default: OpenCV Haar cascades)")
     parser.add_argument("--quiet", action="store_true", help="warnings only")
     args = parser.parse_args(argv)
-    if not args.model_dir and not args.export_dir:
-        parser.error("give at least one --model_dir or --export_dir")
+    if not args.model and not args.model_dir and not args.export_dir:
+        parser.error("give at least one --model, --model_dir or --export_dir")
     if not 0 < args.port < 65536:
         parser.error(f"--port must be in 1..65535, got {args.port}")
     if args.max_side < 64:
@@ -42,11 +44,17 @@ def main(argv=None):
     args = parse_args(argv)
 
     def work():
-        from tf_faceedit import demo_lib
+        from tf_faceedit import demo_lib, pretrained
+        from tf_faceedit.training import run_dir
 
-        print(f"loading {len(args.model_dir) + len(args.export_dir)} model(s); the page will be at "
+        model_dirs, export_dirs = list(args.model_dir), list(args.export_dir)
+        for model in args.model:  # a zoo name loads from its entry folder (labelled by the name)
+            entry = pretrained.resolve(model)
+            (export_dirs if entry is None and run_dir.is_export(model) else model_dirs).append(
+                str(entry.directory) if entry is not None else model)
+        print(f"loading {len(model_dirs) + len(export_dirs)} model(s); the page will be at "
               f"http://{args.host}:{args.port}", flush=True)
-        demo_lib.run(args.model_dir, args.export_dir, port=args.port, host=args.host, max_side=args.max_side,
+        demo_lib.run(model_dirs, export_dirs, port=args.port, host=args.host, max_side=args.max_side,
                      detector_model=args.detector_model)
         return 0
 

@@ -1,6 +1,7 @@
 """Export a trained run as a TF Serving SavedModel (and its networks as `.keras` files).
 
     python -m tf_faceedit.export --model_dir=RUN --export_dir=BASE/NAME/VERSION [--checkpoint=RUN/checkpoints/ckpt-N]
+    python -m tf_faceedit.export --model sagan-eyeglasses-64 --export_dir=BASE/sagan/1    # a zoo model
 
 VERSION must be an integer (TF Serving's layout) and must not exist yet. The CLI only parses:
 `tf_faceedit.serving.export_lib.export` does the work (see there for the signatures and the layout).
@@ -15,7 +16,9 @@ from tf_faceedit import cli_util
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(prog="python -m tf_faceedit.export", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model_dir", required=True, help="training run folder (config.yaml, checkpoints/)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model_dir", help="training run folder (config.yaml, checkpoints/)")
+    cli_util.add_model_argument(source)
     parser.add_argument("--export_dir", required=True, help="BASE/NAME/VERSION, VERSION an integer")
     parser.add_argument("--checkpoint", help="a ckpt-XXXXXXXX folder (default: the latest of --model_dir)")
     parser.add_argument("--quiet", action="store_true", help="log warnings only")
@@ -28,7 +31,7 @@ def main(argv=None):
     def work():
         from tf_faceedit.serving import export_lib
 
-        result = export_lib.export(args.model_dir, args.export_dir, args.checkpoint)
+        result = export_lib.export(args.model or args.model_dir, args.export_dir, args.checkpoint)
         print(f"exported {result['method']} step {result['step']} to {result['export_dir']}  "
               f"signatures: {', '.join(result['signatures'])}  networks: {', '.join(result['networks'])}")
         return 0

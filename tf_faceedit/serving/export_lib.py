@@ -92,15 +92,19 @@ class ServingModule(tf.Module):
 
 
 def export(model_dir, export_dir, checkpoint=None):
-    """Exports the latest (or given) checkpoint of `model_dir` to `export_dir` (see the module docstring).
+    """Exports the latest (or given) checkpoint of `model_dir` (or a zoo model: `model_dir` its name) to
+    `export_dir` (see the module docstring).
 
     Returns:
       dict: export_dir, checkpoint, step, method, task, signatures (names), networks (name -> .keras path).
     """
+    from tf_faceedit import pretrained
     from tf_faceedit.api import restore_trainer
 
     export_dir = check_export_dir(export_dir)
-    trainer, cfg, info = restore_trainer(model_dir, checkpoint)
+    entry = pretrained.resolve(model_dir)  # a zoo name (tf_faceedit/pretrained) exports like a run
+    trainer, cfg, info = (pretrained.restore_trainer(entry, checkpoint) if entry is not None
+                          else restore_trainer(model_dir, checkpoint))
     if trainer.task not in processing.TASKS:
         raise ConfigError(f"--model_dir {model_dir} holds a {cfg.method!r} model (task {trainer.task!r}); export "
                           f"serves the tasks {', '.join(processing.TASKS)}")
@@ -116,6 +120,8 @@ def export(model_dir, export_dir, checkpoint=None):
         extra.mkdir(exist_ok=True)
         networks = {}
         for name, network in trainer.export_networks().items():
+            if entry is not None and name not in entry.networks:
+                continue  # a zoo model holds only its inference networks (the others are not trained weights)
             network.save(str(extra / f"{name}.keras"))
             networks[name] = str(export_dir / EXTRA_DIR / f"{name}.keras")
         cfg.to_yaml(extra / "config.yaml")
