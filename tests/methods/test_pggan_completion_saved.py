@@ -58,3 +58,26 @@ def test_old_weights_file_loads_into_a_new_network(name, stored, tmp_path):
     # the check bites: a freshly initialised network does not give the stored outputs
     assert not np.allclose(keras.ops.convert_to_numpy(next(iter(before.values()))), stored[next(iter(before))],
                            atol=1e-3)
+
+
+# Every public name of the single-file module (definitions and what it imported), except imported modules.
+OLD_PUBLIC_NAMES = """
+    DataConfig ExperimentConfig MaskConfig TrainConfig check check_choice check_range NORMALIZATIONS ConvNormAct FadeIn
+    MinibatchStddev ResidualBlock TileAttributes downsample2x upsample2x flip_attribute flip_one_attribute
+    attribute_bce_loss boundary_loss get_adversarial_loss gradient_penalty masked_l1_loss perceptual_loss
+    vgg16_feature_extractor GANTrainer Phase HistoryBuffer log MIN_FILTERS SAMPLE_MIN_SIZE PGGANCompletionModelConfig
+    ProgressiveConfig PGGANCompletionLossConfig PGGANCompletionConfig stage_resolutions filters_at
+    PGGANCompletionGenerator PGGANCompletionDiscriminator build_generator build_discriminator observe complete
+    PGGANCompletion
+""".split()
+
+
+def test_the_package_keeps_every_public_name_of_the_single_file_module():
+    from tf_faceedit import registry
+
+    assert [name for name in OLD_PUBLIC_NAMES if not hasattr(pgc, name)] == []
+    assert all(hasattr(pgc, name) for name in pgc.__all__)
+    assert registry.get("pggan_completion").trainer_class is pgc.PGGANCompletion
+    assert keras.saving.get_registered_name(pgc.PGGANCompletionGenerator) == "tf_faceedit>PGGANCompletionGenerator"
+    assert (keras.saving.get_registered_name(pgc.PGGANCompletionDiscriminator)
+            == "tf_faceedit>PGGANCompletionDiscriminator")

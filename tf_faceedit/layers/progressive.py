@@ -9,12 +9,22 @@ Tensors are NHWC; resolutions are powers of two.
                    goes 0 -> 1 over a stage (alpha: a scalar variable or tensor, or one value per example)
   MinibatchStddev: appends one channel holding the mean standard deviation of the features across groups of the
                    batch (lets the discriminator see the variety of a batch)
+  stage_resolutions(start, resolution): [start, 2 start, ..., resolution], the side of each stage
+  filters_at(R, fmap_base, fmap_max): PGGAN's width at resolution R; he_std(fan_in, gain): He initial std
+  ProgressiveNetwork: base `keras.Model` holding the layers of every stage, `set_stage(s)`, the fade-in `alpha`
+                   and the active (current-stage) trainable variables
 
 Equalized learning rate (PGGAN's run-time weight scaling) is not provided: the networks use He-scaled initial
 weights and Adam, see docs/methods/pggan_completion.md.
 """
 
+import math
+
 import keras
+
+from tf_faceedit.layers.blocks import ConvNormAct
+
+MIN_FILTERS = 8
 
 
 def downsample2x(x, factor=2):
@@ -122,3 +132,122 @@ class MinibatchStddev(keras.layers.Layer):
         config = super().get_config()
         config.update(group_size=self.group_size, epsilon=self.epsilon)
         return config
+
+
+def is_power_of_two(n) -> bool:
+    """True for an int n = 2^k >= 1."""
+    return isinstance(n, int) and n >= 1 and n & (n - 1) == 0
+
+
+def stage_resolutions(start_resolution: int, resolution: int) -> list[int]:
+    """[start, 2 * start, ..., resolution]: the side of each stage."""
+    sizes, r = [], int(start_resolution)
+    while r <= resolution:
+        sizes.append(r)
+        r *= 2
+    if sizes[-1] != resolution:
+        raise ValueError(f"resolution {resolution} is not start_resolution {start_resolution} times a power of two")
+    return sizes
+
+
+def filters_at(resolution: int, fmap_base: int, fmap_max: int) -> int:
+    """PGGAN's width at a resolution: min(fmap_max, 2 * fmap_base / R), at least 8."""
+    return max(MIN_FILTERS, min(int(fmap_max), (2 * int(fmap_base)) // int(resolution)))
+
+
+def he_std(fan_in: int, gain: float = 2.0) -> float:
+    """He et al. (2015) initial std sqrt(gain / fan_in) (gain 2 before a (leaky) ReLU, 1 before a linear output)."""
+    return math.sqrt(gain / fan_in)
+
+
+def run_layers(layers, x, training):
+    """Calls `layers` in sequence on x (each with `training=`)."""
+    for layer in layers:
+        x = layer(x, training=training)
+    return x
+
+
+class ProgressiveNetwork(keras.Model):
+    """Base of progressively grown networks: the stages, the fade-in weight `alpha` and the per-stage variables.
+
+    A subclass creates the layers of EVERY resolution in its constructor, then calls `_build_all_stages` (one
+    eager pass per stage creates all variables, so optimizers can be built on all of them); its `call` runs the
+    graph of `self.stage`, blending the newest resolution in with `FadeIn` and `self.alpha`; `_used()` lists the
+    layers of the current stage (`active_trainable_variables`, what a trainer updates); `get_config` extends
+    `_base_config()`. `set_stage(s)` selects stage s (0 = start_resolution); the non-trainable scalar `alpha` is
+    assigned by the trainer every step.
+
+    Args:
+      resolution: final side (start_resolution times a power of two).
+      start_resolution: side of stage 0.
+      fmap_base, fmap_max: widths, see `filters_at`.
+      negative_slope: LeakyReLU slope of `_conv`.
+      **kwargs: `keras.Model` arguments (name, ...).
+    """
+
+    def __init__(self, resolution, start_resolution, fmap_base, fmap_max, negative_slope, **kwargs):
+        super().__init__(**kwargs)
+        self.resolution = int(resolution)
+        self.start_resolution = int(start_resolution)
+        self.fmap_base = int(fmap_base)
+        self.fmap_max = int(fmap_max)
+        self.negative_slope = float(negative_slope)
+        self.resolutions = stage_resolutions(self.start_resolution, self.resolution)
+        self.num_stages = len(self.resolutions)
+        self.stage = self.num_stages - 1
+        # fade-in weight of the current stage's new layers; assigned by the trainer every step
+        self.alpha = self.add_weight(shape=(), initializer="ones", trainable=False, name="alpha",
+                                     aggregation="only_first_replica")
+
+    def filters(self, resolution):
+        """`filters_at(resolution)` with this network's fmap_base / fmap_max."""
+        return filters_at(resolution, self.fmap_base, self.fmap_max)
+
+    def _conv(self, filters, kernel_size, fan_in, name, norm="none", activation="lrelu", gain=2.0):
+        """A ConvNormAct with He-scaled initial weights for `fan_in` input channels."""
+        return ConvNormAct(filters, kernel_size, norm=norm, activation=activation, negative_slope=self.negative_slope,
+                           kernel_stddev=he_std(kernel_size * kernel_size * fan_in, gain), name=name)
+
+    @property
+    def current_resolution(self):
+        return self.resolutions[self.stage]
+
+    def set_stage(self, stage):
+        """Selects the graph of stage `stage` (python int, 0 = start resolution); alpha is left as it is."""
+        stage = int(stage)
+        if not 0 <= stage < self.num_stages:
+            raise ValueError(f"{self.name}: stage must be in [0, {self.num_stages - 1}] "
+                             f"(resolutions {self.resolutions}), got {stage}")
+        self.stage = stage
+        self.predict_function = None  # a stage has its own graph
+
+    def _check_size(self, image):
+        size = image.shape[1]
+        if size is not None and size != self.current_resolution:
+            raise ValueError(f"{self.name} is at stage {self.stage} ({self.current_resolution}x"
+                             f"{self.current_resolution}) but got {size}x{image.shape[2]} images; call "
+                             f"set_stage() or average-pool the input to the stage resolution")
+
+    def _build_all_stages(self, make_inputs, stage):
+        """One eager forward pass per stage on a batch of 1 creates every variable (optimizers are built on all)."""
+        for s, r in enumerate(self.resolutions):
+            self.stage = s
+            self.call(make_inputs(r), training=False)
+        self.built = True
+        self.set_stage(self.num_stages - 1 if stage is None else stage)
+
+    def _used(self):
+        raise NotImplementedError
+
+    @property
+    def active_trainable_variables(self):
+        """Trainable variables of the layers the current stage uses (both fade-in paths included)."""
+        variables = []
+        for layer in self._used():
+            variables.extend(layer.trainable_variables)
+        return variables
+
+    def _base_config(self):
+        return {"name": self.name, "trainable": self.trainable, "resolution": self.resolution,
+                "start_resolution": self.start_resolution, "fmap_base": self.fmap_base, "fmap_max": self.fmap_max,
+                "negative_slope": self.negative_slope, "stage": self.stage}

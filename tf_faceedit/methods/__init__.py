@@ -1,7 +1,8 @@
-"""One file per method; importing this package imports (and so registers) every module in it.
+"""One file per method, or one package (e.g. `pggan_completion/`: config, networks, trainer); importing this
+package imports (and so registers) every module and subpackage in it.
 
-A new method is a new file here that calls `tf_faceedit.registry.register(...)` at import time; nothing else needs
-to list it.
+A new method is a new file (or package) here that calls `tf_faceedit.registry.register(...)` at import time;
+nothing else needs to list it.
 """
 
 import importlib
