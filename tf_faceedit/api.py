@@ -266,14 +266,21 @@ class FaceEditModel:
 
 
 def load(path, checkpoint=None):
-    """Loads a training run (a folder with config.yaml) or an export version dir (saved_model.pb).
+    """Loads a training run (a folder with config.yaml), an export version dir (saved_model.pb) or a zoo model by
+    name (`tf_faceedit.pretrained`: `python -m tf_faceedit.pretrained` lists them).
 
     Args:
-      path: model_dir or export dir.
+      path: model_dir, export dir or zoo name (a run or export folder of that name wins).
       checkpoint: for a model_dir, a `ckpt-XXXXXXXX` folder (default: the latest).
     Returns:
       FaceEditModel.
     """
+    from tf_faceedit import pretrained
+
+    entry = pretrained.resolve(path)  # a zoo name -> its entry (unknown name: ConfigError listing them); else None
+    if entry is not None:
+        trainer, cfg, info = pretrained.restore_trainer(entry, checkpoint)  # files checked against their sha256
+        return FaceEditModel(_TrainerBackend(trainer, cfg), cfg, info)
     path = Path(path)
     if (path / "saved_model.pb").is_file():
         if checkpoint is not None:

@@ -1,5 +1,6 @@
 """Edit the faces of your own photo (or a folder of photos) with a trained model or an export.
 
+    python -m tf_faceedit.edit --model sagan-eyeglasses-64 --image photo.jpg --set Eyeglasses=1 --out out.jpg
     python -m tf_faceedit.edit --model_dir=RUN --image photo.jpg --set Smiling=1 --out out.jpg
     python -m tf_faceedit.edit --export_dir=EXPORT/sagan/1 --image photos/ --set Eyeglasses=1 --out edited/
     python -m tf_faceedit.edit --model_dir=COMPLETION_RUN --image photo.jpg --mask hole.png --out filled.jpg
@@ -18,6 +19,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(prog="python -m tf_faceedit.edit", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     source = parser.add_mutually_exclusive_group(required=True)
+    cli_util.add_model_argument(source)
     source.add_argument("--model_dir", help="training run folder")
     source.add_argument("--export_dir", help="export version folder (saved_model.pb)")
     parser.add_argument("--image", required=True, help="photo file or folder of photos")
@@ -54,7 +56,7 @@ def main(argv=None):
     def work():
         from tf_faceedit import edit_lib
 
-        results = edit_lib.edit_photos(args.model_dir or args.export_dir, args.image, args.out,
+        results = edit_lib.edit_photos(args.model or args.model_dir or args.export_dir, args.image, args.out,
                                        parse_assignments(args.assignments), face=args.face, mask=args.mask,
                                        detector_model=args.detector_model, feather=args.feather)
         for result in results:
