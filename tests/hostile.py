@@ -116,3 +116,71 @@ def make_dataset_with(folder, num_good=12, extra=None, attr_text=None, csv_text=
         text = attr_text if attr_text is not None else celeba_attr_text(names)
         (folder / "list_attr_celeba.txt").write_text(text, encoding="utf-8")
     return folder, names
+
+
+# -- images that lie: headers that promise what the data does not hold --------------------------------------------
+
+def jpeg_bomb(width=16000, height=16000, comment_bytes=70_000):
+    """A JPEG of a small face whose frame header (SOF) is patched to declare width x height and comes after
+    `comment_bytes` of COM segments: more than any fixed-size prefix scan reads (the old 64 KB). Decoding it would
+    allocate width x height x 3 bytes (768 MB at 16000 x 16000)."""
+    jpeg = encode(_face(), ".jpg")
+    sof = jpeg.find(b"\xff\xc0")
+    assert sof > 0
+    patched = jpeg[:sof + 5] + struct.pack(">HH", height, width) + jpeg[sof + 9:]
+    segments, left = [], comment_bytes
+    while left > 0:
+        size = min(left, 65533)
+        segments.append(b"\xff\xfe" + struct.pack(">H", size + 2) + b"c" * size)
+        left -= size
+    return patched[:2] + b"".join(segments) + patched[2:]
+
+
+def undecodable_png(seed=0, size=(54, 44)):
+    """A PNG with a valid signature and IHDR (size[1] x size[0]) whose image data is damaged: it passes every header
+    scan, and no decoder (TensorFlow, OpenCV) can decode it."""
+    png = encode(_face(seed, size), ".png")
+    idat = png.find(b"IDAT")
+    length = struct.unpack(">I", png[idat - 4:idat])[0]
+    garbage = bytes((i * 37 + seed) % 256 for i in range(length))
+    crc = struct.pack(">I", zlib.crc32(b"IDAT" + garbage) & 0xFFFFFFFF)  # a valid CRC: only the data is wrong
+    return png[:idat + 4] + garbage + crc + png[idat + 8 + length:]
+
+
+def rgba_photo(face_rgb, border=40, alpha_border=0):
+    """An RGBA uint8 photo: `face_rgb` on a grey canvas with a transparent frame `border` px wide (alpha
+    `alpha_border`) and a half-transparent band at the top; returns (rgb, alpha)."""
+    height, width = face_rgb.shape[:2]
+    rgb = np.full((height + 2 * border, width + 2 * border, 3), 128, np.uint8)
+    rgb[border:border + height, border:border + width] = face_rgb
+    alpha = np.full(rgb.shape[:2], alpha_border, np.uint8)
+    alpha[border:border + height, border:border + width] = 255
+    alpha[border:border + 10, border:border + width] = 100
+    return rgb, alpha
+
+
+def unreadable_image_bytes():
+    """name -> bytes of files with an image extension that `images.read_image` must refuse with one line, without
+    decoding them: bombs (a header declaring too many pixels) and liars (a valid header over damaged data)."""
+    return {
+        "bomb_after_comments.jpg": jpeg_bomb(),
+        "bomb.png": huge_png(),
+        "damaged_data.png": undecodable_png(),
+        "text_named.jpg": b"this is not an image\n",
+        "zero_byte.jpg": b"",
+        "ppm_named.png": b"P6\n4 4\n255\n" + bytes(48),  # OpenCV would decode it; not an accepted format
+    }
+
+
+def detectable_face(folder, seed=0):
+    """RGB uint8 178x218 drawn face that OpenCV's Haar cascade finds (from `make_synthetic_celeba` in `folder`)."""
+    from tf_faceedit.data import align
+    from tf_faceedit.data.synthetic import make_synthetic_celeba
+
+    data = make_synthetic_celeba(Path(folder), num_images=8, width=178, height=218, seed=seed)
+    detector = align.HaarDetector()
+    for path in sorted((Path(data) / "images").iterdir()):
+        face = align.read_image(path)
+        if align.detect_faces(face, detector):
+            return face
+    raise AssertionError("the cascade found none of the drawn faces")

@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 
 from tests import hostile
+from tf_faceedit import images
 from tf_faceedit.config import DataConfig
 from tf_faceedit.data import align, celeba
-from tf_faceedit.errors import DataError
+from tf_faceedit.errors import ConfigError, DataError
 
 
 def _cli(main, argv, capsys):
@@ -60,11 +61,11 @@ def test_too_many_bad_images_fail_naming_one(tmp_path):
 
 
 def test_header_size_guard():
-    assert celeba.image_header_size(hostile.huge_png()[:64]) == (20000, 20000)
+    assert images.header_of_bytes(hostile.huge_png()[:64]).pixels == 20000 * 20000
     face = hostile._face()
-    assert celeba.image_header_size(hostile.encode(face, ".jpg")[:4096]) == (44, 54)
-    assert celeba.image_header_size(hostile.encode(face, ".bmp")[:64]) == (44, 54)
-    assert celeba.too_large(hostile.huge_png()[:64]) and not celeba.too_large(hostile.encode(face, ".png")[:64])
+    for ext in (".jpg", ".png", ".bmp", ".gif", ".webp", ".tiff"):
+        header = images.header_of_bytes(hostile.encode(face, ext))
+        assert (header.width, header.height) == (44, 54), ext
 
 
 def test_read_image_handles_or_names_the_file(tmp_path):
@@ -188,3 +189,226 @@ def test_client_bad_server_and_bad_image(rest, tmp_path, capsys):
     code, err = _cli(client.main, base + ["--server=127.0.0.1:1", f"--image={images['huge.png']}"], capsys)
     assert code != 0 and len(_error_lines(err)) == 1 and "huge.png" in err, err
     assert not out.exists()
+
+
+# -- images that lie ------------------------------------------------------------------------------------------------
+
+def test_jpeg_bomb_after_comments_is_refused_wherever_an_image_is_read(tmp_path):
+    """SOF declaring 16000x16000 after 70 KB of COM segments (beyond the old 64 KB prefix scan)."""
+    from tf_faceedit import demo_lib
+    from tf_faceedit.serving import client
+
+    bomb = tmp_path / "bomb.jpg"
+    bomb.write_bytes(hostile.jpeg_bomb())
+    for read in (align.read_image, lambda p: client.read_image(p, "--image"), images.read_image_alpha):
+        with pytest.raises(DataError, match="16000x16000") as info:
+            read(bomb)
+        assert "bomb.jpg" in str(info.value) and "\n" not in str(info.value)
+    with pytest.raises(DataError, match="bomb.jpg is 16000x16000 pixels; the demo takes up to 40 megapixels"):
+        demo_lib.read_photo(bomb)
+    folder, names = hostile.make_dataset_with(tmp_path / "ds", num_good=6, extra={"bomb.jpg": bomb.read_bytes()})
+    cfg = DataConfig(data_dir=str(folder), attributes=hostile.ATTRIBUTES, image_size=16, max_corrupt_fraction=0.5)
+    kept = celeba.drop_corrupt(celeba.load_records(cfg, "train"), cfg.max_corrupt_fraction)
+    assert len(kept) == 6 and not any(p.endswith("bomb.jpg") for p in kept.paths)
+
+
+def _undecodable_dataset(folder, n=6):
+    extra = {f"{i:06d}.png": hostile.undecodable_png(i) for i in range(n)}
+    return hostile.make_dataset_with(folder, num_good=0, extra=extra)
+
+
+def test_dataset_whose_files_pass_the_scan_but_never_decode(tmp_path, capsys):
+    from tf_faceedit import train
+
+    folder, names = _undecodable_dataset(tmp_path / "ds")
+    cfg = DataConfig(data_dir=str(folder), attributes=hostile.ATTRIBUTES, image_size=16, max_corrupt_fraction=0.0)
+    records = celeba.load_records(cfg, "train")
+    assert len(celeba.drop_corrupt(records, 0.0)) == len(names)  # every header is valid
+    argv = ["--method=sagan", f"--data_dir={folder}", "--quiet", "--set", "data.image_size=16",
+            "--set", "train.batch_size=2", "--set", "train.steps=1"]
+    model_dir = tmp_path / "run"
+    code, err = _cli(train.main, argv + [f"--model_dir={model_dir}"], capsys)
+    lines = _error_lines(err)
+    assert code == 2 and len(lines) == 1 and "does not decode" in lines[0] and "000000.png" in lines[0], err
+    assert not model_dir.exists(), list(model_dir.rglob("*"))
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    code, err = _cli(train.main, argv + [f"--model_dir={existing}"], capsys)
+    assert code == 2 and len(_error_lines(err)) == 1, err
+    assert list(existing.iterdir()) == []
+
+
+def test_numpy_pipeline_says_so_when_nothing_decodes(tmp_path):
+    from tf_faceedit.data import numpy_pipeline
+
+    folder, _ = _undecodable_dataset(tmp_path / "ds", n=3)
+    cfg = DataConfig(data_dir=str(folder), attributes=hostile.ATTRIBUTES, image_size=16, max_corrupt_fraction=0.0)
+    batches = numpy_pipeline.build_dataset(cfg, "train", batch_size=2, training=True)
+    with pytest.raises(DataError, match="could be decoded"):
+        next(iter(batches))
+
+
+# -- paths and encodings ----------------------------------------------------------------------------------------------
+
+def _train_argv(folder, model_dir, *extra):
+    return ["--method=sagan", f"--data_dir={folder}", f"--model_dir={model_dir}", "--quiet",
+            "--set", "data.image_size=16", "--set", "train.steps=1", *extra]
+
+
+def test_model_dir_that_is_a_file_or_under_a_file(tmp_path, capsys):
+    from tf_faceedit import train
+
+    folder, _ = hostile.make_dataset_with(tmp_path / "ds", num_good=4)
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("keep me")
+    for model_dir, expected in ((a_file, "is an existing file, not a folder"),
+                                (a_file / "run", "is a file, so no folder can be made inside it")):
+        code, err = _cli(train.main, _train_argv(folder, model_dir), capsys)
+        lines = _error_lines(err)
+        assert code == 2 and len(lines) == 1 and expected in lines[0] and "--model_dir" in lines[0], err
+    assert a_file.read_text() == "keep me"
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "geteuid") or __import__("os").geteuid() == 0,
+                    reason="permissions do not bind root (the tests run as root here)")
+def test_model_dir_in_a_folder_without_write_permission(tmp_path, capsys):
+    from tf_faceedit import train
+
+    folder, _ = hostile.make_dataset_with(tmp_path / "ds", num_good=4)
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        code, err = _cli(train.main, _train_argv(folder, locked / "run"), capsys)
+    finally:
+        locked.chmod(0o755)
+    assert code == 2 and len(_error_lines(err)) == 1 and "permission denied" in err, err
+
+
+@pytest.mark.parametrize("case", ["latin1", "binary", "utf16", "not_yaml", "a_list"])
+def test_config_file_that_is_not_utf8_yaml(case, tmp_path, capsys):
+    from tf_faceedit import train
+
+    content = {"latin1": "train:\n  steps: 1 # résumé\n".encode("latin-1"),
+               "binary": bytes(range(256)) * 4,
+               "utf16": "train:\n  steps: 1\n".encode("utf-16"),
+               "not_yaml": b"train: [1, 2\n",
+               "a_list": b"- 1\n- 2\n"}[case]
+    config = tmp_path / f"{case}.yaml"
+    config.write_bytes(content)
+    folder, _ = hostile.make_dataset_with(tmp_path / "ds", num_good=4)
+    model_dir = tmp_path / "run"
+    code, err = _cli(train.main, _train_argv(folder, model_dir, f"--config={config}"), capsys)
+    lines = _error_lines(err)
+    assert code == 2 and len(lines) == 1 and f"{case}.yaml" in lines[0], err
+    assert not model_dir.exists()
+
+
+@pytest.mark.parametrize("content, expected", [
+    (b"name: my-web-app\nversion: 3\nservices: [db, cache]\n", "has no 'method' field"),
+    (b"\xff\xfe\x00garbage\x00\x01", "binary file"),
+    (b"method: stargan\n", "names method 'stargan', which is not registered"),
+])
+def test_run_folder_whose_config_yaml_is_not_ours(content, expected, tmp_path, capsys):
+    from tf_faceedit import edit, export, train
+
+    run = tmp_path / "other_tool"
+    run.mkdir()
+    (run / "config.yaml").write_bytes(content)
+    photo = tmp_path / "p.png"
+    photo.write_bytes(hostile.encode(hostile._face(), ".png"))
+    for main, argv in ((train.main, [f"--model_dir={run}", "--quiet"]),
+                       (edit.main, [f"--model_dir={run}", f"--image={photo}", f"--out={tmp_path / 'o.png'}", "--quiet"]),
+                       (export.main, [f"--model_dir={run}", f"--export_dir={tmp_path / 'e' / '1'}", "--quiet"])):
+        code, err = _cli(main, argv, capsys)
+        lines = _error_lines(err)
+        assert code == 2 and len(lines) == 1 and str(run / "config.yaml") in lines[0] and expected in lines[0], err
+    assert sorted(p.name for p in run.iterdir()) == ["config.yaml"] and not (tmp_path / "o.png").exists()
+
+
+def test_export_dir_under_a_file_and_junk_saved_model(sagan_run, tmp_path, capsys):
+    import tf_faceedit
+    from tf_faceedit import edit, export
+
+    a_file = tmp_path / "exports"
+    a_file.write_text("not a folder")
+    code, err = _cli(export.main, [f"--model_dir={sagan_run}", f"--export_dir={a_file / 'sagan' / '1'}", "--quiet"],
+                     capsys)
+    assert code == 2 and len(_error_lines(err)) == 1 and "--export_dir" in err and "is a file" in err, err
+    junk = tmp_path / "junk" / "1"
+    junk.mkdir(parents=True)
+    (junk / "saved_model.pb").write_bytes(b"\x08\x96\x01 this is not a SavedModel protobuf \xff\xff")
+    with pytest.raises(DataError, match="saved_model.pb cannot be loaded as a tf_faceedit export"):
+        tf_faceedit.load(junk)
+    photo = tmp_path / "p.png"
+    photo.write_bytes(hostile.encode(hostile._face(), ".png"))
+    code, err = _cli(edit.main, [f"--export_dir={junk}", f"--image={photo}", f"--out={tmp_path / 'o.png'}", "--quiet"],
+                     capsys)
+    lines = _error_lines(err)
+    assert code == 2 and len(lines) == 1 and str(junk / "saved_model.pb") in lines[0], err
+
+
+# -- attribute values ------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf"), 1.5, -0.5])
+def test_load_edit_refuses_non_finite_or_out_of_range_attributes(value, sagan_run):
+    import tf_faceedit
+
+    model = tf_faceedit.load(sagan_run)
+    assert model.attribute_range == (0.0, 1.0)
+    faces = np.stack([hostile._face(i, (32, 32)) for i in range(2)])
+    for attributes in ({"Eyeglasses": value}, np.array([value], np.float32), np.array([[0.0], [value]])):
+        with pytest.raises(ConfigError, match=r"attribute Eyeglasses=.*sagan takes target values in \[0, 1\]"):
+            model.edit(faces, attributes)
+    assert model.edit(faces, {"Eyeglasses": 0.5})["image"].shape == faces.shape  # inside the range: fine
+
+
+def test_fader_range_goes_beyond_one_but_not_without_bound(synthetic_celeba, tmp_path):
+    import tf_faceedit
+    from tests.model_runs import checkpointed_run
+    from tf_faceedit import demo_lib
+
+    run, _ = checkpointed_run("fader", synthetic_celeba, tmp_path / "fader")
+    model = tf_faceedit.load(run)
+    assert model.attribute_range == (-1.0, 2.0)
+    face = hostile._face(0, (32, 32))
+    for value in (-1.0, 1.5, 2.0):
+        assert model.edit(face, {"Smiling": value})["image"].shape == face.shape
+    for value in (2.5, -1.5, float("nan")):
+        with pytest.raises(ConfigError, match=r"Smiling=.*fader takes target values in \[-1, 2\]"):
+            model.edit(face, {"Smiling": value})
+    specs = demo_lib.control_specs(model)
+    assert (specs[0]["minimum"], specs[0]["maximum"]) == (-1.0, 2.0)
+    handlers = demo_lib.DemoHandlers({"fader": model})
+    out = handlers.edit("fader", np.zeros((64, 64, 3), np.uint8), 0, [float("nan")])
+    assert "Smiling=nan" in out["error"] and "\n" not in out["error"]
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "NaN", "2"])
+def test_edit_cli_refuses_non_finite_attribute(value, sagan_run, tmp_path, capsys):
+    from tf_faceedit import edit
+
+    photo = tmp_path / "p.png"
+    photo.write_bytes(hostile.encode(hostile._face(), ".png"))
+    out = tmp_path / "o.png"
+    code, err = _cli(edit.main, [f"--model_dir={sagan_run}", f"--image={photo}", f"--out={out}",
+                                 f"--set=Eyeglasses={value}", "--quiet"], capsys)
+    lines = _error_lines(err)
+    assert code == 2 and len(lines) == 1 and "--set Eyeglasses=" in lines[0], err
+    assert not out.exists()
+
+
+def test_client_refuses_non_finite_attribute_before_sending():
+    from tf_faceedit.serving import client
+
+    names = ["Eyeglasses", "Smiling"]
+    for sets, attributes, flag in ((["Smiling=nan"], None, "--set Smiling"), ([], "1,inf", "--attributes Smiling"),
+                                   (["Eyeglasses=3"], None, "--set Eyeglasses")):
+        with pytest.raises(ConfigError, match=flag):
+            client.resolve_attributes(names, sets, attributes, value_range=(0.0, 1.0), method="sagan")
+    vector, _ = client.resolve_attributes(names, ["Smiling=3"], None, value_range=None)  # an old export: no range
+    assert vector.tolist() == [0.0, 3.0]
+    with pytest.raises(ConfigError, match="finite"):
+        client.resolve_attributes(names, ["Smiling=nan"], None, value_range=None)
+    with pytest.raises(ConfigError, match="attribute 1 .*finite"):
+        client.batch_attributes(np.array([0.0, np.nan]), 2)

@@ -12,7 +12,8 @@ call only, whatever the batch and image size; inside the exported signature for 
 
 Attributes are the TARGET values: an [N, K] or [K] array, or a dict {name: value}. Names not in the dict come from
 `predict_attributes(images)` when the method can predict them (SaGAN's critic head, IcGAN's E_y), otherwise 0
-(with a warning).
+(with a warning). A value that is not finite, or outside the method's `attribute_range` ([0, 1]; Fader's sliders
+[-1, 2]), raises ConfigError naming the attribute.
 """
 
 import logging
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tf_faceedit.errors import ConfigError, DataError, TrainingError, suggest
+from tf_faceedit.errors import ConfigError, DataError, TrainingError, check_attribute_values, suggest
 
 log = logging.getLogger("tf_faceedit")
 
@@ -103,6 +104,7 @@ class _TrainerBackend:
         self.image_size = int(cfg.data.image_size)
         self.crop_fraction = float(cfg.data.crop_fraction)
         self.can_predict = callable(getattr(trainer, "predict_attributes", None))
+        self.attribute_range = tuple(getattr(trainer, "attribute_range", (0.0, 1.0)))
         self._compiled = None  # processing.CompiledInference, made on the first call
 
     @property
@@ -128,20 +130,26 @@ class _SavedModelBackend:
     def __init__(self, path):
         import tensorflow as tf
 
-        self.loaded = tf.saved_model.load(str(path))
-        meta = {key: value.numpy() for key, value in self.loaded.signatures["metadata"]().items()}
+        try:
+            self.loaded = tf.saved_model.load(str(path))
+            meta = {key: value.numpy() for key, value in self.loaded.signatures["metadata"]().items()}
+        except Exception as err:  # noqa: BLE001 - protobuf DecodeError, OSError, tf.errors.*, KeyError: all "not ours"
+            reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+            raise DataError(f"{Path(path) / 'saved_model.pb'} cannot be loaded as a tf_faceedit export "
+                            f"({type(err).__name__}: {reason}); export the run again") from None
         self.method, self.task = meta["method"].decode(), meta["task"].decode()
         self.attribute_names = [name.decode() for name in meta["attribute_names"]]
         self.image_size = int(meta["image_size"])
         self.can_predict = "predict_attributes" in self.loaded.signatures
+        # exports before the range was written: any finite value
+        self.attribute_range = tuple(float(v) for v in meta["attribute_range"]) if "attribute_range" in meta else None
         # the face framing of the training data (for aligning photos), from the config the export carries
         config_path = Path(path) / "assets.extra" / "config.yaml"
         self.crop_fraction = 1.0
         if config_path.is_file():
-            import yaml
+            from tf_faceedit.config import load_yaml
 
-            self.crop_fraction = float((yaml.safe_load(config_path.read_text()) or {}).get("data", {}).get(
-                "crop_fraction", 1.0))
+            self.crop_fraction = float(load_yaml(config_path).get("data", {}).get("crop_fraction", 1.0))
 
     def run(self, image, attributes, mask=None):
         inputs = {"image": image, "attributes": attributes}
@@ -163,7 +171,9 @@ class FaceEditModel:
 
     Attributes:
       method, task ("edit" | "complete"), attribute_names (list of K names), image_size (S), crop_fraction (the
-      training data's face crop, `data.crop_fraction`, used to align photos),
+      training data's face crop, `data.crop_fraction`, used to align photos), attribute_range ((low, high): the
+      target values the method accepts, [0, 1] for the binary methods, [-1, 2] for Fader's sliders; None for an
+      export written before the range was exported: any finite value),
       config (the training config for a model_dir, None for an export), info (checkpoint/step or export path).
     """
 
@@ -174,6 +184,7 @@ class FaceEditModel:
         self.attribute_names = list(backend.attribute_names)
         self.image_size = backend.image_size
         self.crop_fraction = backend.crop_fraction
+        self.attribute_range = backend.attribute_range
         self.config = config
         self.info = dict(info or {})
 
@@ -232,6 +243,7 @@ class FaceEditModel:
                     log.warning("attributes %s not given and method %s cannot predict them: using 0",
                                 ", ".join(missing), self.method)
                 values = np.zeros((n, k), np.float32)
+            self.check_attribute_values(attributes)
             for name, value in attributes.items():
                 values[:, self.attribute_names.index(name)] = np.asarray(value, np.float32)
             return values
@@ -241,7 +253,13 @@ class FaceEditModel:
         if values.ndim != 2 or values.shape != (n, k):
             raise ConfigError(f"attributes must be [{n}, {k}] or [{k}] (attributes: "
                               f"{', '.join(self.attribute_names)}), got shape {np.asarray(attributes).shape}")
+        self.check_attribute_values(values)
         return np.ascontiguousarray(values)
+
+    def check_attribute_values(self, values, flag="attribute"):
+        """ConfigError naming the attribute when a target value (a {name: value} dict or an [..., K] array) is not
+        finite or outside `attribute_range`."""
+        check_attribute_values(values, self.attribute_names, self.attribute_range, self.method, flag)
 
     # -- inference ----------------------------------------------------------------------------------------------
     def edit(self, images, attributes):

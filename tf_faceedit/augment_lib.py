@@ -24,6 +24,7 @@ import numpy as np
 
 from tf_faceedit.data import celeba
 from tf_faceedit.errors import ConfigError, DataError
+from tf_faceedit.images import to_uint8
 
 log = logging.getLogger("tf_faceedit")
 
@@ -74,7 +75,7 @@ def augment(model_dir, data_dir, out_dir, attributes=None, include_identity=True
         progress = keras.utils.Progbar(len(records), verbose=verbose, unit_name="image")
         offset = 0
         for batch in dataset:
-            images = celeba.denormalize(batch["image"].numpy())
+            images = to_uint8(batch["image"].numpy())
             source = batch["attributes"].numpy()  # all columns, {0, 1}
             stems = [Path(p).stem for p in records.paths[offset:offset + len(images)]]
             offset += len(images)

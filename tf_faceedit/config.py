@@ -252,16 +252,31 @@ class ExperimentConfig:
         return cfg
 
 
-def load_yaml(path):
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
-    try:
-        values = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"config file {path} is not valid YAML: {str(err).splitlines()[0]}") from None
-    if not isinstance(values, dict):
-        raise ConfigError(f"config file {path} must hold a mapping at the top level")
+def load_yaml(path, what="config file"):
+    """A YAML config file -> dict. ConfigError naming the file when it is missing, a folder, unreadable, binary, not
+    UTF-8, not valid YAML or not a mapping (`io_util.read_yaml`)."""
+    from tf_faceedit import io_util
+
+    return io_util.read_yaml(path, what)
+
+
+def load_run_config(path):
+    """A run's (or an export's) `config.yaml` -> dict, checked to be a tf_faceedit config: a registered `method`.
+
+    Raises ConfigError naming the file (as `load_yaml`), and when it has no `method` field (another tool's
+    config.yaml) or names a method that is not registered.
+    """
+    from tf_faceedit import registry
+
+    values = load_yaml(path, "run config")
+    method = values.get("method")
+    if not isinstance(method, str) or not method:
+        raise ConfigError(f"{path} is not a tf_faceedit config: it has no 'method' field (another tool's "
+                          "config.yaml?); use another folder")
+    available = registry.names()
+    if method not in available:
+        raise ConfigError(f"{path} names method {method!r}, which is not registered{suggest(method, available)} "
+                          f"(registered: {', '.join(available)})")
     return values
 
 

@@ -11,7 +11,8 @@ Contract:
   * Faces are found, aligned and pasted back exactly as `python -m tf_faceedit.edit` does
     (`tf_faceedit.data.align.edit_photo`); one face is edited at a time, `face_index` counted from the left (0-based).
   * Attribute values are the model's target values in `model.attribute_names` order: {0, 1} for the binary methods
-    (checkboxes), any real value for Fader (sliders, `FADER_RANGE`, beyond [0, 1] on purpose).
+    (checkboxes), Fader's sliders span the model's `attribute_range` ([-1, 2], beyond [0, 1] on purpose); a value
+    that is not finite or out of that range is an {"error"} naming the attribute.
   * Edit results ("edit" models): "result" the photo with the edited face pasted back; "before"/"after" the aligned
     crops (S x S, the model's `image_size`); "residual" |after - before| (uint8) and "residual_scaled" (scaled so its
     maximum is 255); "overlay" the edit region (SaGAN's attention, AttentionGAN's 1 - background mask) as a heat map
@@ -36,6 +37,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from tf_faceedit import images
 from tf_faceedit.data import align
 from tf_faceedit.errors import ConfigError, DataError, FaceEditError
 
@@ -44,7 +46,7 @@ log = logging.getLogger("tf_faceedit")
 DEFAULT_MAX_SIDE = 1024  # longer photo side the demo works at (larger photos are downscaled)
 DEFAULT_MAX_PIXELS = 40_000_000  # larger photos are refused (decoding them would take GBs of memory)
 DEFAULT_MAX_FILE_BYTES = 25 * 1024 * 1024
-FADER_RANGE = (-1.0, 2.0)  # slider range of Fader attributes: values beyond [0, 1] exaggerate or invert
+FADER_RANGE = (-1.0, 2.0)  # Fader's slider range when the model does not say (`Fader.attribute_range`, exports)
 DISPLAY_SIZE = 256  # face crops are shown upscaled to this side
 HOLE_GREY = 128
 
@@ -101,8 +103,8 @@ def control_specs(model):
     specs = []
     for name in model.attribute_names:
         if slider:
-            specs.append({"name": name, "kind": "slider", "minimum": FADER_RANGE[0], "maximum": FADER_RANGE[1],
-                          "value": 0.0})
+            low, high = model.attribute_range or FADER_RANGE
+            specs.append({"name": name, "kind": "slider", "minimum": low, "maximum": high, "value": 0.0})
         else:
             specs.append({"name": name, "kind": "checkbox", "minimum": 0.0, "maximum": 1.0, "value": 0.0})
     return specs
@@ -110,19 +112,6 @@ def control_specs(model):
 
 # ---------------------------------------------------------------------------------------------------------------
 # Images
-
-
-def _image_size_from_header(path):
-    """(width, height) from the file header without decoding the pixels (Pillow), or None when it cannot tell."""
-    try:
-        from PIL import Image
-    except ImportError:
-        return None
-    try:
-        with Image.open(path) as image:
-            return image.size
-    except Exception:  # noqa: BLE001 - any failure here just means "decode it and see" (read_image reports)
-        return None
 
 
 def read_photo(path, max_side=DEFAULT_MAX_SIDE, max_pixels=DEFAULT_MAX_PIXELS, max_file_bytes=DEFAULT_MAX_FILE_BYTES):
@@ -141,14 +130,17 @@ def read_photo(path, max_side=DEFAULT_MAX_SIDE, max_pixels=DEFAULT_MAX_PIXELS, m
     if size > max_file_bytes:
         raise DataError(f"photo {name} is {size / 2 ** 20:.1f} MB; the demo takes files up to "
                         f"{max_file_bytes / 2 ** 20:.0f} MB")
-    header = _image_size_from_header(path)
-    if header is not None and header[0] * header[1] > max_pixels:
-        raise DataError(f"photo {name} is {header[0]}x{header[1]} pixels; the demo takes up to "
+    try:
+        header = images.read_header(path, max_pixels=None)  # the real header: nothing is decoded yet
+    except DataError:
+        raise DataError(f"cannot read {name}: not an image file (JPEG, PNG, GIF, BMP, WebP or TIFF)") from None
+    if header.pixels > max_pixels:
+        raise DataError(f"photo {name} is {header.width}x{header.height} pixels; the demo takes up to "
                         f"{max_pixels / 1e6:.0f} megapixels")
     try:
-        photo = align.read_image(path)
+        photo = images.read_image(path, max_pixels=max_pixels)
     except DataError:
-        raise DataError(f"cannot read {name}: not an image file, or a format OpenCV cannot decode") from None
+        raise DataError(f"cannot read {name}: not an image file, or its data is damaged") from None
     height, width = photo.shape[:2]
     if height * width > max_pixels:
         raise DataError(f"photo {name} is {width}x{height} pixels; the demo takes up to "
@@ -190,7 +182,7 @@ def heat_overlay(crop, region, alpha=0.55):
     region = np.clip(np.asarray(region, np.float32), 0.0, 1.0)
     if region.shape[:2] != crop.shape[:2]:
         region = cv2.resize(region, crop.shape[1::-1], interpolation=cv2.INTER_LINEAR)
-    heat = cv2.cvtColor(cv2.applyColorMap(np.round(region * 255).astype(np.uint8), cv2.COLORMAP_JET),
+    heat = cv2.cvtColor(cv2.applyColorMap(images.mask_to_uint8(region), cv2.COLORMAP_JET),
                         cv2.COLOR_BGR2RGB).astype(np.float32)
     weight = alpha * region[..., None]
     return np.round(crop.astype(np.float32) * (1 - weight) + heat * weight).astype(np.uint8)
@@ -204,9 +196,7 @@ def edit_region(method, attention):
     attention = np.asarray(attention, np.float32)
     if attention.ndim == 2:
         return attention
-    if attention.shape[-1] == 1:
-        return attention[..., 0]
-    return 1.0 - attention[..., -1]
+    return images.foreground_attention(attention)[..., 0]
 
 
 def mask_gallery(attention, content):
@@ -216,12 +206,12 @@ def mask_gallery(attention, content):
     n = attention.shape[-1]
     for i in range(n):
         caption = "attention: background" if (i == n - 1 and n > 1) else f"attention {i + 1}"
-        grey = np.round(np.clip(attention[..., i], 0, 1) * 255).astype(np.uint8)
+        grey = images.mask_to_uint8(attention[..., i])
         items.append((np.repeat(grey[..., None], 3, axis=-1), caption))
     if content is not None:
         content = np.asarray(content, np.float32)
         for i in range(content.shape[-1] // 3):
-            rgb = np.clip(np.round((content[..., 3 * i:3 * i + 3] + 1.0) * 127.5), 0, 255).astype(np.uint8)
+            rgb = images.to_uint8(content[..., 3 * i:3 * i + 3])
             items.append((rgb, f"content {i + 1}"))
     return items
 
@@ -323,11 +313,16 @@ class DemoHandlers:
         return self.models[label]
 
     def _attributes(self, model, values):
-        values = [float(v) for v in (values or [])]
+        try:
+            values = [float(v) for v in (values or [])]
+        except (TypeError, ValueError):
+            raise ConfigError(f"attribute values must be numbers, got {values!r}") from None
         if len(values) != len(model.attribute_names):
             raise ConfigError(f"{model.method} takes {len(model.attribute_names)} attribute value(s) "
                               f"({', '.join(model.attribute_names)}), got {len(values)}")
-        return dict(zip(model.attribute_names, values))
+        attributes = dict(zip(model.attribute_names, values))
+        model.check_attribute_values(attributes)  # NaN, infinity, out of the method's range: named, before any work
+        return attributes
 
     @staticmethod
     def _photo(photo):

@@ -7,6 +7,10 @@
 
 Faces are found with OpenCV (Haar cascades; --detector_model=yunet.onnx for OpenCV's YuNet), aligned to the CelebA
 framing, edited, and pasted back. The CLI only parses: `edit_lib.edit_photos` does the work.
+
+Exit status: 0 when every photo was written (photos of a folder without a face are skipped and listed), 1 when some
+photos of a folder could not be read (the others are written; each is named in a warning), 2 for a user error
+(nothing written: a bad flag, an unusable --out, a single photo that cannot be edited, no photo of a folder written).
 """
 
 import argparse
@@ -56,11 +60,17 @@ def main(argv=None):
     def work():
         from tf_faceedit import edit_lib
 
-        results = edit_lib.edit_photos(args.model or args.model_dir or args.export_dir, args.image, args.out,
-                                       parse_assignments(args.assignments), face=args.face, mask=args.mask,
-                                       detector_model=args.detector_model, feather=args.feather)
-        for result in results:
+        report = edit_lib.edit_photos(args.model or args.model_dir or args.export_dir, args.image, args.out,
+                                      parse_assignments(args.assignments), face=args.face, mask=args.mask,
+                                      detector_model=args.detector_model, feather=args.feather)
+        for result in report.written:
             print(f"{result['input']}: {result['faces']} face(s) -> {result['output']}")
+        for skipped in report.skipped:
+            print(f"{skipped['input']}: skipped ({skipped['kind']})")
+        if report.unreadable:
+            print(f"error: {len(report.unreadable)} photo(s) could not be read (first: {report.unreadable[0]['reason']});"
+                  f" {len(report.written)} written", file=sys.stderr)
+            return 1
         return 0
 
     return cli_util.run_cli(work, verbose=not args.quiet)

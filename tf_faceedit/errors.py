@@ -36,3 +36,41 @@ def suggest(name, candidates, n=3):
         if str(name).lower() in lowered:
             matches = [lowered[str(name).lower()]]
     return f" (did you mean: {', '.join(matches)}?)" if matches else ""
+
+
+def check_attribute_values(values, names, value_range=None, method=None, flag="attribute"):
+    """Refuses target attribute values that are not finite, or outside `value_range`, naming the attribute.
+
+    Args:
+      values: {name: value} (a value may be an array), or an array [..., K] in `names` order.
+      names: the K attribute names. value_range: (low, high), inclusive; None: any finite value.
+      method: named in the message. flag: how the value was given ("--set", "attribute", ...).
+    Raises:
+      ConfigError: e.g. "--set Eyeglasses=nan: not a finite number; sagan takes target values in [0, 1]".
+    """
+    import numpy as np
+
+    where = f"{method} takes target values in [{value_range[0]:g}, {value_range[1]:g}]" if value_range else (
+        "target values must be finite numbers")
+    if isinstance(values, dict):
+        items = list(values.items())
+    else:
+        try:
+            array = np.asarray(values, np.float64)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{flag} values must be numbers, got {values!r}") from None
+        if array.ndim == 0 or array.shape[-1] != len(names):
+            return  # the shape is the caller's to check
+        items = [(name, array[..., k]) for k, name in enumerate(names)]
+    for name, value in items:
+        try:
+            value = np.asarray(value, np.float64)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{flag} {name}: value must be a number, got {value!r}") from None
+        finite = np.isfinite(value)
+        if not finite.all():
+            raise ConfigError(f"{flag} {name}={value[~finite].flat[0]}: not a finite number; {where}")
+        if value_range is not None:
+            outside = (value < value_range[0]) | (value > value_range[1])
+            if outside.any():
+                raise ConfigError(f"{flag} {name}={value[outside].flat[0]:g} is out of range: {where}")

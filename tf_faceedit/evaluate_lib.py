@@ -40,6 +40,7 @@ import numpy as np
 from tf_faceedit.data import celeba
 from tf_faceedit.errors import ConfigError, DataError, EvaluationError
 from tf_faceedit.eval import metrics
+from tf_faceedit.images import foreground_attention, to_float, to_uint8
 from tf_faceedit.training.callbacks import make_grid
 
 log = logging.getLogger("tf_faceedit")
@@ -79,7 +80,7 @@ def _batches(data_cfg, records, batch_size, max_images, seed):
     dataset = celeba.build_dataset(data_cfg, records.split, batch_size=batch_size, training=False, seed=seed,
                                    repeat=False, drop_remainder=False, records=records)
     for batch in dataset:
-        images = celeba.denormalize(batch["image"].numpy())
+        images = to_uint8(batch["image"].numpy())
         masks = batch["mask"].numpy().astype(np.uint8) if "mask" in batch else None
         yield images, batch["attributes"].numpy(), masks
 
@@ -110,16 +111,6 @@ def _feature_extractor(inception_weights, judge):
 
 # ---------------------------------------------------------------------------------------------------------------
 # Helpers
-
-
-def _to_float(images):
-    return images.astype(np.float32) / 127.5 - 1.0
-
-
-def foreground_attention(attention):
-    """[N,S,S,n] attention extras -> [N,S,S,1] foreground mask in [0, 1] (see the module docstring)."""
-    attention = np.asarray(attention, np.float32)
-    return attention if attention.shape[-1] == 1 else 1.0 - attention[..., -1:]
 
 
 def _resize_masks(masks, size):
@@ -194,7 +185,7 @@ def _evaluate_edit(model, batches, judge, refused, extractor, seed, progress):
         acc.add("reconstruction_psnr", _psnr(images, reconstruction))
         acc.add("reconstruction_ssim", _ssim(images, reconstruction))
         if extractor is not None:
-            real_features.append(extractor(_to_float(images)))
+            real_features.append(extractor(to_float(images)))
         for i, name in enumerate(names):
             target = attributes.copy()
             target[:, i] = 1.0 - target[:, i]
@@ -203,7 +194,8 @@ def _evaluate_edit(model, batches, judge, refused, extractor, seed, progress):
             model_seconds += time.perf_counter() - start
             edited = out["image"]
             if "attention" in out:
-                foreground = _resize_masks(foreground_attention(out["attention"]), images.shape[1])
+                attention = np.asarray(out["attention"], np.float32)
+                foreground = _resize_masks(foreground_attention(attention), images.shape[1])
                 acc.add(f"{name}/attention_area", foreground.mean(axis=(1, 2, 3)))
                 acc.add(f"{name}/preservation_psnr", _psnr(images, edited, mask=1.0 - foreground))
                 acc.add(f"{name}/preservation_l1", metrics.l1(images, edited, mask=1.0 - foreground) / 255.0)
@@ -211,7 +203,7 @@ def _evaluate_edit(model, batches, judge, refused, extractor, seed, progress):
                 foreground = None
             acc.add(f"{name}/l1_to_input", metrics.l1(images, edited) / 255.0)
             if name in judge_index and name not in refused:
-                predicted = judge.predict(_to_float(edited))[:, judge_index[name]] > 0.5
+                predicted = judge.predict(to_float(edited))[:, judge_index[name]] > 0.5
                 hit = predicted == (target[:, i] > 0.5)
                 for direction, source in (("0->1", 0.0), ("1->0", 1.0)):
                     selected = attributes[:, i] == source
@@ -219,7 +211,7 @@ def _evaluate_edit(model, batches, judge, refused, extractor, seed, progress):
                         acc.add(f"{name}/success {direction}", hit[selected])
                 acc.add(f"{name}/success", hit)
             if extractor is not None:
-                fake_features.append(extractor(_to_float(edited)))
+                fake_features.append(extractor(to_float(edited)))
             if name not in figures:
                 figures[name] = (images[:NUM_FIGURE_IMAGES], edited[:NUM_FIGURE_IMAGES],
                                  None if foreground is None else foreground[:NUM_FIGURE_IMAGES])
@@ -277,8 +269,8 @@ def _evaluate_completion(model, batches, extractor, seed, progress):
         acc.add("raw_preservation_psnr", _psnr(images, out["raw"], mask=1.0 - hole))
         acc.add("hole_area", hole.mean(axis=(1, 2, 3)))
         if extractor is not None:
-            real_features.append(extractor(_to_float(images)))
-            fake_features.append(extractor(_to_float(out["completed"])))
+            real_features.append(extractor(to_float(images)))
+            fake_features.append(extractor(to_float(out["completed"])))
         if figure is None:
             k = NUM_FIGURE_IMAGES
             figure = [("input", images[:k]), ("masked", np.where(masks[:k] > 0, 255, images[:k]).astype(np.uint8))]
@@ -348,8 +340,8 @@ def markdown_report(report):
 def _write_edit_figures(figures, areas, out_dir):
     paths = []
     for name, (images, edited, foreground) in figures.items():
-        residual = np.abs(edited.astype(np.float32) - images.astype(np.float32)) / 127.5 - 1.0
-        rows = [("input", _to_float(images)), (f"{name} flipped", _to_float(edited)), ("|residual|", residual)]
+        residual = to_float(np.abs(edited.astype(np.float32) - images.astype(np.float32)))
+        rows = [("input", to_float(images)), (f"{name} flipped", to_float(edited)), ("|residual|", residual)]
         if foreground is not None:
             rows.append(("attention", foreground * 2.0 - 1.0))
         path = out_dir / f"edits_{name}.png"
@@ -412,7 +404,7 @@ def evaluate(model_dir, data_dir=None, split="test", classifier=None, inception_
     if model.task == "complete":
         report, figure = _evaluate_completion(model, batches, extractor, seed, progress)
         path = figure_dir / "completions.png"
-        rows = [(label, _to_float(images)) for label, images in figure]
+        rows = [(label, to_float(images)) for label, images in figure]
         cv2.imwrite(str(path), cv2.cvtColor(make_grid(rows), cv2.COLOR_RGB2BGR))
         report["figures"] = [str(path)]
     else:

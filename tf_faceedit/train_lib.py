@@ -20,7 +20,8 @@ from tf_faceedit.lazy_tf import tf  # TensorFlow is imported on first use (the J
 
 from tf_faceedit import config as config_lib
 from tf_faceedit import configs as presets
-from tf_faceedit import registry
+from tf_faceedit import io_util, registry
+from tf_faceedit.data import celeba
 from tf_faceedit.errors import DataError, TrainingError
 from tf_faceedit.training import callbacks as cb
 from tf_faceedit.training import precision
@@ -45,7 +46,7 @@ def saved_config_dict(model_dir):
     path = Path(model_dir) / "config.yaml"
     if not path.is_file():
         return None
-    return config_lib.load_yaml(path)
+    return config_lib.load_run_config(path)  # ConfigError naming the file: unreadable, not YAML, another tool's
 
 
 def resolve_config(method=None, model_dir=None, config_file=None, overrides=(), data_dir=None, use_saved=True):
@@ -54,6 +55,8 @@ def resolve_config(method=None, model_dir=None, config_file=None, overrides=(), 
     Without `config_file`, an existing `model_dir/config.yaml` is the base (unless `use_saved=False`, as with
     --overwrite), so `--model_dir=RUN` alone resumes.
     """
+    if model_dir:
+        io_util.check_output_dir(model_dir, "--model_dir")  # a file, or a folder we cannot write: one line, first
     saved = saved_config_dict(model_dir) if model_dir and use_saved else None
     if not method:
         if saved is None:
@@ -168,7 +171,8 @@ def _sample_batch(cfg, trainer_class, train_records):
     dataset = make_dataset(trainer_class, cfg.data, split, batch_size=n, training=False, seed=cfg.train.seed,
                            repeat=False, drop_remainder=True, records=records)
     # backend tensors (the numpy pipeline yields numpy arrays, which JAX models do not mix with their outputs)
-    return {key: keras.ops.convert_to_tensor(value) for key, value in next(iter(dataset)).items()}
+    batch = celeba.first_batch(dataset, records)  # DataError, not StopIteration, when no image decodes
+    return {key: keras.ops.convert_to_tensor(value) for key, value in batch.items()}
 
 
 def is_chief(strategy):
@@ -191,6 +195,7 @@ def run(cfg, model_dir, overwrite=False):
     `training/lock.py`). Under `train.strategy=multiworker` only the chief locks and writes; the other workers
     restore from `model_dir` (shared storage) and write nothing there.
     """
+    io_util.check_output_dir(model_dir, "--model_dir")
     strategy = make_strategy(cfg.train.strategy)  # first: a multi-worker strategy must precede other TF work
     if not is_chief(strategy):
         scratch = Path(tempfile.mkdtemp(prefix="tf_faceedit_worker_"))

@@ -4,7 +4,8 @@ This is the library behind `python -m tf_faceedit.edit --image photo.jpg`: find 
 into exactly the view the training pipeline gives the model, and put the edited faces back into the photo.
 
 Conventions:
-  * Images are RGB uint8 numpy arrays [H, W, 3] (`read_image` converts whatever is on disk).
+  * Images are RGB uint8 numpy arrays [H, W, 3] (`read_image`, i.e. `tf_faceedit.images.read_image`, converts
+    whatever is on disk).
   * Coordinates are (x, y) in pixels with pixel centres at integer positions (pixel (0, 0) covers [-0.5, 0.5]^2),
     the convention of `cv2.warpAffine`.
   * "Left eye" is the eye on the image's left (the subject's right eye) of an upright face.
@@ -37,6 +38,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from tf_faceedit import images
 from tf_faceedit.errors import DataError
 
 # Eye centres in the 178 x 218 CelebA aligned frame, (x, y) pixel-centre coordinates, image-left eye first.
@@ -54,7 +56,7 @@ CELEBA_RIGHT_EYE = (107.5, 111.5)
 HAAR_BOX_LEFT_EYE = (0.30, 0.39)
 HAAR_BOX_RIGHT_EYE = (0.68, 0.39)
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+IMAGE_EXTENSIONS = images.IMAGE_EXTENSIONS
 
 # Out-of-image pixels of an aligned face are filled by reflection (cv2.BORDER_REFLECT_101): a face near the photo's
 # edge then gets plausible skin/background instead of a black wedge, which the model never saw in training. Those
@@ -96,52 +98,9 @@ class AlignedFace:
 
 # ---------------------------------------------------------------------------------------------------- image files
 
-
-def read_image(path):
-    """Reads an image file as RGB uint8 [H, W, 3].
-
-    Grayscale files are replicated to 3 channels, an alpha channel is dropped, 16-bit images are scaled to 8 bits, and
-    the EXIF orientation of JPEGs is applied (all by `cv2.imread(..., IMREAD_COLOR)`).
-
-    Raises:
-      DataError: the file does not exist or cannot be decoded.
-    """
-    path = str(path)
-    if not os.path.isfile(path):
-        raise DataError(f"image file {path} does not exist")
-    from tf_faceedit.data.celeba import MAX_IMAGE_PIXELS, image_header_size
-
-    with open(path, "rb") as f:
-        size = image_header_size(f.read(65536))
-    if size is not None and size[0] * size[1] > MAX_IMAGE_PIXELS:
-        raise DataError(f"image {path} declares {size[0]}x{size[1]} pixels, more than the {MAX_IMAGE_PIXELS} "
-                        "this library decodes (celeba.MAX_IMAGE_PIXELS)")
-    image = cv2.imread(path, cv2.IMREAD_COLOR)
-    if image is None:
-        # cv2.imread cannot open some paths (non-ASCII names on Windows); decode the bytes before giving up.
-        try:
-            data = np.fromfile(path, np.uint8)
-            image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-        except (OSError, cv2.error):
-            image = None
-    if image is None:
-        raise DataError(f"cannot read image {path}: not an image file, or a format OpenCV cannot decode")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
-
-def write_image(path, image):
-    """Writes an RGB uint8 [H, W, 3] image; the format follows the extension. Creates the parent folder."""
-    path = str(path)
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    image = np.asarray(image)
-    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"write_image expects uint8 [H, W, 3], got {image.dtype} {image.shape}")
-    try:
-        ok = cv2.imwrite(path, cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-    except cv2.error:
-        ok = False
-    if not ok:
-        raise DataError(f"cannot write image {path} (unknown extension or unwritable folder)")
+# Reading and writing image files (header check, size guard, alpha) is `tf_faceedit.images`; these are its names.
+read_image = images.read_image
+write_image = images.write_image
 
 
 def list_images(path):

@@ -25,10 +25,13 @@ Pipeline order (one element = one image):
      seed gives the same batches, and since repeat comes before this step, every epoch gets new flips and masks.
   8. batch(B, drop_remainder), prefetch(AUTOTUNE)
 
-Before the pipeline is built, a cheap scan drops files that are empty or not JPEG/PNG/GIF/BMP (by magic bytes), or
-whose header declares more than `MAX_IMAGE_PIXELS` pixels (a decompression-bomb guard: a tiny PNG may declare
-20000x20000 and decode to 1.2 GB), with one counted warning, and fails when their share exceeds
-`max_corrupt_fraction`.
+Before the pipeline is built, a cheap scan drops files that are empty, not JPEG/PNG/GIF/BMP, whose header does not
+parse, or whose header declares more than `MAX_IMAGE_PIXELS` pixels (a decompression-bomb guard: a tiny PNG may
+declare 20000x20000 and decode to 1.2 GB; the JPEG header is walked marker by marker up to its frame header, however
+many comment bytes come first), with one counted warning, and fails when their share exceeds
+`max_corrupt_fraction`. Headers are read by `tf_faceedit.images`, the parser every image reader uses. Files that pass
+the scan but fail to decode are skipped by the pipeline (step 3); when none decodes, the first batch raises
+DataError (`first_batch`).
 """
 
 import concurrent.futures
@@ -42,6 +45,7 @@ from pathlib import Path
 import numpy as np
 from tf_faceedit.lazy_tf import tf  # TensorFlow is imported on first use (the JAX path runs without it)
 
+from tf_faceedit import images
 from tf_faceedit.data.masks import make_mask_fn
 from tf_faceedit.errors import DataError, suggest
 
@@ -53,8 +57,8 @@ PARTITION_FILE = "list_eval_partition.txt"
 IMAGE_DIR_CANDIDATES = ("images", "img_align_celeba")
 SPLITS = {"train": 0, "val": 1, "test": 2}
 
-# Magic bytes of the image formats tf.io.decode_image reads.
-_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM")
+# The image formats tf.io.decode_image reads (`images.parse_header` names).
+_FORMATS = ("jpeg", "png", "gif", "bmp")
 _FILENAME_COLUMNS = ("filename", "file", "image", "image_id", "img", "name", "path", "file_name", "image_name")
 
 
@@ -370,51 +374,14 @@ def load_records(cfg, split):
 # Input pipeline
 
 
-# Largest image decoded (width * height, from the file header): 8192 x 8192 = 64 Mpx (192 MB as RGB uint8). Bigger
-# declared sizes are refused before decoding (the pipeline skips them; `align.read_image` raises DataError).
-MAX_IMAGE_PIXELS = 8192 * 8192
-
-
-def image_header_size(head):
-    """(width, height) declared by the header bytes of a PNG, GIF, BMP or JPEG (its first SOF marker within `head`),
-    or None when unknown."""
-    if head.startswith(b"\x89PNG") and len(head) >= 24:
-        return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
-    if head.startswith((b"GIF87a", b"GIF89a")) and len(head) >= 10:
-        return int.from_bytes(head[6:8], "little"), int.from_bytes(head[8:10], "little")
-    if head.startswith(b"BM") and len(head) >= 26:
-        return (abs(int.from_bytes(head[18:22], "little", signed=True)),
-                abs(int.from_bytes(head[22:26], "little", signed=True)))
-    if head.startswith(b"\xff\xd8"):
-        i = 2
-        while i + 9 <= len(head):
-            if head[i] != 0xFF:
-                return None
-            marker = head[i + 1]
-            if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # markers without a length
-                i += 2
-                continue
-            if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # start of frame
-                return int.from_bytes(head[i + 7:i + 9], "big"), int.from_bytes(head[i + 5:i + 7], "big")
-            i += 2 + int.from_bytes(head[i + 2:i + 4], "big")
-    return None
-
-
-def too_large(head, max_pixels=None):
-    """True when the header declares more than `max_pixels` (default MAX_IMAGE_PIXELS) pixels."""
-    size = image_header_size(head)
-    return size is not None and size[0] * size[1] > (max_pixels or MAX_IMAGE_PIXELS)
+# The size guard and the header parser are `tf_faceedit.images` (one for every reader of images).
+MAX_IMAGE_PIXELS = images.MAX_IMAGE_PIXELS
 
 
 def _check_file(path):
-    """Returns True when the file is non-empty, starts with JPEG/PNG/GIF/BMP magic bytes and does not declare more
-    than MAX_IMAGE_PIXELS pixels."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(4096)  # one page: JPEG headers of cameras/CelebA put SOF well inside it
-    except OSError:
-        return False
-    return bool(head) and head.startswith(_MAGIC) and not too_large(head)
+    """Returns True when the file is a JPEG/PNG/GIF/BMP (what tf.io.decode_image reads) whose header parses
+    (`images.parse_header`: the real header, not a fixed prefix) and declares at most MAX_IMAGE_PIXELS."""
+    return images.check_file(path, MAX_IMAGE_PIXELS, formats=_FORMATS)
 
 
 def _scan_images(paths):
@@ -513,7 +480,7 @@ def build_dataset(cfg, split, batch_size, training, seed=0, repeat=None, drop_re
         flip_seed, mask_seed = tf.unstack(tf.random.experimental.stateless_split(element_seed, num=2))
         if flip:
             image = tf.image.stateless_random_flip_left_right(image, flip_seed)
-        out = {"image": tf.cast(image, tf.float32) / 127.5 - 1.0, "attributes": attributes}
+        out = {"image": images.to_float_tf(image), "attributes": attributes}
         if mask_fn is not None:
             out["mask"] = mask_fn(mask_seed)
         return out
@@ -535,7 +502,15 @@ def build_dataset(cfg, split, batch_size, training, seed=0, repeat=None, drop_re
     return ds.with_options(options)
 
 
-def denormalize(images):
-    """Maps [-1, 1] float images (numpy or tensors) to uint8 numpy arrays in [0, 255]."""
-    images = np.asarray(images, dtype=np.float32)
-    return np.clip(np.round((images + 1.0) * 127.5), 0, 255).astype(np.uint8)
+def first_batch(dataset, records):
+    """The first batch of a pipeline over `records`; DataError (one line) when it yields none: every file passed the
+    header scan but none decodes (damaged image data), or fewer decode than one batch needs."""
+    try:
+        return next(iter(dataset))
+    except StopIteration:
+        paths = getattr(records, "paths", None) or getattr(getattr(records, "a", None), "paths", None) or ["?"]
+        raise DataError(f"no batch could be made from the {len(records)} images of split '{records.split}': their "
+                        f"headers are valid but their image data does not decode (first: {paths[0]})") from None
+
+
+denormalize = images.to_uint8  # [-1, 1] float images (numpy or tensors) -> uint8 numpy in [0, 255]

@@ -26,6 +26,7 @@ import numpy as np
 from tf_faceedit.data import celeba
 from tf_faceedit.data.numpy_masks import make_mask_fn
 from tf_faceedit.errors import DataError
+from tf_faceedit.images import to_float
 
 logger = logging.getLogger(__name__)
 
@@ -112,7 +113,7 @@ def _stream(cfg, records, batch_size, training, seed, repeat, drop_remainder):
                 images.append(image)
                 if mask_fn is not None:
                     masks.append(mask_fn(rng))
-            batch = {"image": np.stack(images).astype(np.float32) / 127.5 - 1.0,
+            batch = {"image": to_float(np.stack(images)),
                      "attributes": records.attributes[[i for i, _ in loaded]].astype(np.float32)}
             if mask_fn is not None:
                 batch["mask"] = np.stack(masks)

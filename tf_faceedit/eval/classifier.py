@@ -21,6 +21,7 @@ import numpy as np
 from tf_faceedit import config as config_lib
 from tf_faceedit import registry
 from tf_faceedit.errors import ConfigError, DataError, EvaluationError, suggest
+from tf_faceedit.images import ensure_float
 
 log = logging.getLogger(__name__)
 
@@ -68,9 +69,7 @@ class LoadedClassifier:
         images = np.asarray(images)
         if images.ndim != 4 or images.shape[-1] != 3:
             raise ValueError(f"images must be [N, H, W, 3], got shape {images.shape}")
-        if images.dtype == np.uint8:
-            return images.astype(np.float32) / 127.5 - 1.0
-        return images.astype(np.float32)
+        return ensure_float(images)
 
     def _run(self, images, key):
         images = self._prepare(images)

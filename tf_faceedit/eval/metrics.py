@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 from tf_faceedit.errors import ConfigError
+from tf_faceedit.images import ensure_float
 
 # ---------------------------------------------------------------------------------------------------------------
 # Pixel metrics
@@ -273,14 +274,6 @@ def inpaint_baseline(images, masks, method="telea", radius=3):
 # Feature extractors
 
 
-def _to_unit_range(images):
-    """uint8 [0, 255] or float [-1, 1] images -> float32 [-1, 1]."""
-    images = np.asarray(images)
-    if images.dtype == np.uint8:
-        return images.astype(np.float32) / 127.5 - 1.0
-    return images.astype(np.float32)
-
-
 def _batched(fn, images, batch_size):
     return np.concatenate([np.asarray(fn(images[i:i + batch_size])) for i in range(0, len(images), batch_size)])
 
@@ -334,7 +327,7 @@ class InceptionFeatures:
         return keras.ops.convert_to_numpy(self.model(x, training=False))
 
     def __call__(self, images):
-        return _batched(self._forward, _to_unit_range(images), self.batch_size).astype(np.float64)
+        return _batched(self._forward, ensure_float(images), self.batch_size).astype(np.float64)
 
 
 class ClassifierFeatures:
@@ -358,7 +351,7 @@ class ClassifierFeatures:
         return self.feature_label.replace("FID", metric)
 
     def __call__(self, images):
-        images = _to_unit_range(images)
+        images = ensure_float(images)
         if hasattr(self.classifier, "features") and callable(self.classifier.features):
             return np.asarray(self.classifier.features(images), dtype=np.float64)
         import keras

@@ -239,6 +239,9 @@ class Fader(GANTrainer):
         config: `FaderConfig`.
     """
 
+    # Sliders: 1.5 or 2 exaggerates an attribute, -1 inverts it further than 0 (the paper's extrapolations).
+    attribute_range = (-1.0, 2.0)
+
     def __init__(self, config, **kwargs):
         super().__init__(config, **kwargs)
         self.autoencoder = build_autoencoder(config)

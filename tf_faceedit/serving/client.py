@@ -9,7 +9,7 @@
 
     from tf_faceedit.serving.client import GrpcClient
     client = GrpcClient("localhost:8500", "sagan")
-    client.metadata()            # {"method", "attribute_names", "image_size", "task"}
+    client.metadata()            # {"method", "attribute_names", "image_size", "task", "attribute_range"}
     client.predict_attributes(images)            # float32 [N,K] in {0,1} (methods that export that signature)
     out = client.edit(images, attributes)        # uint8 [N,H,W,3], float32 [N,K] -> {"image": uint8, "attention": ...}
     out = client.complete(images, masks, attributes)   # + masks uint8 [N,H,W,1], nonzero = hole
@@ -20,7 +20,9 @@ The signatures (written by `tf_faceedit.export`, schema in serving/README.md):
     (`attention` float32 [N,S,S,n] in [0,1], `content`, `latent`);
   * `serving_default` of `pggan_completion`: `image`, `mask` uint8 [N,H,W,1] (nonzero = hole), `attributes` ->
     `completed` uint8 (the input outside the hole), `raw` uint8 (the generator's full output);
-  * `metadata` (no inputs): `method`, `attribute_names` [K], `image_size`, `task` ("edit" or "complete").
+  * `metadata` (no inputs): `method`, `attribute_names` [K], `image_size`, `task` ("edit" or "complete"),
+    `attribute_range` [2] (the accepted target values; older exports lack it: then any finite value is sent).
+Attribute values that are not finite, or outside `attribute_range`, are refused before a request is sent.
 A single image [H,W,3] / mask [H,W,1] or [H,W] / attribute vector [K] is batched to N = 1 for you.
 
 Errors are `ServingError` (a `FaceEditError`: the CLI prints one line, no traceback): the server cannot be
@@ -38,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tf_faceedit.errors import ConfigError, DataError, FaceEditError, suggest
+from tf_faceedit.errors import ConfigError, DataError, FaceEditError, check_attribute_values, suggest
 
 DEFAULT_SIGNATURE = "serving_default"
 METADATA_SIGNATURE = "metadata"
@@ -76,6 +78,10 @@ def batch_attributes(attributes, batch):
         array = np.repeat(array[None], batch, axis=0)
     if array.ndim != 2:
         raise DataError(f"attributes must have shape [K] or [N,K], got {list(array.shape)}")
+    if not np.isfinite(array).all():
+        column = int(np.argwhere(~np.isfinite(array))[0][1])
+        raise ConfigError(f"attribute {column} (0-based, the model's attribute order) is "
+                          f"{array[~np.isfinite(array)][0]}: attribute values must be finite numbers")
     return array
 
 
@@ -91,8 +97,12 @@ def decode_metadata(outputs):
     if missing:
         raise ServingError(f"the model's 'metadata' signature lacks output '{missing[0]}' (is it a tf_faceedit export?)")
     names = [n.decode() if isinstance(n, bytes) else str(n) for n in np.asarray(outputs["attribute_names"]).reshape(-1)]
+    value_range = None
+    if "attribute_range" in outputs:
+        value_range = tuple(float(v) for v in np.asarray(outputs["attribute_range"]).reshape(-1)[:2])
     return {"method": text(outputs["method"]), "attribute_names": names,
-            "image_size": int(np.asarray(outputs["image_size"]).reshape(-1)[0]), "task": text(outputs["task"])}
+            "image_size": int(np.asarray(outputs["image_size"]).reshape(-1)[0]), "task": text(outputs["task"]),
+            "attribute_range": value_range}
 
 
 class _Client:
@@ -301,11 +311,12 @@ def _from_json(name, value):
 # CLI work
 
 
-def resolve_attributes(names, sets=(), attributes=None):
+def resolve_attributes(names, sets=(), attributes=None, value_range=None, method=None):
     """Target attribute vector from `--attributes v1,v2,...` and/or `--set NAME=V` (applied on top).
 
     Returns (float32 [K], notes): attributes not given default to 0, and `notes` says which ones did.
-    Raises ConfigError naming the flag for an unknown name (listing `names`), a bad value or a wrong length.
+    Raises ConfigError naming the flag for an unknown name (listing `names`), a bad value, a value that is not
+    finite or outside `value_range` (the metadata's `attribute_range`; None: any finite value) or a wrong length.
     """
     names = list(names)
     if attributes is not None:
@@ -317,6 +328,7 @@ def resolve_attributes(names, sets=(), attributes=None):
         if len(vector) != len(names):
             raise ConfigError(f"--attributes has {len(vector)} values but the model has {len(names)} attributes: "
                               f"{', '.join(names)}")
+        check_attribute_values(vector, names, value_range, method, "--attributes")
         given = set(names)
     else:
         vector, given = [0.0] * len(names), set()
@@ -331,6 +343,7 @@ def resolve_attributes(names, sets=(), attributes=None):
             vector[names.index(name)] = float(value)
         except ValueError:
             raise ConfigError(f"--set {item}: value must be a number, got '{value}'") from None
+        check_attribute_values({name: vector[names.index(name)]}, names, value_range, method, "--set")
         given.add(name)
     unset = [n for n in names if n not in given]
     notes = [f"note: attributes not set default to 0: {', '.join(unset)}"] if unset else []
@@ -338,38 +351,19 @@ def resolve_attributes(names, sets=(), attributes=None):
 
 
 def read_image(path, flag="--image", grayscale=False):
-    """An image file -> uint8 RGB [H,W,3] (or [H,W,1] with grayscale=True). DataError names the flag and file."""
-    import cv2
+    """An image file -> uint8 RGB [H,W,3] (or [H,W,1] with grayscale=True): `tf_faceedit.images` (header parsed,
+    size guard) before anything is sent. DataError names the flag and file."""
+    from tf_faceedit import images
 
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{flag} {path} does not exist")
-    from tf_faceedit.data.celeba import MAX_IMAGE_PIXELS, too_large
-
-    with open(path, "rb") as f:
-        if too_large(f.read(65536)):
-            raise DataError(f"{flag} {path} declares more than {MAX_IMAGE_PIXELS} pixels (celeba.MAX_IMAGE_PIXELS)")
-    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE if grayscale else cv2.IMREAD_COLOR)
-    if image is None:
-        raise DataError(f"{flag} {path} is not a readable image")
-    return image[..., None] if grayscale else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return images.read_mask(path, flag)[..., None] if grayscale else images.read_image(path, flag)
 
 
 def write_image(path, image, flag="--out"):
-    """uint8 RGB [H,W,3] (or one channel) -> image file (format from the extension)."""
-    import cv2
+    """uint8 RGB [H,W,3] (or one channel) -> image file (format from the extension, one of
+    `images.IMAGE_EXTENSIONS`). DataError names the flag and file."""
+    from tf_faceedit import images
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    image = np.asarray(image)
-    bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if image.ndim == 3 and image.shape[-1] == 3 else image
-    try:
-        ok = cv2.imwrite(str(path), bgr)
-    except cv2.error:
-        ok = False
-    if not ok:
-        raise DataError(f"{flag} {path}: cannot write an image there (use a .png or .jpg name)")
-    return path
+    return images.write_image(path, image, what=flag)
 
 
 def edit_file(client, image_path, out_path, sets=(), attributes=None, mask_path=None, save_extras=False,
@@ -378,9 +372,14 @@ def edit_file(client, image_path, out_path, sets=(), attributes=None, mask_path=
 
     Returns {"out": Path, "outputs": {name: array}, "attributes": vector, "metadata": dict}.
     """
-    image = read_image(image_path)  # local input first: a bad file is reported without a server round trip
+    from tf_faceedit import images
+
+    images.check_output_extension(out_path, "--out")
+    # local input first: a bad file is reported without a server round trip; an alpha channel is put back on output
+    image, alpha = images.read_image_alpha(image_path, "--image")
     meta = client.metadata()
-    vector, notes = resolve_attributes(meta["attribute_names"], sets, attributes)
+    vector, notes = resolve_attributes(meta["attribute_names"], sets, attributes, meta.get("attribute_range"),
+                                       meta["method"])
     for note in notes:
         log(note)
     if meta["task"] == "complete":
@@ -398,7 +397,9 @@ def edit_file(client, image_path, out_path, sets=(), attributes=None, mask_path=
                               "edits attributes")
         outputs = client.edit(image, vector)
         result_name = "image"
-    out = write_image(out_path, outputs[result_name][0])
+    result = np.asarray(outputs[result_name][0])
+    out = images.write_image(out_path, result, alpha if alpha is not None and alpha.shape == result.shape[:2] else None,
+                             what="--out")
     log(f"wrote {out} ({meta['method']}, {', '.join(f'{n}={v:g}' for n, v in zip(meta['attribute_names'], vector))})")
     if save_extras:
         out_path = Path(out_path)
@@ -409,7 +410,7 @@ def edit_file(client, image_path, out_path, sets=(), attributes=None, mask_path=
             for c in range(value.shape[-1]):
                 extra = value[0, ..., c]
                 if extra.dtype != np.uint8:  # attention maps in [0, 1]
-                    extra = np.clip(np.round(extra * 255), 0, 255).astype(np.uint8)
+                    extra = images.mask_to_uint8(extra)
                 suffix = f"_{name}" + (f"{c}" if value.shape[-1] > 1 else "")
                 log(f"wrote {write_image(out_path.with_name(out_path.stem + suffix + '.png'), extra)}")
     return {"out": out, "outputs": outputs, "attributes": vector, "metadata": meta}

@@ -8,7 +8,8 @@ Layout of `export_dir` (= BASE/NAME/VERSION, VERSION an integer, as TF Serving e
                                             -> image uint8 [N,H,W,3] + extras (attention [N,S,S,n], latent, ...)
                                   complete: image uint8 [N,H,W,3], mask uint8 [N,H,W,1] (nonzero = hole),
                                             attributes float32 [N,K] -> completed, raw uint8 [N,H,W,3]
-    metadata                      no inputs -> method, task (string), attribute_names (string [K]), image_size
+    metadata                      no inputs -> method, task (string), attribute_names (string [K]), image_size,
+                                  attribute_range (float32 [2]: the accepted target values, low and high)
     predict_attributes            (methods that can) image uint8 -> attributes float32 [N,K] in {0, 1}
   assets.extra/<network>.keras    every export network (`trainer.export_networks()`); `keras.models.load_model`
                                   with no custom_objects. TF Serving loads only saved_model.pb, variables/ and
@@ -27,6 +28,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
+from tf_faceedit import io_util
 from tf_faceedit.errors import ConfigError
 from tf_faceedit.serving import processing
 
@@ -44,6 +46,7 @@ def check_export_dir(export_dir):
     if export_dir.exists():
         raise ConfigError(f"--export_dir {export_dir} already exists; export to a new version number "
                           f"(e.g. {export_dir.parent / str(int(export_dir.name) + 1)})")
+    io_util.check_output_dir(export_dir, "--export_dir")  # a parent that is a file, or not writable
     return export_dir
 
 
@@ -54,6 +57,7 @@ class ServingModule(tf.Module):
     def __init__(self, trainer, method, attribute_names, image_size):
         super().__init__(name=f"{method}_serving")
         names, size, task = list(attribute_names), int(image_size), trainer.task
+        value_range = [float(v) for v in getattr(trainer, "attribute_range", (0.0, 1.0))]
         k = len(names)
         self.network_variables = {name: [getattr(v, "value", v) for v in net.weights]
                                   for name, net in trainer.networks.items()}
@@ -73,7 +77,8 @@ class ServingModule(tf.Module):
         @tf.function(input_signature=[])
         def metadata():
             return {"method": tf.constant(method), "task": tf.constant(task),
-                    "attribute_names": tf.constant(names, tf.string), "image_size": tf.constant(size, tf.int32)}
+                    "attribute_names": tf.constant(names, tf.string), "image_size": tf.constant(size, tf.int32),
+                    "attribute_range": tf.constant(value_range, tf.float32)}
 
         self.serve, self.metadata = serve, metadata
         self.predict_attributes = None

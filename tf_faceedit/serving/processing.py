@@ -13,7 +13,8 @@ Contract (S = the model's `data.image_size`, K attributes):
   * input masks (completion): uint8 [N, H, W, 1], nonzero = hole. At S a pixel is a hole if any input pixel it
     covers is one (area resize > 0), so no hole pixel leaks into the generator's known region.
   * output images: the model's [-1, 1] images resized back to H x W (bilinear, antialiased), then
-    uint8 = clip(round((x + 1) * 127.5), 0, 255) (`to_uint8`, the same as `data.celeba.denormalize`).
+    uint8 = clip(round((x + 1) * 127.5), 0, 255) (`to_uint8`: `tf_faceedit.images.to_uint8_tf`, the TensorFlow
+    twin of `images.to_uint8`).
   * completion: "completed" is the input image outside the (input-resolution) hole EXACTLY, the resized model
     completion inside it; "raw" is the generator's output everywhere.
   * extras (attention, content, latent, ...) stay at the model's resolution, float32.
@@ -21,15 +22,14 @@ Contract (S = the model's `data.image_size`, K attributes):
 
 import tensorflow as tf
 
+from tf_faceedit import images as images_lib
+
 TASKS = ("edit", "complete")  # the tasks a serving signature exists for
 EDIT_OUTPUTS = ("image",)
 COMPLETE_OUTPUTS = ("completed", "raw")
 
 
-def to_uint8(images):
-    """[-1, 1] float images -> uint8: clip(round((x + 1) * 127.5), 0, 255)."""
-    images = tf.convert_to_tensor(images, tf.float32)
-    return tf.cast(tf.clip_by_value(tf.round((images + 1.0) * 127.5), 0.0, 255.0), tf.uint8)
+to_uint8 = images_lib.to_uint8_tf  # [-1, 1] float images -> uint8: clip(round((x + 1) * 127.5), 0, 255)
 
 
 def preprocess_images(images, size):
@@ -37,7 +37,7 @@ def preprocess_images(images, size):
     images = tf.convert_to_tensor(images)
     resized = tf.image.resize(tf.cast(images, tf.float32), [size, size], method="bilinear", antialias=True)
     resized = tf.clip_by_value(tf.round(resized), 0.0, 255.0)
-    return resized / 127.5 - 1.0
+    return images_lib.to_float_tf(resized)
 
 
 def preprocess_masks(masks, size):
@@ -69,6 +69,8 @@ def check_inputs(image, attributes, num_attributes, mask=None):
         tf.debugging.assert_equal(tf.shape(attributes)[0], tf.shape(image)[0],
                                   message="attributes must have one row per image"),
         tf.debugging.assert_positive(tf.shape(image)[1:3], message="image height and width must be > 0"),
+        tf.debugging.assert_equal(tf.reduce_all(tf.math.is_finite(attributes)), True,
+                                  message="attributes must be finite numbers (no NaN or infinity)"),
     ]
     if mask is not None:
         mask = tf.convert_to_tensor(mask)

@@ -13,6 +13,8 @@ import keras
 import numpy as np
 from tf_faceedit.lazy_tf import tf  # TensorFlow is imported on first use (the JAX path runs without it)
 
+from tf_faceedit import images as image_lib
+
 log = logging.getLogger(__name__)
 
 
@@ -22,10 +24,10 @@ def _step(trainer):
 
 def to_uint8(images):
     """[-1, 1] float images (or [0, 1] masks with `mask=True` callers) -> uint8 numpy [N, H, W, 3]."""
-    array = np.nan_to_num(np.asarray(keras.ops.convert_to_numpy(images), dtype=np.float32))  # NaN -> mid-grey
+    array = np.asarray(keras.ops.convert_to_numpy(images), dtype=np.float32)
     if array.shape[-1] == 1:
         array = np.repeat(array, 3, axis=-1)
-    return np.clip(np.rint((array + 1.0) * 127.5), 0, 255).astype(np.uint8)
+    return image_lib.to_uint8(array)  # NaN -> mid-grey
 
 
 def make_grid(rows, label_width=120):

@@ -113,6 +113,9 @@ class GANTrainer(keras.Model):
     # "edit": infer({"image", "attributes"}) -> {"image", extras...}; "complete": infer({"image", "mask",
     # "attributes"}) -> {"completed", "raw", extras...}; "classify": infer({"image"}) -> {"logits", "probabilities"}.
     task = "edit"
+    # Accepted target attribute values at inference (`tf_faceedit.load`, edit, demo, export metadata): 0 = absent,
+    # 1 = present, values between interpolate; a method with sliders that go further (Fader) widens it.
+    attribute_range = (0.0, 1.0)
 
     def infer(self, inputs):
         """Inference in `keras.ops`, at the model's resolution.
