@@ -224,6 +224,22 @@ def busy_seconds():
     return (sum(values[:8]) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")
 
 
+def wait_idle(max_wait, need=3):
+    """Waits (up to max_wait s) for `need` 2-s samples in a row with the machine < 10 % busy; returns the last."""
+    start, calm = time.time(), 0
+    while True:
+        before = busy_seconds()
+        time.sleep(2.0)
+        after = busy_seconds()
+        if before is None or after is None:
+            return None
+        busy = (after - before) / (2.0 * os.cpu_count())
+        calm = calm + 1 if busy <= 0.10 else 0
+        if calm >= need or time.time() - start >= max_wait:
+            return busy
+        time.sleep(3.0)
+
+
 def run_measured(cmd, env=None):
     """(completed process, other processes' share of the machine while it ran or None)."""
     import resource
@@ -250,6 +266,8 @@ def timing_flags(opts, style):
 
 
 def run_ours(case, opts):
+    if opts.wait_idle:
+        wait_idle(opts.wait_idle)
     spec = ":".join(str(part) for part in case)
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
     proc, other = run_measured([sys.executable, os.path.abspath(__file__), "--child", spec,
@@ -268,7 +286,8 @@ def run_reference(case, opts):
     with tempfile.TemporaryDirectory(prefix="peers_") as tmp:
         out = Path(tmp) / "peer.json"
         cmd = [opts.torch_python, str(opts.peers_driver), "--only", f"{method}/{reference_case(name)}/{size}",
-               "--json", str(out), "--retries", str(opts.retries), *timing_flags(opts, "driver")]
+               "--json", str(out), "--retries", str(opts.retries), "--wait-idle", str(opts.wait_idle),
+               *timing_flags(opts, "driver")]
         proc, other = run_measured(cmd, dict(os.environ, PEERS_DIR=str(opts.peers_dir)))
         results = json.loads(out.read_text()) if out.is_file() else []
     if proc.returncode != 0 or not results:
@@ -309,8 +328,8 @@ def fmt_ms(seconds):
 
 
 def print_table(rows):
-    print("| case | reference (PyTorch) | tf_faceedit | ours / reference | target |")
-    print("|---|---|---|---|---|")
+    print("| case | reference (PyTorch) | tf_faceedit | ours / reference | target | other load (ref / ours) |")
+    print("|---|---|---|---|---|---|")
     for case, ours, ref in rows:
         method, name, size, batch = case
         label = f"{method} {name} {size}² b{batch}"
@@ -323,7 +342,11 @@ def print_table(rows):
             verdict = "" if target is None else f"<= {target}: {'met' if ratio <= target else 'MISSED'}"
         else:
             ratio_text, verdict = "-", "" if target is None else f"<= {target}"
-        print(f"| {label} | {ref_text} | {ours_text} | {ratio_text} | {verdict} |")
+        loads = " / ".join("-" if r is None or r.get("other_load_frac") is None else
+                           f"{100 * r['other_load_frac']:.0f}%" for r in (ref, ours))
+        print(f"| {label} | {ref_text} | {ours_text} | {ratio_text} | {verdict} | {loads} |")
+    print("(other load: the share of the machine other processes used while a case ran; above ~5% the times are "
+          "inflated, and PyTorch's more than ours: only a quiet machine gives ratios that count)")
 
 
 def select(only):
@@ -353,6 +376,9 @@ def main():
     parser.add_argument("--peers_driver", default=str(DEFAULT_DRIVER), help="the reference timing driver")
     parser.add_argument("--peers_json", help="reference results of an earlier driver run (its --json file)")
     parser.add_argument("--retries", type=int, default=0, help="driver: re-runs of a case under other load")
+    parser.add_argument("--wait_idle", type=float, default=0.0,
+                        help="before each case (ours and the driver's), wait up to this many seconds for a quiet "
+                             "machine (< 10%% busy)")
     parser.add_argument("--json", help="write our results here (the driver's --compare schema)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     opts = parser.parse_args()
@@ -373,8 +399,12 @@ def main():
                 parser.error(f"--peers_dir {opts.peers_dir} has no {sub}/ checkout (see the driver's README.md)")
     known = {}
     if opts.peers_json:
-        known = {case_key(r["method"], r["case"], r["img_size"], r["batch"]): r
-                 for r in json.loads(Path(opts.peers_json).read_text())}
+        try:
+            known = {case_key(r["method"], r["case"], r["img_size"], r["batch"]): r
+                     for r in json.loads(Path(opts.peers_json).read_text())}
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            parser.error(f"--peers_json {opts.peers_json} is not a results file of the driver's --json "
+                         f"({type(err).__name__})")
 
     print(f"# compare_peers: {cpu_description()}; threads {opts.threads}, warm-up {opts.warmup}, >= {opts.min_iters} "
           f"iters and >= {opts.min_time:g} s, median", flush=True)
