@@ -32,7 +32,7 @@ def parse_args(argv=None):
     parser.add_argument("--quiet", action="store_true", help="warnings only")
     args = parser.parse_args(argv)
     if not args.model and not args.model_dir and not args.export_dir:
-        parser.error("give at least one --model, --model_dir or --export_dir")
+        parser.error("give at least one --model_dir, --export_dir or --model")
     if not 0 < args.port < 65536:
         parser.error(f"--port must be in 1..65535, got {args.port}")
     if args.max_side < 64:
