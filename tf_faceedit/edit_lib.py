@@ -97,6 +97,10 @@ def edit_photos(model, image, out, attributes=None, face=None, mask=None, detect
     from tf_faceedit import api
 
     attributes = dict(attributes or {})
+    inputs = align.list_images(image)
+    single = Path(image).is_file()
+    if single:
+        images.read_header(inputs[0])  # a bad photo is reported before the model is loaded (seconds)
     if not hasattr(model, "edit"):
         model = api.load(model)
     unknown = [name for name in attributes if name not in model.attribute_names]
@@ -104,8 +108,6 @@ def edit_photos(model, image, out, attributes=None, face=None, mask=None, detect
         raise ConfigError(f"--set {unknown[0]}: the model was not trained on {unknown[0]}; its attributes are "
                           f"{', '.join(model.attribute_names)}")
     model.check_attribute_values(attributes, "--set")
-    inputs = align.list_images(image)
-    single = Path(image).is_file()
     if model.task == "complete" and mask is None:
         raise ConfigError(f"method {model.method} completes faces: give --mask (nonzero = region to fill)")
     if mask is not None and (model.task != "complete" or not single):
