@@ -416,7 +416,7 @@ def test_packaged_manifest_is_well_formed():
 
 
 @pytest.mark.parametrize("entry", packaged_entries())
-def test_packaged_entry(entry, tmp_path, monkeypatch):
+def test_packaged_entry_loads_and_edits(entry, monkeypatch):
     monkeypatch.delenv(zoo.ENV_VAR, raising=False)
     zoo.check_files(entry)  # every file matches the manifest (sha256, size)
     assert entry.dtype in zoo.DTYPES and entry.task in ("edit", "complete")
@@ -426,4 +426,9 @@ def test_packaged_entry(entry, tmp_path, monkeypatch):
         entry.method, entry.task, entry.attributes, entry.image_size)
     assert model.info["step"] == entry.step and model.info["dtype"] == entry.dtype
     check_edits_synthetic_faces(model, entry)
+
+
+@pytest.mark.parametrize("entry", packaged_entries())
+def test_packaged_entry_export_matches_eager(entry, tmp_path, monkeypatch):
+    monkeypatch.delenv(zoo.ENV_VAR, raising=False)
     check_export_matches_eager(entry.name, tmp_path, entry)
