@@ -1,7 +1,13 @@
 """Shared fixtures. The synthetic CelebA folder is generated once per session (48 cartoon faces at 44x54, the
 aspect of the aligned CelebA crop; 38 train / 5 val / 5 test), so no test needs real data."""
 
+import os
+
 import pytest
+
+# The drawn test faces are made for OpenCV's Haar cascades; MTCNN (the default detector when the [faces] extra is
+# installed) finds few of them. Tests that exercise MTCNN construct `align.MtcnnDetector` themselves.
+os.environ.setdefault("TF_FACEEDIT_DETECTOR", "haar")
 
 from tf_faceedit.config import DataConfig
 from tf_faceedit.data.synthetic import make_synthetic_celeba

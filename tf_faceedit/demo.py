@@ -28,7 +28,8 @@ def parse_args(argv=None):
                                                             "only; 0.0.0.0 for every interface)")
     parser.add_argument("--max_side", type=int, default=DEFAULT_MAX_SIDE,
                         help=f"photos with a longer side are downscaled to it (default {DEFAULT_MAX_SIDE})")
-    parser.add_argument("--detector_model", help="YuNet .onnx face detector (default: OpenCV Haar cascades)")
+    parser.add_argument("--detector_model", help="face detector: mtcnn, haar, or a YuNet .onnx file (default: mtcnn "
+                        "when installed, pip install 'tf_faceedit[faces]'; else haar)")
     parser.add_argument("--quiet", action="store_true", help="warnings only")
     args = parser.parse_args(argv)
     if not args.model and not args.model_dir and not args.export_dir:
@@ -44,14 +45,15 @@ def main(argv=None):
     args = parse_args(argv)
 
     def work():
+        from pathlib import Path
+
         from tf_faceedit import demo_lib, pretrained
-        from tf_faceedit.training import run_dir
 
         model_dirs, export_dirs = list(args.model_dir), list(args.export_dir)
         for model in args.model:  # a zoo name loads from its entry folder (labelled by the name)
             entry = pretrained.resolve(model)
-            (export_dirs if entry is None and run_dir.is_export(model) else model_dirs).append(
-                str(entry.directory) if entry is not None else model)
+            is_export = entry is None and (Path(model) / "saved_model.pb").is_file()
+            (export_dirs if is_export else model_dirs).append(str(entry.directory) if entry is not None else model)
         print(f"loading {len(model_dirs) + len(export_dirs)} model(s); the page will be at "
               f"http://{args.host}:{args.port}", flush=True)
         demo_lib.run(model_dirs, export_dirs, port=args.port, host=args.host, max_side=args.max_side,

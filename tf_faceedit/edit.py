@@ -5,8 +5,9 @@
     python -m tf_faceedit.edit --export_dir=EXPORT/sagan/1 --image photos/ --set Eyeglasses=1 --out edited/
     python -m tf_faceedit.edit --model_dir=COMPLETION_RUN --image photo.jpg --mask hole.png --out filled.jpg
 
-Faces are found with OpenCV (Haar cascades; --detector_model=yunet.onnx for OpenCV's YuNet), aligned to the CelebA
-framing, edited, and pasted back. The CLI only parses: `edit_lib.edit_photos` does the work.
+Faces are found with MTCNN (the [faces] extra; without it OpenCV's Haar cascades; --detector_model=haar|mtcnn|
+yunet.onnx picks one), aligned to the CelebA framing by their 5 landmarks (Haar, YuNet: the eyes), edited, and pasted
+back. The CLI only parses: `edit_lib.edit_photos` does the work.
 
 Exit status: 0 when every photo was written (photos of a folder without a face are skipped and listed), 1 when some
 photos of a folder could not be read (the others are written; each is named in a warning), 2 for a user error
@@ -32,7 +33,8 @@ def parse_args(argv=None):
                         help="target attribute value, e.g. --set Smiling=1 (repeatable)")
     parser.add_argument("--face", type=int, help="edit only face N (0-based, counted from the left)")
     parser.add_argument("--mask", help="for completion models: mask image, nonzero = region to fill")
-    parser.add_argument("--detector_model", help="YuNet .onnx face detector (default: OpenCV Haar cascades)")
+    parser.add_argument("--detector_model", help="face detector: mtcnn, haar, or a YuNet .onnx file (default: mtcnn "
+                        "when installed, pip install 'tf_faceedit[faces]'; else haar)")
     parser.add_argument("--feather", type=float, default=0.1, help="width of the blended border (fraction of face)")
     parser.add_argument("--quiet", action="store_true", help="warnings only")
     return parser.parse_args(argv)

@@ -2,9 +2,10 @@
 
     report = edit_photos("RUN", "photo.jpg", "edited.jpg", {"Smiling": 1})   # report.written, report.skipped
 
-Each photo: detect the faces (OpenCV Haar cascades, or YuNet with `detector_model`), align each to the CelebA framing
-the model was trained on (`data.image_size`, `data.crop_fraction`), edit it, and paste the result back with the
-inverse warp and a feathered blend (`tf_faceedit.data.align.edit_photo`); outside the faces the photo is unchanged.
+Each photo: detect the faces (`align.load_detector(detector_model)`: MTCNN when installed, else Haar cascades),
+align each to the CelebA framing the model was trained on (`data.image_size`, `data.crop_fraction`), edit it, and
+paste the result back with the inverse warp and a feathered blend (`tf_faceedit.data.align.edit_photo`); outside the
+faces the photo is unchanged.
 Completion models take a `mask` image the size of the photo (nonzero = region to fill).
 
 Attributes: a dict {name: target value}; names are checked against the model's, and values must be finite and

@@ -294,7 +294,162 @@ def test_dnn_detector_errors(tmp_path):
     (tmp_path / "garbage.onnx").write_bytes(b"\x00not an onnx model")
     with pytest.raises(DataError, match="cannot load face detector model .*garbage.onnx"):
         align.load_detector(tmp_path / "garbage.onnx")
+    assert isinstance(align.load_detector("haar"), align.HaarDetector)
+
+
+# ------------------------------------------------------------------------------------------- 5 landmarks, MTCNN
+
+needs_mtcnn = pytest.mark.skipif(not align.mtcnn_available(), reason="mtcnn is not installed (the [faces] extra)")
+
+
+def _similarity(angle_degrees, scale, shift):
+    c, s = math.cos(math.radians(angle_degrees)) * scale, math.sin(math.radians(angle_degrees)) * scale
+    return np.array([[c, -s, shift[0]], [s, c, shift[1]]])
+
+
+def test_canonical_landmarks_follow_the_pipeline_crop_and_match_the_eyes():
+    points = align.canonical_landmarks(178, 1.0)
+    np.testing.assert_allclose(points, np.array(align.CELEBA_LANDMARKS) - [0.0, 20.0])
+    # MTCNN's canonical eyes and the Haar-measured ones describe the same framing (within 2 px).
+    np.testing.assert_allclose(points[:2], align.canonical_eyes(178), atol=2.0)
+    # Eyes level and above the nose, the nose above the mouth corners, left before right.
+    (le, re, nose, lm, rm) = align.CELEBA_LANDMARKS
+    assert le[0] < nose[0] < re[0] and lm[0] < nose[0] < rm[0]
+    assert abs(le[1] - re[1]) < 1 and max(le[1], re[1]) < nose[1] < min(lm[1], rm[1])
+
+
+@pytest.mark.parametrize("angle,scale", [(0.0, 1.0), (27.0, 0.6), (-33.0, 2.4)])
+def test_similarity_fit_maps_known_landmarks_exactly(angle, scale):
+    """Landmarks that are a similarity image of the canonical ones are mapped back onto them exactly, whatever the
+    weights; noise on the low-weight nose moves the eyes less than it would unweighted."""
+    canonical = np.array(align.canonical_landmarks(64))
+    to_photo = _similarity(angle, scale, (140.0, 95.0))
+    photo_points = align.apply_transform(align.invert_transform(to_photo), canonical)
+    for weights in (None, align.LANDMARK_WEIGHTS):
+        fit = align.similarity_fit(photo_points, canonical, weights)
+        np.testing.assert_allclose(align.apply_transform(fit, photo_points), canonical, atol=1e-9)
+        np.testing.assert_allclose(fit, to_photo, atol=1e-9)
+    transform = align.face_transform(None, 64, landmarks=photo_points)
+    np.testing.assert_allclose(transform, to_photo, atol=1e-9)
+    noisy = photo_points.copy()
+    noisy[2] += 8.0 / scale  # the nose 8 px (in the face) off
+    eyes_moved = {}
+    for label, weights in (("weighted", align.LANDMARK_WEIGHTS), ("uniform", None)):
+        fit = align.similarity_fit(noisy, canonical, weights)
+        eyes_moved[label] = np.abs(align.apply_transform(fit, photo_points[:2]) - canonical[:2]).max()
+    assert 0 < eyes_moved["weighted"] < 0.5 * eyes_moved["uniform"]
+
+
+def test_similarity_fit_rejects_degenerate_input():
+    with pytest.raises(ValueError, match="coincide"):
+        align.similarity_fit([(3.0, 4.0)] * 5, align.CELEBA_LANDMARKS)
+    with pytest.raises(ValueError, match="matching"):
+        align.similarity_fit([(0.0, 0.0)], [(1.0, 1.0)])
+    with pytest.raises(ValueError, match="non-negative"):
+        align.similarity_fit(align.CELEBA_LANDMARKS, align.CELEBA_LANDMARKS, [1, 1, -1, 1, 1])
+
+
+def test_align_faces_uses_the_five_landmarks():
+    """A face with landmarks (as MTCNN gives) is aligned by them: the drawn eyes land on the canonical eyes even
+    when `eyes` disagrees, since the 5 points decide."""
+    size = 64
+    to_photo = _similarity(-18.0, 2.2, (80.0, 110.0))  # aligned face -> photo
+    landmarks = align.apply_transform(to_photo, align.canonical_landmarks(size))
+    photo = _background(300, 300, seed=2)
+    for point, colour in ((landmarks[0], RED), (landmarks[1], BLUE)):
+        cv2.circle(photo, tuple(int(round(c * 16)) for c in point), 5 * 16, colour, -1, cv2.LINE_AA, 4)
+    face = align.Face(box=(0, 0, 10, 10), eyes=((0.0, 0.0), (1.0, 0.0)), score=0.99,
+                      landmarks=tuple(map(tuple, landmarks)))
+    (aligned,) = align.align_faces(photo, size, detector=_FixedDetector([face]))
+    expected_left, expected_right = align.canonical_eyes(size)
+    canonical = align.canonical_landmarks(size)
+    np.testing.assert_allclose(_centroid(aligned.image, RED), canonical[0], atol=0.5)
+    np.testing.assert_allclose(_centroid(aligned.image, BLUE), canonical[1], atol=0.5)
+    np.testing.assert_allclose(canonical[:2], (expected_left, expected_right), atol=1.0)
+
+
+def test_missing_mtcnn_falls_back_to_haar_with_one_message(monkeypatch, caplog):
+    monkeypatch.delenv(align.DETECTOR_ENV, raising=False)
+    monkeypatch.setattr(align, "mtcnn_available", lambda: False)
+    monkeypatch.setattr(align, "_warned_missing_mtcnn", False)
+    with caplog.at_level("WARNING", logger="tf_faceedit"):
+        first, second = align.load_detector(None), align.load_detector("")
+    assert isinstance(first, align.HaarDetector) and isinstance(second, align.HaarDetector)
+    messages = [r.getMessage() for r in caplog.records if "mtcnn" in r.getMessage()]
+    assert messages == [align.MTCNN_MISSING_MESSAGE]  # once per process
+    assert "pip install 'tf_faceedit[faces]'" in messages[0] and "\n" not in messages[0]
+    with pytest.raises(DataError, match=r"--detector_model=mtcnn needs the mtcnn package: pip install"):
+        align.load_detector("mtcnn")
+
+
+def test_detector_environment_variable(monkeypatch, tmp_path):
+    monkeypatch.setenv(align.DETECTOR_ENV, "haar")
     assert isinstance(align.load_detector(None), align.HaarDetector)
+    monkeypatch.setenv(align.DETECTOR_ENV, str(tmp_path / "nowhere.onnx"))
+    with pytest.raises(DataError, match="nowhere.onnx does not exist"):
+        align.load_detector(None)
+
+
+class _FakeMtcnn:
+    """Stands in for mtcnn.MTCNN: returns fixed rows (image index, x1, y1, x2, y2, confidence, 5 x, 5 y)."""
+
+    def __init__(self, rows):
+        self.rows = np.array(rows, np.float64)
+        self.seen = []
+
+    def detect_faces(self, image, output_type, box_format):
+        assert (output_type, box_format) == ("numpy", "xyxy")
+        self.seen.append(image.shape)
+        return self.rows.copy()
+
+
+@needs_mtcnn
+def test_mtcnn_rows_become_faces_in_photo_pixels():
+    """Confidence filter, landmark order, and the max_side downscale mapped back; the landmarks of a face that is a
+    similarity image of the canonical face align exactly onto the canonical points."""
+    detector = align.MtcnnDetector(min_confidence=0.9, max_side=500)
+    photo = _background(400, 1000, seed=4)  # searched at 500 x 200: factor 0.5
+    canonical = np.array(align.canonical_landmarks(64))
+    to_photo = align.invert_transform(_similarity(12.0, 0.5, (-60.0, 10.0)))
+    landmarks = align.apply_transform(to_photo, canonical)
+    small = (landmarks + 0.5) * 0.5 - 0.5  # the same points in the searched (half-size) image
+    keep = [0, 40, 20, 140, 130, 0.97, *small[:, 0], *small[:, 1]]
+    weak = [0, 300, 50, 330, 80, 0.6, *([310.0] * 5), *([60.0] * 5)]
+    detector.mtcnn = _FakeMtcnn([keep, weak])
+    faces = detector(photo)
+    assert detector.mtcnn.seen == [(200, 500, 3)]
+    assert len(faces) == 1  # the 0.6 box is dropped
+    face = faces[0]
+    assert face.score == pytest.approx(0.97) and face.eyes_detected
+    np.testing.assert_allclose(face.landmarks, landmarks, atol=1e-9)
+    np.testing.assert_allclose(face.eyes, landmarks[:2], atol=1e-9)
+    np.testing.assert_allclose(face.box, (80.5, 40.5, 200.0, 220.0))  # ((x + 0.5) / 0.5 - 0.5), sides doubled
+    (aligned,) = align.align_faces(photo, 64, detector=detector)
+    np.testing.assert_allclose(align.apply_transform(aligned.transform, landmarks), canonical, atol=1e-9)
+    with pytest.raises(ValueError, match="min_confidence"):
+        align.MtcnnDetector(min_confidence=1.5)
+
+
+@needs_mtcnn
+def test_mtcnn_network_runs_compiled_and_finds_nothing_in_faceless_images():
+    """The real MTCNN (its bundled weights, traced once) on generated images: no face in a flat, a noisy or a tiny
+    image, and the same boxes as mtcnn's own eager call on a drawn face it finds."""
+    import mtcnn
+
+    detector = align.MtcnnDetector()
+    assert detector(np.full((120, 160, 3), 128, np.uint8)) == []
+    assert detector(_background(240, 320, seed=6, smooth=False)) == []
+    assert detector(np.zeros((8, 8, 3), np.uint8)) == []
+    from tf_faceedit.data.synthetic import make_face
+
+    bgr, _ = make_face(0, 1)
+    face = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    ours = align.MtcnnDetector(min_confidence=0.0)(face)
+    theirs = mtcnn.MTCNN().detect_faces(face, output_type="numpy", box_format="xyxy")
+    assert len(ours) == len(theirs) >= 1
+    for mine, row in zip(sorted(ours, key=lambda f: -f.score), theirs[np.argsort(-theirs[:, 5])]):
+        assert mine.score == pytest.approx(row[5], abs=1e-4)
+        np.testing.assert_allclose(np.array(mine.landmarks)[:, 0], row[6:11], atol=1e-2)
 
 
 # ---------------------------------------------------------------------------------------------------- detection

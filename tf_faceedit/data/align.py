@@ -15,15 +15,21 @@ Conventions:
 
 Framing. The model is trained on CelebA's aligned 178x218 images after `celeba.decode_and_resize`: a centred square
 of side round(min(h, w) * crop_fraction) (top = (218 - side) // 2, left = (178 - side) // 2), resized to S x S.
-`align_face` maps the two eye centres of a photo onto the eye positions of that view (`canonical_eyes`), so an
-aligned photo face and a training image are framed alike.
+`align_face` maps the two eye centres of a photo onto the eye positions of that view (`canonical_eyes`), or fits 5
+landmarks to theirs (`canonical_landmarks`), so an aligned photo face and a training image are framed alike.
 
-Detection. `HaarDetector` uses the cascades that ship with opencv-python (`cv2.data.haarcascades`): the frontal-face
-cascade run on the image rotated by a few angles (the cascade alone finds faces rolled by up to about 15 degrees),
-then the eye cascade on an upright crop of each face; when no plausible pair of eyes is found, the eyes are placed
-at their average position in the face box (`Face.eyes_detected` is then False). `DnnDetector` runs OpenCV's YuNet
-(`cv2.FaceDetectorYN`) from a user-supplied .onnx file and takes the eyes from its landmarks. `detect_faces`
-returns the faces sorted left to right by the centre of their box, so `--face N` counts from the left.
+Detection. `MtcnnDetector` (the default when the optional `mtcnn` package is installed: `pip install
+tf_faceedit[faces]`) runs the MTCNN cascade (Zhang et al. 2016; P/R/O-Net weights ship inside the package) and gives
+boxes, a confidence in [0, 1] (boxes below `DEFAULT_MIN_CONFIDENCE` are dropped) and 5 landmarks per face (eyes, nose
+tip, mouth corners); those faces are aligned by a weighted least-squares similarity fit of the 5 points to
+`canonical_landmarks`, as CelebA's own aligned crops were made from 5 landmarks. `HaarDetector` (the fallback) uses
+the cascades that ship with opencv-python (`cv2.data.haarcascades`): the frontal-face cascade run on the image
+rotated by a few angles (the cascade alone finds faces rolled by up to about 15 degrees), then the eye cascade on an
+upright crop of each face; when no plausible pair of eyes is found, the eyes are placed at their average position in
+the face box (`Face.eyes_detected` is then False). `DnnDetector` runs OpenCV's YuNet (`cv2.FaceDetectorYN`) from a
+user-supplied .onnx file and takes the eyes from its landmarks. Haar and YuNet faces are aligned by their two eyes.
+`load_detector` picks one; `detect_faces` returns the faces sorted left to right by the centre of their box, so
+`--face N` counts from the left.
 
 Paste-back. `paste_back` warps the edited face back with the inverse transform and blends it with a mask that is 1
 inside the face square and falls smoothly to exactly 0 at its border (`feather`): pixels outside the square are
@@ -31,6 +37,7 @@ returned bit-for-bit unchanged.
 """
 
 import dataclasses
+import logging
 import math
 import os
 from pathlib import Path
@@ -50,6 +57,23 @@ from tf_faceedit.errors import DataError
 CELEBA_SIZE = (178, 218)  # width, height
 CELEBA_LEFT_EYE = (67.5, 111.5)
 CELEBA_RIGHT_EYE = (107.5, 111.5)
+
+# The 5 MTCNN landmarks in the same 178 x 218 frame, (x, y) pixel-centre coordinates, in `Face.landmarks` order:
+# image-left eye, image-right eye, nose tip, image-left mouth corner, image-right mouth corner. Measured on the same 100
+# images with `MtcnnDetector` (mtcnn 1.0.0, one face found on each of the 100; the most confident box): per-point
+# medians, by `python benchmarks/alignment_accuracy.py --measure_canonical`. Standard deviations over the images
+# (x, y): eyes (1.9, 1.3) and (1.7, 1.6) px, nose (6.2, 4.6), mouth corners (3.2, 2.8) and (3.4, 2.5): the eyes are
+# where CelebA's alignment put them, the nose and mouth move with head pose and expression.
+CELEBA_LANDMARKS = ((68.97, 111.47), (107.89, 111.47), (88.28, 135.58), (71.00, 151.94), (105.23, 151.81))
+# Weights of the 5 points in the similarity fit: the inverse of each point's measured variance (x plus y, above),
+# scaled so the left eye weighs 1. On the 100 aligned images (already in the CelebA framing, so the ideal fit is the
+# identity) this puts the canonical eye points a median 1.3 px (90th percentile 2.4 px) from where they belong, against
+# 2.1 (3.8) px for an unweighted fit and 1.7 (3.3) px for the two eyes alone, with a median roll of 0.6 degrees.
+LANDMARK_WEIGHTS = (1.0, 0.93, 0.085, 0.29, 0.29)
+
+# Boxes MTCNN scores below this are not faces (`MtcnnDetector(min_confidence=...)`); see docs/RESULTS.md
+# (benchmarks/alignment_accuracy.py) for the detection rate and false boxes at this threshold.
+DEFAULT_MIN_CONFIDENCE = 0.9
 
 # Average eye centres inside a frontal-face Haar box, as fractions of the box (x, y), measured on the same images
 # (median over the 73 pairs). Used to place the eyes when the eye cascade finds no plausible pair.
@@ -71,14 +95,17 @@ class Face:
     Attributes:
       box: (x, y, w, h) axis-aligned bounding box in photo pixels.
       eyes: ((x, y) of the image-left eye, (x, y) of the image-right eye) in photo pixels.
-      score: detector confidence (Haar: number of merged neighbour detections; YuNet: score in [0, 1]).
+      score: detector confidence (Haar: number of merged neighbour detections; MTCNN, YuNet: score in [0, 1]).
       eyes_detected: False when the eyes were estimated from the box (no eye pair found).
+      landmarks: None, or the 5 points ((x, y) of the image-left eye, image-right eye, nose tip, image-left and
+        image-right mouth corners) in photo pixels (`MtcnnDetector`); the face is then aligned by all 5.
     """
 
     box: tuple
     eyes: tuple
     score: float
     eyes_detected: bool = True
+    landmarks: tuple = None
 
     @property
     def roll_degrees(self):
@@ -136,6 +163,15 @@ def canonical_eyes(output_size, crop_fraction=1.0):
     Follows `celeba.decode_and_resize`: centre square of side round(min(178, 218) * crop_fraction), then a resize to
     S x S (half-pixel centres: u_out = (u_in - offset + 0.5) * S / side - 0.5).
     """
+    return tuple(_celeba_to_view((CELEBA_LEFT_EYE, CELEBA_RIGHT_EYE), output_size, crop_fraction))
+
+
+def canonical_landmarks(output_size, crop_fraction=1.0):
+    """The 5 `CELEBA_LANDMARKS` in the S x S training view (as `canonical_eyes`), a tuple of 5 (x, y)."""
+    return tuple(_celeba_to_view(CELEBA_LANDMARKS, output_size, crop_fraction))
+
+
+def _celeba_to_view(points, output_size, crop_fraction):
     if not 0.0 < crop_fraction <= 1.0:
         raise ValueError(f"crop_fraction must be in (0, 1], got {crop_fraction}")
     width, height = CELEBA_SIZE
@@ -143,11 +179,34 @@ def canonical_eyes(output_size, crop_fraction=1.0):
     side = min(max(int(math.floor(short * crop_fraction + 0.5)), 1), short)
     top, left = (height - side) // 2, (width - side) // 2
     scale = float(output_size) / side
+    return [((x - left + 0.5) * scale - 0.5, (y - top + 0.5) * scale - 0.5) for x, y in points]
 
-    def convert(point):
-        return ((point[0] - left + 0.5) * scale - 0.5, (point[1] - top + 0.5) * scale - 0.5)
 
-    return convert(CELEBA_LEFT_EYE), convert(CELEBA_RIGHT_EYE)
+def similarity_fit(src, dst, weights=None):
+    """The 2x3 similarity minimising sum_i w_i |M src_i - dst_i|^2 (weighted Umeyama / Procrustes, no reflection).
+
+    Args:
+      src, dst: [N, 2] points, N >= 2. weights: [N] non-negative, default all 1.
+    Exact (up to rounding) when `dst` is a similarity image of `src`.
+    """
+    src, dst = np.asarray(src, np.float64).reshape(-1, 2), np.asarray(dst, np.float64).reshape(-1, 2)
+    if src.shape != dst.shape or len(src) < 2:
+        raise ValueError(f"similarity_fit needs matching [N >= 2, 2] points, got {src.shape} and {dst.shape}")
+    weights = np.ones(len(src)) if weights is None else np.asarray(weights, np.float64).reshape(-1)
+    if weights.shape != (len(src),) or np.any(weights < 0) or weights.sum() <= 0:
+        raise ValueError(f"similarity_fit weights must be {len(src)} non-negative numbers, got {weights}")
+    weights = weights / weights.sum()
+    src_mean, dst_mean = weights @ src, weights @ dst
+    zs = (src - src_mean) @ [1.0, 1j]
+    zd = (dst - dst_mean) @ [1.0, 1j]
+    spread = float(weights @ np.abs(zs) ** 2)
+    if spread < 1e-12:
+        raise ValueError(f"the landmarks coincide ({src[0].tolist()}); cannot align")
+    # Complex-number form: z -> a z + b, a the weighted least-squares ratio.
+    a = complex(weights @ (np.conj(zs) * zd)) / spread
+    matrix = np.array([[a.real, -a.imag, 0.0], [a.imag, a.real, 0.0]])
+    matrix[:, 2] = dst_mean - matrix[:, :2] @ src_mean
+    return matrix
 
 
 def similarity_from_points(src, dst):
@@ -186,25 +245,35 @@ def apply_transform(transform, points):
 # ----------------------------------------------------------------------------------------------------- alignment
 
 
-def align_face(image, eyes, output_size, crop_fraction=1.0):
-    """Warps the face with eye centres `eyes` to the training framing.
+def face_transform(eyes, output_size, crop_fraction=1.0, landmarks=None):
+    """The 2x3 photo -> aligned-face similarity of `align_face` (arguments as there)."""
+    if landmarks is not None:
+        return similarity_fit(landmarks, canonical_landmarks(output_size, crop_fraction), LANDMARK_WEIGHTS)
+    return similarity_from_points(eyes, canonical_eyes(output_size, crop_fraction))
+
+
+def align_face(image, eyes, output_size, crop_fraction=1.0, landmarks=None):
+    """Warps the face with eye centres `eyes` (or 5 `landmarks`) to the training framing.
 
     Args:
       image: RGB uint8 [H, W, 3] photo.
       eyes: ((x, y) image-left eye, (x, y) image-right eye) in photo pixels, e.g. `Face.eyes`.
       output_size: S, the model's resolution.
       crop_fraction: the `data.crop_fraction` the model was trained with.
+      landmarks: optional 5 points in `Face.landmarks` order; when given they decide the alignment instead of `eyes`.
 
     Returns:
       (aligned uint8 [S, S, 3], transform float64 2x3 photo -> aligned pixel coordinates). The eyes land on
-      `canonical_eyes(S, crop_fraction)`. A face shrunk by more than 1.25x is first area-downsampled (like the
-      pipeline's antialiased resize) so the model sees no aliasing; pixels outside the photo are filled by reflection.
+      `canonical_eyes(S, crop_fraction)`; 5 landmarks land as near `canonical_landmarks(S, crop_fraction)` as a
+      similarity allows (weighted least squares, `LANDMARK_WEIGHTS`). A face shrunk by more than 1.25x is first
+      area-downsampled (like the pipeline's antialiased resize) so the model sees no aliasing; pixels outside the
+      photo are filled by reflection.
     """
     image = _check_image(image)
     size = int(output_size)
     if size < 1:
         raise ValueError(f"output_size must be >= 1, got {output_size}")
-    transform = similarity_from_points(eyes, canonical_eyes(size, crop_fraction))
+    transform = face_transform(eyes, size, crop_fraction, landmarks)
     return _warp_to_face(image, transform, size), transform
 
 
@@ -460,9 +529,139 @@ class DnnDetector:
         return faces
 
 
+class _CompiledNet:
+    """One MTCNN network called as the mtcnn stages call it (`net(batch)` -> list of tf tensors), but traced once.
+
+    mtcnn 1.0 calls its Keras models eagerly, op by op: on CPU that is several times slower than the network itself.
+    With the TensorFlow backend the call becomes one `tf.function` over any batch (and, for the P-Net, any image size);
+    with another Keras backend the model runs as it is and its outputs are handed back as tf tensors (mtcnn's stages
+    use tf ops on them).
+    """
+
+    def __init__(self, model, patch_size=None):
+        import keras
+        import tensorflow as tf
+
+        self._tf = tf
+        self.model = model
+        self._fn = None
+        if keras.backend.backend() == "tensorflow":
+            spec = tf.TensorSpec([None, patch_size, patch_size, 3], tf.float32)
+            self._fn = tf.function(lambda x: model(x, training=False), input_signature=[spec])
+
+    def __call__(self, batch):
+        tf = self._tf
+        batch = tf.cast(batch, tf.float32)
+        if self._fn is not None:
+            return list(self._fn(batch))
+        return [tf.convert_to_tensor(np.asarray(out)) for out in self.model(batch.numpy(), training=False)]
+
+
+def mtcnn_available():
+    """Whether the optional `mtcnn` package (`pip install tf_faceedit[faces]`) can be imported."""
+    import importlib.util
+
+    return importlib.util.find_spec("mtcnn") is not None
+
+
+MTCNN_MISSING_MESSAGE = ("mtcnn is not installed: finding faces with OpenCV Haar cascades (rougher alignment); "
+                         "pip install 'tf_faceedit[faces]' for MTCNN 5-landmark alignment")
+
+
+class MtcnnDetector:
+    """Faces, confidences and 5 landmarks with MTCNN (the optional `mtcnn` package, MIT; weights inside it).
+
+    Args:
+      min_confidence: boxes MTCNN scores below this are dropped (`DEFAULT_MIN_CONFIDENCE`).
+      max_side: photos are searched at most this large (longer side, area-downsampled), then mapped back; the
+        smallest face found is 20 px at that size.
+
+    Raises:
+      ImportError: mtcnn is not installed (`load_detector` then falls back to Haar with `MTCNN_MISSING_MESSAGE`).
+    """
+
+    def __init__(self, min_confidence=DEFAULT_MIN_CONFIDENCE, max_side=1024):
+        import mtcnn
+
+        if not 0.0 <= float(min_confidence) <= 1.0:
+            raise ValueError(f"min_confidence must be in [0, 1], got {min_confidence}")
+        self.min_confidence = float(min_confidence)
+        self.max_side = int(max_side)
+        self.mtcnn = mtcnn.MTCNN(device="CPU:0")
+        for stage, patch in zip(self.mtcnn.stages, (None, 24, 48)):
+            if hasattr(stage, "_model"):  # mtcnn 1.0's stages hold their network there
+                stage._model = _CompiledNet(stage.model, patch)
+
+    def __call__(self, image):
+        image = _check_image(image)
+        height, width = image.shape[:2]
+        factor = min(1.0, self.max_side / max(height, width))
+        small = image if factor == 1.0 else cv2.resize(
+            image, (max(int(round(width * factor)), 1), max(int(round(height * factor)), 1)),
+            interpolation=cv2.INTER_AREA)
+        if min(small.shape[:2]) < 12:  # smaller than the P-Net's window
+            return []
+        rows = np.asarray(self.mtcnn.detect_faces(small, output_type="numpy", box_format="xyxy"), np.float64)
+        faces = []
+        # A row: image index, x1, y1, x2, y2, confidence, the 5 landmarks' x, then their y; landmark order: the
+        # image-left eye, the image-right eye, the nose, the image-left and image-right mouth corners.
+        for row in rows.reshape(-1, 16):
+            if row[5] < self.min_confidence:
+                continue
+            x1, y1, x2, y2 = ((row[1:5] + 0.5) / factor - 0.5).tolist()
+            points = (np.stack([row[6:11], row[11:16]], axis=-1) + 0.5) / factor - 0.5
+            landmarks = tuple(tuple(p) for p in points.tolist())
+            faces.append(Face(box=(x1, y1, x2 - x1, y2 - y1), eyes=landmarks[:2], score=float(row[5]),
+                              eyes_detected=True, landmarks=landmarks))
+        return faces
+
+
+_warned_missing_mtcnn = False
+
+
+DETECTOR_ENV = "TF_FACEEDIT_DETECTOR"
+
+
+def default_detector():
+    """The detector used when none is named: `load_detector($TF_FACEEDIT_DETECTOR)` when that variable is set
+    (mtcnn, haar or a YuNet path; the test suite sets haar for its drawn faces), else `MtcnnDetector()` when mtcnn
+    is installed, else `HaarDetector()` (logging `MTCNN_MISSING_MESSAGE` once per process)."""
+    global _warned_missing_mtcnn
+    if os.environ.get(DETECTOR_ENV, "").strip():
+        return load_detector(os.environ[DETECTOR_ENV].strip())
+    if mtcnn_available():
+        try:
+            return MtcnnDetector()
+        except ImportError:  # installed but broken (e.g. a missing dependency of its own)
+            pass
+    if not _warned_missing_mtcnn:
+        logging.getLogger("tf_faceedit").warning("%s", MTCNN_MISSING_MESSAGE)
+        _warned_missing_mtcnn = True
+    return HaarDetector()
+
+
 def load_detector(model_path=None):
-    """`HaarDetector()` when `model_path` is None or empty, else `DnnDetector(model_path)`."""
-    return HaarDetector() if not model_path else DnnDetector(model_path)
+    """The face detector of `--detector_model`.
+
+    None or "": `default_detector()` (MTCNN when installed, else Haar cascades); "mtcnn" or "haar": that detector;
+    a path: `DnnDetector(model_path)` (a YuNet .onnx file).
+
+    Raises:
+      DataError: "mtcnn" without the mtcnn package; a missing or unreadable model file.
+    """
+    if not model_path:
+        return default_detector()
+    name = str(model_path).strip().lower()
+    if name == "haar" and not os.path.exists(str(model_path)):
+        return HaarDetector()
+    if name == "mtcnn" and not os.path.exists(str(model_path)):
+        if not mtcnn_available():
+            raise DataError("--detector_model=mtcnn needs the mtcnn package: pip install 'tf_faceedit[faces]'")
+        return MtcnnDetector()
+    return DnnDetector(model_path)
+
+
+_default_detector = None
 
 
 def detect_faces(image, detector=None):
@@ -470,9 +669,14 @@ def detect_faces(image, detector=None):
 
     Args:
       image: RGB uint8 [H, W, 3].
-      detector: a callable image -> list[Face] (`HaarDetector`, `DnnDetector`); default `HaarDetector()`.
+      detector: a callable image -> list[Face] (`MtcnnDetector`, `HaarDetector`, `DnnDetector`); default
+        `default_detector()` (made once per process).
     """
-    detector = HaarDetector() if detector is None else detector
+    global _default_detector
+    if detector is None:
+        if _default_detector is None:
+            _default_detector = default_detector()
+        detector = _default_detector
     faces = list(detector(_check_image(image)))
     return sorted(faces, key=lambda f: f.box[0] + f.box[2] / 2.0)
 
@@ -503,7 +707,7 @@ def align_faces(image, output_size, crop_fraction=1.0, detector=None, face_index
         faces = [faces[int(face_index)]]
     aligned = []
     for face in faces:
-        crop, transform = align_face(image, face.eyes, output_size, crop_fraction)
+        crop, transform = align_face(image, face.eyes, output_size, crop_fraction, face.landmarks)
         aligned.append(AlignedFace(face=face, image=crop, transform=transform))
     return aligned
 
