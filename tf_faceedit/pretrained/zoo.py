@@ -47,6 +47,8 @@ DTYPES = ("float16", "float32")
 CONFIG_FILE = "config.yaml"
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 FLOAT16_MAX = 65504.0
+# Config fields that only matter for training losses, off for inference (as when a run is restored for inference).
+INFERENCE_OVERRIDES = {"loss.lambda_feat": 0}
 # The package's own files in the zoo root (not entries; not counted in the size budget).
 OWN_FILES = {"__init__.py", "__main__.py", "zoo.py", "CARD_TEMPLATE.md", MANIFEST, "__pycache__"}
 
@@ -189,15 +191,14 @@ def resolve(source, root=None):
         return None
     text = os.fspath(source)
     path = Path(text)
-    from tf_faceedit.training import run_dir
-
-    if path.is_dir() and run_dir.kind(path) != "export" and not run_dir.checkpoints_dir(path).exists():
+    is_export, is_run = (path / "saved_model.pb").is_file(), (path / CONFIG_FILE).is_file()
+    if is_run and not is_export and not (path / "checkpoints").exists():
         manifest = path.resolve().parent / MANIFEST
-        if manifest.is_file() and (path / CONFIG_FILE).is_file():
+        if manifest.is_file():
             for entry in entries(path.resolve().parent):
                 if entry.name == path.resolve().name:
                     return entry
-    if run_dir.kind(path) is not None or not is_name(text):
+    if is_export or is_run or not is_name(text):
         return None
     return get(text, root)
 
@@ -310,25 +311,27 @@ def restore_trainer(entry, checkpoint=None):
     """Builds the entry's trainer (float32) and loads its inference networks, after checking their files.
 
     Returns:
-      (trainer, cfg, info) like `training.run_dir.restore_trainer`; info: {"zoo": name, "step", "dtype",
+      (trainer, cfg, info) like `tf_faceedit.api.restore_trainer` (a run); info: {"zoo": name, "step", "dtype",
       "checkpoint": the entry's folder}.
     """
     if checkpoint is not None:
         raise ConfigError(f"checkpoint= applies to a training run; {entry.name} is a zoo model")
     check_files(entry, entry.inference_files())
-    from tf_faceedit.training import precision, run_dir
+    from tf_faceedit import config as config_lib
+    from tf_faceedit import registry
+    from tf_faceedit.training import precision
 
-    cfg = run_dir.load_config(entry.directory, flag=f"zoo model {entry.name}:")
+    config_path = entry.directory / CONFIG_FILE
+    saved = config_lib.load_run_config(config_path)
+    cfg = registry.get(saved.get("method", "")).config_class().merge_dict(saved, source=str(config_path)).validate()
     got = {"method": cfg.method, "attributes": list(cfg.data.attributes), "image_size": int(cfg.data.image_size)}
     want = {"method": entry.method, "attributes": entry.attributes, "image_size": entry.image_size}
     for key in got:
         if got[key] != want[key]:
             raise DataError(f"zoo entry {entry.name}: the manifest says {key} {want[key]}, its {CONFIG_FILE} says "
                             f"{got[key]}; reinstall tf_faceedit")
-    from tf_faceedit import registry
-
     build_cfg = cfg
-    for field, value in run_dir.INFERENCE_OVERRIDES.items():
+    for field, value in INFERENCE_OVERRIDES.items():
         if _has_field(build_cfg, field):
             build_cfg = build_cfg.override(f"{field}={value}")
     with precision.policy_scope("none"):  # inference in float32 (float16 weights are cast back on load)
@@ -429,9 +432,9 @@ def compare_dtypes(model_dir, checkpoint=None, num_images=8, seed=0, images_dir=
     Returns:
       {"method", "step", "num_images", "networks", "outputs": {key: metrics}}.
     """
-    from tf_faceedit.training import run_dir
+    from tf_faceedit.api import restore_trainer as restore_run
 
-    trainer, cfg, info = run_dir.restore_trainer(model_dir, checkpoint)
+    trainer, cfg, info = restore_run(model_dir, checkpoint)
     networks = inference_networks(trainer, cfg.method)
     batch = fixed_batch(trainer.task, len(cfg.data.attributes), num_images, seed, images_dir)
     reference = _run(trainer, cfg, batch)
@@ -485,9 +488,9 @@ def add(model_dir, name, card, dtype="float16", description=None, checkpoint=Non
     manifest = read_manifest(root)
     if any(e["name"] == name for e in manifest["entries"]) and not replace:
         raise ConfigError(f"zoo entry {name} already exists in {root}; pass --replace to overwrite it")
-    from tf_faceedit.training import run_dir
+    from tf_faceedit.api import restore_trainer as restore_run
 
-    trainer, cfg, info = run_dir.restore_trainer(model_dir, checkpoint)
+    trainer, cfg, info = restore_run(model_dir, checkpoint)
     if trainer.task not in ("edit", "complete"):
         raise ConfigError(f"--model_dir {model_dir} holds a {cfg.method!r} model (task {trainer.task!r}); the zoo "
                           "serves the edit and complete tasks (tf_faceedit.load)")
