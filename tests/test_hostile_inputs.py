@@ -412,3 +412,7 @@ def test_client_refuses_non_finite_attribute_before_sending():
         client.resolve_attributes(names, ["Smiling=nan"], None, value_range=None)
     with pytest.raises(ConfigError, match="attribute 1 .*finite"):
         client.batch_attributes(np.array([0.0, np.nan]), 2)
+    meta = client.decode_metadata({"method": np.array(b"fader"), "attribute_names": np.array([b"Smiling"]),
+                                   "image_size": np.array(64), "task": np.array(b"edit"),
+                                   "attribute_range": np.array([-1.0, 2.0], np.float32)})
+    assert meta["attribute_range"] == (-1.0, 2.0)

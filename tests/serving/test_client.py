@@ -85,7 +85,8 @@ def test_grpc_complete_matches_direct_call(stub_server):
 def test_grpc_metadata_and_signature_defs(stub_server):
     address, _ = stub_server
     assert GrpcClient(address, "sagan").metadata() == {
-        "method": "sagan", "attribute_names": list(STUB_ATTRIBUTES), "image_size": 8, "task": "edit"}
+        "method": "sagan", "attribute_names": list(STUB_ATTRIBUTES), "image_size": 8, "task": "edit",
+        "attribute_range": None}  # the stub has no attribute_range output (an export before it existed)
     assert GrpcClient(address, "pggan_completion").metadata()["task"] == "complete"
     images = np.stack([np.full((4, 4, 3), 200, np.uint8), np.full((4, 4, 3), 20, np.uint8)])
     np.testing.assert_array_equal(GrpcClient(address, "sagan").predict_attributes(images), [[1, 0], [0, 1]])
@@ -342,7 +343,7 @@ def test_rest_client_body_and_outputs(rest_stub, stub_server):
     np.testing.assert_array_equal(out["image"], expected["image"])
     np.testing.assert_allclose(out["attention"], expected["attention"], rtol=1e-6)
     assert client.metadata() == {"method": "sagan", "attribute_names": list(STUB_ATTRIBUTES), "image_size": 8,
-                                 "task": "edit"}
+                                 "task": "edit", "attribute_range": None}
     assert rest_stub.requests[-1][2] == {"signature_name": "metadata", "inputs": {}}
 
 

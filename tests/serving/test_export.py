@@ -134,6 +134,7 @@ def test_metadata_signature(exported):
     assert meta["task"].decode() == exported.trainer.task
     assert [n.decode() for n in meta["attribute_names"]] == list(cfg.data.attributes)
     assert meta["image_size"].dtype == np.int32 and int(meta["image_size"]) == cfg.data.image_size
+    assert tuple(meta["attribute_range"].tolist()) == exported.trainer.attribute_range  # fader (-1, 2), others (0, 1)
     assert ("predict_attributes" in loaded.signatures) == callable(
         getattr(exported.trainer, "predict_attributes", None))
 
@@ -144,6 +145,14 @@ def test_wrong_attribute_count_is_invalid_argument_naming_attributes(exported):
     k = inputs["attributes"].shape[1]
     inputs["attributes"] = np.zeros((1, k + 1), np.float32)
     with pytest.raises(tf.errors.InvalidArgumentError, match=f"attributes must have {k} values"):
+        loaded.signatures["serving_default"](**inputs)
+
+
+def test_non_finite_attributes_are_invalid_argument(exported):
+    loaded = tf.saved_model.load(str(exported.export_dir))
+    inputs = example_requests(exported.trainer, n=1)
+    inputs["attributes"] = np.full_like(inputs["attributes"], np.nan)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="attributes must be finite numbers"):
         loaded.signatures["serving_default"](**inputs)
 
 
