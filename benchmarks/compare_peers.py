@@ -246,7 +246,7 @@ def run_measured(cmd, env=None):
 
     before, usage = busy_seconds(), resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.time()
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     wall, after = time.time() - start, busy_seconds()
     usage2 = resource.getrusage(resource.RUSAGE_CHILDREN)
     own = (usage2.ru_utime - usage.ru_utime) + (usage2.ru_stime - usage.ru_stime)

@@ -123,13 +123,12 @@ def main():
         if diff > 1:
             raise SystemExit(f"compiled and eager edits differ by {diff} levels at {height}x{width}")
         paths = {
-            "forward (tf.function infer, float at S)": lambda: [v.numpy() for v in forward(prepared).values()],
-            "load().edit (compiled)": lambda: model.edit(image, attributes),
+            "forward (tf.function infer, float at S)": lambda x=prepared: [v.numpy() for v in forward(x).values()],
+            "load().edit (compiled)": lambda im=image, a=attributes: model.edit(im, a),
         }
         if not args.no_eager:
-            paths["eager run_inference (before)"] = lambda: [
-                v.numpy() for v in processing.run_inference(trainer.infer, "edit", image[None], attributes[None],
-                                                            size, k).values()]
+            paths["eager run_inference (before)"] = lambda im=image[None], a=attributes[None]: [
+                v.numpy() for v in processing.run_inference(trainer.infer, "edit", im, a, size, k).values()]
         for path, (seconds, cpu) in median_seconds(paths, args.repeats, args.warmup).items():
             rows.append((path, f"{height}x{width}", seconds, cpu))
             print(f"  {path} {height}x{width}: {seconds * 1000:.2f} ms (CPU {cpu * 1000:.2f} ms)", file=sys.stderr,
