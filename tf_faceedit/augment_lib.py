@@ -24,6 +24,7 @@ import numpy as np
 
 from tf_faceedit.data import celeba
 from tf_faceedit.errors import ConfigError, DataError
+from tf_faceedit import images as images_lib
 from tf_faceedit.images import to_uint8
 
 log = logging.getLogger("tf_faceedit")
@@ -91,9 +92,8 @@ def augment(model_dir, data_dir, out_dir, attributes=None, include_identity=True
                     new_row[model_columns] = goal
                     suffix = "id" if index is None else f"{label}_{int(goal[index] > 0.5)}"
                     name = f"{stem}_{suffix}.jpg"
-                    if not cv2.imwrite(str(image_dir / name), cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
-                                       [int(cv2.IMWRITE_JPEG_QUALITY), int(quality)]):
-                        raise DataError(f"could not write {image_dir / name}")
+                    images_lib.write_image(image_dir / name, image, what="--out_dir",
+                                           params=[int(cv2.IMWRITE_JPEG_QUALITY), int(quality)])
                     filenames.append(name)
                     rows.append(np.where(new_row > 0.5, 1, -1))
                     partition[name] = split_id

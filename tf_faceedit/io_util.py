@@ -12,7 +12,7 @@ Images have their own layer (`tf_faceedit.images`: header, size guard, decode, a
 import os
 from pathlib import Path
 
-from tf_faceedit.errors import ConfigError, DataError
+from tf_faceedit.errors import ConfigError
 
 
 def _reason(err):
@@ -88,14 +88,4 @@ def make_dir(path, flag="folder"):
         path.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise ConfigError(f"{flag} {path}: cannot create the folder: {_reason(err)}") from None
-    return path
-
-
-def check_input_dir(path, flag="folder", error=DataError):
-    """An existing folder -> Path; `error` naming the flag when it is missing or a file."""
-    path = Path(path).expanduser()
-    if not path.exists():
-        raise error(f"{flag} {path} does not exist")
-    if not path.is_dir():
-        raise error(f"{flag} {path} is a file, not a folder")
     return path
