@@ -248,13 +248,13 @@ def test_sha256_mismatch_is_a_one_line_error_naming_the_file(zoo_copy, capsys):
         tf_faceedit.load("tiny-sagan")
 
 
-def test_unknown_name_lists_the_known_ones(zoo_env, tmp_path, monkeypatch, capsys):
+def test_unknown_name_lists_the_known_ones(zoo_env, photo, tmp_path, monkeypatch, capsys):
     with pytest.raises(ConfigError) as err:
         tf_faceedit.load("tiny-sagna")
     message = str(err.value)
     assert "\n" not in message and "unknown model 'tiny-sagna'" in message
     assert "did you mean: tiny-sagan" in message and "tiny-pggan, tiny-sagan" in message
-    assert edit.main(["--model", "nope", "--image", "x.png", "--out", str(tmp_path / "o.png"), "--quiet"]) == 2
+    assert edit.main(["--model", "nope", "--image", str(photo), "--out", str(tmp_path / "o.png"), "--quiet"]) == 2
     err_text = capsys.readouterr().err
     assert err_text.count("\n") == 1 and "unknown model 'nope'" in err_text and "tiny-pggan, tiny-sagan" in err_text
     empty = tmp_path / "empty_zoo"
