@@ -1,17 +1,28 @@
-"""Tiny configs shared by the tests (32x32 or smaller, a few filters: fast on 2 CPU cores)."""
+"""Tiny configs shared by the tests (32x32 or smaller, a few filters: fast on 2 CPU cores).
 
-from tf_faceedit.methods.fader import FaderConfig
-from tf_faceedit.methods.icgan import IcGANConfig
-from tf_faceedit.methods.pggan_completion import PGGANCompletionConfig
-from tf_faceedit.methods.sagan import SaGANConfig
+`tiny_config(method, data_dir, attributes=None, **overrides)` is the one entry point; `TINY[method]` holds each
+registered method's small settings. A new method adds its entry here and the contract harness
+(tests/contract/test_method_contract.py) checks it like every other.
+"""
 
+from tf_faceedit import registry
 
-def tiny_sagan_config(data_dir, attributes=("Eyeglasses",), **overrides):
-    cfg = SaGANConfig()
-    values = {
-        "data.data_dir": str(data_dir),
+# Every method: log, sample and checkpoint every 2 steps, 3 sample rows, quiet, grids from the train split.
+COMMON = {
+    "data.shuffle_buffer": 64,
+    "train.log_every": 2,
+    "train.sample_every": 2,
+    "train.checkpoint_every": 2,
+    "train.num_samples": 3,
+    "train.verbose": 0,
+    "train.sample_split": "train",
+}
+
+# method -> (settings, default attributes; None keeps the config's own, e.g. AttentionGAN's domain attribute)
+TINY = {
+    # 32x32, 4 filters, 1 residual block, 2 critic updates per step, 4 steps
+    "sagan": ({
         "data.image_size": 32,
-        "data.shuffle_buffer": 64,
         "model.g_filters": 4,
         "model.num_residual_blocks": 1,
         "model.d_filters": 4,
@@ -19,23 +30,10 @@ def tiny_sagan_config(data_dir, attributes=("Eyeglasses",), **overrides):
         "train.batch_size": 4,
         "train.n_critic": 2,
         "train.steps": 4,
-        "train.log_every": 2,
-        "train.sample_every": 2,
-        "train.checkpoint_every": 2,
-        "train.num_samples": 3,
-        "train.verbose": 0,
-        "train.sample_split": "train",
-    }
-    return _tiny(cfg, values, attributes, overrides)
-
-
-def tiny_pggan_config(data_dir, attributes=("Male", "Smiling"), **overrides):
-    """pggan_completion at 4 -> 8 px, 8 filters: steps 0-2 at 4x4, then 8x8 (steps 2-6 fade in, 6-8 stable)."""
-    cfg = PGGANCompletionConfig()
-    values = {
-        "data.data_dir": str(data_dir),
+    }, ("Eyeglasses",)),
+    # 4 -> 8 px, 8 filters: steps 0-2 at 4x4, then 8x8 (steps 2-6 fade in, 6-8 stable)
+    "pggan_completion": ({
         "data.image_size": 8,
-        "data.shuffle_buffer": 64,
         "model.fmap_base": 16,
         "model.fmap_max": 8,
         "progressive.fade_images": 16,
@@ -44,23 +42,10 @@ def tiny_pggan_config(data_dir, attributes=("Male", "Smiling"), **overrides):
         "loss.history_size": 4,
         "train.batch_size": 4,
         "train.steps": 8,
-        "train.log_every": 2,
-        "train.sample_every": 2,
-        "train.checkpoint_every": 2,
-        "train.num_samples": 3,
-        "train.verbose": 0,
-        "train.sample_split": "train",
-    }
-    return _tiny(cfg, values, attributes, overrides)
-
-
-def tiny_fader_config(data_dir, attributes=("Smiling",), **overrides):
-    """fader at 32x32 (4 encoder layers: 4-8-16-16 filters, latent 2x2x16), lambda_E ramp over 4 steps."""
-    cfg = FaderConfig()
-    values = {
-        "data.data_dir": str(data_dir),
+    }, ("Male", "Smiling")),
+    # 32x32 (4 encoder layers: 4-8-16-16 filters, latent 2x2x16), lambda_E ramp over 4 steps
+    "fader": ({
         "data.image_size": 32,
-        "data.shuffle_buffer": 64,
         "model.encoder_filters": 4,
         "model.max_filters": 16,
         "model.lat_dis_fc": 8,
@@ -68,23 +53,10 @@ def tiny_fader_config(data_dir, attributes=("Smiling",), **overrides):
         "loss.lambda_schedule_steps": 4,
         "train.batch_size": 4,
         "train.steps": 4,
-        "train.log_every": 2,
-        "train.sample_every": 2,
-        "train.checkpoint_every": 2,
-        "train.num_samples": 3,
-        "train.verbose": 0,
-        "train.sample_split": "train",
-    }
-    return _tiny(cfg, values, attributes, overrides)
-
-
-def tiny_icgan_config(data_dir, attributes=("Eyeglasses", "Smiling"), **overrides):
-    """icgan at 16x16, a few filters: steps 0-2 cGAN phase, 2-4 encoder phase."""
-    cfg = IcGANConfig()
-    values = {
-        "data.data_dir": str(data_dir),
+    }, ("Smiling",)),
+    # 16x16, a few filters: steps 0-2 cGAN phase, 2-4 encoder phase
+    "icgan": ({
         "data.image_size": 16,
-        "data.shuffle_buffer": 64,
         "model.z_dim": 8,
         "model.g_filters": 16,
         "model.d_filters": 4,
@@ -95,34 +67,13 @@ def tiny_icgan_config(data_dir, attributes=("Eyeglasses", "Smiling"), **override
         "train.encoder_steps": 2,
         "train.batch_size": 4,
         "train.steps": 4,
-        "train.log_every": 2,
-        "train.sample_every": 2,
-        "train.checkpoint_every": 2,
-        "train.num_samples": 3,
-        "train.verbose": 0,
-        "train.sample_split": "train",
-    }
-    return _tiny(cfg, values, attributes, overrides)
-
-
-def _tiny(cfg, values, attributes, overrides):
-    """Applies the tiny settings, the test's overrides and the attributes; returns the validated config."""
-    for key, value in {**values, **overrides}.items():
-        cfg = cfg.override(f"{key}={value}")
-    return cfg.override(f"data.attributes={','.join(attributes)}").validate()
-
-
-def tiny_attentiongan_config(data_dir, scheme=2, **overrides):
-    """attentiongan at 32x32 (Smiling 0 -> 1), 4 generator filters, 1 residual block, n = 3 masks, batch 2, 4 steps;
-    PatchGAN with 2 stride-2 layers, image pool of 4."""
-    from tf_faceedit.methods.attention_gan import AttentionGANConfig
-
-    values = {
-        "data.data_dir": str(data_dir),
+    }, ("Eyeglasses", "Smiling")),
+    # 32x32 (Smiling 0 -> 1), scheme II, 4 generator filters, 1 residual block, n = 3 masks, batch 2, 4 steps;
+    # PatchGAN with 2 stride-2 layers, image pool of 4
+    "attentiongan": ({
         "data.image_size": 32,
-        "data.shuffle_buffer": 64,
         "data.domain_attribute": "Smiling",
-        "model.scheme": scheme,
+        "model.scheme": 2,
         "model.num_masks": 3,
         "model.g_filters": 4,
         "model.num_residual_blocks": 1,
@@ -131,37 +82,60 @@ def tiny_attentiongan_config(data_dir, scheme=2, **overrides):
         "loss.pool_size": 4,
         "train.batch_size": 2,
         "train.steps": 4,
-        "train.log_every": 2,
-        "train.sample_every": 2,
-        "train.checkpoint_every": 2,
-        "train.num_samples": 3,
-        "train.verbose": 0,
-        "train.sample_split": "train",
-    }
-    cfg = AttentionGANConfig()
-    for key, value in {**values, **overrides}.items():
-        cfg = cfg.override(f"{key}={value}")
-    return cfg.validate()
-
-
-def tiny_classifier_config(data_dir, attributes=("Eyeglasses", "Smiling", "Male"), **overrides):
-    """classifier at 16x16: stem 4 filters, stages 8-8 (2 stages to 4x4), one residual block each, batch 8, 4 steps."""
-    from tf_faceedit.methods.attribute_classifier import ClassifierConfig
-
-    values = {
-        "data.data_dir": str(data_dir),
+    }, None),
+    # 16x16: stem 4 filters, stages 8-8 (2 stages to 4x4), one residual block each, batch 8, 4 steps
+    "classifier": ({
         "data.image_size": 16,
-        "data.shuffle_buffer": 64,
         "model.filters": 4,
         "model.max_filters": 8,
         "model.blocks_per_stage": 1,
         "train.batch_size": 8,
         "train.steps": 4,
-        "train.log_every": 2,
-        "train.sample_every": 2,
-        "train.checkpoint_every": 2,
-        "train.num_samples": 3,
-        "train.verbose": 0,
-        "train.sample_split": "train",
-    }
-    return _tiny(ClassifierConfig(), values, attributes, overrides)
+    }, ("Eyeglasses", "Smiling", "Male")),
+}
+
+
+def tiny_config(method, data_dir, attributes=None, **overrides):
+    """The validated tiny config of `method` on `data_dir`.
+
+    Args:
+      method: a registered method name (a key of `TINY`).
+      data_dir: dataset folder ("/x" for tests that only build networks).
+      attributes: the edited attributes (default: the method's tiny default, `TINY[method][1]`).
+      **overrides: dotted config fields, applied last: `tiny_config("sagan", d, **{"train.steps": 2})`.
+    """
+    if method not in TINY:
+        raise KeyError(f"no tiny config for method {method!r}: add one to tests/helpers.py TINY")
+    values, default_attributes = TINY[method]
+    cfg = registry.get(method).config_class()
+    for key, value in {"data.data_dir": str(data_dir), **COMMON, **values, **overrides}.items():
+        cfg = cfg.override(f"{key}={value}")
+    attributes = default_attributes if attributes is None else attributes
+    if attributes is not None:
+        cfg = cfg.override(f"data.attributes={','.join(attributes)}")
+    return cfg.validate()
+
+
+# TEMPORARY thin wrappers (being replaced by tiny_config at the call sites)
+def tiny_sagan_config(data_dir, attributes=("Eyeglasses",), **overrides):
+    return tiny_config("sagan", data_dir, attributes, **overrides)
+
+
+def tiny_pggan_config(data_dir, attributes=("Male", "Smiling"), **overrides):
+    return tiny_config("pggan_completion", data_dir, attributes, **overrides)
+
+
+def tiny_fader_config(data_dir, attributes=("Smiling",), **overrides):
+    return tiny_config("fader", data_dir, attributes, **overrides)
+
+
+def tiny_icgan_config(data_dir, attributes=("Eyeglasses", "Smiling"), **overrides):
+    return tiny_config("icgan", data_dir, attributes, **overrides)
+
+
+def tiny_attentiongan_config(data_dir, scheme=2, **overrides):
+    return tiny_config("attentiongan", data_dir, **{"model.scheme": scheme, **overrides})
+
+
+def tiny_classifier_config(data_dir, attributes=("Eyeglasses", "Smiling", "Male"), **overrides):
+    return tiny_config("classifier", data_dir, attributes, **overrides)

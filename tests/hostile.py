@@ -184,3 +184,55 @@ def detectable_face(folder, seed=0):
         if align.detect_faces(face, detector):
             return face
     raise AssertionError("the cascade found none of the drawn faces")
+
+
+# -- damaged run folders: checkpoints cut short by a full disk, a half-finished copy or a bad sector ---------------
+
+def _truncate(path, keep=0.5):
+    data = Path(path).read_bytes()
+    Path(path).write_bytes(data[: int(len(data) * keep)])
+
+
+def _weights(ckpt):
+    """The generator's weights file of a checkpoint (another network's when it has no generator)."""
+    path = Path(ckpt) / "generator.weights.h5"
+    return path if path.exists() else sorted(Path(ckpt).glob("*.weights.h5"))[0]
+
+
+# name -> how it damages a checkpoint folder (each leaves every other file as written)
+CHECKPOINT_DAMAGE = {
+    "truncated_weights": lambda ckpt: _truncate(_weights(ckpt)),
+    "truncated_state": lambda ckpt: _truncate(Path(ckpt) / "state.json"),
+    "emptied_optimizers": lambda ckpt: (Path(ckpt) / "optimizers.npz").write_bytes(b""),
+    "flipped_byte": lambda ckpt: _flip_byte(_weights(ckpt)),
+    "missing_state": lambda ckpt: (Path(ckpt) / "state.json").unlink(),
+}
+
+
+def _flip_byte(path, offset=-100):
+    data = bytearray(Path(path).read_bytes())
+    data[offset] ^= 0xFF
+    Path(path).write_bytes(bytes(data))
+
+
+def damage_checkpoint(ckpt, kind):
+    """Damages checkpoint folder `ckpt` as `CHECKPOINT_DAMAGE[kind]`; returns the folder."""
+    CHECKPOINT_DAMAGE[kind](ckpt)
+    return Path(ckpt)
+
+
+def add_older_checkpoint(ckpt, step):
+    """Copies checkpoint folder `ckpt` as `ckpt-<step>` beside it, with that step in its state.json and a fresh
+    manifest: an intact older checkpoint to fall back to. Returns the copy."""
+    import json
+    import shutil
+
+    from tf_faceedit.training.checkpoint import MANIFEST, write_manifest
+
+    copy = Path(ckpt).parent / f"ckpt-{int(step):08d}"
+    shutil.copytree(ckpt, copy)
+    state = json.loads((copy / "state.json").read_text())
+    (copy / "state.json").write_text(json.dumps({**state, "step": int(step)}))
+    if (copy / MANIFEST).exists():
+        write_manifest(copy)
+    return copy

@@ -7,7 +7,6 @@ from tf_faceedit.errors import ConfigError
 from tf_faceedit.methods.sagan import SaGANConfig
 
 
-
 def test_yaml_round_trip(tmp_path):
     cfg = SaGANConfig().override("data.data_dir=/x").override("data.attributes=[Eyeglasses, Smiling]")
     path = tmp_path / "c.yaml"

@@ -15,8 +15,7 @@ import numpy as np
 import pytest
 
 from tests import model_runs
-from tf_faceedit import demo
-from tf_faceedit import demo_lib
+from tf_faceedit import demo, demo_lib
 from tf_faceedit.data import align
 from tf_faceedit.errors import ConfigError, DataError
 

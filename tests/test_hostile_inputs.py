@@ -416,3 +416,49 @@ def test_client_refuses_non_finite_attribute_before_sending():
                                    "image_size": np.array(64), "task": np.array(b"edit"),
                                    "attribute_range": np.array([-1.0, 2.0], np.float32)})
     assert meta["attribute_range"] == (-1.0, 2.0)
+
+
+# -- damaged run folders (tests/hostile.py: CHECKPOINT_DAMAGE) ----------------------------------------------------
+
+def _run_with_damaged_latest(sagan_run, tmp_path, kind, keep_older=True):
+    """A copy of `sagan_run` whose newest checkpoint is damaged as `kind`, with an intact older one at step 1
+    (or none)."""
+    import shutil
+
+    run = shutil.copytree(sagan_run, tmp_path / "run")
+    latest = sorted((run / "checkpoints").glob("ckpt-*"))[-1]
+    if keep_older:
+        hostile.add_older_checkpoint(latest, 1)
+    hostile.damage_checkpoint(latest, kind)
+    return run, latest
+
+
+@pytest.mark.parametrize("kind", sorted(hostile.CHECKPOINT_DAMAGE))
+def test_edit_on_a_run_whose_latest_checkpoint_is_damaged(kind, sagan_run, tmp_path, capsys):
+    from tf_faceedit import edit
+
+    run, latest = _run_with_damaged_latest(sagan_run, tmp_path, kind)
+    photo = tmp_path / "face.png"
+    images.write_image(photo, hostile.detectable_face(tmp_path / "faces"))
+    out = tmp_path / "out.png"
+    code, err = _cli(edit.main, [f"--model_dir={run}", f"--image={photo}", f"--out={out}", "--quiet",
+                                 "--set=Eyeglasses=1"], capsys)
+    assert code == 0 and out.exists(), err
+    assert "skipping damaged checkpoint" in err and latest.name in err and "ckpt-00000001" in err, err
+    assert latest.is_dir()  # left in place
+
+
+def test_cli_on_a_run_with_no_intact_checkpoint_is_one_line_error(sagan_run, tmp_path, capsys):
+    from tf_faceedit import edit, export, train
+
+    run, latest = _run_with_damaged_latest(sagan_run, tmp_path, "truncated_weights", keep_older=False)
+    photo = tmp_path / "p.png"
+    photo.write_bytes(hostile.encode(hostile._face(), ".png"))
+    for main, argv in ((edit.main, [f"--image={photo}", f"--out={tmp_path / 'o.png'}"]),
+                       (export.main, [f"--export_dir={tmp_path / 'e' / '1'}"]),
+                       (train.main, ["--set=train.steps=20"])):
+        code, err = _cli(main, [f"--model_dir={run}", "--quiet"] + argv, capsys)
+        lines = _error_lines(err)
+        assert code == 2 and len(lines) == 1 and "no intact checkpoint" in lines[0] and latest.name in lines[0], err
+    assert latest.is_dir() and not (run / ".lock").exists()
+    assert not (tmp_path / "o.png").exists() and not (tmp_path / "e").exists()

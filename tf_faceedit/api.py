@@ -21,75 +21,21 @@ from pathlib import Path
 
 import numpy as np
 
-from tf_faceedit.errors import ConfigError, DataError, TrainingError, check_attribute_values, suggest
+from tf_faceedit.errors import ConfigError, DataError, check_attribute_values, suggest
 
 log = logging.getLogger("tf_faceedit")
 
-# Config fields that only matter for training losses; set for inference so nothing heavy is built (VGG16).
-_INFERENCE_OVERRIDES = {"loss.lambda_feat": 0}
-
 
 # ---------------------------------------------------------------------------------------------------------------
-# Restoring a trainer from a run
-
-
-def _has_field(cfg, dotted):
-    obj = cfg
-    for part in dotted.split("."):
-        if not hasattr(obj, part):
-            return False
-        obj = getattr(obj, part)
-    return True
+# Restoring a trainer from a run: the run folder's owner, `training/run_dir.py` (no training driver imported)
 
 
 def restore_trainer(model_dir, checkpoint=None):
-    """Builds the method's trainer from `model_dir/config.yaml` and restores the networks of a checkpoint.
+    """`tf_faceedit.training.run_dir.restore_trainer`: (trainer, cfg, {"checkpoint", "step"}) of a run's newest
+    intact checkpoint (or `checkpoint`); kept here for the callers of the API (export, benchmarks)."""
+    from tf_faceedit.training import run_dir
 
-    Args:
-      model_dir: a training run (config.yaml, checkpoints/).
-      checkpoint: a `ckpt-XXXXXXXX` folder (default: the latest in model_dir/checkpoints).
-    Returns:
-      (trainer, cfg, info): the trainer at the phase (e.g. progressive stage) of the checkpoint, its config as
-      trained, and {"checkpoint": path, "step": int}.
-    """
-    from tf_faceedit import config as config_lib
-    from tf_faceedit import registry, train_lib
-    from tf_faceedit.training.checkpoint import CheckpointManager
-
-    model_dir = Path(model_dir)
-    saved = train_lib.saved_config_dict(model_dir)
-    if saved is None:
-        raise ConfigError(f"--model_dir {model_dir} has no config.yaml (is it a training run's folder?)")
-    spec = registry.get(saved.get("method", ""))
-    cfg = spec.config_class().merge_dict(saved, source=str(model_dir / "config.yaml")).validate()
-    build_cfg = cfg
-    for field, value in _INFERENCE_OVERRIDES.items():
-        if _has_field(build_cfg, field):
-            build_cfg = build_cfg.override(f"{field}={value}")
-    from tf_faceedit.training import precision
-
-    with precision.policy_scope("none"):  # inference in float32; a run of any precision holds float32 weights
-        trainer = spec.trainer_class(build_cfg)
-    manager = CheckpointManager(model_dir / "checkpoints", trainer)
-    if checkpoint is None:
-        path = manager.latest()
-        if path is None:
-            raise TrainingError(f"--model_dir {model_dir} has no checkpoint (train it first)")
-    else:
-        path = Path(checkpoint)
-        if not (path / "state.json").is_file():
-            raise TrainingError(f"--checkpoint {path} is not a checkpoint folder (no state.json)")
-        other = train_lib.saved_config_dict(path.parent.parent) if path.parent.name == "checkpoints" else None
-        if other is not None:
-            changed = [f for f in config_lib.diff(other, saved) if f not in train_lib.RESUMABLE_FIELDS]
-            if changed:
-                raise ConfigError(f"--checkpoint {path} was written with another config than --model_dir "
-                                  f"{model_dir} (changed: {', '.join(changed)})")
-    state = manager.peek(path)
-    # the phase decides the networks' graph (progressive stage): a checkpoint at step s ran the phase of s - 1
-    trainer.set_phase(trainer.phase_at(max(int(state["step"]) - 1, 0)))
-    manager.restore_networks(path)
-    return trainer, cfg, {"checkpoint": str(path), "step": int(state["step"])}
+    return run_dir.restore_trainer(model_dir, checkpoint)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -289,23 +235,26 @@ def load(path, checkpoint=None):
 
     Args:
       path: model_dir, export dir or zoo name (a run or export folder of that name wins).
-      checkpoint: for a model_dir, a `ckpt-XXXXXXXX` folder (default: the latest).
+      checkpoint: for a model_dir, a `ckpt-XXXXXXXX` folder (default: the newest intact one; a damaged newer one
+        is skipped with a warning naming it and why; none intact: TrainingError).
     Returns:
       FaceEditModel.
     """
     from tf_faceedit import pretrained
+    from tf_faceedit.training import run_dir
 
     entry = pretrained.resolve(path)  # a zoo name -> its entry (unknown name: ConfigError listing them); else None
     if entry is not None:
         trainer, cfg, info = pretrained.restore_trainer(entry, checkpoint)  # files checked against their sha256
         return FaceEditModel(_TrainerBackend(trainer, cfg), cfg, info)
     path = Path(path)
-    if (path / "saved_model.pb").is_file():
+    kind = run_dir.kind(path)
+    if kind == "export":
         if checkpoint is not None:
             raise ConfigError(f"checkpoint= applies to a model_dir; {path} is an export")
         return FaceEditModel(_SavedModelBackend(path), None, {"export_dir": str(path)})
-    if (path / "config.yaml").is_file():
-        trainer, cfg, info = restore_trainer(path, checkpoint)
+    if kind == "run":
+        trainer, cfg, info = run_dir.restore_trainer(path, checkpoint)
         if trainer.task not in ("edit", "complete"):
             raise ConfigError(f"{path} holds a {cfg.method!r} model (task {trainer.task!r}); load() serves the "
                               "edit and complete tasks")

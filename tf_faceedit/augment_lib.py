@@ -22,9 +22,9 @@ import cv2
 import keras
 import numpy as np
 
+from tf_faceedit import images as images_lib
 from tf_faceedit.data import celeba
 from tf_faceedit.errors import ConfigError, DataError
-from tf_faceedit import images as images_lib
 from tf_faceedit.images import to_uint8
 
 log = logging.getLogger("tf_faceedit")

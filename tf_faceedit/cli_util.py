@@ -16,14 +16,15 @@ def setup_logging(verbose=True):
 
 
 def main_wrapper(fn):
-    """Runs fn(); a FaceEditError becomes `error: <message>` on stderr and exit code 2 (no traceback)."""
+    """Runs fn(); a FaceEditError becomes `error: <message>` on stderr and exit code 2, or the error's `exit_code`
+    (training interrupted by a signal: 128 + its number), with no traceback."""
     from tf_faceedit.errors import FaceEditError
 
     try:
         return fn()
     except FaceEditError as err:
         print(f"error: {err}", file=sys.stderr)
-        return 2
+        return getattr(err, "exit_code", 2)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -93,7 +93,7 @@ class DataConfig:
     image_dir: str = ""
     attr_file: str = ""
     partition_file: str = ""
-    attributes: typing.List[str] = dataclasses.field(default_factory=lambda: ["Eyeglasses"])
+    attributes: list[str] = dataclasses.field(default_factory=lambda: ["Eyeglasses"])
     image_size: int = 128
     crop_fraction: float = 1.0
     random_flip: bool = True
@@ -311,7 +311,7 @@ def _coerce(value, hint, field, source):
         return _from_dict(hint, value, field + ".", source)
     if hint is typing.Any or hint is None:
         return value
-    if origin in (list, typing.List):
+    if origin in (list, list):
         (item_type,) = typing.get_args(hint) or (typing.Any,)
         if isinstance(value, str):
             value = [v.strip() for v in value.split(",") if v.strip()]

@@ -66,6 +66,7 @@ def load_models(model_dirs=(), export_dirs=()):
     """Loads every model_dir and export dir with `tf_faceedit.load`. Returns {label: FaceEditModel}, in order,
     labelled by folder name (an export `NAME/1` is "NAME/1"). Raises ConfigError naming the flag of a bad folder."""
     from tf_faceedit import api
+    from tf_faceedit.training import run_dir
 
     models = {}
     for flag, paths in (("--model_dir", model_dirs), ("--export_dir", export_dirs)):
@@ -73,8 +74,9 @@ def load_models(model_dirs=(), export_dirs=()):
             path = Path(path)
             if not path.is_dir():
                 raise ConfigError(f"{flag} {path} does not exist or is not a folder")
-            expected = "config.yaml" if flag == "--model_dir" else "saved_model.pb"
-            if not (path / expected).is_file():
+            is_kind, expected = ((run_dir.is_run, run_dir.CONFIG_FILE) if flag == "--model_dir"
+                                 else (run_dir.is_export, run_dir.EXPORT_FILE))
+            if not is_kind(path):
                 raise ConfigError(f"{flag} {path} has no {expected} (is it a "
                                   f"{'training run' if flag == '--model_dir' else 'export version'} folder?)")
             model = api.load(path)

@@ -9,44 +9,37 @@
 """
 
 import contextlib
+import itertools
 import logging
+import os
 import shutil
+import signal
+import sys
 import tempfile
+import threading
 from pathlib import Path
 
 import keras
 import numpy as np
-from tf_faceedit.lazy_tf import tf  # TensorFlow is imported on first use (the JAX path runs without it)
 
 from tf_faceedit import config as config_lib
 from tf_faceedit import configs as presets
 from tf_faceedit import io_util, registry
 from tf_faceedit.data import celeba
 from tf_faceedit.errors import DataError, TrainingError
+from tf_faceedit.lazy_tf import tf  # TensorFlow is imported on first use (the JAX path runs without it)
 from tf_faceedit.training import callbacks as cb
-from tf_faceedit.training import precision
+from tf_faceedit.training import precision, run_dir
 from tf_faceedit.training.checkpoint import CheckpointManager
 from tf_faceedit.training.lock import ModelDirLock
 
 log = logging.getLogger("tf_faceedit")
 
-# Fields that may change between runs on one model_dir (they do not change what is learned).
-RESUMABLE_FIELDS = {
-    "train.steps", "train.log_every", "train.sample_every", "train.checkpoint_every", "train.keep_checkpoints",
-    "train.verbose", "train.strategy", "train.nan_guard", "train.num_samples", "train.sample_split",
-    "data.data_dir", "data.image_dir", "data.attr_file", "data.partition_file", "data.cache",
-    "data.num_parallel_calls", "train.phase",
-    "train.mixed_precision", "train.jit_compile",  # weights are float32 in every precision
-    "train.nan_policy", "train.nan_lr_factor", "train.nan_max_rollbacks", "train.replica_seeds",
-}
-_OWN_ENTRIES = ("config.yaml", "checkpoints", "logs", "samples")  # synthetic_data/ is kept
-
-
-def saved_config_dict(model_dir):
-    path = Path(model_dir) / "config.yaml"
-    if not path.is_file():
-        return None
-    return config_lib.load_run_config(path)  # ConfigError naming the file: unreadable, not YAML, another tool's
+# The run folder (config.yaml, checkpoints/, resumable fields) belongs to `training/run_dir.py`; these names stay
+# here for the callers of the training driver.
+RESUMABLE_FIELDS = run_dir.RESUMABLE_FIELDS
+saved_config_dict = run_dir.saved_config_dict
+prepare_model_dir = run_dir.prepare
 
 
 def resolve_config(method=None, model_dir=None, config_file=None, overrides=(), data_dir=None, use_saved=True):
@@ -90,34 +83,6 @@ def ensure_synthetic_data(path, num_images=512):
                     "pass --data_dir=DIR to train on real faces)", num_images, path)
         make_synthetic_celeba(path, num_images=num_images, seed=0)
     return path
-
-
-def prepare_model_dir(cfg, model_dir, overwrite=False):
-    """Creates model_dir and writes config.yaml; refuses a model_dir trained with a different config."""
-    model_dir = Path(model_dir)
-    if overwrite and model_dir.exists():
-        for entry in _OWN_ENTRIES:
-            target = model_dir / entry
-            if target.is_dir():
-                shutil.rmtree(target)
-            elif target.exists():
-                target.unlink()
-        log.info("--overwrite: removed the previous run in %s", model_dir)
-    saved = saved_config_dict(model_dir)
-    if saved is not None:
-        changed = config_lib.diff(saved, cfg.to_dict())
-        blocking = [f for f in changed if f not in RESUMABLE_FIELDS]
-        if blocking:
-            raise TrainingError(
-                f"--model_dir {model_dir} holds a run with a different config (changed: {', '.join(blocking)}); "
-                "use another --model_dir, or --overwrite to start over")
-        if changed:
-            log.info("resuming with changed fields: %s", ", ".join(changed))
-    elif model_dir.is_dir() and (model_dir / "checkpoints").exists():
-        raise TrainingError(f"--model_dir {model_dir} has checkpoints but no config.yaml; use --overwrite")
-    model_dir.mkdir(parents=True, exist_ok=True)
-    cfg.to_yaml(model_dir / "config.yaml")
-    return model_dir
 
 
 class SingleDeviceStrategy:
@@ -188,47 +153,162 @@ def is_chief(strategy):
     return task_type == "worker" and task_id == 0 and not has_chief
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# Signals: SIGTERM (schedulers, `docker stop`, preemption) and SIGINT (Ctrl-C) stop like Keras' BackupAndRestore
+
+INTERRUPT_GRACE_S = 120.0  # after the first signal: the longest wait for the step and the checkpoint, then exit
+
+
+class TrainingInterrupted(TrainingError):
+    """Training stopped on a signal after checkpointing. `exit_code`: 128 + the signal number (SIGTERM 143, SIGINT
+    130), which the CLIs exit with."""
+
+    def __init__(self, message, signum):
+        super().__init__(message)
+        self.signum = int(signum)
+        self.exit_code = 128 + self.signum
+
+
+def _say(text):
+    """One line on stderr, safe inside a signal handler or another thread (no logging locks)."""
+    try:
+        os.write(sys.stderr.fileno(), f"{text}\n".encode())
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+class StopOnSignal:
+    """While active (a context manager), SIGTERM and SIGINT ask training to stop after the current step.
+
+    First signal: `signum` is set (`StopOnSignalCallback` ends `fit` after the running step; the checkpoint
+    callback writes the step at the end of `fit`; `_raise_if_interrupted` raises `TrainingInterrupted`), and a
+    watchdog starts: no stop within `grace_s` seconds (a hung step or input pipeline) exits the process with
+    128 + signum after releasing `lock`. A second signal does the same at once. Signal handlers can only be
+    installed from the main thread: elsewhere this does nothing. The previous handlers come back on exit.
+    """
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self, grace_s=None):
+        self.grace_s = INTERRUPT_GRACE_S if grace_s is None else float(grace_s)
+        self.signum = None
+        self.lock = None  # the ModelDirLock to release on a hard exit
+        self._previous = {}
+        self._timer = None
+
+    @property
+    def name(self):
+        return signal.Signals(self.signum).name if self.signum else None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+        if self._timer is not None:
+            self._timer.cancel()
+        return False
+
+    def _handle(self, signum, frame):
+        if self.signum is not None:
+            self._hard_exit(signum, f"second {signal.Signals(signum).name}: exiting now without a final checkpoint")
+            return
+        self.signum = signum
+        _say(f"{signal.Signals(signum).name} received: stopping after the current step and writing a checkpoint "
+             f"(at most {self.grace_s:g} s; send it again to exit at once)")
+        self._timer = threading.Timer(self.grace_s, self._hard_exit, (signum, f"training did not stop within "
+                                                                       f"{self.grace_s:g} s of "
+                                                                       f"{signal.Signals(signum).name}: exiting "
+                                                                       "without a final checkpoint"))
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _hard_exit(self, signum, message):
+        if self.lock is not None:
+            try:
+                self.lock.release()
+            except Exception:  # noqa: BLE001 - exiting anyway; a left lock is taken over as stale
+                pass
+        released = ", the lock released" if self.lock is not None else ""
+        _say(f"interrupted: {message}; the last complete checkpoint is kept{released}")
+        os._exit(128 + int(signum))
+
+
+class StopOnSignalCallback(keras.callbacks.Callback):
+    """Ends `fit` after the running step once `stopper` has seen a signal."""
+
+    def __init__(self, stopper):
+        super().__init__()
+        self.stopper = stopper
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.stopper.signum is not None:
+            self.model.stop_training = True
+
+
+def _raise_if_interrupted(stopper, trainer, manager):
+    """Raises TrainingInterrupted (naming the step and the checkpoint) once a signal asked training to stop."""
+    if stopper is None or stopper.signum is None:
+        return
+    step = int(keras.ops.convert_to_numpy(trainer.step))
+    latest = manager.latest() if manager.writable else None
+    if latest is not None and latest.name == f"ckpt-{step:08d}":
+        saved = f"checkpoint {latest} written"
+    elif latest is not None:
+        saved = f"no checkpoint at this step, the last one is {latest}"
+    else:
+        saved = "no checkpoint written" if manager.writable else "this worker writes no checkpoint"
+    raise TrainingInterrupted(f"training interrupted by {stopper.name} at step {step}: {saved}; run the same "
+                              "command again to resume", stopper.signum)
+
+
 def run(cfg, model_dir, overwrite=False):
     """Trains `cfg` in `model_dir` (resuming when it holds checkpoints). Returns a summary dict.
 
     The process holds `model_dir/.lock` while it trains (a second trainer on the same folder is refused; see
     `training/lock.py`). Under `train.strategy=multiworker` only the chief locks and writes; the other workers
     restore from `model_dir` (shared storage) and write nothing there.
+
+    SIGTERM / SIGINT (from the main thread) stop training after the current step: a checkpoint is written, the
+    lock released, and `TrainingInterrupted` raised (the CLI exits 143 / 130); a second signal, or no stop within
+    `INTERRUPT_GRACE_S`, exits at once (see `StopOnSignal`). A full disk is a one-line TrainingError.
     """
     io_util.check_output_dir(model_dir, "--model_dir")
     strategy = make_strategy(cfg.train.strategy)  # first: a multi-worker strategy must precede other TF work
-    if not is_chief(strategy):
-        scratch = Path(tempfile.mkdtemp(prefix="tf_faceedit_worker_"))
+    with StopOnSignal() as stopper:
         try:
-            return _run(cfg, model_dir, overwrite, strategy, scratch)
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
-    existed, had_config = Path(model_dir).exists(), (Path(model_dir) / "config.yaml").exists()
-    try:
-        with ModelDirLock(model_dir):
-            return _run(cfg, model_dir, overwrite, strategy)
-    except DataError:
-        _undo_failed_start(model_dir, existed, had_config)
-        raise
+            if not is_chief(strategy):
+                scratch = Path(tempfile.mkdtemp(prefix="tf_faceedit_worker_"))
+                try:
+                    return _run(cfg, model_dir, overwrite, strategy, scratch, stopper=stopper)
+                finally:
+                    shutil.rmtree(scratch, ignore_errors=True)
+            existed, had_config = Path(model_dir).exists(), (Path(model_dir) / "config.yaml").exists()
+            try:
+                with ModelDirLock(model_dir) as lock:
+                    stopper.lock = lock
+                    return _run(cfg, model_dir, overwrite, strategy, stopper=stopper)
+            except DataError:
+                run_dir.undo_failed_start(model_dir, existed, had_config)
+                raise
+        except OSError as err:
+            from tf_faceedit.training.checkpoint import is_no_space
+
+            if is_no_space(err):  # a log line, a sample grid, the config: checkpoints say so themselves
+                raise TrainingError(f"no space left on the disk of --model_dir {model_dir} "
+                                    f"({getattr(err, 'filename', None) or err}); earlier checkpoints are kept; free "
+                                    "some space and run the same command again to resume") from None
+            raise
 
 
-def _undo_failed_start(model_dir, existed, had_config):
-    """A first run that fails on its data (before any checkpoint) leaves nothing behind: the folder it created, or
-    the config.yaml it wrote into an existing folder."""
-    model_dir = Path(model_dir)
-    if had_config or any((model_dir / "checkpoints").glob("ckpt-*")):
-        return
-    if not existed:
-        shutil.rmtree(model_dir, ignore_errors=True)
-        return
-    (model_dir / "config.yaml").unlink(missing_ok=True)
-    for entry in ("checkpoints", "logs", "samples"):
-        if (model_dir / entry).is_dir() and not any((model_dir / entry).iterdir()):
-            (model_dir / entry).rmdir()
-
-
-def _run(cfg, model_dir, overwrite, strategy, scratch=None):
-    """`run` on this process; `scratch` (non-chief workers): the folder for its logs/samples, deleted after."""
+def _run(cfg, model_dir, overwrite, strategy, scratch=None, stopper=None):
+    """`run` on this process; `scratch` (non-chief workers): the folder for its logs/samples, deleted after;
+    `stopper`: the `StopOnSignal` that asks training to stop."""
     spec = registry.get(cfg.method)
     chief = scratch is None
     model_dir = prepare_model_dir(cfg, model_dir, overwrite) if chief else Path(model_dir)
@@ -257,12 +337,18 @@ def _run(cfg, model_dir, overwrite, strategy, scratch=None):
     start = state["step"] if state else 0
     if state:
         log.info("resumed from %s at step %d (%s)", manager.latest(), start, _describe(state))
+    segment = [_segment_start(state)]  # where the data segment of the next step began (an interrupt's checkpoint)
 
-    def dataset_at(step):
+    def dataset_at(step, skip=0):
         """The data of the segment starting at `step` (segments end at checkpoints): seeded by (seed, step), so a
-        resume or a NaN rollback from a checkpoint sees the batches an uninterrupted run saw."""
-        return make_dataset(type(trainer), cfg.data, "train", batch_size=cfg.train.batch_size * trainer.batch_multiple,
-                            training=True, seed=segment_seed(cfg.train.seed, step), records=records, for_fit=True)
+        resume or a NaN rollback from a checkpoint sees the batches an uninterrupted run saw. `skip`: batches
+        already trained on (a resume from a checkpoint written mid-segment, on a signal)."""
+        dataset = make_dataset(type(trainer), cfg.data, "train",
+                               batch_size=cfg.train.batch_size * trainer.batch_multiple, training=True,
+                               seed=segment_seed(cfg.train.seed, step), records=records, for_fit=True)
+        if not skip:
+            return dataset
+        return dataset.skip(skip) if hasattr(dataset, "skip") else itertools.islice(dataset, skip, None)
 
     writer = cb.make_summary_writer(out_dir / "logs")  # None without TensorFlow (scalars.jsonl is still written)
     grid = cb.SampleGrid(sample_batch, out_dir / "samples", cfg.train.sample_every, writer)
@@ -277,6 +363,7 @@ def _run(cfg, model_dir, overwrite, strategy, scratch=None):
         step = int(keras.ops.convert_to_numpy(trainer.step))
         if phase.end_step <= step:
             continue
+        _raise_if_interrupted(stopper, trainer, manager)
         if phase != trainer.phase:
             with strategy.scope():
                 trainer.set_phase(phase)
@@ -285,7 +372,8 @@ def _run(cfg, model_dir, overwrite, strategy, scratch=None):
         if len(trainer.phases()) > 1:
             log.info("phase %s: steps %d-%d", phase.name, max(step, phase.start_step), phase.end_step)
         logs = _fit_phase(trainer, cfg, dataset_at, manager, writer, grid, step, phase.end_step,
-                          jsonl_path=out_dir / "logs" / "scalars.jsonl", rollbacks=rollbacks) or logs
+                          jsonl_path=out_dir / "logs" / "scalars.jsonl", rollbacks=rollbacks, stopper=stopper,
+                          segment=segment) or logs
     step = int(keras.ops.convert_to_numpy(trainer.step))
     log.info("done: step %d, checkpoint %s, samples %s", step, manager.latest(), grid.last_path)
     return {"step": step, "checkpoint": manager.latest(), "sample_grid": grid.last_path, "logs": logs}
@@ -300,9 +388,19 @@ def segment_seed(seed, step):
     return (int(seed) + 1_000_003 * int(step)) % (2**31 - 1)
 
 
-def _fit_phase(trainer, cfg, dataset_at, manager, writer, grid, start, end, jsonl_path=None, rollbacks=None):
+def _segment_start(state):
+    """The step at which the data segment of a checkpoint's next step began: the checkpoint's own step, except for a
+    checkpoint written mid-segment (on a signal), which records it as `segment_start`."""
+    if not state:
+        return 0
+    return int(state.get("segment_start", state["step"]))
+
+
+def _fit_phase(trainer, cfg, dataset_at, manager, writer, grid, start, end, jsonl_path=None, rollbacks=None,
+               stopper=None, segment=None):
     """Runs `fit` from global step `start` to `end` with the checkpoint/summary/sample/NaN callbacks, one `fit` per
-    segment between checkpoints (`dataset_at(step)` gives a segment's data).
+    segment between checkpoints (`dataset_at(step, skip)` gives a segment's data; `segment` is a one-item list:
+    the step the current segment began at, which may precede `start` after a resume from a signal's checkpoint).
 
     A non-finite loss raises TrainingError naming the loss and step (`train.nan_policy=stop`), or, with
     `rollback`, restores the last good checkpoint, multiplies the learning rates by `train.nan_lr_factor` and goes
@@ -310,22 +408,34 @@ def _fit_phase(trainer, cfg, dataset_at, manager, writer, grid, start, end, json
     """
     t = cfg.train
     rollbacks = [0] if rollbacks is None else rollbacks
+    segment = [start] if segment is None else segment
+    if segment[0] > start or start - segment[0] >= t.checkpoint_every:
+        segment[0] = start  # not a mid-segment resume of this phase
     nan_guard = cb.NaNGuard() if t.nan_guard else None
     stop = cb.StopAtStep(end)
+
+    def extra_state():
+        """state.json extras: the method's phase, and the segment start of a checkpoint written mid-segment."""
+        mid_segment = int(keras.ops.convert_to_numpy(trainer.step)) < stop.steps
+        return {**trainer.phase_state(), **({"segment_start": segment[0]} if mid_segment else {})}
+
     callbacks = [stop]
     callbacks += [nan_guard] if nan_guard else []
     callbacks += [
-        cb.CheckpointCallback(manager, t.checkpoint_every, nan_guard, extra_state=trainer.phase_state),
+        cb.CheckpointCallback(manager, t.checkpoint_every, nan_guard, extra_state=extra_state),
         cb.ScalarSummaries(writer, t.log_every, jsonl_path),
         grid,
     ]
+    callbacks += [StopOnSignalCallback(stopper)] if stopper is not None else []
     chunk = min(t.log_every, end)
     logs, step = {}, start
     while step < end:
+        _raise_if_interrupted(stopper, trainer, manager)
         stop.steps = min(end, (step // t.checkpoint_every + 1) * t.checkpoint_every)
         initial_epoch, epochs = cb.epochs_for(step, stop.steps, chunk)
-        history = trainer.fit(dataset_at(step), epochs=epochs, initial_epoch=initial_epoch, steps_per_epoch=chunk,
-                              callbacks=callbacks, verbose=t.verbose, shuffle=False)
+        history = trainer.fit(dataset_at(segment[0], skip=step - segment[0]), epochs=epochs,
+                              initial_epoch=initial_epoch, steps_per_epoch=chunk, callbacks=callbacks,
+                              verbose=t.verbose, shuffle=False)
         if history.history:
             logs = {k: float(np.asarray(v[-1])) for k, v in history.history.items()}
         if nan_guard and nan_guard.failure:
@@ -340,11 +450,14 @@ def _fit_phase(trainer, cfg, dataset_at, manager, writer, grid, start, end, json
                         "rates x%g", key, value, at, restored, rollbacks[0], t.nan_max_rollbacks, t.nan_lr_factor)
             nan_guard.failure = None
             step = restored
+            segment[0] = _segment_start(manager.peek())
             continue
         reached = int(keras.ops.convert_to_numpy(trainer.step))
+        if reached < end:  # a signal once the phase is done: the next phase (or the end of the run) decides
+            _raise_if_interrupted(stopper, trainer, manager)
         if reached < stop.steps:
             break  # fit ended before the segment's end without a NaN (e.g. a finite dataset ran out)
-        step = reached
+        step = segment[0] = reached
     return logs
 
 

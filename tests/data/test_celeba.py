@@ -7,8 +7,16 @@ import numpy as np
 import pytest
 
 from tf_faceedit.config import DataConfig, MaskConfig
-from tf_faceedit.data.celeba import (Records, build_dataset, decode_and_resize, denormalize, load_records,
-                                     read_celeba_attributes, read_csv_attributes, read_partition)
+from tf_faceedit.data.celeba import (
+    Records,
+    build_dataset,
+    decode_and_resize,
+    denormalize,
+    load_records,
+    read_celeba_attributes,
+    read_csv_attributes,
+    read_partition,
+)
 from tf_faceedit.data.synthetic import ATTRIBUTE_NAMES, make_synthetic_celeba
 from tf_faceedit.errors import DataError
 

@@ -8,8 +8,7 @@ import pytest
 
 from tf_faceedit.config import ConfigError
 from tf_faceedit.data.celeba import read_celeba_attributes, read_partition
-from tf_faceedit.data.unpaired import (UnpairedDataConfig, build_unpaired_dataset, load_unpaired_records,
-                                       resolve_layout)
+from tf_faceedit.data.unpaired import UnpairedDataConfig, build_unpaired_dataset, load_unpaired_records, resolve_layout
 from tf_faceedit.errors import DataError
 
 

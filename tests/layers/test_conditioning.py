@@ -2,7 +2,6 @@
 
 import keras
 import numpy as np
-
 from keras import ops
 
 from tf_faceedit.layers import TileAttributes

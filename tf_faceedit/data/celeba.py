@@ -5,6 +5,8 @@ Folder formats (see `DataConfig`):
     attribute names, then `filename v1 ... vK` rows of -1/1) and optionally `list_eval_partition.txt`
     (`filename 0|1|2` = train / val / test). CRLF line endings and runs of spaces are accepted.
   * CSV: images as above and `attributes.csv` with header `filename,attr1,...` and 0/1 or -1/1 values.
+  * TFDS: `data_dir = "tfds:celeb_a[:DIR]"` reads a prepared TensorFlow Datasets dataset instead of a folder
+    (`tfds_source`: official splits, the same steps from 2 on).
 
 `build_dataset` yields dicts of batches:
   "image":      float32 [B, S, S, 3] in [-1, 1], RGB, S = `DataConfig.image_size`;
@@ -43,11 +45,12 @@ import random
 from pathlib import Path
 
 import numpy as np
-from tf_faceedit.lazy_tf import tf  # TensorFlow is imported on first use (the JAX path runs without it)
 
 from tf_faceedit import images
+from tf_faceedit.data import tfds_source
 from tf_faceedit.data.masks import make_mask_fn
 from tf_faceedit.errors import DataError, suggest
+from tf_faceedit.lazy_tf import tf  # TensorFlow is imported on first use (the JAX path runs without it)
 
 logger = logging.getLogger(__name__)
 
@@ -315,6 +318,8 @@ def read_attribute_table(cfg):
 
     Returns (path, (names, filenames, values)) as `read_celeba_attributes`; DataError when it is missing.
     """
+    if tfds_source.is_tfds(cfg.data_dir):
+        return tfds_source.read_attribute_table(cfg)
     data_dir = Path(cfg.data_dir).expanduser()
     fmt = _detect_format(cfg, data_dir)
     attr_path = _resolve(data_dir, cfg.attr_file) if cfg.attr_file else (
@@ -336,6 +341,8 @@ def load_records(cfg, split):
         raise DataError(f"split must be one of train, val, test, all, got {split!r}{suggest(split, [*SPLITS, 'all'])}")
     if not cfg.data_dir:
         raise DataError("data folder not given (set data.data_dir or pass --data_dir=DIR)")
+    if tfds_source.is_tfds(cfg.data_dir):  # --data_dir=tfds:NAME[:DIR]
+        return tfds_source.load_records(cfg, split)
     data_dir = Path(cfg.data_dir).expanduser()
     if not data_dir.is_dir():
         raise DataError(f"data folder not found: {data_dir} (data.data_dir)")
@@ -455,7 +462,9 @@ def build_dataset(cfg, split, batch_size, training, seed=0, repeat=None, drop_re
         records = load_records(cfg, split)
     if len(records) == 0:
         raise DataError(f"split '{records.split}' has no images")
-    records = drop_corrupt(records, cfg.max_corrupt_fraction)
+    from_tfds = tfds_source.is_tfds_records(records)  # TFDS examples, not files: no header scan
+    if not from_tfds:
+        records = drop_corrupt(records, cfg.max_corrupt_fraction)
     if drop_remainder and not repeat and len(records) < batch_size:
         raise DataError(f"split '{records.split}' has {len(records)} images, fewer than the batch size {batch_size}, "
                         "so every batch would be dropped (use a smaller batch size, repeat, or drop_remainder=False)")
@@ -485,8 +494,13 @@ def build_dataset(cfg, split, batch_size, training, seed=0, repeat=None, drop_re
             out["mask"] = mask_fn(mask_seed)
         return out
 
-    ds = tf.data.Dataset.from_tensor_slices((records.paths, records.attributes.astype(np.float32)))
-    ds = ds.map(load, num_parallel_calls=parallel)
+    if from_tfds:  # steps 1-2 from the TFDS examples' encoded images (`tfds_source.encoded_dataset`)
+        ds = tfds_source.encoded_dataset(cfg, records).map(
+            lambda contents, attributes: (decode_and_resize(contents, size, crop_fraction), attributes),
+            num_parallel_calls=parallel)
+    else:
+        ds = tf.data.Dataset.from_tensor_slices((records.paths, records.attributes.astype(np.float32)))
+        ds = ds.map(load, num_parallel_calls=parallel)
     ds = ds.ignore_errors(log_warning=True)
     if cfg.cache:
         ds = ds.cache()

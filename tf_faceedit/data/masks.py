@@ -16,9 +16,8 @@ Masks:
   * `random_rectangle_mask`: the rectangle filled with ones.
 """
 
-from tf_faceedit.lazy_tf import tf  # TensorFlow is imported on first use (the JAX path runs without it)
-
 from tf_faceedit.errors import ConfigError, suggest
+from tf_faceedit.lazy_tf import tf  # TensorFlow is imported on first use (the JAX path runs without it)
 
 
 def _split_seed(seed, num):

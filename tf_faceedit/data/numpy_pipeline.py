@@ -130,6 +130,8 @@ def build_dataset(cfg, split, batch_size, training, seed=0, repeat=None, drop_re
         records = celeba.load_records(cfg, split)
     if len(records) == 0:
         raise DataError(f"split '{records.split}' has no images")
+    if str(records.paths[0]).startswith("tfds:"):
+        raise DataError(f"--data_dir={cfg.data_dir}: TFDS input needs the tf.data pipeline (--backend=tensorflow)")
     records = celeba.drop_corrupt(records, cfg.max_corrupt_fraction)
     if drop_remainder and not repeat and len(records) < batch_size:
         raise DataError(f"split '{records.split}' has {len(records)} images, fewer than the batch size {batch_size}, "

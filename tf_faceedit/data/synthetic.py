@@ -33,8 +33,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from tf_faceedit.errors import DataError, FaceEditError, suggest
 from tf_faceedit.data.celeba import write_celeba_attributes, write_partition
+from tf_faceedit.errors import DataError, FaceEditError, suggest
 
 ATTRIBUTE_NAMES = [
     "5_o_Clock_Shadow", "Arched_Eyebrows", "Attractive", "Bags_Under_Eyes", "Bald", "Bangs", "Big_Lips", "Big_Nose",

@@ -3,7 +3,8 @@
 Two layouts (`UnpairedDataConfig.layout`):
   * "attribute": a CelebA-format (or CSV) folder split by one attribute: domain X = the images whose
     `domain_attribute` equals `domain_a_value`, domain Y = the others (e.g. `Smiling` 0 -> 1, `Male` 1 -> 0).
-    The official partition file (or `val_fraction`) gives the splits, as for every other method.
+    The official partition file (or `val_fraction`) gives the splits, as for every other method. A TFDS source
+    (`data_dir = "tfds:celeb_a"`) is split the same way, on TFDS's official splits.
   * "folders": CycleGAN-style `trainA/`, `trainB/`, `testA/`, `testB/` (and optionally `valA/`, `valB/`; the val split
     falls back to test). No attribute file is needed; `domain_attribute` only names the Y domain (e.g. "anime").
   * "auto" (default): "folders" when `data_dir/trainA` exists, else "attribute".
@@ -22,11 +23,11 @@ import dataclasses
 from pathlib import Path
 
 import numpy as np
-from tf_faceedit.lazy_tf import tf  # TensorFlow is imported on first use (the JAX path runs without it)
 
 from tf_faceedit.config import DataConfig, check, check_choice
-from tf_faceedit.data import celeba
+from tf_faceedit.data import celeba, tfds_source
 from tf_faceedit.errors import DataError
+from tf_faceedit.lazy_tf import tf  # TensorFlow is imported on first use (the JAX path runs without it)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 
@@ -100,10 +101,13 @@ def load_unpaired_records(cfg, split):
     if not cfg.data_dir:
         raise DataError("data folder not given (set data.data_dir or pass --data_dir=DIR)")
     data_dir = Path(cfg.data_dir).expanduser()
-    if not data_dir.is_dir():
+    from_tfds = tfds_source.is_tfds(cfg.data_dir)  # tfds:NAME[:DIR]: the attribute layout on TFDS's splits
+    if not from_tfds and not data_dir.is_dir():
         raise DataError(f"data folder not found: {data_dir} (data.data_dir)")
     a_value, b_value = cfg.domain_a_value, 1 - cfg.domain_a_value
-    if resolve_layout(cfg) == "folders":
+    if from_tfds and cfg.layout == "folders":
+        raise DataError(f"data.layout=folders needs trainA/ and trainB/ folders, not the TFDS dataset {cfg.data_dir}")
+    if not from_tfds and resolve_layout(cfg) == "folders":
         return UnpairedRecords(_folder_records(cfg, split, "A", a_value), _folder_records(cfg, split, "B", b_value),
                                split)
     records = celeba.load_records(cfg, split)

@@ -18,7 +18,6 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from tf_faceedit import config as config_lib
 from tf_faceedit import registry
 from tf_faceedit.errors import ConfigError, DataError, EvaluationError, suggest
 from tf_faceedit.images import ensure_float
@@ -29,23 +28,25 @@ ACCURACY_FILE = "classifier_accuracy.json"
 
 
 def _load_run_config(run_dir):
+    from tf_faceedit.training import run_dir as run_folder
+
     run_dir = Path(run_dir).expanduser()
-    path = run_dir / "config.yaml"
-    if not path.is_file():
+    values = run_folder.saved_config_dict(run_dir)
+    if values is None:
         raise ConfigError(f"no config.yaml in classifier run {run_dir} (--classifier_dir); train one with "
                           "python -m tf_faceedit.train --method=classifier --model_dir=...")
-    values = config_lib.load_yaml(path)
     if values.get("method") != "classifier":
         raise ConfigError(f"{run_dir} (--classifier_dir) holds a {values.get('method')!r} run, not an attribute "
                           "classifier (method 'classifier')")
-    return registry.get("classifier").config_class.from_dict(values, source=str(path))
+    return registry.get("classifier").config_class.from_dict(values, source=str(run_folder.config_path(run_dir)))
 
 
 def latest_checkpoint(run_dir):
-    """The newest complete `checkpoints/ckpt-XXXXXXXX/` folder of a run (with a state.json), or None."""
-    from tf_faceedit.training.checkpoint import CheckpointManager
+    """The newest intact `checkpoints/ckpt-XXXXXXXX/` folder of a run, or None (`run_dir.latest_checkpoint`: newer
+    damaged ones are skipped with a warning)."""
+    from tf_faceedit.training import run_dir as run_folder
 
-    return CheckpointManager(Path(run_dir).expanduser() / "checkpoints", trainer=None).latest()
+    return run_folder.latest_checkpoint(Path(run_dir).expanduser())
 
 
 class LoadedClassifier:
@@ -111,21 +112,17 @@ def load_classifier(run_dir, checkpoint=None, batch_size=64):
     Returns a `LoadedClassifier` with `.predict(images) -> probs [N, K]`, `.features(images) -> [N, F]`,
     `.attribute_names` and `.image_size`. Raises ConfigError when run_dir is not a trained classifier run.
     """
-    from tf_faceedit.methods.attribute_classifier import build_classifier
+    from tf_faceedit.training import run_dir as run_folder
 
-    cfg = _load_run_config(run_dir)
-    path = Path(checkpoint) if checkpoint else latest_checkpoint(run_dir)
-    if path is None:
+    _load_run_config(run_dir)  # ConfigError when run_dir is not a classifier run
+    run_dir = Path(run_dir).expanduser()
+    if checkpoint is None and not run_folder.checkpoint_manager(run_dir).all_checkpoints():
         raise ConfigError(f"classifier run {run_dir} (--classifier_dir) has no checkpoint yet; train it first")
-    weights = path / "classifier.weights.h5"
-    if not weights.is_file():
-        raise ConfigError(f"checkpoint {path} has no classifier.weights.h5 (--classifier_dir)")
-    model = build_classifier(cfg)
-    model.load_weights(str(weights))
-    step = None
-    if (path / "state.json").is_file():
-        step = json.loads((path / "state.json").read_text()).get("step")
-    return LoadedClassifier(model, cfg, checkpoint=path, step=step, batch_size=batch_size)
+    if checkpoint is not None and not (Path(checkpoint) / "classifier.weights.h5").is_file():
+        raise ConfigError(f"checkpoint {checkpoint} has no classifier.weights.h5 (--classifier_dir)")
+    trainer, cfg, info = run_folder.restore_trainer(run_dir, checkpoint)  # the one restore path (validated)
+    return LoadedClassifier(trainer.networks["classifier"], cfg, checkpoint=Path(info["checkpoint"]),
+                            step=info["step"], batch_size=batch_size)
 
 
 def majority_baseline(train_labels, eval_labels):

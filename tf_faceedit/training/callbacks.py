@@ -11,9 +11,9 @@ from pathlib import Path
 import cv2
 import keras
 import numpy as np
-from tf_faceedit.lazy_tf import tf  # TensorFlow is imported on first use (the JAX path runs without it)
 
 from tf_faceedit import images as image_lib
+from tf_faceedit.lazy_tf import tf  # TensorFlow is imported on first use (the JAX path runs without it)
 
 log = logging.getLogger(__name__)
 

@@ -16,17 +16,20 @@ One training step = every update in order; an update with `repeat = r` runs r ti
 no data-dependent control flow in the step: the optimizers' cross-replica gradient sync may not sit inside a
 conditional under a distribution strategy, and unrolled updates also compile well under XLA and JAX.
 
-The gradient machinery (one `tf.GradientTape` per player, `optimizer.apply`) lives here and only here, so the
-model and loss code stays backend-portable (STYLE rule 0).
+One skeleton runs the step on every backend (`GANTrainer.run_step`: the step's seeds, `prepare_batch`, the strided
+slices, the updates in order, the step counter and the logs); a backend supplies only the gradient step of one update
+and the way state is read and written. The TensorFlow one (one `tf.GradientTape` per player, `optimizer.apply`)
+lives here and only here, so the model and loss code stays backend-portable (STYLE rule 0); the JAX one (stateless
+scopes, `jax.value_and_grad`) is `training/jax_trainer.py`. `compile` picks the backend's step once.
 """
 
 import dataclasses
 import typing
 
 import keras
-from tf_faceedit.lazy_tf import tf  # TensorFlow is imported on first use (the JAX path runs without it)
 
 from tf_faceedit.data import celeba
+from tf_faceedit.lazy_tf import tf  # TensorFlow is imported on first use (the JAX path runs without it)
 from tf_faceedit.losses.reduction import compute_average_loss
 from tf_faceedit.training import precision
 
@@ -206,17 +209,21 @@ class GANTrainer(keras.Model):
         # the train function.
         variables = {}
         for update in self.all_updates():
-            for variable in self._variables_of(update, active_only=False):
+            for variable in self.variables_of(update, active_only=False):
                 variables.setdefault(update.optimizer, {})[id(variable)] = variable
         for name, by_id in variables.items():
             getattr(self, name).build(list(by_id.values()))
             if name in self._loss_scalers:
                 self._loss_scalers[name].build(list(by_id.values()))
         self.built = True  # the networks are built functional models; fit() needs no symbolic build
-        if keras.backend.backend() == "jax":  # fit's state threading needs every optimizer/state variable
+        # the backend's step, chosen once: Keras' JAX fit calls train_step(state, data) -> (logs, state), a stateless
+        # step that threads every optimizer/state variable (jax_trainer); TensorFlow calls train_step(batch)
+        if keras.backend.backend() == "jax":
             from tf_faceedit.training import jax_trainer
 
-            jax_trainer.attach(self)
+            self._backend_train_step = jax_trainer.attach(self)
+        else:
+            self._backend_train_step = self._tf_train_step
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         """No symbolic build: the networks are built and `compile` built the optimizers. (Keras' TF trainer would
@@ -229,7 +236,7 @@ class GANTrainer(keras.Model):
         """Slices of `train.batch_size` examples consumed by one training step."""
         return max(update.repeat for update in self.updates())
 
-    def _variables_of(self, update, active_only=True):
+    def variables_of(self, update, active_only=True):
         """Trainable variables an update changes. A network may expose `active_trainable_variables` (e.g. only the
         blocks of the current progressive stage); optimizers are built on all of them, updates use the active ones."""
         variables = []
@@ -243,6 +250,16 @@ class GANTrainer(keras.Model):
         if name not in self._trackers:
             self._trackers[name] = keras.metrics.Mean(name=name)
         return self._trackers[name]
+
+    def record_losses(self, losses):
+        """Adds an update's per-example losses (dict key -> [N]) to the running means that are logged."""
+        for key, value in losses.items():
+            self._get_tracker(key).update_state(keras.ops.mean(value))
+
+    def step_logs(self):
+        """The running means of the losses of the current phase's updates (every tracker before `build_trackers`)."""
+        current = {key for update in self.updates() for key in self._update_keys.get(update.name, [])}
+        return {name: tracker.result() for name, tracker in self._trackers.items() if not current or name in current}
 
     @property
     def metrics(self):
@@ -266,9 +283,59 @@ class GANTrainer(keras.Model):
         for variable, value in zip(variables, saved):
             variable.assign(value)
 
-    # -- the step -----------------------------------------------------------------------------------------------
+    # -- the step: one skeleton, a gradient step per backend ------------------------------------------------------
+    def train_step(self, *args):
+        """Keras' step: `train_step(batch) -> logs` on TensorFlow, `train_step(state, data) -> (logs, state)` on JAX
+        (the implementation `compile` chose); both run `run_step`."""
+        return self._backend_train_step(*args)
+
+    def run_step(self, batch, run_update, stateful=None):
+        """The skeleton of one training step, the same on every backend.
+
+        Args:
+          batch: dict of the step's `train.batch_size * batch_multiple` examples (this replica's share).
+          run_update: `fn(update, batch_slice, seed)`, the backend's gradient step of one `Update`; it records the
+            losses with `record_losses` (TensorFlow: `_run_update`; JAX: `jax_trainer`).
+          stateful: `fn(thunk) -> thunk()` for the code that reads or assigns Keras variables outside the updates
+            (JAX: in a StatelessScope over the threaded state); default: a plain call.
+        Returns:
+          `step_logs()` after the step.
+        """
+        stateful = stateful or (lambda fn: fn())
+        # 1. draw what every player of this step shares (target attributes, ...), with this replica's seeds
+        seed = self.step_seeds()
+        batch = stateful(lambda: self.prepare_batch(batch, seed))
+        # 2. cut the step's examples into `batch_multiple` strided slices (slice i = examples i, i+n, ...): a
+        #    replica's share of a slice is then the same examples under any number of replicas
+        slices = self.step_slices(batch)
+        # 3. each player's updates in order: the i-th update of a player uses slice i
+        for update in self.updates():
+            for i in range(update.repeat):
+                run_update(update, slices[i], seed)
+
+        # 4. advance the step counter; log the losses of this phase's updates only
+        def finish():
+            self.step.assign_add(1)
+            return self.step_logs()
+
+        return stateful(finish)
+
+    def step_slices(self, batch):
+        """The `batch_multiple` strided slices of a step's batch (slice i = examples i, i+n, ...)."""
+        n = self.batch_multiple
+        return [batch] if n == 1 else [{key: strided_slice(value, i, n) for key, value in batch.items()}
+                                       for i in range(n)]
+
+    def _tf_train_step(self, batch):
+        logs = self.run_step(batch, self._run_update)
+        if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+            # Keras reduces logs across workers with strategy.reduce("MEAN", v, axis=0): give them an axis
+            logs = {name: keras.ops.reshape(value, (1,)) for name, value in logs.items()}
+        return logs
+
     def _run_update(self, update, batch, seed=None):
-        variables = self._variables_of(update)
+        """The TensorFlow gradient step of one update (`run_step`'s `run_update`)."""
+        variables = self.variables_of(update)
         optimizer = getattr(self, "_loss_scalers", {}).get(update.optimizer) or getattr(self, update.optimizer)
         # (a) forward pass of this player's losses, (b) gradient of its reduced total (scaled up under
         # mixed_float16; identity otherwise), (c) optimizer step (unscales, and skips non-finite steps when scaled).
@@ -278,41 +345,16 @@ class GANTrainer(keras.Model):
             scaled = optimizer.scale_loss(total)
         grads = tape.gradient(scaled, variables)
         optimizer.apply(grads, variables)
-        for key, value in losses.items():
-            self._get_tracker(key).update_state(keras.ops.mean(value))
-
-    def train_step(self, *args):
-        if keras.backend.backend() == "jax":  # Keras' JAX fit calls train_step(state, data): the stateless step
-            from tf_faceedit.training import jax_trainer
-
-            return jax_trainer.train_step(self, *args)
-        (batch,) = args
-        # 1. draw what every player of this step shares (target attributes, ...), with this replica's seeds
-        seed = self.step_seeds()
-        batch = self.prepare_batch(batch, seed)
-        # 2. cut the step's examples into `batch_multiple` strided slices (slice i = examples i, i+n, ...): a
-        #    replica's share of a slice is then the same examples under any number of replicas
-        n = self.batch_multiple
-        slices = [batch] if n == 1 else [{key: strided_slice(value, i, n) for key, value in batch.items()}
-                                         for i in range(n)]
-        # 3. each player's updates in order: the i-th update of a player uses slice i
-        for update in self.updates():
-            for i in range(update.repeat):
-                self._run_update(update, slices[i], seed)
-        # 4. advance the step counter; log the losses of this phase's updates only
-        self.step.assign_add(1)
-        current = {key for update in self.updates() for key in self._update_keys.get(update.name, [])}
-        logs = {name: tracker.result() for name, tracker in self._trackers.items() if not current or name in current}
-        if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
-            # Keras reduces logs across workers with strategy.reduce("MEAN", v, axis=0): give them an axis
-            logs = {name: keras.ops.reshape(value, (1,)) for name, value in logs.items()}
-        return logs
+        self.record_losses(losses)
 
     def step_seeds(self):
-        """The seed generator of the random draws inside a train step. With `train.replica_seeds` (default) and
-        more than one replica, each replica folds its id into the seeds (`ReplicaSeedGenerator`), so replicas draw
-        different noise/targets/penalty weights; replica 0 (and a single device) draws what `seed_generator` draws.
-        The shared state advances identically on every replica, so checkpoints and resumes are unchanged."""
+        """The seed generator of the random draws inside a train step, on every backend. With `train.replica_seeds`
+        (default) and more than one replica, each replica folds its id into the seeds (`ReplicaSeedGenerator`), so
+        replicas draw different noise/targets/penalty weights; replica 0 (and a single device, and every backend
+        without tf.distribute replicas: JAX) draws what `seed_generator` draws. The shared state advances
+        identically on every replica, so checkpoints and resumes are unchanged."""
+        if keras.backend.backend() != "tensorflow":
+            return self.seed_generator
         context = tf.distribute.get_replica_context()
         strategy = tf.distribute.get_strategy()
         if (not getattr(self.config.train, "replica_seeds", True) or context is None

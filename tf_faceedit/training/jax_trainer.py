@@ -1,37 +1,39 @@
-"""The JAX train step of `GANTrainer`: stateless, jitted, sharing every model and loss line with the TF trainer.
+"""The JAX backend of `GANTrainer`'s step: stateless, jitted, sharing every model and loss line with the TF trainer.
 
 Keras' JAX `fit` loop calls `trainer.train_step(state, data)` with
 `state = (trainable, non_trainable, optimizer, metrics)` value lists and expects `(logs, new_state)` back; it jits
-that function and threads the state from step to step (see keras/src/backend/jax/trainer.py). `GANTrainer` sends
-that call here when `keras.backend.backend() == "jax"`, so `fit`, the callbacks, checkpoints and `train_lib` are
-the same on both backends.
+that function and threads the state from step to step (see keras/src/backend/jax/trainer.py). `GANTrainer.compile`
+installs `train_step` below as the trainer's step when `keras.backend.backend() == "jax"` (`attach`), so `fit`, the
+callbacks, checkpoints and `train_lib` are the same on both backends.
 
-One step does what the TF step does (GANTrainer.train_step): `prepare_batch`, strided slices, every `Update` in
-order (`repeat` times), then `step += 1`. All trainer state is an explicit dict `id(variable) -> value`:
+The step itself is `GANTrainer.run_step`, the skeleton both backends share (seeds, `prepare_batch`, strided slices,
+every `Update` in order, `step += 1`, the logs); this module only supplies its two backend parts, over an explicit
+dict `id(variable) -> value` holding all trainer state:
   * every piece of code that reads or assigns Keras variables (loss functions, `prepare_batch`, optimizers, metric
     trackers) runs inside a `keras.StatelessScope` mapping EVERY state variable to its current value; what it
     assigns (BatchNorm statistics, the seed generator, a history buffer, the fade-in alpha, optimizer slots) is
     read back from the scope into the dict;
-  * one player's update: `jax.value_and_grad` of its reduced total with respect to the values of ITS variables
-    only (`trainer._variables_of(update)`, the active ones of a progressive stage), the other variables' new
-    values as aux; then `optimizer.apply(grads, variables)` in a scope (the optimizer was built on the variables of
-    every phase, so it updates just the slots of these variables, as on TF).
+  * one player's update (`run_step`'s `run_update`): `jax.value_and_grad` of its reduced total with respect to the
+    values of ITS variables only (`trainer.variables_of(update)`, the active ones of a progressive stage), the
+    other variables' new values as aux; then `optimizer.apply(grads, variables)` in a scope (the optimizer was built
+    on the variables of every phase, so it updates just the slots of these variables, as on TF).
 
 Variables that Keras' loop does not thread by itself ride in the "optimizer" slot of the state: `OptimizerGroup`
 stands in for `trainer.optimizer` and lists every optimizer's variables plus the `state_variables()` that are not
 network/trainer weights (e.g. `HistoryBuffer`s, which are plain objects, not layers). So `jax_state_sync`, which
 callbacks trigger before they read `trainer.step` or write a checkpoint, puts all of them back into the variables.
 
-This module imports jax; it is imported only under the JAX backend.
+This module imports jax; it is imported only under the JAX backend (and never imports the trainer module).
 """
+
+import functools
 
 import jax
 import keras
-from keras import ops
 
 from tf_faceedit.errors import ConfigError
 from tf_faceedit.losses.reduction import compute_average_loss
-from tf_faceedit.training.gan_trainer import strided_slice
+from tf_faceedit.training import precision
 
 
 class OptimizerGroup:
@@ -59,11 +61,13 @@ class OptimizerGroup:
 
 
 def attach(trainer):
-    """Prepares a compiled `GANTrainer` for Keras' JAX fit loop (called by `GANTrainer.compile`)."""
-    if getattr(trainer, "_loss_scalers", None):
+    """Prepares a compiled `GANTrainer` for Keras' JAX fit loop (called by `GANTrainer.compile`); returns its
+    `train_step(state, data) -> (logs, state)`."""
+    if precision.needs_loss_scaling(trainer.config.train.mixed_precision):
         raise ConfigError("train.mixed_precision=mixed_float16 (loss scaling) is implemented for the TensorFlow "
                           "backend only; under --backend=jax use train.mixed_precision=mixed_bfloat16 or float32")
     trainer.optimizer = OptimizerGroup(trainer)
+    return functools.partial(train_step, trainer)
 
 
 class _State:
@@ -96,15 +100,17 @@ class _State:
         return result
 
 
-def _run_update(trainer, state, update, batch):
-    variables = trainer._variables_of(update)
+def _run_update(trainer, state, update, batch, seed):
+    """One player's update on the values in `state` (`run_step`'s `run_update`; the TF twin is
+    `GANTrainer._run_update`)."""
+    variables = trainer.variables_of(update)
     ids = [id(v) for v in variables]
     own = set(ids)
 
     def total_of(params):
         # (a) forward pass of this player's losses with its variables set to `params`
         with state.scope(dict(zip(ids, params))) as scope:
-            losses = update.loss_fn(batch, trainer.seed_generator)
+            losses = update.loss_fn(batch, seed)
             total = compute_average_loss(losses[update.loss_key], trainer.global_batch_size)
         return total, (losses, state.changed(scope, skip=own))
 
@@ -116,14 +122,14 @@ def _run_update(trainer, state, update, batch):
     # (c) optimizer step, and the running means of the logged losses
     def apply():
         getattr(trainer, update.optimizer).apply(grads, variables)
-        for key, value in losses.items():
-            trainer._get_tracker(key).update_state(ops.mean(value))
+        trainer.record_losses(losses)
 
     state.run(apply)
 
 
 def train_step(trainer, state, data):
-    """Keras' JAX `train_step(state, data) -> (logs, state)` for a `GANTrainer` (mirrors GANTrainer.train_step)."""
+    """Keras' JAX `train_step(state, data) -> (logs, state)` for a `GANTrainer`: `trainer.run_step` on the threaded
+    state."""
     groups = (trainer.trainable_variables, trainer.non_trainable_variables, trainer.optimizer.variables,
               trainer.metrics_variables)
     values = {}
@@ -133,25 +139,6 @@ def train_step(trainer, state, data):
     state_ = _State([v for variables in groups for v in variables], values)
     if isinstance(data, (tuple, list)):  # a Python generator yields (batch,) to fit
         (data,) = data
-
-    # 1. draw what every player of this step shares (target attributes, ...)
-    batch = state_.run(lambda: trainer.prepare_batch(dict(data), trainer.seed_generator))
-    # 2. the strided slices of the step's examples (as on TF: slice i = examples i, i+n, ...)
-    n = trainer.batch_multiple
-    slices = [batch] if n == 1 else [{key: strided_slice(value, i, n) for key, value in batch.items()}
-                                     for i in range(n)]
-    # 3. each player's updates in order: the i-th update of a player uses slice i
-    for update in trainer.updates():
-        for i in range(update.repeat):
-            _run_update(trainer, state_, update, slices[i])
-
-    # 4. advance the step counter; log the losses of this phase's updates only
-    def finish():
-        trainer.step.assign_add(1)
-        current = {key for update in trainer.updates() for key in trainer._update_keys.get(update.name, [])}
-        return {name: tracker.result() for name, tracker in trainer._trackers.items()
-                if not current or name in current}
-
-    logs = state_.run(finish)
+    logs = trainer.run_step(dict(data), functools.partial(_run_update, trainer, state_), stateful=state_.run)
     new_state = tuple([state_.values[id(v)] for v in variables] for variables in groups)
     return logs, new_state

@@ -59,11 +59,18 @@ class ModelDirLock:
 
     def _create(self):
         fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        with os.fdopen(fd, "w") as f:
-            json.dump({"pid": self.pid, "host": self.host, "created": time.time()}, f)
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump({"pid": self.pid, "host": self.host, "created": time.time()}, f)
+        except OSError as err:  # e.g. a full disk: the file exists but is empty; do not leave it behind
+            self.path.unlink(missing_ok=True)
+            raise TrainingError(f"cannot write the lock file {self.path}: {err.strerror or err}") from None
 
     def acquire(self):
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise TrainingError(f"cannot create --model_dir {self.path.parent}: {err.strerror or err}") from None
         for _ in range(3):
             try:
                 self._create()
@@ -71,6 +78,8 @@ class ModelDirLock:
                 return self
             except FileExistsError:
                 pass
+            except OSError as err:  # permissions, a full disk (no inode), a read-only file system
+                raise TrainingError(f"cannot create the lock file {self.path}: {err.strerror or err}") from None
             owner = self.read()
             if owner is None:
                 # written by a trainer killed between create and write, or being written right now

@@ -1,0 +1,357 @@
+"""The method contract: every registered method, checked the same way (keras-hub's `run_layer_test`, TF-GAN's loss
+test mixin). A method only states what it promises in `EXPECTED` below (its networks' output shapes, the loss keys
+of each update, the rows of its sample grid) and `tests/helpers.py` TINY holds its tiny config; the checks are
+shared:
+
+  * network shapes: every network of `trainer.networks` on a small batch gives the stated output shapes, finite;
+  * the inference contract of its task (`GANTrainer.infer`): shapes and value ranges of "image" / "completed" /
+    "logits" and of the extras ("attention" in [0, 1], "content" in [-1, 1]);
+  * per-example losses: every update's loss dict has the stated keys, one finite value per example;
+  * each update changes only its own networks (trainable and non-trainable weights of the others stay put);
+  * `.keras` round trip of every exported network without `custom_objects`, same outputs;
+  * `sample_rows`: the stated row names in every phase, N images each, finite, in [-1, 1];
+  * training (one run of 4 steps and one of 2 + 2 resumed, on generated faces): non-empty finite logs, the seeded
+    runs agree at the common checkpoint (determinism) and after the resume (same weights, same logs, same step).
+
+A registered method without an entry here (or in TINY) fails `test_every_registered_method_has_a_contract`.
+Variants (`CASES`) rerun the cheap checks on a second setting of a method (e.g. AttentionGAN's scheme I).
+"""
+
+import dataclasses
+import json
+
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+from tests.helpers import TINY, tiny_config
+from tf_faceedit import registry, train_lib
+
+
+@dataclasses.dataclass(frozen=True)
+class Expect:
+    """What a method promises at its tiny config (shapes without the batch axis).
+
+    outputs: network name -> its output structure of shapes (a dict of shapes, or one shape);
+    losses: update name -> the keys of its loss dict;
+    rows: the names of `sample_rows`, one list for every phase or a dict phase name -> list;
+    inputs: network name -> input shapes, for networks without a functional `input` (subclassed models);
+    moves_statistics: update name -> other networks whose non-trainable statistics (BatchNorm moving averages) the
+      update moves because it runs them in training mode, as the reference implementation does (their trainable
+      weights never move).
+    """
+
+    outputs: dict
+    losses: dict
+    rows: object
+    inputs: dict = dataclasses.field(default_factory=dict)
+    moves_statistics: dict = dataclasses.field(default_factory=dict)
+
+
+def _agan_rows(n_fg):
+    """AttentionGAN's grid, both directions: input, the attention masks, the content images, the output."""
+    def direction(name):
+        if n_fg == 0:  # scheme I: one attention mask and one content image
+            return [f"{name} input", f"{name} attention", f"{name} content", f"{name} output"]
+        return ([f"{name} input"] + [f"{name} att {i + 1}" for i in range(n_fg)] + [f"{name} att bg"]
+                + [f"{name} content {i + 1}" for i in range(n_fg)] + [f"{name} output"])
+
+    return direction("Smiling 0->1") + direction("Smiling 1->0")
+
+
+_AGAN_G = {"image": (32, 32, 3), "attention": (32, 32, 3), "content": (32, 32, 6)}  # scheme II, n = 3 masks
+_AGAN_LOSSES = {"g": {"g_adv", "g_cycle", "g_identity", "g_tv", "g_pixel", "g_loss"}, "d": {"d_a", "d_b", "d_loss"}}
+
+EXPECTED = {
+    "sagan": Expect(
+        outputs={"generator": {"image": (32, 32, 3), "attention": (32, 32, 1), "edited": (32, 32, 3)},
+                 "discriminator": {"src": (2, 2, 1), "cls": (1,)}},
+        losses={"d": {"d_adv", "d_cls", "d_gp", "d_loss"}, "g": {"g_adv", "g_cls", "g_rec_cycle", "g_rec_id", "g_loss"}},
+        rows=["input", "Eyeglasses flipped", "Eyeglasses attention"]),
+    "fader": Expect(
+        outputs={"autoencoder": {"image": (32, 32, 3), "latent": (2, 2, 16)}, "lat_dis": (1,)},
+        losses={"lat_dis": {"lat_dis_loss", "lat_dis_acc"}, "ae": {"ae_rec", "ae_adv", "lambda_e", "ae_loss"}},
+        rows=["input", "reconstruction", "Smiling=0", "Smiling=0.5", "Smiling=1", "Smiling=1.5"]),
+    "icgan": Expect(
+        outputs={"generator": (16, 16, 3), "discriminator": (1,), "encoder_z": (8,), "encoder_y": (2,)},
+        losses={"d": {"d_adv", "d_wrong", "d_loss"}, "g": {"g_adv", "g_loss"}, "e": {"e_z", "e_y", "e_loss"}},
+        rows={"cgan": ["G(z, y)", "Eyeglasses flipped", "Smiling flipped"],
+              "encoders": ["input", "reconstruction", "Eyeglasses flipped", "Smiling flipped"]},
+        # DCGAN's step (the IcGAN reference): G and D run in training mode in both players' updates
+        moves_statistics={"d": {"generator"}, "g": {"discriminator"}}),
+    "pggan_completion": Expect(  # a fresh trainer is at stage 0 (4x4); the grid shows its tiles at 64x64
+        outputs={"generator": {"image": (4, 4, 3), "composited": (4, 4, 3)},
+                 "discriminator": {"src": (1,), "cls": (2,)}},
+        losses={"d": {"d_adv", "d_attr", "d_loss"}, "g": {"g_adv", "g_attr", "g_rec", "g_bdy", "g_loss"}},
+        rows=["masked input", "completion", "Male flipped", "Smiling flipped", "ground truth"],
+        inputs={"generator": {"image": (4, 4, 3), "mask": (4, 4, 1), "attributes": (2,)},
+                "discriminator": (4, 4, 3)}),
+    "attentiongan": Expect(
+        outputs={"generator_ab": _AGAN_G, "generator_ba": _AGAN_G, "discriminator_a": (8, 8, 1),
+                 "discriminator_b": (8, 8, 1)},
+        losses=_AGAN_LOSSES, rows=_agan_rows(2)),
+    "classifier": Expect(
+        outputs={"classifier": {"logits": (3,), "features": (8,)}},
+        losses={"c": {"c_loss", "c_acc"}}, rows=["input"]),
+}
+
+# (case id, method, config overrides, expectations): the registered methods at their tiny config, and variants
+CASES = [(name, name, {}, EXPECTED.get(name)) for name in registry.names()] + [
+    ("attentiongan-scheme1", "attentiongan", {"model.scheme": 1},
+     dataclasses.replace(EXPECTED["attentiongan"], rows=_agan_rows(0), outputs={
+         **{g: {"image": (32, 32, 3), "attention": (32, 32, 1), "content": (32, 32, 3)}
+            for g in ("generator_ab", "generator_ba")},
+         "discriminator_a": (8, 8, 1), "discriminator_b": (8, 8, 1)})),
+    ("attentiongan-attention_d", "attentiongan", {"model.attention_discriminator": True},
+     dataclasses.replace(EXPECTED["attentiongan"], losses={"g": _AGAN_LOSSES["g"] | {"g_adv_att"},
+                                                           "d": _AGAN_LOSSES["d"] | {"d_a_att", "d_b_att"}},
+                         outputs={**EXPECTED["attentiongan"].outputs, "discriminator_a_att": (8, 8, 1),
+                                  "discriminator_b_att": (8, 8, 1)})),
+    ("sagan-2attributes", "sagan", {"data.attributes": "Eyeglasses,Smiling"},
+     dataclasses.replace(EXPECTED["sagan"], rows=["input", "Eyeglasses flipped", "Eyeglasses attention",
+                                                  "Smiling flipped", "Smiling attention"], outputs={
+         **EXPECTED["sagan"].outputs, "discriminator": {"src": (2, 2, 1), "cls": (2,)}})),
+]
+CASE_IDS = [case[0] for case in CASES]
+METHOD_CASES = [case for case in CASES if case[0] == case[1]]
+
+
+def _np(x):
+    return ops.convert_to_numpy(x)
+
+
+def _config(method, data_dir, overrides):
+    overrides = dict(overrides)
+    attributes = overrides.pop("data.attributes", None)
+    return tiny_config(method, data_dir, attributes=attributes.split(",") if attributes else None, **overrides)
+
+
+def _trainer(method, data_dir, overrides):
+    keras.utils.set_random_seed(0)
+    cfg = _config(method, data_dir, overrides)
+    return registry.get(method).trainer_class(cfg)
+
+
+_BATCHES = {}
+
+
+def _data_batch(method, overrides, data_dir, n):
+    """n examples of the trainer's own training pipeline on the generated faces (cached per case)."""
+    key = (method, json.dumps(overrides, sort_keys=True), str(data_dir), n)
+    if key not in _BATCHES:
+        cfg = _config(method, data_dir, overrides)
+        trainer_class = registry.get(method).trainer_class
+        records = trainer_class.load_records(cfg.data, "train")
+        dataset = trainer_class.make_dataset(cfg.data, "train", batch_size=n, training=True, seed=0, repeat=False,
+                                             records=records)
+        _BATCHES[key] = {k: _np(v) for k, v in next(iter(dataset)).items()}
+    return {k: ops.convert_to_tensor(v) for k, v in _BATCHES[key].items()}
+
+
+def _random_inputs(spec, n=2, seed=0):
+    """Inputs for a network from its input shapes, by name: attributes in {0, 1}, masks in {0, 1}, z ~ N(0, 1),
+    anything else (images, latents) uniform in [-1, 1]."""
+    rng = np.random.RandomState(seed)
+
+    def one(name, shape):
+        shape = (n,) + tuple(shape)
+        if "attributes" in name or "mask" in name:
+            return rng.randint(0, 2, shape).astype("float32")
+        if name == "z":
+            return rng.normal(size=shape).astype("float32")
+        return rng.uniform(-1, 1, shape).astype("float32")
+
+    if isinstance(spec, dict):
+        return {name: one(name, shape) for name, shape in spec.items()}
+    return one("image", spec)
+
+
+def _input_spec(network, expect, name):
+    if name in expect.inputs:
+        return expect.inputs[name]
+    return keras.tree.map_structure(lambda t: tuple(t.shape[1:]), network.input)
+
+
+def _shapes(structure):
+    return keras.tree.map_structure(lambda v: tuple(v.shape[1:]), structure)
+
+
+def _weights(trainer):
+    """path -> (variable, value) of every weight of every network (shared variables once)."""
+    out = {}
+    for network in trainer.networks.values():
+        for variable in network.weights:
+            out.setdefault(id(variable), (variable, _np(variable).copy()))
+    return out
+
+
+def _checkpoint_weights(checkpoint):
+    """Every array of every `.weights.h5` file of a checkpoint folder, by file and dataset path."""
+    import h5py
+
+    arrays = {}
+    for path in sorted(checkpoint.glob("*.weights.h5")):
+        with h5py.File(path, "r") as f:
+            f.visititems(lambda key, item: arrays.__setitem__(f"{path.name}:{key}", item[()])
+                         if isinstance(item, h5py.Dataset) else None)
+    return arrays
+
+
+# -- the checks ------------------------------------------------------------------------------------------------------
+
+def test_every_registered_method_has_a_contract():
+    missing = [name for name in registry.names() if name not in EXPECTED or name not in TINY]
+    assert not missing, f"add an Expect to EXPECTED and a tiny config to tests/helpers.py TINY for: {missing}"
+    assert set(EXPECTED) <= set(registry.names()), "EXPECTED names a method that is not registered"
+
+
+@pytest.mark.parametrize("case_id, method, overrides, expect", CASES, ids=CASE_IDS)
+def test_network_shapes(case_id, method, overrides, expect):
+    trainer = _trainer(method, "/x", overrides)
+    assert set(trainer.networks) == set(expect.outputs), "the networks differ from the stated ones"
+    for name, network in trainer.networks.items():
+        out = network(_random_inputs(_input_spec(network, expect, name)))
+        assert _shapes(out) == expect.outputs[name], name
+        for value in keras.tree.flatten(out):
+            assert value.shape[0] == 2 and np.all(np.isfinite(_np(value))), name
+
+
+@pytest.mark.parametrize("case_id, method, overrides, expect", CASES, ids=CASE_IDS)
+def test_inference_contract(case_id, method, overrides, expect, synthetic_celeba):
+    trainer = _trainer(method, synthetic_celeba, overrides)
+    cfg = trainer.config
+    size, k, n = cfg.data.image_size, len(cfg.data.attributes), 3
+    lo, hi = trainer.attribute_range
+    assert trainer.task in ("edit", "complete", "classify") and lo < hi
+    rng = np.random.RandomState(1)
+    inputs = {"image": rng.uniform(-1, 1, (n, size, size, 3)).astype("float32"),
+              "attributes": rng.randint(0, 2, (n, k)).astype("float32")}
+    if trainer.task == "complete":
+        mask = np.zeros((n, size, size, 1), "float32")
+        mask[:, size // 4: 3 * size // 4, size // 4: 3 * size // 4] = 1
+        inputs["mask"] = mask
+    out = {key: _np(value) for key, value in trainer.infer({k_: ops.convert_to_tensor(v)
+                                                            for k_, v in inputs.items()}).items()}
+    assert all(np.all(np.isfinite(v)) and v.shape[0] == n for v in out.values())
+    main = {"edit": ["image"], "complete": ["completed", "raw"], "classify": ["logits", "probabilities"]}[trainer.task]
+    assert set(main) <= set(out), f"{trainer.task} returns {main}"
+    if trainer.task == "edit":
+        assert out["image"].shape == inputs["image"].shape
+    if trainer.task == "complete":  # at the current stage's resolution
+        assert out["completed"].shape == out["raw"].shape and out["completed"].shape[-1] == 3
+    if trainer.task == "classify":
+        assert out["logits"].shape == (n, k)
+        np.testing.assert_allclose(out["probabilities"], 1 / (1 + np.exp(-out["logits"])), rtol=1e-5, atol=1e-6)
+    for key in ("image", "completed", "raw", "content"):
+        if key in out:
+            assert np.abs(out[key]).max() <= 1.0 + 1e-6, key
+    if "attention" in out:
+        assert out["attention"].min() >= 0 and out["attention"].max() <= 1 and out["attention"].ndim == 4
+
+
+@pytest.mark.parametrize("case_id, method, overrides, expect", CASES, ids=CASE_IDS)
+def test_losses_are_per_example_and_finite(case_id, method, overrides, expect, synthetic_celeba):
+    trainer = _trainer(method, synthetic_celeba, overrides)
+    n = trainer.config.train.batch_size
+    batch = trainer.prepare_batch(_data_batch(method, overrides, synthetic_celeba, n), trainer.seed_generator)
+    updates = trainer.all_updates()
+    assert {u.name: None for u in updates}.keys() == expect.losses.keys()
+    for update in updates:
+        losses = update.loss_fn(batch, trainer.seed_generator)
+        assert set(losses) == expect.losses[update.name] and update.loss_key in losses, update.name
+        for key, value in losses.items():
+            assert tuple(value.shape) == (n,), f"{key}: one value per example, got shape {tuple(value.shape)}"
+            assert np.all(np.isfinite(_np(value))), key
+
+
+@pytest.mark.parametrize("case_id, method, overrides, expect", CASES, ids=CASE_IDS)
+def test_each_update_changes_only_its_own_networks(case_id, method, overrides, expect, synthetic_celeba):
+    trainer = _trainer(method, synthetic_celeba, overrides)
+    trainer.compile(optimizers=trainer.make_optimizers())
+    n = trainer.config.train.batch_size
+    batch = trainer.prepare_batch(_data_batch(method, overrides, synthetic_celeba, n), trainer.seed_generator)
+    trainable = {id(v) for net in trainer.networks.values() for v in net.trainable_weights}
+    problems = []
+    for update in trainer.all_updates():
+        own = {id(w) for name in update.networks for w in trainer.networks[name].weights}
+        own |= {id(w) for name in expect.moves_statistics.get(update.name, ())
+                for w in trainer.networks[name].non_trainable_weights}
+        updated = {id(v) for v in trainer.variables_of(update)}
+        before = _weights(trainer)
+        trainer._run_update(update, batch)
+        changed = {key for key, (variable, value) in before.items() if not np.array_equal(value, _np(variable))}
+        if not changed & updated:
+            problems.append(f"update {update.name} changed none of its variables")
+        outside = sorted(before[key][0].path for key in changed - own)
+        if outside:
+            problems.append(f"update {update.name} changed weights of other networks: {outside[:6]}")
+        stray = sorted(before[key][0].path for key in (changed & trainable) - updated)
+        if stray:
+            problems.append(f"update {update.name} changed trainable weights it does not train: {stray[:6]}")
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("case_id, method, overrides, expect", CASES, ids=CASE_IDS)
+def test_keras_round_trip_without_custom_objects(case_id, method, overrides, expect, tmp_path):
+    trainer = _trainer(method, "/x", overrides)
+    exported = trainer.export_networks()
+    assert exported and set(exported) <= set(trainer.networks)
+    for name, network in exported.items():
+        inputs = _random_inputs(_input_spec(network, expect, name), seed=3)
+        path = tmp_path / f"{name}.keras"
+        network.save(path)
+        loaded = keras.saving.load_model(path)  # no custom_objects: every layer is registered
+        want, got = network(inputs), loaded(inputs)
+        assert _shapes(got) == _shapes(want), name
+        for a, b in zip(keras.tree.flatten(want), keras.tree.flatten(got)):
+            np.testing.assert_allclose(_np(b), _np(a), atol=1e-6, err_msg=name)
+
+
+@pytest.mark.parametrize("case_id, method, overrides, expect", CASES, ids=CASE_IDS)
+def test_sample_rows(case_id, method, overrides, expect, synthetic_celeba):
+    trainer = _trainer(method, synthetic_celeba, overrides)
+    batch = _data_batch(method, overrides, synthetic_celeba, 3)
+    for phase in trainer.phases():
+        trainer.set_phase(phase)
+        rows = trainer.sample_rows(batch)
+        names = [name for name, _ in rows]
+        assert names == (expect.rows[phase.name] if isinstance(expect.rows, dict) else expect.rows), phase.name
+        sizes = {tuple(images.shape[1:3]) for _, images in rows}
+        assert len(sizes) == 1, f"rows of different sizes: {sizes}"
+        for name, images in rows:
+            images = _np(images)
+            assert images.ndim == 4 and images.shape[0] == 3 and images.shape[-1] in (1, 3), name
+            assert np.all(np.isfinite(images)) and np.abs(images).max() <= 1.0 + 1e-6, name
+
+
+@pytest.mark.parametrize("case_id, method, overrides, expect", METHOD_CASES, ids=[c[0] for c in METHOD_CASES])
+def test_training_is_seeded_and_resumes_exactly(case_id, method, overrides, expect, synthetic_celeba, tmp_path):
+    """One run of 4 steps; one of 2 steps, then resumed to 4. The checkpoints of step 2 agree (two runs from one
+    seed), and so do the ends (the resume continues the very same run): weights, logs and step."""
+    total = TINY[method][0]["train.steps"]
+    mid = total // 2  # icgan: the end of the cGAN phase; pggan_completion: halfway through the 8x8 fade-in
+    keep = {"train.keep_checkpoints": 10, "train.sample_every": 100}
+    whole = train_lib.run(_config(method, synthetic_celeba, {**keep, "train.steps": total}), tmp_path / "whole")
+    first = train_lib.run(_config(method, synthetic_celeba, {**keep, "train.steps": mid}), tmp_path / "resumed")
+    resumed = train_lib.run(_config(method, synthetic_celeba, {**keep, "train.steps": total}), tmp_path / "resumed")
+    assert (whole["step"], first["step"], resumed["step"]) == (total, mid, total)
+    for result in (whole, first, resumed):
+        assert result["logs"], "no losses were logged: nothing trained"
+        assert all(np.isfinite(v) for v in result["logs"].values()), result["logs"]
+    last_phase_updates = registry.get(method).trainer_class(_config(method, "/x", {}))
+    last_phase_updates.set_phase(last_phase_updates.phases()[-1])
+    assert set(whole["logs"]) == set().union(*(expect.losses[u.name] for u in last_phase_updates.updates()))
+    assert json.loads((resumed["checkpoint"] / "state.json").read_text())["step"] == total
+
+    def checkpoint(result, step):
+        return result["checkpoint"].parent / f"ckpt-{step:08d}"
+
+    at_mid_a, at_mid_b = _checkpoint_weights(checkpoint(whole, mid)), _checkpoint_weights(checkpoint(first, mid))
+    assert at_mid_a and at_mid_a.keys() == at_mid_b.keys()
+    assert all(np.array_equal(at_mid_a[key], at_mid_b[key]) for key in at_mid_a), "one seed, two different runs"
+    end_a, end_b = _checkpoint_weights(whole["checkpoint"]), _checkpoint_weights(resumed["checkpoint"])
+    assert end_a.keys() == end_b.keys()
+    differ = [key for key in end_a if not np.array_equal(end_a[key], end_b[key])]
+    assert not differ, f"the resumed run ended elsewhere than the uninterrupted one: {differ[:5]}"
+    assert resumed["logs"] == whole["logs"]
