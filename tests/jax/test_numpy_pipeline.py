@@ -33,8 +33,10 @@ def test_eval_batches_match_the_tf_pipeline_closely(synthetic_data_config):
 
 def test_undecodable_files_are_skipped(synthetic_data_config, tmp_path):
     records = celeba.load_records(synthetic_data_config, "train")
-    bad = tmp_path / "bad.jpg"
-    bad.write_bytes(b"\xff\xd8\xff" + b"\x00" * 50)  # JPEG magic, then garbage: passes the scan, fails to decode
+    from tests import hostile
+
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(hostile.undecodable_png())  # a valid PNG header over damaged data: passes the scan, fails to decode
     records.paths[0] = str(bad)
     batches = numpy_pipeline.build_dataset(synthetic_data_config, "train", batch_size=len(records) - 1,
                                            training=False, repeat=False, records=records)
