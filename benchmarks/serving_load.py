@@ -205,8 +205,8 @@ def demo_load(model_dir, clients=8, requests=200, seed=0, work_dir=None):
 
 
 def table(rows):
-    lines = ["| part | clients x requests | errors | wall s | req/s | p50 ms | p99 ms | max ms | RSS before -> after MiB |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| part | clients x requests | errors | wall s | req/s | p50 ms | p99 ms | max ms "
+             "| RSS before -> after MiB |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['part']} | {r['clients']} x {r['requests'] // r['clients']} | {r['errors']} | "
                      f"{r['wall_s']:.1f} | {r['rps']:.1f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "

@@ -123,23 +123,18 @@ def edit_photos(model, image, out, attributes=None, face=None, mask=None, detect
 
     report = EditReport(written=[], skipped=[])
     for source, target in zip(inputs, outputs):
+        kind = "unreadable"
         try:
             photo, alpha = images.read_image_alpha(source)
-        except DataError as err:
-            if single:
-                raise
-            log.warning("%s: skipped", err)
-            report.skipped.append({"input": str(source), "reason": str(err), "kind": "unreadable"})
-            continue
-        photo_mask = _read_mask(mask, photo.shape) if mask is not None else None
-        try:
+            photo_mask = _read_mask(mask, photo.shape) if mask is not None else None
+            kind = "no face"
             edited, faces, _ = align.edit_photo(photo, edit_fn, model.image_size, model.crop_fraction, detector, face,
                                                 photo_mask, feather=feather, source=str(source))
         except DataError as err:
             if single:
                 raise
             log.warning("%s: skipped", err)
-            report.skipped.append({"input": str(source), "reason": str(err), "kind": "no face"})
+            report.skipped.append({"input": str(source), "reason": str(err), "kind": kind})
             continue
         images.write_image(target, edited, alpha, what="--out")  # the alpha channel is copied unchanged
         log.info("%s: %d face(s) edited -> %s", source, len(faces), target)

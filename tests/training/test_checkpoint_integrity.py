@@ -221,8 +221,9 @@ def test_disk_full_in_a_training_process(synthetic_celeba, tmp_path):
             "model.num_residual_blocks": 1, "model.d_filters": 4, "model.d_max_filters": 8, "train.batch_size": 2,
             "train.n_critic": 1, "train.steps": 4, "train.checkpoint_every": 2, "train.sample_every": 1000,
             "train.num_samples": 2, "train.sample_split": "train", "train.verbose": 0, "data.cache": "false"}
-    command = [sys.executable, "-c", _FULL_DISK_AT_SECOND_CHECKPOINT, "--method=sagan", f"--data_dir={synthetic_celeba}",
-               f"--model_dir={model_dir}", "--quiet"] + [f"--set={k}={v}" for k, v in sets.items()]
+    command = [sys.executable, "-c", _FULL_DISK_AT_SECOND_CHECKPOINT, "--method=sagan",
+               f"--data_dir={synthetic_celeba}", f"--model_dir={model_dir}", "--quiet"]
+    command += [f"--set={k}={v}" for k, v in sets.items()]
     proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600,
                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(ROOT)})
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]

@@ -210,7 +210,7 @@ class CheckpointManager:
         TrainingError when checkpoints exist but none is intact."""
         found = self.all_checkpoints()
         skipped = []
-        for step, path in reversed(found):
+        for _, path in reversed(found):
             reason = self.check(path)
             if reason is None:
                 if skipped:

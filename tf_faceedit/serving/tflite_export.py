@@ -1,0 +1,183 @@
+"""On-device export: a trained run's generator as TensorFlow Lite models (float32 and float16).
+
+    result = export_tflite("runs/sagan_quick", "exports/sagan_tflite")   # python -m tf_faceedit.export --format=tflite
+
+Layout of `export_dir` (a new folder):
+  model_float32.tflite    float32 weights and compute
+  model_float16.tflite    float16 weights (half the size), dequantized to float32 by the interpreter on CPU (GPU
+                          delegates compute in float16)
+  tflite.json             method, task, attribute_names, image_size, attribute_range, the inputs and outputs, and
+                          for each file its precision, size and the tolerance the tests hold it to
+
+Contract: the SavedModel `serving_default` contract at the model resolution S (the only size on-device: the app
+aligns the face to S x S first, e.g. with `tf_faceedit.data.align` or the platform's face detector), with builtin
+TFLite ops only (no Flex delegate needed):
+  inputs  (signature "serving_default", by name)
+    image       uint8 [N, S, S, 3] (N = 1 by default; `interpreter.resize_tensor_input` for more)
+    attributes  float32 [N, K] target values (in the metadata's attribute_range)
+    mask        uint8 [N, S, S, 1], nonzero = hole (completion models only)
+  outputs
+    edit:      image uint8 [N, S, S, 3] + the method's extras (attention float32 [N, S, S, n] in [0, 1], content,
+               latent, ...)
+    complete:  completed uint8 [N, S, S, 3] (the input outside the hole exactly), raw uint8 [N, S, S, 3]
+The numbers are those of the SavedModel signature on an S x S input (its resize is then the identity): [-1, 1]
+by x / 127.5 - 1, back by clip(round((y + 1) * 127.5), 0, 255). The tests hold float32 to within 1 level of the
+SavedModel signature and float16 to within `FLOAT16_TOLERANCE` levels.
+
+A method whose generator uses an op TFLite has no builtin kernel for cannot be converted; `export_tflite` then
+raises `ConfigError` naming the method and the ops.
+"""
+
+import json
+import logging
+import re
+import shutil
+from pathlib import Path
+
+import tensorflow as tf
+
+from tf_faceedit import images as images_lib
+from tf_faceedit import io_util
+from tf_faceedit.errors import ConfigError
+from tf_faceedit.serving import processing
+
+log = logging.getLogger("tf_faceedit")
+
+PRECISIONS = ("float32", "float16")
+FLOAT32_TOLERANCE = 1  # uint8 levels, against the SavedModel signature
+FLOAT16_TOLERANCE = 8  # float16 weights: rounding of every weight to 11 significant bits
+SIGNATURE_KEY = "serving_default"
+
+
+def check_export_dir(export_dir):
+    """A new (or empty) folder for the .tflite files."""
+    export_dir = Path(export_dir)
+    if export_dir.exists() and (not export_dir.is_dir() or any(export_dir.iterdir())):
+        raise ConfigError(f"--export_dir {export_dir} already exists and is not an empty folder; export TFLite "
+                          "models to a new folder")
+    io_util.check_output_dir(export_dir, "--export_dir")
+    return export_dir
+
+
+def fixed_size_function(trainer, task, image_size, num_attributes, batch_size=1):
+    """The `tf.function` converted: uint8 S x S in, uint8 S x S out (see the module docstring)."""
+    size, k = int(image_size), int(num_attributes)
+    image_spec = tf.TensorSpec([batch_size, size, size, 3], tf.uint8, name="image")
+    attributes_spec = tf.TensorSpec([batch_size, k], tf.float32, name="attributes")
+    outputs = processing.EDIT_OUTPUTS if task == "edit" else processing.COMPLETE_OUTPUTS
+
+    def run(image, attributes, mask=None):
+        inputs = {"image": images_lib.to_float_tf(tf.cast(image, tf.float32)), "attributes": attributes}
+        if mask is not None:
+            inputs["mask"] = tf.cast(tf.not_equal(mask, 0), tf.float32)
+        out = dict(trainer.infer(inputs))
+        result = {key: tf.cast(value, tf.float32) for key, value in out.items() if key not in outputs}
+        for key in outputs:
+            value = tf.cast(out[key], tf.float32)
+            if value.shape[1] != size:  # a progressive model stopped below S: upsample as the signature does
+                value = tf.image.resize(value, [size, size], method="bilinear")
+            result[key] = processing.to_uint8(value)
+        if mask is not None:
+            result["completed"] = tf.where(tf.not_equal(mask, 0), result["completed"], image)
+        return result
+
+    if task == "complete":
+        mask_spec = tf.TensorSpec([batch_size, size, size, 1], tf.uint8, name="mask")
+
+        @tf.function(input_signature=[image_spec, attributes_spec, mask_spec])
+        def serve(image, attributes, mask):
+            return run(image, attributes, mask)
+    else:
+        @tf.function(input_signature=[image_spec, attributes_spec])
+        def serve(image, attributes):
+            return run(image, attributes)
+    return serve
+
+
+def _unsupported_ops(message):
+    """The op names in a converter error ("... ops are not supported: tf.Foo, tf.Bar ..." and similar)."""
+    names = sorted(set(re.findall(r"'?(tf\.[A-Za-z0-9_]+)'?", message)))
+    return names
+
+
+def convert(trainer, task, image_size, num_attributes, precision="float32", method="model"):
+    """The TFLite flatbuffer (bytes) of the trainer's inference at S x S. ConfigError when it does not convert."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS)} (or all), got {precision!r}")
+    serve = fixed_size_function(trainer, task, image_size, num_attributes)
+    module = tf.Module()
+    module.networks = list(trainer.networks.values())  # tracks the variables the function reads
+    concrete = serve.get_concrete_function()
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], module)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if precision == "float16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    try:
+        return converter.convert()
+    except Exception as err:  # ConverterError, and the MLIR passes' own errors
+        text = str(err)
+        ops = _unsupported_ops(text)
+        why = (f"its generator uses ops TFLite has no builtin kernel for: {', '.join(ops)}" if ops else
+               f"the converter failed: {text.strip().splitlines()[-1][:300] if text.strip() else type(err).__name__}")
+        raise ConfigError(f"method {method!r} cannot be exported to TFLite: {why} (the SavedModel export, "
+                          "--format=savedmodel, serves it)") from None
+
+
+def export_tflite(model_dir, export_dir, checkpoint=None, precisions=PRECISIONS):
+    """Writes `export_dir`/model_<precision>.tflite and tflite.json (see the module docstring).
+
+    Args:
+      model_dir: a training run folder, or a zoo model name.
+      precisions: a subset of ("float32", "float16").
+    Returns:
+      dict: export_dir, method, task, step, checkpoint, files ({precision: path}), signature inputs and outputs.
+    """
+    from tf_faceedit import pretrained
+    from tf_faceedit.api import restore_trainer
+
+    precisions = tuple(precisions)
+    bad = [p for p in precisions if p not in PRECISIONS]
+    if bad or not precisions:
+        raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS)} or all, got {', '.join(bad) or '-'}")
+    export_dir = check_export_dir(export_dir)
+    entry = pretrained.resolve(model_dir)
+    trainer, cfg, info = (pretrained.restore_trainer(entry, checkpoint) if entry is not None
+                          else restore_trainer(model_dir, checkpoint))
+    if trainer.task not in processing.TASKS:
+        raise ConfigError(f"--model_dir {model_dir} holds a {cfg.method!r} model (task {trainer.task!r}); export "
+                          f"serves the tasks {', '.join(processing.TASKS)}")
+    size, names = int(cfg.data.image_size), list(cfg.data.attributes)
+    flatbuffers = {p: convert(trainer, trainer.task, size, len(names), p, cfg.method) for p in precisions}
+    interpreter = tf.lite.Interpreter(model_content=flatbuffers[precisions[0]])
+    runner = interpreter.get_signature_runner(SIGNATURE_KEY)
+    details = runner.get_input_details(), runner.get_output_details()
+    describe = [{name: {"dtype": d["dtype"].__name__, "shape": [int(v) for v in d["shape_signature"]]}
+                 for name, d in sorted(group.items())} for group in details]
+    tmp = export_dir.parent / f".{export_dir.name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    files = {}
+    try:
+        for precision, data in flatbuffers.items():
+            (tmp / f"model_{precision}.tflite").write_bytes(data)
+            files[precision] = str(export_dir / f"model_{precision}.tflite")
+        summary = {
+            "method": cfg.method, "task": trainer.task, "attribute_names": names, "image_size": size,
+            "attribute_range": [float(v) for v in getattr(trainer, "attribute_range", (0.0, 1.0))],
+            "signature": SIGNATURE_KEY, "inputs": describe[0], "outputs": describe[1],
+            "files": {p: {"file": f"model_{p}.tflite", "bytes": len(d),
+                          "tolerance_levels": FLOAT32_TOLERANCE if p == "float32" else FLOAT16_TOLERANCE}
+                      for p, d in flatbuffers.items()},
+            "step": info["step"], "checkpoint": str(Path(info["checkpoint"]).resolve()),
+        }
+        (tmp / "tflite.json").write_text(json.dumps(summary, indent=2))
+        if export_dir.exists():
+            export_dir.rmdir()  # the empty folder check_export_dir accepted
+        tmp.replace(export_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    log.info("exported %s (step %d) to %s as TFLite: %s", info["checkpoint"], info["step"], export_dir,
+             ", ".join(f"{p} ({len(d) / 1e6:.2f} MB)" for p, d in flatbuffers.items()))
+    return {"export_dir": str(export_dir), "method": cfg.method, "task": trainer.task, "step": info["step"],
+            "checkpoint": info["checkpoint"], "files": files, "inputs": describe[0], "outputs": describe[1]}
