@@ -59,7 +59,7 @@ def check_export_dir(export_dir):
     return export_dir
 
 
-def fixed_size_function(trainer, task, image_size, num_attributes, batch_size=1):
+def fixed_size_function(trainer, task, image_size, num_attributes, batch_size=None):
     """The `tf.function` converted: uint8 S x S in, uint8 S x S out (see the module docstring)."""
     size, k = int(image_size), int(num_attributes)
     image_spec = tf.TensorSpec([batch_size, size, size, 3], tf.uint8, name="image")
@@ -67,18 +67,26 @@ def fixed_size_function(trainer, task, image_size, num_attributes, batch_size=1)
     outputs = processing.EDIT_OUTPUTS if task == "edit" else processing.COMPLETE_OUTPUTS
 
     def run(image, attributes, mask=None):
-        inputs = {"image": images_lib.to_float_tf(tf.cast(image, tf.float32)), "attributes": attributes}
+        # TFLite's comparison and select kernels take no uint8: masks and compositing are done in float32 (exact,
+        # the values are integers).
+        pixels = tf.cast(image, tf.float32)
+        inputs = {"image": images_lib.to_float_tf(pixels), "attributes": attributes}
         if mask is not None:
-            inputs["mask"] = tf.cast(tf.not_equal(mask, 0), tf.float32)
+            hole = tf.cast(tf.cast(mask, tf.float32) > 0.0, tf.float32)
+            inputs["mask"] = hole
         out = dict(trainer.infer(inputs))
         result = {key: tf.cast(value, tf.float32) for key, value in out.items() if key not in outputs}
         for key in outputs:
             value = tf.cast(out[key], tf.float32)
             if value.shape[1] != size:  # a progressive model stopped below S: upsample as the signature does
                 value = tf.image.resize(value, [size, size], method="bilinear")
-            result[key] = processing.to_uint8(value)
-        if mask is not None:
-            result["completed"] = tf.where(tf.not_equal(mask, 0), result["completed"], image)
+            result[key] = value
+        if mask is not None:  # the input outside the hole exactly, as the SavedModel signature
+            model_pixels = tf.clip_by_value(tf.round((result["completed"] + 1.0) * 127.5), 0.0, 255.0)
+            result["completed"] = tf.cast(hole * model_pixels + (1.0 - hole) * pixels, tf.uint8)
+        for key in outputs:
+            if result[key].dtype != tf.uint8:
+                result[key] = processing.to_uint8(result[key])
         return result
 
     if task == "complete":
@@ -95,9 +103,11 @@ def fixed_size_function(trainer, task, image_size, num_attributes, batch_size=1)
 
 
 def _unsupported_ops(message):
-    """The op names in a converter error ("... ops are not supported: tf.Foo, tf.Bar ..." and similar)."""
-    names = sorted(set(re.findall(r"'?(tf\.[A-Za-z0-9_]+)'?", message)))
-    return names
+    """The op names a converter error reports as having no builtin kernel ("'tf.Foo' op is neither a custom op nor a
+    flex op", or the "Details:" list "tf.Foo(tensor<...>) -> ...")."""
+    names = re.findall(r"'(tf\.[A-Za-z0-9_]+)' op is neither a custom op nor a flex op", message)
+    names += re.findall(r"^\s+(tf\.[A-Za-z0-9_]+)\(tensor", message, flags=re.MULTILINE)
+    return sorted(set(names))
 
 
 def convert(trainer, task, image_size, num_attributes, precision="float32", method="model"):
