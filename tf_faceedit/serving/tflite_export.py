@@ -32,6 +32,7 @@ import json
 import logging
 import re
 import shutil
+import tempfile
 from pathlib import Path
 
 import tensorflow as tf
@@ -110,28 +111,45 @@ def _unsupported_ops(message):
     return sorted(set(names))
 
 
-def convert(trainer, task, image_size, num_attributes, precision="float32", method="model"):
-    """The TFLite flatbuffer (bytes) of the trainer's inference at S x S. ConfigError when it does not convert."""
-    if precision not in PRECISIONS:
-        raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS)} (or all), got {precision!r}")
-    serve = fixed_size_function(trainer, task, image_size, num_attributes)
+def check_precisions(precisions):
+    bad = [p for p in precisions if p not in PRECISIONS]
+    if bad or not precisions:
+        raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS)} or all, got {', '.join(bad) or '-'}")
+
+
+def convert(trainer, task, image_size, num_attributes, precisions=PRECISIONS, method="model"):
+    """{precision: TFLite flatbuffer bytes} of the trainer's inference at S x S. ConfigError when it does not convert.
+    """
+    check_precisions(precisions)
     module = tf.Module()
-    module.networks = list(trainer.networks.values())  # tracks the variables the function reads
-    concrete = serve.get_concrete_function()
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], module)
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    if precision == "float16":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.target_spec.supported_types = [tf.float16]
-    try:
-        return converter.convert()
-    except Exception as err:  # ConverterError, and the MLIR passes' own errors
-        text = str(err)
-        ops = _unsupported_ops(text)
-        why = (f"its generator uses ops TFLite has no builtin kernel for: {', '.join(ops)}" if ops else
-               f"the converter failed: {text.strip().splitlines()[-1][:300] if text.strip() else type(err).__name__}")
-        raise ConfigError(f"method {method!r} cannot be exported to TFLite: {why} (the SavedModel export, "
-                          "--format=savedmodel, serves it)") from None
+    module.network_variables = {name: [getattr(v, "value", v) for v in net.weights]
+                                for name, net in trainer.networks.items()}
+    module.serve = fixed_size_function(trainer, task, image_size, num_attributes)
+    out = {}
+    # Through a SavedModel: the converter keeps the named signature (from_concrete_functions drops it for some
+    # multi-input functions).
+    with tempfile.TemporaryDirectory(prefix="tf_faceedit_tflite_") as saved:
+        tf.saved_model.save(module, saved, signatures={SIGNATURE_KEY: module.serve})
+        for precision in precisions:
+            converter = tf.lite.TFLiteConverter.from_saved_model(saved, signature_keys=[SIGNATURE_KEY])
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+            if precision == "float16":
+                converter.optimizations = [tf.lite.Optimize.DEFAULT]
+                converter.target_spec.supported_types = [tf.float16]
+            try:
+                out[precision] = converter.convert()
+            except Exception as err:  # ConverterError, and the MLIR passes' own errors
+                raise ConfigError(f"method {method!r} cannot be exported to TFLite: {_why(err)} (the SavedModel "
+                                  "export, --format=savedmodel, serves it)") from None
+    return out
+
+
+def _why(err):
+    text = str(err).strip()
+    ops = _unsupported_ops(text)
+    if ops:
+        return f"its generator uses ops TFLite has no builtin kernel for: {', '.join(ops)}"
+    return f"the converter failed: {text.splitlines()[-1][:300] if text else type(err).__name__}"
 
 
 def export_tflite(model_dir, export_dir, checkpoint=None, precisions=PRECISIONS):
@@ -147,9 +165,7 @@ def export_tflite(model_dir, export_dir, checkpoint=None, precisions=PRECISIONS)
     from tf_faceedit.api import restore_trainer
 
     precisions = tuple(precisions)
-    bad = [p for p in precisions if p not in PRECISIONS]
-    if bad or not precisions:
-        raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS)} or all, got {', '.join(bad) or '-'}")
+    check_precisions(precisions)
     export_dir = check_export_dir(export_dir)
     entry = pretrained.resolve(model_dir)
     trainer, cfg, info = (pretrained.restore_trainer(entry, checkpoint) if entry is not None
@@ -158,7 +174,7 @@ def export_tflite(model_dir, export_dir, checkpoint=None, precisions=PRECISIONS)
         raise ConfigError(f"--model_dir {model_dir} holds a {cfg.method!r} model (task {trainer.task!r}); export "
                           f"serves the tasks {', '.join(processing.TASKS)}")
     size, names = int(cfg.data.image_size), list(cfg.data.attributes)
-    flatbuffers = {p: convert(trainer, trainer.task, size, len(names), p, cfg.method) for p in precisions}
+    flatbuffers = convert(trainer, trainer.task, size, len(names), precisions, cfg.method)
     interpreter = tf.lite.Interpreter(model_content=flatbuffers[precisions[0]])
     runner = interpreter.get_signature_runner(SIGNATURE_KEY)
     details = runner.get_input_details(), runner.get_output_details()
