@@ -3,9 +3,10 @@
     python benchmarks/serving_latency.py --model_dir runs/sagan_quick                 # exports to a temp dir first
     python benchmarks/serving_latency.py --export_dir exports/sagan/1 [--model_dir runs/sagan_quick]
     python benchmarks/serving_latency.py --model_dir RUN --batch_sizes 1 16 --repeats 30
+    python benchmarks/serving_latency.py --model_dir sagan-eyeglasses-64                # a zoo model
 
 For each batch size, the same random uint8 faces at the model resolution S (and random target attributes, and
-random rectangular holes for a completion model) go through three paths:
+random rectangular holes for a completion model) go through these paths:
   (a) bare:      the trainer's `infer` (the generator forward at S, [-1, 1] float inputs prepared beforehand),
                  compiled once with `tf.function`: the floor;
   (b) signature: the exported SavedModel's `serving_default` (uint8 in, uint8 out: resize, scaling, the forward
@@ -13,6 +14,9 @@ random rectangular holes for a completion model) go through three paths:
   (c) gRPC:      `GrpcClient.edit/complete` -> loopback socket -> `tf_faceedit.serving.grpc_server` (the in-process
                  test server, NOT TF Serving) -> the same signature -> back to numpy: TensorProto encoding, HTTP/2,
                  decoding. Client and server share this process and its cores.
+  (d) TFLite:    the run's generator converted by `tf_faceedit.serving.tflite_export` (float32 and float16 weights),
+                 run by the TFLite interpreter (XNNPACK, one thread per core) through its "serving_default"
+                 signature at S x S: what an app runs on-device (needs the run; --no_tflite leaves it out).
 Each path is warmed up, then timed --repeats times, the three interleaved (each call waits for its result as
 numpy); the table gives the median. The issue's aims: the signature adds <= 20 % over the bare forward, and gRPC adds <= 5 ms at batch 1 (over
 the signature). The bare path needs the run (--model_dir, or the checkpoint recorded in the export's
@@ -77,12 +81,20 @@ def model_dir_of_export(export_dir):
     return model_dir if (model_dir / "config.yaml").is_file() else None
 
 
+def restore(model_dir):
+    """The trainer of a run folder or of a zoo model name (e.g. sagan-eyeglasses-64)."""
+    from tf_faceedit import pretrained
+    from tf_faceedit.api import restore_trainer
+
+    entry = pretrained.resolve(model_dir)
+    return (pretrained.restore_trainer(entry) if entry is not None else restore_trainer(model_dir))[0]
+
+
 def bare_forward(model_dir, task, image_size):
     """(trainer.infer compiled with tf.function, fn(uint8 inputs) -> its float inputs at S)."""
-    from tf_faceedit.api import restore_trainer
     from tf_faceedit.serving import processing
 
-    trainer, _, _ = restore_trainer(model_dir)
+    trainer = restore(model_dir)
     forward = tf.function(lambda x: trainer.infer(x))
 
     def prepare(inputs):
@@ -95,6 +107,17 @@ def bare_forward(model_dir, task, image_size):
     return forward, prepare
 
 
+def tflite_runners(model_dir, task, image_size, num_attributes):
+    """{"TFLite float32 (interpreter)": runner, "TFLite float16 (interpreter)": runner} of the run's generator."""
+    from tf_faceedit.serving import tflite_export
+
+    trainer = restore(model_dir)
+    flatbuffers = tflite_export.convert(trainer, task, image_size, num_attributes)
+    return {f"TFLite {precision} (interpreter)":
+            tflite_export.make_interpreter(data, num_threads=os.cpu_count()).get_signature_runner("serving_default")
+            for precision, data in flatbuffers.items()}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model_dir", help="training run (config.yaml, checkpoints/): the bare path, and the "
@@ -103,6 +126,7 @@ def main():
     parser.add_argument("--batch_sizes", type=int, nargs="+", default=[1, 16])
     parser.add_argument("--repeats", type=int, default=20, help="timed calls per row (the median is reported)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed calls per row (the first one traces)")
+    parser.add_argument("--no_tflite", action="store_true", help="leave out the TFLite rows")
     args = parser.parse_args()
     if not args.model_dir and not args.export_dir:
         parser.error("give --model_dir and/or --export_dir")
@@ -126,6 +150,7 @@ def main():
     bare = bare_forward(model_dir, task, size) if model_dir else None
     if bare is None:
         print("no training run found: the bare row is left out (give --model_dir)", file=sys.stderr)
+    tflite = tflite_runners(model_dir, task, size, k) if model_dir and not args.no_tflite else {}
 
     server, port = start_server({"model": export_dir}, port=0)
     client = GrpcClient(f"127.0.0.1:{port}", "model")
@@ -153,6 +178,12 @@ def main():
                 paths["bare (tf.function infer)"] = lambda: [v.numpy() for v in forward(prepared).values()]
             paths["SavedModel signature"] = lambda: [v.numpy() for v in signature(**tensors).values()]
             paths["gRPC round trip (loopback)"] = grpc_call
+            for name, runner in tflite.items():
+                got = runner(**inputs)  # at S x S the signature and the TFLite model agree (float16: 2 levels)
+                for key, value in direct.items():
+                    if value.dtype == np.uint8:
+                        assert np.abs(got[key].astype(int) - value.astype(int)).max() <= 2, f"{name} output {key}"
+                paths[name] = lambda runner=runner: runner(**inputs)
             timings = median_seconds(paths, args.repeats, args.warmup)
             for path, seconds in timings.items():
                 rows.append((path, batch, seconds))

@@ -15,6 +15,7 @@ Layout of `export_dir` (= BASE/NAME/VERSION, VERSION an integer, as TF Serving e
                                   with no custom_objects. TF Serving loads only saved_model.pb, variables/ and
                                   assets/ (it reads nothing from assets.extra but an optional warmup file).
   assets.extra/config.yaml        the run's config; assets.extra/export.json: method, step, checkpoint.
+`export(..., format="tflite")` writes on-device TFLite models instead (`tflite_export`).
 Pre/post-processing (resize, [-1, 1] <-> uint8) is `tf_faceedit.serving.processing`, see there. The version is
 written into a hidden temporary sibling folder and renamed when complete, so a server polling BASE/NAME never
 sees a half-written version; an existing version is never overwritten.
@@ -96,15 +97,30 @@ class ServingModule(tf.Module):
         return out
 
 
-def export(model_dir, export_dir, checkpoint=None):
+FORMATS = ("savedmodel", "tflite")
+
+
+def export(model_dir, export_dir, checkpoint=None, format="savedmodel", precisions=None):
     """Exports the latest (or given) checkpoint of `model_dir` (or a zoo model: `model_dir` its name) to
     `export_dir` (see the module docstring).
 
+    format: "savedmodel" (this module), or "tflite": `tflite_export.export_tflite` (on-device models, `precisions`
+      a subset of float32 / float16, default both; `export_dir` then any new folder).
+
     Returns:
-      dict: export_dir, checkpoint, step, method, task, signatures (names), networks (name -> .keras path).
+      dict: export_dir, checkpoint, step, method, task, signatures (names), networks (name -> .keras path);
+      for tflite the dict of `tflite_export.export_tflite`.
     """
     from tf_faceedit import pretrained
     from tf_faceedit.api import restore_trainer
+
+    if format not in FORMATS:
+        raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, got {format!r}")
+    if format == "tflite":
+        from tf_faceedit.serving import tflite_export
+
+        return tflite_export.export_tflite(model_dir, export_dir, checkpoint,
+                                           precisions or tflite_export.PRECISIONS)
 
     export_dir = check_export_dir(export_dir)
     entry = pretrained.resolve(model_dir)  # a zoo name (tf_faceedit/pretrained) exports like a run
