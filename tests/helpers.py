@@ -115,27 +115,3 @@ def tiny_config(method, data_dir, attributes=None, **overrides):
         cfg = cfg.override(f"data.attributes={','.join(attributes)}")
     return cfg.validate()
 
-
-# TEMPORARY thin wrappers (being replaced by tiny_config at the call sites)
-def tiny_sagan_config(data_dir, attributes=("Eyeglasses",), **overrides):
-    return tiny_config("sagan", data_dir, attributes, **overrides)
-
-
-def tiny_pggan_config(data_dir, attributes=("Male", "Smiling"), **overrides):
-    return tiny_config("pggan_completion", data_dir, attributes, **overrides)
-
-
-def tiny_fader_config(data_dir, attributes=("Smiling",), **overrides):
-    return tiny_config("fader", data_dir, attributes, **overrides)
-
-
-def tiny_icgan_config(data_dir, attributes=("Eyeglasses", "Smiling"), **overrides):
-    return tiny_config("icgan", data_dir, attributes, **overrides)
-
-
-def tiny_attentiongan_config(data_dir, scheme=2, **overrides):
-    return tiny_config("attentiongan", data_dir, **{"model.scheme": scheme, **overrides})
-
-
-def tiny_classifier_config(data_dir, attributes=("Eyeglasses", "Smiling", "Male"), **overrides):
-    return tiny_config("classifier", data_dir, attributes, **overrides)

@@ -1,19 +1,18 @@
 """Tiny model_dirs for the export / load tests: a method's tiny config, built and checkpointed (no training steps,
 so they are fast), or trained for a step with `train_lib.run`."""
 
+import functools
 from pathlib import Path
 
 from tests import helpers
 from tf_faceedit import registry, train_lib
 from tf_faceedit.training.checkpoint import CheckpointManager
 
-# method -> name of its tiny config builder in tests/helpers.py (default: tiny_<method>_config)
-_BUILDER_NAMES = {"pggan_completion": "tiny_pggan_config"}
-
 
 def tiny_config_builder(method):
-    """The `tiny_*_config(data_dir, **overrides)` of a registered method, or None when tests/helpers.py has none."""
-    return getattr(helpers, _BUILDER_NAMES.get(method, f"tiny_{method}_config"), None)
+    """`tiny_config` bound to a registered method: `(data_dir, **overrides) -> config`, or None when tests/helpers.py
+    TINY has no entry for it."""
+    return functools.partial(helpers.tiny_config, method) if method in helpers.TINY else None
 
 
 def method_params(fast=None):
@@ -31,8 +30,7 @@ def method_params(fast=None):
             marks = [pytest.mark.skip(reason=f"method {name!r} has task {task!r}: export and load() serve "
                                              f"{', '.join(TASKS)} models")]
         elif not tiny_config_builder(name):
-            marks = [pytest.mark.skip(reason=f"no tiny config for method {name!r}: add "
-                                             f"{_BUILDER_NAMES.get(name, f'tiny_{name}_config')} to tests/helpers.py")]
+            marks = [pytest.mark.skip(reason=f"no tiny config for method {name!r}: add it to tests/helpers.py TINY")]
         elif fast is not None and name not in fast:
             marks = [pytest.mark.slow]
         params.append(pytest.param(name, marks=marks, id=name))

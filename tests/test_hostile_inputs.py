@@ -318,7 +318,8 @@ def test_run_folder_whose_config_yaml_is_not_ours(content, expected, tmp_path, c
     photo = tmp_path / "p.png"
     photo.write_bytes(hostile.encode(hostile._face(), ".png"))
     for main, argv in ((train.main, [f"--model_dir={run}", "--quiet"]),
-                       (edit.main, [f"--model_dir={run}", f"--image={photo}", f"--out={tmp_path / 'o.png'}", "--quiet"]),
+                       (edit.main, [f"--model_dir={run}", f"--image={photo}", f"--out={tmp_path / 'o.png'}",
+                                    "--quiet"]),
                        (export.main, [f"--model_dir={run}", f"--export_dir={tmp_path / 'e' / '1'}", "--quiet"])):
         code, err = _cli(main, argv, capsys)
         lines = _error_lines(err)

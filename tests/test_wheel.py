@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+ZOO_MODEL = "sagan-eyeglasses-64"  # tf_faceedit/pretrained/manifest.json
 pytestmark = pytest.mark.slow
 
 
@@ -67,6 +68,9 @@ def test_the_wheel_holds_the_package_data(wheel):
         if pretrained.is_dir() else []
     missing = [p.relative_to(ROOT).as_posix() for p in shipped if p.relative_to(ROOT).as_posix() not in names]
     assert not missing, f"zoo files left out of the wheel (pyproject.toml [tool.setuptools.package-data]): {missing}"
+    manifest = json.loads((pretrained / "manifest.json").read_text())
+    assert ZOO_MODEL in [entry["name"] for entry in manifest["entries"]]
+    assert all(f"tf_faceedit/pretrained/{f}" in names for entry in manifest["entries"] for f in entry["files"])
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     assert "tf-faceedit = tf_faceedit.__main__:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
 
@@ -104,17 +108,17 @@ def test_installed_wheel_trains_a_preset_and_edits_a_photo(venv, tmp_path):
     assert made["photo"], "the cascade found none of the drawn faces"
 
     run_dir = work / "run"
-    train = _run([bin_dir / "tf-faceedit", "train", "--method=sagan", "--config=sagan_quick", f"--data_dir={made['faces']}",
-                  f"--model_dir={run_dir}", "--set", "train.steps=2", "--set", "train.batch_size=4",
-                  "--set", "data.shuffle_buffer=64", "--quiet"], cwd=work, env=env)
+    train = _run([bin_dir / "tf-faceedit", "train", "--method=sagan", "--config=sagan_quick",
+                  f"--data_dir={made['faces']}", f"--model_dir={run_dir}", "--set", "train.steps=2",
+                  "--set", "train.batch_size=4", "--set", "data.shuffle_buffer=64", "--quiet"], cwd=work, env=env)
     assert "step 2" in train.stdout
     saved = (run_dir / "config.yaml").read_text()
     assert "g_filters: 16" in saved and "n_critic: 3" in saved  # the sagan_quick preset was applied
     assert list((run_dir / "checkpoints").glob("*/state.json"))
 
-    # TODO(zoo): edit with a packaged zoo model (`tf_faceedit.load(NAME)`) once tf_faceedit/pretrained/ exists
+    # a zoo model shipped in the wheel (its files are checked against the manifest's sha256 when loaded)
     out = work / "edited.png"
-    edit = _run([bin_dir / "tf-faceedit", "edit", f"--model_dir={run_dir}", "--image=photo.png",
+    edit = _run([bin_dir / "tf-faceedit", "edit", f"--model={ZOO_MODEL}", "--image=photo.png", "--detector_model=haar",
                  "--set", "Eyeglasses=1", f"--out={out}", "--quiet"], cwd=work, env=env)
     assert "1 face(s)" in edit.stdout and out.is_file()
 

@@ -69,7 +69,8 @@ EXPECTED = {
     "sagan": Expect(
         outputs={"generator": {"image": (32, 32, 3), "attention": (32, 32, 1), "edited": (32, 32, 3)},
                  "discriminator": {"src": (2, 2, 1), "cls": (1,)}},
-        losses={"d": {"d_adv", "d_cls", "d_gp", "d_loss"}, "g": {"g_adv", "g_cls", "g_rec_cycle", "g_rec_id", "g_loss"}},
+        losses={"d": {"d_adv", "d_cls", "d_gp", "d_loss"},
+                "g": {"g_adv", "g_cls", "g_rec_cycle", "g_rec_id", "g_loss"}},
         rows=["input", "Eyeglasses flipped", "Eyeglasses attention"]),
     "fader": Expect(
         outputs={"autoencoder": {"image": (32, 32, 3), "latent": (2, 2, 16)}, "lat_dis": (1,)},

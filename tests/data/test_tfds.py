@@ -122,7 +122,7 @@ def test_unpaired_domains_of_attentiongan(mocked):
 
 
 def test_sagan_trains_on_tfds(mocked, tmp_path):
-    cfg = helpers.tiny_sagan_config(SOURCE, **{"train.steps": 2, "train.batch_size": 4})
+    cfg = helpers.tiny_config("sagan", SOURCE, **{"train.steps": 2, "train.batch_size": 4})
     summary = train_lib.run(cfg, tmp_path / "run")
     assert summary["step"] == 2 and summary["checkpoint"]
     assert all(np.isfinite(float(v)) for v in summary["logs"].values())

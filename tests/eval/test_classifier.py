@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from tests.helpers import tiny_classifier_config
+from tests.helpers import tiny_config
 from tf_faceedit import train_lib
 from tf_faceedit.data import celeba
 from tf_faceedit.errors import ConfigError, EvaluationError, FaceEditError
@@ -16,7 +16,7 @@ from tf_faceedit.methods.attribute_classifier import build_classifier
 def classifier_run(synthetic_celeba, tmp_path_factory):
     """A tiny classifier trained 4 steps on the synthetic faces (checkpoints at steps 2 and 4)."""
     run_dir = tmp_path_factory.mktemp("classifier_run")
-    train_lib.run(tiny_classifier_config(synthetic_celeba), run_dir)
+    train_lib.run(tiny_config("classifier", synthetic_celeba), run_dir)
     return run_dir
 
 
@@ -120,7 +120,7 @@ def test_load_classifier_errors(tmp_path, synthetic_celeba):
     (tmp_path / "config.yaml").write_text("method: sagan\n")
     with pytest.raises(ConfigError, match="not an attribute classifier"):
         clf.load_classifier(tmp_path)
-    tiny_classifier_config(synthetic_celeba).to_yaml(tmp_path / "config.yaml")
+    tiny_config("classifier", synthetic_celeba).to_yaml(tmp_path / "config.yaml")
     with pytest.raises(ConfigError, match="no checkpoint"):
         clf.load_classifier(tmp_path)
     with pytest.raises(ConfigError, match="evaluate the classifier first"):

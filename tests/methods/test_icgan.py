@@ -1,12 +1,11 @@
 import json
 import re
 
-import keras
 import numpy as np
 import pytest
 from keras import ops
 
-from tests.helpers import tiny_icgan_config
+from tests.helpers import tiny_config
 from tf_faceedit import registry, train_lib
 from tf_faceedit.errors import ConfigError, TrainingError
 from tf_faceedit.methods import icgan
@@ -20,15 +19,7 @@ def _np(x):
 
 @pytest.fixture(scope="module")
 def trainer():
-    return icgan.IcGAN(tiny_icgan_config("/x"))
-
-
-def _weights(network):
-    return [np.array(_np(v)) for v in network.weights]
-
-
-def _same(a, b):
-    return all(np.array_equal(x, y) for x, y in zip(a, b))
+    return icgan.IcGAN(tiny_config("icgan", "/x"))
 
 
 # -- config --------------------------------------------------------------------------------------------------------
@@ -51,14 +42,15 @@ def test_paper_defaults_and_registry():
     ("data.image_size=8", "data.image_size must be a power of two >= 16 for IcGAN, got 8"),
 ])
 def test_validation_errors(assignment, needle):
-    cfg = tiny_icgan_config("/x").apply_overrides(assignment.split(","))
+    cfg = tiny_config("icgan", "/x").apply_overrides(assignment.split(","))
     with pytest.raises(ConfigError, match=re.escape(needle)):
         cfg.validate()
 
 
 def test_phases_follow_the_setting():
     def phases(**overrides):
-        return [(p.name, p.start_step, p.end_step) for p in icgan.IcGAN(tiny_icgan_config("/x", **overrides)).phases()]
+        trainer = icgan.IcGAN(tiny_config("icgan", "/x", **overrides))
+        return [(p.name, p.start_step, p.end_step) for p in trainer.phases()]
 
     assert phases() == [("cgan", 0, 2), ("encoders", 2, 4)]
     assert phases(**{"train.phase": "cgan"}) == [("cgan", 0, 2)]
@@ -103,15 +95,6 @@ def test_discriminator_uses_the_labels(trainer):
     assert np.abs(a - b).max() > 1e-6
 
 
-def test_generator_keras_round_trip(trainer, tmp_path):
-    path = tmp_path / "g.keras"
-    trainer.generator.save(path)
-    loaded = keras.saving.load_model(path)
-    z = np.random.RandomState(2).normal(size=(2, 8)).astype("float32")
-    y = np.array([[0, 1], [1, 0]], "float32")
-    np.testing.assert_allclose(_np(loaded({"z": z, "attributes": y})), _np(trainer.generate(z, y)), atol=1e-6)
-
-
 # -- losses --------------------------------------------------------------------------------------------------------
 
 def test_ez_loss_golden():
@@ -122,7 +105,7 @@ def test_ez_loss_golden():
 
 def test_discriminator_loss_golden():
     """With a constant-logit D the losses are closed-form: softplus(-l) + softplus(l) for each pair."""
-    cfg = tiny_icgan_config("/x")
+    cfg = tiny_config("icgan", "/x")
     t = icgan.IcGAN(cfg)
     for v in t.discriminator.trainable_variables:
         v.assign(np.zeros(v.shape, "float32"))  # D(x, y) = 0 for every input
@@ -143,7 +126,7 @@ def _states(model_dir):
 
 
 def test_smoke_train_both_phases(synthetic_celeba, tmp_path):
-    cfg = tiny_icgan_config(synthetic_celeba, **{"train.keep_checkpoints": 5})
+    cfg = tiny_config("icgan", synthetic_celeba, **{"train.keep_checkpoints": 5})
     result = train_lib.run(cfg, tmp_path)
     assert result["step"] == 4
     assert all(np.isfinite(v) for v in result["logs"].values())
@@ -154,39 +137,8 @@ def test_smoke_train_both_phases(synthetic_celeba, tmp_path):
     assert len(list((tmp_path / "samples").glob("*.png"))) >= 2
 
 
-def test_each_phase_only_changes_its_networks(synthetic_celeba, tmp_path):
-    cfg = tiny_icgan_config(synthetic_celeba)
-    first = train_lib.run(cfg.override("train.steps=2").validate(), tmp_path)
-    assert first["step"] == 2
-    t = icgan.IcGAN(cfg)
-    t.compile(optimizers=t.make_optimizers())
-    from tf_faceedit.training.checkpoint import CheckpointManager
-    manager = CheckpointManager(tmp_path / "checkpoints", t, 3)
-    t.set_phase(t.phase_at(1))
-    manager.restore()
-    keras.utils.set_random_seed(cfg.train.seed)  # as train_lib.run does before building the trainer
-    fresh = icgan.IcGAN(cfg)
-    # after the cGAN phase: G and D trained, encoders as initialised (same seed -> same initial weights)
-    assert not _same(_weights(t.generator), _weights(fresh.generator))
-    assert _same(_weights(t.encoder_z), _weights(fresh.encoder_z))
-    assert _same(_weights(t.encoder_y), _weights(fresh.encoder_y))
-    g, d = _weights(t.generator), _weights(t.discriminator)
-    ez = _weights(t.encoder_z)
-    # the encoder phase (resumed from the cGAN checkpoint) leaves G and D untouched, BN statistics included
-    second = train_lib.run(cfg, tmp_path)
-    assert second["step"] == 4
-    t2 = icgan.IcGAN(cfg)
-    t2.compile(optimizers=t2.make_optimizers())
-    manager = CheckpointManager(tmp_path / "checkpoints", t2, 3)
-    t2.set_phase(t2.phase_at(3))
-    state = manager.restore()
-    assert state["step"] == 4 and state["phase"] == "encoders"
-    assert _same(_weights(t2.generator), g) and _same(_weights(t2.discriminator), d)
-    assert not _same(_weights(t2.encoder_z), ez)
-
-
 def test_resume_inside_the_encoder_phase(synthetic_celeba, tmp_path):
-    cfg = tiny_icgan_config(synthetic_celeba, **{"train.encoder_steps": 4, "train.steps": 6})
+    cfg = tiny_config("icgan", synthetic_celeba, **{"train.encoder_steps": 4, "train.steps": 6})
     first = train_lib.run(cfg.override("train.steps=4").validate(), tmp_path)
     assert first["step"] == 4 and set(first["logs"]) == {"e_z", "e_y", "e_loss"}
     second = train_lib.run(cfg, tmp_path)
@@ -196,7 +148,7 @@ def test_resume_inside_the_encoder_phase(synthetic_celeba, tmp_path):
 
 
 def test_phase_cgan_stops_after_the_cgan_phase(synthetic_celeba, tmp_path):
-    cfg = tiny_icgan_config(synthetic_celeba, **{"train.phase": "cgan"})
+    cfg = tiny_config("icgan", synthetic_celeba, **{"train.phase": "cgan"})
     result = train_lib.run(cfg, tmp_path)
     assert result["step"] == 2 and set(result["logs"]) == {"d_adv", "d_wrong", "d_loss", "g_adv", "g_loss"}
     assert {s["phase"] for s in _states(tmp_path).values()} == {"cgan"}
@@ -207,14 +159,6 @@ def test_phase_cgan_stops_after_the_cgan_phase(synthetic_celeba, tmp_path):
 
 
 def test_phase_encoders_needs_a_trained_cgan(synthetic_celeba, tmp_path):
-    cfg = tiny_icgan_config(synthetic_celeba, **{"train.phase": "encoders"})
+    cfg = tiny_config("icgan", synthetic_celeba, **{"train.phase": "encoders"})
     with pytest.raises(TrainingError, match="train.phase=encoders needs a cGAN trained"):
         train_lib.run(cfg, tmp_path)
-
-
-@pytest.mark.parametrize("steps", [2, 3])
-def test_seeded_determinism(synthetic_celeba, tmp_path, steps):
-    cfg = tiny_icgan_config(synthetic_celeba, **{"train.steps": steps})
-    a = train_lib.run(cfg, tmp_path / "a")["logs"]
-    b = train_lib.run(cfg, tmp_path / "b")["logs"]
-    assert a == b

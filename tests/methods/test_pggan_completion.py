@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from keras import ops
 
-from tests.helpers import tiny_pggan_config
+from tests.helpers import tiny_config
 from tf_faceedit import train_lib
 from tf_faceedit.errors import ConfigError
 from tf_faceedit.layers import downsample2x, upsample2x
@@ -66,13 +66,13 @@ def test_paper_defaults():
     ("progressive.fade_images=-1", "progressive.fade_images must be >= 0"),
 ])
 def test_validation_errors(assignment, needle):
-    cfg = tiny_pggan_config("/x").override(assignment)
+    cfg = tiny_config("pggan_completion", "/x").override(assignment)
     with pytest.raises(ConfigError, match=re.escape(needle)):
         cfg.validate()
 
 
 def test_schedule_and_phases():
-    cfg = tiny_pggan_config("/x", **{"data.image_size": 16, "progressive.fade_images": 12,
+    cfg = tiny_config("pggan_completion", "/x", **{"data.image_size": 16, "progressive.fade_images": 12,
                                      "progressive.stable_images": 8, "train.steps": 12})
     trainer = pgc.PGGANCompletion(cfg)
     # batch 4: stage 0 = 2 stable steps; later stages 3 fade + 2 stable steps
@@ -235,7 +235,7 @@ def _batch(cfg, n=4, seed=0):
 
 
 def test_prepare_batch_pools_draws_targets_and_sets_alpha():
-    cfg = tiny_pggan_config("/x")
+    cfg = tiny_config("pggan_completion", "/x")
     trainer = pgc.PGGANCompletion(cfg)
     batch = _batch(cfg, n=64)
     prepared = trainer.prepare_batch(batch, trainer.seed_generator)  # stage 0: 4x4
@@ -256,7 +256,7 @@ def test_prepare_batch_pools_draws_targets_and_sets_alpha():
 
 
 def test_build_trackers_leaves_the_state_alone():
-    cfg = tiny_pggan_config("/x")
+    cfg = tiny_config("pggan_completion", "/x")
     trainer = pgc.PGGANCompletion(cfg)
     before = [_np(v).copy() for v in trainer.state_variables()]
     trainer.build_trackers(_batch(cfg))  # runs both players' losses once, which pushes fakes into the buffer
@@ -272,7 +272,7 @@ def test_build_trackers_leaves_the_state_alone():
      {"d_adv", "d_attr", "d_gp", "d_loss"}, {"g_adv", "g_attr", "g_rec", "g_bdy", "g_feat", "g_loss"}),
 ])
 def test_loss_dicts(overrides, d_keys, g_keys):
-    cfg = tiny_pggan_config("/x", **overrides)
+    cfg = tiny_config("pggan_completion", "/x", **overrides)
     trainer = pgc.PGGANCompletion(cfg)
     assert (trainer.feature_extractor is None) == (cfg.loss.lambda_feat == 0)  # lambda_feat 0: no VGG16 built
     batch = trainer.prepare_batch(_batch(cfg, n=3), trainer.seed_generator)
@@ -288,7 +288,7 @@ def test_loss_dicts(overrides, d_keys, g_keys):
 
 
 def test_updates_change_only_the_active_layers():
-    cfg = tiny_pggan_config("/x")
+    cfg = tiny_config("pggan_completion", "/x")
     trainer = pgc.PGGANCompletion(cfg)
     trainer.compile(optimizers=trainer.make_optimizers())
     batch = trainer.prepare_batch(_batch(cfg), trainer.seed_generator)  # stage 0
@@ -306,7 +306,7 @@ def test_updates_change_only_the_active_layers():
 
 
 def test_sample_rows_layout():
-    cfg = tiny_pggan_config("/x")
+    cfg = tiny_config("pggan_completion", "/x")
     trainer = pgc.PGGANCompletion(cfg)
     rows = trainer.sample_rows(_batch(cfg, n=3))
     assert [name for name, _ in rows] == ["masked input", "completion", "Male flipped", "Smiling flipped",
@@ -321,8 +321,8 @@ def test_smoke_train_across_a_stage_and_resume_mid_fade(synthetic_celeba, tmp_pa
     # 4x4: steps 0-2; 8x8: fade-in over steps 2-6, stable 6-8. Stop at the end of the 4x4 stage, resume across the
     # stage transition (the checkpoint holds 4x4 state), stop in the middle of the fade-in.
     run_dir = tmp_path / "run"
-    assert train_lib.run(tiny_pggan_config(synthetic_celeba, **{"train.steps": 2}), run_dir)["step"] == 2
-    cfg = tiny_pggan_config(synthetic_celeba, **{"train.steps": 4})
+    assert train_lib.run(tiny_config("pggan_completion", synthetic_celeba, **{"train.steps": 2}), run_dir)["step"] == 2
+    cfg = tiny_config("pggan_completion", synthetic_celeba, **{"train.steps": 4})
     result = train_lib.run(cfg, run_dir)
     assert result["step"] == 4
     assert {"d_adv", "d_attr", "d_loss", "g_adv", "g_attr", "g_rec", "g_bdy", "g_loss"} == set(result["logs"])
@@ -379,7 +379,7 @@ def test_composite_keeps_the_context_unattenuated_under_a_fractional_pooled_mask
 
 @pytest.mark.parametrize("d_fake", ["composited", "raw"])
 def test_d_fake_selects_what_the_discriminator_judges(d_fake, monkeypatch):
-    cfg = tiny_pggan_config("/x", **{"loss.d_fake": d_fake, "loss.history_size": 0})
+    cfg = tiny_config("pggan_completion", "/x", **{"loss.d_fake": d_fake, "loss.history_size": 0})
     trainer = pgc.PGGANCompletion(cfg)
     batch = trainer.prepare_batch(_batch(cfg, n=3), trainer.seed_generator)
     seen = []
@@ -398,11 +398,11 @@ def test_d_fake_selects_what_the_discriminator_judges(d_fake, monkeypatch):
 
 def test_d_fake_is_validated():
     with pytest.raises(ConfigError, match="loss.d_fake"):
-        tiny_pggan_config("/x", **{"loss.d_fake": "both"}).validate()
+        tiny_config("pggan_completion", "/x", **{"loss.d_fake": "both"}).validate()
 
 
 def test_a_new_stage_starts_with_fresh_optimizer_states(synthetic_celeba, tmp_path):
-    cfg = tiny_pggan_config(synthetic_celeba)
+    cfg = tiny_config("pggan_completion", synthetic_celeba)
     trainer = pgc.PGGANCompletion(cfg)
     trainer.compile(optimizers=trainer.make_optimizers())
     batch = trainer.prepare_batch(_batch(cfg), trainer.seed_generator)
@@ -415,7 +415,7 @@ def test_a_new_stage_starts_with_fresh_optimizer_states(synthetic_celeba, tmp_pa
     for name in ("g_optimizer", "d_optimizer"):
         assert all(not np.any(_np(v)) for v in getattr(trainer, name).variables), name
     # with the option off the states carry over
-    cfg_off = tiny_pggan_config(synthetic_celeba, **{"loss.reset_optimizers_per_stage": False})
+    cfg_off = tiny_config("pggan_completion", synthetic_celeba, **{"loss.reset_optimizers_per_stage": False})
     kept = pgc.PGGANCompletion(cfg_off)
     kept.compile(optimizers=kept.make_optimizers())
     kept._run_update(kept.updates()[1], kept.prepare_batch(_batch(cfg_off), kept.seed_generator))

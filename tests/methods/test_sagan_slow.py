@@ -4,14 +4,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.helpers import tiny_sagan_config
+from tests.helpers import tiny_config
 from tf_faceedit.data import celeba
 from tf_faceedit.methods.sagan import SaGAN
 
 
 @pytest.mark.slow
 def test_overfit_one_batch_reconstruction_falls_tenfold(synthetic_celeba):
-    cfg = tiny_sagan_config(synthetic_celeba, **{"model.g_filters": 8, "train.n_critic": 1, "train.g_lr": 1e-3,
+    cfg = tiny_config("sagan", synthetic_celeba, **{"model.g_filters": 8, "train.n_critic": 1, "train.g_lr": 1e-3,
                                                  "data.random_flip": False})
     batch = next(iter(celeba.build_dataset(cfg.data, "train", 4, training=False, seed=0, repeat=False)))
     trainer = SaGAN(cfg)

@@ -1,13 +1,13 @@
 import keras
 import numpy as np
 
-from tests.helpers import tiny_sagan_config
+from tests.helpers import tiny_config
 from tf_faceedit.methods.sagan import SaGAN
 from tf_faceedit.training.checkpoint import CheckpointManager
 
 
 def _trainer():
-    trainer = SaGAN(tiny_sagan_config("/x"))
+    trainer = SaGAN(tiny_config("sagan", "/x"))
     trainer.compile(optimizers=trainer.make_optimizers())
     return trainer
 

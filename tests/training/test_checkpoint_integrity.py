@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from tests import hostile
-from tests.helpers import tiny_sagan_config
+from tests.helpers import tiny_config
 from tf_faceedit import train_lib
 from tf_faceedit.errors import TrainingError
 from tf_faceedit.training.checkpoint import MANIFEST, CheckpointManager, check_checkpoint
@@ -28,7 +28,7 @@ DAMAGE = ["truncated_weights", "truncated_state", "emptied_optimizers"]
 def _config(data_dir, **overrides):
     values = {"data.image_size": 16, "train.steps": 4, "train.checkpoint_every": 2, "train.sample_every": 1000,
               "train.batch_size": 2, "train.n_critic": 1, "data.cache": False, **overrides}
-    return tiny_sagan_config(data_dir, **values)
+    return tiny_config("sagan", data_dir, **values)
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +150,7 @@ def test_old_checkpoints_without_manifest_still_load_and_are_checked(trained_run
 def _manager(tmp_path, max_to_keep=3):
     from tf_faceedit.methods.sagan import SaGAN
 
-    trainer = SaGAN(tiny_sagan_config("/x", **{"data.image_size": 16}))
+    trainer = SaGAN(tiny_config("sagan", "/x", **{"data.image_size": 16}))
     trainer.compile(optimizers=trainer.make_optimizers())
     return CheckpointManager(tmp_path / "checkpoints", trainer, max_to_keep=max_to_keep)
 

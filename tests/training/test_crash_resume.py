@@ -89,12 +89,12 @@ def test_checkpoint_keeps_the_networks_dropout_seed_state(tmp_path):
     import keras
     import numpy as np
 
-    from tests.helpers import tiny_fader_config
+    from tests.helpers import tiny_config
     from tf_faceedit.methods.fader import Fader
     from tf_faceedit.training.checkpoint import CheckpointManager
 
     def trainer():
-        t = Fader(tiny_fader_config(tmp_path, **{"model.lat_dis_dropout": 0.3}))
+        t = Fader(tiny_config("fader", tmp_path, **{"model.lat_dis_dropout": 0.3}))
         t.compile(optimizers=t.make_optimizers())
         return t
 

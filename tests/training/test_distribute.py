@@ -21,12 +21,12 @@ SCRIPT = textwrap.dedent("""
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     import keras, numpy as np
-    from tests.helpers import tiny_sagan_config
+    from tests.helpers import tiny_config
     from tf_faceedit.data import celeba
     from tf_faceedit.methods.sagan import SaGAN
 
     data_dir, lambda_gp = sys.argv[1], float(sys.argv[2])
-    cfg = tiny_sagan_config(data_dir, **{"train.n_critic": 2, "loss.lambda_gp": lambda_gp,
+    cfg = tiny_config("sagan", data_dir, **{"train.n_critic": 2, "loss.lambda_gp": lambda_gp,
                                          "data.random_flip": False})
     # one step = 2 critic updates on 2 slices of 4 + 1 generator update: 8 examples
     batch = next(iter(celeba.build_dataset(cfg.data, "train", 8, training=False, seed=0, repeat=False)))
@@ -81,15 +81,13 @@ SMOKE_SCRIPT = textwrap.dedent("""
     from tf_faceedit import registry
 
     data_dir = sys.argv[1]
-    tiny = {"sagan": helpers.tiny_sagan_config, "pggan_completion": helpers.tiny_pggan_config,
-            "attentiongan": helpers.tiny_attentiongan_config, "fader": helpers.tiny_fader_config,
-            "icgan": helpers.tiny_icgan_config, "classifier": helpers.tiny_classifier_config}
+    tiny = helpers.TINY
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     out = {"methods": {}, "missing": [m for m in registry.names() if m not in tiny]}
     for method in registry.names():
         if method not in tiny:
             continue
-        cfg = tiny[method](data_dir, **{"train.batch_size": 4})
+        cfg = helpers.tiny_config(method, data_dir, **{"train.batch_size": 4})
         spec = registry.get(method)
         records = spec.trainer_class.load_records(cfg.data, "train")
         keras.utils.set_random_seed(0)
@@ -107,7 +105,7 @@ SMOKE_SCRIPT = textwrap.dedent("""
     # per-replica seeds: each replica folds its id into the step's seeds (replica 0 = the shared generator)
     draws = {}
     for replica_seeds in (True, False):
-        cfg = helpers.tiny_sagan_config(data_dir, **{"train.replica_seeds": replica_seeds})
+        cfg = helpers.tiny_config("sagan", data_dir, **{"train.replica_seeds": replica_seeds})
         with strategy.scope():
             trainer = registry.get("sagan").trainer_class(cfg)
 
@@ -116,7 +114,7 @@ SMOKE_SCRIPT = textwrap.dedent("""
             return strategy.run(lambda: keras.random.uniform((4,), seed=trainer.step_seeds()))
 
         draws[str(replica_seeds)] = [np.asarray(x).tolist() for x in strategy.experimental_local_results(draw())]
-    single = registry.get("sagan").trainer_class(helpers.tiny_sagan_config(data_dir))
+    single = registry.get("sagan").trainer_class(helpers.tiny_config("sagan", data_dir))
     draws["single"] = np.asarray(keras.random.uniform((4,), seed=single.step_seeds())).tolist()
     out["draws"] = draws
     out["replicas"] = strategy.num_replicas_in_sync

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from tests.helpers import tiny_sagan_config
+from tests.helpers import tiny_config
 from tf_faceedit import train_lib
 from tf_faceedit.data import celeba
 from tf_faceedit.errors import TrainingError
@@ -25,7 +25,7 @@ def _batch(cfg):
 
 
 def test_each_player_changes_only_its_network(synthetic_celeba):
-    cfg = tiny_sagan_config(synthetic_celeba)
+    cfg = tiny_config("sagan", synthetic_celeba)
     trainer = SaGAN(cfg)
     trainer.compile(optimizers=trainer.make_optimizers())
     batch = trainer.prepare_batch(_batch(cfg), trainer.seed_generator)
@@ -43,7 +43,7 @@ def test_each_player_changes_only_its_network(synthetic_celeba):
 
 
 def test_smoke_train_checkpoints_and_resume(synthetic_celeba, tmp_path):
-    cfg = tiny_sagan_config(synthetic_celeba, **{"train.steps": 4, "train.n_critic": 2})
+    cfg = tiny_config("sagan", synthetic_celeba, **{"train.steps": 4, "train.n_critic": 2})
     run_dir = tmp_path / "run"
     result = train_lib.run(cfg, run_dir)
     assert result["step"] == 4
@@ -74,7 +74,7 @@ def test_smoke_train_checkpoints_and_resume(synthetic_celeba, tmp_path):
 
 
 def test_seeded_runs_are_identical(synthetic_celeba, tmp_path):
-    cfg = tiny_sagan_config(synthetic_celeba, **{"train.steps": 3, "train.n_critic": 1, "train.seed": 5})
+    cfg = tiny_config("sagan", synthetic_celeba, **{"train.steps": 3, "train.n_critic": 1, "train.seed": 5})
     a = train_lib.run(cfg, tmp_path / "a")["logs"]
     b = train_lib.run(cfg, tmp_path / "b")["logs"]
     assert a.keys() == b.keys()
@@ -85,7 +85,7 @@ def test_seeded_runs_are_identical(synthetic_celeba, tmp_path):
 
 
 def test_model_dir_with_other_config_is_refused(synthetic_celeba, tmp_path):
-    cfg = tiny_sagan_config(synthetic_celeba, **{"train.steps": 1})
+    cfg = tiny_config("sagan", synthetic_celeba, **{"train.steps": 1})
     train_lib.run(cfg, tmp_path / "run")
     other = cfg.override("loss.lambda_gp=5")
     with pytest.raises(TrainingError, match="different config .*loss.lambda_gp"):
@@ -103,14 +103,14 @@ def test_nan_guard_stops_and_names_the_loss(synthetic_celeba, tmp_path, monkeypa
         return losses
 
     monkeypatch.setattr(SaGAN, "discriminator_losses", broken)
-    cfg = tiny_sagan_config(synthetic_celeba, **{"train.steps": 4})
+    cfg = tiny_config("sagan", synthetic_celeba, **{"train.steps": 4})
     with pytest.raises(TrainingError, match=r"non-finite loss d_\w+=nan at step 1"):
         train_lib.run(cfg, tmp_path / "run")
     assert not list((tmp_path / "run" / "checkpoints").glob("ckpt-*"))
 
 
 def test_resolve_config_resumes_from_model_dir(synthetic_celeba, tmp_path):
-    cfg = tiny_sagan_config(synthetic_celeba, **{"train.steps": 1})
+    cfg = tiny_config("sagan", synthetic_celeba, **{"train.steps": 1})
     train_lib.prepare_model_dir(cfg, tmp_path / "run")
     again = train_lib.resolve_config(model_dir=tmp_path / "run", overrides=["train.steps=3"])
     assert again.method == "sagan" and again.train.steps == 3
@@ -118,10 +118,10 @@ def test_resolve_config_resumes_from_model_dir(synthetic_celeba, tmp_path):
 
 
 def test_build_trackers_leaves_batchnorm_statistics_and_rng_untouched(synthetic_celeba):
-    from tests.helpers import tiny_fader_config
+    from tests.helpers import tiny_config
     from tf_faceedit.methods.fader import Fader
 
-    cfg = tiny_fader_config(synthetic_celeba)
+    cfg = tiny_config("fader", synthetic_celeba)
     trainer = Fader(cfg)
     trainer.compile(optimizers=trainer.make_optimizers())
     before = [keras.ops.convert_to_numpy(v).copy()

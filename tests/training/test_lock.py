@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.helpers import tiny_sagan_config
+from tests.helpers import tiny_config
 from tf_faceedit import train_lib
 from tf_faceedit.errors import DataError, TrainingError
 from tf_faceedit.training.lock import ModelDirLock, pid_alive
@@ -46,7 +46,7 @@ def test_lock_holds_pid_and_host_and_is_removed(tmp_path):
 
 def test_second_run_on_locked_dir_raises_naming_the_pid(tmp_path, live_pid, synthetic_celeba):
     _write_lock(tmp_path / "run", live_pid)
-    cfg = tiny_sagan_config(synthetic_celeba, **{"train.strategy": "default"})
+    cfg = tiny_config("sagan", synthetic_celeba, **{"train.strategy": "default"})
     with pytest.raises(TrainingError, match=rf"in use by another trainer \(pid {live_pid} "):
         train_lib.run(cfg, tmp_path / "run")
     assert json.loads((tmp_path / "run" / ".lock").read_text())["pid"] == live_pid  # the owner's lock is kept
@@ -62,7 +62,7 @@ def test_lock_of_another_host_is_refused(tmp_path):
 def test_stale_lock_is_taken_over_with_a_warning_and_removed_on_exception(tmp_path, caplog):
     dead = _dead_pid()
     _write_lock(tmp_path / "run", dead)
-    cfg = tiny_sagan_config(tmp_path / "no_such_data", **{"train.strategy": "default"})
+    cfg = tiny_config("sagan", tmp_path / "no_such_data", **{"train.strategy": "default"})
     with caplog.at_level(logging.WARNING):
         with pytest.raises(DataError):  # got past the lock, then failed on the missing data
             train_lib.run(cfg, tmp_path / "run")

@@ -23,10 +23,10 @@ ROOT = Path(__file__).resolve().parents[2]
 WORKER = textwrap.dedent("""
     import json, os, sys
     os.environ["TF_CONFIG"] = sys.argv[1]
-    from tests.helpers import tiny_sagan_config
+    from tests.helpers import tiny_config
     from tf_faceedit import train_lib
     overrides = json.loads(sys.argv[3])
-    cfg = tiny_sagan_config(sys.argv[2], **overrides)
+    cfg = tiny_config("sagan", sys.argv[2], **overrides)
     result = train_lib.run(cfg, sys.argv[4])
     print("RESULT " + json.dumps({"step": result["step"]}))
 """)

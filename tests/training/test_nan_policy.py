@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import pytest
 
-from tests.helpers import tiny_sagan_config
+from tests.helpers import tiny_config
 from tf_faceedit import train_lib
 from tf_faceedit.errors import TrainingError
 from tf_faceedit.methods.sagan import SaGAN
@@ -36,7 +36,7 @@ def _cfg(data_dir, **overrides):
     values = {"data.image_size": 16, "train.n_critic": 1, "train.steps": 6, "train.log_every": 1,
               "train.checkpoint_every": 2, "train.sample_every": 100, "train.strategy": "default",
               "train.g_lr": 2e-4, "train.d_lr": 2e-4}
-    return tiny_sagan_config(data_dir, **{**values, **overrides})
+    return tiny_config("sagan", data_dir, **{**values, **overrides})
 
 
 def _checkpoint_steps(model_dir):

@@ -7,7 +7,7 @@ import pathlib
 import keras
 import numpy as np
 
-from tests.helpers import tiny_sagan_config
+from tests.helpers import tiny_config
 from tf_faceedit.methods.sagan import SaGAN
 
 TRAINING = pathlib.Path(__file__).resolve().parents[2] / "tf_faceedit" / "training"
@@ -20,7 +20,7 @@ def _batch(n):
 
 
 def test_run_step_slices_seeds_and_orders_the_updates():
-    cfg = tiny_sagan_config("/x", **{"train.n_critic": 3})
+    cfg = tiny_config("sagan", "/x", **{"train.n_critic": 3})
     trainer = SaGAN(cfg)
     trainer.compile(optimizers=trainer.make_optimizers())
     batch = _batch(4 * trainer.batch_multiple)
