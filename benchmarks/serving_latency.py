@@ -18,9 +18,9 @@ random rectangular holes for a completion model) go through these paths:
                  run by the TFLite interpreter (XNNPACK, one thread per core) through its "serving_default"
                  signature at S x S: what an app runs on-device (needs the run; --no_tflite leaves it out).
 Each path is warmed up, then timed --repeats times, the three interleaved (each call waits for its result as
-numpy); the table gives the median. The issue's aims: the signature adds <= 20 % over the bare forward, and gRPC adds <= 5 ms at batch 1 (over
-the signature). The bare path needs the run (--model_dir, or the checkpoint recorded in the export's
-assets.extra/export.json); without it that row is left out.
+numpy); the table gives the median. The issue's aims: the signature adds <= 20 % over the bare forward, and gRPC
+adds <= 5 ms at batch 1 (over the signature). The bare path needs the run (--model_dir, or the checkpoint recorded
+in the export's assets.extra/export.json); without it that row is left out.
 """
 
 import argparse
@@ -160,10 +160,10 @@ def main():
             inputs = make_inputs(task, batch, size, k)
             tensors = {name: tf.constant(value) for name, value in inputs.items()}
             if task == "complete":
-                def grpc_call():
+                def grpc_call(inputs=inputs):
                     return client.complete(inputs["image"], inputs["mask"], inputs["attributes"])
             else:
-                def grpc_call():
+                def grpc_call(inputs=inputs):
                     return client.edit(inputs["image"], inputs["attributes"])
             # the three paths must agree before they are timed
             direct = {name: value.numpy() for name, value in signature(**tensors).items()}
@@ -175,15 +175,15 @@ def main():
             if bare is not None:
                 forward, prepare = bare
                 prepared = prepare(inputs)
-                paths["bare (tf.function infer)"] = lambda: [v.numpy() for v in forward(prepared).values()]
-            paths["SavedModel signature"] = lambda: [v.numpy() for v in signature(**tensors).values()]
+                paths["bare (tf.function infer)"] = lambda f=forward, p=prepared: [v.numpy() for v in f(p).values()]
+            paths["SavedModel signature"] = lambda t=tensors: [v.numpy() for v in signature(**t).values()]
             paths["gRPC round trip (loopback)"] = grpc_call
             for name, runner in tflite.items():
                 got = runner(**inputs)  # at S x S the signature and the TFLite model agree (float16: 2 levels)
                 for key, value in direct.items():
                     if value.dtype == np.uint8:
                         assert np.abs(got[key].astype(int) - value.astype(int)).max() <= 2, f"{name} output {key}"
-                paths[name] = lambda runner=runner: runner(**inputs)
+                paths[name] = lambda runner=runner, inputs=inputs: runner(**inputs)
             timings = median_seconds(paths, args.repeats, args.warmup)
             for path, seconds in timings.items():
                 rows.append((path, batch, seconds))

@@ -29,7 +29,8 @@ def check(condition, field, message):
 
 
 def check_choice(value, field, choices):
-    check(value in choices, field, f"must be one of {', '.join(map(str, choices))}, got {value!r}{suggest(value, choices)}")
+    check(value in choices, field,
+          f"must be one of {', '.join(map(str, choices))}, got {value!r}{suggest(value, choices)}")
 
 
 def check_range(value, field, low=None, high=None, low_inclusive=True):
@@ -108,9 +109,11 @@ class DataConfig:
         check(bool(self.data_dir), f"{prefix}.data_dir", "is required (pass --data_dir=DIR)")
         check_choice(self.format, f"{prefix}.format", ["auto", "celeba", "csv"])
         check(len(self.attributes) >= 1, f"{prefix}.attributes", "must name at least one attribute")
-        check(len(set(self.attributes)) == len(self.attributes), f"{prefix}.attributes", f"has duplicates: {self.attributes}")
+        check(len(set(self.attributes)) == len(self.attributes), f"{prefix}.attributes",
+              f"has duplicates: {self.attributes}")
         check_range(self.image_size, f"{prefix}.image_size", 8)
-        check(self.image_size & (self.image_size - 1) == 0, f"{prefix}.image_size", f"must be a power of two, got {self.image_size}")
+        check(self.image_size & (self.image_size - 1) == 0, f"{prefix}.image_size",
+              f"must be a power of two, got {self.image_size}")
         check_range(self.crop_fraction, f"{prefix}.crop_fraction", 0.0, 1.0, low_inclusive=False)
         check_range(self.shuffle_buffer, f"{prefix}.shuffle_buffer", 1)
         check(self.num_parallel_calls == -1 or self.num_parallel_calls >= 1, f"{prefix}.num_parallel_calls",

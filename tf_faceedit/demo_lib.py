@@ -542,7 +542,8 @@ def build_demo(handlers, examples=()):
                 upload = gr.File(label="Upload a photo", type="filepath", elem_id="upload")
                 if examples:
                     gr.Examples([[path] for path in examples], inputs=[upload], label="Or pick a generated example")
-                preview = gr.Image(label="Detected faces", type="numpy", interactive=False, format="png", elem_id="preview")
+                preview = gr.Image(label="Detected faces", type="numpy", interactive=False, format="png",
+                                   elem_id="preview")
                 face = gr.Dropdown([], value=None, label="Face", type="index", elem_id="face")
                 controls, groups = {}, {}
                 for label in labels:
@@ -578,8 +579,8 @@ def build_demo(handlers, examples=()):
                                        elem_id="overlay")
                     residual = gr.Image(label="Residual |edit - input| (scaled to its max)", interactive=False,
                                         format="png", elem_id="residual", visible=not is_completion(labels[0]))
-                gallery = gr.Gallery(label="AttentionGAN attention and content masks", columns=6, visible=False, format="png",
-                                     elem_id="mask_gallery")
+                gallery = gr.Gallery(label="AttentionGAN attention and content masks", columns=6, visible=False,
+                                     format="png", elem_id="mask_gallery")
 
         all_controls = [widget for label in labels for widget in controls[label]]
 
@@ -628,8 +629,9 @@ def build_demo(handlers, examples=()):
             start = handlers.initial_values(label, out["photo"], 0)
             editor_value = {"background": out["photo"], "layers": [], "composite": out["photo"]}
             text = out["message"] + (f"; {start['message']}" if start.get("message") else "")
-            return ([out["photo"], out["faces"], out["preview"], gr.update(choices=out["labels"], value=out["labels"][0]), text,
-                     editor_value] + control_updates(label, start) + cleared)
+            return ([out["photo"], out["faces"], out["preview"],
+                     gr.update(choices=out["labels"], value=out["labels"][0]), text, editor_value]
+                    + control_updates(label, start) + cleared)
 
         run_outputs = [message, result, before, after, overlay, residual, gallery]
         upload.change(on_upload, [upload, picker],

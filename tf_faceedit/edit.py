@@ -70,8 +70,8 @@ def main(argv=None):
         for skipped in report.skipped:
             print(f"{skipped['input']}: skipped ({skipped['kind']})")
         if report.unreadable:
-            print(f"error: {len(report.unreadable)} photo(s) could not be read (first: {report.unreadable[0]['reason']});"
-                  f" {len(report.written)} written", file=sys.stderr)
+            print(f"error: {len(report.unreadable)} photo(s) could not be read "
+                  f"(first: {report.unreadable[0]['reason']}); {len(report.written)} written", file=sys.stderr)
             return 1
         return 0
 

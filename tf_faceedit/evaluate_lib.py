@@ -164,7 +164,8 @@ def _distribution(extractor, real_features, fake_features, seed):
     subset = max(2, min(1000, len(real) // 2, len(fake) // 2))
     kid_mean, kid_std = metrics.kid_from_features(real, fake, subsets=10, subset_size=subset, seed=seed)
     star = "" if isinstance(extractor, metrics.InceptionFeatures) else "*"
-    return {"features": extractor.feature_label, "fid_name": f"FID{star}", "fid": float(metrics.fid_from_features(real, fake)),
+    return {"features": extractor.feature_label, "fid_name": f"FID{star}",
+            "fid": float(metrics.fid_from_features(real, fake)),
             "kid_name": f"KID{star}", "kid_mean": float(kid_mean), "kid_std": float(kid_std),
             "num_real": int(len(real)), "num_fake": int(len(fake))}
 

@@ -5,8 +5,9 @@
     python -m tf_faceedit.export --model_dir=RUN --format=tflite --export_dir=OUT [--precision=float16]
 
 VERSION must be an integer (TF Serving's layout) and must not exist yet. --format=tflite writes on-device models
-(model_float32.tflite, model_float16.tflite, tflite.json) into a new folder: `tf_faceedit.serving.tflite_export`. The CLI only parses:
-`tf_faceedit.serving.export_lib.export` does the work (see there for the signatures and the layout).
+(model_float32.tflite, model_float16.tflite, tflite.json) into a new folder: `tf_faceedit.serving.tflite_export`.
+The CLI only parses: `tf_faceedit.serving.export_lib.export` does the work (see there for the signatures and the
+layout).
 """
 
 import argparse

@@ -35,5 +35,6 @@ def get(name):
     """Returns the MethodSpec of `name`, or raises ConfigError listing the registered methods."""
     available = names()
     if name not in METHODS:
-        raise ConfigError(f"unknown method {name!r}{suggest(name, available)}; registered methods: {', '.join(available)}")
+        raise ConfigError(f"unknown method {name!r}{suggest(name, available)}; "
+                          f"registered methods: {', '.join(available)}")
     return METHODS[name]

@@ -21,7 +21,8 @@ def parse_args(argv=None):
     parser.add_argument("--method", help="registered method (see --list_methods)")
     parser.add_argument("--data_dir", help="dataset folder (CelebA format or images + attributes.csv)")
     parser.add_argument("--model_dir", help="run folder: config.yaml, checkpoints/, logs/, samples/")
-    parser.add_argument("--config", help="YAML preset: a packaged name (sagan_quick, see tf_faceedit/configs/) or a path")
+    parser.add_argument("--config", help="YAML preset: a packaged name (e.g. sagan_quick; tf_faceedit/configs/) or a "
+                                         "YAML file")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config field, e.g. --set train.steps=1000 (repeatable)")
     parser.add_argument("--strategy", choices=["auto", "default", "mirrored", "multiworker"],

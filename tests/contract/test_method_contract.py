@@ -198,7 +198,7 @@ def _checkpoint_weights(checkpoint):
     arrays = {}
     for path in sorted(checkpoint.glob("*.weights.h5")):
         with h5py.File(path, "r") as f:
-            f.visititems(lambda key, item: arrays.__setitem__(f"{path.name}:{key}", item[()])
+            f.visititems(lambda key, item, name=path.name: arrays.__setitem__(f"{name}:{key}", item[()])
                          if isinstance(item, h5py.Dataset) else None)
     return arrays
 

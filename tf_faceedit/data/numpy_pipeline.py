@@ -105,7 +105,7 @@ def _stream(cfg, records, batch_size, training, seed, repeat, drop_remainder):
             if not loaded or (drop_remainder and len(loaded) < batch_size):
                 break
             images, masks = [], []
-            for i, image in loaded:
+            for _, image in loaded:
                 rng = np.random.default_rng([seed, position])
                 position += 1
                 if flip and rng.random() < 0.5:

@@ -50,7 +50,8 @@ class UnpairedDataConfig(DataConfig):
         self.attributes = [self.domain_attribute]
 
     def validate(self, prefix="data"):
-        check(bool(self.domain_attribute), f"{prefix}.domain_attribute", "must name the attribute that splits the domains")
+        check(bool(self.domain_attribute), f"{prefix}.domain_attribute",
+              "must name the attribute that splits the domains")
         check_choice(self.layout, f"{prefix}.layout", ["auto", "attribute", "folders"])
         check_choice(self.domain_a_value, f"{prefix}.domain_a_value", [0, 1])
         self.attributes = [self.domain_attribute]

@@ -86,7 +86,8 @@ def batch_attributes(attributes, batch):
 
 
 def decode_metadata(outputs):
-    """The `metadata` signature's outputs -> {"method": str, "attribute_names": [str], "image_size": int, "task": str}."""
+    """The `metadata` signature's outputs -> {"method": str, "attribute_names": [str], "image_size": int,
+    "task": str}."""
 
     def text(value):
         value = np.asarray(value).reshape(-1)[0]
@@ -95,7 +96,8 @@ def decode_metadata(outputs):
 
     missing = [k for k in ("method", "attribute_names", "image_size", "task") if k not in outputs]
     if missing:
-        raise ServingError(f"the model's 'metadata' signature lacks output '{missing[0]}' (is it a tf_faceedit export?)")
+        raise ServingError(f"the model's 'metadata' signature lacks output '{missing[0]}' "
+                           "(is it a tf_faceedit export?)")
     names = [n.decode() if isinstance(n, bytes) else str(n) for n in np.asarray(outputs["attribute_names"]).reshape(-1)]
     value_range = None
     if "attribute_range" in outputs:
