@@ -93,6 +93,10 @@ def test_train_resolves_a_preset_by_name(tmp_path):
     assert cfg.model.g_filters != paper.model.g_filters and paper.data.image_size == 128
     with pytest.raises(ConfigError, match="is a preset for method 'fader'"):
         train_lib.resolve_config("sagan", tmp_path / "run3", "fader_quick", [], str(tmp_path))
+    # without --method, the preset's own `method:` decides; with neither (and no saved run) it is an error
+    assert train_lib.resolve_config(None, tmp_path / "run4", "fader_quick", [], str(tmp_path)).method == "fader"
+    with pytest.raises(ConfigError, match="--method is required"):
+        train_lib.resolve_config(None, tmp_path / "run5", None, [], str(tmp_path))
 
 
 def test_paper_defaults_of_sagan_reach_the_trainer():

@@ -28,7 +28,7 @@ def run_cli(*args):
      f"{', '.join(registry.names())}"),
     (["--method=sagan", "--data_dir=/nonexistent/celeba"], "data folder not found"),
     (["--method=sagan", "--data_dir=/tmp", "--set", "train.n_critic=0"], "train.n_critic must be >= 1, got 0"),
-    (["--method=sagan", "--data_dir=/tmp", "--config=/nonexistent.yaml"], "config file not found"),
+    (["--method=sagan", "--data_dir=/tmp", "--config=/nonexistent.yaml"], "config file /nonexistent.yaml does not exist"),
     (["--method=sagan", "--data_dir=/tmp", "--set", "train.stpes=3"], "did you mean: steps"),
 ])
 def test_user_mistakes_are_one_line_errors(tmp_path, args, needle):

@@ -51,14 +51,18 @@ def resolve_config(method=None, model_dir=None, config_file=None, overrides=(), 
     if model_dir:
         io_util.check_output_dir(model_dir, "--model_dir")  # a file, or a folder we cannot write: one line, first
     saved = saved_config_dict(model_dir) if model_dir and use_saved else None
+    preset = config_lib.load_yaml(presets.resolve(config_file)) if config_file else None  # a path or a name
     if not method:
-        if saved is None:
-            raise config_lib.ConfigError("--method is required (no config.yaml found in --model_dir to resume from)")
-        method = saved.get("method")
+        if preset is not None and preset.get("method"):
+            method = preset["method"]  # a preset names its method: --config=sagan_quick alone is enough
+        elif saved is None:
+            raise config_lib.ConfigError("--method is required (no config.yaml found in --model_dir to resume "
+                                         "from, and no --config preset naming one)")
+        else:
+            method = saved.get("method")
     spec = registry.get(method)
     cfg = spec.config_class()
-    if config_file:
-        preset = config_lib.load_yaml(presets.resolve(config_file))  # a path, or a packaged preset's name
+    if preset is not None:
         if preset.get("method", method) != method:
             raise config_lib.ConfigError(f"--config {config_file} is a preset for method {preset['method']!r}, "
                                          f"not {method!r}")
