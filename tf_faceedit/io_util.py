@@ -5,10 +5,12 @@
     values = read_yaml(path, "config file")         # a YAML mapping
     check_output_dir(path, "--model_dir")           # before any work: a folder can be made / written there
     make_dir(path, "--model_dir")                   # the same, then mkdir -p
+    file_digest(path)                               # SHA-256 hex digest (checkpoint manifests, the zoo)
 
 Images have their own layer (`tf_faceedit.images`: header, size guard, decode, atomic write), built the same way.
 """
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -89,3 +91,12 @@ def make_dir(path, flag="folder"):
     except OSError as err:
         raise ConfigError(f"{flag} {path}: cannot create the folder: {_reason(err)}") from None
     return path
+
+
+def file_digest(path, chunk=1 << 20):
+    """SHA-256 hex digest of a file, read in `chunk`-byte blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -27,7 +27,6 @@ ConfigError listing the known ones.
 """
 
 import dataclasses
-import hashlib
 import json
 import logging
 import os
@@ -36,6 +35,7 @@ import shutil
 from pathlib import Path
 
 from tf_faceedit.errors import ConfigError, DataError, suggest
+from tf_faceedit.io_util import file_digest
 
 log = logging.getLogger("tf_faceedit")
 
@@ -47,8 +47,6 @@ DTYPES = ("float16", "float32")
 CONFIG_FILE = "config.yaml"
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 FLOAT16_MAX = 65504.0
-# Config fields that only matter for training losses, off for inference (as when a run is restored for inference).
-INFERENCE_OVERRIDES = {"loss.lambda_feat": 0}
 # The package's own files in the zoo root (not entries; not counted in the size budget).
 OWN_FILES = {"__init__.py", "__main__.py", "zoo.py", "CARD_TEMPLATE.md", MANIFEST, "__pycache__"}
 
@@ -207,15 +205,6 @@ def resolve(source, root=None):
 # Files
 
 
-def file_digest(path, chunk=1 << 20):
-    """SHA-256 hex digest of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def file_record(path):
     path = Path(path)
     return {"sha256": file_digest(path), "size": path.stat().st_size}
@@ -298,15 +287,6 @@ def inference_networks(trainer, method):
     return wanted
 
 
-def _has_field(cfg, dotted):
-    obj = cfg
-    for part in dotted.split("."):
-        if not hasattr(obj, part):
-            return False
-        obj = getattr(obj, part)
-    return True
-
-
 def restore_trainer(entry, checkpoint=None):
     """Builds the entry's trainer (float32) and loads its inference networks, after checking their files.
 
@@ -319,7 +299,7 @@ def restore_trainer(entry, checkpoint=None):
     check_files(entry, entry.inference_files())
     from tf_faceedit import config as config_lib
     from tf_faceedit import registry
-    from tf_faceedit.training import precision
+    from tf_faceedit.training import run_dir
 
     config_path = entry.directory / CONFIG_FILE
     saved = config_lib.load_run_config(config_path)
@@ -330,12 +310,7 @@ def restore_trainer(entry, checkpoint=None):
         if got[key] != want[key]:
             raise DataError(f"zoo entry {entry.name}: the manifest says {key} {want[key]}, its {CONFIG_FILE} says "
                             f"{got[key]}; reinstall tf_faceedit")
-    build_cfg = cfg
-    for field, value in INFERENCE_OVERRIDES.items():
-        if _has_field(build_cfg, field):
-            build_cfg = build_cfg.override(f"{field}={value}")
-    with precision.policy_scope("none"):  # inference in float32 (float16 weights are cast back on load)
-        trainer = registry.get(cfg.method).trainer_class(build_cfg)
+    trainer = run_dir.build_inference_trainer(cfg)  # float32: the float16 weights are cast back on load
     # the phase decides the networks' graph (progressive stage), as for a checkpoint at this step
     trainer.set_phase(trainer.phase_at(max(entry.step - 1, 0)))
     for name, rel in entry.weight_files().items():

@@ -25,7 +25,6 @@ earlier checkpoint kept.
 """
 
 import errno
-import hashlib
 import json
 import logging
 import os
@@ -37,6 +36,7 @@ import keras
 import numpy as np
 
 from tf_faceedit.errors import TrainingError
+from tf_faceedit.io_util import file_digest
 
 log = logging.getLogger(__name__)
 
@@ -45,15 +45,6 @@ MANIFEST = "manifest.json"
 STATE = "state.json"
 _REQUIRED_LEGACY = ("optimizers.npz", "trainer_state.npz")  # besides state.json and the .weights.h5 files
 _NO_SPACE = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
-
-
-def file_digest(path, chunk=1 << 20):
-    """SHA-256 hex digest of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def write_manifest(folder):

@@ -187,6 +187,20 @@ def _has_field(cfg, dotted):
     return True
 
 
+def build_inference_trainer(cfg):
+    """The method's trainer for `cfg`, built for inference: `INFERENCE_OVERRIDES` applied (nothing training-only,
+    such as VGG16, is built) and float32 variables whatever the training precision was (a run of any precision, and
+    a float16 zoo entry once loaded, hold float32 weights)."""
+    from tf_faceedit.training import precision
+
+    build_cfg = cfg
+    for field, value in INFERENCE_OVERRIDES.items():
+        if _has_field(build_cfg, field):
+            build_cfg = build_cfg.override(f"{field}={value}")
+    with precision.policy_scope("none"):
+        return registry.get(cfg.method).trainer_class(build_cfg)
+
+
 def restore_trainer(model_dir, checkpoint=None):
     """Builds the method's trainer from `model_dir/config.yaml` and restores the networks of a checkpoint.
 
@@ -206,10 +220,6 @@ def restore_trainer(model_dir, checkpoint=None):
         raise ConfigError(f"--model_dir {model_dir} has no config.yaml (is it a training run's folder?)")
     spec = registry.get(saved.get("method", ""))
     cfg = spec.config_class().merge_dict(saved, source=str(config_path(model_dir))).validate()
-    build_cfg = cfg
-    for field, value in INFERENCE_OVERRIDES.items():
-        if _has_field(build_cfg, field):
-            build_cfg = build_cfg.override(f"{field}={value}")
     manager = checkpoint_manager(model_dir)  # validates once; the trainer is set below
     if checkpoint is None:
         path = manager.latest()
@@ -228,10 +238,7 @@ def restore_trainer(model_dir, checkpoint=None):
             if changed:
                 raise ConfigError(f"--checkpoint {path} was written with another config than --model_dir "
                                   f"{model_dir} (changed: {', '.join(changed)})")
-    from tf_faceedit.training import precision
-
-    with precision.policy_scope("none"):  # inference in float32; a run of any precision holds float32 weights
-        trainer = spec.trainer_class(build_cfg)
+    trainer = build_inference_trainer(cfg)
     manager.trainer = trainer
     state = manager.peek(path)
     # the phase decides the networks' graph (progressive stage): a checkpoint at step s ran the phase of s - 1
