@@ -28,7 +28,8 @@ import pytest
 from keras import ops
 
 from tests.helpers import TINY, tiny_config
-from tf_faceedit import registry, train_lib
+from tf_faceedit import registry
+from tf_faceedit.training import driver
 
 
 @dataclasses.dataclass(frozen=True)
@@ -360,7 +361,7 @@ def test_training_resumes_exactly(case_id, method, overrides, expect, synthetic_
     total, mid = 4, 2
     cfg = _config(method, synthetic_celeba, {"train.steps": total, "train.keep_checkpoints": 10,
                                              "train.sample_every": 100})
-    whole = train_lib.run(cfg, tmp_path / "whole")
+    whole = driver.run(cfg, tmp_path / "whole")
     assert whole["step"] == total and whole["checkpoint"].name == f"ckpt-{total:08d}"
     assert whole["logs"], "no losses were logged: nothing trained"
     assert all(np.isfinite(v) for v in whole["logs"].values()), whole["logs"]
@@ -371,7 +372,7 @@ def test_training_resumes_exactly(case_id, method, overrides, expect, synthetic_
     crashed = tmp_path / "crashed"
     shutil.copytree(tmp_path / "whole", crashed, ignore=shutil.ignore_patterns(f"ckpt-{total:08d}", ".lock"))
     assert (crashed / "checkpoints" / f"ckpt-{mid:08d}").is_dir()
-    resumed = train_lib.run(cfg, crashed)
+    resumed = driver.run(cfg, crashed)
     assert resumed["step"] == total
     assert json.loads((resumed["checkpoint"] / "state.json").read_text())["step"] == total
     end_a, end_b = _checkpoint_weights(whole["checkpoint"]), _checkpoint_weights(resumed["checkpoint"])

@@ -4,13 +4,14 @@
         [--no_identity] [--max_images=N] [--overwrite]
 
 OUT is a CelebA-format folder (images/, list_attr_celeba.txt, list_eval_partition.txt): each source image edited
-once per attribute (flipped) and once to its own attributes. The CLI only parses: `augment_lib.augment` does the work.
+once per attribute (flipped) and once to its own attributes. The CLI only parses: `tf_faceedit.apps.augment.augment`
+does the work.
 """
 
 import argparse
 import sys
 
-from tf_faceedit import cli_util
+from tf_faceedit.cli import common
 
 
 def parse_args(argv=None):
@@ -32,17 +33,17 @@ def main(argv=None):
     args = parse_args(argv)
 
     def work():
-        from tf_faceedit import augment_lib
+        from tf_faceedit.apps import augment as augment_app
 
         attributes = [a.strip() for a in args.attributes.split(",") if a.strip()] if args.attributes else None
-        summary = augment_lib.augment(args.model_dir, args.data_dir, args.out_dir, attributes=attributes,
+        summary = augment_app.augment(args.model_dir, args.data_dir, args.out_dir, attributes=attributes,
                                       include_identity=not args.no_identity, batch_size=args.batch_size,
                                       max_images=args.max_images, overwrite=args.overwrite,
                                       verbose=0 if args.quiet else 1)
         print(f"wrote {summary['images']} images ({summary['source_images']} source images) to {args.out_dir}")
         return 0
 
-    return cli_util.run_cli(work, verbose=not args.quiet)
+    return common.run_cli(work, verbose=not args.quiet)
 
 
 if __name__ == "__main__":

@@ -6,21 +6,21 @@
 
 Open http://127.0.0.1:7860, upload a photo (or pick a generated example), set the attributes and see the result
 pasted back into the photo, the aligned crop before/after, the attention overlay and the residual. Completion
-models: paint the hole (or press "Random mask"). The CLI only parses: `demo_lib.run` does the work.
+models: paint the hole (or press "Random mask"). The CLI only parses: `tf_faceedit.apps.demo.page.run` does the work.
 """
 
 import argparse
 import sys
 
-from tf_faceedit import cli_util
+from tf_faceedit.cli import common
 
 
 def parse_args(argv=None):
-    from tf_faceedit.demo_lib import DEFAULT_MAX_SIDE
+    from tf_faceedit.apps.demo.handlers import DEFAULT_MAX_SIDE
 
     parser = argparse.ArgumentParser(prog="python -m tf_faceedit.demo", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    cli_util.add_model_argument(parser, action="append", default=[])
+    common.add_model_argument(parser, action="append", default=[])
     parser.add_argument("--model_dir", action="append", default=[], help="training run folder (repeatable)")
     parser.add_argument("--export_dir", action="append", default=[], help="export version folder (repeatable)")
     parser.add_argument("--port", type=int, default=7860, help="port to serve on (default 7860)")
@@ -47,7 +47,8 @@ def main(argv=None):
     def work():
         from pathlib import Path
 
-        from tf_faceedit import demo_lib, pretrained
+        from tf_faceedit import pretrained
+        from tf_faceedit.apps.demo import page
 
         model_dirs, export_dirs = list(args.model_dir), list(args.export_dir)
         for model in args.model:  # a zoo name loads from its entry folder (labelled by the name)
@@ -56,11 +57,11 @@ def main(argv=None):
             (export_dirs if is_export else model_dirs).append(str(entry.directory) if entry is not None else model)
         print(f"loading {len(model_dirs) + len(export_dirs)} model(s); the page will be at "
               f"http://{args.host}:{args.port}", flush=True)
-        demo_lib.run(model_dirs, export_dirs, port=args.port, host=args.host, max_side=args.max_side,
+        page.run(model_dirs, export_dirs, port=args.port, host=args.host, max_side=args.max_side,
                      detector_model=args.detector_model)
         return 0
 
-    return cli_util.run_cli(work, verbose=not args.quiet)
+    return common.run_cli(work, verbose=not args.quiet)
 
 
 if __name__ == "__main__":

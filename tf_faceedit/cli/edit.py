@@ -7,7 +7,7 @@
 
 Faces are found with MTCNN (the [faces] extra; without it OpenCV's Haar cascades; --detector_model=haar|mtcnn|
 yunet.onnx picks one), aligned to the CelebA framing by their 5 landmarks (Haar, YuNet: the eyes), edited, and pasted
-back. The CLI only parses: `edit_lib.edit_photos` does the work.
+back. The CLI only parses: `tf_faceedit.apps.edit.edit_photos` does the work.
 
 Exit status: 0 when every photo was written (photos of a folder without a face are skipped and listed), 1 when some
 photos of a folder could not be read (the others are written; each is named in a warning), 2 for a user error
@@ -17,14 +17,14 @@ photos of a folder could not be read (the others are written; each is named in a
 import argparse
 import sys
 
-from tf_faceedit import cli_util
+from tf_faceedit.cli import common
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(prog="python -m tf_faceedit.edit", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     source = parser.add_mutually_exclusive_group(required=True)
-    cli_util.add_model_argument(source)
+    common.add_model_argument(source)
     source.add_argument("--model_dir", help="training run folder")
     source.add_argument("--export_dir", help="export version folder (saved_model.pb)")
     parser.add_argument("--image", required=True, help="photo file or folder of photos")
@@ -60,9 +60,9 @@ def main(argv=None):
     args = parse_args(argv)
 
     def work():
-        from tf_faceedit import edit_lib
+        from tf_faceedit.apps import edit as edit_app
 
-        report = edit_lib.edit_photos(args.model or args.model_dir or args.export_dir, args.image, args.out,
+        report = edit_app.edit_photos(args.model or args.model_dir or args.export_dir, args.image, args.out,
                                       parse_assignments(args.assignments), face=args.face, mask=args.mask,
                                       detector_model=args.detector_model, feather=args.feather)
         for result in report.written:
@@ -75,7 +75,7 @@ def main(argv=None):
             return 1
         return 0
 
-    return cli_util.run_cli(work, verbose=not args.quiet)
+    return common.run_cli(work, verbose=not args.quiet)
 
 
 if __name__ == "__main__":

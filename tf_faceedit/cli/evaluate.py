@@ -4,15 +4,16 @@
         [--inception_weights=inception_v3_notop.h5] [--max_images=500] [--min_classifier_accuracy=0.8]
     python -m tf_faceedit.evaluate --model sagan-eyeglasses-64 --data_dir=DIR ...     # a zoo model
 
-Writes RUN/eval/<split>/metrics.json, metrics.md and figures/*.png (see `evaluate_lib` for what is measured).
+Writes RUN/eval/<split>/metrics.json, metrics.md and figures/*.png (see `tf_faceedit.eval.evaluation` for what is
+measured).
 CLS_RUN is a run of `python -m tf_faceedit.train --method=classifier`; without it, edit success is not scored and
-FID/KID need --inception_weights. The CLI only parses: `evaluate_lib.evaluate` does the work.
+FID/KID need --inception_weights. The CLI only parses: `tf_faceedit.eval.evaluation.evaluate` does the work.
 """
 
 import argparse
 import sys
 
-from tf_faceedit import cli_util
+from tf_faceedit.cli import common
 
 
 def parse_args(argv=None):
@@ -20,7 +21,7 @@ def parse_args(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--model_dir", help="run folder of the model to evaluate")
-    cli_util.add_model_argument(source)
+    common.add_model_argument(source)
     parser.add_argument("--data_dir", help="dataset folder (default: the run's data.data_dir)")
     parser.add_argument("--split", default="test", choices=["train", "val", "test", "all"])
     parser.add_argument("--classifier", help="run folder of a --method=classifier run: the judge of edit success")
@@ -39,8 +40,8 @@ def main(argv=None):
     args = parse_args(argv)
 
     def work():
-        from tf_faceedit import evaluate_lib
         from tf_faceedit.errors import ConfigError
+        from tf_faceedit.eval import evaluation
 
         if args.batch_size < 1:
             raise ConfigError(f"--batch_size must be >= 1, got {args.batch_size}")
@@ -54,15 +55,15 @@ def main(argv=None):
             raise ConfigError(f"--model {entry.name} is a zoo model: give --data_dir (a CelebA-format folder)")
         if entry is not None and out_dir is None:  # not into the installed package
             out_dir = f"eval/{entry.name}/{args.split}"
-        report = evaluate_lib.evaluate(
+        report = evaluation.evaluate(
             model, data_dir=args.data_dir, split=args.split, classifier=args.classifier,
             inception_weights=args.inception_weights, max_images=args.max_images, batch_size=args.batch_size,
             min_classifier_accuracy=args.min_classifier_accuracy, seed=args.seed, out_dir=out_dir,
             verbose=0 if args.quiet else 1)
-        print(evaluate_lib.markdown_report(report))
+        print(evaluation.markdown_report(report))
         return 0
 
-    return cli_util.run_cli(work, verbose=not args.quiet)
+    return common.run_cli(work, verbose=not args.quiet)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ layout).
 import argparse
 import sys
 
-from tf_faceedit import cli_util
+from tf_faceedit.cli import common
 
 
 def parse_args(argv=None):
@@ -21,7 +21,7 @@ def parse_args(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--model_dir", help="training run folder (config.yaml, checkpoints/)")
-    cli_util.add_model_argument(source)
+    common.add_model_argument(source)
     parser.add_argument("--export_dir", required=True,
                         help="BASE/NAME/VERSION, VERSION an integer (--format=tflite: a new folder)")
     parser.add_argument("--checkpoint", help="a ckpt-XXXXXXXX folder (default: the latest of --model_dir)")
@@ -52,7 +52,7 @@ def main(argv=None):
               f"signatures: {', '.join(result['signatures'])}  networks: {', '.join(result['networks'])}")
         return 0
 
-    return cli_util.run_cli(work, verbose=not args.quiet)
+    return common.run_cli(work, verbose=not args.quiet)
 
 
 if __name__ == "__main__":

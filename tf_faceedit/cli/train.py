@@ -5,14 +5,15 @@
         [--strategy=auto|default|mirrored|multiworker] [--overwrite]
 
 Running the same command again resumes from the latest checkpoint in RUN; `--model_dir=RUN` alone also resumes
-(the method and config come from RUN/config.yaml). The CLI only parses: `train_lib.run(cfg)` does the work.
+(the method and config come from RUN/config.yaml). The CLI only parses:
+`tf_faceedit.training.driver.run(cfg)` does the work.
 """
 
 import argparse
 import os
 import sys
 
-from tf_faceedit import cli_util
+from tf_faceedit.cli import common
 
 
 def parse_args(argv=None):
@@ -46,8 +47,9 @@ def main(argv=None):
         os.environ["KERAS_BACKEND"] = args.backend
 
     def work():
-        from tf_faceedit import registry, train_lib
+        from tf_faceedit import registry
         from tf_faceedit.errors import ConfigError
+        from tf_faceedit.training import driver
 
         if args.list_methods:
             for name in registry.names():
@@ -56,13 +58,13 @@ def main(argv=None):
         if not args.model_dir:
             raise ConfigError("--model_dir is required")
         overrides = list(args.overrides) + ([f"train.strategy={args.strategy}"] if args.strategy else [])
-        cfg = train_lib.resolve_config(args.method, args.model_dir, args.config, overrides, args.data_dir,
+        cfg = driver.resolve_config(args.method, args.model_dir, args.config, overrides, args.data_dir,
                                        use_saved=not args.overwrite)
-        result = train_lib.run(cfg, args.model_dir, overwrite=args.overwrite)
+        result = driver.run(cfg, args.model_dir, overwrite=args.overwrite)
         print(f"step {result['step']}  checkpoint {result['checkpoint']}  samples {result['sample_grid']}")
         return 0
 
-    return cli_util.run_cli(work, verbose=not args.quiet)
+    return common.run_cli(work, verbose=not args.quiet)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """The run folder's one owner: what a training run's folder holds, how it is read, and how a model comes back
-from it. Training (`train_lib`), inference (`tf_faceedit.load`, export), evaluation (the attribute judge) and the
-demo all go through this module; inference does not import the training driver.
+from it. Training (`training/driver.py`), inference (`tf_faceedit.load`, export), evaluation (the attribute judge)
+and the demo all go through this module; inference does not import the training driver.
 
 A run folder (`--model_dir`) holds
   config.yaml                    the resolved config of the run (`write_config` / `saved_config_dict`)
