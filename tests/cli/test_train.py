@@ -11,7 +11,7 @@ from tf_faceedit import registry
 from tf_faceedit.errors import suggest
 from tf_faceedit.training import driver
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]  # the checkout (this file is tests/cli/test_train.py)
 TINY = ["--set", "data.image_size=16", "--set", "model.g_filters=2", "--set", "model.d_filters=2",
         "--set", "model.num_residual_blocks=1", "--set", "train.batch_size=2", "--set", "train.verbose=0",
         "--set", "train.sample_split=train", "--set", "train.num_samples=2"]
