@@ -45,12 +45,15 @@ def restore_trainer(model_dir, checkpoint=None):
 class _TrainerBackend:
     def __init__(self, trainer, cfg):
         self.trainer = trainer
+        from tf_faceedit import registry
+
         self.method, self.task = cfg.method, trainer.task
+        self.capabilities = registry.get(cfg.method).capabilities  # what the method declares it offers
         self.attribute_names = list(cfg.data.attributes)
         self.image_size = int(cfg.data.image_size)
         self.crop_fraction = float(cfg.data.crop_fraction)
-        self.can_predict = callable(getattr(trainer, "predict_attributes", None))
-        self.attribute_range = tuple(getattr(trainer, "attribute_range", (0.0, 1.0)))
+        self.can_predict = self.capabilities.predicts_attributes
+        self.attribute_range = self.capabilities.attribute_range
         self._compiled = None  # processing.CompiledInference, made on the first call
 
     @property
@@ -84,6 +87,11 @@ class _SavedModelBackend:
             raise DataError(f"{Path(path) / 'saved_model.pb'} cannot be loaded as a tf_faceedit export "
                             f"({type(err).__name__}: {reason}); export the run again") from None
         self.method, self.task = meta["method"].decode(), meta["task"].decode()
+        from tf_faceedit import registry
+
+        # the method's declaration (an export of a method this installation lacks: the defaults of its task); what
+        # the export itself holds (its signatures, its range) decides prediction and the accepted values
+        self.capabilities = registry.capabilities(self.method, self.task) or registry.Capabilities()
         self.attribute_names = [name.decode() for name in meta["attribute_names"]]
         self.image_size = int(meta["image_size"])
         self.can_predict = "predict_attributes" in self.loaded.signatures
@@ -120,6 +128,7 @@ class FaceEditModel:
       training data's face crop, `data.crop_fraction`, used to align photos), attribute_range ((low, high): the
       target values the method accepts, [0, 1] for the binary methods, [-1, 2] for Fader's sliders; None for an
       export written before the range was exported: any finite value),
+      capabilities (`tf_faceedit.registry.Capabilities`: what the method offers, e.g. attention masks, sliders),
       config (the training config for a model_dir, None for an export), info (checkpoint/step or export path).
     """
 
@@ -131,6 +140,7 @@ class FaceEditModel:
         self.image_size = backend.image_size
         self.crop_fraction = backend.crop_fraction
         self.attribute_range = backend.attribute_range
+        self.capabilities = backend.capabilities
         self.config = config
         self.info = dict(info or {})
 

@@ -47,8 +47,6 @@ DTYPES = ("float16", "float32")
 CONFIG_FILE = "config.yaml"
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 FLOAT16_MAX = 65504.0
-# Config fields that only matter for training losses, off for inference (as when a run is restored for inference).
-INFERENCE_OVERRIDES = {"loss.lambda_feat": 0}
 # The package's own files in the zoo root (not entries; not counted in the size budget).
 OWN_FILES = {"__init__.py", "__main__.py", "zoo.py", "CARD_TEMPLATE.md", MANIFEST, "__pycache__"}
 
@@ -330,8 +328,8 @@ def restore_trainer(entry, checkpoint=None):
         if got[key] != want[key]:
             raise DataError(f"zoo entry {entry.name}: the manifest says {key} {want[key]}, its {CONFIG_FILE} says "
                             f"{got[key]}; reinstall tf_faceedit")
-    build_cfg = cfg
-    for field, value in INFERENCE_OVERRIDES.items():
+    build_cfg = cfg  # the method's inference overrides, as when a run is restored for inference
+    for field, value in registry.get(cfg.method).capabilities.inference_overrides.items():
         if _has_field(build_cfg, field):
             build_cfg = build_cfg.override(f"{field}={value}")
     with precision.policy_scope("none"):  # inference in float32 (float16 weights are cast back on load)

@@ -40,9 +40,6 @@ RESUMABLE_FIELDS = {
     "train.nan_policy", "train.nan_lr_factor", "train.nan_max_rollbacks", "train.replica_seeds",
 }
 
-# Config fields that only matter for training losses; set for inference so nothing heavy is built (VGG16).
-INFERENCE_OVERRIDES = {"loss.lambda_feat": 0}
-
 
 # ---------------------------------------------------------------------------------------------------------------
 # What a folder is
@@ -206,8 +203,8 @@ def restore_trainer(model_dir, checkpoint=None):
         raise ConfigError(f"--model_dir {model_dir} has no config.yaml (is it a training run's folder?)")
     spec = registry.get(saved.get("method", ""))
     cfg = spec.config_class().merge_dict(saved, source=str(config_path(model_dir))).validate()
-    build_cfg = cfg
-    for field, value in INFERENCE_OVERRIDES.items():
+    build_cfg = cfg  # fields that only matter to the training losses, off so nothing heavy is built (VGG16)
+    for field, value in spec.capabilities.inference_overrides.items():
         if _has_field(build_cfg, field):
             build_cfg = build_cfg.override(f"{field}={value}")
     manager = checkpoint_manager(model_dir)  # validates once; the trainer is set below

@@ -12,13 +12,15 @@ Contract:
   * Faces are found, aligned and pasted back exactly as `python -m tf_faceedit.edit` does
     (`tf_faceedit.data.align.edit_photo`); one face is edited at a time, `face_index` counted from the left (0-based).
   * Attribute values are the model's target values in `model.attribute_names` order: {0, 1} for the binary methods
-    (checkboxes), Fader's sliders span the model's `attribute_range` ([-1, 2], beyond [0, 1] on purpose); a value
-    that is not finite or out of that range is an {"error"} naming the attribute.
+    (checkboxes), sliders span the model's `attribute_range` for the methods that declare them
+    (`model.capabilities.attribute_controls == "slider"`: Fader's [-1, 2], beyond [0, 1] on purpose); a value
+    that is not finite or out of that range is an {"error"} naming the attribute. What is shown for a model comes
+    from its method's `tf_faceedit.registry.Capabilities`, never from its name.
   * Edit results ("edit" models): "result" the photo with the edited face pasted back; "before"/"after" the aligned
     crops (S x S, the model's `image_size`); "residual" |after - before| (uint8) and "residual_scaled" (scaled so its
     maximum is 255); "overlay" the edit region (SaGAN's attention, AttentionGAN's 1 - background mask) as a heat map
-    over the crop, None for methods without attention; "gallery" [(image, caption)] of every AttentionGAN
-    attention/content mask.
+    over the crop, None for methods without attention; "gallery" [(image, caption)] of every attention/content
+    mask of a method with content masks (AttentionGAN).
   * Completion results ("complete" models): the mask is photo-sized, nonzero = hole (drawn with the brush or from
     `random_mask`, the training mask generator warped from the face crop into the photo); "result" the photo with
     the completed face pasted back, "masked" the crop with the hole painted grey, "completed" and "raw" (the
@@ -45,7 +47,6 @@ log = logging.getLogger("tf_faceedit")
 DEFAULT_MAX_SIDE = 1024  # longer photo side the demo works at (larger photos are downscaled)
 DEFAULT_MAX_PIXELS = 40_000_000  # larger photos are refused (decoding them would take GBs of memory)
 DEFAULT_MAX_FILE_BYTES = 25 * 1024 * 1024
-FADER_RANGE = (-1.0, 2.0)  # Fader's slider range when the model does not say (`Fader.attribute_range`, exports)
 DISPLAY_SIZE = 256  # face crops are shown upscaled to this side
 HOLE_GREY = 128
 
@@ -93,18 +94,18 @@ def describe_model(model):
     task = "attribute editing" if model.task == "edit" else "face completion"
     lines = [f"**{model.method}** ({task}) · {where} · {model.image_size}×{model.image_size} faces",
              f"Attributes: {', '.join(model.attribute_names) or '(none)'}"]
-    if model.method == "attentiongan":
-        lines.append("AttentionGAN translates between two domains: checked = the other domain of the attribute.")
+    if model.capabilities.usage_note:
+        lines.append(model.capabilities.usage_note)
     return "  \n".join(lines)
 
 
 def control_specs(model):
     """One control per attribute: {"name", "kind": "slider"|"checkbox", "minimum", "maximum", "value"}."""
-    slider = model.method == "fader"
+    slider = model.capabilities.attribute_controls == "slider"
     specs = []
     for name in model.attribute_names:
-        if slider:
-            low, high = model.attribute_range or FADER_RANGE
+        if slider:  # the model's own range; an export written before the range was: the method's declared one
+            low, high = model.attribute_range or model.capabilities.attribute_range
             specs.append({"name": name, "kind": "slider", "minimum": low, "maximum": high, "value": 0.0})
         else:
             specs.append({"name": name, "kind": "checkbox", "minimum": 0.0, "maximum": 1.0, "value": 0.0})
@@ -403,7 +404,7 @@ class DemoHandlers:
         region = edit_region(model.method, attention)
         content = extras.get("content")
         gallery = []
-        if model.method == "attentiongan" and attention is not None:
+        if model.capabilities.content_masks and attention is not None:
             gallery = mask_gallery(attention, None if content is None else np.asarray(content)[0])
         settings = ", ".join(f"{k}={v:g}" for k, v in attributes.items())
         message = f"edited face {index + 1} ({settings}); largest change {peak}/255"

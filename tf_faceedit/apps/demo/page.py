@@ -151,7 +151,7 @@ def build_demo(handlers, examples=()):
             names = panel_labels(label)
             updates = [describe_model(handlers.models[label]), gr.update(visible=completion),
                        gr.update(value="Complete" if completion else "Edit"),
-                       gr.update(visible=handlers.models[label].method == "attentiongan"),
+                       gr.update(visible=handlers.models[label].capabilities.content_masks),
                        gr.update(label=names[0], value=None), gr.update(label=names[1], value=None),
                        gr.update(label=names[2], value=None), gr.update(visible=not completion, value=None),
                        gr.update(value=None)]
