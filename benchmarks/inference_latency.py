@@ -55,17 +55,18 @@ def make_run(preset, root):
     """A model_dir of `preset` with one checkpoint of the freshly built (seeded) networks."""
     import keras
 
-    from tf_faceedit import registry, train_lib
+    from tf_faceedit import registry
     from tf_faceedit.config import load_yaml
     from tf_faceedit.configs import resolve
     from tf_faceedit.data.synthetic import make_synthetic_celeba
+    from tf_faceedit.training import driver
     from tf_faceedit.training.checkpoint import CheckpointManager
 
     values = load_yaml(resolve(preset))
     spec = registry.get(values["method"])
     data_dir = make_synthetic_celeba(root / "faces", num_images=12)
     cfg = spec.config_class().merge_dict(values).override(f"data.data_dir={data_dir}").validate()
-    model_dir = train_lib.prepare_model_dir(cfg, root / "run")
+    model_dir = driver.prepare_model_dir(cfg, root / "run")
     keras.utils.set_random_seed(cfg.train.seed)
     trainer = spec.trainer_class(cfg)
     trainer.compile(optimizers=trainer.make_optimizers())

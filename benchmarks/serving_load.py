@@ -159,11 +159,11 @@ def demo_photos(out_dir, scales=DEMO_SCALES):
     """RGB uint8 photos of mixed sizes with faces the demo's detector finds: the example photos, scaled."""
     import cv2
 
-    from tf_faceedit import demo_lib
+    from tf_faceedit.apps.demo import handlers as demo_handlers
     from tf_faceedit.data import align
 
     photos = []
-    for path in demo_lib.make_example_photos(out_dir):
+    for path in demo_handlers.make_example_photos(out_dir):
         photo = align.read_image(path)
         for scale in scales:
             size = (int(photo.shape[1] * scale), int(photo.shape[0] * scale))
@@ -173,13 +173,13 @@ def demo_photos(out_dir, scales=DEMO_SCALES):
 
 def demo_load(model_dir, clients=8, requests=200, seed=0, work_dir=None):
     """The demo part: `DemoHandlers.edit` called from `clients` threads on photos of mixed sizes."""
-    from tf_faceedit import demo_lib
+    from tf_faceedit.apps.demo import handlers as demo_handlers
 
-    models = demo_lib.load_models([model_dir])
+    models = demo_handlers.load_models([model_dir])
     label, model = next(iter(models.items()))
     if model.task != "edit":
         raise SystemExit(f"--demo: {model_dir} is a {model.task!r} model; the demo load edits (give an edit model)")
-    handlers = demo_lib.DemoHandlers(models)
+    handlers = demo_handlers.DemoHandlers(models)
     with tempfile.TemporaryDirectory() as tmp:
         photos = demo_photos(work_dir or tmp)
     k = len(model.attribute_names)

@@ -1,11 +1,12 @@
 """Tiny model_dirs for the export / load tests: a method's tiny config, built and checkpointed (no training steps,
-so they are fast), or trained for a step with `train_lib.run`."""
+so they are fast), or trained for a step with `driver.run`."""
 
 import functools
 from pathlib import Path
 
 from tests import helpers
-from tf_faceedit import registry, train_lib
+from tf_faceedit import registry
+from tf_faceedit.training import driver
 from tf_faceedit.training.checkpoint import CheckpointManager
 
 
@@ -42,7 +43,7 @@ def checkpointed_run(method, data_dir, model_dir, **overrides):
     tiny schedule (`train.steps`, the last phase: e.g. pggan_completion's final stage with alpha 1).
     Returns (model_dir, trainer)."""
     cfg = tiny_config_builder(method)(data_dir, **overrides)
-    model_dir = train_lib.prepare_model_dir(cfg, Path(model_dir))
+    model_dir = driver.prepare_model_dir(cfg, Path(model_dir))
     import keras
 
     keras.utils.set_random_seed(cfg.train.seed)

@@ -98,7 +98,7 @@ def _bad_attr_cases(names):
 @pytest.mark.parametrize("case", ["missing_rows", "extra_columns", "non_numeric", "duplicated_names",
                                   "duplicated_attributes"])
 def test_bad_attribute_file_is_one_line_error_and_nothing_written(case, tmp_path, capsys):
-    from tf_faceedit import train
+    from tf_faceedit.cli import train
 
     folder, names = hostile.make_dataset_with(tmp_path / "ds", num_good=8)
     (folder / "list_attr_celeba.txt").write_text(_bad_attr_cases(names)[case], encoding="utf-8")
@@ -124,7 +124,7 @@ def test_csv_with_bom_crlf_and_unicode_names_loads(tmp_path):
 
 
 def test_data_error_in_existing_empty_model_dir_leaves_no_config(tmp_path, capsys):
-    from tf_faceedit import train
+    from tf_faceedit.cli import train
 
     folder, _ = hostile.make_dataset_with(tmp_path / "ds", num_good=4,
                                           extra={"zero.jpg": b"", "text.jpg": b"nope"})
@@ -149,7 +149,7 @@ def sagan_run(synthetic_celeba, tmp_path_factory):
 
 @pytest.mark.parametrize("name", ["zero_byte.jpg", "text_named.jpg", "huge.png"])
 def test_edit_bad_image_is_one_line_error(name, sagan_run, tmp_path, capsys):
-    from tf_faceedit import edit
+    from tf_faceedit.cli import edit
 
     path = hostile.hostile_images(tmp_path / "imgs")[name]
     out = tmp_path / "out.png"
@@ -159,7 +159,7 @@ def test_edit_bad_image_is_one_line_error(name, sagan_run, tmp_path, capsys):
 
 
 def test_export_and_evaluate_bad_folders(sagan_run, tmp_path, capsys):
-    from tf_faceedit import evaluate, export
+    from tf_faceedit.cli import evaluate, export
 
     code, err = _cli(export.main, [f"--model_dir={tmp_path / 'nope'}", f"--export_dir={tmp_path / 'e' / '1'}"],
                      capsys)
@@ -195,7 +195,7 @@ def test_client_bad_server_and_bad_image(rest, tmp_path, capsys):
 
 def test_jpeg_bomb_after_comments_is_refused_wherever_an_image_is_read(tmp_path):
     """SOF declaring 16000x16000 after 70 KB of COM segments (beyond the old 64 KB prefix scan)."""
-    from tf_faceedit import demo_lib
+    from tf_faceedit.apps.demo import handlers as demo_handlers
     from tf_faceedit.serving import client
 
     bomb = tmp_path / "bomb.jpg"
@@ -205,7 +205,7 @@ def test_jpeg_bomb_after_comments_is_refused_wherever_an_image_is_read(tmp_path)
             read(bomb)
         assert "bomb.jpg" in str(info.value) and "\n" not in str(info.value)
     with pytest.raises(DataError, match="bomb.jpg is 16000x16000 pixels; the demo takes up to 40 megapixels"):
-        demo_lib.read_photo(bomb)
+        demo_handlers.read_photo(bomb)
     folder, names = hostile.make_dataset_with(tmp_path / "ds", num_good=6, extra={"bomb.jpg": bomb.read_bytes()})
     cfg = DataConfig(data_dir=str(folder), attributes=hostile.ATTRIBUTES, image_size=16, max_corrupt_fraction=0.5)
     kept = celeba.drop_corrupt(celeba.load_records(cfg, "train"), cfg.max_corrupt_fraction)
@@ -218,7 +218,7 @@ def _undecodable_dataset(folder, n=6):
 
 
 def test_dataset_whose_files_pass_the_scan_but_never_decode(tmp_path, capsys):
-    from tf_faceedit import train
+    from tf_faceedit.cli import train
 
     folder, names = _undecodable_dataset(tmp_path / "ds")
     cfg = DataConfig(data_dir=str(folder), attributes=hostile.ATTRIBUTES, image_size=16, max_corrupt_fraction=0.0)
@@ -256,7 +256,7 @@ def _train_argv(folder, model_dir, *extra):
 
 
 def test_model_dir_that_is_a_file_or_under_a_file(tmp_path, capsys):
-    from tf_faceedit import train
+    from tf_faceedit.cli import train
 
     folder, _ = hostile.make_dataset_with(tmp_path / "ds", num_good=4)
     a_file = tmp_path / "notes.txt"
@@ -272,7 +272,7 @@ def test_model_dir_that_is_a_file_or_under_a_file(tmp_path, capsys):
 @pytest.mark.skipif(not hasattr(__import__("os"), "geteuid") or __import__("os").geteuid() == 0,
                     reason="permissions do not bind root (the tests run as root here)")
 def test_model_dir_in_a_folder_without_write_permission(tmp_path, capsys):
-    from tf_faceedit import train
+    from tf_faceedit.cli import train
 
     folder, _ = hostile.make_dataset_with(tmp_path / "ds", num_good=4)
     locked = tmp_path / "locked"
@@ -287,7 +287,7 @@ def test_model_dir_in_a_folder_without_write_permission(tmp_path, capsys):
 
 @pytest.mark.parametrize("case", ["latin1", "binary", "utf16", "not_yaml", "a_list"])
 def test_config_file_that_is_not_utf8_yaml(case, tmp_path, capsys):
-    from tf_faceedit import train
+    from tf_faceedit.cli import train
 
     content = {"latin1": "train:\n  steps: 1 # résumé\n".encode("latin-1"),
                "binary": bytes(range(256)) * 4,
@@ -310,7 +310,7 @@ def test_config_file_that_is_not_utf8_yaml(case, tmp_path, capsys):
     (b"method: stargan\n", "names method 'stargan', which is not registered"),
 ])
 def test_run_folder_whose_config_yaml_is_not_ours(content, expected, tmp_path, capsys):
-    from tf_faceedit import edit, export, train
+    from tf_faceedit.cli import edit, export, train
 
     run = tmp_path / "other_tool"
     run.mkdir()
@@ -329,7 +329,7 @@ def test_run_folder_whose_config_yaml_is_not_ours(content, expected, tmp_path, c
 
 def test_export_dir_under_a_file_and_junk_saved_model(sagan_run, tmp_path, capsys):
     import tf_faceedit
-    from tf_faceedit import edit, export
+    from tf_faceedit.cli import edit, export
 
     a_file = tmp_path / "exports"
     a_file.write_text("not a folder")
@@ -367,7 +367,7 @@ def test_load_edit_refuses_non_finite_or_out_of_range_attributes(value, sagan_ru
 def test_fader_range_goes_beyond_one_but_not_without_bound(synthetic_celeba, tmp_path):
     import tf_faceedit
     from tests.model_runs import checkpointed_run
-    from tf_faceedit import demo_lib
+    from tf_faceedit.apps.demo import handlers as demo_handlers
 
     run, _ = checkpointed_run("fader", synthetic_celeba, tmp_path / "fader")
     model = tf_faceedit.load(run)
@@ -378,16 +378,16 @@ def test_fader_range_goes_beyond_one_but_not_without_bound(synthetic_celeba, tmp
     for value in (2.5, -1.5, float("nan")):
         with pytest.raises(ConfigError, match=r"Smiling=.*fader takes target values in \[-1, 2\]"):
             model.edit(face, {"Smiling": value})
-    specs = demo_lib.control_specs(model)
+    specs = demo_handlers.control_specs(model)
     assert (specs[0]["minimum"], specs[0]["maximum"]) == (-1.0, 2.0)
-    handlers = demo_lib.DemoHandlers({"fader": model})
+    handlers = demo_handlers.DemoHandlers({"fader": model})
     out = handlers.edit("fader", np.zeros((64, 64, 3), np.uint8), 0, [float("nan")])
     assert "Smiling=nan" in out["error"] and "\n" not in out["error"]
 
 
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf", "NaN", "2"])
 def test_edit_cli_refuses_non_finite_attribute(value, sagan_run, tmp_path, capsys):
-    from tf_faceedit import edit
+    from tf_faceedit.cli import edit
 
     photo = tmp_path / "p.png"
     photo.write_bytes(hostile.encode(hostile._face(), ".png"))
@@ -436,7 +436,7 @@ def _run_with_damaged_latest(sagan_run, tmp_path, kind, keep_older=True):
 
 @pytest.mark.parametrize("kind", sorted(hostile.CHECKPOINT_DAMAGE))
 def test_edit_on_a_run_whose_latest_checkpoint_is_damaged(kind, sagan_run, tmp_path, capsys, caplog):
-    from tf_faceedit import edit
+    from tf_faceedit.cli import edit
 
     run, latest = _run_with_damaged_latest(sagan_run, tmp_path, kind)
     photo = tmp_path / "face.png"
@@ -451,7 +451,7 @@ def test_edit_on_a_run_whose_latest_checkpoint_is_damaged(kind, sagan_run, tmp_p
 
 
 def test_cli_on_a_run_with_no_intact_checkpoint_is_one_line_error(sagan_run, tmp_path, capsys):
-    from tf_faceedit import edit, export, train
+    from tf_faceedit.cli import edit, export, train
 
     run, latest = _run_with_damaged_latest(sagan_run, tmp_path, "truncated_weights", keep_older=False)
     photo = tmp_path / "p.png"

@@ -4,7 +4,8 @@
     tf-faceedit evaluate|edit|export|demo|augment [...]      (each command's own flags: tf-faceedit CMD --help)
     python -m tf_faceedit CMD [...]                          (the same, without the console script)
 
-Each command is the `main(argv)` of `python -m tf_faceedit.CMD`; this module only picks it.
+Each command is the `main(argv)` of `tf_faceedit.cli.CMD` (also `python -m tf_faceedit.CMD`); this module only
+picks it.
 """
 
 import importlib
@@ -12,12 +13,12 @@ import sys
 
 # command -> (module whose main(argv) runs it, one-line summary)
 COMMANDS = {
-    "train": ("tf_faceedit.train", "train a method (or resume a run)"),
-    "evaluate": ("tf_faceedit.evaluate", "metrics of a trained model on a held-out split"),
-    "edit": ("tf_faceedit.edit", "edit the faces of your own photos"),
-    "export": ("tf_faceedit.export", "write a SavedModel for TF Serving"),
-    "demo": ("tf_faceedit.demo", "the web demo (needs the [demo] extra)"),
-    "augment": ("tf_faceedit.augment", "grow a dataset with edited copies of its faces"),
+    "train": ("tf_faceedit.cli.train", "train a method (or resume a run)"),
+    "evaluate": ("tf_faceedit.cli.evaluate", "metrics of a trained model on a held-out split"),
+    "edit": ("tf_faceedit.cli.edit", "edit the faces of your own photos"),
+    "export": ("tf_faceedit.cli.export", "write a SavedModel for TF Serving"),
+    "demo": ("tf_faceedit.cli.demo", "the web demo (needs the [demo] extra)"),
+    "augment": ("tf_faceedit.cli.augment", "grow a dataset with edited copies of its faces"),
 }
 
 

@@ -16,8 +16,12 @@ Attributes are the TARGET values: an [N, K] or [K] array, or a dict {name: value
 [-1, 2]), raises ConfigError naming the attribute.
 """
 
+from __future__ import annotations
+
 import logging
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -30,7 +34,7 @@ log = logging.getLogger("tf_faceedit")
 # Restoring a trainer from a run: the run folder's owner, `training/run_dir.py` (no training driver imported)
 
 
-def restore_trainer(model_dir, checkpoint=None):
+def restore_trainer(model_dir: str | Path, checkpoint: str | Path | None = None) -> tuple[Any, Any, dict]:
     """`tf_faceedit.training.run_dir.restore_trainer`: (trainer, cfg, {"checkpoint", "step"}) of a run's newest
     intact checkpoint (or `checkpoint`); kept here for the callers of the API (export, benchmarks)."""
     from tf_faceedit.training import run_dir
@@ -45,12 +49,15 @@ def restore_trainer(model_dir, checkpoint=None):
 class _TrainerBackend:
     def __init__(self, trainer, cfg):
         self.trainer = trainer
+        from tf_faceedit import registry
+
         self.method, self.task = cfg.method, trainer.task
+        self.capabilities = registry.get(cfg.method).capabilities  # what the method declares it offers
         self.attribute_names = list(cfg.data.attributes)
         self.image_size = int(cfg.data.image_size)
         self.crop_fraction = float(cfg.data.crop_fraction)
-        self.can_predict = callable(getattr(trainer, "predict_attributes", None))
-        self.attribute_range = tuple(getattr(trainer, "attribute_range", (0.0, 1.0)))
+        self.can_predict = self.capabilities.predicts_attributes
+        self.attribute_range = self.capabilities.attribute_range
         self._compiled = None  # processing.CompiledInference, made on the first call
 
     @property
@@ -84,6 +91,11 @@ class _SavedModelBackend:
             raise DataError(f"{Path(path) / 'saved_model.pb'} cannot be loaded as a tf_faceedit export "
                             f"({type(err).__name__}: {reason}); export the run again") from None
         self.method, self.task = meta["method"].decode(), meta["task"].decode()
+        from tf_faceedit import registry
+
+        # the method's declaration (an export of a method this installation lacks: the defaults of its task); what
+        # the export itself holds (its signatures, its range) decides prediction and the accepted values
+        self.capabilities = registry.capabilities(self.method, self.task) or registry.Capabilities()
         self.attribute_names = [name.decode() for name in meta["attribute_names"]]
         self.image_size = int(meta["image_size"])
         self.can_predict = "predict_attributes" in self.loaded.signatures
@@ -120,6 +132,7 @@ class FaceEditModel:
       training data's face crop, `data.crop_fraction`, used to align photos), attribute_range ((low, high): the
       target values the method accepts, [0, 1] for the binary methods, [-1, 2] for Fader's sliders; None for an
       export written before the range was exported: any finite value),
+      capabilities (`tf_faceedit.registry.Capabilities`: what the method offers, e.g. attention masks, sliders),
       config (the training config for a model_dir, None for an export), info (checkpoint/step or export path).
     """
 
@@ -131,6 +144,7 @@ class FaceEditModel:
         self.image_size = backend.image_size
         self.crop_fraction = backend.crop_fraction
         self.attribute_range = backend.attribute_range
+        self.capabilities = backend.capabilities
         self.config = config
         self.info = dict(info or {})
 
@@ -139,12 +153,12 @@ class FaceEditModel:
                 f"image_size={self.image_size})")
 
     @property
-    def trainer(self):
+    def trainer(self) -> Any:
         """The trainer (its networks) when loaded from a model_dir, else None."""
         return getattr(self._backend, "trainer", None)
 
     @property
-    def can_predict_attributes(self):
+    def can_predict_attributes(self) -> bool:
         return self._backend.can_predict
 
     # -- inputs -------------------------------------------------------------------------------------------------
@@ -163,7 +177,7 @@ class FaceEditModel:
                             f"{np.asarray(images).shape}")
         return array, single
 
-    def predict_attributes(self, images):
+    def predict_attributes(self, images: np.ndarray) -> np.ndarray:
         """The model's {0, 1} attribute prediction of uint8 images: float32 [N, K] (or [K] for one image)."""
         if not self.can_predict_attributes:
             raise ConfigError(f"method {self.method!r} cannot predict attributes; pass every attribute "
@@ -172,7 +186,7 @@ class FaceEditModel:
         predicted = self._backend.predict(array)
         return predicted[0] if single else predicted
 
-    def attributes_array(self, attributes, images):
+    def attributes_array(self, attributes: np.ndarray | Mapping[str, float], images: np.ndarray) -> np.ndarray:
         """[N, K] float32 target values from an [N, K] / [K] array or a {name: value} dict (see the module doc)."""
         array, _ = self._images(images)
         n, k = array.shape[0], len(self.attribute_names)
@@ -202,13 +216,13 @@ class FaceEditModel:
         self.check_attribute_values(values)
         return np.ascontiguousarray(values)
 
-    def check_attribute_values(self, values, flag="attribute"):
+    def check_attribute_values(self, values: np.ndarray | Mapping[str, float], flag: str = "attribute") -> None:
         """ConfigError naming the attribute when a target value (a {name: value} dict or an [..., K] array) is not
         finite or outside `attribute_range`."""
         check_attribute_values(values, self.attribute_names, self.attribute_range, self.method, flag)
 
     # -- inference ----------------------------------------------------------------------------------------------
-    def edit(self, images, attributes):
+    def edit(self, images: np.ndarray, attributes: np.ndarray | Mapping[str, float]) -> dict[str, np.ndarray]:
         """Edits uint8 faces to the target `attributes`. Returns {"image": uint8 like `images`, extras float32}."""
         if self.task != "edit":
             raise ConfigError(f"method {self.method!r} is a {self.task!r} model: use .{self.task}()")
@@ -216,7 +230,8 @@ class FaceEditModel:
         out = self._backend.run(array, self.attributes_array(attributes, array))
         return {key: value[0] for key, value in out.items()} if single else out
 
-    def complete(self, images, masks, attributes):
+    def complete(self, images: np.ndarray, masks: np.ndarray,
+                 attributes: np.ndarray | Mapping[str, float]) -> dict[str, np.ndarray]:
         """Fills the holes (mask nonzero) of uint8 faces. Returns {"completed", "raw"} uint8 like `images` (+ extras);
         outside the hole "completed" equals the input exactly."""
         if self.task != "complete":
@@ -229,7 +244,7 @@ class FaceEditModel:
         return {key: value[0] for key, value in out.items()} if single else out
 
 
-def load(path, checkpoint=None):
+def load(path: str | Path, checkpoint: str | Path | None = None) -> FaceEditModel:
     """Loads a training run (a folder with config.yaml), an export version dir (saved_model.pb) or a zoo model by
     name (`tf_faceedit.pretrained`: `python -m tf_faceedit.pretrained` lists them).
 

@@ -1,69 +1,8 @@
-"""Evaluate a trained run: edit success, preservation, reconstruction, completion quality, FID/KID and speed.
+"""`python -m tf_faceedit.evaluate`, kept working: the command is `tf_faceedit.cli.evaluate` (flags: `--help`)."""
 
-    python -m tf_faceedit.evaluate --model_dir=RUN --data_dir=DIR --split=test --classifier=CLS_RUN \
-        [--inception_weights=inception_v3_notop.h5] [--max_images=500] [--min_classifier_accuracy=0.8]
-    python -m tf_faceedit.evaluate --model sagan-eyeglasses-64 --data_dir=DIR ...     # a zoo model
-
-Writes RUN/eval/<split>/metrics.json, metrics.md and figures/*.png (see `evaluate_lib` for what is measured).
-CLS_RUN is a run of `python -m tf_faceedit.train --method=classifier`; without it, edit success is not scored and
-FID/KID need --inception_weights. The CLI only parses: `evaluate_lib.evaluate` does the work.
-"""
-
-import argparse
 import sys
 
-from tf_faceedit import cli_util
-
-
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m tf_faceedit.evaluate", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--model_dir", help="run folder of the model to evaluate")
-    cli_util.add_model_argument(source)
-    parser.add_argument("--data_dir", help="dataset folder (default: the run's data.data_dir)")
-    parser.add_argument("--split", default="test", choices=["train", "val", "test", "all"])
-    parser.add_argument("--classifier", help="run folder of a --method=classifier run: the judge of edit success")
-    parser.add_argument("--inception_weights", help="InceptionV3 (include_top=False) weights file for true FID/KID")
-    parser.add_argument("--max_images", type=int, help="evaluate the first N images of the split")
-    parser.add_argument("--batch_size", type=int, default=16)
-    parser.add_argument("--min_classifier_accuracy", type=float, default=0.8,
-                        help="do not score an attribute on which the classifier's balanced val accuracy is below this")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the completion masks and KID subsets")
-    parser.add_argument("--out_dir", help="report folder (default RUN/eval/<split>; a zoo model: eval/NAME/<split>)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar, warnings only")
-    return parser.parse_args(argv)
-
-
-def main(argv=None):
-    args = parse_args(argv)
-
-    def work():
-        from tf_faceedit import evaluate_lib
-        from tf_faceedit.errors import ConfigError
-
-        if args.batch_size < 1:
-            raise ConfigError(f"--batch_size must be >= 1, got {args.batch_size}")
-        if args.max_images is not None and args.max_images < 1:
-            raise ConfigError(f"--max_images must be >= 1, got {args.max_images}")
-        from tf_faceedit import pretrained
-
-        model, out_dir = args.model or args.model_dir, args.out_dir
-        entry = pretrained.resolve(model)
-        if entry is not None and not args.data_dir:
-            raise ConfigError(f"--model {entry.name} is a zoo model: give --data_dir (a CelebA-format folder)")
-        if entry is not None and out_dir is None:  # not into the installed package
-            out_dir = f"eval/{entry.name}/{args.split}"
-        report = evaluate_lib.evaluate(
-            model, data_dir=args.data_dir, split=args.split, classifier=args.classifier,
-            inception_weights=args.inception_weights, max_images=args.max_images, batch_size=args.batch_size,
-            min_classifier_accuracy=args.min_classifier_accuracy, seed=args.seed, out_dir=out_dir,
-            verbose=0 if args.quiet else 1)
-        print(evaluate_lib.markdown_report(report))
-        return 0
-
-    return cli_util.run_cli(work, verbose=not args.quiet)
-
+from tf_faceedit.cli.evaluate import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,59 +1,8 @@
-"""Export a trained run as a TF Serving SavedModel (and its networks as `.keras` files).
+"""`python -m tf_faceedit.export`, kept working: the command is `tf_faceedit.cli.export` (flags: `--help`)."""
 
-    python -m tf_faceedit.export --model_dir=RUN --export_dir=BASE/NAME/VERSION [--checkpoint=RUN/checkpoints/ckpt-N]
-    python -m tf_faceedit.export --model sagan-eyeglasses-64 --export_dir=BASE/sagan/1    # a zoo model
-    python -m tf_faceedit.export --model_dir=RUN --format=tflite --export_dir=OUT [--precision=float16]
-
-VERSION must be an integer (TF Serving's layout) and must not exist yet. --format=tflite writes on-device models
-(model_float32.tflite, model_float16.tflite, tflite.json) into a new folder: `tf_faceedit.serving.tflite_export`.
-The CLI only parses: `tf_faceedit.serving.export_lib.export` does the work (see there for the signatures and the
-layout).
-"""
-
-import argparse
 import sys
 
-from tf_faceedit import cli_util
-
-
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m tf_faceedit.export", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--model_dir", help="training run folder (config.yaml, checkpoints/)")
-    cli_util.add_model_argument(source)
-    parser.add_argument("--export_dir", required=True,
-                        help="BASE/NAME/VERSION, VERSION an integer (--format=tflite: a new folder)")
-    parser.add_argument("--checkpoint", help="a ckpt-XXXXXXXX folder (default: the latest of --model_dir)")
-    parser.add_argument("--format", default="savedmodel", choices=["savedmodel", "tflite"],
-                        help="savedmodel (TF Serving, default) or tflite (on-device)")
-    parser.add_argument("--precision", default="all", choices=["all", "float32", "float16"],
-                        help="--format=tflite: the models written (default: float32 and float16)")
-    parser.add_argument("--quiet", action="store_true", help="log warnings only")
-    return parser.parse_args(argv)
-
-
-def main(argv=None):
-    args = parse_args(argv)
-
-    def work():
-        from tf_faceedit.serving import export_lib
-
-        if args.format == "tflite":
-            precisions = ("float32", "float16") if args.precision == "all" else (args.precision,)
-            result = export_lib.export(args.model or args.model_dir, args.export_dir, args.checkpoint,
-                                       format="tflite", precisions=precisions)
-            print(f"exported {result['method']} step {result['step']} to {result['export_dir']} as TFLite: "
-                  f"{', '.join(sorted(result['files']))}  inputs: {', '.join(result['inputs'])}  outputs: "
-                  f"{', '.join(result['outputs'])}")
-            return 0
-        result = export_lib.export(args.model or args.model_dir, args.export_dir, args.checkpoint)
-        print(f"exported {result['method']} step {result['step']} to {result['export_dir']}  "
-              f"signatures: {', '.join(result['signatures'])}  networks: {', '.join(result['networks'])}")
-        return 0
-
-    return cli_util.run_cli(work, verbose=not args.quiet)
-
+from tf_faceedit.cli.export import main
 
 if __name__ == "__main__":
     sys.exit(main())

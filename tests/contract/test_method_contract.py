@@ -6,6 +6,9 @@ shared:
   * network shapes: every network of `trainer.networks` on a small batch gives the stated output shapes, finite;
   * the inference contract of its task (`GANTrainer.infer`): shapes and value ranges of "image" / "completed" /
     "logits" and of the extras ("attention" in [0, 1], "content" in [-1, 1]);
+  * the capabilities it declares on its registry entry (`registry.Capabilities`) are what its trainer does: task and
+    attribute range, `predict_attributes` present and giving {0, 1} values exactly when declared, "attention" /
+    "content" in the inference output exactly when declared, inference overrides that name config fields;
   * per-example losses: every update's loss dict has the stated keys, one finite value per example;
   * each update changes only its own networks (trainable and non-trainable weights of the others stay put);
   * `.keras` round trip of every exported network without `custom_objects`, same outputs;
@@ -28,7 +31,8 @@ import pytest
 from keras import ops
 
 from tests.helpers import TINY, tiny_config
-from tf_faceedit import registry, train_lib
+from tf_faceedit import registry
+from tf_faceedit.training import driver
 
 
 @dataclasses.dataclass(frozen=True)
@@ -256,6 +260,49 @@ def test_inference_contract(case_id, method, overrides, expect, synthetic_celeba
 
 
 @pytest.mark.parametrize("case_id, method, overrides, expect", CASES, ids=CASE_IDS)
+def test_declared_capabilities_match_the_trainer(case_id, method, overrides, expect, synthetic_celeba):
+    caps = registry.get(method).capabilities
+    trainer = _trainer(method, synthetic_celeba, overrides)
+    cfg = trainer.config
+    assert caps.task == trainer.task, "Capabilities.task differs from the trainer's task"
+    assert tuple(caps.attribute_range) == tuple(float(v) for v in trainer.attribute_range), "attribute_range"
+    if caps.attribute_controls == "checkbox":
+        assert tuple(caps.attribute_range) == (0.0, 1.0), "checkboxes give {0, 1}: declare sliders for another range"
+    predict = getattr(trainer, "predict_attributes", None)
+    assert caps.predicts_attributes == callable(predict), "predicts_attributes <=> the trainer has predict_attributes"
+    size, k, n = cfg.data.image_size, len(cfg.data.attributes), 3
+    rng = np.random.RandomState(2)
+    image = rng.uniform(-1, 1, (n, size, size, 3)).astype("float32")
+    if caps.predicts_attributes:
+        predicted = _np(predict(ops.convert_to_tensor(image)))
+        assert predicted.shape == (n, k) and set(np.unique(predicted)) <= {0.0, 1.0}
+    if caps.task != "classify":
+        inputs = {"image": image, "attributes": rng.randint(0, 2, (n, k)).astype("float32")}
+        if caps.task == "complete":
+            inputs["mask"] = np.ones((n, size, size, 1), "float32")
+        out = trainer.infer({key: ops.convert_to_tensor(value) for key, value in inputs.items()})
+        assert ("attention" in out) == caps.attention_masks, "attention_masks <=> infer returns 'attention'"
+        assert ("content" in out) == caps.content_masks, "content_masks <=> infer returns 'content'"
+    for field, value in caps.inference_overrides.items():
+        cfg.override(f"{field}={value}").validate()  # names a field of the method's config, with a valid value
+
+
+def test_code_outside_the_methods_does_not_test_method_names():
+    """What a method offers comes from its Capabilities (a new method needs no edit outside its own file)."""
+    import re
+    from pathlib import Path
+
+    import tf_faceedit
+
+    root = Path(tf_faceedit.__file__).parent
+    pattern = re.compile(r"(?<!for )\bmethod\b\s*(==|!=|\bin\b)\s*[\"'(\[{]")
+    hits = [f"{path.relative_to(root)}:{number}: {line.strip()}"
+            for path in sorted(root.rglob("*.py")) if "methods" not in path.relative_to(root).parts
+            for number, line in enumerate(path.read_text().splitlines(), 1) if pattern.search(line)]
+    assert not hits, "declare it on the method's registry.Capabilities instead:\n" + "\n".join(hits)
+
+
+@pytest.mark.parametrize("case_id, method, overrides, expect", CASES, ids=CASE_IDS)
 def test_losses_are_per_example_and_finite(case_id, method, overrides, expect, synthetic_celeba):
     trainer = _trainer(method, synthetic_celeba, overrides)
     n = trainer.config.train.batch_size
@@ -360,7 +407,7 @@ def test_training_resumes_exactly(case_id, method, overrides, expect, synthetic_
     total, mid = 4, 2
     cfg = _config(method, synthetic_celeba, {"train.steps": total, "train.keep_checkpoints": 10,
                                              "train.sample_every": 100})
-    whole = train_lib.run(cfg, tmp_path / "whole")
+    whole = driver.run(cfg, tmp_path / "whole")
     assert whole["step"] == total and whole["checkpoint"].name == f"ckpt-{total:08d}"
     assert whole["logs"], "no losses were logged: nothing trained"
     assert all(np.isfinite(v) for v in whole["logs"].values()), whole["logs"]
@@ -371,7 +418,7 @@ def test_training_resumes_exactly(case_id, method, overrides, expect, synthetic_
     crashed = tmp_path / "crashed"
     shutil.copytree(tmp_path / "whole", crashed, ignore=shutil.ignore_patterns(f"ckpt-{total:08d}", ".lock"))
     assert (crashed / "checkpoints" / f"ckpt-{mid:08d}").is_dir()
-    resumed = train_lib.run(cfg, crashed)
+    resumed = driver.run(cfg, crashed)
     assert resumed["step"] == total
     assert json.loads((resumed["checkpoint"] / "state.json").read_text())["step"] == total
     end_a, end_b = _checkpoint_weights(whole["checkpoint"]), _checkpoint_weights(resumed["checkpoint"])

@@ -15,10 +15,10 @@ import pytest
 tfds = pytest.importorskip("tensorflow_datasets")
 
 from tests import helpers  # noqa: E402
-from tf_faceedit import train_lib  # noqa: E402
 from tf_faceedit.config import DataConfig, MaskConfig  # noqa: E402
 from tf_faceedit.data import celeba, tfds_source, unpaired  # noqa: E402
 from tf_faceedit.errors import DataError  # noqa: E402
+from tf_faceedit.training import driver  # noqa: E402
 
 NUM_EXAMPLES = 12
 SOURCE = "tfds:celeb_a"
@@ -123,7 +123,7 @@ def test_unpaired_domains_of_attentiongan(mocked):
 
 def test_sagan_trains_on_tfds(mocked, tmp_path):
     cfg = helpers.tiny_config("sagan", SOURCE, **{"train.steps": 2, "train.batch_size": 4})
-    summary = train_lib.run(cfg, tmp_path / "run")
+    summary = driver.run(cfg, tmp_path / "run")
     assert summary["step"] == 2 and summary["checkpoint"]
     assert all(np.isfinite(float(v)) for v in summary["logs"].values())
     assert (tmp_path / "run" / "config.yaml").read_text().count("tfds:celeb_a") == 1

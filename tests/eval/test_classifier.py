@@ -4,19 +4,19 @@ import numpy as np
 import pytest
 
 from tests.helpers import tiny_config
-from tf_faceedit import train_lib
 from tf_faceedit.data import celeba
 from tf_faceedit.errors import ConfigError, EvaluationError, FaceEditError
 from tf_faceedit.eval import classifier as clf
 from tf_faceedit.eval import metrics
 from tf_faceedit.methods.attribute_classifier import build_classifier
+from tf_faceedit.training import driver
 
 
 @pytest.fixture(scope="module")
 def classifier_run(synthetic_celeba, tmp_path_factory):
     """A tiny classifier trained 4 steps on the synthetic faces (checkpoints at steps 2 and 4)."""
     run_dir = tmp_path_factory.mktemp("classifier_run")
-    train_lib.run(tiny_config("classifier", synthetic_celeba), run_dir)
+    driver.run(tiny_config("classifier", synthetic_celeba), run_dir)
     return run_dir
 
 

@@ -2,7 +2,7 @@
 
     KERAS_BACKEND=jax python -m tests.jax.jax_worker train METHOD DATA_DIR MODEL_DIR [--block_tf] [--set k=v ...]
 
-trains the method's tiny config (tests/helpers.py) with `train_lib.run` and prints one JSON line (step, logs,
+trains the method's tiny config (tests/helpers.py) with `driver.run` and prints one JSON line (step, logs,
 checkpoint, backend, whether tensorflow got imported). `--block_tf` makes `import tensorflow` fail first, as on a
 machine without TensorFlow.
 """
@@ -61,7 +61,7 @@ def main(argv):
     import keras
 
     from tests.model_runs import tiny_config_builder
-    from tf_faceedit import train_lib
+    from tf_faceedit.training import driver
 
     names = methods.split(",")
     results = {}
@@ -70,7 +70,7 @@ def main(argv):
         if overrides:
             cfg = cfg.apply_overrides([f"{k}={v}" for k, v in overrides.items()])
         run_dir = model_dir if len(names) == 1 else os.path.join(model_dir, method)
-        result = train_lib.run(cfg, run_dir)
+        result = driver.run(cfg, run_dir)
         if "--outputs" in sys.argv:  # the trained networks' inference on a fixed input, for the portability test
             fixed_outputs(cfg, run_dir, sys.argv[sys.argv.index("--outputs") + 1])
         results[method] = {"backend": keras.backend.backend(), "step": result["step"], "logs": result["logs"],

@@ -6,9 +6,10 @@ import pytest
 from keras import ops
 
 from tests.helpers import tiny_config
-from tf_faceedit import registry, train_lib
+from tf_faceedit import registry
 from tf_faceedit.config import ConfigError
 from tf_faceedit.methods import attention_gan as agan
+from tf_faceedit.training import driver
 from tf_faceedit.training.lr_schedules import ConstantThenLinearDecay
 
 
@@ -188,7 +189,7 @@ def test_seeded_train_steps_are_deterministic_scheme1():
 def test_smoke_train_and_resume_scheme2_attention_discriminator(synthetic_celeba, tmp_path):
     run_dir = tmp_path / "run"
     overrides = {"model.attention_discriminator": True}
-    first = train_lib.run(tiny_config("attentiongan", synthetic_celeba, **overrides, **{"train.steps": 2}), run_dir)
+    first = driver.run(tiny_config("attentiongan", synthetic_celeba, **overrides, **{"train.steps": 2}), run_dir)
     assert first["step"] == 2
     assert set(first["logs"]) == {"g_adv", "g_adv_att", "g_cycle", "g_identity", "g_tv", "g_pixel", "g_loss",
                                   "d_a", "d_b", "d_a_att", "d_b_att", "d_loss"}
@@ -200,7 +201,7 @@ def test_smoke_train_and_resume_scheme2_attention_discriminator(synthetic_celeba
         "discriminator_b.weights.h5", "discriminator_a_att.weights.h5", "discriminator_b_att.weights.h5"}
     with np.load(checkpoint / "trainer_state.npz") as state:  # step, RNG, pool_a (images, count), pool_b
         assert len(state.files) == 6 and int(state["v3"]) == 4 and state["v2"].shape == (4, 32, 32, 4)
-    result = train_lib.run(tiny_config("attentiongan", synthetic_celeba, **overrides, **{"train.steps": 4}), run_dir)
+    result = driver.run(tiny_config("attentiongan", synthetic_celeba, **overrides, **{"train.steps": 4}), run_dir)
     assert result["step"] == 4
     assert json.loads((result["checkpoint"] / "state.json").read_text())["step"] == 4
     assert all(np.isfinite(v) for v in result["logs"].values())
@@ -209,7 +210,7 @@ def test_smoke_train_and_resume_scheme2_attention_discriminator(synthetic_celeba
 
 @pytest.mark.slow
 def test_smoke_train_scheme1(synthetic_celeba, tmp_path):
-    result = train_lib.run(tiny_config("attentiongan", synthetic_celeba, **{"model.scheme": 1, "train.steps": 2}),
+    result = driver.run(tiny_config("attentiongan", synthetic_celeba, **{"model.scheme": 1, "train.steps": 2}),
                            tmp_path)
     assert result["step"] == 2 and all(np.isfinite(v) for v in result["logs"].values())
     assert result["sample_grid"].is_file()

@@ -5,9 +5,10 @@ import pytest
 from keras import ops
 
 from tests.helpers import tiny_config
-from tf_faceedit import registry, train_lib
+from tf_faceedit import registry
 from tf_faceedit.config import ConfigError
 from tf_faceedit.methods import fader
+from tf_faceedit.training import driver
 
 
 def _np(x):
@@ -145,14 +146,14 @@ def test_interpolate_swap_and_sample_rows():
 
 def test_smoke_train_and_resume_continues_the_schedule(synthetic_celeba, tmp_path):
     run_dir = tmp_path / "run"
-    first = train_lib.run(tiny_config("fader", synthetic_celeba, **{"train.steps": 2}), run_dir)
+    first = driver.run(tiny_config("fader", synthetic_celeba, **{"train.steps": 2}), run_dir)
     assert first["step"] == 2
     assert set(first["logs"]) == {"lat_dis_loss", "lat_dis_acc", "ae_rec", "ae_adv", "lambda_e", "ae_loss"}
     assert all(np.isfinite(v) for v in first["logs"].values())
     # steps 0 and 1 ran at lambda_E = 0.5 * (0/4, 1/4): their mean is logged
     assert first["logs"]["lambda_e"] == pytest.approx(0.0625)
     assert first["sample_grid"].is_file()
-    result = train_lib.run(tiny_config("fader", synthetic_celeba, **{"train.steps": 4}), run_dir)
+    result = driver.run(tiny_config("fader", synthetic_celeba, **{"train.steps": 4}), run_dir)
     assert result["step"] == 4
     assert json.loads((result["checkpoint"] / "state.json").read_text())["step"] == 4
     # resumed at step 2: steps 2 and 3 ran at 0.5 * (2/4, 3/4)

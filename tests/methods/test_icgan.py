@@ -6,9 +6,10 @@ import pytest
 from keras import ops
 
 from tests.helpers import tiny_config
-from tf_faceedit import registry, train_lib
+from tf_faceedit import registry
 from tf_faceedit.errors import ConfigError, TrainingError
 from tf_faceedit.methods import icgan
+from tf_faceedit.training import driver
 
 K = 2
 
@@ -127,7 +128,7 @@ def _states(model_dir):
 
 def test_smoke_train_both_phases(synthetic_celeba, tmp_path):
     cfg = tiny_config("icgan", synthetic_celeba, **{"train.keep_checkpoints": 5})
-    result = train_lib.run(cfg, tmp_path)
+    result = driver.run(cfg, tmp_path)
     assert result["step"] == 4
     assert all(np.isfinite(v) for v in result["logs"].values())
     assert set(result["logs"]) == {"e_z", "e_y", "e_loss"}  # the encoder phase logs only its own losses
@@ -139,9 +140,9 @@ def test_smoke_train_both_phases(synthetic_celeba, tmp_path):
 
 def test_resume_inside_the_encoder_phase(synthetic_celeba, tmp_path):
     cfg = tiny_config("icgan", synthetic_celeba, **{"train.encoder_steps": 4, "train.steps": 6})
-    first = train_lib.run(cfg.override("train.steps=4").validate(), tmp_path)
+    first = driver.run(cfg.override("train.steps=4").validate(), tmp_path)
     assert first["step"] == 4 and set(first["logs"]) == {"e_z", "e_y", "e_loss"}
-    second = train_lib.run(cfg, tmp_path)
+    second = driver.run(cfg, tmp_path)
     assert second["step"] == 6 and set(second["logs"]) == {"e_z", "e_y", "e_loss"}
     phases = {s["step"]: s["phase"] for s in _states(tmp_path).values()}
     assert phases == {2: "cgan", 4: "encoders", 6: "encoders"}
@@ -149,11 +150,11 @@ def test_resume_inside_the_encoder_phase(synthetic_celeba, tmp_path):
 
 def test_phase_cgan_stops_after_the_cgan_phase(synthetic_celeba, tmp_path):
     cfg = tiny_config("icgan", synthetic_celeba, **{"train.phase": "cgan"})
-    result = train_lib.run(cfg, tmp_path)
+    result = driver.run(cfg, tmp_path)
     assert result["step"] == 2 and set(result["logs"]) == {"d_adv", "d_wrong", "d_loss", "g_adv", "g_loss"}
     assert {s["phase"] for s in _states(tmp_path).values()} == {"cgan"}
     # the same model_dir then goes on with the encoders (train.phase is a resumable field)
-    result = train_lib.run(cfg.override("train.phase=encoders"), tmp_path)
+    result = driver.run(cfg.override("train.phase=encoders"), tmp_path)
     assert result["step"] == 4 and set(result["logs"]) == {"e_z", "e_y", "e_loss"}
     assert "encoders" in {s["phase"] for s in _states(tmp_path).values()}
 
@@ -161,4 +162,4 @@ def test_phase_cgan_stops_after_the_cgan_phase(synthetic_celeba, tmp_path):
 def test_phase_encoders_needs_a_trained_cgan(synthetic_celeba, tmp_path):
     cfg = tiny_config("icgan", synthetic_celeba, **{"train.phase": "encoders"})
     with pytest.raises(TrainingError, match="train.phase=encoders needs a cGAN trained"):
-        train_lib.run(cfg, tmp_path)
+        driver.run(cfg, tmp_path)

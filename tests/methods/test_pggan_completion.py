@@ -7,10 +7,10 @@ import pytest
 from keras import ops
 
 from tests.helpers import tiny_config
-from tf_faceedit import train_lib
 from tf_faceedit.errors import ConfigError
 from tf_faceedit.layers import downsample2x, upsample2x
 from tf_faceedit.methods import pggan_completion as pgc
+from tf_faceedit.training import driver
 from tf_faceedit.training.checkpoint import CheckpointManager
 
 SIZE = 32  # 4 stages: 4, 8, 16, 32
@@ -321,9 +321,9 @@ def test_smoke_train_across_a_stage_and_resume_mid_fade(synthetic_celeba, tmp_pa
     # 4x4: steps 0-2; 8x8: fade-in over steps 2-6, stable 6-8. Stop at the end of the 4x4 stage, resume across the
     # stage transition (the checkpoint holds 4x4 state), stop in the middle of the fade-in.
     run_dir = tmp_path / "run"
-    assert train_lib.run(tiny_config("pggan_completion", synthetic_celeba, **{"train.steps": 2}), run_dir)["step"] == 2
+    assert driver.run(tiny_config("pggan_completion", synthetic_celeba, **{"train.steps": 2}), run_dir)["step"] == 2
     cfg = tiny_config("pggan_completion", synthetic_celeba, **{"train.steps": 4})
-    result = train_lib.run(cfg, run_dir)
+    result = driver.run(cfg, run_dir)
     assert result["step"] == 4
     assert {"d_adv", "d_attr", "d_loss", "g_adv", "g_attr", "g_rec", "g_bdy", "g_loss"} == set(result["logs"])
     assert all(np.isfinite(v) for v in result["logs"].values())
@@ -347,7 +347,7 @@ def test_smoke_train_across_a_stage_and_resume_mid_fade(synthetic_celeba, tmp_pa
     assert tuple(trainer.history_buffer.images.shape) == (4, 8, 8, 3) and int(_np(trainer.history_buffer.count)) == 4
 
     # ...and training goes on from step 4 to the end of the fade-in and the stable part
-    result = train_lib.run(longer, run_dir)
+    result = driver.run(longer, run_dir)
     assert result["step"] == 8 and all(np.isfinite(v) for v in result["logs"].values())
     final = json.loads((result["checkpoint"] / "state.json").read_text())
     assert (final["stage"], final["alpha"]) == (1, 1.0)

@@ -17,7 +17,7 @@ import tensorflow as tf
 
 import tf_faceedit
 from tests import model_runs
-from tf_faceedit import edit, evaluate, export
+from tf_faceedit.cli import edit, evaluate, export
 from tf_faceedit.data import align
 from tf_faceedit.data.celeba import denormalize
 from tf_faceedit.data.synthetic import make_synthetic_celeba
@@ -376,11 +376,13 @@ def test_model_flag_on_evaluate_and_export(zoo_env, synthetic_celeba, tmp_path, 
 
 
 def test_demo_model_flag_resolves_zoo_names(zoo_env, monkeypatch):
-    from tf_faceedit import demo, demo_lib
+    from tf_faceedit.apps.demo import handlers as demo_handlers
+    from tf_faceedit.apps.demo import page as demo_page
+    from tf_faceedit.cli import demo
 
     seen = {}
-    monkeypatch.setattr(demo_lib, "run", lambda model_dirs, export_dirs, **kw: seen.update(
-        models=demo_lib.load_models(model_dirs, export_dirs)))
+    monkeypatch.setattr(demo_page, "run", lambda model_dirs, export_dirs, **kw: seen.update(
+        models=demo_handlers.load_models(model_dirs, export_dirs)))
     assert demo.main(["--model", "tiny-sagan", "--quiet"]) == 0
     assert list(seen["models"]) == ["tiny-sagan"] and seen["models"]["tiny-sagan"].info["zoo"] == "tiny-sagan"
 

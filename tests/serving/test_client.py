@@ -17,6 +17,7 @@ import tensorflow as tf
 from tensorflow_serving.apis import get_model_metadata_pb2, predict_pb2, prediction_service_pb2_grpc
 
 from tests.serving.conftest import STUB_ATTRIBUTES
+from tf_faceedit.cli import serve_client
 from tf_faceedit.errors import ConfigError, DataError
 from tf_faceedit.serving import client as client_lib
 from tf_faceedit.serving.client import GrpcClient, RestClient, ServingError, resolve_attributes
@@ -374,7 +375,7 @@ def _read_rgb(path):
 def test_cli_grpc_edit_writes_image(stub_server, face_png, tmp_path, capsys):
     path, image = face_png
     out = tmp_path / "out" / "edited.png"
-    code = client_lib.main(["--server", stub_server[0], "--model", "sagan", "--image", str(path),
+    code = serve_client.main(["--server", stub_server[0], "--model", "sagan", "--image", str(path),
                             "--set", "Eyeglasses=1", "--out", str(out), "--save_extras"])
     printed = capsys.readouterr().out
     assert code == 0
@@ -386,7 +387,7 @@ def test_cli_grpc_edit_writes_image(stub_server, face_png, tmp_path, capsys):
 def test_cli_attributes_vector_keeps_image(stub_server, face_png, tmp_path, capsys):
     path, image = face_png
     out = tmp_path / "kept.png"
-    assert client_lib.main(["--server", stub_server[0], "--model", "sagan", "--image", str(path),
+    assert serve_client.main(["--server", stub_server[0], "--model", "sagan", "--image", str(path),
                             "--attributes", "0,1", "--out", str(out)]) == 0
     np.testing.assert_array_equal(_read_rgb(out), image)
     assert "default to 0" not in capsys.readouterr().out
@@ -398,7 +399,7 @@ def test_cli_completion_with_mask(stub_server, face_png, tmp_path):
     mask[2:5, 3:8] = 255
     cv2.imwrite(str(tmp_path / "hole.png"), mask)
     out = tmp_path / "completed.png"
-    assert client_lib.main(["--server", stub_server[0], "--model", "pggan_completion", "--image", str(path),
+    assert serve_client.main(["--server", stub_server[0], "--model", "pggan_completion", "--image", str(path),
                             "--mask", str(tmp_path / "hole.png"), "--set", "Eyeglasses=1", "--out", str(out)]) == 0
     result = _read_rgb(out)
     np.testing.assert_array_equal(result[mask == 0], image[mask == 0])
@@ -408,7 +409,7 @@ def test_cli_completion_with_mask(stub_server, face_png, tmp_path):
 def test_cli_rest_end_to_end(rest_stub, face_png, tmp_path):
     path, image = face_png
     out = tmp_path / "rest.png"
-    assert client_lib.main(["--rest", "--server", rest_stub.address, "--model", "sagan", "--image", str(path),
+    assert serve_client.main(["--rest", "--server", rest_stub.address, "--model", "sagan", "--image", str(path),
                             "--set", "Eyeglasses=1", "--set", "Smiling=0", "--out", str(out)]) == 0
     np.testing.assert_array_equal(_read_rgb(out), 255 - image)
 
@@ -423,7 +424,7 @@ def test_cli_rest_end_to_end(rest_stub, face_png, tmp_path):
 def test_cli_user_errors(stub_server, face_png, tmp_path, capsys, monkeypatch, args, message):
     path, _ = face_png
     monkeypatch.chdir(tmp_path)
-    code = client_lib.main(["--server", stub_server[0], "--model", "sagan", "--image", str(path),
+    code = serve_client.main(["--server", stub_server[0], "--model", "sagan", "--image", str(path),
                             "--out", str(tmp_path / "x.png"), *args])
     err = capsys.readouterr().err
     assert code == 2
@@ -432,7 +433,7 @@ def test_cli_user_errors(stub_server, face_png, tmp_path, capsys, monkeypatch, a
 
 
 def test_cli_completion_needs_mask(stub_server, face_png, tmp_path, capsys):
-    code = client_lib.main(["--server", stub_server[0], "--model", "pggan_completion", "--image",
+    code = serve_client.main(["--server", stub_server[0], "--model", "pggan_completion", "--image",
                             str(face_png[0]), "--out", str(tmp_path / "x.png")])
     assert code == 2 and "--mask is required" in capsys.readouterr().err
 
@@ -444,7 +445,7 @@ def test_connection_refused(face_png, tmp_path, capsys, rest):
     with pytest.raises(ServingError, match=re.escape(f"cannot reach a model server at {address}")) as info:
         client.metadata()
     assert "TF Serving must be running there" in str(info.value)
-    code = client_lib.main(["--server", address, "--model", "sagan", "--image", str(face_png[0]),
+    code = serve_client.main(["--server", address, "--model", "sagan", "--image", str(face_png[0]),
                             "--out", str(tmp_path / "x.png")] + (["--rest"] if rest else []))
     err = capsys.readouterr().err
     assert code == 2 and address in err and "TF Serving must be running" in err and "Traceback" not in err

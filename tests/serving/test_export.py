@@ -15,7 +15,7 @@ import pytest
 import tensorflow as tf
 
 from tests import model_runs
-from tf_faceedit import export as export_cli
+from tf_faceedit.cli import export as export_cli
 from tf_faceedit.data.celeba import denormalize
 from tf_faceedit.errors import ConfigError, TrainingError
 from tf_faceedit.methods.pggan_completion import PGGANCompletionDiscriminator, PGGANCompletionGenerator

@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 
 from tests import model_runs
-from tf_faceedit import export as export_cli
+from tf_faceedit.cli import export as export_cli
 from tf_faceedit.data.synthetic import make_face
 from tf_faceedit.errors import ConfigError
 from tf_faceedit.serving import export_lib, processing, tflite_export

@@ -17,8 +17,8 @@ import pytest
 
 from tests import hostile
 from tests.helpers import tiny_config
-from tf_faceedit import train_lib
 from tf_faceedit.errors import TrainingError
+from tf_faceedit.training import driver
 from tf_faceedit.training.checkpoint import MANIFEST, CheckpointManager, check_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,7 +35,7 @@ def _config(data_dir, **overrides):
 def trained_run(synthetic_celeba, tmp_path_factory):
     """A tiny SaGAN run trained 4 steps: checkpoints at steps 2 and 4. Tests work on copies."""
     model_dir = tmp_path_factory.mktemp("integrity") / "run"
-    train_lib.run(_config(synthetic_celeba), model_dir)
+    driver.run(_config(synthetic_celeba), model_dir)
     return model_dir
 
 
@@ -67,7 +67,7 @@ def test_resume_falls_back_to_the_newest_intact_checkpoint(kind, trained_run, sy
     damaged = hostile.damage_checkpoint(_ckpt(model_dir, 4), kind)
     damaged_bytes = {p.name: p.read_bytes() for p in damaged.iterdir()}
     caplog.set_level(logging.INFO, logger="tf_faceedit")
-    result = train_lib.run(_config(synthetic_celeba, **{"train.steps": 6}), model_dir)
+    result = driver.run(_config(synthetic_celeba, **{"train.steps": 6}), model_dir)
     warned = [m for m in _warnings(caplog) if "ckpt-00000004" in m]
     assert warned and "skipping damaged checkpoint" in warned[0], _warnings(caplog)
     file_named = {"truncated_weights": "generator.weights.h5", "truncated_state": "state.json",
@@ -106,7 +106,7 @@ def test_every_checkpoint_damaged_is_one_line_error(trained_run, synthetic_celeb
     hostile.damage_checkpoint(_ckpt(model_dir, 2), "emptied_optimizers")
     hostile.damage_checkpoint(_ckpt(model_dir, 4), "truncated_weights")
     for call in (lambda: tf_faceedit.load(model_dir),
-                 lambda: train_lib.run(_config(synthetic_celeba, **{"train.steps": 6}), model_dir)):
+                 lambda: driver.run(_config(synthetic_celeba, **{"train.steps": 6}), model_dir)):
         with pytest.raises(TrainingError, match="no intact checkpoint") as info:
             call()
         message = str(info.value)
@@ -210,7 +210,7 @@ def write(self, folder, step, extra_state):
         raise OSError(errno.ENOSPC, "No space left on device", str(folder / "optimizers.npz"))
     return original(self, folder, step, extra_state)
 checkpoint.CheckpointManager._write = write
-from tf_faceedit import train
+from tf_faceedit.cli import train
 sys.exit(train.main(sys.argv[1:]))
 """
 

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 
 from tests.helpers import tiny_config
-from tf_faceedit import train_lib
 from tf_faceedit.data import celeba
 from tf_faceedit.errors import TrainingError
 from tf_faceedit.methods.sagan import SaGAN
+from tf_faceedit.training import driver
 
 
 def _snapshot(network):
@@ -45,7 +45,7 @@ def test_each_player_changes_only_its_network(synthetic_celeba):
 def test_smoke_train_checkpoints_and_resume(synthetic_celeba, tmp_path):
     cfg = tiny_config("sagan", synthetic_celeba, **{"train.steps": 4, "train.n_critic": 2})
     run_dir = tmp_path / "run"
-    result = train_lib.run(cfg, run_dir)
+    result = driver.run(cfg, run_dir)
     assert result["step"] == 4
     assert all(np.isfinite(v) for v in result["logs"].values())
     assert {"d_loss", "d_gp", "g_loss", "g_rec_id"} <= set(result["logs"])
@@ -56,12 +56,12 @@ def test_smoke_train_checkpoints_and_resume(synthetic_celeba, tmp_path):
     assert (run_dir / "config.yaml").is_file()
 
     # the same command again: resumes at 4 and has nothing to do
-    again = train_lib.run(cfg, run_dir)
+    again = driver.run(cfg, run_dir)
     assert again["step"] == 4
 
     # more steps: continues from 4, not from 0
     longer = cfg.override("train.steps=6")
-    result = train_lib.run(longer, run_dir)
+    result = driver.run(longer, run_dir)
     assert result["step"] == 6
     trainer = SaGAN(longer)
     trainer.compile(optimizers=trainer.make_optimizers())
@@ -75,22 +75,22 @@ def test_smoke_train_checkpoints_and_resume(synthetic_celeba, tmp_path):
 
 def test_seeded_runs_are_identical(synthetic_celeba, tmp_path):
     cfg = tiny_config("sagan", synthetic_celeba, **{"train.steps": 3, "train.n_critic": 1, "train.seed": 5})
-    a = train_lib.run(cfg, tmp_path / "a")["logs"]
-    b = train_lib.run(cfg, tmp_path / "b")["logs"]
+    a = driver.run(cfg, tmp_path / "a")["logs"]
+    b = driver.run(cfg, tmp_path / "b")["logs"]
     assert a.keys() == b.keys()
     for key in a:
         assert a[key] == pytest.approx(b[key], rel=1e-5, abs=1e-6), key
-    c = train_lib.run(cfg.override("train.seed=6"), tmp_path / "c")["logs"]
+    c = driver.run(cfg.override("train.seed=6"), tmp_path / "c")["logs"]
     assert any(abs(a[k] - c[k]) > 1e-6 for k in a)
 
 
 def test_model_dir_with_other_config_is_refused(synthetic_celeba, tmp_path):
     cfg = tiny_config("sagan", synthetic_celeba, **{"train.steps": 1})
-    train_lib.run(cfg, tmp_path / "run")
+    driver.run(cfg, tmp_path / "run")
     other = cfg.override("loss.lambda_gp=5")
     with pytest.raises(TrainingError, match="different config .*loss.lambda_gp"):
-        train_lib.run(other, tmp_path / "run")
-    assert train_lib.run(other, tmp_path / "run", overwrite=True)["step"] == 1
+        driver.run(other, tmp_path / "run")
+    assert driver.run(other, tmp_path / "run", overwrite=True)["step"] == 1
 
 
 def test_nan_guard_stops_and_names_the_loss(synthetic_celeba, tmp_path, monkeypatch):
@@ -105,14 +105,14 @@ def test_nan_guard_stops_and_names_the_loss(synthetic_celeba, tmp_path, monkeypa
     monkeypatch.setattr(SaGAN, "discriminator_losses", broken)
     cfg = tiny_config("sagan", synthetic_celeba, **{"train.steps": 4})
     with pytest.raises(TrainingError, match=r"non-finite loss d_\w+=nan at step 1"):
-        train_lib.run(cfg, tmp_path / "run")
+        driver.run(cfg, tmp_path / "run")
     assert not list((tmp_path / "run" / "checkpoints").glob("ckpt-*"))
 
 
 def test_resolve_config_resumes_from_model_dir(synthetic_celeba, tmp_path):
     cfg = tiny_config("sagan", synthetic_celeba, **{"train.steps": 1})
-    train_lib.prepare_model_dir(cfg, tmp_path / "run")
-    again = train_lib.resolve_config(model_dir=tmp_path / "run", overrides=["train.steps=3"])
+    driver.prepare_model_dir(cfg, tmp_path / "run")
+    again = driver.resolve_config(model_dir=tmp_path / "run", overrides=["train.steps=3"])
     assert again.method == "sagan" and again.train.steps == 3
     assert again.model == cfg.model and again.data == cfg.data
 

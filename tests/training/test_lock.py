@@ -10,8 +10,8 @@ import sys
 import pytest
 
 from tests.helpers import tiny_config
-from tf_faceedit import train_lib
 from tf_faceedit.errors import DataError, TrainingError
+from tf_faceedit.training import driver
 from tf_faceedit.training.lock import ModelDirLock, pid_alive
 
 
@@ -48,7 +48,7 @@ def test_second_run_on_locked_dir_raises_naming_the_pid(tmp_path, live_pid, synt
     _write_lock(tmp_path / "run", live_pid)
     cfg = tiny_config("sagan", synthetic_celeba, **{"train.strategy": "default"})
     with pytest.raises(TrainingError, match=rf"in use by another trainer \(pid {live_pid} "):
-        train_lib.run(cfg, tmp_path / "run")
+        driver.run(cfg, tmp_path / "run")
     assert json.loads((tmp_path / "run" / ".lock").read_text())["pid"] == live_pid  # the owner's lock is kept
     assert not (tmp_path / "run" / "config.yaml").exists()  # refused before touching the folder
 
@@ -65,7 +65,7 @@ def test_stale_lock_is_taken_over_with_a_warning_and_removed_on_exception(tmp_pa
     cfg = tiny_config("sagan", tmp_path / "no_such_data", **{"train.strategy": "default"})
     with caplog.at_level(logging.WARNING):
         with pytest.raises(DataError):  # got past the lock, then failed on the missing data
-            train_lib.run(cfg, tmp_path / "run")
+            driver.run(cfg, tmp_path / "run")
     assert any("stale lock" in r.getMessage() and str(dead) in r.getMessage() for r in caplog.records)
     assert not (tmp_path / "run" / ".lock").exists()
 

@@ -24,10 +24,10 @@ WORKER = textwrap.dedent("""
     import json, os, sys
     os.environ["TF_CONFIG"] = sys.argv[1]
     from tests.helpers import tiny_config
-    from tf_faceedit import train_lib
+    from tf_faceedit.training import driver
     overrides = json.loads(sys.argv[3])
     cfg = tiny_config("sagan", sys.argv[2], **overrides)
-    result = train_lib.run(cfg, sys.argv[4])
+    result = driver.run(cfg, sys.argv[4])
     print("RESULT " + json.dumps({"step": result["step"]}))
 """)
 

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from tests.helpers import tiny_config
-from tf_faceedit import train_lib
 from tf_faceedit.errors import TrainingError
 from tf_faceedit.methods.sagan import SaGAN
+from tf_faceedit.training import driver
 from tf_faceedit.training.callbacks import read_scalars_jsonl
 
 ops = keras.ops
@@ -53,7 +53,7 @@ def _saved_learning_rates(checkpoint):
 def test_stop_names_the_loss_and_step_and_keeps_last_good_checkpoint(synthetic_celeba, tmp_path,
                                                                      poisoned_generator_loss):
     with pytest.raises(TrainingError, match=r"non-finite loss g_loss=nan at step 4;.*ckpt-00000002"):
-        train_lib.run(_cfg(synthetic_celeba, **{"train.nan_policy": "stop"}), tmp_path)
+        driver.run(_cfg(synthetic_celeba, **{"train.nan_policy": "stop"}), tmp_path)
     assert _checkpoint_steps(tmp_path) == [2]
     assert not (tmp_path / ".lock").exists()
     # the kept checkpoint is good: it restores, and its weights are finite
@@ -69,7 +69,7 @@ def test_stop_names_the_loss_and_step_and_keeps_last_good_checkpoint(synthetic_c
 def test_rollback_lowers_learning_rates_and_finishes(synthetic_celeba, tmp_path, poisoned_generator_loss, caplog):
     cfg = _cfg(synthetic_celeba, **{"train.nan_policy": "rollback", "train.nan_lr_factor": 0.5})
     with caplog.at_level(logging.WARNING):
-        result = train_lib.run(cfg, tmp_path)
+        result = driver.run(cfg, tmp_path)
     assert result["step"] == 6 and _checkpoint_steps(tmp_path)[-1] == 6
     assert any("g_loss=nan at step 4: rolled back to step 2" in r.getMessage() for r in caplog.records)
     scalars = read_scalars_jsonl(tmp_path / "logs" / "scalars.jsonl")
@@ -87,7 +87,7 @@ def test_rollback_gives_up_after_nan_max_rollbacks(synthetic_celeba, tmp_path, p
     cfg = _cfg(synthetic_celeba, **{"train.nan_policy": "rollback", "train.nan_lr_factor": 0.9,
                                     "train.nan_max_rollbacks": 1})
     with pytest.raises(TrainingError, match="non-finite loss g_loss=nan at step 4"):
-        train_lib.run(cfg, tmp_path)
+        driver.run(cfg, tmp_path)
     assert _checkpoint_steps(tmp_path) == [2]
 
 

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from tests.model_runs import tiny_config_builder
-from tf_faceedit import registry, train_lib
+from tf_faceedit import registry
 from tf_faceedit.errors import ConfigError
-from tf_faceedit.training import precision
+from tf_faceedit.training import driver, precision
 
 METHODS = ["sagan", "attentiongan", "pggan_completion", "fader", "icgan", "classifier"]
 OPTIONS = {
@@ -52,7 +52,7 @@ def _matrix():
 @pytest.mark.parametrize("method,option", _matrix())
 def test_trains_with_finite_losses(method, option, synthetic_celeba, tmp_path):
     cfg = _tiny(method, synthetic_celeba, **OPTIONS[option])
-    result = train_lib.run(cfg, tmp_path / "run")
+    result = driver.run(cfg, tmp_path / "run")
     assert result["step"] == cfg.train.steps
     assert result["logs"] and all(np.isfinite(v) for v in result["logs"].values()), result["logs"]
     assert keras.config.dtype_policy().name == "float32"  # reset after the run
@@ -98,11 +98,11 @@ def test_jit_compile_reaches_compile(synthetic_celeba):
 
 def _mixed_run_resumed_in_float32(data_dir, run_dir):
     cfg = _tiny("sagan", data_dir, **{"train.mixed_precision": "mixed_float16"})
-    first = train_lib.run(cfg, run_dir)
+    first = driver.run(cfg, run_dir)
     assert first["step"] == 2 and all(np.isfinite(v) for v in first["logs"].values()), first["logs"]
     # the same run goes on in float32 from the mixed checkpoint (weights and optimizer slots are float32)
     longer = cfg.override("train.mixed_precision=none").override("train.steps=3")
-    result = train_lib.run(longer, run_dir)
+    result = driver.run(longer, run_dir)
     assert result["step"] == 3 and all(np.isfinite(v) for v in result["logs"].values()), result["logs"]
     return run_dir
 
@@ -122,7 +122,7 @@ def test_mixed_run_exports(synthetic_celeba, tmp_path):
 
     cfg = _tiny("sagan", synthetic_celeba, **{"train.mixed_precision": "mixed_bfloat16"})
     run_dir = tmp_path / "run"
-    train_lib.run(cfg, run_dir)
+    driver.run(cfg, run_dir)
     exported = export_lib.export(run_dir, tmp_path / "export" / "1")
     assert (tmp_path / "export" / "1" / "saved_model.pb").is_file() and exported["step"] == 2
 

@@ -395,4 +395,8 @@ class AttentionGAN(GANTrainer):
 
 
 registry.register("attentiongan", AttentionGANConfig, AttentionGAN,
-                  "Attention-guided unpaired translation, schemes I and II (Tang et al., AttentionGAN)")
+                  "Attention-guided unpaired translation, schemes I and II (Tang et al., AttentionGAN)",
+                  registry.Capabilities(
+                      task="edit", attention_masks=True, content_masks=True,
+                      usage_note="AttentionGAN translates between two domains: checked = the other domain of the "
+                                 "attribute."))

@@ -223,4 +223,5 @@ class AttributeClassifier(GANTrainer):
 
 
 registry.register("classifier", ClassifierConfig, AttributeClassifier,
-                  "ResNet-style attribute classifier for evaluation (40 CelebA attributes)")
+                  "ResNet-style attribute classifier for evaluation (40 CelebA attributes)",
+                  registry.Capabilities(task="classify"))

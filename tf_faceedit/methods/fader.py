@@ -343,4 +343,6 @@ class Fader(GANTrainer):
         return {"image": out["image"], "latent": out["latent"]}
 
 
-registry.register("fader", FaderConfig, Fader, "Fader Networks: sliding attributes (Lample et al., NeurIPS 2017)")
+registry.register("fader", FaderConfig, Fader, "Fader Networks: sliding attributes (Lample et al., NeurIPS 2017)",
+                  registry.Capabilities(task="edit", attribute_controls="slider",
+                                        attribute_range=Fader.attribute_range))

@@ -358,4 +358,5 @@ def ez_loss(z, z_pred):
 
 
 registry.register("icgan", IcGANConfig, IcGAN,
-                  "Invertible conditional GAN: cGAN + encoders for attribute editing (Perarnau et al., 2016)")
+                  "Invertible conditional GAN: cGAN + encoders for attribute editing (Perarnau et al., 2016)",
+                  registry.Capabilities(task="edit", predicts_attributes=True))  # E_y predicts the attributes

@@ -225,4 +225,5 @@ class SaGAN(GANTrainer):
         return ops.cast(self.discriminator(images, training=False)["cls"] > 0.0, "float32")
 
 
-registry.register("sagan", SaGANConfig, SaGAN, "Spatial-attention GAN for attribute editing (Zhang et al., ECCV 2018)")
+registry.register("sagan", SaGANConfig, SaGAN, "Spatial-attention GAN for attribute editing (Zhang et al., ECCV 2018)",
+                  registry.Capabilities(task="edit", predicts_attributes=True, attention_masks=True))

@@ -14,7 +14,7 @@ import argparse
 import json
 import sys
 
-from tf_faceedit import cli_util
+from tf_faceedit.cli import common as cli_common
 
 
 def parse_args(argv=None):
@@ -117,7 +117,7 @@ def main(argv=None):
             print(f"(the zoo{zoo._where(zoo.zoo_root(args.root))} has no entries yet)", file=sys.stderr)
         return 1 if failed else 0
 
-    return cli_util.run_cli(work, verbose=not args.quiet)
+    return cli_common.run_cli(work, verbose=not args.quiet)
 
 
 if __name__ == "__main__":

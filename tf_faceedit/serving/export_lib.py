@@ -57,8 +57,11 @@ class ServingModule(tf.Module):
 
     def __init__(self, trainer, method, attribute_names, image_size):
         super().__init__(name=f"{method}_serving")
+        from tf_faceedit import registry
+
+        capabilities = registry.get(method).capabilities  # what the method declares (range, attribute prediction)
         names, size, task = list(attribute_names), int(image_size), trainer.task
-        value_range = [float(v) for v in getattr(trainer, "attribute_range", (0.0, 1.0))]
+        value_range = [float(v) for v in capabilities.attribute_range]
         k = len(names)
         self.network_variables = {name: [getattr(v, "value", v) for v in net.weights]
                                   for name, net in trainer.networks.items()}
@@ -83,7 +86,7 @@ class ServingModule(tf.Module):
 
         self.serve, self.metadata = serve, metadata
         self.predict_attributes = None
-        if callable(getattr(trainer, "predict_attributes", None)):
+        if capabilities.predicts_attributes:
             @tf.function(input_signature=[image_spec])
             def predict_attributes(image):
                 return {"attributes": processing.predict_attributes(trainer.predict_attributes, image, size)}

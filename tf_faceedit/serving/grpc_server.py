@@ -26,11 +26,9 @@ Error codes (each message names the model, signature or input):
 The server stays up after a bad request. Classify, Regress and MultiInference answer UNIMPLEMENTED.
 """
 
-import argparse
 import logging
 import re
 import sys
-import threading
 from concurrent import futures
 from pathlib import Path
 
@@ -301,8 +299,8 @@ def start_server(export_dirs, port=0, host="127.0.0.1", max_workers=4):
     return server, bound
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# CLI
+# -+
+# A TF Serving model config file (the CLI's --model_config_file: tf_faceedit/cli/grpc_server.py)
 
 
 def models_from_config_file(config_file, models_root=None):
@@ -327,46 +325,7 @@ def models_from_config_file(config_file, models_root=None):
     return result
 
 
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m tf_faceedit.serving.grpc_server",
-                                     description="In-process TF Serving stand-in (Predict, GetModelMetadata) for "
-                                                 "development and tests; NOT TF Serving.")
-    parser.add_argument("--model", action="append", default=[], metavar="NAME=DIR",
-                        help="serve the SavedModel in DIR (a version dir, or a base dir of version dirs) as NAME")
-    parser.add_argument("--model_config_file", help="TF Serving models.config (text proto) listing the models")
-    parser.add_argument("--models_root", help="folder that replaces /models in the config file's base paths")
-    parser.add_argument("--port", type=int, default=8500, help="gRPC port (default 8500, as TF Serving)")
-    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default loopback only)")
-    return parser.parse_args(argv)
+if __name__ == "__main__":  # `python -m tf_faceedit.serving.grpc_server`: the command is tf_faceedit/cli/grpc_server.py
+    from tf_faceedit.cli.grpc_server import main
 
-
-def main(argv=None):
-    args = parse_args(argv)
-    from tf_faceedit import cli_util
-
-    cli_util.setup_logging(True)
-
-    def work():
-        export_dirs = {}
-        if args.model_config_file:
-            export_dirs.update(models_from_config_file(args.model_config_file, args.models_root))
-        for item in args.model:
-            name, sep, path = item.partition("=")
-            if not sep or not name or not path:
-                raise ConfigError(f"--model must be NAME=DIR, got '{item}'")
-            export_dirs[name] = path
-        if not export_dirs:
-            raise ConfigError("give --model NAME=DIR (repeatable) or --model_config_file")
-        server, port = start_server(export_dirs, args.port, args.host)
-        print(f"serving {', '.join(sorted(export_dirs))} on {args.host}:{port} (gRPC; test server, not TF Serving); "
-              "Ctrl-C stops", flush=True)
-        try:
-            threading.Event().wait()
-        finally:
-            server.stop(0)
-
-    return cli_util.main_wrapper(work)
-
-
-if __name__ == "__main__":
     sys.exit(main())

@@ -38,7 +38,7 @@ from pathlib import Path
 import tensorflow as tf
 
 from tf_faceedit import images as images_lib
-from tf_faceedit import io_util
+from tf_faceedit import io_util, registry
 from tf_faceedit.errors import ConfigError
 from tf_faceedit.serving import processing
 
@@ -207,7 +207,7 @@ def export_tflite(model_dir, export_dir, checkpoint=None, precisions=PRECISIONS)
             files[precision] = str(export_dir / f"model_{precision}.tflite")
         summary = {
             "method": cfg.method, "task": trainer.task, "attribute_names": names, "image_size": size,
-            "attribute_range": [float(v) for v in getattr(trainer, "attribute_range", (0.0, 1.0))],
+            "attribute_range": [float(v) for v in registry.get(cfg.method).capabilities.attribute_range],
             "signature": SIGNATURE_KEY, "inputs": describe[0], "outputs": describe[1],
             "files": {p: {"file": f"model_{p}.tflite", "bytes": len(d),
                           "tolerance_levels": FLOAT32_TOLERANCE if p == "float32" else FLOAT16_TOLERANCE}

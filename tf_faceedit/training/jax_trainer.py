@@ -4,7 +4,7 @@ Keras' JAX `fit` loop calls `trainer.train_step(state, data)` with
 `state = (trainable, non_trainable, optimizer, metrics)` value lists and expects `(logs, new_state)` back; it jits
 that function and threads the state from step to step (see keras/src/backend/jax/trainer.py). `GANTrainer.compile`
 installs `train_step` below as the trainer's step when `keras.backend.backend() == "jax"` (`attach`), so `fit`, the
-callbacks, checkpoints and `train_lib` are the same on both backends.
+callbacks, checkpoints and the driver (`driver.py`) are the same on both backends.
 
 The step itself is `GANTrainer.run_step`, the skeleton both backends share (seeds, `prepare_batch`, strided slices,
 every `Update` in order, `step += 1`, the logs); this module only supplies its two backend parts, over an explicit

@@ -1,6 +1,6 @@
 """The run folder's one owner: what a training run's folder holds, how it is read, and how a model comes back
-from it. Training (`train_lib`), inference (`tf_faceedit.load`, export), evaluation (the attribute judge) and the
-demo all go through this module; inference does not import the training driver.
+from it. Training (`training/driver.py`), inference (`tf_faceedit.load`, export), evaluation (the attribute judge)
+and the demo all go through this module; inference does not import the training driver.
 
 A run folder (`--model_dir`) holds
   config.yaml                    the resolved config of the run (`write_config` / `saved_config_dict`)
@@ -39,9 +39,6 @@ RESUMABLE_FIELDS = {
     "train.mixed_precision", "train.jit_compile",  # weights are float32 in every precision
     "train.nan_policy", "train.nan_lr_factor", "train.nan_max_rollbacks", "train.replica_seeds",
 }
-
-# Config fields that only matter for training losses; set for inference so nothing heavy is built (VGG16).
-INFERENCE_OVERRIDES = {"loss.lambda_feat": 0}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -188,13 +185,14 @@ def _has_field(cfg, dotted):
 
 
 def build_inference_trainer(cfg):
-    """The method's trainer for `cfg`, built for inference: `INFERENCE_OVERRIDES` applied (nothing training-only,
-    such as VGG16, is built) and float32 variables whatever the training precision was (a run of any precision, and
-    a float16 zoo entry once loaded, hold float32 weights)."""
+    """The method's trainer for `cfg`, built for inference: the method's declared inference overrides applied
+    (`Capabilities.inference_overrides`: nothing training-only, such as VGG16, is built) and float32 variables
+    whatever the training precision was (a run of any precision, and a float16 zoo entry once loaded, hold float32
+    weights)."""
     from tf_faceedit.training import precision
 
     build_cfg = cfg
-    for field, value in INFERENCE_OVERRIDES.items():
+    for field, value in registry.get(cfg.method).capabilities.inference_overrides.items():
         if _has_field(build_cfg, field):
             build_cfg = build_cfg.override(f"{field}={value}")
     with precision.policy_scope("none"):

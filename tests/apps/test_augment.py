@@ -1,10 +1,11 @@
-"""augment_lib / the augment CLI: an edited CelebA-format copy of a dataset."""
+"""tf_faceedit.apps.augment / the augment CLI: an edited CelebA-format copy of a dataset."""
 
 import numpy as np
 import pytest
 
 from tests import model_runs
-from tf_faceedit import augment, augment_lib
+from tf_faceedit.apps import augment as augment_app
+from tf_faceedit.cli import augment
 from tf_faceedit.data import celeba
 from tf_faceedit.data.synthetic import ATTRIBUTE_NAMES
 
@@ -17,7 +18,7 @@ def sagan_run(tmp_path_factory, synthetic_celeba):
 
 def test_augment_writes_a_celeba_folder(sagan_run, synthetic_celeba, tmp_path):
     out = tmp_path / "aug"
-    summary = augment_lib.augment(sagan_run, synthetic_celeba, out, attributes=["Smiling"], max_images=5,
+    summary = augment_app.augment(sagan_run, synthetic_celeba, out, attributes=["Smiling"], max_images=5,
                                   batch_size=4, verbose=0)
     assert summary["source_images"] == 5 and summary["images"] == 10
     names, filenames, values = celeba.read_celeba_attributes(out / "list_attr_celeba.txt")

@@ -15,7 +15,9 @@ import numpy as np
 import pytest
 
 from tests import model_runs
-from tf_faceedit import demo, demo_lib
+from tf_faceedit.apps.demo import handlers as demo_handlers
+from tf_faceedit.apps.demo import page as demo_page
+from tf_faceedit.cli import demo
 from tf_faceedit.data import align
 from tf_faceedit.errors import ConfigError, DataError
 
@@ -25,17 +27,17 @@ def models(tmp_path_factory, synthetic_celeba):
     root = tmp_path_factory.mktemp("demo_runs")
     dirs = [model_runs.checkpointed_run(method, synthetic_celeba, root / method)[0]
             for method in ("sagan", "attentiongan", "fader", "pggan_completion")]
-    return demo_lib.load_models(dirs)
+    return demo_handlers.load_models(dirs)
 
 
 @pytest.fixture(scope="module")
 def handlers(models):
-    return demo_lib.DemoHandlers(models)
+    return demo_handlers.DemoHandlers(models)
 
 
 @pytest.fixture(scope="module")
 def examples(tmp_path_factory):
-    return demo_lib.make_example_photos(tmp_path_factory.mktemp("examples"))
+    return demo_handlers.make_example_photos(tmp_path_factory.mktemp("examples"))
 
 
 @pytest.fixture(scope="module")
@@ -61,22 +63,22 @@ def test_example_photos_have_the_faces_they_claim(examples):
 def test_read_photo_limits_and_bad_files(tmp_path):
     big = tmp_path / "big.png"
     cv2.imwrite(str(big), np.zeros((300, 500, 3), np.uint8))
-    photo, note = demo_lib.read_photo(big, max_side=250)
+    photo, note = demo_handlers.read_photo(big, max_side=250)
     assert photo.shape == (150, 250, 3) and note == "downscaled from 500x300 to 250x150"
-    photo, note = demo_lib.read_photo(big)
+    photo, note = demo_handlers.read_photo(big)
     assert photo.shape == (300, 500, 3) and note == ""
     with pytest.raises(DataError, match=r"big.png is 500x300 pixels; the demo takes up to 0 megapixels"):
-        demo_lib.read_photo(big, max_pixels=100_000)
+        demo_handlers.read_photo(big, max_pixels=100_000)
     with pytest.raises(DataError, match="MB; the demo takes files up to"):
-        demo_lib.read_photo(big, max_file_bytes=100)
+        demo_handlers.read_photo(big, max_file_bytes=100)
     text = tmp_path / "notes.png"
     text.write_text("not an image")
     with pytest.raises(DataError, match="cannot read notes.png: not an image file"):
-        demo_lib.read_photo(text)
+        demo_handlers.read_photo(text)
     with pytest.raises(DataError, match="no photo"):
-        demo_lib.read_photo(None)
+        demo_handlers.read_photo(None)
     with pytest.raises(DataError, match="missing.jpg does not exist"):
-        demo_lib.read_photo(tmp_path / "missing.jpg")
+        demo_handlers.read_photo(tmp_path / "missing.jpg")
 
 
 def test_load_photo(handlers, examples, tmp_path):
@@ -87,7 +89,7 @@ def test_load_photo(handlers, examples, tmp_path):
         "error": "no face found in blank.png: try a photo with a frontal, upright face"}
     (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8 truncated")
     assert handlers.load_photo(tmp_path / "broken.jpg")["error"].startswith("cannot read broken.jpg")
-    small = demo_lib.DemoHandlers(handlers.models, max_pixels=10_000)
+    small = demo_handlers.DemoHandlers(handlers.models, max_pixels=10_000)
     assert "megapixels" in small.load_photo(examples[0])["error"]
 
 
@@ -95,11 +97,11 @@ def test_load_photo(handlers, examples, tmp_path):
 
 
 def test_controls_per_method(models):
-    assert demo_lib.control_specs(models["sagan"]) == [
+    assert demo_handlers.control_specs(models["sagan"]) == [
         {"name": "Eyeglasses", "kind": "checkbox", "minimum": 0.0, "maximum": 1.0, "value": 0.0}]
-    (fader,) = demo_lib.control_specs(models["fader"])
+    (fader,) = demo_handlers.control_specs(models["fader"])
     assert fader["kind"] == "slider" and fader["minimum"] < 0.0 and fader["maximum"] > 1.0
-    text = demo_lib.describe_model(models["pggan_completion"])
+    text = demo_handlers.describe_model(models["pggan_completion"])
     assert "pggan_completion" in text and "step 8" in text and "Male, Smiling" in text
 
 
@@ -175,7 +177,7 @@ def test_random_mask_and_complete(handlers, photo):
     out = handlers.complete("pggan_completion", photo, mask * 255, 0, [1.0, 0.0])
     assert "error" not in out, out
     assert out["completed"].shape == out["raw"].shape == out["masked"].shape == (8, 8, 3)
-    assert (out["masked"] == demo_lib.HOLE_GREY).all(-1).any()
+    assert (out["masked"] == demo_handlers.HOLE_GREY).all(-1).any()
     np.testing.assert_array_equal(out["result"][:30], photo[:30])
     assert "no hole" in handlers.complete("pggan_completion", photo, None, 0, [1, 0])["error"]
     corner = np.zeros(photo.shape[:2], np.uint8)
@@ -186,14 +188,14 @@ def test_random_mask_and_complete(handlers, photo):
 
 
 def test_editor_mask():
-    assert demo_lib.editor_mask(None) is None
+    assert demo_page.editor_mask(None) is None
     layer = np.zeros((10, 12, 4), np.uint8)
-    assert demo_lib.editor_mask({"background": None, "layers": [layer], "composite": None}) is None
+    assert demo_page.editor_mask({"background": None, "layers": [layer], "composite": None}) is None
     layer[2:4, 3:5, 3] = 255
-    mask = demo_lib.editor_mask({"layers": [layer]})
+    mask = demo_page.editor_mask({"layers": [layer]})
     assert mask.shape == (10, 12) and mask.sum() == 4 and mask[2, 3] == 1
-    np.testing.assert_array_equal(demo_lib.editor_mask({"layers": [demo_lib.mask_layer(mask)]}), mask)
-    assert demo_lib.editor_mask({"layers": [layer]}, shape=(20, 24)).sum() == 16
+    np.testing.assert_array_equal(demo_page.editor_mask({"layers": [demo_page.mask_layer(mask)]}), mask)
+    assert demo_page.editor_mask({"layers": [layer]}, shape=(20, 24)).sum() == 16
 
 
 # ---------------------------------------------------------------------------------------------------------- CLI
@@ -214,11 +216,11 @@ def test_cli_bad_model_dir(tmp_path, capsys):
     assert demo.main(["--model_dir", str(tmp_path / "missing"), "--quiet"]) == 2
     assert "--model_dir" in capsys.readouterr().err
     with pytest.raises(ConfigError, match=r"--model_dir .* has no config.yaml \(is it a training run folder\?\)"):
-        demo_lib.load_models([tmp_path])
+        demo_handlers.load_models([tmp_path])
     with pytest.raises(ConfigError, match="--export_dir .* has no saved_model.pb"):
-        demo_lib.load_models(export_dirs=[tmp_path])
+        demo_handlers.load_models(export_dirs=[tmp_path])
     with pytest.raises(ConfigError, match="give at least one"):
-        demo_lib.load_models()
+        demo_handlers.load_models()
 
 
 # -------------------------------------------------------------------------------------------- headless Chromium
@@ -244,8 +246,8 @@ def test_browser_end_to_end(handlers, examples, tmp_path):
     chromium = _chromium()
     if chromium is None:
         pytest.skip("no Chromium at /usr/bin/chromium or $CHROMIUM (apt-get install -y chromium; .ci/run does)")
-    sagan = demo_lib.DemoHandlers({"sagan": handlers.models["sagan"]})
-    app = demo_lib.build_demo(sagan, examples)
+    sagan = demo_handlers.DemoHandlers({"sagan": handlers.models["sagan"]})
+    app = demo_page.build_demo(sagan, examples)
     app.queue(default_concurrency_limit=1)
     port = _free_port()
     app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, ssr_mode=False,

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from tf_faceedit import registry, train_lib
+from tf_faceedit import registry
 from tf_faceedit.errors import suggest
+from tf_faceedit.training import driver
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]  # the checkout (this file is tests/cli/test_train.py)
 TINY = ["--set", "data.image_size=16", "--set", "model.g_filters=2", "--set", "model.d_filters=2",
         "--set", "model.num_residual_blocks=1", "--set", "train.batch_size=2", "--set", "train.verbose=0",
         "--set", "train.sample_split=train", "--set", "train.num_samples=2"]
@@ -28,7 +29,8 @@ def run_cli(*args):
      f"{', '.join(registry.names())}"),
     (["--method=sagan", "--data_dir=/nonexistent/celeba"], "data folder not found"),
     (["--method=sagan", "--data_dir=/tmp", "--set", "train.n_critic=0"], "train.n_critic must be >= 1, got 0"),
-    (["--method=sagan", "--data_dir=/tmp", "--config=/nonexistent.yaml"], "config file /nonexistent.yaml does not exist"),
+    (["--method=sagan", "--data_dir=/tmp", "--config=/nonexistent.yaml"],
+     "config file /nonexistent.yaml does not exist"),
     (["--method=sagan", "--data_dir=/tmp", "--set", "train.stpes=3"], "did you mean: steps"),
 ])
 def test_user_mistakes_are_one_line_errors(tmp_path, args, needle):
@@ -68,7 +70,7 @@ def test_list_methods():
 
 
 def test_missing_data_dir_generates_synthetic_faces(tmp_path):
-    cfg = train_lib.resolve_config(method="sagan", model_dir=tmp_path / "run", overrides=["data.image_size=16"])
+    cfg = driver.resolve_config(method="sagan", model_dir=tmp_path / "run", overrides=["data.image_size=16"])
     data_dir = Path(cfg.data.data_dir)
     assert data_dir == tmp_path / "run" / "synthetic_data"
     assert (data_dir / "list_attr_celeba.txt").is_file()

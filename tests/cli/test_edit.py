@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from tests import model_runs
-from tf_faceedit import edit
+from tf_faceedit.cli import edit
 from tf_faceedit.data import align
 from tf_faceedit.data.synthetic import make_synthetic_celeba
 

@@ -1,4 +1,5 @@
-"""evaluate_lib / the evaluate CLI: the report's contents per task, the classifier gate, and the success arithmetic."""
+"""tf_faceedit.eval.evaluation / the evaluate CLI: the report's contents per task, the classifier gate, and the
+success arithmetic."""
 
 import json
 
@@ -6,7 +7,8 @@ import numpy as np
 import pytest
 
 from tests import model_runs
-from tf_faceedit import evaluate, evaluate_lib
+from tf_faceedit.cli import evaluate
+from tf_faceedit.eval import evaluation
 
 
 @pytest.fixture(scope="module")
@@ -23,10 +25,10 @@ def runs(tmp_path_factory, synthetic_celeba):
 
 def test_foreground_attention():
     single = np.full((1, 2, 2, 1), 0.3, np.float32)
-    np.testing.assert_allclose(evaluate_lib.foreground_attention(single), single)
+    np.testing.assert_allclose(evaluation.foreground_attention(single), single)
     several = np.zeros((1, 2, 2, 3), np.float32)
     several[..., 2] = 0.25  # background channel last
-    np.testing.assert_allclose(evaluate_lib.foreground_attention(several), np.full((1, 2, 2, 1), 0.75))
+    np.testing.assert_allclose(evaluation.foreground_attention(several), np.full((1, 2, 2, 1), 0.75))
 
 
 class _BrightnessModel:
@@ -60,7 +62,7 @@ class _Progress:
 def test_edit_success_counts_the_judges_agreement(inverted, expected):
     images = np.full((6, 16, 16, 3), 100, np.uint8)
     attributes = np.array([[0], [0], [1], [0], [1], [1]], np.float32)
-    report, figures, areas = evaluate_lib._evaluate_edit(
+    report, figures, areas = evaluation._evaluate_edit(
         _BrightnessModel(), [(images, attributes, None)], _BrightnessJudge(inverted), {}, None, 0, _Progress())
     entry = report["attributes"]["A"]
     assert entry["success"] == expected and entry["success 0->1"] == expected and entry["success 1->0"] == expected
@@ -71,14 +73,14 @@ def test_edit_success_counts_the_judges_agreement(inverted, expected):
 
 def test_refused_attribute_is_not_scored():
     images = np.full((2, 16, 16, 3), 100, np.uint8)
-    report, _, _ = evaluate_lib._evaluate_edit(
+    report, _, _ = evaluation._evaluate_edit(
         _BrightnessModel(), [(images, np.zeros((2, 1), np.float32), None)], _BrightnessJudge(), {"A": "too weak"},
         None, 0, _Progress())
     assert "success" not in report["attributes"]["A"] and report["attributes"]["A"]["success_note"] == "too weak"
 
 
 def test_evaluate_sagan_with_classifier(runs, synthetic_celeba, tmp_path):
-    report = evaluate_lib.evaluate(runs["sagan"], data_dir=synthetic_celeba, split="train",
+    report = evaluation.evaluate(runs["sagan"], data_dir=synthetic_celeba, split="train",
                                    classifier=runs["classifier"], max_images=6, batch_size=4,
                                    min_classifier_accuracy=0.0, out_dir=tmp_path / "eval", verbose=0)
     entry = report["attributes"]["Eyeglasses"]
@@ -94,7 +96,7 @@ def test_evaluate_sagan_with_classifier(runs, synthetic_celeba, tmp_path):
 
 
 def test_evaluate_refuses_a_weak_classifier(runs, synthetic_celeba, tmp_path):
-    report = evaluate_lib.evaluate(runs["sagan"], data_dir=synthetic_celeba, split="train",
+    report = evaluation.evaluate(runs["sagan"], data_dir=synthetic_celeba, split="train",
                                    classifier=runs["classifier"], max_images=4, batch_size=4,
                                    min_classifier_accuracy=1.0, out_dir=tmp_path, verbose=0)
     entry = report["attributes"]["Eyeglasses"]
@@ -102,7 +104,7 @@ def test_evaluate_refuses_a_weak_classifier(runs, synthetic_celeba, tmp_path):
 
 
 def test_evaluate_fader_without_classifier(runs, synthetic_celeba, tmp_path):
-    report = evaluate_lib.evaluate(runs["fader"], data_dir=synthetic_celeba, split="train", max_images=4,
+    report = evaluation.evaluate(runs["fader"], data_dir=synthetic_celeba, split="train", max_images=4,
                                    batch_size=4, out_dir=tmp_path, verbose=0)
     entry = report["attributes"]["Smiling"]
     assert "attention_area" not in entry and entry["success_note"] == "no --classifier given"
@@ -110,7 +112,7 @@ def test_evaluate_fader_without_classifier(runs, synthetic_celeba, tmp_path):
 
 
 def test_evaluate_attentiongan_scores_both_directions(runs, synthetic_celeba, tmp_path):
-    report = evaluate_lib.evaluate(runs["attentiongan"], data_dir=synthetic_celeba, split="train",
+    report = evaluation.evaluate(runs["attentiongan"], data_dir=synthetic_celeba, split="train",
                                    classifier=runs["classifier"], max_images=4, batch_size=4,
                                    min_classifier_accuracy=0.0, out_dir=tmp_path, verbose=0)
     (name, entry), = report["attributes"].items()
@@ -119,7 +121,7 @@ def test_evaluate_attentiongan_scores_both_directions(runs, synthetic_celeba, tm
 
 
 def test_evaluate_completion_against_cv2_baselines(runs, synthetic_celeba, tmp_path):
-    report = evaluate_lib.evaluate(runs["pggan_completion"], data_dir=synthetic_celeba, split="train", max_images=4,
+    report = evaluation.evaluate(runs["pggan_completion"], data_dir=synthetic_celeba, split="train", max_images=4,
                                    batch_size=4, out_dir=tmp_path, verbose=0)
     assert set(report["completion"]) == {"model", "cv2.inpaint (telea)", "cv2.inpaint (ns)"}
     for entry in report["completion"].values():
