@@ -161,9 +161,14 @@ class GANTrainer(keras.Model):
         Progressive methods reset their optimizers here (see `reset_optimizers`)."""
 
     def reset_optimizers(self):
-        """Zeroes every optimizer's moments and iteration counter (PGGAN's fresh optimizer per resolution)."""
+        """Zeroes every optimizer's moments and iteration counter (PGGAN's fresh optimizer per resolution); the
+        learning rate, which Keras 3 keeps among `optimizer.variables`, is left as it is."""
         for name in getattr(self, "optimizer_names", []):
-            for variable in getattr(self, name).variables:
+            optimizer = getattr(self, name)
+            learning_rate = getattr(optimizer, "_learning_rate", None)  # a Variable unless it is a schedule
+            for variable in optimizer.variables:
+                if variable is learning_rate or variable.path.split("/")[-1] == "learning_rate":
+                    continue
                 variable.assign(keras.ops.zeros(variable.shape, variable.dtype))
 
     def phase_state(self):
