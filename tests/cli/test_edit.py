@@ -128,6 +128,7 @@ def test_edit_refuses_an_unsupported_output_extension(runs, photo, tmp_path, cap
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]  # nothing created
 
 
+@pytest.mark.slow  # a fresh process (~8 s); the in-process folder tests stay
 def test_edit_a_folder_with_unreadable_files_subprocess(runs, photo, tmp_path):
     """Every readable photo is written; each bad file is named; exit status 1; no traceback; the JPEG bomb (SOF after
     70 KB of comments declaring 16000x16000) is never decoded: the process stays far below the ~2 GB it used."""

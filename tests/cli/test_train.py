@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tf_faceedit import registry
+from tf_faceedit.cli import train as train_cli
 from tf_faceedit.errors import suggest
 from tf_faceedit.training import driver
 
@@ -18,9 +19,19 @@ TINY = ["--set", "data.image_size=16", "--set", "model.g_filters=2", "--set", "m
 
 
 def run_cli(*args):
+    """`python -m tf_faceedit.train ARGS` in a fresh process (what a user runs; about 6 s of TensorFlow import)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run([sys.executable, "-m", "tf_faceedit.train", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=300)
+
+
+def run_main(capsys, *args):
+    """The same CLI's `main(argv)` in this process (the parse -> error-line -> exit-code path, without the import
+    cost); returns what `run_cli` does: returncode, stdout, stderr."""
+    capsys.readouterr()
+    code = train_cli.main(list(args))
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(args, code, out, err)
 
 
 @pytest.mark.parametrize("args, needle", [
@@ -33,8 +44,8 @@ def run_cli(*args):
      "config file /nonexistent.yaml does not exist"),
     (["--method=sagan", "--data_dir=/tmp", "--set", "train.stpes=3"], "did you mean: steps"),
 ])
-def test_user_mistakes_are_one_line_errors(tmp_path, args, needle):
-    proc = run_cli(*args, f"--model_dir={tmp_path / 'run'}")
+def test_user_mistakes_are_one_line_errors(capsys, tmp_path, args, needle):
+    proc = run_main(capsys, *args, f"--model_dir={tmp_path / 'run'}")
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert needle in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -42,14 +53,15 @@ def test_user_mistakes_are_one_line_errors(tmp_path, args, needle):
     assert len(error_lines) == 1
 
 
-def test_unknown_attribute_suggests(synthetic_celeba, tmp_path):
-    proc = run_cli("--method=sagan", f"--data_dir={synthetic_celeba}", f"--model_dir={tmp_path / 'run'}",
+def test_unknown_attribute_suggests(capsys, synthetic_celeba, tmp_path):
+    proc = run_main(capsys, "--method=sagan", f"--data_dir={synthetic_celeba}", f"--model_dir={tmp_path / 'run'}",
                    "--set", "data.attributes=Eyeglases", *TINY)
     assert proc.returncode == 2
     assert "unknown attribute 'Eyeglases'" in proc.stderr and "Eyeglasses" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow  # two fresh processes (~40 s); the in-process resume: tests/contract (every method)
 def test_train_then_resume_from_model_dir_alone(synthetic_celeba, tmp_path):
     run_dir = tmp_path / "run"
     first = run_cli("--method=sagan", f"--data_dir={synthetic_celeba}", f"--model_dir={run_dir}",

@@ -121,6 +121,7 @@ def test_unpaired_domains_of_attentiongan(mocked):
         unpaired.load_unpaired_records(dataclasses.replace(cfg, layout="folders"), "train")
 
 
+@pytest.mark.slow  # a training run (~13 s); the mock_data pipeline tests stay
 def test_sagan_trains_on_tfds(mocked, tmp_path):
     cfg = helpers.tiny_config("sagan", SOURCE, **{"train.steps": 2, "train.batch_size": 4})
     summary = driver.run(cfg, tmp_path / "run")

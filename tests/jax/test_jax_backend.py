@@ -27,6 +27,7 @@ def run_jax(*args, timeout=540):
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow  # a fresh TF-free process + export (~40 s)
 def test_sagan_trains_under_jax_without_tensorflow_and_exports_with_equal_outputs(synthetic_celeba, tmp_path):
     model_dir = tmp_path / "run"
     result = run_jax("train", "sagan", synthetic_celeba, model_dir, "--block_tf", "--outputs",
@@ -71,6 +72,7 @@ def test_sagan_trains_under_jax_without_tensorflow_and_exports_with_equal_output
     assert np.abs(reference["image"] - tf_out["image"]).max() < 2e-5
 
 
+@pytest.mark.slow  # every method under JAX (~100 s); tests/test_backend.py keeps a JAX smoke run
 def test_every_method_trains_under_jax(synthetic_celeba, tmp_path):
     """The other registered methods' tiny configs train under JAX with TensorFlow blocked, in ONE subprocess (one JAX
     start-up for all; progressive stages, IcGAN phases, Fader's schedule, history buffers and pools included)."""

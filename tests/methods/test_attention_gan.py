@@ -186,6 +186,7 @@ def test_seeded_train_steps_are_deterministic_scheme1():
     assert all(np.isfinite(v) for log in logs_a for v in log.values())
 
 
+@pytest.mark.slow  # ~26 s; tests/contract covers the attention-D variant
 def test_smoke_train_and_resume_scheme2_attention_discriminator(synthetic_celeba, tmp_path):
     run_dir = tmp_path / "run"
     overrides = {"model.attention_discriminator": True}

@@ -138,6 +138,7 @@ def test_smoke_train_both_phases(synthetic_celeba, tmp_path):
     assert len(list((tmp_path / "samples").glob("*.png"))) >= 2
 
 
+@pytest.mark.slow  # ~7 s; tests/contract checks exact resume
 def test_resume_inside_the_encoder_phase(synthetic_celeba, tmp_path):
     cfg = tiny_config("icgan", synthetic_celeba, **{"train.encoder_steps": 4, "train.steps": 6})
     first = driver.run(cfg.override("train.steps=4").validate(), tmp_path)

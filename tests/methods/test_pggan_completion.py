@@ -152,6 +152,7 @@ def test_active_variables_are_the_current_stage(generator, discriminator):
         generator.set_stage(4)
 
 
+@pytest.mark.slow  # every stage saved (~16 s); tests/contract keeps the .keras round trip
 def test_generator_saves_and_loads_without_custom_objects(generator, tmp_path):
     generator.set_stage(2)
     generator.alpha.assign(0.375)

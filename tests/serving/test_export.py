@@ -72,7 +72,7 @@ def eager_reference(trainer, inputs):
 
 # Two TensorFlow start-ups per method: the default tier runs one method per task (the two signature layouts), every
 # method runs with -m slow.
-@pytest.mark.parametrize("method", model_runs.method_params(fast={"sagan", "pggan_completion"}))
+@pytest.mark.parametrize("method", model_runs.method_params(fast={"sagan"}))
 def test_saved_model_cli_show_and_run(method, tmp_path_factory, synthetic_celeba, tmp_path):
     """The loader TF Serving uses (a TF1 session on the MetaGraph) serves the signature."""
     exported = model_runs.exported_run(method, tmp_path_factory, synthetic_celeba)
@@ -192,6 +192,7 @@ def example_network_inputs(network, n=2):
         lambda t: rng.uniform(-1, 1, (n,) + tuple(t.shape[1:])).astype("float32"), structure)
 
 
+@pytest.mark.slow  # a fresh process (~8 s)
 def test_keras_networks_load_in_a_fresh_process(tmp_path_factory, synthetic_celeba):
     """`import tf_faceedit.methods` (it registers the layers) is all a fresh process needs, for functional and
     progressive (subclassed) networks alike; the progressive ones come back at their export stage."""

@@ -51,6 +51,7 @@ def _warnings(caplog):
     return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
 
 
+@pytest.mark.slow  # ~14 s
 def test_manifest_lists_every_file_with_size_and_hash(trained_run):
     ckpt = _ckpt(trained_run, 4)
     manifest = json.loads((ckpt / MANIFEST).read_text())["files"]
@@ -61,7 +62,7 @@ def test_manifest_lists_every_file_with_size_and_hash(trained_run):
     assert check_checkpoint(ckpt) is None
 
 
-@pytest.mark.parametrize("kind", DAMAGE)
+@pytest.mark.parametrize("kind", [DAMAGE[0]] + [pytest.param(kind, marks=pytest.mark.slow) for kind in DAMAGE[1:]])
 def test_resume_falls_back_to_the_newest_intact_checkpoint(kind, trained_run, synthetic_celeba, tmp_path, caplog):
     model_dir = _copy(trained_run, tmp_path)
     damaged = hostile.damage_checkpoint(_ckpt(model_dir, 4), kind)
@@ -99,6 +100,7 @@ def test_load_falls_back_with_a_warning(kind, trained_run, tmp_path, caplog):
     assert _ckpt(model_dir, 4).is_dir()  # never deleted
 
 
+@pytest.mark.slow  # ~20 s
 def test_every_checkpoint_damaged_is_one_line_error(trained_run, synthetic_celeba, tmp_path):
     import tf_faceedit
 
@@ -215,6 +217,7 @@ sys.exit(train.main(sys.argv[1:]))
 """
 
 
+@pytest.mark.slow  # a training subprocess (~16 s)
 def test_disk_full_in_a_training_process(synthetic_celeba, tmp_path):
     model_dir = tmp_path / "run"
     sets = {"data.image_size": 16, "data.attributes": "Eyeglasses", "model.g_filters": 4,

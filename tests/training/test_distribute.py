@@ -52,6 +52,7 @@ SCRIPT = textwrap.dedent("""
 
 # the gradient-penalty case covers the plain one (keeps the default tier under 15 min); both run with -m slow
 @pytest.mark.parametrize("lambda_gp", [pytest.param(0.0, marks=pytest.mark.slow), 10.0])
+@pytest.mark.slow  # MirroredStrategy build (~35 s)
 def test_mirrored_matches_default_first_step(synthetic_celeba, lambda_gp):
     root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(root)}

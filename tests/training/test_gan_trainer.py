@@ -42,6 +42,7 @@ def test_each_player_changes_only_its_network(synthetic_celeba):
     assert not _changed(g_before, trainer.generator)
 
 
+@pytest.mark.slow  # ~30 s; tests/contract checks exact resume for every method
 def test_smoke_train_checkpoints_and_resume(synthetic_celeba, tmp_path):
     cfg = tiny_config("sagan", synthetic_celeba, **{"train.steps": 4, "train.n_critic": 2})
     run_dir = tmp_path / "run"
@@ -73,6 +74,7 @@ def test_smoke_train_checkpoints_and_resume(synthetic_celeba, tmp_path):
     assert int(keras.ops.convert_to_numpy(trainer.g_optimizer.iterations)) == 6
 
 
+@pytest.mark.slow  # two full runs (~40 s); tests/contract checks a seed gives one start
 def test_seeded_runs_are_identical(synthetic_celeba, tmp_path):
     cfg = tiny_config("sagan", synthetic_celeba, **{"train.steps": 3, "train.n_critic": 1, "train.seed": 5})
     a = driver.run(cfg, tmp_path / "a")["logs"]
@@ -84,6 +86,7 @@ def test_seeded_runs_are_identical(synthetic_celeba, tmp_path):
     assert any(abs(a[k] - c[k]) > 1e-6 for k in a)
 
 
+@pytest.mark.slow  # trains first (~25 s)
 def test_model_dir_with_other_config_is_refused(synthetic_celeba, tmp_path):
     cfg = tiny_config("sagan", synthetic_celeba, **{"train.steps": 1})
     driver.run(cfg, tmp_path / "run")
@@ -93,6 +96,7 @@ def test_model_dir_with_other_config_is_refused(synthetic_celeba, tmp_path):
     assert driver.run(other, tmp_path / "run", overwrite=True)["step"] == 1
 
 
+@pytest.mark.slow  # trains to a NaN (~90 s); tests/training/test_nan_policy.py keeps the stop policy
 def test_nan_guard_stops_and_names_the_loss(synthetic_celeba, tmp_path, monkeypatch):
     original = SaGAN.discriminator_losses
 

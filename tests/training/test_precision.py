@@ -2,8 +2,8 @@
 networks' image/attention outputs and the losses are float32, float16 uses a LossScaleOptimizer, checkpoints load
 across precisions, the global dtype policy never leaks out of a run, and load()/export work on a mixed run.
 
-Default tier: one method per option (sagan mixed_float16 + resume in float32, attentiongan mixed_bfloat16, fader
-XLA); the full method x option matrix and the export of a mixed run are marked slow."""
+Default tier: the cheap checks (sagan under mixed_bfloat16, the policy never leaking); the method x option matrix,
+the mixed_float16 run resumed in float32 and the export of a mixed run are marked slow (9-40 s each)."""
 
 import keras
 import numpy as np
@@ -20,8 +20,8 @@ OPTIONS = {
     "mixed_bfloat16": {"train.mixed_precision": "mixed_bfloat16"},
     "xla": {"train.jit_compile": "true"},
 }
-# sagan x mixed_float16 is trained in the default tier by test_mixed_float16_run_resumes_in_float32_and_loads
-FAST = {("attentiongan", "mixed_bfloat16"), ("fader", "xla")}
+# every option x method case is slow-tier (9-40 s each); the default tier keeps sagan under mixed_bfloat16 below
+FAST = set()
 
 
 def _tiny(method, data_dir, **overrides):
@@ -107,6 +107,7 @@ def _mixed_run_resumed_in_float32(data_dir, run_dir):
     return run_dir
 
 
+@pytest.mark.slow  # two runs (~40 s)
 def test_mixed_float16_run_resumes_in_float32_and_loads(synthetic_celeba, tmp_path):
     from tf_faceedit import load
 

@@ -64,6 +64,7 @@ def _interrupt(proc, sig, model_dir):
     return proc.returncode, err, time.time() - sent, _checkpoint_steps(model_dir)
 
 
+@pytest.mark.slow  # a training subprocess (~18 s); the second-signal test stays in the default tier
 def test_sigterm_checkpoints_the_current_step_releases_the_lock_and_exits_143(synthetic_celeba, tmp_path):
     model_dir = tmp_path / "run"
     # checkpoint_every far away: the step the signal lands on is mid-segment, only the signal writes it
