@@ -130,6 +130,27 @@ def test_evaluate_completion_against_cv2_baselines(runs, synthetic_celeba, tmp_p
     assert (tmp_path / "figures" / "completions.png").is_file()
 
 
+def test_mouth_mask_covers_the_lower_middle_of_the_face():
+    mask = evaluation.mouth_mask(64)
+    assert mask.shape == (64, 64, 1) and mask.dtype == np.uint8
+    rows, cols = np.nonzero(mask[..., 0])
+    assert (rows.min(), rows.max() + 1, cols.min(), cols.max() + 1) == (40, 56, 18, 46)
+
+
+def test_evaluate_completion_scores_attribute_control_with_a_judge(runs, synthetic_celeba, tmp_path):
+    report = evaluation.evaluate(runs["pggan_completion"], data_dir=synthetic_celeba, split="train", max_images=4,
+                                   batch_size=4, classifier=runs["classifier"], min_classifier_accuracy=0.0,
+                                   out_dir=tmp_path, verbose=0)
+    judged = [name for name in report["control"] if name != "hole"]
+    assert judged and set(judged) <= {"Eyeglasses", "Smiling", "Male"}
+    for name in judged:
+        entry = report["control"][name]
+        assert 0.0 <= entry["success"] <= 1.0 and 0.0 <= entry["agreement_own"] <= 1.0
+        assert (tmp_path / "figures" / f"control_{name}.png").is_file()
+    assert all(entry["ssim_whole"] is None or 0 < entry["ssim_whole"] <= 1 for entry in report["completion"].values())
+    assert "Attribute control" in (tmp_path / "metrics.md").read_text()
+
+
 def test_cli_errors(tmp_path, capsys):
     assert evaluate.main(["--model_dir", str(tmp_path / "missing"), "--quiet"]) == 2
     assert "neither a training run" in capsys.readouterr().err

@@ -16,8 +16,10 @@ metrics dict. What is measured depends on the method's task:
     has several), weighted by 1 - mask; mean attention area per attribute.
   - reconstruction: PSNR/SSIM of the edit to the image's own attributes (for Fader/IcGAN that is encode -> decode).
 * completion (pggan_completion): the split's images with fixed seeded masks (`data.mask` of the run, seed `seed`):
-  PSNR/SSIM/L1 inside the hole for the model and for OpenCV's `cv2.inpaint` (Telea, Navier-Stokes) on the same masks;
-  preservation outside the hole of the raw generator output.
+  PSNR/SSIM/L1 inside the hole and whole-image SSIM for the model and for OpenCV's `cv2.inpaint` (Telea,
+  Navier-Stokes) on the same masks; preservation outside the hole of the raw generator output. With a judge,
+  attribute control: a fixed hole over the mouth (`MOUTH_BOX`) filled with each attribute flipped, scored by the
+  judge per direction, beside how often the judge agrees with the labels on the own-attribute fill.
 * distribution distance: FID and KID between the real images and the edits (completions). With
   `inception_weights` the features are InceptionV3's; otherwise the classifier's penultimate features, reported as
   "FID*"/"KID*" (not comparable with published FID). Without either, skipped.
@@ -250,9 +252,29 @@ def _evaluate_edit(model, batches, judge, refused, extractor, seed, progress):
 # Completion
 
 
-def _evaluate_completion(model, batches, extractor, seed, progress):
+# The fixed hole of the attribute-control check: a box over the mouth and chin of an aligned CelebA face (fractions
+# of the model's square input; rows, then columns). Smiling and Mouth_Slightly_Open live inside it.
+MOUTH_BOX = ((0.62, 0.88), (0.28, 0.72))
+
+
+def mouth_mask(size, box=MOUTH_BOX):
+    """uint8 [size, size, 1] mask: 1 inside `box` ((top, bottom), (left, right) as fractions of the side)."""
+    (top, bottom), (left, right) = box
+    mask = np.zeros((size, size, 1), np.uint8)
+    mask[int(round(top * size)):int(round(bottom * size)), int(round(left * size)):int(round(right * size))] = 1
+    return mask
+
+
+def _evaluate_completion(model, batches, extractor, seed, progress, judge=None, refused=None):
+    """Hole metrics of the model and cv2.inpaint on the run's seeded masks; with a judge, attribute control: every
+    image's MOUTH_BOX hole completed with each judged attribute flipped, and the judge's reading of the result."""
+    refused = refused or {}
+    names = list(model.attribute_names)
+    judge_index = {name: i for i, name in enumerate(judge.attribute_names)} if judge is not None else {}
+    controlled = [name for name in names if name in judge_index and name not in refused]
     acc = _Accumulator()
     real_features, fake_features, figure, model_seconds, num_images = [], [], None, 0.0, 0
+    control_figure = {}
     for images, attributes, masks in batches:
         if masks is None:
             raise DataError("the run's data.mask.kind is none: completion needs masks (set data.mask.kind)")
@@ -266,6 +288,7 @@ def _evaluate_completion(model, batches, extractor, seed, progress):
         for label, completed in results.items():
             acc.add(f"{label}/psnr", _psnr(images, completed, mask=hole))
             acc.add(f"{label}/ssim", _ssim(images, completed, hole))
+            acc.add(f"{label}/ssim_whole", _ssim(images, completed))
             acc.add(f"{label}/l1", metrics.l1(images, completed, mask=hole) / 255.0)
         acc.add("raw_preservation_psnr", _psnr(images, out["raw"], mask=1.0 - hole))
         acc.add("hole_area", hole.mean(axis=(1, 2, 3)))
@@ -276,18 +299,48 @@ def _evaluate_completion(model, batches, extractor, seed, progress):
             k = NUM_FIGURE_IMAGES
             figure = [("input", images[:k]), ("masked", np.where(masks[:k] > 0, 255, images[:k]).astype(np.uint8))]
             figure += [(label, completed[:k]) for label, completed in results.items()]
+        if controlled:
+            box = np.broadcast_to(mouth_mask(images.shape[1]), masks.shape).copy()
+            own = model.complete(images, box, attributes)["completed"]
+            own_reading = judge.predict(to_float(own)) > 0.5
+            for name in controlled:
+                i, j = names.index(name), judge_index[name]
+                acc.add(f"control/{name}/agreement_own", own_reading[:, j] == (attributes[:, i] > 0.5))
+                target = attributes.copy()
+                target[:, i] = 1.0 - target[:, i]
+                flipped = model.complete(images, box, target)["completed"]
+                hit = (judge.predict(to_float(flipped))[:, j] > 0.5) == (target[:, i] > 0.5)
+                acc.add(f"control/{name}/success", hit)
+                for direction, source in (("0->1", 0.0), ("1->0", 1.0)):
+                    selected = attributes[:, i] == source
+                    if selected.any():
+                        acc.add(f"control/{name}/success {direction}", hit[selected])
+                if name not in control_figure:
+                    k = NUM_FIGURE_IMAGES
+                    control_figure[name] = [("input", images[:k]),
+                                            ("mouth hole", np.where(box[:k] > 0, 255, images[:k]).astype(np.uint8)),
+                                            ("own attributes", own[:k]), (f"{name} flipped", flipped[:k])]
         num_images += len(images)
         progress.add(len(images))
     labels = ["model", "cv2.inpaint (telea)", "cv2.inpaint (ns)"]
     report = {
-        "completion": {label: {key: acc.mean(f"{label}/{key}") for key in ("psnr", "ssim", "l1")} for label in labels},
+        "completion": {label: {key: acc.mean(f"{label}/{key}") for key in ("psnr", "ssim", "l1", "ssim_whole")}
+                       for label in labels},
         "preservation": {"raw_psnr_outside_hole": acc.mean("raw_preservation_psnr")},
         "mean_hole_area": acc.mean("hole_area"),
         "distribution": _distribution(extractor, real_features, fake_features, seed),
         "speed": {"images_per_second": num_images / max(model_seconds, 1e-9), "forward_passes": num_images},
         "num_images": num_images,
     }
-    return report, figure
+    if controlled:
+        report["control"] = {"hole": {"rows": list(MOUTH_BOX[0]), "columns": list(MOUTH_BOX[1])}}
+        for name in controlled:
+            report["control"][name] = {key: acc.mean(f"control/{name}/{key}") for key in
+                                       ("success", "success 0->1", "success 1->0", "agreement_own")}
+    for name in names:
+        if name in refused:
+            report.setdefault("control_not_scored", {})[name] = refused[name]
+    return report, figure, control_figure
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -317,9 +370,19 @@ def markdown_report(report):
         lines += ["", f"Reconstruction (edit to own attributes): PSNR {_fmt(rec['psnr'], 2)} dB, "
                       f"SSIM {_fmt(rec['ssim'])}"]
     if "completion" in report:
-        lines += ["| completion (inside the hole) | PSNR (dB) | SSIM | L1 |", "|---|---|---|---|"]
+        lines += ["| completion | hole PSNR (dB) | hole SSIM | hole L1 | whole-image SSIM |", "|---|---|---|---|---|"]
         for label, entry in report["completion"].items():
-            lines.append(f"| {label} | {_fmt(entry['psnr'], 2)} | {_fmt(entry['ssim'])} | {_fmt(entry['l1'])} |")
+            lines.append(f"| {label} | {_fmt(entry['psnr'], 2)} | {_fmt(entry['ssim'])} | {_fmt(entry['l1'])} | "
+                         f"{_fmt(entry.get('ssim_whole'))} |")
+        if report.get("control"):
+            lines += ["", "Attribute control (a hole over the mouth, filled with the attribute flipped; the judge's "
+                          "reading):", "",
+                      "| attribute | success | 0->1 | 1->0 | judge agrees on own-attribute fill |",
+                      "|---|---|---|---|---|"]
+            for name, entry in report["control"].items():
+                if name != "hole":
+                    lines.append("| " + " | ".join([name] + [_fmt(entry.get(k)) for k in (
+                        "success", "success 0->1", "success 1->0", "agreement_own")]) + " |")
         lines += ["", f"Mean hole area {_fmt(report['mean_hole_area'])}; raw output PSNR outside the hole "
                       f"{_fmt(report['preservation']['raw_psnr_outside_hole'], 2)} dB"]
     dist = report.get("distribution")
@@ -403,11 +466,14 @@ def evaluate(model_dir, data_dir=None, split="test", classifier=None, inception_
     figure_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     if model.task == "complete":
-        report, figure = _evaluate_completion(model, batches, extractor, seed, progress)
-        path = figure_dir / "completions.png"
-        rows = [(label, to_float(images)) for label, images in figure]
-        cv2.imwrite(str(path), cv2.cvtColor(make_grid(rows), cv2.COLOR_RGB2BGR))
-        report["figures"] = [str(path)]
+        report, figure, control_figure = _evaluate_completion(model, batches, extractor, seed, progress, judge,
+                                                              refused)
+        report["figures"] = []
+        for path, rows in [(figure_dir / "completions.png", figure)] + [
+                (figure_dir / f"control_{name}.png", rows) for name, rows in control_figure.items()]:
+            grid = make_grid([(label, to_float(images)) for label, images in rows])
+            cv2.imwrite(str(path), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
+            report["figures"].append(str(path))
     else:
         report, figures, areas = _evaluate_edit(model, batches, judge, refused, extractor, seed, progress)
         report["figures"] = _write_edit_figures(figures, areas, figure_dir)
