@@ -87,6 +87,9 @@ class DataConfig:
     shuffle_buffer, num_parallel_calls (-1 = AUTOTUNE).
     max_corrupt_fraction: unreadable images are skipped with a counted warning; above this fraction it fails.
     val_fraction: when no partition file exists, this fraction of images (the last ones) forms the val split.
+    positive_fraction: training only; > 0 draws each training image with the first attribute of `attributes`
+      present with this probability (a rare attribute, e.g. Eyeglasses on 7% of CelebA, is then seen as an input
+      often enough to learn its removal); 0 (default) keeps the data's own frequencies.
     """
 
     data_dir: str = ""
@@ -103,6 +106,7 @@ class DataConfig:
     num_parallel_calls: int = -1
     max_corrupt_fraction: float = 0.01
     val_fraction: float = 0.0
+    positive_fraction: float = 0.0
     mask: MaskConfig = dataclasses.field(default_factory=MaskConfig)
 
     def validate(self, prefix="data"):
@@ -120,6 +124,9 @@ class DataConfig:
               f"must be -1 (autotune) or >= 1, got {self.num_parallel_calls}")
         check_range(self.max_corrupt_fraction, f"{prefix}.max_corrupt_fraction", 0.0, 1.0)
         check_range(self.val_fraction, f"{prefix}.val_fraction", 0.0, 0.5)
+        check_range(self.positive_fraction, f"{prefix}.positive_fraction", 0.0, 1.0)
+        check(self.positive_fraction < 1.0, f"{prefix}.positive_fraction",
+              f"must be < 1 (0 = the data's own frequencies), got {self.positive_fraction}")
         self.mask.validate(f"{prefix}.mask")
 
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from tf_faceedit.config import DataConfig, MaskConfig
+from tf_faceedit.data import celeba
 from tf_faceedit.data.celeba import (
     Records,
     build_dataset,
@@ -18,7 +19,7 @@ from tf_faceedit.data.celeba import (
     read_partition,
 )
 from tf_faceedit.data.synthetic import ATTRIBUTE_NAMES, make_synthetic_celeba
-from tf_faceedit.errors import DataError
+from tf_faceedit.errors import ConfigError, DataError
 
 # ---------------------------------------------------------------------------------------------------------------
 # Helpers
@@ -409,3 +410,19 @@ def test_denormalize():
     out = denormalize(images)
     assert out.dtype == np.uint8
     np.testing.assert_array_equal(out, [0, 64, 128, 255, 255])
+
+
+def test_positive_fraction_draws_the_first_attribute_that_often(synthetic_data_config):
+    """data.positive_fraction: the training stream shows the first attribute present at the asked rate, whatever
+    its frequency in the data; 0 keeps the data's own frequency; a split with only one value is refused."""
+    natural = celeba.load_records(synthetic_data_config, "train").attributes[:, 0].mean()
+
+    def drawn(fraction):
+        cfg = dataclasses.replace(synthetic_data_config, positive_fraction=fraction)
+        ds = celeba.build_dataset(cfg, "train", batch_size=16, training=True, seed=0)
+        return np.concatenate([b["attributes"].numpy()[:, 0] for b in ds.take(40)]).mean()
+
+    assert abs(drawn(0.0) - natural) < 0.1
+    assert abs(drawn(0.8) - 0.8) < 0.06 and abs(drawn(0.2) - 0.2) < 0.06
+    with pytest.raises(ConfigError, match="positive_fraction"):
+        dataclasses.replace(synthetic_data_config, positive_fraction=1.0).validate()

@@ -494,20 +494,41 @@ def build_dataset(cfg, split, batch_size, training, seed=0, repeat=None, drop_re
             out["mask"] = mask_fn(mask_seed)
         return out
 
-    if from_tfds:  # steps 1-2 from the TFDS examples' encoded images (`tfds_source.encoded_dataset`)
-        ds = tfds_source.encoded_dataset(cfg, records).map(
-            lambda contents, attributes: (decode_and_resize(contents, size, crop_fraction), attributes),
-            num_parallel_calls=parallel)
+    def stream(keep=None):
+        """Steps 1-4 over the records (or the subset where `keep`(attributes) holds)."""
+        if from_tfds:  # steps 1-2 from the TFDS examples' encoded images (`tfds_source.encoded_dataset`)
+            ds = tfds_source.encoded_dataset(cfg, records)
+            if keep is not None:
+                ds = ds.filter(lambda contents, attributes: keep(attributes))
+            ds = ds.map(lambda contents, attributes: (decode_and_resize(contents, size, crop_fraction), attributes),
+                        num_parallel_calls=parallel)
+        else:
+            attributes = records.attributes.astype(np.float32)
+            chosen = np.ones(len(records), bool) if keep is None else keep(attributes)
+            ds = tf.data.Dataset.from_tensor_slices((np.asarray(records.paths)[chosen], attributes[chosen]))
+            ds = ds.map(load, num_parallel_calls=parallel)
+        ds = ds.ignore_errors(log_warning=True)
+        if cfg.cache:
+            ds = ds.cache()
+        if training:
+            ds = ds.shuffle(min(int(cfg.shuffle_buffer), n), seed=seed, reshuffle_each_iteration=True)
+        if repeat:
+            ds = ds.repeat()
+        return ds
+
+    fraction = float(getattr(cfg, "positive_fraction", 0.0))
+    if training and repeat and fraction > 0:
+        # two streams, drawn from with probability `fraction` / 1 - `fraction` (the first attribute present / absent)
+        present = records.attributes[:, 0] > 0.5
+        if not from_tfds and (present.all() or not present.any()):
+            raise DataError(f"data.positive_fraction={fraction}: every training image has "
+                            f"{records.attribute_names[0]}={int(present[0])}, so there is nothing to balance")
+        positives = stream(lambda a: a[..., 0] > 0.5)
+        negatives = stream(lambda a: a[..., 0] <= 0.5)
+        ds = tf.data.Dataset.sample_from_datasets([positives, negatives], weights=[fraction, 1.0 - fraction],
+                                                  seed=seed, stop_on_empty_dataset=True)
     else:
-        ds = tf.data.Dataset.from_tensor_slices((records.paths, records.attributes.astype(np.float32)))
-        ds = ds.map(load, num_parallel_calls=parallel)
-    ds = ds.ignore_errors(log_warning=True)
-    if cfg.cache:
-        ds = ds.cache()
-    if training:
-        ds = ds.shuffle(min(int(cfg.shuffle_buffer), n), seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        ds = ds.repeat()
+        ds = stream()
     ds = ds.enumerate().map(augment, num_parallel_calls=parallel)
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
     ds = ds.prefetch(tf.data.AUTOTUNE)
