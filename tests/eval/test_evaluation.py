@@ -151,6 +151,21 @@ def test_evaluate_completion_scores_attribute_control_with_a_judge(runs, synthet
     assert "Attribute control" in (tmp_path / "metrics.md").read_text()
 
 
+def test_evaluate_a_classifier_run_reports_its_accuracy_without_replacing_the_val_gate(runs, synthetic_celeba,
+                                                                                       tmp_path):
+    from tf_faceedit.eval import classifier as classifier_lib
+
+    val = classifier_lib.load_or_evaluate_accuracy(runs["classifier"], metric="balanced_accuracy")
+    report = evaluation.evaluate(runs["classifier"], data_dir=synthetic_celeba, split="test", out_dir=tmp_path,
+                                 verbose=0)
+    assert report["split"] == "test" and report["num_images"] == 5  # the synthetic set's test part
+    assert set(report["balanced_accuracy"]) == {"Eyeglasses", "Smiling", "Male", "mean"}
+    assert all(0.0 <= v <= 1.0 for v in report["balanced_accuracy"].values())
+    assert "| Eyeglasses |" in (tmp_path / "metrics.md").read_text()
+    assert classifier_lib.read_accuracy_report(runs["classifier"])["split"] == "val"  # the gate's file kept
+    assert classifier_lib.load_or_evaluate_accuracy(runs["classifier"], metric="balanced_accuracy") == val
+
+
 def test_cli_errors(tmp_path, capsys):
     assert evaluate.main(["--model_dir", str(tmp_path / "missing"), "--quiet"]) == 2
     assert "neither a training run" in capsys.readouterr().err

@@ -141,7 +141,8 @@ def balanced_accuracy(predictions, labels):
     return (tpr + tnr) / 2.0
 
 
-def evaluate_classifier(run_dir, data_dir=None, split="val", batch_size=64, classifier=None, write=True):
+def evaluate_classifier(run_dir, data_dir=None, split="val", batch_size=64, classifier=None, write=True,
+                        out_path=None):
     """Per-attribute accuracy (threshold 0.5) of a classifier run on a split of its dataset.
 
     Args:
@@ -155,6 +156,8 @@ def evaluate_classifier(run_dir, data_dir=None, split="val", batch_size=64, clas
         (the evaluated split when there is no train split), "balanced_accuracy": (TPR + TNR) / 2 (0.5 = chance, the
         honest number for rare attributes), "positive_rate": share of positives per attribute,
         "split", "num_images", "step", "checkpoint", "data_dir"}.
+      out_path: where `write` writes the report instead (e.g. a test-split report that must not replace the val
+        accuracy the evaluation gate reads).
     Returns:
       dict {attribute: accuracy in [0, 1], ..., "mean": mean over the attributes}.
     """
@@ -189,7 +192,7 @@ def evaluate_classifier(run_dir, data_dir=None, split="val", batch_size=64, clas
             "checkpoint": str(judge.checkpoint) if judge.checkpoint else None,
             "data_dir": str(data_cfg.data_dir),
         }
-        out = accuracy_path(run_dir)
+        out = Path(out_path) if out_path else accuracy_path(run_dir)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(report, indent=2))
         log.info("classifier accuracy on %s (%d images): mean %.4f (majority baseline %.4f) -> %s", split,

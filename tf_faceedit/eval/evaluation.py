@@ -357,6 +357,15 @@ def _fmt(value, digits=3):
 
 def markdown_report(report):
     """The report's tables as markdown."""
+    if report.get("method") == "classifier":
+        lines = [f"# Evaluation of the classifier {report['model_dir']} (split {report['split']}, "
+                 f"{report['num_images']} images, step {report['step']})", "",
+                 "| attribute | accuracy | balanced accuracy | majority baseline | positive rate |",
+                 "|---|---|---|---|---|"]
+        for name in report["accuracy"]:
+            lines.append("| " + " | ".join([name] + [_fmt(report[key].get(name)) for key in (
+                "accuracy", "balanced_accuracy", "majority_baseline", "positive_rate")]) + " |")
+        return "\n".join(lines) + "\n"
     lines = [f"# Evaluation of {report['model_dir']} ({report['method']}, split {report['split']}, "
              f"{report['num_images']} images)", ""]
     if "attributes" in report:
@@ -441,6 +450,34 @@ def histogram_image(values_by_name, bins=20, width=480, height=160):
     return np.concatenate(panels, axis=0)
 
 
+def _is_classifier_run(model_dir):
+    from tf_faceedit import registry
+    from tf_faceedit.training import run_dir
+
+    try:
+        saved = run_dir.saved_config_dict(model_dir)
+    except (OSError, ValueError, ConfigError):
+        return False
+    spec = registry.METHODS.get((saved or {}).get("method", ""))
+    return spec is not None and spec.capabilities.task == "classify"
+
+
+def evaluate_judge(model_dir, data_dir=None, split="test", out_dir=None):
+    """A classifier run (the judge): per-attribute accuracy, balanced accuracy ((TPR + TNR) / 2), the majority
+    baseline and the positive rate on `split`, written to `out_dir` (default RUN/eval/<split>) as metrics.json and
+    metrics.md. The val accuracy the edit evaluation gates on (RUN/eval/classifier_accuracy.json) is not replaced."""
+    from tf_faceedit.eval import classifier as classifier_lib
+
+    out_dir = Path(out_dir) if out_dir else Path(model_dir) / "eval" / split
+    path = out_dir / "metrics.json"
+    classifier_lib.evaluate_classifier(model_dir, data_dir=data_dir, split=split, out_path=path)
+    report = json.loads(path.read_text())
+    report.update({"model_dir": str(model_dir), "method": "classifier"})
+    path.write_text(json.dumps(report, indent=2))
+    (out_dir / "metrics.md").write_text(markdown_report(report))
+    return report
+
+
 def evaluate(model_dir, data_dir=None, split="test", classifier=None, inception_weights=None, max_images=None,
              batch_size=16, min_classifier_accuracy=0.8, seed=0, out_dir=None, verbose=1):
     """Evaluates the run in `model_dir` (see the module docstring). Returns the metrics dict."""
@@ -448,6 +485,8 @@ def evaluate(model_dir, data_dir=None, split="test", classifier=None, inception_
 
     if not 0.0 <= min_classifier_accuracy <= 1.0:
         raise ConfigError(f"--min_classifier_accuracy must be in [0, 1], got {min_classifier_accuracy}")
+    if _is_classifier_run(model_dir):
+        return evaluate_judge(model_dir, data_dir=data_dir, split=split, out_dir=out_dir)
     model = api.load(model_dir)
     data_cfg, records = _records(model, split, data_dir)
     judge, judge_accuracy, refused = (None, None, {})
