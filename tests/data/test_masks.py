@@ -122,3 +122,21 @@ def test_make_mask_fn_follows_config():
     assert mask.sum() == (SIZE // 2) ** 2
     noise = make_mask_fn(MaskConfig(kind="noise", threshold=0.5), SIZE)(seed(0)).numpy()
     np.testing.assert_array_equal(noise, random_noise_mask(SIZE, SIZE, seed(0)).numpy())
+
+
+def test_mixed_masks_are_noise_or_filled_rectangles_about_half_each():
+    fn = make_mask_fn(MaskConfig(kind="mixed", min_ratio=0.5, max_ratio=0.5), SIZE)
+    masks = [fn(seed(i)).numpy() for i in range(40)]
+    full = [m.sum() == (SIZE // 2) ** 2 for m in masks]  # a filled 1/2 x 1/2 rectangle, else thresholded noise
+    assert 10 <= sum(full) <= 30
+    assert all(0 < m.sum() <= (SIZE // 2) ** 2 for m in masks)
+    np.testing.assert_array_equal(fn(seed(3)).numpy(), masks[3])  # seeded
+
+
+def test_numpy_masks_know_the_same_kinds():
+    from tf_faceedit.data import numpy_masks
+
+    rng = np.random.default_rng(0)
+    fn = numpy_masks.make_mask_fn(MaskConfig(kind="mixed", min_ratio=0.5, max_ratio=0.5), SIZE)
+    full = [fn(rng).sum() == (SIZE // 2) ** 2 for _ in range(40)]
+    assert 10 <= sum(full) <= 30

@@ -110,5 +110,15 @@ def make_mask_fn(mask_cfg, image_size):
             return random_rectangle_mask(image_size, image_size, seed, min_ratio=mask_cfg.min_ratio,
                                          max_ratio=mask_cfg.max_ratio)
         return rect_mask_fn
-    kinds = ["none", "noise", "rect"]
+    if kind == "mixed":
+        def mixed_mask_fn(seed):
+            choice_seed, mask_seed = _split_seed(seed, 2)
+            noise = random_noise_mask(image_size, image_size, mask_seed, min_ratio=mask_cfg.min_ratio,
+                                      max_ratio=mask_cfg.max_ratio, noise_resolution=mask_cfg.noise_resolution,
+                                      threshold=mask_cfg.threshold)
+            rect = random_rectangle_mask(image_size, image_size, mask_seed, min_ratio=mask_cfg.min_ratio,
+                                         max_ratio=mask_cfg.max_ratio)
+            return tf.where(tf.random.stateless_uniform([], choice_seed) < 0.5, noise, rect)
+        return mixed_mask_fn
+    kinds = ["none", "noise", "rect", "mixed"]
     raise ConfigError(f"data.mask.kind must be one of {', '.join(kinds)}, got {kind!r}{suggest(kind, kinds)}")

@@ -58,5 +58,13 @@ def make_mask_fn(mask_cfg, image_size):
                                              mask_cfg.noise_resolution, mask_cfg.threshold)
     if kind == "rect":
         return lambda rng: random_rectangle_mask(image_size, image_size, rng, mask_cfg.min_ratio, mask_cfg.max_ratio)
-    kinds = ["none", "noise", "rect"]
+    if kind == "mixed":
+        def mixed(rng):
+            noise = rng.random() < 0.5
+            if noise:
+                return random_noise_mask(image_size, image_size, rng, mask_cfg.min_ratio, mask_cfg.max_ratio,
+                                         mask_cfg.noise_resolution, mask_cfg.threshold)
+            return random_rectangle_mask(image_size, image_size, rng, mask_cfg.min_ratio, mask_cfg.max_ratio)
+        return mixed
+    kinds = ["none", "noise", "rect", "mixed"]
     raise ConfigError(f"data.mask.kind must be one of {', '.join(kinds)}, got {kind!r}{suggest(kind, kinds)}")
