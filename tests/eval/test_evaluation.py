@@ -128,6 +128,10 @@ def test_evaluate_completion_against_cv2_baselines(runs, synthetic_celeba, tmp_p
         assert entry["psnr"] > 0 and entry["l1"] >= 0
     assert 0 < report["mean_hole_area"] < 1
     assert (tmp_path / "figures" / "completions.png").is_file()
+    # --mask_kind=rect: filled rectangles instead of the run's noise holes, so more of the image is a hole
+    rect = evaluation.evaluate(runs["pggan_completion"], data_dir=synthetic_celeba, split="train", max_images=4,
+                               batch_size=4, out_dir=tmp_path / "rect", verbose=0, mask_kind="rect")
+    assert rect["mean_hole_area"] > report["mean_hole_area"]
 
 
 def test_mouth_mask_covers_the_lower_middle_of_the_face():

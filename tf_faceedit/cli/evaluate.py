@@ -31,6 +31,8 @@ def parse_args(argv=None):
     parser.add_argument("--min_classifier_accuracy", type=float, default=0.8,
                         help="do not score an attribute on which the classifier's balanced val accuracy is below this")
     parser.add_argument("--seed", type=int, default=0, help="seed of the completion masks and KID subsets")
+    parser.add_argument("--mask_kind", choices=["noise", "rect", "mixed"],
+                        help="completion: hole kind of the evaluation masks (default: the run's data.mask.kind)")
     parser.add_argument("--out_dir", help="report folder (default RUN/eval/<split>; a zoo model: eval/NAME/<split>)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar, warnings only")
     return parser.parse_args(argv)
@@ -59,7 +61,7 @@ def main(argv=None):
             model, data_dir=args.data_dir, split=args.split, classifier=args.classifier,
             inception_weights=args.inception_weights, max_images=args.max_images, batch_size=args.batch_size,
             min_classifier_accuracy=args.min_classifier_accuracy, seed=args.seed, out_dir=out_dir,
-            verbose=0 if args.quiet else 1)
+            verbose=0 if args.quiet else 1, mask_kind=args.mask_kind)
         print(evaluation.markdown_report(report))
         return 0
 

@@ -479,8 +479,9 @@ def evaluate_judge(model_dir, data_dir=None, split="test", out_dir=None):
 
 
 def evaluate(model_dir, data_dir=None, split="test", classifier=None, inception_weights=None, max_images=None,
-             batch_size=16, min_classifier_accuracy=0.8, seed=0, out_dir=None, verbose=1):
-    """Evaluates the run in `model_dir` (see the module docstring). Returns the metrics dict."""
+             batch_size=16, min_classifier_accuracy=0.8, seed=0, out_dir=None, verbose=1, mask_kind=None):
+    """Evaluates the run in `model_dir` (see the module docstring). Returns the metrics dict. `mask_kind` replaces
+    the run's `data.mask.kind` for the completion masks (e.g. "noise" to compare runs trained on other masks)."""
     from tf_faceedit import api
 
     if not 0.0 <= min_classifier_accuracy <= 1.0:
@@ -489,6 +490,9 @@ def evaluate(model_dir, data_dir=None, split="test", classifier=None, inception_
         return evaluate_judge(model_dir, data_dir=data_dir, split=split, out_dir=out_dir)
     model = api.load(model_dir)
     data_cfg, records = _records(model, split, data_dir)
+    if mask_kind:
+        data_cfg = dataclasses.replace(data_cfg, mask=dataclasses.replace(data_cfg.mask, kind=mask_kind))
+        data_cfg.mask.validate()
     judge, judge_accuracy, refused = (None, None, {})
     if classifier:
         judge, judge_accuracy, refused = _judge(classifier, min_classifier_accuracy, model.attribute_names)
