@@ -106,9 +106,19 @@ def write_config(cfg, model_dir):
     return path
 
 
+def with_defaults(saved):
+    """A saved config dict completed with the defaults of fields added to the library after it was written (a run
+    saved before `data.positive_fraction` existed resumes: the field is its default, not a change)."""
+    try:
+        return registry.get(saved.get("method", "")).config_class().merge_dict(saved).to_dict()
+    except ConfigError:  # not mergeable (e.g. a field since removed): compare as saved
+        return saved
+
+
 def blocking_changes(saved, cfg_dict):
     """Fields that differ between two config dicts and would change what is learned (not in RESUMABLE_FIELDS)."""
-    return [field for field in config_lib.diff(saved, cfg_dict) if field not in RESUMABLE_FIELDS]
+    return [field for field in config_lib.diff(with_defaults(saved), with_defaults(cfg_dict))
+            if field not in RESUMABLE_FIELDS]
 
 
 def prepare(cfg, model_dir, overwrite=False):
@@ -124,7 +134,7 @@ def prepare(cfg, model_dir, overwrite=False):
         log.info("--overwrite: removed the previous run in %s", model_dir)
     saved = saved_config_dict(model_dir)
     if saved is not None:
-        changed = config_lib.diff(saved, cfg.to_dict())
+        changed = config_lib.diff(with_defaults(saved), cfg.to_dict())
         blocking = [f for f in changed if f not in RESUMABLE_FIELDS]
         if blocking:
             raise TrainingError(
