@@ -86,6 +86,8 @@ def test_evaluate_sagan_with_classifier(runs, synthetic_celeba, tmp_path):
     entry = report["attributes"]["Eyeglasses"]
     assert 0.0 <= entry["success"] <= 1.0 and entry["count 0->1"] + entry["count 1->0"] == 6
     assert 0.0 < entry["attention_area"] < 1.0 and entry["preservation_psnr"] > 0
+    # the judge's other attributes (not edited by this model) read the same on the edit as on the input
+    assert set(entry["unchanged"]) == {"Male", "Smiling"} and all(0 <= v <= 1 for v in entry["unchanged"].values())
     assert report["reconstruction"]["psnr"] > 0 and -1.0 <= report["reconstruction"]["ssim"] <= 1.0
     assert report["distribution"]["fid_name"] == "FID*" and report["distribution"]["fid"] >= 0
     saved = json.loads((tmp_path / "eval" / "metrics.json").read_text())

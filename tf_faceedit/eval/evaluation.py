@@ -15,6 +15,8 @@ metrics dict. What is measured depends on the method's task:
     the foreground attention: `attention` itself when it has one channel, 1 - the last (background) channel when it
     has several), weighted by 1 - mask; mean attention area per attribute.
   - reconstruction: PSNR/SSIM of the edit to the image's own attributes (for Fader/IcGAN that is encode -> decode).
+  - unchanged: with a judge, for each edit, the share of images on which the judge's reading of each other attribute
+    (`UNCHANGED_ATTRIBUTES` it predicts and the model does not edit) is the same on the edit as on the input.
 * completion (pggan_completion): the split's images with fixed seeded masks (`data.mask` of the run, seed `seed`):
   PSNR/SSIM/L1 inside the hole and whole-image SSIM for the model and for OpenCV's `cv2.inpaint` (Telea,
   Navier-Stokes) on the same masks; preservation outside the hole of the raw generator output. With a judge,
@@ -176,12 +178,19 @@ def _distribution(extractor, real_features, fake_features, seed):
 # Editing methods
 
 
+# Attributes whose judged reading an edit of another attribute should leave unchanged (issue 15's Fader check:
+# Male, Young, Eyeglasses), reported for those the judge predicts and the model does not edit.
+UNCHANGED_ATTRIBUTES = ("Male", "Young", "Eyeglasses", "Smiling", "Mouth_Slightly_Open", "Blond_Hair")
+
+
 def _evaluate_edit(model, batches, judge, refused, extractor, seed, progress):
     names = list(model.attribute_names)
     judge_index = {name: i for i, name in enumerate(judge.attribute_names)} if judge is not None else {}
+    others = [name for name in UNCHANGED_ATTRIBUTES if name in judge_index and name not in names]
     acc = _Accumulator()
     real_features, fake_features, figures, model_seconds, num_images = [], [], {}, 0.0, 0
     for images, attributes, _ in batches:
+        input_reading = judge.predict(to_float(images)) > 0.5 if others else None
         start = time.perf_counter()
         reconstruction = model.edit(images, attributes)["image"]
         model_seconds += time.perf_counter() - start
@@ -205,6 +214,11 @@ def _evaluate_edit(model, batches, judge, refused, extractor, seed, progress):
             else:
                 foreground = None
             acc.add(f"{name}/l1_to_input", metrics.l1(images, edited) / 255.0)
+            if others:
+                reading = judge.predict(to_float(edited)) > 0.5
+                for other in others:
+                    j = judge_index[other]
+                    acc.add(f"{name}/unchanged/{other}", reading[:, j] == input_reading[:, j])
             if name in judge_index and name not in refused:
                 predicted = judge.predict(to_float(edited))[:, judge_index[name]] > 0.5
                 hit = predicted == (target[:, i] > 0.5)
@@ -226,6 +240,8 @@ def _evaluate_edit(model, batches, judge, refused, extractor, seed, progress):
         entry = {key: acc.mean(f"{name}/{key}") for key in
                  ("success", "success 0->1", "success 1->0", "preservation_psnr", "preservation_l1",
                   "attention_area", "l1_to_input")}
+        if others:
+            entry["unchanged"] = {other: acc.mean(f"{name}/unchanged/{other}") for other in others}
         entry["count 0->1"] = acc.count(f"{name}/success 0->1")
         entry["count 1->0"] = acc.count(f"{name}/success 1->0")
         if judge is None:
@@ -375,6 +391,10 @@ def markdown_report(report):
             lines.append("| " + " | ".join([name] + [_fmt(entry.get(k)) for k in (
                 "success", "success 0->1", "success 1->0", "preservation_psnr", "preservation_l1", "attention_area",
                 "l1_to_input")] + [entry.get("success_note", "")]) + " |")
+        for name, entry in report["attributes"].items():
+            if entry.get("unchanged"):
+                lines += ["", f"Edits of {name}: the judge's reading of the other attributes unchanged on "
+                              + ", ".join(f"{other} {_fmt(rate)}" for other, rate in entry["unchanged"].items())]
         rec = report["reconstruction"]
         lines += ["", f"Reconstruction (edit to own attributes): PSNR {_fmt(rec['psnr'], 2)} dB, "
                       f"SSIM {_fmt(rec['ssim'])}"]
