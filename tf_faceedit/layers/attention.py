@@ -5,7 +5,14 @@ over channels. The output keeps the original outside the attended region, which 
 AttentionGAN edit one attribute without touching the rest of the face.
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
 import keras
+
+from tf_faceedit.tensor_types import Shape, Tensor
 
 
 @keras.saving.register_keras_serializable(package="tf_faceedit")
@@ -23,20 +30,20 @@ class AttentionBlend(keras.layers.Layer):
       **kwargs: `keras.layers.Layer` arguments (name, dtype, ...).
     """
 
-    def __init__(self, **kwargs):
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
 
-    def build(self, input_shape):
+    def build(self, input_shape: Sequence[Shape]) -> None:
         if not isinstance(input_shape, (list, tuple)) or len(input_shape) != 3:
             raise ValueError(f"AttentionBlend expects inputs [edited, original, mask], got shapes {input_shape!r}")
 
-    def call(self, inputs):
+    def call(self, inputs: Sequence[Tensor]) -> Tensor:
         edited, original, mask = inputs
         original = keras.ops.cast(original, edited.dtype)
         mask = keras.ops.cast(mask, edited.dtype)
         return edited * mask + original * (1.0 - mask)
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Sequence[Shape]) -> tuple[int | None, ...]:
         return tuple(input_shape[0])
 
 
@@ -56,10 +63,10 @@ class MultiMaskBlend(keras.layers.Layer):
       **kwargs: `keras.layers.Layer` arguments (name, dtype, ...).
     """
 
-    def __init__(self, **kwargs):
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
 
-    def build(self, input_shape):
+    def build(self, input_shape: Sequence[Shape]) -> None:
         if not isinstance(input_shape, (list, tuple)) or len(input_shape) != 3:
             raise ValueError(f"MultiMaskBlend expects inputs [content, original, attention], got {input_shape!r}")
         content, original, attention = input_shape
@@ -68,7 +75,7 @@ class MultiMaskBlend(keras.layers.Layer):
             raise ValueError(f"MultiMaskBlend: content has {content[-1]} channels, expected {channels} * (n - 1) = "
                              f"{channels * (n - 1)} for n = {n} attention masks")
 
-    def call(self, inputs):
+    def call(self, inputs: Sequence[Tensor]) -> Tensor:
         content, original, attention = inputs
         original = keras.ops.cast(original, content.dtype)
         attention = keras.ops.cast(attention, content.dtype)
@@ -78,5 +85,5 @@ class MultiMaskBlend(keras.layers.Layer):
             out = out + content[..., channels * f:channels * (f + 1)] * attention[..., f:f + 1]
         return out
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Sequence[Shape]) -> tuple[int | None, ...]:
         return tuple(input_shape[1])

@@ -10,15 +10,21 @@ them explicitly in `build`, so a block reloaded from a `.keras` file gets the sa
                  [N,H,W,C] -> [N,2H,2W,filters]
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
 import keras
 
 from tf_faceedit.layers.norm import activation_layer, gan_initializer, normalization
+from tf_faceedit.tensor_types import Shape, Tensor
 
 PADDINGS = ("same", "valid", "reflect")
 UP_MODES = ("transpose", "resize")
 
 
-def _pair(value, name):
+def _pair(value: int | Sequence[int], name: str) -> tuple[int, int]:
     """Reads an int or a pair of ints as a tuple (h, w)."""
     if isinstance(value, int):
         return (value, value)
@@ -55,18 +61,18 @@ class ConvNormAct(keras.layers.Layer):
 
     def __init__(
         self,
-        filters,
-        kernel_size=3,
-        strides=1,
-        norm="instance",
-        activation="relu",
-        transpose=False,
-        padding="same",
-        use_bias=True,
-        negative_slope=0.2,
-        kernel_stddev=0.02,
-        **kwargs,
-    ):
+        filters: int,
+        kernel_size: int | Sequence[int] = 3,
+        strides: int | Sequence[int] = 1,
+        norm: str | None = "instance",
+        activation: str | None = "relu",
+        transpose: bool = False,
+        padding: str = "same",
+        use_bias: bool = True,
+        negative_slope: float = 0.2,
+        kernel_stddev: float = 0.02,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         padding = str(padding).lower()
         if padding not in PADDINGS:
@@ -112,7 +118,7 @@ class ConvNormAct(keras.layers.Layer):
         self.norm_layer = normalization(norm, name="norm", dtype=self.dtype_policy)
         self.act = activation_layer(activation, negative_slope=self.negative_slope, name="act", dtype=self.dtype_policy)
 
-    def _padded_shape(self, input_shape):
+    def _padded_shape(self, input_shape: Shape) -> tuple[int | None, ...]:
         if self._pad_width is None:
             return tuple(input_shape)
         shape = list(input_shape)
@@ -121,13 +127,13 @@ class ConvNormAct(keras.layers.Layer):
                 shape[axis] += sum(self._pad_width[axis])
         return tuple(shape)
 
-    def build(self, input_shape):
+    def build(self, input_shape: Shape) -> None:
         conv_input_shape = self._padded_shape(input_shape)
         self.conv.build(conv_input_shape)
         if self.norm_layer is not None:
             self.norm_layer.build(self.conv.compute_output_shape(conv_input_shape))
 
-    def call(self, inputs, training=None):
+    def call(self, inputs: Tensor, training: bool | None = None) -> Tensor:
         x = inputs
         if self._pad_width is not None:
             x = keras.ops.pad(x, self._pad_width, mode="reflect")
@@ -138,10 +144,10 @@ class ConvNormAct(keras.layers.Layer):
             x = self.act(x)
         return x
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Shape) -> tuple[int | None, ...]:
         return tuple(self.conv.compute_output_shape(self._padded_shape(input_shape)))
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update(
             filters=self.filters,
@@ -179,15 +185,15 @@ class ResidualBlock(keras.layers.Layer):
 
     def __init__(
         self,
-        filters,
-        kernel_size=3,
-        norm="instance",
-        activation="relu",
-        padding="same",
-        kernel_stddev=0.02,
-        negative_slope=0.2,
-        **kwargs,
-    ):
+        filters: int,
+        kernel_size: int | Sequence[int] = 3,
+        norm: str | None = "instance",
+        activation: str | None = "relu",
+        padding: str = "same",
+        kernel_stddev: float = 0.02,
+        negative_slope: float = 0.2,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         if str(padding).lower() not in ("same", "reflect"):
             raise ValueError(f"ResidualBlock padding must be 'same' or 'reflect', got {padding!r}")
@@ -210,7 +216,7 @@ class ResidualBlock(keras.layers.Layer):
         self.conv1 = ConvNormAct(self.filters, activation=activation, name="conv1", **common)
         self.conv2 = ConvNormAct(self.filters, activation=None, name="conv2", **common)
 
-    def build(self, input_shape):
+    def build(self, input_shape: Shape) -> None:
         channels = input_shape[-1]
         if channels != self.filters:
             raise ValueError(
@@ -220,13 +226,13 @@ class ResidualBlock(keras.layers.Layer):
         self.conv1.build(input_shape)
         self.conv2.build(self.conv1.compute_output_shape(input_shape))
 
-    def call(self, inputs, training=None):
+    def call(self, inputs: Tensor, training: bool | None = None) -> Tensor:
         return inputs + self.conv2(self.conv1(inputs, training=training), training=training)
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Shape) -> tuple[int | None, ...]:
         return tuple(input_shape)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update(
             filters=self.filters,
@@ -261,16 +267,16 @@ class DownBlock(keras.layers.Layer):
 
     def __init__(
         self,
-        filters,
-        kernel_size=4,
-        norm="instance",
-        activation="relu",
-        padding="same",
-        use_bias=True,
-        negative_slope=0.2,
-        kernel_stddev=0.02,
-        **kwargs,
-    ):
+        filters: int,
+        kernel_size: int | Sequence[int] = 4,
+        norm: str | None = "instance",
+        activation: str | None = "relu",
+        padding: str = "same",
+        use_bias: bool = True,
+        negative_slope: float = 0.2,
+        kernel_stddev: float = 0.02,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.filters = int(filters)
         self.kernel_size = kernel_size
@@ -294,16 +300,16 @@ class DownBlock(keras.layers.Layer):
             name="block",
         )
 
-    def build(self, input_shape):
+    def build(self, input_shape: Shape) -> None:
         self.block.build(input_shape)
 
-    def call(self, inputs, training=None):
+    def call(self, inputs: Tensor, training: bool | None = None) -> Tensor:
         return self.block(inputs, training=training)
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Shape) -> tuple[int | None, ...]:
         return self.block.compute_output_shape(input_shape)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update(
             filters=self.filters,
@@ -341,17 +347,17 @@ class UpBlock(keras.layers.Layer):
 
     def __init__(
         self,
-        filters,
-        kernel_size=4,
-        norm="instance",
-        activation="relu",
-        mode="transpose",
-        padding="same",
-        use_bias=True,
-        negative_slope=0.2,
-        kernel_stddev=0.02,
-        **kwargs,
-    ):
+        filters: int,
+        kernel_size: int | Sequence[int] = 4,
+        norm: str | None = "instance",
+        activation: str | None = "relu",
+        mode: str = "transpose",
+        padding: str = "same",
+        use_bias: bool = True,
+        negative_slope: float = 0.2,
+        kernel_stddev: float = 0.02,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         mode = str(mode).lower()
         if mode not in UP_MODES:
@@ -391,22 +397,22 @@ class UpBlock(keras.layers.Layer):
             name="block",
         )
 
-    def _block_input_shape(self, input_shape):
+    def _block_input_shape(self, input_shape: Shape) -> tuple[int | None, ...]:
         if self.upsample is None:
             return tuple(input_shape)
         return tuple(self.upsample.compute_output_shape(input_shape))
 
-    def build(self, input_shape):
+    def build(self, input_shape: Shape) -> None:
         self.block.build(self._block_input_shape(input_shape))
 
-    def call(self, inputs, training=None):
+    def call(self, inputs: Tensor, training: bool | None = None) -> Tensor:
         x = inputs if self.upsample is None else self.upsample(inputs)
         return self.block(x, training=training)
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Shape) -> tuple[int | None, ...]:
         return self.block.compute_output_shape(self._block_input_shape(input_shape))
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update(
             filters=self.filters,

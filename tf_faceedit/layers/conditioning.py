@@ -6,18 +6,25 @@
 float in {0, 1} (any real value is accepted at inference, e.g. for attribute intensity sliders).
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
 import keras
 from keras import ops
 
+from tf_faceedit.tensor_types import Shape, Tensor
 
-def flip_attribute(attributes, index):
+
+def flip_attribute(attributes: Tensor, index: int) -> Tensor:
     """Attributes [N, K] in {0, 1} with attribute `index` flipped for every sample (sample grids, evaluation)."""
     k = attributes.shape[-1]
     onehot = ops.one_hot(ops.full((ops.shape(attributes)[0],), index, dtype="int32"), k, dtype=attributes.dtype)
     return attributes + onehot * (1.0 - 2.0 * attributes)
 
 
-def flip_one_attribute(attributes, seed):
+def flip_one_attribute(attributes: Tensor, seed: int | keras.random.SeedGenerator | Tensor) -> Tensor:
     """Training targets: one randomly chosen attribute flipped per sample (K = 1: always flipped).
 
     `seed`: an int, a `keras.random.SeedGenerator` or a seed tensor (see `keras.random`).
@@ -42,10 +49,10 @@ class TileAttributes(keras.layers.Layer):
       **kwargs: `keras.layers.Layer` arguments (name, dtype, ...).
     """
 
-    def __init__(self, **kwargs):
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
 
-    def build(self, input_shape):
+    def build(self, input_shape: Sequence[Shape]) -> None:
         if not isinstance(input_shape, (list, tuple)) or len(input_shape) != 2:
             raise ValueError(f"TileAttributes expects inputs [features, attributes], got shapes {input_shape!r}")
         features_shape, attributes_shape = input_shape
@@ -55,7 +62,7 @@ class TileAttributes(keras.layers.Layer):
                 f"{tuple(features_shape)} and {tuple(attributes_shape)}"
             )
 
-    def call(self, inputs):
+    def call(self, inputs: Sequence[Tensor]) -> Tensor:
         features, attributes = inputs
         attributes = keras.ops.cast(attributes, features.dtype)
         shape = keras.ops.shape(features)
@@ -64,7 +71,7 @@ class TileAttributes(keras.layers.Layer):
         )
         return keras.ops.concatenate([features, maps], axis=-1)
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Sequence[Shape]) -> tuple[int | None, ...]:
         features_shape, attributes_shape = input_shape
         channels, k = features_shape[-1], attributes_shape[-1]
         batch = features_shape[0] if features_shape[0] is not None else attributes_shape[0]

@@ -8,13 +8,17 @@ Kinds:
   activation:    "relu" | "lrelu" (= "leaky_relu") | "tanh" | "sigmoid" | "none" (= "linear" = None)
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 import keras
 
 NORMALIZATIONS = ("instance", "batch", "layer", "none")
 ACTIVATIONS = ("relu", "lrelu", "leaky_relu", "tanh", "sigmoid", "none", "linear")
 
 
-def normalization(kind, name=None, **kwargs):
+def normalization(kind: str | None, name: str | None = None, **kwargs: Any) -> keras.layers.Layer | None:
     """Returns a normalization layer of `kind`, or None for "none".
 
     "instance": instance normalization with learned per-channel scale and offset (Ulyanov et al., 2016), written as
@@ -45,12 +49,14 @@ def normalization(kind, name=None, **kwargs):
     raise ValueError(f"Unknown normalization {kind!r}; expected one of: {', '.join(NORMALIZATIONS)}")
 
 
-def gan_initializer(stddev=0.02):
+def gan_initializer(stddev: float = 0.02) -> keras.initializers.RandomNormal:
     """Returns `keras.initializers.RandomNormal(0.0, stddev)`: the N(0, 0.02) init of DCGAN (Radford et al., 2016)."""
     return keras.initializers.RandomNormal(mean=0.0, stddev=stddev)
 
 
-def activation_layer(name_or_none, negative_slope=0.2, **kwargs):
+def activation_layer(
+    name_or_none: str | None, negative_slope: float = 0.2, **kwargs: Any
+) -> keras.layers.Layer | None:
     """Returns an activation layer, or None for "none"/"linear"/None.
 
     Args:

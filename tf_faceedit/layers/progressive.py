@@ -18,16 +18,21 @@ Equalized learning rate (PGGAN's run-time weight scaling) is not provided: the n
 weights and Adam, see docs/methods/pggan_completion.md.
 """
 
+from __future__ import annotations
+
 import math
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import keras
 
 from tf_faceedit.layers.blocks import ConvNormAct
+from tf_faceedit.tensor_types import Shape, Tensor
 
 MIN_FILTERS = 8
 
 
-def downsample2x(x, factor=2):
+def downsample2x(x: Tensor, factor: int = 2) -> Tensor:
     """Average pooling by `factor` (pool size = stride = factor, "valid"): [N, H, W, C] -> [N, H/f, W/f, C]."""
     factor = int(factor)
     if factor == 1:
@@ -35,7 +40,7 @@ def downsample2x(x, factor=2):
     return keras.ops.average_pool(x, pool_size=factor, strides=factor, padding="valid")
 
 
-def upsample2x(x, factor=2):
+def upsample2x(x: Tensor, factor: int = 2) -> Tensor:
     """Nearest-neighbour upsampling by `factor` (each pixel repeated f x f): [N, H, W, C] -> [N, H*f, W*f, C]."""
     factor = int(factor)
     if factor == 1:
@@ -57,20 +62,20 @@ class FadeIn(keras.layers.Layer):
       **kwargs: `keras.layers.Layer` arguments (name, dtype, ...).
     """
 
-    def __init__(self, **kwargs):
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
 
-    def build(self, input_shape):
+    def build(self, input_shape: Sequence[Shape]) -> None:
         if not isinstance(input_shape, (list, tuple)) or len(input_shape) != 3:
             raise ValueError(f"FadeIn expects inputs [new, old, alpha], got shapes {input_shape!r}")
 
-    def call(self, inputs):
+    def call(self, inputs: Sequence[Tensor]) -> Tensor:
         new, old, alpha = inputs
         old = keras.ops.cast(old, new.dtype)
         alpha = keras.ops.cast(alpha, new.dtype)
         return alpha * new + (1.0 - alpha) * old
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Sequence[Shape]) -> tuple[int | None, ...]:
         return tuple(input_shape[0])
 
 
@@ -89,14 +94,14 @@ class MinibatchStddev(keras.layers.Layer):
       **kwargs: `keras.layers.Layer` arguments.
     """
 
-    def __init__(self, group_size=4, epsilon=1e-8, **kwargs):
+    def __init__(self, group_size: int = 4, epsilon: float = 1e-8, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if int(group_size) < 1:
             raise ValueError(f"MinibatchStddev group_size must be >= 1, got {group_size}")
         self.group_size = int(group_size)
         self.epsilon = float(epsilon)
 
-    def build(self, input_shape):
+    def build(self, input_shape: Shape) -> None:
         if len(input_shape) != 4:
             raise ValueError(f"MinibatchStddev expects [N, H, W, C] inputs, got shape {tuple(input_shape)}")
 
@@ -109,7 +114,7 @@ class MinibatchStddev(keras.layers.Layer):
         valid = keras.ops.logical_and(keras.ops.equal(batch % candidates, 0), candidates <= batch)
         return keras.ops.max(keras.ops.where(valid, candidates, keras.ops.ones_like(candidates)))
 
-    def call(self, inputs):
+    def call(self, inputs: Tensor) -> Tensor:
         x = inputs
         shape = keras.ops.shape(x)
         batch = x.shape[0] if x.shape[0] is not None else shape[0]
@@ -124,17 +129,17 @@ class MinibatchStddev(keras.layers.Layer):
                                       (shape[0], shape[1], shape[2], 1))
         return keras.ops.concatenate([x, maps], axis=-1)
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Shape) -> tuple[int | None, ...]:
         channels = input_shape[-1]
         return tuple(input_shape[:-1]) + (None if channels is None else channels + 1,)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update(group_size=self.group_size, epsilon=self.epsilon)
         return config
 
 
-def is_power_of_two(n) -> bool:
+def is_power_of_two(n: object) -> bool:
     """True for an int n = 2^k >= 1."""
     return isinstance(n, int) and n >= 1 and n & (n - 1) == 0
 
@@ -160,7 +165,7 @@ def he_std(fan_in: int, gain: float = 2.0) -> float:
     return math.sqrt(gain / fan_in)
 
 
-def run_layers(layers, x, training):
+def run_layers(layers: Iterable[keras.layers.Layer], x: Tensor, training: bool | None) -> Tensor:
     """Calls `layers` in sequence on x (each with `training=`)."""
     for layer in layers:
         x = layer(x, training=training)
@@ -185,7 +190,8 @@ class ProgressiveNetwork(keras.Model):
       **kwargs: `keras.Model` arguments (name, ...).
     """
 
-    def __init__(self, resolution, start_resolution, fmap_base, fmap_max, negative_slope, **kwargs):
+    def __init__(self, resolution: int, start_resolution: int, fmap_base: int, fmap_max: int,
+                 negative_slope: float, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.resolution = int(resolution)
         self.start_resolution = int(start_resolution)
@@ -199,7 +205,7 @@ class ProgressiveNetwork(keras.Model):
         self.alpha = self.add_weight(shape=(), initializer="ones", trainable=False, name="alpha",
                                      aggregation="only_first_replica")
 
-    def filters(self, resolution):
+    def filters(self, resolution: int) -> int:
         """`filters_at(resolution)` with this network's fmap_base / fmap_max."""
         return filters_at(resolution, self.fmap_base, self.fmap_max)
 
@@ -209,10 +215,10 @@ class ProgressiveNetwork(keras.Model):
                            kernel_stddev=he_std(kernel_size * kernel_size * fan_in, gain), name=name)
 
     @property
-    def current_resolution(self):
+    def current_resolution(self) -> int:
         return self.resolutions[self.stage]
 
-    def set_stage(self, stage):
+    def set_stage(self, stage: int) -> None:
         """Selects the graph of stage `stage` (python int, 0 = start resolution); alpha is left as it is."""
         stage = int(stage)
         if not 0 <= stage < self.num_stages:
@@ -240,7 +246,7 @@ class ProgressiveNetwork(keras.Model):
         raise NotImplementedError
 
     @property
-    def active_trainable_variables(self):
+    def active_trainable_variables(self) -> list[keras.Variable]:
         """Trainable variables of the layers the current stage uses (both fade-in paths included)."""
         variables = []
         for layer in self._used():

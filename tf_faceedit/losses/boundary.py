@@ -14,12 +14,15 @@ half context (on the boundary), falls linearly to 0 towards pure hole or pure co
 k // 2 pixels from the boundary.
 """
 
+from __future__ import annotations
+
 import keras
 
 from tf_faceedit.losses.reduction import as_float_tensor, per_example_mean
+from tf_faceedit.tensor_types import Tensor
 
 
-def boundary_weights(mask, kernel_size=7):
+def boundary_weights(mask: Tensor, kernel_size: int = 7) -> Tensor:
     """w = 1 - |2 * mean_filter_k(mask) - 1|, same shape as `mask`, values in [0, 1] (see the module docstring).
 
     Args:
@@ -36,7 +39,7 @@ def boundary_weights(mask, kernel_size=7):
     return 1.0 - keras.ops.abs(2.0 * blurred - 1.0)
 
 
-def boundary_loss(real, fake, mask, kernel_size=7):
+def boundary_loss(real: Tensor, fake: Tensor, mask: Tensor, kernel_size: int = 7) -> Tensor:
     """mean(w ⊙ |real - fake|) over H, W, C per example [N], with w = `boundary_weights(mask, kernel_size)`.
 
     Normalised like `masked_l1_loss`: divided by the number of elements H * W * C of one example.

@@ -11,13 +11,24 @@ head). Its outputs are summed before differentiating; since example i's logits d
 (no batch-coupling layers such as batch norm in the critic), the gradient of the sum is the per-example gradient.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable
+
 import keras
 
 from tf_faceedit import backend
 from tf_faceedit.losses.reduction import as_float_tensor, per_example_sum
+from tf_faceedit.tensor_types import Tensor
 
 
-def gradient_penalty(critic_fn, real, fake, seed=None, epsilon=1e-10):
+def gradient_penalty(
+    critic_fn: Callable[[Tensor], Tensor],
+    real: Tensor,
+    fake: Tensor,
+    seed: int | keras.random.SeedGenerator | None = None,
+    epsilon: float = 1e-10,
+) -> Tensor:
     """WGAN-GP penalty (||grad_x D(x_hat)||_2 - 1)^2 per example [N] (Gulrajani et al., "Improved Training of
     Wasserstein GANs", NeurIPS 2017).
 
@@ -48,7 +59,7 @@ def gradient_penalty(critic_fn, real, fake, seed=None, epsilon=1e-10):
     return keras.ops.square(norm - 1.0)
 
 
-def r1_penalty(critic_fn, real):
+def r1_penalty(critic_fn: Callable[[Tensor], Tensor], real: Tensor) -> Tensor:
     """R1 penalty ||grad_x D(x)||^2 on real data, per example [N] (Mescheder et al., "Which Training Methods for GANs
     do actually Converge?", ICML 2018).
 

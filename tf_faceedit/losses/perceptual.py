@@ -16,12 +16,16 @@ Weights (`loss.vgg_weights`):
   * "random": random initial weights (tests; not a perceptual loss).
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable
 from pathlib import Path
 
 import keras
 
 from tf_faceedit.errors import ConfigError
 from tf_faceedit.losses.reduction import as_float_tensor, per_example_mean
+from tf_faceedit.tensor_types import Shape, Tensor
 
 VGG_MEAN_BGR = (103.939, 116.779, 123.68)
 FEATURE_LAYER = "block2_conv2"
@@ -43,16 +47,16 @@ class CaffePreprocess(keras.layers.Layer):
       **kwargs: `keras.layers.Layer` arguments.
     """
 
-    def call(self, inputs):
+    def call(self, inputs: Tensor) -> Tensor:
         x = (as_float_tensor(inputs) + 1.0) * 127.5
         x = keras.ops.flip(x, axis=-1)
         return x - keras.ops.convert_to_tensor(VGG_MEAN_BGR, dtype=x.dtype)
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Shape) -> tuple[int | None, ...]:
         return tuple(input_shape)
 
 
-def _vgg16(weights):
+def _vgg16(weights: str | Path) -> keras.Model:
     common = dict(include_top=False, input_shape=(None, None, 3))
     if weights == "random":
         return keras.applications.VGG16(weights=None, **common)
@@ -75,7 +79,7 @@ def _vgg16(weights):
                           f"{str(err).splitlines()[0] if str(err) else type(err).__name__}") from None
 
 
-def vgg16_feature_extractor(weights="imagenet"):
+def vgg16_feature_extractor(weights: str | Path = "imagenet") -> keras.Model:
     """A frozen `keras.Model`: [N, H, W, 3] RGB in [-1, 1] -> VGG16 relu2_2 features [N, H/2, W/2, 128].
 
     Args:
@@ -93,7 +97,7 @@ def vgg16_feature_extractor(weights="imagenet"):
     return model
 
 
-def perceptual_loss(extractor, real, fake):
+def perceptual_loss(extractor: Callable[..., Tensor], real: Tensor, fake: Tensor) -> Tensor:
     """mean((φ(real) − φ(fake))²) over the feature map's H, W, C per example [N], φ = `extractor`.
 
     Both batches go through the extractor in one call (it has no batch-coupling layers).

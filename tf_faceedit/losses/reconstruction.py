@@ -9,30 +9,35 @@ never by the hole area (the convention of Liu et al., "Image Inpainting for Irre
 Convolutions", ECCV 2018), so a loss on a small hole is small; weight it with the config, not here.
 """
 
+from __future__ import annotations
+
 import keras
 
 from tf_faceedit.losses.reduction import as_float_tensor, per_example_mean, per_example_sum
+from tf_faceedit.tensor_types import Tensor
 
 
-def _pair(target, prediction):
+def _pair(target: Tensor, prediction: Tensor) -> tuple[Tensor, Tensor]:
     prediction = as_float_tensor(prediction)
     target = keras.ops.cast(as_float_tensor(target), prediction.dtype)
     return target, prediction
 
 
-def l1_loss(target, prediction):
+def l1_loss(target: Tensor, prediction: Tensor) -> Tensor:
     """Mean absolute error over all non-batch axes, per example [N]."""
     target, prediction = _pair(target, prediction)
     return per_example_mean(keras.ops.abs(target - prediction))
 
 
-def l2_loss(target, prediction):
+def l2_loss(target: Tensor, prediction: Tensor) -> Tensor:
     """Mean squared error over all non-batch axes, per example [N]."""
     target, prediction = _pair(target, prediction)
     return per_example_mean(keras.ops.square(target - prediction))
 
 
-def masked_l1_loss(target, prediction, mask, hole_weight=None):
+def masked_l1_loss(
+    target: Tensor, prediction: Tensor, mask: Tensor, hole_weight: float | Tensor | None = None
+) -> Tensor:
     """L1 restricted to / weighted by a mask, per example [N].
 
     Without hole_weight: sum(M * |target - prediction|) / (H * W * C), i.e. the hole term of Liu et al. 2018
@@ -62,7 +67,7 @@ def masked_l1_loss(target, prediction, mask, hole_weight=None):
     return per_example_mean(weighted)
 
 
-def attribute_bce_loss(labels, logits):
+def attribute_bce_loss(labels: Tensor, logits: Tensor) -> Tensor:
     """Binary cross-entropy with logits SUMMED over the K attributes, per example [N].
 
     The StarGAN (Choi et al., 2018) / SaGAN (Zhang et al., 2018) domain-classification loss. Per attribute:

@@ -8,10 +8,14 @@ of the global mean. Never mix this with a plain mean over the batch, which would
 replicas.
 """
 
+from __future__ import annotations
+
 import keras
 
+from tf_faceedit.tensor_types import Tensor
 
-def as_float_tensor(x):
+
+def as_float_tensor(x: Tensor) -> Tensor:
     """Converts x to a float tensor for loss computation: ints -> floatx, float16/bfloat16 -> float32 (losses of
     mixed-precision models are computed in float32); float32/float64 are kept."""
     x = keras.ops.convert_to_tensor(x)
@@ -23,7 +27,7 @@ def as_float_tensor(x):
     return x
 
 
-def per_example_mean(x):
+def per_example_mean(x: Tensor) -> Tensor:
     """Mean over every non-batch axis: [N, ...] -> [N]; a vector [N] is returned as is.
 
     Raises:
@@ -38,7 +42,7 @@ def per_example_mean(x):
     return keras.ops.mean(x, axis=tuple(range(1, rank)))
 
 
-def per_example_sum(x):
+def per_example_sum(x: Tensor) -> Tensor:
     """Sum over every non-batch axis: [N, ...] -> [N]; a vector [N] is returned as is."""
     x = as_float_tensor(x)
     rank = len(x.shape)
@@ -49,7 +53,7 @@ def per_example_sum(x):
     return keras.ops.sum(x, axis=tuple(range(1, rank)))
 
 
-def compute_average_loss(per_example_loss, global_batch_size=None):
+def compute_average_loss(per_example_loss: Tensor, global_batch_size: int | float | Tensor | None = None) -> Tensor:
     """Returns sum(per_example_loss) / global_batch_size, a scalar (`tf.nn.compute_average_loss` semantics).
 
     Args:

@@ -7,12 +7,15 @@ AttentionGAN (Tang et al.) puts it on the attention masks so they stay smooth an
 sum (not a mean) its weight is tiny (1e-6 in the paper). Images are [N, H, W, C].
 """
 
+from __future__ import annotations
+
 import keras
 
 from tf_faceedit.losses.reduction import as_float_tensor, per_example_sum
+from tf_faceedit.tensor_types import Tensor
 
 
-def total_variation_loss(images):
+def total_variation_loss(images: Tensor) -> Tensor:
     """Sum of absolute vertical and horizontal neighbour differences over H, W and C, per example [N].
 
     Raises:

@@ -30,16 +30,24 @@ reached (the message names the address and says TF Serving must run there), or i
 status and message, which name the input).
 """
 
+from __future__ import annotations
+
 import http.client
 import json
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
+import numpy.typing as npt
 
 from tf_faceedit.errors import ConfigError, DataError, FaceEditError, check_attribute_values, suggest
+
+if TYPE_CHECKING:
+    from tensorflow_serving.apis import predict_pb2
 
 DEFAULT_SIGNATURE = "serving_default"
 METADATA_SIGNATURE = "metadata"
@@ -56,7 +64,7 @@ class ServingError(FaceEditError):
 # Request preparation and response decoding (shared by both clients)
 
 
-def batch_images(images, channels, name="image"):
+def batch_images(images: npt.ArrayLike, channels: int, name: str = "image") -> np.ndarray:
     """uint8 [H,W,C] or [N,H,W,C] (masks may also be [H,W] / [N,H,W] when channels == 1) -> uint8 [N,H,W,C]."""
     array = np.asarray(images)
     if array.dtype != np.uint8:
@@ -70,7 +78,7 @@ def batch_images(images, channels, name="image"):
     return array
 
 
-def batch_attributes(attributes, batch):
+def batch_attributes(attributes: npt.ArrayLike, batch: int) -> np.ndarray:
     """float [K] or [N,K] -> float32 [N,K]; a single vector is repeated over the batch."""
     array = np.asarray(attributes, dtype=np.float32)
     if array.ndim == 1:
@@ -84,11 +92,11 @@ def batch_attributes(attributes, batch):
     return array
 
 
-def decode_metadata(outputs):
+def decode_metadata(outputs: Mapping[str, Any]) -> dict[str, Any]:
     """The `metadata` signature's outputs -> {"method": str, "attribute_names": [str], "image_size": int,
     "task": str}."""
 
-    def text(value):
+    def text(value: Any) -> str:
         value = np.asarray(value).reshape(-1)[0]
         value = value.item() if isinstance(value, np.generic) else value
         return value.decode() if isinstance(value, bytes) else str(value)
@@ -109,15 +117,17 @@ def decode_metadata(outputs):
 class _Client:
     """What both clients share: edit / complete / metadata on top of `predict`."""
 
-    def predict(self, inputs, signature_name=DEFAULT_SIGNATURE):  # pragma: no cover (abstract)
+    def predict(  # pragma: no cover (abstract)
+        self, inputs: Mapping[str, npt.ArrayLike], signature_name: str = DEFAULT_SIGNATURE
+    ) -> dict[str, np.ndarray]:
         raise NotImplementedError
 
-    def edit(self, images, attributes):
+    def edit(self, images: npt.ArrayLike, attributes: npt.ArrayLike) -> dict[str, np.ndarray]:
         """images uint8 [N,H,W,3] (or [H,W,3]), attributes [N,K] (or [K]) -> {"image": uint8, extras...}."""
         images = batch_images(images, 3)
         return self.predict({"image": images, "attributes": batch_attributes(attributes, len(images))})
 
-    def complete(self, images, masks, attributes):
+    def complete(self, images: npt.ArrayLike, masks: npt.ArrayLike, attributes: npt.ArrayLike) -> dict[str, np.ndarray]:
         """images uint8 [N,H,W,3], masks uint8 [N,H,W,1] (nonzero = hole), attributes [N,K] ->
         {"completed": uint8, "raw": uint8}."""
         images = batch_images(images, 3)
@@ -127,11 +137,11 @@ class _Client:
                             "(same N, H, W)")
         return self.predict({"image": images, "mask": masks, "attributes": batch_attributes(attributes, len(images))})
 
-    def metadata(self):
+    def metadata(self) -> dict[str, Any]:
         """{"method", "attribute_names", "image_size", "task"} from the model's `metadata` signature."""
         return decode_metadata(self.predict({}, signature_name=METADATA_SIGNATURE))
 
-    def predict_attributes(self, images):
+    def predict_attributes(self, images: npt.ArrayLike) -> np.ndarray:
         """images uint8 [N,H,W,3] -> float32 [N,K] in {0, 1} (`predict_attributes` signature: SaGAN, IcGAN)."""
         out = self.predict({"image": batch_images(images, 3)}, signature_name="predict_attributes")
         return np.asarray(out["attributes"], np.float32)
@@ -151,7 +161,7 @@ class GrpcClient(_Client):
         timeout: seconds per request.
     """
 
-    def __init__(self, server, model, version=None, timeout=60.0):
+    def __init__(self, server: str, model: str, version: int | None = None, timeout: float = 60.0) -> None:
         import grpc
         from tensorflow_serving.apis import prediction_service_pb2_grpc
 
@@ -163,13 +173,13 @@ class GrpcClient(_Client):
             ("grpc.enable_http_proxy", 0)])
         self._stub = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
 
-    def close(self):
+    def close(self) -> None:
         self._channel.close()
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def _model_spec(self, spec, signature_name=None):
@@ -179,7 +189,8 @@ class GrpcClient(_Client):
         if signature_name is not None:
             spec.signature_name = signature_name
 
-    def predict_request(self, inputs, signature_name=DEFAULT_SIGNATURE):
+    def predict_request(self, inputs: Mapping[str, npt.ArrayLike],
+                        signature_name: str = DEFAULT_SIGNATURE) -> predict_pb2.PredictRequest:
         """The PredictRequest proto for {name: array} (dtypes kept: uint8 images, float32 attributes)."""
         import tensorflow as tf
         from tensorflow_serving.apis import predict_pb2
@@ -190,14 +201,16 @@ class GrpcClient(_Client):
             request.inputs[name].CopyFrom(tf.make_tensor_proto(np.asarray(value)))
         return request
 
-    def predict(self, inputs, signature_name=DEFAULT_SIGNATURE):
+    def predict(
+        self, inputs: Mapping[str, npt.ArrayLike], signature_name: str = DEFAULT_SIGNATURE
+    ) -> dict[str, np.ndarray]:
         """Calls Predict; returns {output name: numpy array} (uint8 images stay uint8, strings are bytes)."""
         import tensorflow as tf
 
         response = self._call("Predict", self.predict_request(inputs, signature_name))
         return {name: tf.make_ndarray(proto) for name, proto in response.outputs.items()}
 
-    def signature_defs(self):
+    def signature_defs(self) -> dict[str, dict[str, dict[str, tuple[str, list[int] | None]]]]:
         """GetModelMetadata -> {signature name: {"inputs"|"outputs": {name: (dtype name, shape with -1)}}}."""
         import tensorflow as tf
         from tensorflow_serving.apis import get_model_metadata_pb2
@@ -251,7 +264,7 @@ class RestClient(_Client):
         model, version, timeout: as for GrpcClient.
     """
 
-    def __init__(self, server, model, version=None, timeout=60.0):
+    def __init__(self, server: str, model: str, version: int | None = None, timeout: float = 60.0) -> None:
         self.server, self.model, self.version, self.timeout = server, model, version, timeout
         base = server if server.startswith(("http://", "https://")) else f"http://{server}"
         path = f"/v1/models/{model}" + (f"/versions/{int(version)}" if version is not None else "")
@@ -259,11 +272,13 @@ class RestClient(_Client):
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # no proxy (see GrpcClient)
 
     @staticmethod
-    def request_body(inputs, signature_name=DEFAULT_SIGNATURE):
+    def request_body(inputs: Mapping[str, npt.ArrayLike], signature_name: str = DEFAULT_SIGNATURE) -> dict[str, Any]:
         """The JSON body (a dict) of a columnar predict request."""
         return {"signature_name": signature_name, "inputs": {k: np.asarray(v).tolist() for k, v in inputs.items()}}
 
-    def predict(self, inputs, signature_name=DEFAULT_SIGNATURE):
+    def predict(
+        self, inputs: Mapping[str, npt.ArrayLike], signature_name: str = DEFAULT_SIGNATURE
+    ) -> dict[str, np.ndarray]:
         body = json.dumps(self.request_body(inputs, signature_name)).encode()
         request = urllib.request.Request(self.url, data=body, method="POST",
                                          headers={"Content-Type": "application/json"})
@@ -312,7 +327,13 @@ def _from_json(name, value):
 # CLI work
 
 
-def resolve_attributes(names, sets=(), attributes=None, value_range=None, method=None):
+def resolve_attributes(
+    names: Iterable[str],
+    sets: Iterable[str] = (),
+    attributes: str | None = None,
+    value_range: Sequence[float] | None = None,
+    method: str | None = None,
+) -> tuple[np.ndarray, list[str]]:
     """Target attribute vector from `--attributes v1,v2,...` and/or `--set NAME=V` (applied on top).
 
     Returns (float32 [K], notes): attributes not given default to 0, and `notes` says which ones did.
@@ -351,7 +372,7 @@ def resolve_attributes(names, sets=(), attributes=None, value_range=None, method
     return np.asarray(vector, np.float32), notes
 
 
-def read_image(path, flag="--image", grayscale=False):
+def read_image(path: str | Path, flag: str = "--image", grayscale: bool = False) -> np.ndarray:
     """An image file -> uint8 RGB [H,W,3] (or [H,W,1] with grayscale=True): `tf_faceedit.images` (header parsed,
     size guard) before anything is sent. DataError names the flag and file."""
     from tf_faceedit import images
@@ -359,7 +380,7 @@ def read_image(path, flag="--image", grayscale=False):
     return images.read_mask(path, flag)[..., None] if grayscale else images.read_image(path, flag)
 
 
-def write_image(path, image, flag="--out"):
+def write_image(path: str | Path, image: np.ndarray, flag: str = "--out") -> Path:
     """uint8 RGB [H,W,3] (or one channel) -> image file (format from the extension, one of
     `images.IMAGE_EXTENSIONS`). DataError names the flag and file."""
     from tf_faceedit import images
@@ -367,8 +388,16 @@ def write_image(path, image, flag="--out"):
     return images.write_image(path, image, what=flag)
 
 
-def edit_file(client, image_path, out_path, sets=(), attributes=None, mask_path=None, save_extras=False,
-              log=print):
+def edit_file(
+    client: GrpcClient | RestClient,
+    image_path: str | Path,
+    out_path: str | Path,
+    sets: Iterable[str] = (),
+    attributes: str | None = None,
+    mask_path: str | Path | None = None,
+    save_extras: bool = False,
+    log: Callable[[str], object] = print,
+) -> dict[str, Any]:
     """What the CLI does: metadata, attribute vector, one request, the output image (and extras) written.
 
     Returns {"out": Path, "outputs": {name: array}, "attributes": vector, "metadata": dict}.
@@ -417,7 +446,9 @@ def edit_file(client, image_path, out_path, sets=(), attributes=None, mask_path=
     return {"out": out, "outputs": outputs, "attributes": vector, "metadata": meta}
 
 
-def make_client(server, model, rest=False, version=None, timeout=60.0):
+def make_client(
+    server: str, model: str, rest: bool = False, version: int | None = None, timeout: float = 60.0
+) -> GrpcClient | RestClient:
     return (RestClient if rest else GrpcClient)(server, model, version=version, timeout=timeout)
 
 

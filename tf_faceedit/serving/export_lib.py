@@ -21,11 +21,15 @@ written into a hidden temporary sibling folder and renamed when complete, so a s
 sees a half-written version; an existing version is never overwritten.
 """
 
+from __future__ import annotations
+
 import json
 import logging
 import os
 import shutil
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import tensorflow as tf
 
@@ -38,7 +42,7 @@ log = logging.getLogger("tf_faceedit")
 EXTRA_DIR = "assets.extra"
 
 
-def check_export_dir(export_dir):
+def check_export_dir(export_dir: str | Path) -> Path:
     """Refuses an export_dir whose last component is not an integer version, or that already exists."""
     export_dir = Path(export_dir)
     if not export_dir.name.isdigit():
@@ -55,7 +59,7 @@ class ServingModule(tf.Module):
     """The exported object: the networks' variables and the signature functions (closures over the trainer, so the
     trainer itself, its optimizers and losses are not saved)."""
 
-    def __init__(self, trainer, method, attribute_names, image_size):
+    def __init__(self, trainer: Any, method: str, attribute_names: Sequence[str], image_size: int) -> None:
         super().__init__(name=f"{method}_serving")
         from tf_faceedit import registry
 
@@ -93,7 +97,7 @@ class ServingModule(tf.Module):
 
             self.predict_attributes = predict_attributes
 
-    def signature_functions(self):
+    def signature_functions(self) -> dict[str, Callable[..., Any]]:
         out = {"serving_default": self.serve, "metadata": self.metadata}
         if self.predict_attributes is not None:
             out["predict_attributes"] = self.predict_attributes
@@ -103,7 +107,13 @@ class ServingModule(tf.Module):
 FORMATS = ("savedmodel", "tflite")
 
 
-def export(model_dir, export_dir, checkpoint=None, format="savedmodel", precisions=None):
+def export(
+    model_dir: str | Path,
+    export_dir: str | Path,
+    checkpoint: str | Path | None = None,
+    format: str = "savedmodel",
+    precisions: Sequence[str] | None = None,
+) -> dict[str, Any]:
     """Exports the latest (or given) checkpoint of `model_dir` (or a zoo model: `model_dir` its name) to
     `export_dir` (see the module docstring).
 

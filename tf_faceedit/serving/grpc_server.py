@@ -26,11 +26,15 @@ Error codes (each message names the model, signature or input):
 The server stays up after a bad request. Classify, Regress and MultiInference answer UNIMPLEMENTED.
 """
 
+from __future__ import annotations
+
 import logging
 import re
 import sys
+from collections.abc import Mapping
 from concurrent import futures
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 import tensorflow as tf
@@ -38,6 +42,11 @@ from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2, predict_pb2, prediction_service_pb2_grpc
 
 from tf_faceedit.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    from tensorflow.core.framework import tensor_pb2
+    from tensorflow.core.protobuf import meta_graph_pb2
+    from tensorflow_serving.apis import model_pb2
 
 DEFAULT_SIGNATURE = "serving_default"
 MAX_MESSAGE_BYTES = 512 * 1024 * 1024  # images at 1024^2 x batch 16 are ~50 MB; TF Serving has no small limit either
@@ -49,7 +58,7 @@ logger = logging.getLogger(__name__)
 # Loading
 
 
-def resolve_version_dir(path):
+def resolve_version_dir(path: str | Path) -> tuple[int, Path]:
     """Returns (version, version_dir) for a version dir or a base dir of integer version dirs (TF Serving policy).
 
     Raises DataError naming `path` when it does not exist or holds no servable version.
@@ -75,7 +84,7 @@ class ServedModel:
         path: a version dir or a base dir (see `resolve_version_dir`).
     """
 
-    def __init__(self, name, path):
+    def __init__(self, name: str, path: str | Path) -> None:
         self.name = name
         self.version, self.path = resolve_version_dir(path)
         try:
@@ -90,7 +99,7 @@ class ServedModel:
                     sorted(self.signatures))
 
 
-def read_signature_defs(version_dir):
+def read_signature_defs(version_dir: str | Path) -> dict[str, meta_graph_pb2.SignatureDef]:
     """The SignatureDef protos of the SavedModel's serving meta graph (what TF Serving's GetModelMetadata returns)."""
     saved_model = saved_model_pb2.SavedModel()
     saved_model.ParseFromString((Path(version_dir) / "saved_model.pb").read_bytes())
@@ -98,7 +107,7 @@ def read_signature_defs(version_dir):
     return {key: value for key, value in meta_graph.signature_def.items() if not key.startswith("__")}
 
 
-def load_models(export_dirs):
+def load_models(export_dirs: Mapping[str, str | Path]) -> dict[str, ServedModel]:
     """{name: version dir or base dir} -> {name: ServedModel}."""
     if not export_dirs:
         raise ConfigError("no model to serve: give at least one --model NAME=DIR")
@@ -112,23 +121,23 @@ def load_models(export_dirs):
 class RequestError(Exception):
     """A bad request: `code` is the grpc.StatusCode to answer with."""
 
-    def __init__(self, code, message):
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
         super().__init__(message)
         self.code = code
 
 
-def _invalid(message):
+def _invalid(message: str) -> RequestError:
     return RequestError(grpc.StatusCode.INVALID_ARGUMENT, message)
 
 
-def _dtype_name(enum):
+def _dtype_name(enum: int) -> str:
     try:
         return tf.dtypes.as_dtype(enum).name
     except TypeError:
         return f"invalid dtype enum {enum}"
 
 
-def find_model(models, model_spec):
+def find_model(models: Mapping[str, ServedModel], model_spec: model_pb2.ModelSpec) -> ServedModel:
     """The ServedModel for a ModelSpec (NOT_FOUND for an unknown name or version)."""
     model = models.get(model_spec.name)
     if model is None:
@@ -146,7 +155,9 @@ def find_model(models, model_spec):
     return model
 
 
-def validate_inputs(model, signature_name, request_inputs):
+def validate_inputs(
+    model: ServedModel, signature_name: str, request_inputs: Mapping[str, tensor_pb2.TensorProto]
+) -> dict[str, tf.Tensor]:
     """Checks a Predict request's TensorProtos against the signature's input specs; returns {name: tf.Tensor}."""
     specs = model.input_specs[signature_name]
     where = f"model '{model.name}' signature '{signature_name}'"
@@ -187,7 +198,7 @@ def validate_inputs(model, signature_name, request_inputs):
     return tensors
 
 
-def _error_summary(err, limit=600):
+def _error_summary(err: Exception, limit: int = 600) -> str:
     """A TF error's message without the 'Graph execution error' header, the node's stack and the op name."""
     text = getattr(err, "message", None) or str(err)
     start = text.find("assertion failed:")  # tf.debugging checks: their message is what matters
@@ -201,7 +212,7 @@ def _error_summary(err, limit=600):
     return (text[:limit] + " ...") if len(text) > limit else (text or type(err).__name__)
 
 
-def _shape_str(shape):
+def _shape_str(shape: tf.TensorShape) -> str:
     return "[" + ", ".join("?" if d is None else str(d) for d in shape.as_list()) + "]" if shape.rank is not None \
         else "<any>"
 
@@ -213,17 +224,19 @@ def _shape_str(shape):
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     """Predict and GetModelMetadata over loaded SavedModels (the rest: UNIMPLEMENTED, inherited)."""
 
-    def __init__(self, models):
+    def __init__(self, models: Mapping[str, ServedModel]) -> None:
         self.models = models
 
-    def Predict(self, request, context):  # noqa: N802 (gRPC method name)
+    def Predict(  # noqa: N802 (gRPC method name)
+        self, request: predict_pb2.PredictRequest, context: grpc.ServicerContext
+    ) -> predict_pb2.PredictResponse:
         try:
             return self._predict(request)
         except RequestError as err:
             logger.info("Predict %s: %s", err.code.name, err)
             context.abort(err.code, str(err))
 
-    def _predict(self, request):
+    def _predict(self, request: predict_pb2.PredictRequest) -> predict_pb2.PredictResponse:
         model = find_model(self.models, request.model_spec)
         signature_name = request.model_spec.signature_name or DEFAULT_SIGNATURE
         if signature_name not in model.signatures:
@@ -250,7 +263,9 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             response.outputs[name].CopyFrom(tf.make_tensor_proto(outputs[name].numpy()))
         return response
 
-    def GetModelMetadata(self, request, context):  # noqa: N802 (gRPC method name)
+    def GetModelMetadata(  # noqa: N802 (gRPC method name)
+        self, request: get_model_metadata_pb2.GetModelMetadataRequest, context: grpc.ServicerContext
+    ) -> get_model_metadata_pb2.GetModelMetadataResponse:
         try:
             model = find_model(self.models, request.model_spec)
             fields = list(request.metadata_field)
@@ -270,7 +285,9 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         return response
 
 
-def start_server(export_dirs, port=0, host="127.0.0.1", max_workers=4):
+def start_server(
+    export_dirs: Mapping[str, str | Path | ServedModel], port: int = 0, host: str = "127.0.0.1", max_workers: int = 4
+) -> tuple[grpc.Server, int]:
     """Loads the models and starts serving on host:port; returns (server, bound_port). Stop with server.stop(0).
 
     Args:
@@ -303,7 +320,7 @@ def start_server(export_dirs, port=0, host="127.0.0.1", max_workers=4):
 # A TF Serving model config file (the CLI's --model_config_file: tf_faceedit/cli/grpc_server.py)
 
 
-def models_from_config_file(config_file, models_root=None):
+def models_from_config_file(config_file: str | Path, models_root: str | Path | None = None) -> dict[str, str]:
     """{name: base_path} from a TF Serving model config (text proto); base paths /models/<x> move to models_root."""
     from google.protobuf import text_format
     from tensorflow_serving.config import model_server_config_pb2

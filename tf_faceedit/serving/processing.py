@@ -20,9 +20,14 @@ Contract (S = the model's `data.image_size`, K attributes):
   * extras (attention, content, latent, ...) stay at the model's resolution, float32.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
 import tensorflow as tf
 
 from tf_faceedit import images as images_lib
+from tf_faceedit.tensor_types import Tensor
 
 TASKS = ("edit", "complete")  # the tasks a serving signature exists for
 EDIT_OUTPUTS = ("image",)
@@ -32,7 +37,7 @@ COMPLETE_OUTPUTS = ("completed", "raw")
 to_uint8 = images_lib.to_uint8_tf  # [-1, 1] float images -> uint8: clip(round((x + 1) * 127.5), 0, 255)
 
 
-def preprocess_images(images, size):
+def preprocess_images(images: Tensor, size: int) -> tf.Tensor:
     """uint8 [N, H, W, 3] -> float32 [N, S, S, 3] in [-1, 1] (the training pipeline's resize and rounding)."""
     images = tf.convert_to_tensor(images)
     resized = tf.image.resize(tf.cast(images, tf.float32), [size, size], method="bilinear", antialias=True)
@@ -40,7 +45,7 @@ def preprocess_images(images, size):
     return images_lib.to_float_tf(resized)
 
 
-def preprocess_masks(masks, size):
+def preprocess_masks(masks: Tensor, size: int) -> tf.Tensor:
     """uint8 [N, H, W, 1] (nonzero = hole) -> float32 [N, S, S, 1] in {0, 1}: a hole wherever the area-resized
     mask is > 0 (any covered input pixel is a hole)."""
     holes = tf.cast(tf.not_equal(tf.convert_to_tensor(masks), 0), tf.float32)
@@ -48,14 +53,16 @@ def preprocess_masks(masks, size):
     return tf.cast(resized > 0.0, tf.float32)
 
 
-def postprocess_images(images, height, width):
+def postprocess_images(images: Tensor, height: int | tf.Tensor, width: int | tf.Tensor) -> tf.Tensor:
     """float [N, R, R, C] in [-1, 1] -> uint8 [N, height, width, C] (bilinear antialiased resize, then `to_uint8`)."""
     images = tf.convert_to_tensor(images, tf.float32)
     resized = tf.image.resize(images, tf.stack([height, width]), method="bilinear", antialias=True)
     return to_uint8(resized)
 
 
-def check_inputs(image, attributes, num_attributes, mask=None):
+def check_inputs(
+    image: Tensor, attributes: Tensor, num_attributes: int, mask: Tensor | None = None
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor | None]:
     """In-graph validation (INVALID_ARGUMENT naming the input). Returns (image, attributes, mask) with static
     shapes [N, H, W, 3], [N, K], [N, H, W, 1]."""
     image = tf.convert_to_tensor(image)
@@ -84,7 +91,15 @@ def check_inputs(image, attributes, num_attributes, mask=None):
     return image, attributes, mask
 
 
-def run_inference(infer, task, image, attributes, image_size, num_attributes, mask=None):
+def run_inference(
+    infer: Callable[[dict[str, tf.Tensor]], Mapping[str, Tensor]],
+    task: str,
+    image: Tensor,
+    attributes: Tensor,
+    image_size: int,
+    num_attributes: int,
+    mask: Tensor | None = None,
+) -> dict[str, tf.Tensor]:
     """The whole serving computation around a model's `infer` (see `GANTrainer.infer`).
 
     Args:
@@ -115,7 +130,7 @@ def run_inference(infer, task, image, attributes, image_size, num_attributes, ma
     return result
 
 
-def predict_attributes(predict, image, image_size):
+def predict_attributes(predict: Callable[[tf.Tensor], Tensor], image: Tensor, image_size: int) -> tf.Tensor:
     """uint8 [N, H, W, 3] -> the model's {0, 1} attribute prediction float32 [N, K] (`predict` at resolution S)."""
     image = tf.convert_to_tensor(image)
     with tf.control_dependencies([tf.debugging.assert_rank(image, 4, message="image must be uint8 [N, H, W, 3]")]):
@@ -136,7 +151,14 @@ class CompiledInference:
       `compiled.predict(image)` -> float32 [N, K]. `tracing_count()`: traces so far (1 per function used).
     """
 
-    def __init__(self, infer, task, image_size, num_attributes, predict=None):
+    def __init__(
+        self,
+        infer: Callable[[dict[str, tf.Tensor]], Mapping[str, Tensor]],
+        task: str,
+        image_size: int,
+        num_attributes: int,
+        predict: Callable[[tf.Tensor], Tensor] | None = None,
+    ) -> None:
         if task not in TASKS:
             raise ValueError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
         self.task, self.image_size, self.num_attributes = task, int(image_size), int(num_attributes)
@@ -161,19 +183,19 @@ class CompiledInference:
 
             self._predict = predict_fn
 
-    def __call__(self, image, attributes, mask=None):
+    def __call__(self, image: Tensor, attributes: Tensor, mask: Tensor | None = None) -> dict[str, tf.Tensor]:
         if self.task == "complete":
             if mask is None:
                 raise ValueError("a completion model needs a mask")
             return self._run(image, attributes, mask)
         return self._run(image, attributes)
 
-    def predict(self, image):
+    def predict(self, image: Tensor) -> tf.Tensor:
         if self._predict is None:
             raise ValueError("this model has no predict_attributes")
         return self._predict(image)
 
-    def tracing_count(self):
+    def tracing_count(self) -> int:
         """How many times the functions were traced (a retrace per call would show here)."""
         count = self._run.experimental_get_tracing_count()
         return count + (self._predict.experimental_get_tracing_count() if self._predict is not None else 0)

@@ -28,12 +28,16 @@ A method whose generator uses an op TFLite has no builtin kernel for cannot be c
 raises `ConfigError` naming the method and the ops.
 """
 
+from __future__ import annotations
+
 import json
 import logging
 import re
 import shutil
 import tempfile
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import tensorflow as tf
 
@@ -52,7 +56,7 @@ FLOAT16_TOLERANCE = 2
 SIGNATURE_KEY = "serving_default"
 
 
-def check_export_dir(export_dir):
+def check_export_dir(export_dir: str | Path) -> Path:
     """A new (or empty) folder for the .tflite files."""
     export_dir = Path(export_dir)
     if export_dir.exists() and (not export_dir.is_dir() or any(export_dir.iterdir())):
@@ -62,7 +66,9 @@ def check_export_dir(export_dir):
     return export_dir
 
 
-def fixed_size_function(trainer, task, image_size, num_attributes, batch_size=None):
+def fixed_size_function(
+    trainer: Any, task: str, image_size: int, num_attributes: int, batch_size: int | None = None
+) -> Callable[..., dict[str, tf.Tensor]]:
     """The `tf.function` converted: uint8 S x S in, uint8 S x S out (see the module docstring)."""
     size, k = int(image_size), int(num_attributes)
     image_spec = tf.TensorSpec([batch_size, size, size, 3], tf.uint8, name="image")
@@ -105,7 +111,7 @@ def fixed_size_function(trainer, task, image_size, num_attributes, batch_size=No
     return serve
 
 
-def _unsupported_ops(message):
+def _unsupported_ops(message: str) -> list[str]:
     """The op names a converter error reports as having no builtin kernel ("'tf.Foo' op is neither a custom op nor a
     flex op", or the "Details:" list "tf.Foo(tensor<...>) -> ...")."""
     names = re.findall(r"'(tf\.[A-Za-z0-9_]+)' op is neither a custom op nor a flex op", message)
@@ -113,13 +119,20 @@ def _unsupported_ops(message):
     return sorted(set(names))
 
 
-def check_precisions(precisions):
+def check_precisions(precisions: Sequence[str]) -> None:
     bad = [p for p in precisions if p not in PRECISIONS]
     if bad or not precisions:
         raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS)} or all, got {', '.join(bad) or '-'}")
 
 
-def convert(trainer, task, image_size, num_attributes, precisions=PRECISIONS, method="model"):
+def convert(
+    trainer: Any,
+    task: str,
+    image_size: int,
+    num_attributes: int,
+    precisions: Sequence[str] = PRECISIONS,
+    method: str = "model",
+) -> dict[str, bytes]:
     """{precision: TFLite flatbuffer bytes} of the trainer's inference at S x S. ConfigError when it does not convert.
     """
     check_precisions(precisions)
@@ -146,7 +159,7 @@ def convert(trainer, task, image_size, num_attributes, precisions=PRECISIONS, me
     return out
 
 
-def _why(err):
+def _why(err: Exception) -> str:
     text = str(err).strip()
     ops = _unsupported_ops(text)
     if ops:
@@ -154,7 +167,7 @@ def _why(err):
     return f"the converter failed: {text.splitlines()[-1][:300] if text else type(err).__name__}"
 
 
-def make_interpreter(model, num_threads=None):
+def make_interpreter(model: str | Path | bytes, num_threads: int | None = None) -> Any:
     """A TFLite interpreter over a .tflite path or flatbuffer bytes: LiteRT's (`ai_edge_litert`, the interpreter's
     new home) when installed, else `tf.lite.Interpreter`. `interpreter.get_signature_runner()` runs the model."""
     try:
@@ -170,7 +183,12 @@ def make_interpreter(model, num_threads=None):
     return interpreter
 
 
-def export_tflite(model_dir, export_dir, checkpoint=None, precisions=PRECISIONS):
+def export_tflite(
+    model_dir: str | Path,
+    export_dir: str | Path,
+    checkpoint: str | Path | None = None,
+    precisions: Iterable[str] = PRECISIONS,
+) -> dict[str, Any]:
     """Writes `export_dir`/model_<precision>.tflite and tflite.json (see the module docstring).
 
     Args:
