@@ -80,7 +80,7 @@ def build_photos(faces, seed, max_per_photo=3, empty_photos=8, margin=24):
     groups, start = [], 0
     while start < len(order):
         count = int(rng.integers(1, max_per_photo + 1))
-        groups.append(order[start:start + count])
+        groups.append(order[start : start + count])
         start += count
     groups += [[] for _ in range(empty_photos)]
     photos = []
@@ -96,8 +96,9 @@ def build_photos(faces, seed, max_per_photo=3, empty_photos=8, margin=24):
         widths = [h[0] - lo[0] for _, _, lo, h in placed]
         heights = [h[1] - lo[1] for _, _, lo, h in placed]
         width = int(math.ceil(sum(widths) + margin * (len(placed) + 1))) if placed else int(rng.integers(300, 900))
-        height = int(math.ceil(max(heights) + 2 * margin + rng.integers(0, 80))) if placed else int(
-            rng.integers(300, 700))
+        height = (
+            int(math.ceil(max(heights) + 2 * margin + rng.integers(0, 80))) if placed else int(rng.integers(300, 700))
+        )
         canvas = background(rng, height, width)
         transforms, x = [], float(margin)
         for (index, rotation, low, _high), w, h in zip(placed, widths, heights):
@@ -108,14 +109,18 @@ def build_photos(faces, seed, max_per_photo=3, empty_photos=8, margin=24):
             face = faces[index].astype(np.float32)
             warped = cv2.warpAffine(face, matrix, (width, height), flags=cv2.INTER_LINEAR)
             ramp = np.ones((218, 178), np.float32)
-            ramp = cv2.GaussianBlur(cv2.copyMakeBorder(ramp[4:-4, 4:-4], 4, 4, 4, 4, cv2.BORDER_CONSTANT, value=0),
-                                    (7, 7), 2.0)
+            ramp = cv2.GaussianBlur(
+                cv2.copyMakeBorder(ramp[4:-4, 4:-4], 4, 4, 4, 4, cv2.BORDER_CONSTANT, value=0), (7, 7), 2.0
+            )
             weight = cv2.warpAffine(ramp, matrix, (width, height), flags=cv2.INTER_LINEAR)[..., None]
             canvas = canvas * (1.0 - weight) + warped * weight
             transforms.append(matrix)
         quality = int(rng.integers(60, 91))
-        ok, data = cv2.imencode(".jpg", cv2.cvtColor(np.clip(canvas, 0, 255).astype(np.uint8), cv2.COLOR_RGB2BGR),
-                                [cv2.IMWRITE_JPEG_QUALITY, quality])
+        ok, data = cv2.imencode(
+            ".jpg",
+            cv2.cvtColor(np.clip(canvas, 0, 255).astype(np.uint8), cv2.COLOR_RGB2BGR),
+            [cv2.IMWRITE_JPEG_QUALITY, quality],
+        )
         assert ok
         photos.append((cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB), transforms))
     return photos
@@ -186,8 +191,10 @@ def row(label, found, total, false_boxes, eyes, aligned, rolls, ms):
     def stats(values):
         return f"{np.median(values):.2f} / {np.percentile(values, 90):.2f}" if values else "-"
 
-    return (f"| {label} | {found}/{total} ({100.0 * found / max(total, 1):.1f} %) | {false_boxes} | {stats(eyes)} | "
-            f"{stats(aligned)} | {stats(rolls)} | {ms:.0f} |")
+    return (
+        f"| {label} | {found}/{total} ({100.0 * found / max(total, 1):.1f} %) | {false_boxes} | {stats(eyes)} | "
+        f"{stats(aligned)} | {stats(rolls)} | {ms:.0f} |"
+    )
 
 
 def make_detector(name):
@@ -229,10 +236,14 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data_dir", default="/work/shared/data/celeba-100-178x218")
     parser.add_argument("--num_faces", type=int, default=100)
-    parser.add_argument("--detectors", nargs="+", default=["haar", "mtcnn"],
-                        help="haar, mtcnn, or a YuNet .onnx path")
-    parser.add_argument("--thresholds", type=float, nargs="*", default=[0.8, 0.9, 0.95, 0.99],
-                        help="MTCNN confidence thresholds to tabulate besides align.DEFAULT_MIN_CONFIDENCE")
+    parser.add_argument("--detectors", nargs="+", default=["haar", "mtcnn"], help="haar, mtcnn, or a YuNet .onnx path")
+    parser.add_argument(
+        "--thresholds",
+        type=float,
+        nargs="*",
+        default=[0.8, 0.9, 0.95, 0.99],
+        help="MTCNN confidence thresholds to tabulate besides align.DEFAULT_MIN_CONFIDENCE",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--measure_canonical", action="store_true")
     args = parser.parse_args(argv)
@@ -243,10 +254,12 @@ def main(argv=None):
     photos = build_photos(faces, args.seed)
     clean = [(image, [np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])]) for image in faces]
     sizes = [p.shape for p, _ in photos]
-    print(f"{len(photos)} photos ({sum(len(t) for _, t in photos)} faces, "
-          f"{sum(1 for _, t in photos if not t)} without a face), "
-          f"{min(s[1] for s in sizes)}-{max(s[1] for s in sizes)} x {min(s[0] for s in sizes)}-"
-          f"{max(s[0] for s in sizes)} px; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print(
+        f"{len(photos)} photos ({sum(len(t) for _, t in photos)} faces, "
+        f"{sum(1 for _, t in photos if not t)} without a face), "
+        f"{min(s[1] for s in sizes)}-{max(s[1] for s in sizes)} x {min(s[0] for s in sizes)}-"
+        f"{max(s[0] for s in sizes)} px; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+    )
     print()
     print("| detector | found | false boxes | eye err px (median / p90) | align err px | roll err deg | ms/photo |")
     print("|---|---|---|---|---|---|---|")
@@ -258,8 +271,11 @@ def main(argv=None):
             thresholds = sorted(set(args.thresholds) | {align.DEFAULT_MIN_CONFIDENCE})
             for threshold in thresholds:
                 print(evaluate(name, detections, photos, threshold))
-            print(evaluate(name, clean_detections, clean, align.DEFAULT_MIN_CONFIDENCE)
-                  .replace(f"| {name} >=", f"| clean originals: {name} >=", 1))
+            print(
+                evaluate(name, clean_detections, clean, align.DEFAULT_MIN_CONFIDENCE).replace(
+                    f"| {name} >=", f"| clean originals: {name} >=", 1
+                )
+            )
         else:
             print(evaluate(name, detections, photos))
             print(evaluate(name, clean_detections, clean).replace(f"| {name}", f"| clean originals: {name}", 1))

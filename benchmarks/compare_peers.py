@@ -96,13 +96,32 @@ def make_config(method, size, batch):
     cfg = spec.config_class()
     if method == "sagan":
         cfg = cfg.merge_yaml("sagan_celeba128")  # paper widths: G 32 filters, 4 residual blocks, D 32..1024
-        overrides = ["data.attributes=[Eyeglasses]", "train.n_critic=3", "model.g_filters=32",
-                     "model.num_residual_blocks=4", "model.d_filters=32", "model.d_max_filters=1024"]
+        overrides = [
+            "data.attributes=[Eyeglasses]",
+            "train.n_critic=3",
+            "model.g_filters=32",
+            "model.num_residual_blocks=4",
+            "model.d_filters=32",
+            "model.d_max_filters=1024",
+        ]
     else:
-        overrides = ["data.attributes=[Smiling]", "model.encoder_filters=32", "model.max_filters=512",
-                     "model.lat_dis_fc=512", "loss.clip_grad_norm=5.0", "train.g_lr=2e-4", "train.d_lr=2e-4"]
-    overrides += ["data.data_dir=synthetic-in-memory", f"data.image_size={size}", "data.cache=false",
-                  f"train.batch_size={batch}", "train.mixed_precision=none", "train.verbose=0"]
+        overrides = [
+            "data.attributes=[Smiling]",
+            "model.encoder_filters=32",
+            "model.max_filters=512",
+            "model.lat_dis_fc=512",
+            "loss.clip_grad_norm=5.0",
+            "train.g_lr=2e-4",
+            "train.d_lr=2e-4",
+        ]
+    overrides += [
+        "data.data_dir=synthetic-in-memory",
+        f"data.image_size={size}",
+        "data.cache=false",
+        f"train.batch_size={batch}",
+        "train.mixed_precision=none",
+        "train.verbose=0",
+    ]
     for assignment in overrides:
         cfg = cfg.override(assignment)
     return cfg.validate()
@@ -122,8 +141,10 @@ def train_case(trainer, cfg, opts):
     trainer.set_phase(trainer.phase_at(0))
     n = cfg.train.batch_size * trainer.batch_multiple
     rng = np.random.RandomState(0)
-    batch = {"image": tf.constant(rng.uniform(-1, 1, (n, cfg.data.image_size, cfg.data.image_size, 3)), tf.float32),
-             "attributes": tf.constant(rng.randint(0, 2, (n, len(cfg.data.attributes))), tf.float32)}
+    batch = {
+        "image": tf.constant(rng.uniform(-1, 1, (n, cfg.data.image_size, cfg.data.image_size, 3)), tf.float32),
+        "attributes": tf.constant(rng.randint(0, 2, (n, len(cfg.data.attributes))), tf.float32),
+    }
     trainer.build_trackers(batch)
     dataset = tf.data.Dataset.from_tensors(batch).repeat()
 
@@ -144,12 +165,14 @@ def train_case(trainer, cfg, opts):
             self.start = self.start or self.t0
             self.times += [seconds / steps] * steps
             if len(self.times) >= opts.max_iters or (
-                    len(self.times) >= opts.min_iters and time.perf_counter() - self.start >= opts.min_time):
+                len(self.times) >= opts.min_iters and time.perf_counter() - self.start >= opts.min_time
+            ):
                 self.model.stop_training = True
 
     timer = StepTimer()
-    trainer.fit(dataset, steps_per_epoch=opts.warmup + opts.max_iters, epochs=1, callbacks=[timer], verbose=0,
-                shuffle=False)
+    trainer.fit(
+        dataset, steps_per_epoch=opts.warmup + opts.max_iters, epochs=1, callbacks=[timer], verbose=0, shuffle=False
+    )
     updates_per_iter = sum(update.repeat for update in trainer.updates())  # SaGAN 3 + 1, Fader 1 + 1
     return timer.times, cfg.train.batch_size * updates_per_iter
 
@@ -159,8 +182,10 @@ def forward_case(trainer, method, size, compiled):
     import tensorflow as tf
 
     rng = np.random.RandomState(0)
-    inputs = {"image": tf.constant(rng.uniform(-1, 1, (1, size, size, 3)), tf.float32),
-              "attributes": tf.constant(rng.randint(0, 2, (1, 1)), tf.float32)}
+    inputs = {
+        "image": tf.constant(rng.uniform(-1, 1, (1, size, size, 3)), tf.float32),
+        "attributes": tf.constant(rng.randint(0, 2, (1, 1)), tf.float32),
+    }
     network = trainer.generator if method == "sagan" else trainer.autoencoder
 
     def call(x):
@@ -195,15 +220,28 @@ def child(spec, opts):
     else:
         fn = forward_case(trainer, method, size, compiled=not case.endswith("_eager"))
         times, images = time_it(fn, opts.warmup, opts.min_iters, opts.min_time, opts.max_iters), batch
-    networks = ({"G": trainer.generator, "D": trainer.discriminator} if method == "sagan" else
-                {"ae": trainer.autoencoder, "lat_dis": trainer.lat_dis})
+    networks = (
+        {"G": trainer.generator, "D": trainer.discriminator}
+        if method == "sagan"
+        else {"ae": trainer.autoencoder, "lat_dis": trainer.lat_dis}
+    )
     median = statistics.median(times)
     result = {
-        "method": method, "case": case, "img_size": size, "batch": batch, "iters": len(times),
-        "warmup": opts.warmup, "sec_min": min(times), "sec_median": median, "sec_all": times,
-        "images_per_iter": images, "img_per_s_median": images / median,
+        "method": method,
+        "case": case,
+        "img_size": size,
+        "batch": batch,
+        "iters": len(times),
+        "warmup": opts.warmup,
+        "sec_min": min(times),
+        "sec_median": median,
+        "sec_all": times,
+        "images_per_iter": images,
+        "img_per_s_median": images / median,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
-        "tensorflow": tf.__version__, "keras": keras.__version__, "threads": opts.threads,
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "threads": opts.threads,
         "params": {name: count_params(net) for name, net in networks.items()},
         "jit_compile": str(getattr(trainer, "jit_compile", cfg.train.jit_compile)),
     }
@@ -257,8 +295,13 @@ def run_measured(cmd, env=None):
 
 
 def timing_flags(opts, style):
-    names = {"threads": opts.threads, "warmup": opts.warmup, "min_iters": opts.min_iters,
-             "min_time": opts.min_time, "max_iters": opts.max_iters}
+    names = {
+        "threads": opts.threads,
+        "warmup": opts.warmup,
+        "min_iters": opts.min_iters,
+        "min_time": opts.min_time,
+        "max_iters": opts.max_iters,
+    }
     flags = []
     for name, value in names.items():
         flags += [f"--{name}" if style == "ours" else f"--{name.replace('_', '-')}", str(value)]
@@ -270,12 +313,14 @@ def run_ours(case, opts):
         wait_idle(opts.wait_idle)
     spec = ":".join(str(part) for part in case)
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
-    proc, other = run_measured([sys.executable, os.path.abspath(__file__), "--child", spec,
-                                *timing_flags(opts, "ours")], env)
-    results = [json.loads(line[len("RESULT "):]) for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    proc, other = run_measured(
+        [sys.executable, os.path.abspath(__file__), "--child", spec, *timing_flags(opts, "ours")], env
+    )
+    results = [json.loads(line[len("RESULT ") :]) for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     if proc.returncode != 0 or not results:
-        print(f"\n## ours {spec} FAILED (rc={proc.returncode})\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}",
-              flush=True)
+        print(
+            f"\n## ours {spec} FAILED (rc={proc.returncode})\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}", flush=True
+        )
         return None
     results[0]["other_load_frac"] = other
     return results[0]
@@ -285,14 +330,27 @@ def run_reference(case, opts):
     method, name, size, _ = case
     with tempfile.TemporaryDirectory(prefix="peers_") as tmp:
         out = Path(tmp) / "peer.json"
-        cmd = [opts.torch_python, str(opts.peers_driver), "--only", f"{method}/{reference_case(name)}/{size}",
-               "--json", str(out), "--retries", str(opts.retries), "--wait-idle", str(opts.wait_idle),
-               *timing_flags(opts, "driver")]
+        cmd = [
+            opts.torch_python,
+            str(opts.peers_driver),
+            "--only",
+            f"{method}/{reference_case(name)}/{size}",
+            "--json",
+            str(out),
+            "--retries",
+            str(opts.retries),
+            "--wait-idle",
+            str(opts.wait_idle),
+            *timing_flags(opts, "driver"),
+        ]
         proc, other = run_measured(cmd, dict(os.environ, PEERS_DIR=str(opts.peers_dir)))
         results = json.loads(out.read_text()) if out.is_file() else []
     if proc.returncode != 0 or not results:
-        print(f"\n## reference {method}/{name}/{size} FAILED (rc={proc.returncode})\n{proc.stdout[-3000:]}\n"
-              f"{proc.stderr[-3000:]}", flush=True)
+        print(
+            f"\n## reference {method}/{name}/{size} FAILED (rc={proc.returncode})\n{proc.stdout[-3000:]}\n"
+            f"{proc.stderr[-3000:]}",
+            flush=True,
+        )
         return None
     result = results[0]
     result.setdefault("other_load_frac", other)
@@ -302,9 +360,12 @@ def run_reference(case, opts):
 def describe(label, result):
     other = result.get("other_load_frac")
     load = "n/a" if other is None else f"{100 * other:.0f}%"
-    print(f"  {label} {case_key(result['method'], result['case'], result['img_size'], result['batch'])}: "
-          f"median {result['sec_median']:.4f} s over {result['iters']} iters (min {result['sec_min']:.4f} s), "
-          f"params {json.dumps(result.get('params'))}, other load {load}", flush=True)
+    print(
+        f"  {label} {case_key(result['method'], result['case'], result['img_size'], result['batch'])}: "
+        f"median {result['sec_median']:.4f} s over {result['iters']} iters (min {result['sec_min']:.4f} s), "
+        f"params {json.dumps(result.get('params'))}, other load {load}",
+        flush=True,
+    )
 
 
 def cpu_description():
@@ -342,11 +403,15 @@ def print_table(rows):
             verdict = "" if target is None else f"<= {target}: {'met' if ratio <= target else 'MISSED'}"
         else:
             ratio_text, verdict = "-", "" if target is None else f"<= {target}"
-        loads = " / ".join("-" if r is None or r.get("other_load_frac") is None else
-                           f"{100 * r['other_load_frac']:.0f}%" for r in (ref, ours))
+        loads = " / ".join(
+            "-" if r is None or r.get("other_load_frac") is None else f"{100 * r['other_load_frac']:.0f}%"
+            for r in (ref, ours)
+        )
         print(f"| {label} | {ref_text} | {ours_text} | {ratio_text} | {verdict} | {loads} |")
-    print("(other load: the share of the machine other processes used while a case ran; above ~5% the times are "
-          "inflated, and PyTorch's more than ours: only a quiet machine gives ratios that count)")
+    print(
+        "(other load: the share of the machine other processes used while a case ran; above ~5% the times are "
+        "inflated, and PyTorch's more than ours: only a quiet machine gives ratios that count)"
+    )
 
 
 def select(only):
@@ -364,8 +429,11 @@ def select(only):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", default="", help="comma list of methods (sagan,fader), method/case or "
-                                                   "method/case/size (e.g. sagan/train_iter/64)")
+    parser.add_argument(
+        "--only",
+        default="",
+        help="comma list of methods (sagan,fader), method/case or method/case/size (e.g. sagan/train_iter/64)",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--min_iters", type=int, default=3)
@@ -376,9 +444,12 @@ def main():
     parser.add_argument("--peers_driver", default=str(DEFAULT_DRIVER), help="the reference timing driver")
     parser.add_argument("--peers_json", help="reference results of an earlier driver run (its --json file)")
     parser.add_argument("--retries", type=int, default=0, help="driver: re-runs of a case under other load")
-    parser.add_argument("--wait_idle", type=float, default=0.0,
-                        help="before each case (ours and the driver's), wait up to this many seconds for a quiet "
-                             "machine (< 10%% busy)")
+    parser.add_argument(
+        "--wait_idle",
+        type=float,
+        default=0.0,
+        help="before each case (ours and the driver's), wait up to this many seconds for a quiet machine (< 10%% busy)",
+    )
     parser.add_argument("--json", help="write our results here (the driver's --compare schema)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     opts = parser.parse_args()
@@ -390,8 +461,11 @@ def main():
     if run_peers:
         if not (opts.torch_python and opts.peers_dir):
             parser.error("give both --torch_python and --peers_dir (or neither)")
-        for flag, path in (("--torch_python", opts.torch_python), ("--peers_dir", opts.peers_dir),
-                           ("--peers_driver", opts.peers_driver)):
+        for flag, path in (
+            ("--torch_python", opts.torch_python),
+            ("--peers_dir", opts.peers_dir),
+            ("--peers_driver", opts.peers_driver),
+        ):
             if not Path(path).exists():
                 parser.error(f"{flag} {path} does not exist")
         for sub in ("SpatialAttentionGAN", "FaderNetworks"):
@@ -400,14 +474,20 @@ def main():
     known = {}
     if opts.peers_json:
         try:
-            known = {case_key(r["method"], r["case"], r["img_size"], r["batch"]): r
-                     for r in json.loads(Path(opts.peers_json).read_text())}
+            known = {
+                case_key(r["method"], r["case"], r["img_size"], r["batch"]): r
+                for r in json.loads(Path(opts.peers_json).read_text())
+            }
         except (OSError, ValueError, KeyError, TypeError) as err:
-            parser.error(f"--peers_json {opts.peers_json} is not a results file of the driver's --json "
-                         f"({type(err).__name__})")
+            parser.error(
+                f"--peers_json {opts.peers_json} is not a results file of the driver's --json ({type(err).__name__})"
+            )
 
-    print(f"# compare_peers: {cpu_description()}; threads {opts.threads}, warm-up {opts.warmup}, >= {opts.min_iters} "
-          f"iters and >= {opts.min_time:g} s, median", flush=True)
+    print(
+        f"# compare_peers: {cpu_description()}; threads {opts.threads}, warm-up {opts.warmup}, >= {opts.min_iters} "
+        f"iters and >= {opts.min_time:g} s, median",
+        flush=True,
+    )
     if os.path.exists("/proc/loadavg"):
         print(f"load average at start: {open('/proc/loadavg').read().split()[0]}", flush=True)
     rows, ours_all = [], []

@@ -37,9 +37,11 @@ PRESET = presets.path("pggan_completion_celeba128")
 def time_forward(generator, size, batch, repeats, warmup, xla):
     rng = np.random.RandomState(0)
     mask = (rng.rand(batch, size, size, 1) > 0.7).astype("float32")
-    inputs = {"image": tf.constant(rng.uniform(-1, 1, (batch, size, size, 3)).astype("float32") * (1 - mask)),
-              "mask": tf.constant(mask),
-              "attributes": tf.constant(rng.randint(0, 2, (batch, generator.num_attributes)).astype("float32"))}
+    inputs = {
+        "image": tf.constant(rng.uniform(-1, 1, (batch, size, size, 3)).astype("float32") * (1 - mask)),
+        "mask": tf.constant(mask),
+        "attributes": tf.constant(rng.randint(0, 2, (batch, generator.num_attributes)).astype("float32")),
+    }
     forward = tf.function(lambda x: generator(x, training=False)["composited"], jit_compile=xla)
     for _ in range(warmup):
         forward(inputs).numpy()
@@ -65,8 +67,16 @@ def main():
     device = device[0].name if device else f"CPU ({os.cpu_count()} cores)"
     rows = []
     for size in args.sizes:
-        generator = PGGANCompletionGenerator(size, model["start_resolution"], 2, model["fmap_base"], model["fmap_max"],
-                                             model["norm"], model["skip_residual_blocks"], model["use_attributes"])
+        generator = PGGANCompletionGenerator(
+            size,
+            model["start_resolution"],
+            2,
+            model["fmap_base"],
+            model["fmap_max"],
+            model["norm"],
+            model["skip_residual_blocks"],
+            model["use_attributes"],
+        )
         params = sum(int(np.prod(v.shape)) for v in generator.active_trainable_variables)  # of the final stage
         for batch in args.batch_sizes:
             seconds = time_forward(generator, size, batch, args.repeats, args.warmup, args.xla)
@@ -75,13 +85,17 @@ def main():
         del generator
         keras.backend.clear_session()
 
-    print(f"\npggan_completion generator forward on {device}, Keras {keras.__version__} ({keras.backend.backend()}), "
-          f"tf.function{' + XLA' if args.xla else ''}, paper widths, median of {args.repeats}")
+    print(
+        f"\npggan_completion generator forward on {device}, Keras {keras.__version__} ({keras.backend.backend()}), "
+        f"tf.function{' + XLA' if args.xla else ''}, paper widths, median of {args.repeats}"
+    )
     print("| size | G params | batch | ms / batch | ms / image | images / s |")
     print("|---|---|---|---|---|---|")
     for size, params, batch, seconds in rows:
-        print(f"| {size} | {params / 1e6:.1f} M | {batch} | {seconds * 1000:.1f} | {seconds * 1000 / batch:.1f} | "
-              f"{batch / seconds:.1f} |")
+        print(
+            f"| {size} | {params / 1e6:.1f} M | {batch} | {seconds * 1000:.1f} | {seconds * 1000 / batch:.1f} | "
+            f"{batch / seconds:.1f} |"
+        )
 
 
 if __name__ == "__main__":

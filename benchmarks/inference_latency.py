@@ -88,8 +88,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model_dir", help="a training run (default: a --preset run built in a temp folder)")
     parser.add_argument("--preset", default="sagan_quick", help="preset of the built run (an edit method)")
-    parser.add_argument("--input_sizes", nargs="+", default=["S", "218x178"],
-                        help="input image sizes: S (the model's), N (NxN) or HxW")
+    parser.add_argument(
+        "--input_sizes", nargs="+", default=["S", "218x178"], help="input image sizes: S (the model's), N (NxN) or HxW"
+    )
     parser.add_argument("--repeats", type=int, default=30, help="timed calls per path (the median is reported)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed calls per path (the first one traces)")
     parser.add_argument("--no_eager", action="store_true", help="leave out the eager row")
@@ -115,8 +116,10 @@ def main():
         height, width = parse_size(text, size)
         image = rng.randint(0, 256, (height, width, 3)).astype(np.uint8)
         attributes = rng.randint(0, 2, (k,)).astype(np.float32)
-        prepared = {"image": processing.preprocess_images(image[None], size),
-                    "attributes": tf.constant(attributes[None])}
+        prepared = {
+            "image": processing.preprocess_images(image[None], size),
+            "attributes": tf.constant(attributes[None]),
+        }
         # the compiled path gives the eager numbers before anything is timed
         out = model.edit(image, attributes)
         eager = processing.run_inference(trainer.infer, "edit", image[None], attributes[None], size, k)
@@ -129,31 +132,41 @@ def main():
         }
         if not args.no_eager:
             paths["eager run_inference (before)"] = lambda im=image[None], a=attributes[None]: [
-                v.numpy() for v in processing.run_inference(trainer.infer, "edit", im, a, size, k).values()]
+                v.numpy() for v in processing.run_inference(trainer.infer, "edit", im, a, size, k).values()
+            ]
         for path, (seconds, cpu) in median_seconds(paths, args.repeats, args.warmup).items():
             rows.append((path, f"{height}x{width}", seconds, cpu))
-            print(f"  {path} {height}x{width}: {seconds * 1000:.2f} ms (CPU {cpu * 1000:.2f} ms)", file=sys.stderr,
-                  flush=True)
+            print(
+                f"  {path} {height}x{width}: {seconds * 1000:.2f} ms (CPU {cpu * 1000:.2f} ms)",
+                file=sys.stderr,
+                flush=True,
+            )
     traces = model._backend.compiled.tracing_count()
     if tmp is not None:
         tmp.cleanup()
 
-    print(f"\n{model.method} {size}x{size} (K={k}{', built from ' + args.preset if args.model_dir is None else ''}) on "
-          f"{os.cpu_count()} CPU cores, TF {tf.__version__}; batch 1, median of {args.repeats} after {args.warmup} "
-          f"warm-up calls; load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"\n{model.method} {size}x{size} (K={k}{', built from ' + args.preset if args.model_dir is None else ''}) on "
+        f"{os.cpu_count()} CPU cores, TF {tf.__version__}; batch 1, median of {args.repeats} after {args.warmup} "
+        f"warm-up calls; load average {os.getloadavg()[0]:.1f}"
+    )
     print("| path | input | wall ms | vs forward | CPU ms | vs forward |")
     print("|---|---|---|---|---|---|")
     base = {}
     for path, shape, seconds, cpu in rows:
         if path.startswith("forward"):
             base[shape] = (seconds, cpu)
-        print(f"| {path} | {shape} | {seconds * 1000:.2f} | {seconds / base[shape][0]:.2f}x | {cpu * 1000:.2f} | "
-              f"{cpu / base[shape][1]:.2f}x |")
+        print(
+            f"| {path} | {shape} | {seconds * 1000:.2f} | {seconds / base[shape][0]:.2f}x | {cpu * 1000:.2f} | "
+            f"{cpu / base[shape][1]:.2f}x |"
+        )
     for path, shape, seconds, cpu in rows:
         if path.startswith("load()"):
             ratio = seconds / base[shape][0]
-            print(f"{shape}: load().edit = {ratio:.2f}x the forward in wall time (aim <= {AIM}x: "
-                  f"{'met' if ratio <= AIM else 'MISSED'}), {cpu / base[shape][1]:.2f}x in CPU time")
+            print(
+                f"{shape}: load().edit = {ratio:.2f}x the forward in wall time (aim <= {AIM}x: "
+                f"{'met' if ratio <= AIM else 'MISSED'}), {cpu / base[shape][1]:.2f}x in CPU time"
+            )
     print(f"traces of the compiled edit function over every call at {len(args.input_sizes)} input size(s): {traces}")
 
 

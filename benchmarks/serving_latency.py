@@ -60,13 +60,15 @@ def median_seconds(fns, repeats, warmup):
 
 def make_inputs(task, batch, size, k, seed=0):
     rng = np.random.RandomState(seed)
-    inputs = {"image": rng.randint(0, 256, (batch, size, size, 3)).astype(np.uint8),
-              "attributes": rng.randint(0, 2, (batch, k)).astype(np.float32)}
+    inputs = {
+        "image": rng.randint(0, 256, (batch, size, size, 3)).astype(np.uint8),
+        "attributes": rng.randint(0, 2, (batch, k)).astype(np.float32),
+    }
     if task == "complete":
         mask = np.zeros((batch, size, size, 1), np.uint8)
         for i in range(batch):
             y, x = rng.randint(0, size // 2, 2)
-            mask[i, y:y + size // 3, x:x + size // 3] = 255
+            mask[i, y : y + size // 3, x : x + size // 3] = 255
         inputs["mask"] = mask
     return inputs
 
@@ -98,8 +100,10 @@ def bare_forward(model_dir, task, image_size):
     forward = tf.function(lambda x: trainer.infer(x))
 
     def prepare(inputs):
-        out = {"image": processing.preprocess_images(tf.constant(inputs["image"]), image_size),
-               "attributes": tf.constant(inputs["attributes"])}
+        out = {
+            "image": processing.preprocess_images(tf.constant(inputs["image"]), image_size),
+            "attributes": tf.constant(inputs["attributes"]),
+        }
         if task == "complete":
             out["mask"] = processing.preprocess_masks(tf.constant(inputs["mask"]), image_size)
         return out
@@ -113,15 +117,20 @@ def tflite_runners(model_dir, task, image_size, num_attributes):
 
     trainer = restore(model_dir)
     flatbuffers = tflite_export.convert(trainer, task, image_size, num_attributes)
-    return {f"TFLite {precision} (interpreter)":
-            tflite_export.make_interpreter(data, num_threads=os.cpu_count()).get_signature_runner("serving_default")
-            for precision, data in flatbuffers.items()}
+    return {
+        f"TFLite {precision} (interpreter)": tflite_export.make_interpreter(
+            data, num_threads=os.cpu_count()
+        ).get_signature_runner("serving_default")
+        for precision, data in flatbuffers.items()
+    }
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model_dir", help="training run (config.yaml, checkpoints/): the bare path, and the "
-                                            "export when --export_dir is not given")
+    parser.add_argument(
+        "--model_dir",
+        help="training run (config.yaml, checkpoints/): the bare path, and the export when --export_dir is not given",
+    )
     parser.add_argument("--export_dir", help="an export version dir EXPORT/NAME/VERSION (or its base dir)")
     parser.add_argument("--batch_sizes", type=int, nargs="+", default=[1, 16])
     parser.add_argument("--repeats", type=int, default=20, help="timed calls per row (the median is reported)")
@@ -160,11 +169,14 @@ def main():
             inputs = make_inputs(task, batch, size, k)
             tensors = {name: tf.constant(value) for name, value in inputs.items()}
             if task == "complete":
+
                 def grpc_call(inputs=inputs):
                     return client.complete(inputs["image"], inputs["mask"], inputs["attributes"])
             else:
+
                 def grpc_call(inputs=inputs):
                     return client.edit(inputs["image"], inputs["attributes"])
+
             # the three paths must agree before they are timed
             direct = {name: value.numpy() for name, value in signature(**tensors).items()}
             remote = grpc_call()
@@ -196,8 +208,10 @@ def main():
 
     device = tf.config.list_logical_devices("GPU")
     device = device[0].name if device else f"CPU ({os.cpu_count()} cores)"
-    print(f"\n{meta['method']} ({task}, {size}x{size}, K={k}) from {export_dir} on {device}, TF {tf.__version__}, "
-          f"median of {args.repeats}")
+    print(
+        f"\n{meta['method']} ({task}, {size}x{size}, K={k}) from {export_dir} on {device}, TF {tf.__version__}, "
+        f"median of {args.repeats}"
+    )
     print("| path | batch | ms / batch | ms / image | images / s | vs bare | vs signature |")
     print("|---|---|---|---|---|---|---|")
     by_key = {(path, batch): seconds for path, batch, seconds in rows}
@@ -206,13 +220,17 @@ def main():
         sig = by_key.get(("SavedModel signature", batch))
         vs_bare = f"{(seconds / base - 1) * 100:+.0f} %" if base and not path.startswith("bare") else ""
         vs_sig = f"{(seconds - sig) * 1000:+.2f} ms" if path.startswith("gRPC") and sig else ""
-        print(f"| {path} | {batch} | {seconds * 1000:.2f} | {seconds * 1000 / batch:.2f} | {batch / seconds:.1f} "
-              f"| {vs_bare} | {vs_sig} |")
+        print(
+            f"| {path} | {batch} | {seconds * 1000:.2f} | {seconds * 1000 / batch:.2f} | {batch / seconds:.1f} "
+            f"| {vs_bare} | {vs_sig} |"
+        )
     for batch in args.batch_sizes:
         base, sig = by_key.get(("bare (tf.function infer)", batch)), by_key[("SavedModel signature", batch)]
         grpc_extra = (by_key[("gRPC round trip (loopback)", batch)] - sig) * 1000
-        checks = [f"gRPC adds {grpc_extra:.2f} ms" + (" (aim <= 5 ms: " + ("met" if grpc_extra <= 5 else "MISSED")
-                                                      + ")" if batch == 1 else "")]
+        checks = [
+            f"gRPC adds {grpc_extra:.2f} ms"
+            + (" (aim <= 5 ms: " + ("met" if grpc_extra <= 5 else "MISSED") + ")" if batch == 1 else "")
+        ]
         if base:
             overhead = (sig / base - 1) * 100
             checks.insert(0, f"signature adds {overhead:.0f} % (aim <= 20 %: {'met' if overhead <= 20 else 'MISSED'})")

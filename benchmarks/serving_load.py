@@ -52,17 +52,22 @@ def percentiles(seconds):
     values = np.sort(np.asarray(seconds, np.float64)) * 1000.0
     if not len(values):
         return {"p50_ms": float("nan"), "p99_ms": float("nan"), "max_ms": float("nan")}
-    return {"p50_ms": float(np.percentile(values, 50)), "p99_ms": float(np.percentile(values, 99)),
-            "max_ms": float(values[-1])}
+    return {
+        "p50_ms": float(np.percentile(values, 50)),
+        "p99_ms": float(np.percentile(values, 99)),
+        "max_ms": float(values[-1]),
+    }
 
 
 def request_inputs(task, k, rng, size):
     batch, height, width = size
-    inputs = {"image": rng.integers(0, 256, (batch, height, width, 3), dtype=np.uint8),
-              "attributes": rng.integers(0, 2, (batch, k)).astype(np.float32)}
+    inputs = {
+        "image": rng.integers(0, 256, (batch, height, width, 3), dtype=np.uint8),
+        "attributes": rng.integers(0, 2, (batch, k)).astype(np.float32),
+    }
     if task == "complete":
         mask = np.zeros((batch, height, width, 1), np.uint8)
-        mask[:, height // 4: height // 2, width // 4: width // 2] = 255
+        mask[:, height // 4 : height // 2, width // 4 : width // 2] = 255
         inputs["mask"] = mask
     return inputs
 
@@ -110,9 +115,18 @@ def _run_clients(call, clients, requests):
 
 
 def _summary(name, latencies, errors, wall, rss_before, rss_after, clients, requests):
-    return {"part": name, "clients": clients, "requests": clients * requests, "errors": len(errors),
-            "first_errors": errors[:3], "wall_s": wall, "rps": len(latencies) / wall if wall else float("nan"),
-            **percentiles(latencies), "rss_before_mb": rss_before / 2**20, "rss_after_mb": rss_after / 2**20}
+    return {
+        "part": name,
+        "clients": clients,
+        "requests": clients * requests,
+        "errors": len(errors),
+        "first_errors": errors[:3],
+        "wall_s": wall,
+        "rps": len(latencies) / wall if wall else float("nan"),
+        **percentiles(latencies),
+        "rss_before_mb": rss_before / 2**20,
+        "rss_after_mb": rss_after / 2**20,
+    }
 
 
 def grpc_load(export_dir, clients=8, requests=200, seed=0, server_workers=4, sizes=SIZES, timeout=120.0):
@@ -205,12 +219,16 @@ def demo_load(model_dir, clients=8, requests=200, seed=0, work_dir=None):
 
 
 def table(rows):
-    lines = ["| part | clients x requests | errors | wall s | req/s | p50 ms | p99 ms | max ms "
-             "| RSS before -> after MiB |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| part | clients x requests | errors | wall s | req/s | p50 ms | p99 ms | max ms | RSS before -> after MiB |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['part']} | {r['clients']} x {r['requests'] // r['clients']} | {r['errors']} | "
-                     f"{r['wall_s']:.1f} | {r['rps']:.1f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
-                     f"{r['max_ms']:.1f} | {r['rss_before_mb']:.0f} -> {r['rss_after_mb']:.0f} |")
+        lines.append(
+            f"| {r['part']} | {r['clients']} x {r['requests'] // r['clients']} | {r['errors']} | "
+            f"{r['wall_s']:.1f} | {r['rps']:.1f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
+            f"{r['max_ms']:.1f} | {r['rss_before_mb']:.0f} -> {r['rss_after_mb']:.0f} |"
+        )
     return "\n".join(lines)
 
 

@@ -46,8 +46,14 @@ PRESETS = {"quick": presets.path("sagan_quick"), "paper": presets.path("sagan_ce
 
 def make_config(args, size):
     cfg = SaGANConfig().merge_dict(load_yaml(PRESETS[args.preset]))
-    for assignment in [f"data.data_dir={args.data_dir}", f"data.image_size={size}", "data.cache=false",
-                       f"train.batch_size={args.batch_size}", "train.verbose=0", *args.overrides]:
+    for assignment in [
+        f"data.data_dir={args.data_dir}",
+        f"data.image_size={size}",
+        "data.cache=false",
+        f"train.batch_size={args.batch_size}",
+        "train.verbose=0",
+        *args.overrides,
+    ]:
         cfg = cfg.override(assignment)
     return cfg.validate()
 
@@ -108,8 +114,11 @@ def method_config(method, preset, data_dir, size, batch_size, option):
         spec = registry.get(method)
         cfg = spec.config_class().merge_dict(load_yaml(presets.path(f"{method}_quick")))
         cfg = cfg.override(f"data.data_dir={data_dir}")
-    assignments = ["data.cache=false", "train.verbose=0"] + ([f"data.image_size={size}"] if size else []) + \
-        ([f"train.batch_size={batch_size}"] if batch_size else [])
+    assignments = (
+        ["data.cache=false", "train.verbose=0"]
+        + ([f"data.image_size={size}"] if size else [])
+        + ([f"train.batch_size={batch_size}"] if batch_size else [])
+    )
     for assignment in assignments + [f"{k}={v}" for k, v in OPTIONS[option].items()]:
         cfg = cfg.override(assignment)
     return cfg.validate()
@@ -128,8 +137,9 @@ def method_rate(cfg, steps, warmup):
     trainer.set_phase(trainer.phase_at(0))
     images_per_step = cfg.train.batch_size * trainer.batch_multiple
     records = spec.trainer_class.load_records(cfg.data, "train")
-    data = spec.trainer_class.make_dataset(cfg.data, "train", batch_size=images_per_step, training=True, seed=0,
-                                           records=records)
+    data = spec.trainer_class.make_dataset(
+        cfg.data, "train", batch_size=images_per_step, training=True, seed=0, records=records
+    )
     batch = next(iter(data))
     trainer.build_trackers(batch)
     dataset = tf.data.Dataset.from_tensors(batch).repeat()
@@ -150,13 +160,17 @@ def compare_options(args):
             base = rate if base is None else base
             rows.append((method, cfg.data.image_size, cfg.train.batch_size, option, jit, seconds, rate, rate / base))
             print(f"  {method} {option}: {seconds:.3f} s/step", flush=True)
-    print(f"\nTrain-step throughput by option on {os.cpu_count()} CPU cores, Keras {keras.__version__} "
-          f"({keras.backend.backend()}), preset {args.preset}; speed-up vs the first option ({args.options[0]})")
+    print(
+        f"\nTrain-step throughput by option on {os.cpu_count()} CPU cores, Keras {keras.__version__} "
+        f"({keras.backend.backend()}), preset {args.preset}; speed-up vs the first option ({args.options[0]})"
+    )
     print("| method | size | batch | option | XLA | s/step | images/s | speed-up |")
     print("|---|---|---|---|---|---|---|---|")
     for method, size, batch, option, jit, seconds, rate, ratio in rows:
-        print(f"| {method} | {size} | {batch} | {option} | {'yes' if jit else 'no'} | {seconds:.3f} | {rate:.1f} | "
-              f"{ratio:.2f}x |")
+        print(
+            f"| {method} | {size} | {batch} | {option} | {'yes' if jit else 'no'} | {seconds:.3f} | {rate:.1f} | "
+            f"{ratio:.2f}x |"
+        )
 
 
 def main():
@@ -169,8 +183,12 @@ def main():
     parser.add_argument("--warmup", type=int, default=2, help="untimed train steps (tracing) per size")
     parser.add_argument("--pipeline_batches", type=int, default=60)
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--options", nargs="+", choices=sorted(OPTIONS),
-                        help="compare these precision/XLA options instead (the first is the baseline)")
+    parser.add_argument(
+        "--options",
+        nargs="+",
+        choices=sorted(OPTIONS),
+        help="compare these precision/XLA options instead (the first is the baseline)",
+    )
     parser.add_argument("--methods", nargs="+", default=["sagan"], help="methods of the --options table")
     parser.add_argument("--option_size", type=int, help="image size of the --options table (default: preset's)")
     parser.add_argument("--option_batch_size", type=int, help="batch size of the --options table (default: preset's)")
@@ -190,8 +208,10 @@ def main():
         pipe = pipeline_rate(cfg, args.pipeline_batches)
         train, seconds = train_rate(cfg, args.steps, args.warmup)
         rows.append((size, args.preset, cfg.train.batch_size, cfg.train.n_critic, seconds, train, pipe, pipe / train))
-    print(f"\nSaGAN throughput on {os.cpu_count()} CPU cores, Keras {keras.__version__} "
-          f"({keras.backend.backend()}), data {args.data_dir}")
+    print(
+        f"\nSaGAN throughput on {os.cpu_count()} CPU cores, Keras {keras.__version__} "
+        f"({keras.backend.backend()}), data {args.data_dir}"
+    )
     print("| size | preset | batch | n_critic | s/step | train images/s | pipeline images/s | pipeline / train |")
     print("|---|---|---|---|---|---|---|---|")
     for size, preset, batch, n_critic, seconds, train, pipe, ratio in rows:

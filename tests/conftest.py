@@ -20,12 +20,22 @@ SYNTHETIC_WIDTH, SYNTHETIC_HEIGHT = 44, 54
 def synthetic_celeba(tmp_path_factory):
     """Path of a CelebA-format folder (images/, list_attr_celeba.txt, list_eval_partition.txt). Read-only: tests
     that modify a dataset must make their own copy or folder."""
-    return make_synthetic_celeba(tmp_path_factory.mktemp("synthetic_celeba"), num_images=SYNTHETIC_NUM_IMAGES,
-                                 width=SYNTHETIC_WIDTH, height=SYNTHETIC_HEIGHT, seed=0)
+    return make_synthetic_celeba(
+        tmp_path_factory.mktemp("synthetic_celeba"),
+        num_images=SYNTHETIC_NUM_IMAGES,
+        width=SYNTHETIC_WIDTH,
+        height=SYNTHETIC_HEIGHT,
+        seed=0,
+    )
 
 
 @pytest.fixture
 def synthetic_data_config(synthetic_celeba):
     """A fresh small `DataConfig` on `synthetic_celeba` (16x16 images, no cache); tests may modify it."""
-    return DataConfig(data_dir=str(synthetic_celeba), attributes=["Eyeglasses", "Smiling"], image_size=16,
-                      cache=False, shuffle_buffer=64)
+    return DataConfig(
+        data_dir=str(synthetic_celeba),
+        attributes=["Eyeglasses", "Smiling"],
+        image_size=16,
+        cache=False,
+        shuffle_buffer=64,
+    )

@@ -21,77 +21,95 @@ COMMON = {
 # method -> (settings, default attributes; None keeps the config's own, e.g. AttentionGAN's domain attribute)
 TINY = {
     # 32x32, 4 filters, 1 residual block, 2 critic updates per step, 4 steps
-    "sagan": ({
-        "data.image_size": 32,
-        "model.g_filters": 4,
-        "model.num_residual_blocks": 1,
-        "model.d_filters": 4,
-        "model.d_max_filters": 16,
-        "train.batch_size": 4,
-        "train.n_critic": 2,
-        "train.steps": 4,
-    }, ("Eyeglasses",)),
+    "sagan": (
+        {
+            "data.image_size": 32,
+            "model.g_filters": 4,
+            "model.num_residual_blocks": 1,
+            "model.d_filters": 4,
+            "model.d_max_filters": 16,
+            "train.batch_size": 4,
+            "train.n_critic": 2,
+            "train.steps": 4,
+        },
+        ("Eyeglasses",),
+    ),
     # 4 -> 8 px, 8 filters: steps 0-2 at 4x4, then 8x8 (steps 2-6 fade in, 6-8 stable)
-    "pggan_completion": ({
-        "data.image_size": 8,
-        "model.fmap_base": 16,
-        "model.fmap_max": 8,
-        "progressive.fade_images": 16,
-        "progressive.stable_images": 8,
-        "loss.lambda_feat": 0,
-        "loss.history_size": 4,
-        "train.batch_size": 4,
-        "train.steps": 8,
-    }, ("Male", "Smiling")),
+    "pggan_completion": (
+        {
+            "data.image_size": 8,
+            "model.fmap_base": 16,
+            "model.fmap_max": 8,
+            "progressive.fade_images": 16,
+            "progressive.stable_images": 8,
+            "loss.lambda_feat": 0,
+            "loss.history_size": 4,
+            "train.batch_size": 4,
+            "train.steps": 8,
+        },
+        ("Male", "Smiling"),
+    ),
     # 32x32 (4 encoder layers: 4-8-16-16 filters, latent 2x2x16), lambda_E ramp over 4 steps
-    "fader": ({
-        "data.image_size": 32,
-        "model.encoder_filters": 4,
-        "model.max_filters": 16,
-        "model.lat_dis_fc": 8,
-        "loss.lambda_lat_dis": 0.5,
-        "loss.lambda_schedule_steps": 4,
-        "train.batch_size": 4,
-        "train.steps": 4,
-    }, ("Smiling",)),
+    "fader": (
+        {
+            "data.image_size": 32,
+            "model.encoder_filters": 4,
+            "model.max_filters": 16,
+            "model.lat_dis_fc": 8,
+            "loss.lambda_lat_dis": 0.5,
+            "loss.lambda_schedule_steps": 4,
+            "train.batch_size": 4,
+            "train.steps": 4,
+        },
+        ("Smiling",),
+    ),
     # 16x16, a few filters: steps 0-2 cGAN phase, 2-4 encoder phase
-    "icgan": ({
-        "data.image_size": 16,
-        "model.z_dim": 8,
-        "model.g_filters": 16,
-        "model.d_filters": 4,
-        "model.encoder_filters": 4,
-        "model.ez_fc": 16,
-        "model.ey_fc": 8,
-        "train.cgan_steps": 2,
-        "train.encoder_steps": 2,
-        "train.batch_size": 4,
-        "train.steps": 4,
-    }, ("Eyeglasses", "Smiling")),
+    "icgan": (
+        {
+            "data.image_size": 16,
+            "model.z_dim": 8,
+            "model.g_filters": 16,
+            "model.d_filters": 4,
+            "model.encoder_filters": 4,
+            "model.ez_fc": 16,
+            "model.ey_fc": 8,
+            "train.cgan_steps": 2,
+            "train.encoder_steps": 2,
+            "train.batch_size": 4,
+            "train.steps": 4,
+        },
+        ("Eyeglasses", "Smiling"),
+    ),
     # 32x32 (Smiling 0 -> 1), scheme II, 4 generator filters, 1 residual block, n = 3 masks, batch 2, 4 steps;
     # PatchGAN with 2 stride-2 layers, image pool of 4
-    "attentiongan": ({
-        "data.image_size": 32,
-        "data.domain_attribute": "Smiling",
-        "model.scheme": 2,
-        "model.num_masks": 3,
-        "model.g_filters": 4,
-        "model.num_residual_blocks": 1,
-        "model.d_filters": 4,
-        "model.d_layers": 2,
-        "loss.pool_size": 4,
-        "train.batch_size": 2,
-        "train.steps": 4,
-    }, None),
+    "attentiongan": (
+        {
+            "data.image_size": 32,
+            "data.domain_attribute": "Smiling",
+            "model.scheme": 2,
+            "model.num_masks": 3,
+            "model.g_filters": 4,
+            "model.num_residual_blocks": 1,
+            "model.d_filters": 4,
+            "model.d_layers": 2,
+            "loss.pool_size": 4,
+            "train.batch_size": 2,
+            "train.steps": 4,
+        },
+        None,
+    ),
     # 16x16: stem 4 filters, stages 8-8 (2 stages to 4x4), one residual block each, batch 8, 4 steps
-    "classifier": ({
-        "data.image_size": 16,
-        "model.filters": 4,
-        "model.max_filters": 8,
-        "model.blocks_per_stage": 1,
-        "train.batch_size": 8,
-        "train.steps": 4,
-    }, ("Eyeglasses", "Smiling", "Male")),
+    "classifier": (
+        {
+            "data.image_size": 16,
+            "model.filters": 4,
+            "model.max_filters": 8,
+            "model.blocks_per_stage": 1,
+            "train.batch_size": 8,
+            "train.steps": 4,
+        },
+        ("Eyeglasses", "Smiling", "Male"),
+    ),
 }
 
 
@@ -114,4 +132,3 @@ def tiny_config(method, data_dir, attributes=None, **overrides):
     if attributes is not None:
         cfg = cfg.override(f"data.attributes={','.join(attributes)}")
     return cfg.validate()
-

@@ -30,6 +30,7 @@ def encode(image, ext):
 @functools.lru_cache(maxsize=2)
 def huge_png(width=20000, height=20000):
     """A real, valid 8-bit grayscale PNG declaring width x height pixels; all zero, so it compresses to ~0.4 MB."""
+
     def chunk(kind, data):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
@@ -90,8 +91,11 @@ ATTRIBUTES = ["Eyeglasses", "Smiling"]
 def celeba_attr_text(filenames, rows=None, header=None, count=None):
     """list_attr_celeba.txt text for `filenames` (values alternate), optionally with custom rows/header/count."""
     header = header or " ".join(ATTRIBUTES)
-    rows = rows if rows is not None else [f"{name} {1 if i % 2 else -1} {-1 if i % 3 else 1}"
-                                          for i, name in enumerate(filenames)]
+    rows = (
+        rows
+        if rows is not None
+        else [f"{name} {1 if i % 2 else -1} {-1 if i % 3 else 1}" for i, name in enumerate(filenames)]
+    )
     return f"{len(rows) if count is None else count}\n{header}\n" + "\n".join(rows) + "\n"
 
 
@@ -120,6 +124,7 @@ def make_dataset_with(folder, num_good=12, extra=None, attr_text=None, csv_text=
 
 # -- images that lie: headers that promise what the data does not hold --------------------------------------------
 
+
 def jpeg_bomb(width=16000, height=16000, comment_bytes=70_000):
     """A JPEG of a small face whose frame header (SOF) is patched to declare width x height and comes after
     `comment_bytes` of COM segments: more than any fixed-size prefix scan reads (the old 64 KB). Decoding it would
@@ -127,7 +132,7 @@ def jpeg_bomb(width=16000, height=16000, comment_bytes=70_000):
     jpeg = encode(_face(), ".jpg")
     sof = jpeg.find(b"\xff\xc0")
     assert sof > 0
-    patched = jpeg[:sof + 5] + struct.pack(">HH", height, width) + jpeg[sof + 9:]
+    patched = jpeg[: sof + 5] + struct.pack(">HH", height, width) + jpeg[sof + 9 :]
     segments, left = [], comment_bytes
     while left > 0:
         size = min(left, 65533)
@@ -141,10 +146,10 @@ def undecodable_png(seed=0, size=(54, 44)):
     scan, and no decoder (TensorFlow, OpenCV) can decode it."""
     png = encode(_face(seed, size), ".png")
     idat = png.find(b"IDAT")
-    length = struct.unpack(">I", png[idat - 4:idat])[0]
+    length = struct.unpack(">I", png[idat - 4 : idat])[0]
     garbage = bytes((i * 37 + seed) % 256 for i in range(length))
     crc = struct.pack(">I", zlib.crc32(b"IDAT" + garbage) & 0xFFFFFFFF)  # a valid CRC: only the data is wrong
-    return png[:idat + 4] + garbage + crc + png[idat + 8 + length:]
+    return png[: idat + 4] + garbage + crc + png[idat + 8 + length :]
 
 
 def rgba_photo(face_rgb, border=40, alpha_border=0):
@@ -152,10 +157,10 @@ def rgba_photo(face_rgb, border=40, alpha_border=0):
     `alpha_border`) and a half-transparent band at the top; returns (rgb, alpha)."""
     height, width = face_rgb.shape[:2]
     rgb = np.full((height + 2 * border, width + 2 * border, 3), 128, np.uint8)
-    rgb[border:border + height, border:border + width] = face_rgb
+    rgb[border : border + height, border : border + width] = face_rgb
     alpha = np.full(rgb.shape[:2], alpha_border, np.uint8)
-    alpha[border:border + height, border:border + width] = 255
-    alpha[border:border + 10, border:border + width] = 100
+    alpha[border : border + height, border : border + width] = 255
+    alpha[border : border + 10, border : border + width] = 100
     return rgb, alpha
 
 
@@ -187,6 +192,7 @@ def detectable_face(folder, seed=0):
 
 
 # -- damaged run folders: checkpoints cut short by a full disk, a half-finished copy or a bad sector ---------------
+
 
 def _truncate(path, keep=0.5):
     data = Path(path).read_bytes()

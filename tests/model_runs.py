@@ -28,8 +28,11 @@ def method_params(fast=None):
         task = registry.get(name).trainer_class.task
         marks = []
         if task not in TASKS:
-            marks = [pytest.mark.skip(reason=f"method {name!r} has task {task!r}: export and load() serve "
-                                             f"{', '.join(TASKS)} models")]
+            marks = [
+                pytest.mark.skip(
+                    reason=f"method {name!r} has task {task!r}: export and load() serve {', '.join(TASKS)} models"
+                )
+            ]
         elif not tiny_config_builder(name):
             marks = [pytest.mark.skip(reason=f"no tiny config for method {name!r}: add it to tests/helpers.py TINY")]
         elif fast is not None and name not in fast:
@@ -70,6 +73,7 @@ def exported_run(method, tmp_path_factory, data_dir):
         root = tmp_path_factory.mktemp(f"exported_{method}")
         model_dir, trainer = checkpointed_run(method, data_dir, root / "run")
         result = export_lib.export(model_dir, root / "exports" / method / "1")
-        _EXPORTS[method] = types.SimpleNamespace(model_dir=model_dir, trainer=trainer,
-                                                 export_dir=Path(result["export_dir"]), result=result)
+        _EXPORTS[method] = types.SimpleNamespace(
+            model_dir=model_dir, trainer=trainer, export_dir=Path(result["export_dir"]), result=result
+        )
     return _EXPORTS[method]

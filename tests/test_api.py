@@ -124,9 +124,11 @@ def test_load_errors(tmp_path, synthetic_celeba):
 
 
 def test_import_stays_light():
-    code = ("import sys, tf_faceedit\n"
-            "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'heavy import'\n"
-            "assert callable(tf_faceedit.load)\n")
+    code = (
+        "import sys, tf_faceedit\n"
+        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'heavy import'\n"
+        "assert callable(tf_faceedit.load)\n"
+    )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -137,8 +139,9 @@ def test_progressive_model_loads_at_the_stage_of_its_checkpoint(tmp_path, synthe
     at the input size, the known pixels untouched."""
     from tf_faceedit.serving import export_lib
 
-    model_dir, trainer = model_runs.checkpointed_run("pggan_completion", synthetic_celeba, tmp_path / "run",
-                                                     **{"train.steps": 2})
+    model_dir, trainer = model_runs.checkpointed_run(
+        "pggan_completion", synthetic_celeba, tmp_path / "run", **{"train.steps": 2}
+    )
     assert trainer.generator.stage == 0
     model = tf_faceedit.load(model_dir)
     assert model.trainer.generator.current_resolution == 4 and model.trainer.discriminator.stage == 0

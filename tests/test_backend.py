@@ -86,8 +86,12 @@ def _imports(path, package=PACKAGE):
                 base = ".".join(anchor + ([base] if base else []))
             names.add(base)
             names.update(f"{base}.{alias.name}" for alias in node.names)
-        elif isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant) and \
-                isinstance(node.args[0].value, str):
+        elif (
+            isinstance(node, ast.Call)
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+        ):
             func = node.func
             called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
             if called in ("import_module", "__import__"):
@@ -128,8 +132,10 @@ def test_the_import_scan_sees_every_form(tmp_path):
         path.write_text(source + "\n")
         assert culprit in _forbidden(_imports(path, tmp_path / "tf_faceedit")), source
     clean = layers / "clean.py"
-    clean.write_text("import keras\nfrom keras import ops\nfrom tf_faceedit.errors import ConfigError\n"
-                     "from .blocks import ConvNormAct\nfrom tf_faceedit import backend\n")
+    clean.write_text(
+        "import keras\nfrom keras import ops\nfrom tf_faceedit.errors import ConfigError\n"
+        "from .blocks import ConvNormAct\nfrom tf_faceedit import backend\n"
+    )
     assert not _forbidden(_imports(clean, tmp_path / "tf_faceedit"))
 
 
@@ -167,8 +173,12 @@ def test_backend_is_the_one_place_for_input_gradients():
         if rel.as_posix() in AUTODIFF_HOMES or rel.parts[0] in AUTODIFF_DIRS:
             continue
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Attribute) and node.attr in AUTODIFF and isinstance(node.value, ast.Name) and \
-                    node.value.id in ("tf", "jax", "torch"):
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr in AUTODIFF
+                and isinstance(node.value, ast.Name)
+                and node.value.id in ("tf", "jax", "torch")
+            ):
                 offenders.append(f"{rel}:{node.lineno} {node.value.id}.{node.attr}")
     assert not offenders, f"autodiff outside backend.py and training/: {offenders}"
     tree = ast.parse((PACKAGE / "backend.py").read_text())
@@ -209,6 +219,7 @@ def test_other_backends(name):
     if importlib.util.find_spec(name) is None:
         pytest.skip(f"{name} is not installed")
     env = dict(os.environ, KERAS_BACKEND=name)
-    result = subprocess.run([sys.executable, "-c", PORTABILITY_SCRIPT], env=env, capture_output=True, text=True,
-                            timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", PORTABILITY_SCRIPT], env=env, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-3000:]

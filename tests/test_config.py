@@ -28,27 +28,33 @@ def test_override_coerces_types():
     assert isinstance(cfg.loss.lambda_gp, float)
 
 
-@pytest.mark.parametrize("assignment, needle", [
-    ("train.n_critc=3", "did you mean: n_critic"),
-    ("train.steps=abc", "train.steps must be an integer"),
-    ("train.steps=1.5", "train.steps must be an integer"),
-    ("data.random_flip=maybe", "data.random_flip must be true or false"),
-    ("nokey", "key=value"),
-    ("model.g_filterz=3", "model.g_filterz"),
-])
+@pytest.mark.parametrize(
+    "assignment, needle",
+    [
+        ("train.n_critc=3", "did you mean: n_critic"),
+        ("train.steps=abc", "train.steps must be an integer"),
+        ("train.steps=1.5", "train.steps must be an integer"),
+        ("data.random_flip=maybe", "data.random_flip must be true or false"),
+        ("nokey", "key=value"),
+        ("model.g_filterz=3", "model.g_filterz"),
+    ],
+)
 def test_override_errors_name_the_field(assignment, needle):
     with pytest.raises(ConfigError, match=needle):
         SaGANConfig().override(assignment)
 
 
-@pytest.mark.parametrize("assignment, needle", [
-    ("train.n_critic=0", "train.n_critic must be >= 1, got 0"),
-    ("data.image_size=48", "data.image_size must be a power of two"),
-    ("loss.adversarial=wgangp", "loss.adversarial must be one of"),
-    ("train.strategy=tpu", "train.strategy must be one of"),
-    ("data.mask.kind=noise", "data.mask.kind must be none for SaGAN"),
-    ("data.attributes=A,A", "data.attributes has duplicates"),
-])
+@pytest.mark.parametrize(
+    "assignment, needle",
+    [
+        ("train.n_critic=0", "train.n_critic must be >= 1, got 0"),
+        ("data.image_size=48", "data.image_size must be a power of two"),
+        ("loss.adversarial=wgangp", "loss.adversarial must be one of"),
+        ("train.strategy=tpu", "train.strategy must be one of"),
+        ("data.mask.kind=noise", "data.mask.kind must be none for SaGAN"),
+        ("data.attributes=A,A", "data.attributes has duplicates"),
+    ],
+)
 def test_validation_errors(assignment, needle):
     cfg = SaGANConfig().override("data.data_dir=/x").override(assignment)
     with pytest.raises(ConfigError, match=needle):
@@ -107,17 +113,33 @@ def test_paper_defaults_of_sagan_reach_the_trainer():
 
     from tf_faceedit.methods import sagan
 
-    cfg = SaGANConfig().apply_overrides(["data.data_dir=/x", "data.image_size=32", "model.g_filters=4",
-                                         "model.num_residual_blocks=1", "model.d_filters=4", "model.d_max_filters=8"])
-    assert (cfg.train.n_critic, cfg.train.batch_size, cfg.train.g_lr, cfg.train.beta_1, cfg.train.beta_2) == \
-        (3, 16, 2e-4, 0.5, 0.999)
+    cfg = SaGANConfig().apply_overrides(
+        [
+            "data.data_dir=/x",
+            "data.image_size=32",
+            "model.g_filters=4",
+            "model.num_residual_blocks=1",
+            "model.d_filters=4",
+            "model.d_max_filters=8",
+        ]
+    )
+    assert (cfg.train.n_critic, cfg.train.batch_size, cfg.train.g_lr, cfg.train.beta_1, cfg.train.beta_2) == (
+        3,
+        16,
+        2e-4,
+        0.5,
+        0.999,
+    )
     assert (cfg.loss.lambda_gp, cfg.loss.lambda_rec_cycle, cfg.loss.lambda_rec_id) == (10.0, 20.0, 100.0)
     trainer = sagan.SaGAN(cfg.validate())
     optimizers = trainer.make_optimizers()
     for name in ("g_optimizer", "d_optimizer"):
         opt = optimizers[name]
-        assert (float(ops.convert_to_numpy(opt.learning_rate)), opt.beta_1, opt.beta_2) == \
-            (pytest.approx(2e-4), 0.5, 0.999)
+        assert (float(ops.convert_to_numpy(opt.learning_rate)), opt.beta_1, opt.beta_2) == (
+            pytest.approx(2e-4),
+            0.5,
+            0.999,
+        )
     d_update, g_update = trainer.updates()
     assert (d_update.repeat, g_update.repeat, trainer.batch_multiple) == (3, 1, 3)
 

@@ -28,11 +28,18 @@ def _error_lines(err):
 
 # -- images -------------------------------------------------------------------------------------------------------
 
+
 def test_pipeline_uses_or_skips_each_hostile_image(tmp_path):
     extra = hostile.hostile_image_bytes()
     folder, names = hostile.make_dataset_with(tmp_path / "ds", num_good=6, extra=extra)
-    cfg = DataConfig(data_dir=str(folder), attributes=hostile.ATTRIBUTES, image_size=16, cache=False,
-                     max_corrupt_fraction=0.5, shuffle_buffer=8)
+    cfg = DataConfig(
+        data_dir=str(folder),
+        attributes=hostile.ATTRIBUTES,
+        image_size=16,
+        cache=False,
+        max_corrupt_fraction=0.5,
+        shuffle_buffer=8,
+    )
     records = celeba.load_records(cfg, "train")
     assert len(records) == len(names)  # every listed file exists, the unicode name included
     kept = celeba.drop_corrupt(records, cfg.max_corrupt_fraction)
@@ -42,8 +49,9 @@ def test_pipeline_uses_or_skips_each_hostile_image(tmp_path):
             assert name not in kept_names, name
         elif expected == "use":
             assert name in kept_names, name
-    dataset = celeba.build_dataset(cfg, "train", batch_size=1, training=False, repeat=False, drop_remainder=False,
-                                   records=kept)
+    dataset = celeba.build_dataset(
+        cfg, "train", batch_size=1, training=False, repeat=False, drop_remainder=False, records=kept
+    )
     images = [batch["image"].numpy() for batch in dataset]
     uses = sum(e == "use" for e in hostile.PIPELINE_EXPECTATION.values())
     assert 6 + uses <= len(images) <= len(kept)
@@ -83,6 +91,7 @@ def test_read_image_handles_or_names_the_file(tmp_path):
 
 # -- attribute files ----------------------------------------------------------------------------------------------
 
+
 def _bad_attr_cases(names):
     good_rows = [f"{n} 1 -1" for n in names]
     return {
@@ -95,17 +104,31 @@ def _bad_attr_cases(names):
     }
 
 
-@pytest.mark.parametrize("case", ["missing_rows", "extra_columns", "non_numeric", "duplicated_names",
-                                  "duplicated_attributes"])
+@pytest.mark.parametrize(
+    "case", ["missing_rows", "extra_columns", "non_numeric", "duplicated_names", "duplicated_attributes"]
+)
 def test_bad_attribute_file_is_one_line_error_and_nothing_written(case, tmp_path, capsys):
     from tf_faceedit.cli import train
 
     folder, names = hostile.make_dataset_with(tmp_path / "ds", num_good=8)
     (folder / "list_attr_celeba.txt").write_text(_bad_attr_cases(names)[case], encoding="utf-8")
     model_dir = tmp_path / "run"
-    code, err = _cli(train.main, ["--method=sagan", f"--data_dir={folder}", f"--model_dir={model_dir}", "--quiet",
-                                  "--set", "data.attributes=Eyeglasses", "--set", "data.image_size=16",
-                                  "--set", "train.steps=1"], capsys)
+    code, err = _cli(
+        train.main,
+        [
+            "--method=sagan",
+            f"--data_dir={folder}",
+            f"--model_dir={model_dir}",
+            "--quiet",
+            "--set",
+            "data.attributes=Eyeglasses",
+            "--set",
+            "data.image_size=16",
+            "--set",
+            "train.steps=1",
+        ],
+        capsys,
+    )
     assert code == 2
     lines = _error_lines(err)
     assert len(lines) == 1 and "list_attr_celeba.txt" in lines[0], err
@@ -126,18 +149,31 @@ def test_csv_with_bom_crlf_and_unicode_names_loads(tmp_path):
 def test_data_error_in_existing_empty_model_dir_leaves_no_config(tmp_path, capsys):
     from tf_faceedit.cli import train
 
-    folder, _ = hostile.make_dataset_with(tmp_path / "ds", num_good=4,
-                                          extra={"zero.jpg": b"", "text.jpg": b"nope"})
+    folder, _ = hostile.make_dataset_with(tmp_path / "ds", num_good=4, extra={"zero.jpg": b"", "text.jpg": b"nope"})
     model_dir = tmp_path / "run"
     model_dir.mkdir()
-    code, err = _cli(train.main, ["--method=sagan", f"--data_dir={folder}", f"--model_dir={model_dir}", "--quiet",
-                                  "--set", "data.image_size=16", "--set", "train.batch_size=2",
-                                  "--set", "train.steps=1"], capsys)
+    code, err = _cli(
+        train.main,
+        [
+            "--method=sagan",
+            f"--data_dir={folder}",
+            f"--model_dir={model_dir}",
+            "--quiet",
+            "--set",
+            "data.image_size=16",
+            "--set",
+            "train.batch_size=2",
+            "--set",
+            "train.steps=1",
+        ],
+        capsys,
+    )
     assert code == 2 and len(_error_lines(err)) == 1 and "max_corrupt_fraction" in err, err
     assert sorted(p.name for p in model_dir.iterdir()) == [], list(model_dir.iterdir())
 
 
 # -- other CLIs ---------------------------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def sagan_run(synthetic_celeba, tmp_path_factory):
@@ -161,14 +197,16 @@ def test_edit_bad_image_is_one_line_error(name, sagan_run, tmp_path, capsys):
 def test_export_and_evaluate_bad_folders(sagan_run, tmp_path, capsys):
     from tf_faceedit.cli import evaluate, export
 
-    code, err = _cli(export.main, [f"--model_dir={tmp_path / 'nope'}", f"--export_dir={tmp_path / 'e' / '1'}"],
-                     capsys)
+    code, err = _cli(export.main, [f"--model_dir={tmp_path / 'nope'}", f"--export_dir={tmp_path / 'e' / '1'}"], capsys)
     assert code == 2 and len(_error_lines(err)) == 1 and "nope" in err, err
     assert not (tmp_path / "e").exists()
     folder, _ = hostile.make_dataset_with(tmp_path / "ds", num_good=4, attr_text="not a count\nA B\n")
     out_dir = tmp_path / "eval"
-    code, err = _cli(evaluate.main, [f"--model_dir={sagan_run}", f"--data_dir={folder}", "--split=all",
-                                     f"--out_dir={out_dir}", "--quiet"], capsys)
+    code, err = _cli(
+        evaluate.main,
+        [f"--model_dir={sagan_run}", f"--data_dir={folder}", "--split=all", f"--out_dir={out_dir}", "--quiet"],
+        capsys,
+    )
     assert code == 2 and len(_error_lines(err)) == 1 and "list_attr_celeba.txt" in err, err
     assert not out_dir.exists()
 
@@ -192,6 +230,7 @@ def test_client_bad_server_and_bad_image(rest, tmp_path, capsys):
 
 
 # -- images that lie ------------------------------------------------------------------------------------------------
+
 
 def test_jpeg_bomb_after_comments_is_refused_wherever_an_image_is_read(tmp_path):
     """SOF declaring 16000x16000 after 70 KB of COM segments (beyond the old 64 KB prefix scan)."""
@@ -224,8 +263,17 @@ def test_dataset_whose_files_pass_the_scan_but_never_decode(tmp_path, capsys):
     cfg = DataConfig(data_dir=str(folder), attributes=hostile.ATTRIBUTES, image_size=16, max_corrupt_fraction=0.0)
     records = celeba.load_records(cfg, "train")
     assert len(celeba.drop_corrupt(records, 0.0)) == len(names)  # every header is valid
-    argv = ["--method=sagan", f"--data_dir={folder}", "--quiet", "--set", "data.image_size=16",
-            "--set", "train.batch_size=2", "--set", "train.steps=1"]
+    argv = [
+        "--method=sagan",
+        f"--data_dir={folder}",
+        "--quiet",
+        "--set",
+        "data.image_size=16",
+        "--set",
+        "train.batch_size=2",
+        "--set",
+        "train.steps=1",
+    ]
     model_dir = tmp_path / "run"
     code, err = _cli(train.main, argv + [f"--model_dir={model_dir}"], capsys)
     lines = _error_lines(err)
@@ -250,9 +298,19 @@ def test_numpy_pipeline_says_so_when_nothing_decodes(tmp_path):
 
 # -- paths and encodings ----------------------------------------------------------------------------------------------
 
+
 def _train_argv(folder, model_dir, *extra):
-    return ["--method=sagan", f"--data_dir={folder}", f"--model_dir={model_dir}", "--quiet",
-            "--set", "data.image_size=16", "--set", "train.steps=1", *extra]
+    return [
+        "--method=sagan",
+        f"--data_dir={folder}",
+        f"--model_dir={model_dir}",
+        "--quiet",
+        "--set",
+        "data.image_size=16",
+        "--set",
+        "train.steps=1",
+        *extra,
+    ]
 
 
 def test_model_dir_that_is_a_file_or_under_a_file(tmp_path, capsys):
@@ -261,16 +319,20 @@ def test_model_dir_that_is_a_file_or_under_a_file(tmp_path, capsys):
     folder, _ = hostile.make_dataset_with(tmp_path / "ds", num_good=4)
     a_file = tmp_path / "notes.txt"
     a_file.write_text("keep me")
-    for model_dir, expected in ((a_file, "is an existing file, not a folder"),
-                                (a_file / "run", "is a file, so no folder can be made inside it")):
+    for model_dir, expected in (
+        (a_file, "is an existing file, not a folder"),
+        (a_file / "run", "is a file, so no folder can be made inside it"),
+    ):
         code, err = _cli(train.main, _train_argv(folder, model_dir), capsys)
         lines = _error_lines(err)
         assert code == 2 and len(lines) == 1 and expected in lines[0] and "--model_dir" in lines[0], err
     assert a_file.read_text() == "keep me"
 
 
-@pytest.mark.skipif(not hasattr(__import__("os"), "geteuid") or __import__("os").geteuid() == 0,
-                    reason="permissions do not bind root (the tests run as root here)")
+@pytest.mark.skipif(
+    not hasattr(__import__("os"), "geteuid") or __import__("os").geteuid() == 0,
+    reason="permissions do not bind root (the tests run as root here)",
+)
 def test_model_dir_in_a_folder_without_write_permission(tmp_path, capsys):
     from tf_faceedit.cli import train
 
@@ -289,11 +351,13 @@ def test_model_dir_in_a_folder_without_write_permission(tmp_path, capsys):
 def test_config_file_that_is_not_utf8_yaml(case, tmp_path, capsys):
     from tf_faceedit.cli import train
 
-    content = {"latin1": "train:\n  steps: 1 # résumé\n".encode("latin-1"),
-               "binary": bytes(range(256)) * 4,
-               "utf16": "train:\n  steps: 1\n".encode("utf-16"),
-               "not_yaml": b"train: [1, 2\n",
-               "a_list": b"- 1\n- 2\n"}[case]
+    content = {
+        "latin1": "train:\n  steps: 1 # résumé\n".encode("latin-1"),
+        "binary": bytes(range(256)) * 4,
+        "utf16": "train:\n  steps: 1\n".encode("utf-16"),
+        "not_yaml": b"train: [1, 2\n",
+        "a_list": b"- 1\n- 2\n",
+    }[case]
     config = tmp_path / f"{case}.yaml"
     config.write_bytes(content)
     folder, _ = hostile.make_dataset_with(tmp_path / "ds", num_good=4)
@@ -304,11 +368,14 @@ def test_config_file_that_is_not_utf8_yaml(case, tmp_path, capsys):
     assert not model_dir.exists()
 
 
-@pytest.mark.parametrize("content, expected", [
-    (b"name: my-web-app\nversion: 3\nservices: [db, cache]\n", "has no 'method' field"),
-    (b"\xff\xfe\x00garbage\x00\x01", "binary file"),
-    (b"method: stargan\n", "names method 'stargan', which is not registered"),
-])
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        (b"name: my-web-app\nversion: 3\nservices: [db, cache]\n", "has no 'method' field"),
+        (b"\xff\xfe\x00garbage\x00\x01", "binary file"),
+        (b"method: stargan\n", "names method 'stargan', which is not registered"),
+    ],
+)
 def test_run_folder_whose_config_yaml_is_not_ours(content, expected, tmp_path, capsys):
     from tf_faceedit.cli import edit, export, train
 
@@ -317,10 +384,11 @@ def test_run_folder_whose_config_yaml_is_not_ours(content, expected, tmp_path, c
     (run / "config.yaml").write_bytes(content)
     photo = tmp_path / "p.png"
     photo.write_bytes(hostile.encode(hostile._face(), ".png"))
-    for main, argv in ((train.main, [f"--model_dir={run}", "--quiet"]),
-                       (edit.main, [f"--model_dir={run}", f"--image={photo}", f"--out={tmp_path / 'o.png'}",
-                                    "--quiet"]),
-                       (export.main, [f"--model_dir={run}", f"--export_dir={tmp_path / 'e' / '1'}", "--quiet"])):
+    for main, argv in (
+        (train.main, [f"--model_dir={run}", "--quiet"]),
+        (edit.main, [f"--model_dir={run}", f"--image={photo}", f"--out={tmp_path / 'o.png'}", "--quiet"]),
+        (export.main, [f"--model_dir={run}", f"--export_dir={tmp_path / 'e' / '1'}", "--quiet"]),
+    ):
         code, err = _cli(main, argv, capsys)
         lines = _error_lines(err)
         assert code == 2 and len(lines) == 1 and str(run / "config.yaml") in lines[0] and expected in lines[0], err
@@ -333,8 +401,9 @@ def test_export_dir_under_a_file_and_junk_saved_model(sagan_run, tmp_path, capsy
 
     a_file = tmp_path / "exports"
     a_file.write_text("not a folder")
-    code, err = _cli(export.main, [f"--model_dir={sagan_run}", f"--export_dir={a_file / 'sagan' / '1'}", "--quiet"],
-                     capsys)
+    code, err = _cli(
+        export.main, [f"--model_dir={sagan_run}", f"--export_dir={a_file / 'sagan' / '1'}", "--quiet"], capsys
+    )
     assert code == 2 and len(_error_lines(err)) == 1 and "--export_dir" in err and "is a file" in err, err
     junk = tmp_path / "junk" / "1"
     junk.mkdir(parents=True)
@@ -343,13 +412,15 @@ def test_export_dir_under_a_file_and_junk_saved_model(sagan_run, tmp_path, capsy
         tf_faceedit.load(junk)
     photo = tmp_path / "p.png"
     photo.write_bytes(hostile.encode(hostile._face(), ".png"))
-    code, err = _cli(edit.main, [f"--export_dir={junk}", f"--image={photo}", f"--out={tmp_path / 'o.png'}", "--quiet"],
-                     capsys)
+    code, err = _cli(
+        edit.main, [f"--export_dir={junk}", f"--image={photo}", f"--out={tmp_path / 'o.png'}", "--quiet"], capsys
+    )
     lines = _error_lines(err)
     assert code == 2 and len(lines) == 1 and str(junk / "saved_model.pb") in lines[0], err
 
 
 # -- attribute values ------------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf"), 1.5, -0.5])
 def test_load_edit_refuses_non_finite_or_out_of_range_attributes(value, sagan_run):
@@ -392,8 +463,11 @@ def test_edit_cli_refuses_non_finite_attribute(value, sagan_run, tmp_path, capsy
     photo = tmp_path / "p.png"
     photo.write_bytes(hostile.encode(hostile._face(), ".png"))
     out = tmp_path / "o.png"
-    code, err = _cli(edit.main, [f"--model_dir={sagan_run}", f"--image={photo}", f"--out={out}",
-                                 f"--set=Eyeglasses={value}", "--quiet"], capsys)
+    code, err = _cli(
+        edit.main,
+        [f"--model_dir={sagan_run}", f"--image={photo}", f"--out={out}", f"--set=Eyeglasses={value}", "--quiet"],
+        capsys,
+    )
     lines = _error_lines(err)
     assert code == 2 and len(lines) == 1 and "--set Eyeglasses=" in lines[0], err
     assert not out.exists()
@@ -403,8 +477,11 @@ def test_client_refuses_non_finite_attribute_before_sending():
     from tf_faceedit.serving import client
 
     names = ["Eyeglasses", "Smiling"]
-    for sets, attributes, flag in ((["Smiling=nan"], None, "--set Smiling"), ([], "1,inf", "--attributes Smiling"),
-                                   (["Eyeglasses=3"], None, "--set Eyeglasses")):
+    for sets, attributes, flag in (
+        (["Smiling=nan"], None, "--set Smiling"),
+        ([], "1,inf", "--attributes Smiling"),
+        (["Eyeglasses=3"], None, "--set Eyeglasses"),
+    ):
         with pytest.raises(ConfigError, match=flag):
             client.resolve_attributes(names, sets, attributes, value_range=(0.0, 1.0), method="sagan")
     vector, _ = client.resolve_attributes(names, ["Smiling=3"], None, value_range=None)  # an old export: no range
@@ -413,13 +490,20 @@ def test_client_refuses_non_finite_attribute_before_sending():
         client.resolve_attributes(names, ["Smiling=nan"], None, value_range=None)
     with pytest.raises(ConfigError, match="attribute 1 .*finite"):
         client.batch_attributes(np.array([0.0, np.nan]), 2)
-    meta = client.decode_metadata({"method": np.array(b"fader"), "attribute_names": np.array([b"Smiling"]),
-                                   "image_size": np.array(64), "task": np.array(b"edit"),
-                                   "attribute_range": np.array([-1.0, 2.0], np.float32)})
+    meta = client.decode_metadata(
+        {
+            "method": np.array(b"fader"),
+            "attribute_names": np.array([b"Smiling"]),
+            "image_size": np.array(64),
+            "task": np.array(b"edit"),
+            "attribute_range": np.array([-1.0, 2.0], np.float32),
+        }
+    )
     assert meta["attribute_range"] == (-1.0, 2.0)
 
 
 # -- damaged run folders (tests/hostile.py: CHECKPOINT_DAMAGE) ----------------------------------------------------
+
 
 def _run_with_damaged_latest(sagan_run, tmp_path, kind, keep_older=True):
     """A copy of `sagan_run` whose newest checkpoint is damaged as `kind`, with an intact older one at step 1
@@ -442,8 +526,9 @@ def test_edit_on_a_run_whose_latest_checkpoint_is_damaged(kind, sagan_run, tmp_p
     photo = tmp_path / "face.png"
     images.write_image(photo, hostile.detectable_face(tmp_path / "faces"))
     out = tmp_path / "out.png"
-    code, err = _cli(edit.main, [f"--model_dir={run}", f"--image={photo}", f"--out={out}", "--quiet",
-                                 "--set=Eyeglasses=1"], capsys)
+    code, err = _cli(
+        edit.main, [f"--model_dir={run}", f"--image={photo}", f"--out={out}", "--quiet", "--set=Eyeglasses=1"], capsys
+    )
     assert code == 0 and out.exists(), err
     warned = caplog.text + err  # the warning goes to the log (pytest captures it in process)
     assert "skipping damaged checkpoint" in warned and latest.name in warned and "ckpt-00000001" in warned, warned
@@ -456,9 +541,11 @@ def test_cli_on_a_run_with_no_intact_checkpoint_is_one_line_error(sagan_run, tmp
     run, latest = _run_with_damaged_latest(sagan_run, tmp_path, "truncated_weights", keep_older=False)
     photo = tmp_path / "p.png"
     photo.write_bytes(hostile.encode(hostile._face(), ".png"))
-    for main, argv in ((edit.main, [f"--image={photo}", f"--out={tmp_path / 'o.png'}"]),
-                       (export.main, [f"--export_dir={tmp_path / 'e' / '1'}"]),
-                       (train.main, ["--set=train.steps=20"])):
+    for main, argv in (
+        (edit.main, [f"--image={photo}", f"--out={tmp_path / 'o.png'}"]),
+        (export.main, [f"--export_dir={tmp_path / 'e' / '1'}"]),
+        (train.main, ["--set=train.steps=20"]),
+    ):
         code, err = _cli(main, [f"--model_dir={run}", "--quiet"] + argv, capsys)
         lines = _error_lines(err)
         assert code == 2 and len(lines) == 1 and "no intact checkpoint" in lines[0] and latest.name in lines[0], err

@@ -19,6 +19,7 @@ def _photo(height=30, width=40, seed=0):
 
 # -- pixel values ---------------------------------------------------------------------------------------------------
 
+
 def test_conversions_golden_and_round_trip():
     out = images.to_uint8(np.array([-1.0, -0.5, 0.0, 1.0, 1.5, -3.0, np.nan, np.inf, -np.inf], np.float32))
     np.testing.assert_array_equal(out, [0, 64, 128, 255, 255, 0, 128, 255, 0])  # 63.75 -> 64, 127.5 -> 128 (even)
@@ -28,8 +29,9 @@ def test_conversions_golden_and_round_trip():
     floats = np.array([0.25, -0.5], np.float32)
     assert images.ensure_float(floats) is not floats and np.array_equal(images.ensure_float(floats), floats)
     np.testing.assert_allclose(images.ensure_float(np.array([255], np.uint8)), [1.0])
-    np.testing.assert_array_equal(images.mask_to_uint8(np.array([0.0, 0.5, 1.0, 2.0, -1.0, np.nan])),
-                                  [0, 128, 255, 255, 0, 0])
+    np.testing.assert_array_equal(
+        images.mask_to_uint8(np.array([0.0, 0.5, 1.0, 2.0, -1.0, np.nan])), [0, 128, 255, 255, 0, 0]
+    )
 
 
 def test_conversions_match_the_formulas_they_replace():
@@ -58,16 +60,27 @@ def test_foreground_attention_numpy_and_backend_tensors():
     assert images.foreground_attention(single) is single
     np.testing.assert_allclose(images.foreground_attention(several), 1.0 - several[..., 2:])
     tensor = keras.ops.convert_to_tensor(several)
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(images.foreground_attention(tensor)), 1.0 - several[..., 2:],
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(images.foreground_attention(tensor)), 1.0 - several[..., 2:], rtol=1e-6
+    )
 
 
 # -- headers --------------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("ext, params", [(".jpg", []), (".png", []), (".gif", []), (".bmp", []), (".tiff", []),
-                                         (".webp", [cv2.IMWRITE_WEBP_QUALITY, 80]),
-                                         (".webp", [cv2.IMWRITE_WEBP_QUALITY, 101]),
-                                         (".jpg", [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])])
+
+@pytest.mark.parametrize(
+    "ext, params",
+    [
+        (".jpg", []),
+        (".png", []),
+        (".gif", []),
+        (".bmp", []),
+        (".tiff", []),
+        (".webp", [cv2.IMWRITE_WEBP_QUALITY, 80]),
+        (".webp", [cv2.IMWRITE_WEBP_QUALITY, 101]),
+        (".jpg", [cv2.IMWRITE_JPEG_PROGRESSIVE, 1]),
+    ],
+)
 def test_header_of_every_format_matches_the_decoded_size(ext, params):
     ok, data = cv2.imencode(ext, _photo(37, 53), params)
     assert ok
@@ -100,7 +113,7 @@ def test_jpeg_header_after_long_comment_and_app_segments():
 def test_jpeg_stray_bytes_and_fill_bytes_are_skipped_like_libjpeg():
     jpeg = hostile.encode(hostile._face(), ".jpg")
     sof = jpeg.find(b"\xff\xc0")
-    odd = jpeg[:sof] + b"\x00\x11garbage" + b"\xff\xff\xff" + jpeg[sof + 1:]  # stray bytes, then fill bytes
+    odd = jpeg[:sof] + b"\x00\x11garbage" + b"\xff\xff\xff" + jpeg[sof + 1 :]  # stray bytes, then fill bytes
     assert (images.header_of_bytes(odd).width, images.header_of_bytes(odd).height) == (44, 54)
 
 
@@ -151,6 +164,7 @@ def test_size_guard_refuses_before_decoding(tmp_path):
 
 
 # -- reading and writing --------------------------------------------------------------------------------------------
+
 
 def test_read_errors_are_one_line_naming_the_file(tmp_path):
     for name, data in hostile.unreadable_image_bytes().items():

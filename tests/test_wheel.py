@@ -23,8 +23,7 @@ pytestmark = pytest.mark.slow
 
 
 def _run(args, cwd, timeout=600, env=None):
-    proc = subprocess.run([str(a) for a in args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                          env=env)
+    proc = subprocess.run([str(a) for a in args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
     assert proc.returncode == 0, f"{args} exited {proc.returncode}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return proc
 
@@ -37,8 +36,22 @@ def wheel(tmp_path_factory):
     shutil.copy(ROOT / "README.md", src)
     shutil.copytree(ROOT / "tf_faceedit", src / "tf_faceedit", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     dist = tmp_path_factory.mktemp("dist")
-    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q", "-w", dist,
-          "."], cwd=src)
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "-q",
+            "-w",
+            dist,
+            ".",
+        ],
+        cwd=src,
+    )
     (path,) = dist.glob("tf_faceedit-*.whl")
     return path
 
@@ -49,11 +62,11 @@ def venv(tmp_path_factory, wheel):
     root = tmp_path_factory.mktemp("venv")
     _run([sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", root], cwd=root)
     bin_dir = root / "bin"
-    _run([sys.executable, "-m", "pip", "--python", bin_dir / "python", "install", "--no-index", "-q", wheel],
-         cwd=root)
+    _run([sys.executable, "-m", "pip", "--python", bin_dir / "python", "install", "--no-index", "-q", wheel], cwd=root)
     env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    env.update(PATH=f"{bin_dir}{os.pathsep}{env.get('PATH', '')}", TF_CPP_MIN_LOG_LEVEL="2",
-               PIP_DISABLE_PIP_VERSION_CHECK="1")
+    env.update(
+        PATH=f"{bin_dir}{os.pathsep}{env.get('PATH', '')}", TF_CPP_MIN_LOG_LEVEL="2", PIP_DISABLE_PIP_VERSION_CHECK="1"
+    )
     return bin_dir, env
 
 
@@ -64,8 +77,11 @@ def test_the_wheel_holds_the_package_data(wheel):
     presets = sorted(p.name for p in (ROOT / "tf_faceedit" / "configs").glob("*.yaml"))
     assert presets and all(f"tf_faceedit/configs/{name}" in names for name in presets)
     pretrained = ROOT / "tf_faceedit" / "pretrained"
-    shipped = [p for p in pretrained.rglob("*") if p.is_file() and "__pycache__" not in p.parts] \
-        if pretrained.is_dir() else []
+    shipped = (
+        [p for p in pretrained.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+        if pretrained.is_dir()
+        else []
+    )
     missing = [p.relative_to(ROOT).as_posix() for p in shipped if p.relative_to(ROOT).as_posix() not in names]
     assert not missing, f"zoo files left out of the wheel (pyproject.toml [tool.setuptools.package-data]): {missing}"
     manifest = json.loads((pretrained / "manifest.json").read_text())
@@ -108,9 +124,25 @@ def test_installed_wheel_trains_a_preset_and_edits_a_photo(venv, tmp_path):
     assert made["photo"], "the cascade found none of the drawn faces"
 
     run_dir = work / "run"
-    train = _run([bin_dir / "tf-faceedit", "train", "--method=sagan", "--config=sagan_quick",
-                  f"--data_dir={made['faces']}", f"--model_dir={run_dir}", "--set", "train.steps=2",
-                  "--set", "train.batch_size=4", "--set", "data.shuffle_buffer=64", "--quiet"], cwd=work, env=env)
+    train = _run(
+        [
+            bin_dir / "tf-faceedit",
+            "train",
+            "--method=sagan",
+            "--config=sagan_quick",
+            f"--data_dir={made['faces']}",
+            f"--model_dir={run_dir}",
+            "--set",
+            "train.steps=2",
+            "--set",
+            "train.batch_size=4",
+            "--set",
+            "data.shuffle_buffer=64",
+            "--quiet",
+        ],
+        cwd=work,
+        env=env,
+    )
     assert "step 2" in train.stdout
     saved = (run_dir / "config.yaml").read_text()
     assert "g_filters: 16" in saved and "n_critic: 3" in saved  # the sagan_quick preset was applied
@@ -118,8 +150,21 @@ def test_installed_wheel_trains_a_preset_and_edits_a_photo(venv, tmp_path):
 
     # a zoo model shipped in the wheel (its files are checked against the manifest's sha256 when loaded)
     out = work / "edited.png"
-    edit = _run([bin_dir / "tf-faceedit", "edit", f"--model={ZOO_MODEL}", "--image=photo.png", "--detector_model=haar",
-                 "--set", "Eyeglasses=1", f"--out={out}", "--quiet"], cwd=work, env=env)
+    edit = _run(
+        [
+            bin_dir / "tf-faceedit",
+            "edit",
+            f"--model={ZOO_MODEL}",
+            "--image=photo.png",
+            "--detector_model=haar",
+            "--set",
+            "Eyeglasses=1",
+            f"--out={out}",
+            "--quiet",
+        ],
+        cwd=work,
+        env=env,
+    )
     assert "1 face(s)" in edit.stdout and out.is_file()
 
     unknown = subprocess.run([bin_dir / "tf-faceedit", "trian"], cwd=work, env=env, capture_output=True, text=True)

@@ -42,8 +42,10 @@ def main(argv=None) -> int:
     if command not in COMMANDS:
         from tf_faceedit.errors import suggest
 
-        print(f"error: unknown command {command!r}{suggest(command, COMMANDS)}; commands: {', '.join(COMMANDS)}",
-              file=sys.stderr)
+        print(
+            f"error: unknown command {command!r}{suggest(command, COMMANDS)}; commands: {', '.join(COMMANDS)}",
+            file=sys.stderr,
+        )
         return 2
     module = importlib.import_module(COMMANDS[command][0])
     return module.main(rest) or 0

@@ -67,8 +67,12 @@ class _TrainerBackend:
             from tf_faceedit.serving import processing
 
             self._compiled = processing.CompiledInference(
-                self.trainer.infer, self.task, self.image_size, len(self.attribute_names),
-                predict=self.trainer.predict_attributes if self.can_predict else None)
+                self.trainer.infer,
+                self.task,
+                self.image_size,
+                len(self.attribute_names),
+                predict=self.trainer.predict_attributes if self.can_predict else None,
+            )
         return self._compiled
 
     def run(self, image, attributes, mask=None):
@@ -88,8 +92,10 @@ class _SavedModelBackend:
             meta = {key: value.numpy() for key, value in self.loaded.signatures["metadata"]().items()}
         except Exception as err:  # noqa: BLE001 - protobuf DecodeError, OSError, tf.errors.*, KeyError: all "not ours"
             reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
-            raise DataError(f"{Path(path) / 'saved_model.pb'} cannot be loaded as a tf_faceedit export "
-                            f"({type(err).__name__}: {reason}); export the run again") from None
+            raise DataError(
+                f"{Path(path) / 'saved_model.pb'} cannot be loaded as a tf_faceedit export "
+                f"({type(err).__name__}: {reason}); export the run again"
+            ) from None
         self.method, self.task = meta["method"].decode(), meta["task"].decode()
         from tf_faceedit import registry
 
@@ -149,8 +155,10 @@ class FaceEditModel:
         self.info = dict(info or {})
 
     def __repr__(self):
-        return (f"FaceEditModel(method={self.method!r}, task={self.task!r}, attributes={self.attribute_names}, "
-                f"image_size={self.image_size})")
+        return (
+            f"FaceEditModel(method={self.method!r}, task={self.task!r}, attributes={self.attribute_names}, "
+            f"image_size={self.image_size})"
+        )
 
     @property
     def trainer(self) -> Any:
@@ -173,15 +181,19 @@ class FaceEditModel:
         if single:
             array = array[None]
         if array.ndim != 4 or array.shape[-1] != channels or min(array.shape[1:3]) < 1:
-            raise DataError(f"{what} must be uint8 [N, H, W, {channels}] or [H, W, {channels}], got shape "
-                            f"{np.asarray(images).shape}")
+            raise DataError(
+                f"{what} must be uint8 [N, H, W, {channels}] or [H, W, {channels}], got shape "
+                f"{np.asarray(images).shape}"
+            )
         return array, single
 
     def predict_attributes(self, images: np.ndarray) -> np.ndarray:
         """The model's {0, 1} attribute prediction of uint8 images: float32 [N, K] (or [K] for one image)."""
         if not self.can_predict_attributes:
-            raise ConfigError(f"method {self.method!r} cannot predict attributes; pass every attribute "
-                              f"({', '.join(self.attribute_names)})")
+            raise ConfigError(
+                f"method {self.method!r} cannot predict attributes; pass every attribute "
+                f"({', '.join(self.attribute_names)})"
+            )
         array, single = self._images(images)
         predicted = self._backend.predict(array)
         return predicted[0] if single else predicted
@@ -193,15 +205,20 @@ class FaceEditModel:
         if isinstance(attributes, dict):
             unknown = [name for name in attributes if name not in self.attribute_names]
             if unknown:
-                raise ConfigError(f"unknown attribute {unknown[0]!r}{suggest(unknown[0], self.attribute_names)}; "
-                                  f"this model's attributes: {', '.join(self.attribute_names)}")
+                raise ConfigError(
+                    f"unknown attribute {unknown[0]!r}{suggest(unknown[0], self.attribute_names)}; "
+                    f"this model's attributes: {', '.join(self.attribute_names)}"
+                )
             missing = [name for name in self.attribute_names if name not in attributes]
             if missing and self.can_predict_attributes:
                 values = np.array(self._backend.predict(array), dtype=np.float32)
             else:
                 if missing:
-                    log.warning("attributes %s not given and method %s cannot predict them: using 0",
-                                ", ".join(missing), self.method)
+                    log.warning(
+                        "attributes %s not given and method %s cannot predict them: using 0",
+                        ", ".join(missing),
+                        self.method,
+                    )
                 values = np.zeros((n, k), np.float32)
             self.check_attribute_values(attributes)
             for name, value in attributes.items():
@@ -211,8 +228,10 @@ class FaceEditModel:
         if values.ndim == 1:
             values = np.broadcast_to(values, (n, values.shape[0]))
         if values.ndim != 2 or values.shape != (n, k):
-            raise ConfigError(f"attributes must be [{n}, {k}] or [{k}] (attributes: "
-                              f"{', '.join(self.attribute_names)}), got shape {np.asarray(attributes).shape}")
+            raise ConfigError(
+                f"attributes must be [{n}, {k}] or [{k}] (attributes: "
+                f"{', '.join(self.attribute_names)}), got shape {np.asarray(attributes).shape}"
+            )
         self.check_attribute_values(values)
         return np.ascontiguousarray(values)
 
@@ -230,8 +249,9 @@ class FaceEditModel:
         out = self._backend.run(array, self.attributes_array(attributes, array))
         return {key: value[0] for key, value in out.items()} if single else out
 
-    def complete(self, images: np.ndarray, masks: np.ndarray,
-                 attributes: np.ndarray | Mapping[str, float]) -> dict[str, np.ndarray]:
+    def complete(
+        self, images: np.ndarray, masks: np.ndarray, attributes: np.ndarray | Mapping[str, float]
+    ) -> dict[str, np.ndarray]:
         """Fills the holes (mask nonzero) of uint8 faces. Returns {"completed", "raw"} uint8 like `images` (+ extras);
         outside the hole "completed" equals the input exactly."""
         if self.task != "complete":
@@ -271,8 +291,11 @@ def load(path: str | Path, checkpoint: str | Path | None = None) -> FaceEditMode
     if kind == "run":
         trainer, cfg, info = run_dir.restore_trainer(path, checkpoint)
         if trainer.task not in ("edit", "complete"):
-            raise ConfigError(f"{path} holds a {cfg.method!r} model (task {trainer.task!r}); load() serves the "
-                              "edit and complete tasks")
+            raise ConfigError(
+                f"{path} holds a {cfg.method!r} model (task {trainer.task!r}); load() serves the "
+                "edit and complete tasks"
+            )
         return FaceEditModel(_TrainerBackend(trainer, cfg), cfg, info)
-    raise ConfigError(f"{path} is neither a training run (no config.yaml) nor an export version dir "
-                      "(no saved_model.pb)")
+    raise ConfigError(
+        f"{path} is neither a training run (no config.yaml) nor an export version dir (no saved_model.pb)"
+    )

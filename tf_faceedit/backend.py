@@ -56,6 +56,5 @@ def input_gradient(fn, x):
             (grad,) = torch.autograd.grad(y, x, create_graph=True, allow_unused=True)
         return torch.zeros_like(x) if grad is None else grad
     raise NotImplementedError(
-        f"input_gradient is not implemented for the Keras backend {name!r}; "
-        "use KERAS_BACKEND=tensorflow, jax or torch"
+        f"input_gradient is not implemented for the Keras backend {name!r}; use KERAS_BACKEND=tensorflow, jax or torch"
     )

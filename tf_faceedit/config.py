@@ -29,8 +29,11 @@ def check(condition, field, message):
 
 
 def check_choice(value, field, choices):
-    check(value in choices, field,
-          f"must be one of {', '.join(map(str, choices))}, got {value!r}{suggest(value, choices)}")
+    check(
+        value in choices,
+        field,
+        f"must be one of {', '.join(map(str, choices))}, got {value!r}{suggest(value, choices)}",
+    )
 
 
 def check_range(value, field, low=None, high=None, low_inclusive=True):
@@ -113,20 +116,32 @@ class DataConfig:
         check(bool(self.data_dir), f"{prefix}.data_dir", "is required (pass --data_dir=DIR)")
         check_choice(self.format, f"{prefix}.format", ["auto", "celeba", "csv"])
         check(len(self.attributes) >= 1, f"{prefix}.attributes", "must name at least one attribute")
-        check(len(set(self.attributes)) == len(self.attributes), f"{prefix}.attributes",
-              f"has duplicates: {self.attributes}")
+        check(
+            len(set(self.attributes)) == len(self.attributes),
+            f"{prefix}.attributes",
+            f"has duplicates: {self.attributes}",
+        )
         check_range(self.image_size, f"{prefix}.image_size", 8)
-        check(self.image_size & (self.image_size - 1) == 0, f"{prefix}.image_size",
-              f"must be a power of two, got {self.image_size}")
+        check(
+            self.image_size & (self.image_size - 1) == 0,
+            f"{prefix}.image_size",
+            f"must be a power of two, got {self.image_size}",
+        )
         check_range(self.crop_fraction, f"{prefix}.crop_fraction", 0.0, 1.0, low_inclusive=False)
         check_range(self.shuffle_buffer, f"{prefix}.shuffle_buffer", 1)
-        check(self.num_parallel_calls == -1 or self.num_parallel_calls >= 1, f"{prefix}.num_parallel_calls",
-              f"must be -1 (autotune) or >= 1, got {self.num_parallel_calls}")
+        check(
+            self.num_parallel_calls == -1 or self.num_parallel_calls >= 1,
+            f"{prefix}.num_parallel_calls",
+            f"must be -1 (autotune) or >= 1, got {self.num_parallel_calls}",
+        )
         check_range(self.max_corrupt_fraction, f"{prefix}.max_corrupt_fraction", 0.0, 1.0)
         check_range(self.val_fraction, f"{prefix}.val_fraction", 0.0, 0.5)
         check_range(self.positive_fraction, f"{prefix}.positive_fraction", 0.0, 1.0)
-        check(self.positive_fraction < 1.0, f"{prefix}.positive_fraction",
-              f"must be < 1 (0 = the data's own frequencies), got {self.positive_fraction}")
+        check(
+            self.positive_fraction < 1.0,
+            f"{prefix}.positive_fraction",
+            f"must be < 1 (0 = the data's own frequencies), got {self.positive_fraction}",
+        )
         self.mask.validate(f"{prefix}.mask")
 
 
@@ -176,8 +191,16 @@ class TrainConfig:
     replica_seeds: bool = True
 
     def validate(self, prefix="train"):
-        for name in ["steps", "batch_size", "n_critic", "log_every", "sample_every", "checkpoint_every",
-                     "keep_checkpoints", "num_samples"]:
+        for name in [
+            "steps",
+            "batch_size",
+            "n_critic",
+            "log_every",
+            "sample_every",
+            "checkpoint_every",
+            "keep_checkpoints",
+            "num_samples",
+        ]:
             check_range(getattr(self, name), f"{prefix}.{name}", 1)
         for name in ["g_lr", "d_lr"]:
             check_range(getattr(self, name), f"{prefix}.{name}", 0.0, low_inclusive=False)
@@ -281,12 +304,16 @@ def load_run_config(path):
     values = load_yaml(path, "run config")
     method = values.get("method")
     if not isinstance(method, str) or not method:
-        raise ConfigError(f"{path} is not a tf_faceedit config: it has no 'method' field (another tool's "
-                          "config.yaml?); use another folder")
+        raise ConfigError(
+            f"{path} is not a tf_faceedit config: it has no 'method' field (another tool's "
+            "config.yaml?); use another folder"
+        )
     available = registry.names()
     if method not in available:
-        raise ConfigError(f"{path} names method {method!r}, which is not registered{suggest(method, available)} "
-                          f"(registered: {', '.join(available)})")
+        raise ConfigError(
+            f"{path} names method {method!r}, which is not registered{suggest(method, available)} "
+            f"(registered: {', '.join(available)})"
+        )
     return values
 
 

@@ -50,8 +50,11 @@ def check_attribute_values(values, names, value_range=None, method=None, flag="a
     """
     import numpy as np
 
-    where = f"{method} takes target values in [{value_range[0]:g}, {value_range[1]:g}]" if value_range else (
-        "target values must be finite numbers")
+    where = (
+        f"{method} takes target values in [{value_range[0]:g}, {value_range[1]:g}]"
+        if value_range
+        else ("target values must be finite numbers")
+    )
     if isinstance(values, dict):
         items = list(values.items())
     else:

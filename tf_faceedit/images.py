@@ -309,8 +309,14 @@ def _signature(head):
     return None
 
 
-_PARSERS = {"jpeg": _jpeg_header, "png": _png_header, "gif": _gif_header, "bmp": _bmp_header, "webp": _webp_header,
-            "tiff": _tiff_header}
+_PARSERS = {
+    "jpeg": _jpeg_header,
+    "png": _png_header,
+    "gif": _gif_header,
+    "bmp": _bmp_header,
+    "webp": _webp_header,
+    "tiff": _tiff_header,
+}
 
 
 def parse_header(f):
@@ -364,8 +370,10 @@ def read_header(path, what="image", max_pixels=MAX_IMAGE_PIXELS):
         raise DataError(f"cannot read {what} {path}: {err}") from None
     if max_pixels is not None and header.pixels > max_pixels:
         frames = f" x {header.frames} frames" if header.frames > 1 else ""
-        raise DataError(f"{what} {path} declares {header.width}x{header.height}{frames} pixels, more than the "
-                        f"{max_pixels / 1e6:.0f} Mpx this library decodes (images.MAX_IMAGE_PIXELS); not decoded")
+        raise DataError(
+            f"{what} {path} declares {header.width}x{header.height}{frames} pixels, more than the "
+            f"{max_pixels / 1e6:.0f} Mpx this library decodes (images.MAX_IMAGE_PIXELS); not decoded"
+        )
     return header
 
 
@@ -405,8 +413,9 @@ def _decode_checked(path, what, flags, max_pixels):
     header = read_header(path, what, max_pixels)
     image = _decode(path, flags)
     if image is None:
-        raise DataError(f"cannot read {what} {path}: its {header.format.upper()} data cannot be decoded (damaged or "
-                        "truncated file)")
+        raise DataError(
+            f"cannot read {what} {path}: its {header.format.upper()} data cannot be decoded (damaged or truncated file)"
+        )
     return header, image
 
 
@@ -457,8 +466,10 @@ def check_output_extension(path, what="output"):
     suffix = Path(path).suffix.lower()
     if suffix not in IMAGE_EXTENSIONS:
         shown = f"'{Path(path).suffix}'" if suffix else "no extension"
-        raise DataError(f"{what} {path}: {shown} is not an image format this library writes; use one of "
-                        f"{', '.join(IMAGE_EXTENSIONS)}")
+        raise DataError(
+            f"{what} {path}: {shown} is not an image format this library writes; use one of "
+            f"{', '.join(IMAGE_EXTENSIONS)}"
+        )
     return suffix
 
 
@@ -491,8 +502,11 @@ def write_image(path, image, alpha=None, what="output", params=()):
                 pixels = cv2.cvtColor(pixels.reshape(pixels.shape[:2]), cv2.COLOR_GRAY2BGR)
             pixels = np.dstack([pixels, alpha])
         else:
-            log.warning("%s: %s files have no alpha channel; the transparency is dropped (write a .png to keep it)",
-                        path, suffix)
+            log.warning(
+                "%s: %s files have no alpha channel; the transparency is dropped (write a .png to keep it)",
+                path,
+                suffix,
+            )
     try:
         ok, data = cv2.imencode(suffix, np.ascontiguousarray(pixels), list(params))
     except cv2.error:

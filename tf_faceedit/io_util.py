@@ -57,8 +57,9 @@ def read_yaml(path, what="YAML file", error=ConfigError):
     if values is None:
         return {}
     if not isinstance(values, dict):
-        raise error(f"{what} {path} must hold a mapping (key: value lines) at the top level, got a "
-                    f"{type(values).__name__}")
+        raise error(
+            f"{what} {path} must hold a mapping (key: value lines) at the top level, got a {type(values).__name__}"
+        )
     return values
 
 

@@ -29,7 +29,8 @@ class _LazyModule:
         except ImportError as err:
             raise ImportError(
                 f"this feature needs TensorFlow ({err}); without TensorFlow, train with --backend=jax "
-                "(KERAS_BACKEND=jax), which uses the numpy input pipeline") from err
+                "(KERAS_BACKEND=jax), which uses the numpy input pipeline"
+            ) from err
         return getattr(module, attr)
 
     def __repr__(self):

@@ -46,19 +46,20 @@ class Capabilities:
     attribute_controls: str = "checkbox"
     attribute_range: tuple = (0.0, 1.0)
     usage_note: str = ""
-    inference_overrides: types.MappingProxyType = dataclasses.field(
-        default_factory=lambda: types.MappingProxyType({}))
+    inference_overrides: types.MappingProxyType = dataclasses.field(default_factory=lambda: types.MappingProxyType({}))
 
     def __post_init__(self):
         if self.task not in TASKS:
             raise ValueError(f"Capabilities.task must be one of {TASKS}, got {self.task!r}")
         if self.attribute_controls not in CONTROLS:
-            raise ValueError(f"Capabilities.attribute_controls must be one of {CONTROLS}, got "
-                             f"{self.attribute_controls!r}")
+            raise ValueError(
+                f"Capabilities.attribute_controls must be one of {CONTROLS}, got {self.attribute_controls!r}"
+            )
         low, high = (float(v) for v in self.attribute_range)
         if not low < high:
-            raise ValueError(f"Capabilities.attribute_range must be (low, high) with low < high, got "
-                             f"{self.attribute_range}")
+            raise ValueError(
+                f"Capabilities.attribute_range must be (low, high) with low < high, got {self.attribute_range}"
+            )
         object.__setattr__(self, "attribute_range", (low, high))
         object.__setattr__(self, "inference_overrides", types.MappingProxyType(dict(self.inference_overrides)))
 
@@ -90,8 +91,9 @@ def get(name):
     """Returns the MethodSpec of `name`, or raises ConfigError listing the registered methods."""
     available = names()
     if name not in METHODS:
-        raise ConfigError(f"unknown method {name!r}{suggest(name, available)}; "
-                          f"registered methods: {', '.join(available)}")
+        raise ConfigError(
+            f"unknown method {name!r}{suggest(name, available)}; registered methods: {', '.join(available)}"
+        )
     return METHODS[name]
 
 

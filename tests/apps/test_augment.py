@@ -12,14 +12,16 @@ from tf_faceedit.data.synthetic import ATTRIBUTE_NAMES
 
 @pytest.fixture(scope="module")
 def sagan_run(tmp_path_factory, synthetic_celeba):
-    return model_runs.checkpointed_run("sagan", synthetic_celeba, tmp_path_factory.mktemp("aug") / "run",
-                                       attributes=("Eyeglasses", "Smiling"))[0]
+    return model_runs.checkpointed_run(
+        "sagan", synthetic_celeba, tmp_path_factory.mktemp("aug") / "run", attributes=("Eyeglasses", "Smiling")
+    )[0]
 
 
 def test_augment_writes_a_celeba_folder(sagan_run, synthetic_celeba, tmp_path):
     out = tmp_path / "aug"
-    summary = augment_app.augment(sagan_run, synthetic_celeba, out, attributes=["Smiling"], max_images=5,
-                                  batch_size=4, verbose=0)
+    summary = augment_app.augment(
+        sagan_run, synthetic_celeba, out, attributes=["Smiling"], max_images=5, batch_size=4, verbose=0
+    )
     assert summary["source_images"] == 5 and summary["images"] == 10
     names, filenames, values = celeba.read_celeba_attributes(out / "list_attr_celeba.txt")
     assert names == list(ATTRIBUTE_NAMES) and len(filenames) == 10

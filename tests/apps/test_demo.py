@@ -25,8 +25,10 @@ from tf_faceedit.errors import ConfigError, DataError
 @pytest.fixture(scope="module")
 def models(tmp_path_factory, synthetic_celeba):
     root = tmp_path_factory.mktemp("demo_runs")
-    dirs = [model_runs.checkpointed_run(method, synthetic_celeba, root / method)[0]
-            for method in ("sagan", "attentiongan", "fader", "pggan_completion")]
+    dirs = [
+        model_runs.checkpointed_run(method, synthetic_celeba, root / method)[0]
+        for method in ("sagan", "attentiongan", "fader", "pggan_completion")
+    ]
     return demo_handlers.load_models(dirs)
 
 
@@ -86,7 +88,8 @@ def test_load_photo(handlers, examples, tmp_path):
     assert out["labels"] == ["face 1", "face 2"] and "2 face(s) found" in out["message"]
     assert out["preview"].shape == out["photo"].shape and not np.array_equal(out["preview"], out["photo"])
     assert handlers.load_photo(_blank(tmp_path / "blank.png")) == {
-        "error": "no face found in blank.png: try a photo with a frontal, upright face"}
+        "error": "no face found in blank.png: try a photo with a frontal, upright face"
+    }
     (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8 truncated")
     assert handlers.load_photo(tmp_path / "broken.jpg")["error"].startswith("cannot read broken.jpg")
     small = demo_handlers.DemoHandlers(handlers.models, max_pixels=10_000)
@@ -98,7 +101,8 @@ def test_load_photo(handlers, examples, tmp_path):
 
 def test_controls_per_method(models):
     assert demo_handlers.control_specs(models["sagan"]) == [
-        {"name": "Eyeglasses", "kind": "checkbox", "minimum": 0.0, "maximum": 1.0, "value": 0.0}]
+        {"name": "Eyeglasses", "kind": "checkbox", "minimum": 0.0, "maximum": 1.0, "value": 0.0}
+    ]
     (fader,) = demo_handlers.control_specs(models["fader"])
     assert fader["kind"] == "slider" and fader["minimum"] < 0.0 and fader["maximum"] > 1.0
     text = demo_handlers.describe_model(models["pggan_completion"])
@@ -156,7 +160,8 @@ def test_handler_errors_are_messages(handlers, photo, monkeypatch):
 
     monkeypatch.setattr(handlers.models["sagan"], "edit", broken)
     assert handlers.edit("sagan", photo, 0, [1.0]) == {
-        "error": "internal error (RuntimeError): boom. Details are in the server log."}
+        "error": "internal error (RuntimeError): boom. Details are in the server log."
+    }
 
 
 def test_initial_values_are_the_prediction(handlers, models, photo):
@@ -182,8 +187,9 @@ def test_random_mask_and_complete(handlers, photo):
     assert "no hole" in handlers.complete("pggan_completion", photo, None, 0, [1, 0])["error"]
     corner = np.zeros(photo.shape[:2], np.uint8)
     corner[:5, :5] = 1
-    assert "does not touch the selected face" in handlers.complete("pggan_completion", photo, corner, 0,
-                                                                   [1, 0])["error"]
+    assert (
+        "does not touch the selected face" in handlers.complete("pggan_completion", photo, corner, 0, [1, 0])["error"]
+    )
     assert "editing model" in handlers.complete("sagan", photo, mask, 0, [1.0])["error"]
 
 
@@ -204,8 +210,11 @@ def test_editor_mask():
 def test_cli_parses(capsys):
     args = demo.parse_args(["--model_dir", "a", "--model_dir", "b", "--export_dir", "e/1", "--port", "8000"])
     assert args.model_dir == ["a", "b"] and args.export_dir == ["e/1"] and args.port == 8000
-    for argv, text in (([], "give at least one --model_dir"), (["--model_dir", "a", "--port", "0"], "--port"),
-                       (["--model_dir", "a", "--max_side", "10"], "--max_side")):
+    for argv, text in (
+        ([], "give at least one --model_dir"),
+        (["--model_dir", "a", "--port", "0"], "--port"),
+        (["--model_dir", "a", "--max_side", "10"], "--max_side"),
+    ):
         with pytest.raises(SystemExit):
             demo.parse_args(argv)
         assert text in capsys.readouterr().err
@@ -241,8 +250,9 @@ def _free_port():
 
 def test_browser_end_to_end(handlers, examples, tmp_path):
     pytest.importorskip("gradio", reason="the demo extra is not installed (pip install -e '.[demo]')")
-    sync_api = pytest.importorskip("playwright.sync_api",
-                                   reason="the demo extra is not installed (pip install -e '.[demo]')")
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="the demo extra is not installed (pip install -e '.[demo]')"
+    )
     chromium = _chromium()
     if chromium is None:
         pytest.skip("no Chromium at /usr/bin/chromium or $CHROMIUM (apt-get install -y chromium; .ci/run does)")
@@ -250,8 +260,14 @@ def test_browser_end_to_end(handlers, examples, tmp_path):
     app = demo_page.build_demo(sagan, examples)
     app.queue(default_concurrency_limit=1)
     port = _free_port()
-    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, ssr_mode=False,
-               allowed_paths=[str(Path(examples[0]).parent)])
+    app.launch(
+        server_name="127.0.0.1",
+        server_port=port,
+        prevent_thread_lock=True,
+        quiet=True,
+        ssr_mode=False,
+        allowed_paths=[str(Path(examples[0]).parent)],
+    )
     blank = _blank(tmp_path / "no_face.png")
     try:
         with sync_api.sync_playwright() as p:
@@ -268,8 +284,9 @@ def test_browser_end_to_end(handlers, examples, tmp_path):
             sync_api.expect(message).to_contain_text(f"Eyeglasses={0 if was_checked else 1}")
             result_src = page.locator("#result img").get_attribute("src")
             with urllib.request.urlopen(result_src, timeout=30) as response:
-                result = cv2.cvtColor(cv2.imdecode(np.frombuffer(response.read(), np.uint8), cv2.IMREAD_COLOR),
-                                      cv2.COLOR_BGR2RGB)
+                result = cv2.cvtColor(
+                    cv2.imdecode(np.frombuffer(response.read(), np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB
+                )
             photo = align.read_image(examples[0])
             assert result.shape == photo.shape
             assert np.abs(result.astype(int) - photo.astype(int))[60:240, 90:230].mean() > 1.0  # the face changed

@@ -15,8 +15,10 @@ from tf_faceedit.data.synthetic import make_synthetic_celeba
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, synthetic_celeba):
     root = tmp_path_factory.mktemp("edit_runs")
-    return {method: model_runs.checkpointed_run(method, synthetic_celeba, root / method)[0]
-            for method in ("sagan", "pggan_completion")}
+    return {
+        method: model_runs.checkpointed_run(method, synthetic_celeba, root / method)[0]
+        for method in ("sagan", "pggan_completion")
+    }
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +39,22 @@ def photo(tmp_path_factory):
 
 def test_edit_a_photo(runs, photo, tmp_path, capsys):
     out = tmp_path / "edited.png"
-    assert edit.main(["--model_dir", str(runs["sagan"]), "--image", str(photo), "--set", "Eyeglasses=1",
-                      "--out", str(out), "--quiet"]) == 0
+    assert (
+        edit.main(
+            [
+                "--model_dir",
+                str(runs["sagan"]),
+                "--image",
+                str(photo),
+                "--set",
+                "Eyeglasses=1",
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert "1 face(s)" in capsys.readouterr().out
     before, after = align.read_image(photo), align.read_image(out)
     assert after.shape == before.shape
@@ -52,8 +68,12 @@ def test_edit_a_folder_skips_photos_without_faces(runs, photo, tmp_path):
     folder.mkdir()
     cv2.imwrite(str(folder / "a.png"), cv2.imread(str(photo)))
     cv2.imwrite(str(folder / "blank.png"), np.full((100, 100, 3), 128, np.uint8))
-    assert edit.main(["--model_dir", str(runs["sagan"]), "--image", str(folder), "--out", str(tmp_path / "out"),
-                      "--quiet"]) == 0
+    assert (
+        edit.main(
+            ["--model_dir", str(runs["sagan"]), "--image", str(folder), "--out", str(tmp_path / "out"), "--quiet"]
+        )
+        == 0
+    )
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a_edited.png"]
 
 
@@ -70,8 +90,10 @@ def test_edit_errors(runs, photo, tmp_path, capsys):
     assert "ATTRIBUTE=NUMBER" in capsys.readouterr().err
     assert edit.main(sagan + ["--image", str(tmp_path / "missing.jpg"), "--out", str(out)]) == 2
     assert "does not exist" in capsys.readouterr().err
-    assert edit.main(["--model_dir", str(runs["pggan_completion"]), "--image", str(photo), "--out", str(out),
-                      "--quiet"]) == 2
+    assert (
+        edit.main(["--model_dir", str(runs["pggan_completion"]), "--image", str(photo), "--out", str(out), "--quiet"])
+        == 2
+    )
     assert "give --mask" in capsys.readouterr().err
     assert not out.exists()
 
@@ -82,8 +104,22 @@ def test_complete_a_photo(runs, photo, tmp_path):
     mask[150:190, 120:200] = 255
     cv2.imwrite(str(tmp_path / "mask.png"), mask)
     out = tmp_path / "filled.png"
-    assert edit.main(["--model_dir", str(runs["pggan_completion"]), "--image", str(photo), "--mask",
-                      str(tmp_path / "mask.png"), "--out", str(out), "--quiet"]) == 0
+    assert (
+        edit.main(
+            [
+                "--model_dir",
+                str(runs["pggan_completion"]),
+                "--image",
+                str(photo),
+                "--mask",
+                str(tmp_path / "mask.png"),
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     after = align.read_image(out)
     np.testing.assert_array_equal(after[:20], before[:20])
     assert np.abs(after.astype(int) - before.astype(int))[150:190, 120:200].mean() > 1.0
@@ -103,8 +139,22 @@ def test_edit_keeps_the_alpha_channel(runs, photo, tmp_path, caplog):
     rgb, alpha = _rgba(photo)
     source = images.write_image(tmp_path / "rgba.png", rgb, alpha)
     out = tmp_path / "edited.png"
-    assert edit.main(["--model_dir", str(runs["sagan"]), "--image", str(source), "--set", "Eyeglasses=1",
-                      "--out", str(out), "--quiet"]) == 0
+    assert (
+        edit.main(
+            [
+                "--model_dir",
+                str(runs["sagan"]),
+                "--image",
+                str(source),
+                "--set",
+                "Eyeglasses=1",
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     edited, edited_alpha = images.read_image_alpha(out)
     np.testing.assert_array_equal(edited_alpha, alpha)  # copied, not made opaque
     np.testing.assert_array_equal(edited[:20], rgb[:20])
@@ -146,15 +196,29 @@ def test_edit_a_folder_with_unreadable_files_subprocess(runs, photo, tmp_path):
     (folder / "damaged.png").write_bytes(hostile.undecodable_png())
     (folder / "notes.jpg").write_bytes(b"not an image")
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "tf_faceedit.edit", "--model_dir", str(runs["sagan"]), "--image", str(folder),
-               "--out", str(out), "--set", "Eyeglasses=1"]
+    command = [
+        sys.executable,
+        "-m",
+        "tf_faceedit.edit",
+        "--model_dir",
+        str(runs["sagan"]),
+        "--image",
+        str(folder),
+        "--out",
+        str(out),
+        "--set",
+        "Eyeglasses=1",
+    ]
     # a fresh parent measures the peak memory of this one child (RUSAGE_CHILDREN of pytest holds every child's)
-    wrapper = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
-               "sys.stdout.write(r.stdout); sys.stderr.write(r.stderr); "
-               "print('maxrss_kb', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(r.returncode)")
+    wrapper = (
+        "import resource, subprocess, sys; r = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
+        "sys.stdout.write(r.stdout); sys.stderr.write(r.stderr); "
+        "print('maxrss_kb', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(r.returncode)"
+    )
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    result = subprocess.run([sys.executable, "-c", wrapper, *command], capture_output=True, text=True, env=env,
-                            timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-c", wrapper, *command], capture_output=True, text=True, env=env, timeout=600
+    )
     assert result.returncode == 1, result.stderr[-3000:]
     assert "Traceback" not in result.stderr, result.stderr[-3000:]
     assert sorted(p.name for p in out.iterdir()) == ["a_edited.png"]

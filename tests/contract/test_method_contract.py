@@ -57,11 +57,17 @@ class Expect:
 
 def _agan_rows(n_fg):
     """AttentionGAN's grid, both directions: input, the attention masks, the content images, the output."""
+
     def direction(name):
         if n_fg == 0:  # scheme I: one attention mask and one content image
             return [f"{name} input", f"{name} attention", f"{name} content", f"{name} output"]
-        return ([f"{name} input"] + [f"{name} att {i + 1}" for i in range(n_fg)] + [f"{name} att bg"]
-                + [f"{name} content {i + 1}" for i in range(n_fg)] + [f"{name} output"])
+        return (
+            [f"{name} input"]
+            + [f"{name} att {i + 1}" for i in range(n_fg)]
+            + [f"{name} att bg"]
+            + [f"{name} content {i + 1}" for i in range(n_fg)]
+            + [f"{name} output"]
+        )
 
     return direction("Smiling 0->1") + direction("Smiling 1->0")
 
@@ -71,50 +77,88 @@ _AGAN_LOSSES = {"g": {"g_adv", "g_cycle", "g_identity", "g_tv", "g_pixel", "g_lo
 
 EXPECTED = {
     "sagan": Expect(
-        outputs={"generator": {"image": (32, 32, 3), "attention": (32, 32, 1), "edited": (32, 32, 3)},
-                 "discriminator": {"src": (2, 2, 1), "cls": (1,)}},
-        losses={"d": {"d_adv", "d_cls", "d_gp", "d_loss"},
-                "g": {"g_adv", "g_cls", "g_rec_cycle", "g_rec_id", "g_loss"}},
-        rows=["input", "Eyeglasses flipped", "Eyeglasses attention"]),
+        outputs={
+            "generator": {"image": (32, 32, 3), "attention": (32, 32, 1), "edited": (32, 32, 3)},
+            "discriminator": {"src": (2, 2, 1), "cls": (1,)},
+        },
+        losses={
+            "d": {"d_adv", "d_cls", "d_gp", "d_loss"},
+            "g": {"g_adv", "g_cls", "g_rec_cycle", "g_rec_id", "g_loss"},
+        },
+        rows=["input", "Eyeglasses flipped", "Eyeglasses attention"],
+    ),
     "fader": Expect(
         outputs={"autoencoder": {"image": (32, 32, 3), "latent": (2, 2, 16)}, "lat_dis": (1,)},
         losses={"lat_dis": {"lat_dis_loss", "lat_dis_acc"}, "ae": {"ae_rec", "ae_adv", "lambda_e", "ae_loss"}},
-        rows=["input", "reconstruction", "Smiling=0", "Smiling=0.5", "Smiling=1", "Smiling=1.5"]),
+        rows=["input", "reconstruction", "Smiling=0", "Smiling=0.5", "Smiling=1", "Smiling=1.5"],
+    ),
     "icgan": Expect(
         outputs={"generator": (16, 16, 3), "discriminator": (1,), "encoder_z": (8,), "encoder_y": (2,)},
         losses={"d": {"d_adv", "d_wrong", "d_loss"}, "g": {"g_adv", "g_loss"}, "e": {"e_z", "e_y", "e_loss"}},
-        rows={"cgan": ["G(z, y)", "Eyeglasses flipped", "Smiling flipped"],
-              "encoders": ["input", "reconstruction", "Eyeglasses flipped", "Smiling flipped"]},
+        rows={
+            "cgan": ["G(z, y)", "Eyeglasses flipped", "Smiling flipped"],
+            "encoders": ["input", "reconstruction", "Eyeglasses flipped", "Smiling flipped"],
+        },
         # DCGAN's step (the IcGAN reference): G and D run in training mode in both players' updates
-        moves_statistics={"d": {"generator"}, "g": {"discriminator"}}),
+        moves_statistics={"d": {"generator"}, "g": {"discriminator"}},
+    ),
     "pggan_completion": Expect(  # a fresh trainer is at stage 0 (4x4); the grid shows its tiles at 64x64
-        outputs={"generator": {"image": (4, 4, 3), "composited": (4, 4, 3)},
-                 "discriminator": {"src": (1,), "cls": (2,)}},
+        outputs={
+            "generator": {"image": (4, 4, 3), "composited": (4, 4, 3)},
+            "discriminator": {"src": (1,), "cls": (2,)},
+        },
         losses={"d": {"d_adv", "d_attr", "d_loss"}, "g": {"g_adv", "g_attr", "g_rec", "g_bdy", "g_loss"}},
         rows=["masked input", "completion", "Male flipped", "Smiling flipped", "ground truth"],
-        inputs={"generator": {"image": (4, 4, 3), "mask": (4, 4, 1), "attributes": (2,)},
-                "discriminator": (4, 4, 3)}),
+        inputs={"generator": {"image": (4, 4, 3), "mask": (4, 4, 1), "attributes": (2,)}, "discriminator": (4, 4, 3)},
+    ),
     "attentiongan": Expect(
-        outputs={"generator_ab": _AGAN_G, "generator_ba": _AGAN_G, "discriminator_a": (8, 8, 1),
-                 "discriminator_b": (8, 8, 1)},
-        losses=_AGAN_LOSSES, rows=_agan_rows(2)),
+        outputs={
+            "generator_ab": _AGAN_G,
+            "generator_ba": _AGAN_G,
+            "discriminator_a": (8, 8, 1),
+            "discriminator_b": (8, 8, 1),
+        },
+        losses=_AGAN_LOSSES,
+        rows=_agan_rows(2),
+    ),
     "classifier": Expect(
-        outputs={"classifier": {"logits": (3,), "features": (8,)}},
-        losses={"c": {"c_loss", "c_acc"}}, rows=["input"]),
+        outputs={"classifier": {"logits": (3,), "features": (8,)}}, losses={"c": {"c_loss", "c_acc"}}, rows=["input"]
+    ),
 }
 
 # (case id, method, config overrides, expectations): the registered methods at their tiny config, and variants
 CASES = [(name, name, {}, EXPECTED.get(name)) for name in registry.names()] + [
-    ("attentiongan-scheme1", "attentiongan", {"model.scheme": 1},
-     dataclasses.replace(EXPECTED["attentiongan"], rows=_agan_rows(0), outputs={
-         **{g: {"image": (32, 32, 3), "attention": (32, 32, 1), "content": (32, 32, 3)}
-            for g in ("generator_ab", "generator_ba")},
-         "discriminator_a": (8, 8, 1), "discriminator_b": (8, 8, 1)})),
-    ("attentiongan-attention_d", "attentiongan", {"model.attention_discriminator": True},
-     dataclasses.replace(EXPECTED["attentiongan"], losses={"g": _AGAN_LOSSES["g"] | {"g_adv_att"},
-                                                           "d": _AGAN_LOSSES["d"] | {"d_a_att", "d_b_att"}},
-                         outputs={**EXPECTED["attentiongan"].outputs, "discriminator_a_att": (8, 8, 1),
-                                  "discriminator_b_att": (8, 8, 1)})),
+    (
+        "attentiongan-scheme1",
+        "attentiongan",
+        {"model.scheme": 1},
+        dataclasses.replace(
+            EXPECTED["attentiongan"],
+            rows=_agan_rows(0),
+            outputs={
+                **{
+                    g: {"image": (32, 32, 3), "attention": (32, 32, 1), "content": (32, 32, 3)}
+                    for g in ("generator_ab", "generator_ba")
+                },
+                "discriminator_a": (8, 8, 1),
+                "discriminator_b": (8, 8, 1),
+            },
+        ),
+    ),
+    (
+        "attentiongan-attention_d",
+        "attentiongan",
+        {"model.attention_discriminator": True},
+        dataclasses.replace(
+            EXPECTED["attentiongan"],
+            losses={"g": _AGAN_LOSSES["g"] | {"g_adv_att"}, "d": _AGAN_LOSSES["d"] | {"d_a_att", "d_b_att"}},
+            outputs={
+                **EXPECTED["attentiongan"].outputs,
+                "discriminator_a_att": (8, 8, 1),
+                "discriminator_b_att": (8, 8, 1),
+            },
+        ),
+    ),
 ]
 CASE_IDS = [case[0] for case in CASES]
 METHOD_CASES = [case for case in CASES if case[0] == case[1]]
@@ -122,8 +166,10 @@ METHOD_CASES = [case for case in CASES if case[0] == case[1]]
 # in the default tier their own files already train and resume them (tests/training/test_gan_trainer.py for sagan,
 # test_attention_gan.py and test_pggan_completion.py), so here they run in the slow tier.
 SLOW_TRAINING = {"sagan", "attentiongan", "pggan_completion"}
-TRAINING_CASES = [pytest.param(*case, id=case[0], marks=[pytest.mark.slow] if case[1] in SLOW_TRAINING else [])
-                  for case in METHOD_CASES]
+TRAINING_CASES = [
+    pytest.param(*case, id=case[0], marks=[pytest.mark.slow] if case[1] in SLOW_TRAINING else [])
+    for case in METHOD_CASES
+]
 
 
 def _np(x):
@@ -152,8 +198,9 @@ def _data_batch(method, overrides, data_dir, n):
         cfg = _config(method, data_dir, overrides)
         trainer_class = registry.get(method).trainer_class
         records = trainer_class.load_records(cfg.data, "train")
-        dataset = trainer_class.make_dataset(cfg.data, "train", batch_size=n, training=True, seed=0, repeat=False,
-                                             records=records)
+        dataset = trainer_class.make_dataset(
+            cfg.data, "train", batch_size=n, training=True, seed=0, repeat=False, records=records
+        )
         _BATCHES[key] = {k: _np(v) for k, v in next(iter(dataset)).items()}
     return {k: ops.convert_to_tensor(v) for k, v in _BATCHES[key].items()}
 
@@ -202,12 +249,16 @@ def _checkpoint_weights(checkpoint):
     arrays = {}
     for path in sorted(checkpoint.glob("*.weights.h5")):
         with h5py.File(path, "r") as f:
-            f.visititems(lambda key, item, name=path.name: arrays.__setitem__(f"{name}:{key}", item[()])
-                         if isinstance(item, h5py.Dataset) else None)
+            f.visititems(
+                lambda key, item, name=path.name: (
+                    arrays.__setitem__(f"{name}:{key}", item[()]) if isinstance(item, h5py.Dataset) else None
+                )
+            )
     return arrays
 
 
 # -- the checks ------------------------------------------------------------------------------------------------------
+
 
 def test_every_registered_method_has_a_contract():
     missing = [name for name in registry.names() if name not in EXPECTED or name not in TINY]
@@ -234,14 +285,18 @@ def test_inference_contract(case_id, method, overrides, expect, synthetic_celeba
     lo, hi = trainer.attribute_range
     assert trainer.task in ("edit", "complete", "classify") and lo < hi
     rng = np.random.RandomState(1)
-    inputs = {"image": rng.uniform(-1, 1, (n, size, size, 3)).astype("float32"),
-              "attributes": rng.randint(0, 2, (n, k)).astype("float32")}
+    inputs = {
+        "image": rng.uniform(-1, 1, (n, size, size, 3)).astype("float32"),
+        "attributes": rng.randint(0, 2, (n, k)).astype("float32"),
+    }
     if trainer.task == "complete":
         mask = np.zeros((n, size, size, 1), "float32")
-        mask[:, size // 4: 3 * size // 4, size // 4: 3 * size // 4] = 1
+        mask[:, size // 4 : 3 * size // 4, size // 4 : 3 * size // 4] = 1
         inputs["mask"] = mask
-    out = {key: _np(value) for key, value in trainer.infer({k_: ops.convert_to_tensor(v)
-                                                            for k_, v in inputs.items()}).items()}
+    out = {
+        key: _np(value)
+        for key, value in trainer.infer({k_: ops.convert_to_tensor(v) for k_, v in inputs.items()}).items()
+    }
     assert all(np.all(np.isfinite(v)) and v.shape[0] == n for v in out.values())
     main = {"edit": ["image"], "complete": ["completed", "raw"], "classify": ["logits", "probabilities"]}[trainer.task]
     assert set(main) <= set(out), f"{trainer.task} returns {main}"
@@ -296,9 +351,13 @@ def test_code_outside_the_methods_does_not_test_method_names():
 
     root = Path(tf_faceedit.__file__).parent
     pattern = re.compile(r"(?<!for )\bmethod\b\s*(==|!=|\bin\b)\s*[\"'(\[{]")
-    hits = [f"{path.relative_to(root)}:{number}: {line.strip()}"
-            for path in sorted(root.rglob("*.py")) if "methods" not in path.relative_to(root).parts
-            for number, line in enumerate(path.read_text().splitlines(), 1) if pattern.search(line)]
+    hits = [
+        f"{path.relative_to(root)}:{number}: {line.strip()}"
+        for path in sorted(root.rglob("*.py"))
+        if "methods" not in path.relative_to(root).parts
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if pattern.search(line)
+    ]
     assert not hits, "declare it on the method's registry.Capabilities instead:\n" + "\n".join(hits)
 
 
@@ -327,8 +386,11 @@ def test_each_update_changes_only_its_own_networks(case_id, method, overrides, e
     problems = []
     for update in trainer.all_updates():
         own = {id(w) for name in update.networks for w in trainer.networks[name].weights}
-        own |= {id(w) for name in expect.moves_statistics.get(update.name, ())
-                for w in trainer.networks[name].non_trainable_weights}
+        own |= {
+            id(w)
+            for name in expect.moves_statistics.get(update.name, ())
+            for w in trainer.networks[name].non_trainable_weights
+        }
         updated = {id(v) for v in trainer.variables_of(update)}
         before = _weights(trainer)
         trainer._run_update(update, batch)
@@ -381,14 +443,21 @@ def test_sample_rows(case_id, method, overrides, expect, synthetic_celeba):
 def test_a_seed_gives_one_start(case_id, method, overrides, expect, synthetic_celeba):
     """Seeded determinism of a fresh start (the steps after it: the resume test below): one seed gives the same
     initial weights, the same batches and the same drawn targets/noise; another seed other weights."""
+
     def start(seed, with_batch=True):
         trainer = _trainer(method, synthetic_celeba, {**overrides, "train.seed": seed})
         weights = [_np(w) for net in trainer.networks.values() for w in net.weights]
         if not with_batch:
             return weights, None
         cfg = trainer.config
-        dataset = trainer.make_dataset(cfg.data, "train", batch_size=cfg.train.batch_size, training=True, seed=seed,
-                                       records=trainer.load_records(cfg.data, "train"))
+        dataset = trainer.make_dataset(
+            cfg.data,
+            "train",
+            batch_size=cfg.train.batch_size,
+            training=True,
+            seed=seed,
+            records=trainer.load_records(cfg.data, "train"),
+        )
         batch = trainer.prepare_batch(next(iter(dataset)), trainer.seed_generator)
         return weights, {key: _np(value) for key, value in batch.items()}
 
@@ -405,8 +474,9 @@ def test_training_resumes_exactly(case_id, method, overrides, expect, synthetic_
     Steps 2-3 (icgan: the encoder phase; pggan_completion: the 8x8 fade-in) are thus computed twice from one state:
     the step itself is deterministic too."""
     total, mid = 4, 2
-    cfg = _config(method, synthetic_celeba, {"train.steps": total, "train.keep_checkpoints": 10,
-                                             "train.sample_every": 100})
+    cfg = _config(
+        method, synthetic_celeba, {"train.steps": total, "train.keep_checkpoints": 10, "train.sample_every": 100}
+    )
     whole = driver.run(cfg, tmp_path / "whole")
     assert whole["step"] == total and whole["checkpoint"].name == f"ckpt-{total:08d}"
     assert whole["logs"], "no losses were logged: nothing trained"

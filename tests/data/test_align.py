@@ -26,8 +26,11 @@ def _background(height, width, seed=0, smooth=True):
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     base = 60.0 + 80.0 * (xx / width) + 40.0 * (yy / height)
     if smooth:
-        noise = cv2.resize(rng.uniform(-20, 20, (height // 16 + 2, width // 16 + 2)).astype(np.float32),
-                           (width, height), interpolation=cv2.INTER_CUBIC)
+        noise = cv2.resize(
+            rng.uniform(-20, 20, (height // 16 + 2, width // 16 + 2)).astype(np.float32),
+            (width, height),
+            interpolation=cv2.INTER_CUBIC,
+        )
     else:
         noise = rng.uniform(-20, 20, (height, width)).astype(np.float32)
     gray = np.clip(base + noise, 40, 200)
@@ -45,8 +48,15 @@ def _eye_photo(roll_degrees, eye_distance, height=240, width=220, radius=None):
     radius = radius or max(eye_distance / 8.0, 2.5)
     shift = 4  # sub-pixel drawing: coordinates in 1/16 px
     for point, colour in ((left, RED), (right, BLUE)):
-        cv2.circle(photo, tuple(int(round(c * (1 << shift))) for c in point), int(round(radius * (1 << shift))),
-                   colour, -1, cv2.LINE_AA, shift)
+        cv2.circle(
+            photo,
+            tuple(int(round(c * (1 << shift))) for c in point),
+            int(round(radius * (1 << shift))),
+            colour,
+            -1,
+            cv2.LINE_AA,
+            shift,
+        )
     return photo, (tuple(left), tuple(right))
 
 
@@ -55,7 +65,7 @@ def _centroid(image, colour):
     distance = np.abs(image.astype(np.float32) - np.array(colour, np.float32)).sum(axis=2)
     weight = np.clip(1.0 - distance / 150.0, 0.0, None)
     assert weight.sum() > 0, f"no {colour} pixels found"
-    yy, xx = np.mgrid[0:image.shape[0], 0:image.shape[1]]
+    yy, xx = np.mgrid[0 : image.shape[0], 0 : image.shape[1]]
     return np.array([(weight * xx).sum() / weight.sum(), (weight * yy).sum() / weight.sum()])
 
 
@@ -99,13 +109,15 @@ def test_similarity_maps_points_exactly():
         align.similarity_from_points(((1.0, 1.0), (1.0, 1.0)), dst)
 
 
-@pytest.mark.parametrize("roll,eye_distance,size", [(0.0, 40.0, 64), (-23.0, 60.0, 64), (17.0, 120.0, 48),
-                                                    (9.0, 12.0, 64)])
+@pytest.mark.parametrize(
+    "roll,eye_distance,size", [(0.0, 40.0, 64), (-23.0, 60.0, 64), (17.0, 120.0, 48), (9.0, 12.0, 64)]
+)
 def test_align_puts_the_eyes_at_the_canonical_positions(roll, eye_distance, size):
     """Known eyes -> align: the drawn dots land on the canonical positions and the eye line is level."""
     # The photo holds the whole face square (4.45 eye distances wide), so no reflected copy of a dot enters the crop.
-    photo, eyes = _eye_photo(roll, eye_distance, height=720 if eye_distance > 100 else 240,
-                             width=680 if eye_distance > 100 else 220)
+    photo, eyes = _eye_photo(
+        roll, eye_distance, height=720 if eye_distance > 100 else 240, width=680 if eye_distance > 100 else 220
+    )
     aligned, transform = align.align_face(photo, eyes, size)
     assert aligned.shape == (size, size, 3) and aligned.dtype == np.uint8
     expected_left, expected_right = align.canonical_eyes(size)
@@ -214,8 +226,10 @@ class _FixedDetector:
 
 def test_edit_photo_aligns_edits_and_pastes_back_every_face():
     photo = _background(200, 320, seed=7)
-    faces = [align.Face(box=(200, 60, 80, 80), eyes=((220.0, 90.0), (260.0, 92.0)), score=1.0),
-             align.Face(box=(30, 50, 80, 80), eyes=((50.0, 80.0), (90.0, 78.0)), score=1.0)]
+    faces = [
+        align.Face(box=(200, 60, 80, 80), eyes=((220.0, 90.0), (260.0, 92.0)), score=1.0),
+        align.Face(box=(30, 50, 80, 80), eyes=((50.0, 80.0), (90.0, 78.0)), score=1.0),
+    ]
     detector = _FixedDetector(faces)
     # detect_faces sorts left to right.
     assert [f.box[0] for f in align.detect_faces(photo, detector)] == [30, 200]
@@ -358,8 +372,9 @@ def test_align_faces_uses_the_five_landmarks():
     photo = _background(300, 300, seed=2)
     for point, colour in ((landmarks[0], RED), (landmarks[1], BLUE)):
         cv2.circle(photo, tuple(int(round(c * 16)) for c in point), 5 * 16, colour, -1, cv2.LINE_AA, 4)
-    face = align.Face(box=(0, 0, 10, 10), eyes=((0.0, 0.0), (1.0, 0.0)), score=0.99,
-                      landmarks=tuple(map(tuple, landmarks)))
+    face = align.Face(
+        box=(0, 0, 10, 10), eyes=((0.0, 0.0), (1.0, 0.0)), score=0.99, landmarks=tuple(map(tuple, landmarks))
+    )
     (aligned,) = align.align_faces(photo, size, detector=_FixedDetector([face]))
     expected_left, expected_right = align.canonical_eyes(size)
     canonical = align.canonical_landmarks(size)
@@ -460,8 +475,9 @@ def _rotate_padded(image, degrees, pad=60):
     canvas = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(90, 110, 130))
     height, width = canvas.shape[:2]
     matrix = cv2.getRotationMatrix2D(((width - 1) / 2.0, (height - 1) / 2.0), degrees, 1.0)
-    rotated = cv2.warpAffine(canvas, matrix, (width, height), borderMode=cv2.BORDER_CONSTANT,
-                             borderValue=(90, 110, 130))
+    rotated = cv2.warpAffine(
+        canvas, matrix, (width, height), borderMode=cv2.BORDER_CONSTANT, borderValue=(90, 110, 130)
+    )
     to_photo = matrix.copy()
     to_photo[:, 2] += matrix[:, :2] @ [pad, pad]
     return rotated, to_photo
@@ -470,8 +486,9 @@ def _rotate_padded(image, degrees, pad=60):
 @pytest.fixture(scope="module")
 def cartoon_faces(tmp_path_factory):
     """8 synthetic cartoon faces at the aligned CelebA size (the Haar cascade finds most of them)."""
-    folder = make_synthetic_celeba(tmp_path_factory.mktemp("cartoon_faces"), num_images=8, width=178, height=218,
-                                   seed=0)
+    folder = make_synthetic_celeba(
+        tmp_path_factory.mktemp("cartoon_faces"), num_images=8, width=178, height=218, seed=0
+    )
     return [align.read_image(p) for p in sorted((Path(folder) / "images").iterdir())]
 
 

@@ -28,8 +28,15 @@ from tf_faceedit.errors import ConfigError, DataError
 @pytest.fixture(scope="module")
 def celeba_178x218(tmp_path_factory):
     """A few images at the full aligned CelebA size."""
-    return make_synthetic_celeba(tmp_path_factory.mktemp("celeba178"), num_images=6, width=178, height=218, seed=2,
-                                 val_fraction=0.0, test_fraction=0.0)
+    return make_synthetic_celeba(
+        tmp_path_factory.mktemp("celeba178"),
+        num_images=6,
+        width=178,
+        height=218,
+        seed=2,
+        val_fraction=0.0,
+        test_fraction=0.0,
+    )
 
 
 def copy_dataset(src, dst, num_images=None):
@@ -50,8 +57,9 @@ def write_attr_file(path, names, filenames, values, newline="\n", sep=" "):
 
 
 def config(data_dir, **kwargs):
-    values = dict(data_dir=str(data_dir), attributes=["Eyeglasses", "Smiling"], image_size=16, cache=False,
-                  shuffle_buffer=64)
+    values = dict(
+        data_dir=str(data_dir), attributes=["Eyeglasses", "Smiling"], image_size=16, cache=False, shuffle_buffer=64
+    )
     values.update(kwargs)
     return DataConfig(**values)
 
@@ -70,10 +78,7 @@ def all_images(ds):
 
 def test_read_celeba_attributes_crlf_double_spaces(tmp_path):
     path = tmp_path / "attrs.txt"
-    path.write_bytes(b"3\r\nA_x  B_y C_z  \r\n"
-                     b"1.jpg  -1  1  1\r\n"
-                     b"2.jpg   1 -1 -1   \r\n"
-                     b"3.jpg -1 -1  1\r\n\r\n")
+    path.write_bytes(b"3\r\nA_x  B_y C_z  \r\n1.jpg  -1  1  1\r\n2.jpg   1 -1 -1   \r\n3.jpg -1 -1  1\r\n\r\n")
     names, filenames, values = read_celeba_attributes(path)
     assert names == ["A_x", "B_y", "C_z"]
     assert filenames == ["1.jpg", "2.jpg", "3.jpg"]
@@ -96,13 +101,16 @@ def test_read_celeba_attributes_matches_synthetic_labels(synthetic_celeba):
     assert set(np.unique(values)) == {-1, 1}
 
 
-@pytest.mark.parametrize("content,line,words", [
-    ("2\nA B\n1.jpg 1 -1\n2.jpg 1\n", 4, "got 2 column"),
-    ("2\nA B\n1.jpg 1 -1\n2.jpg 1 yes\n", 4, "not a number"),
-    ("2\nA B\n1.jpg 1 -1\n2.jpg 1 7\n", 4, "must be -1, 0 or 1"),
-    ("3\nA B\n1.jpg 1 -1\n2.jpg 1 1\n", 1, "says 3 images but the file has 2"),
-    ("many\nA B\n1.jpg 1 -1\n", 1, "number of images"),
-])
+@pytest.mark.parametrize(
+    "content,line,words",
+    [
+        ("2\nA B\n1.jpg 1 -1\n2.jpg 1\n", 4, "got 2 column"),
+        ("2\nA B\n1.jpg 1 -1\n2.jpg 1 yes\n", 4, "not a number"),
+        ("2\nA B\n1.jpg 1 -1\n2.jpg 1 7\n", 4, "must be -1, 0 or 1"),
+        ("3\nA B\n1.jpg 1 -1\n2.jpg 1 1\n", 1, "says 3 images but the file has 2"),
+        ("many\nA B\n1.jpg 1 -1\n", 1, "number of images"),
+    ],
+)
 def test_read_celeba_attributes_malformed_names_file_and_line(tmp_path, content, line, words):
     path = tmp_path / "list_attr_celeba.txt"
     path.write_text(content)
@@ -156,7 +164,7 @@ def test_load_records_selects_attributes_by_name_in_order(synthetic_celeba):
     assert isinstance(records, Records) and records.split == "all"
     assert records.attribute_names == ["Smiling", "Blond_Hair", "Eyeglasses"]
     assert records.attributes.dtype == np.float32 and records.attributes.shape == (48, 3)
-    expected = (values[:, [names.index("Smiling"), names.index("Blond_Hair"), names.index("Eyeglasses")]] > 0)
+    expected = values[:, [names.index("Smiling"), names.index("Blond_Hair"), names.index("Eyeglasses")]] > 0
     np.testing.assert_array_equal(records.attributes, expected.astype(np.float32))
     assert records.paths == [str(synthetic_celeba / "images" / f) for f in filenames]
 
@@ -191,8 +199,10 @@ def test_load_records_csv_format_auto_detected(synthetic_celeba, tmp_path):
     for i in range(1, 5):  # images directly in the folder
         shutil.copy(synthetic_celeba / "images" / f"{i:06d}.jpg", data / f"{i:06d}.jpg")
     (data / "attributes.csv").write_bytes(
-        "filename,Eyeglasses,Smiling\n000001.jpg,1,0\n000002.jpg,0,1\n000003.jpg,1,1\n000004.jpg,0,0\n"
-        .encode("utf-8-sig"))
+        "filename,Eyeglasses,Smiling\n000001.jpg,1,0\n000002.jpg,0,1\n000003.jpg,1,1\n000004.jpg,0,0\n".encode(
+            "utf-8-sig"
+        )
+    )
     records = load_records(config(data, attributes=["Smiling", "Eyeglasses"]), "train")
     assert records.paths == [str(data / f"{i:06d}.jpg") for i in range(1, 5)]
     np.testing.assert_array_equal(records.attributes, [[0, 1], [1, 0], [1, 1], [0, 0]])
@@ -311,8 +321,9 @@ def test_decodes_grayscale_png_and_bmp(tmp_path):
 
 def test_flip_only_when_training(synthetic_celeba):
     cfg = config(synthetic_celeba)
-    plain = all_images(build_dataset(config(synthetic_celeba, random_flip=False), "train", 2, training=True,
-                                     seed=3, repeat=False))
+    plain = all_images(
+        build_dataset(config(synthetic_celeba, random_flip=False), "train", 2, training=True, seed=3, repeat=False)
+    )
     flipped = all_images(build_dataset(cfg, "train", 2, training=True, seed=3, repeat=False))
     # Same seed, same order: each image is either unchanged or mirrored, and both happen.
     same = np.all(flipped == plain, axis=(1, 2, 3))
@@ -320,8 +331,10 @@ def test_flip_only_when_training(synthetic_celeba):
     assert (same | mirrored).all()
     assert 5 < mirrored.sum() < len(plain) - 5
     # Evaluation: no flip (and no shuffle), whatever random_flip says.
-    evaluation = [all_images(build_dataset(config(synthetic_celeba, random_flip=f), "train", 2, training=False))
-                  for f in (True, False)]
+    evaluation = [
+        all_images(build_dataset(config(synthetic_celeba, random_flip=f), "train", 2, training=False))
+        for f in (True, False)
+    ]
     np.testing.assert_array_equal(evaluation[0], evaluation[1])
 
 

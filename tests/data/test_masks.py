@@ -39,7 +39,7 @@ def test_rectangle_sizes_within_ratios(min_ratio, max_ratio):
         assert min_ratio * SIZE - 1e-6 <= w <= max_ratio * SIZE + 1e-6
         # A filled rectangle: every pixel of the bounding box is a hole, nothing outside it.
         assert mask.sum() == h * w
-        assert mask[top:top + h, left:left + w].all()
+        assert mask[top : top + h, left : left + w].all()
         areas.append(h * w / SIZE**2)
     assert min_ratio**2 <= np.mean(areas) <= max_ratio**2
     # The sizes are random, not fixed.
@@ -62,8 +62,9 @@ def test_noise_hole_inside_one_rectangle_of_allowed_size():
     # A hole covers part of its rectangle: about half of it at threshold 0.5.
     assert 0.1 * min_ratio**2 < np.mean(fractions) < max_ratio**2
     # Not a filled rectangle: noise leaves gaps in most masks.
-    assert np.mean(fractions) < 0.9 * np.mean([random_rectangle_mask(SIZE, SIZE, seed(i), min_ratio,
-                                                                     max_ratio).numpy().mean() for i in range(60)])
+    assert np.mean(fractions) < 0.9 * np.mean(
+        [random_rectangle_mask(SIZE, SIZE, seed(i), min_ratio, max_ratio).numpy().mean() for i in range(60)]
+    )
 
 
 def test_noise_threshold_controls_hole_fraction():
@@ -96,16 +97,20 @@ def test_in_tf_function_matches_eager():
     fn = tf.function(lambda s: random_noise_mask(SIZE, SIZE, s))
     np.testing.assert_array_equal(fn(seed(5)).numpy(), random_noise_mask(SIZE, SIZE, seed(5)).numpy())
     # Dynamic sizes work too.
-    dyn = tf.function(lambda h, w, s: random_rectangle_mask(h, w, s),
-                      input_signature=[tf.TensorSpec([], tf.int32)] * 2 + [tf.TensorSpec([2], tf.int64)])
-    np.testing.assert_array_equal(dyn(tf.constant(SIZE), tf.constant(SIZE), seed(5)).numpy(),
-                                  random_rectangle_mask(SIZE, SIZE, seed(5)).numpy())
+    dyn = tf.function(
+        lambda h, w, s: random_rectangle_mask(h, w, s),
+        input_signature=[tf.TensorSpec([], tf.int32)] * 2 + [tf.TensorSpec([2], tf.int64)],
+    )
+    np.testing.assert_array_equal(
+        dyn(tf.constant(SIZE), tf.constant(SIZE), seed(5)).numpy(), random_rectangle_mask(SIZE, SIZE, seed(5)).numpy()
+    )
 
 
 def test_in_dataset_map_reproducible():
     def masks():
         ds = tf.data.Dataset.range(6).map(
-            lambda i: random_noise_mask(SIZE, SIZE, tf.stack([tf.constant(1, tf.int64), i])), num_parallel_calls=2)
+            lambda i: random_noise_mask(SIZE, SIZE, tf.stack([tf.constant(1, tf.int64), i])), num_parallel_calls=2
+        )
         return np.stack(list(ds.as_numpy_iterator()))
 
     first, second = masks(), masks()

@@ -34,12 +34,26 @@ def test_impossible_counts_are_one_line_errors():
 
 def test_cli_writes_a_partition_the_data_layer_reads(synthetic_celeba, tmp_path):
     out = tmp_path / "split.txt"
-    result = subprocess.run([sys.executable, "-m", "tf_faceedit.data.partition", f"--data_dir={synthetic_celeba}",
-                             f"--out={out}", "--val=0.1", "--test=0.2"], capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tf_faceedit.data.partition",
+            f"--data_dir={synthetic_celeba}",
+            f"--out={out}",
+            "--val=0.1",
+            "--test=0.2",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr
     split = celeba.read_partition(out)
     n = len(split)
     assert sum(v == 2 for v in split.values()) == round(0.2 * n)
-    bad = subprocess.run([sys.executable, "-m", "tf_faceedit.data.partition", f"--data_dir={tmp_path}/none",
-                          f"--out={out}"], capture_output=True, text=True)
+    bad = subprocess.run(
+        [sys.executable, "-m", "tf_faceedit.data.partition", f"--data_dir={tmp_path}/none", f"--out={out}"],
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode == 2 and bad.stderr.startswith("error:") and "Traceback" not in bad.stderr

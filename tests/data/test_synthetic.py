@@ -11,8 +11,9 @@ from tf_faceedit.errors import DataError
 
 
 def test_writes_files_and_parseable_labels(tmp_path):
-    out = make_synthetic_celeba(tmp_path / "set", num_images=20, width=40, height=49, seed=1,
-                                val_fraction=0.1, test_fraction=0.2)
+    out = make_synthetic_celeba(
+        tmp_path / "set", num_images=20, width=40, height=49, seed=1, val_fraction=0.1, test_fraction=0.2
+    )
     files = sorted((out / "images").iterdir())
     assert [f.name for f in files] == [f"{i:06d}.jpg" for i in range(1, 21)]
     image = cv2.imread(str(files[0]))
@@ -82,8 +83,9 @@ def test_smiling_and_open_mouth_change_the_mouth_region():
     eyes = _region(178, 218, 0.38, 0.5)
     base, _ = make_face(1, 0, attributes={"Smiling": False, "Mouth_Slightly_Open": False, "Eyeglasses": False})
     for change in ({"Smiling": True}, {"Mouth_Slightly_Open": True}):
-        other, attrs = make_face(1, 0, attributes={"Smiling": False, "Mouth_Slightly_Open": False,
-                                                   "Eyeglasses": False, **change})
+        other, attrs = make_face(
+            1, 0, attributes={"Smiling": False, "Mouth_Slightly_Open": False, "Eyeglasses": False, **change}
+        )
         diff = np.abs(other.astype(np.float32) - base.astype(np.float32)).mean(axis=2)
         assert diff[mouth].mean() > 3 * max(diff[eyes].mean(), 0.5), change
 
@@ -97,8 +99,24 @@ def test_bad_arguments(tmp_path):
 
 def test_cli_prints_the_path(tmp_path):
     out = tmp_path / "cli"
-    result = subprocess.run([sys.executable, "-m", "tf_faceedit.data.synthetic", "--out", str(out), "--num_images", "4",
-                             "--width", "20", "--height", "24"], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tf_faceedit.data.synthetic",
+            "--out",
+            str(out),
+            "--num_images",
+            "4",
+            "--width",
+            "20",
+            "--height",
+            "24",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str(out)
     assert len(list((out / "images").iterdir())) == 4

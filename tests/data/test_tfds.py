@@ -85,8 +85,9 @@ def test_pipeline_equals_the_folder_pipeline(mocked, tmp_path, training):
     names = ["Eyeglasses", "Smiling"]
     folder = _as_folder(_examples("train"), tmp_path / "celeba", names)
     mask = MaskConfig(kind="noise") if training else MaskConfig()  # pggan_completion's holes
-    cfg = DataConfig(data_dir=SOURCE, attributes=names, image_size=32, crop_fraction=0.8, cache=False,
-                     shuffle_buffer=64, mask=mask)
+    cfg = DataConfig(
+        data_dir=SOURCE, attributes=names, image_size=32, crop_fraction=0.8, cache=False, shuffle_buffer=64, mask=mask
+    )
     folder_cfg = dataclasses.replace(cfg, data_dir=str(folder))
     kwargs = dict(batch_size=4, training=training, seed=3, repeat=False)
     ours = list(celeba.build_dataset(cfg, "train", **kwargs).as_numpy_iterator())
@@ -111,8 +112,9 @@ def test_unpaired_domains_of_attentiongan(mocked):
     records = unpaired.load_unpaired_records(cfg, "train")
     assert len(records.a) == int((~smiling).sum()) and len(records.b) == int(smiling.sum())
     assert np.all(records.a.attributes == 0) and np.all(records.b.attributes == 1)
-    batch = next(iter(unpaired.build_unpaired_dataset(cfg, "train", batch_size=1, training=False, repeat=False,
-                                                      records=records)))
+    batch = next(
+        iter(unpaired.build_unpaired_dataset(cfg, "train", batch_size=1, training=False, repeat=False, records=records))
+    )
     first_a = celeba.decode_and_resize(examples[int(np.argmin(smiling))][0], 16).numpy()
     first_b = celeba.decode_and_resize(examples[int(np.argmax(smiling))][0], 16).numpy()
     np.testing.assert_array_equal(celeba.denormalize(batch["image_a"].numpy())[0], first_a)

@@ -47,8 +47,8 @@ def _write_images(folder, n, value):
 
 
 def test_folders_layout(tmp_path):
-    _write_images(tmp_path / "trainA", 5, 0)     # domain X black
-    _write_images(tmp_path / "trainB", 4, 255)   # domain Y white
+    _write_images(tmp_path / "trainA", 5, 0)  # domain X black
+    _write_images(tmp_path / "trainB", 4, 255)  # domain Y white
     _write_images(tmp_path / "testA", 2, 0)
     _write_images(tmp_path / "testB", 2, 255)
     cfg = _config(tmp_path, domain_attribute="anime")

@@ -48,8 +48,9 @@ def test_inputs_are_resized_and_uint8_or_float(classifier_run):
     big = _images(5, 48, seed=1)
     floats = big / 127.5 - 1.0
     np.testing.assert_allclose(judge.predict(big), judge.predict(floats), atol=1e-5)
-    small = keras.ops.convert_to_numpy(keras.ops.image.resize(floats.astype(np.float32), (16, 16),
-                                                              interpolation="bilinear", antialias=True))
+    small = keras.ops.convert_to_numpy(
+        keras.ops.image.resize(floats.astype(np.float32), (16, 16), interpolation="bilinear", antialias=True)
+    )
     np.testing.assert_allclose(judge.predict(floats), judge.predict(small), atol=1e-5)
     features = judge.features(big)
     assert features.shape == (5, 8)

@@ -16,8 +16,12 @@ def runs(tmp_path_factory, synthetic_celeba):
     root = tmp_path_factory.mktemp("eval_runs")
     out = {}
     for method in ("sagan", "fader", "pggan_completion", "classifier", "attentiongan"):
-        attributes = {"classifier": ("Eyeglasses", "Smiling", "Male"), "fader": ("Smiling",),
-                      "pggan_completion": ("Male", "Smiling"), "sagan": ("Eyeglasses",)}.get(method)
+        attributes = {
+            "classifier": ("Eyeglasses", "Smiling", "Male"),
+            "fader": ("Smiling",),
+            "pggan_completion": ("Male", "Smiling"),
+            "sagan": ("Eyeglasses",),
+        }.get(method)
         kwargs = {"attributes": attributes} if attributes else {}  # attentiongan: its domain is Smiling
         out[method] = model_runs.checkpointed_run(method, synthetic_celeba, root / method, **kwargs)[0]
     return out
@@ -38,8 +42,10 @@ class _BrightnessModel:
 
     def edit(self, images, attributes):
         value = np.where(attributes[:, :1, None, None] > 0.5, 255, 0).astype(np.uint8)
-        return {"image": np.broadcast_to(value, images.shape).copy(),
-                "attention": np.full(images.shape[:3] + (1,), 0.5, np.float32)}
+        return {
+            "image": np.broadcast_to(value, images.shape).copy(),
+            "attention": np.full(images.shape[:3] + (1,), 0.5, np.float32),
+        }
 
 
 class _BrightnessJudge:
@@ -63,7 +69,8 @@ def test_edit_success_counts_the_judges_agreement(inverted, expected):
     images = np.full((6, 16, 16, 3), 100, np.uint8)
     attributes = np.array([[0], [0], [1], [0], [1], [1]], np.float32)
     report, figures, areas = evaluation._evaluate_edit(
-        _BrightnessModel(), [(images, attributes, None)], _BrightnessJudge(inverted), {}, None, 0, _Progress())
+        _BrightnessModel(), [(images, attributes, None)], _BrightnessJudge(inverted), {}, None, 0, _Progress()
+    )
     entry = report["attributes"]["A"]
     assert entry["success"] == expected and entry["success 0->1"] == expected and entry["success 1->0"] == expected
     assert entry["count 0->1"] == 3 and entry["count 1->0"] == 3
@@ -74,15 +81,29 @@ def test_edit_success_counts_the_judges_agreement(inverted, expected):
 def test_refused_attribute_is_not_scored():
     images = np.full((2, 16, 16, 3), 100, np.uint8)
     report, _, _ = evaluation._evaluate_edit(
-        _BrightnessModel(), [(images, np.zeros((2, 1), np.float32), None)], _BrightnessJudge(), {"A": "too weak"},
-        None, 0, _Progress())
+        _BrightnessModel(),
+        [(images, np.zeros((2, 1), np.float32), None)],
+        _BrightnessJudge(),
+        {"A": "too weak"},
+        None,
+        0,
+        _Progress(),
+    )
     assert "success" not in report["attributes"]["A"] and report["attributes"]["A"]["success_note"] == "too weak"
 
 
 def test_evaluate_sagan_with_classifier(runs, synthetic_celeba, tmp_path):
-    report = evaluation.evaluate(runs["sagan"], data_dir=synthetic_celeba, split="train",
-                                   classifier=runs["classifier"], max_images=6, batch_size=4,
-                                   min_classifier_accuracy=0.0, out_dir=tmp_path / "eval", verbose=0)
+    report = evaluation.evaluate(
+        runs["sagan"],
+        data_dir=synthetic_celeba,
+        split="train",
+        classifier=runs["classifier"],
+        max_images=6,
+        batch_size=4,
+        min_classifier_accuracy=0.0,
+        out_dir=tmp_path / "eval",
+        verbose=0,
+    )
     entry = report["attributes"]["Eyeglasses"]
     assert 0.0 <= entry["success"] <= 1.0 and entry["count 0->1"] + entry["count 1->0"] == 6
     assert 0.0 < entry["attention_area"] < 1.0 and entry["preservation_psnr"] > 0
@@ -93,46 +114,80 @@ def test_evaluate_sagan_with_classifier(runs, synthetic_celeba, tmp_path):
     saved = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert saved["attributes"]["Eyeglasses"]["success"] == entry["success"]
     assert "| Eyeglasses |" in (tmp_path / "eval" / "metrics.md").read_text()
-    assert all((tmp_path / "eval" / "figures" / name).is_file()
-               for name in ("edits_Eyeglasses.png", "attention_area_histogram.png"))
+    assert all(
+        (tmp_path / "eval" / "figures" / name).is_file()
+        for name in ("edits_Eyeglasses.png", "attention_area_histogram.png")
+    )
 
 
 def test_evaluate_refuses_a_weak_classifier(runs, synthetic_celeba, tmp_path):
-    report = evaluation.evaluate(runs["sagan"], data_dir=synthetic_celeba, split="train",
-                                   classifier=runs["classifier"], max_images=4, batch_size=4,
-                                   min_classifier_accuracy=1.0, out_dir=tmp_path, verbose=0)
+    report = evaluation.evaluate(
+        runs["sagan"],
+        data_dir=synthetic_celeba,
+        split="train",
+        classifier=runs["classifier"],
+        max_images=4,
+        batch_size=4,
+        min_classifier_accuracy=1.0,
+        out_dir=tmp_path,
+        verbose=0,
+    )
     entry = report["attributes"]["Eyeglasses"]
     assert "success" not in entry and "below" in entry["success_note"]
 
 
 def test_evaluate_fader_without_classifier(runs, synthetic_celeba, tmp_path):
-    report = evaluation.evaluate(runs["fader"], data_dir=synthetic_celeba, split="train", max_images=4,
-                                   batch_size=4, out_dir=tmp_path, verbose=0)
+    report = evaluation.evaluate(
+        runs["fader"], data_dir=synthetic_celeba, split="train", max_images=4, batch_size=4, out_dir=tmp_path, verbose=0
+    )
     entry = report["attributes"]["Smiling"]
     assert "attention_area" not in entry and entry["success_note"] == "no --classifier given"
     assert report["distribution"] is None and report["reconstruction"]["psnr"] > 0
 
 
 def test_evaluate_attentiongan_scores_both_directions(runs, synthetic_celeba, tmp_path):
-    report = evaluation.evaluate(runs["attentiongan"], data_dir=synthetic_celeba, split="train",
-                                   classifier=runs["classifier"], max_images=4, batch_size=4,
-                                   min_classifier_accuracy=0.0, out_dir=tmp_path, verbose=0)
-    (name, entry), = report["attributes"].items()
+    report = evaluation.evaluate(
+        runs["attentiongan"],
+        data_dir=synthetic_celeba,
+        split="train",
+        classifier=runs["classifier"],
+        max_images=4,
+        batch_size=4,
+        min_classifier_accuracy=0.0,
+        out_dir=tmp_path,
+        verbose=0,
+    )
+    ((name, entry),) = report["attributes"].items()
     assert entry["count 0->1"] == 2 and entry["count 1->0"] == 2  # the two domains interleaved
     assert 0.0 < entry["attention_area"] < 1.0
 
 
 def test_evaluate_completion_against_cv2_baselines(runs, synthetic_celeba, tmp_path):
-    report = evaluation.evaluate(runs["pggan_completion"], data_dir=synthetic_celeba, split="train", max_images=4,
-                                   batch_size=4, out_dir=tmp_path, verbose=0)
+    report = evaluation.evaluate(
+        runs["pggan_completion"],
+        data_dir=synthetic_celeba,
+        split="train",
+        max_images=4,
+        batch_size=4,
+        out_dir=tmp_path,
+        verbose=0,
+    )
     assert set(report["completion"]) == {"model", "cv2.inpaint (telea)", "cv2.inpaint (ns)"}
     for entry in report["completion"].values():
         assert entry["psnr"] > 0 and entry["l1"] >= 0
     assert 0 < report["mean_hole_area"] < 1
     assert (tmp_path / "figures" / "completions.png").is_file()
     # --mask_kind=rect: filled rectangles instead of the run's noise holes, so more of the image is a hole
-    rect = evaluation.evaluate(runs["pggan_completion"], data_dir=synthetic_celeba, split="train", max_images=4,
-                               batch_size=4, out_dir=tmp_path / "rect", verbose=0, mask_kind="rect")
+    rect = evaluation.evaluate(
+        runs["pggan_completion"],
+        data_dir=synthetic_celeba,
+        split="train",
+        max_images=4,
+        batch_size=4,
+        out_dir=tmp_path / "rect",
+        verbose=0,
+        mask_kind="rect",
+    )
     assert rect["mean_hole_area"] > report["mean_hole_area"]
 
 
@@ -144,9 +199,17 @@ def test_mouth_mask_covers_the_lower_middle_of_the_face():
 
 
 def test_evaluate_completion_scores_attribute_control_with_a_judge(runs, synthetic_celeba, tmp_path):
-    report = evaluation.evaluate(runs["pggan_completion"], data_dir=synthetic_celeba, split="train", max_images=4,
-                                   batch_size=4, classifier=runs["classifier"], min_classifier_accuracy=0.0,
-                                   out_dir=tmp_path, verbose=0)
+    report = evaluation.evaluate(
+        runs["pggan_completion"],
+        data_dir=synthetic_celeba,
+        split="train",
+        max_images=4,
+        batch_size=4,
+        classifier=runs["classifier"],
+        min_classifier_accuracy=0.0,
+        out_dir=tmp_path,
+        verbose=0,
+    )
     judged = [name for name in report["control"] if name != "hole"]
     assert judged and set(judged) <= {"Eyeglasses", "Smiling", "Male"}
     for name in judged:
@@ -157,13 +220,15 @@ def test_evaluate_completion_scores_attribute_control_with_a_judge(runs, synthet
     assert "Attribute control" in (tmp_path / "metrics.md").read_text()
 
 
-def test_evaluate_a_classifier_run_reports_its_accuracy_without_replacing_the_val_gate(runs, synthetic_celeba,
-                                                                                       tmp_path):
+def test_evaluate_a_classifier_run_reports_its_accuracy_without_replacing_the_val_gate(
+    runs, synthetic_celeba, tmp_path
+):
     from tf_faceedit.eval import classifier as classifier_lib
 
     val = classifier_lib.load_or_evaluate_accuracy(runs["classifier"], metric="balanced_accuracy")
-    report = evaluation.evaluate(runs["classifier"], data_dir=synthetic_celeba, split="test", out_dir=tmp_path,
-                                 verbose=0)
+    report = evaluation.evaluate(
+        runs["classifier"], data_dir=synthetic_celeba, split="test", out_dir=tmp_path, verbose=0
+    )
     assert report["split"] == "test" and report["num_images"] == 5  # the synthetic set's test part
     assert set(report["balanced_accuracy"]) == {"Eyeglasses", "Smiling", "Male", "mean"}
     assert all(0.0 <= v <= 1.0 for v in report["balanced_accuracy"].values())

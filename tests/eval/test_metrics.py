@@ -14,12 +14,13 @@ def _rng(seed=0):
 
 # -- PSNR / L1 ------------------------------------------------------------------------------------------------------
 
+
 def test_psnr_golden_values_and_conventions():
     a = np.zeros((2, 8, 8, 3), np.uint8)
     b = a.copy()
-    b[0] = 10            # MSE 100
-    b[1, :4] = 20        # MSE 400 on half the pixels -> 200
-    expected = [10 * math.log10(255 ** 2 / 100), 10 * math.log10(255 ** 2 / 200)]
+    b[0] = 10  # MSE 100
+    b[1, :4] = 20  # MSE 400 on half the pixels -> 200
+    expected = [10 * math.log10(255**2 / 100), 10 * math.log10(255**2 / 200)]
     np.testing.assert_allclose(metrics.psnr(a, b), expected, rtol=1e-12)
     # the same images in [-1, 1] with data_range 2 give the same PSNR
     fa, fb = a / 127.5 - 1.0, b / 127.5 - 1.0
@@ -32,11 +33,11 @@ def test_psnr_golden_values_and_conventions():
 def test_masked_psnr_and_l1_average_only_the_selected_pixels():
     a = np.full((1, 8, 8, 3), 100, np.uint8)
     b = a.copy()
-    b[0, :, :4] = 110           # error 10 on the left half only
+    b[0, :, :4] = 110  # error 10 on the left half only
     hole = np.zeros((1, 8, 8, 1), np.float32)
     hole[0, :, :4] = 1
-    np.testing.assert_allclose(metrics.psnr(a, b, mask=hole), [10 * math.log10(255 ** 2 / 100)])
-    assert metrics.psnr(a, b, mask=1 - hole)[0] == np.inf          # outside: untouched
+    np.testing.assert_allclose(metrics.psnr(a, b, mask=hole), [10 * math.log10(255**2 / 100)])
+    assert metrics.psnr(a, b, mask=1 - hole)[0] == np.inf  # outside: untouched
     np.testing.assert_allclose(metrics.l1(a, b, mask=hole), [10.0])
     np.testing.assert_allclose(metrics.l1(a, b), [5.0])
     np.testing.assert_allclose(metrics.l1(a / 127.5 - 1, b / 127.5 - 1, mask=hole), [10 / 127.5])
@@ -51,6 +52,7 @@ def test_masked_psnr_and_l1_average_only_the_selected_pixels():
 
 # -- SSIM -------------------------------------------------------------------------------------------------------------
 
+
 def _ssim_direct(x, y, data_range):
     """Reference: explicit loop over every valid window and channel with the 2-D Gaussian weights."""
     g = metrics.gaussian_window()
@@ -60,18 +62,18 @@ def _ssim_direct(x, y, data_range):
     for c in range(x.shape[-1]):
         for i in range(x.shape[0] - 10):
             for j in range(x.shape[1] - 10):
-                px, py = x[i:i + 11, j:j + 11, c], y[i:i + 11, j:j + 11, c]
+                px, py = x[i : i + 11, j : j + 11, c], y[i : i + 11, j : j + 11, c]
                 mx, my = (w * px).sum(), (w * py).sum()
                 vx, vy = (w * (px - mx) ** 2).sum(), (w * (py - my) ** 2).sum()
                 cxy = (w * (px - mx) * (py - my)).sum()
-                values.append((2 * mx * my + c1) * (2 * cxy + c2) / ((mx ** 2 + my ** 2 + c1) * (vx + vy + c2)))
+                values.append((2 * mx * my + c1) * (2 * cxy + c2) / ((mx**2 + my**2 + c1) * (vx + vy + c2)))
     return np.mean(values)
 
 
 def test_ssim_window():
     g = metrics.gaussian_window()
     assert g.shape == (11,) and g.sum() == pytest.approx(1.0)
-    assert g[5] / g[0] == pytest.approx(math.exp(25 / (2 * 1.5 ** 2)))
+    assert g[5] / g[0] == pytest.approx(math.exp(25 / (2 * 1.5**2)))
 
 
 def test_ssim_of_constant_images_has_the_closed_form():
@@ -79,7 +81,7 @@ def test_ssim_of_constant_images_has_the_closed_form():
     a = np.full((1, 16, 16, 3), 100, np.uint8)
     b = np.full((1, 16, 16, 3), 150, np.uint8)
     c1 = (0.01 * 255) ** 2
-    np.testing.assert_allclose(metrics.ssim(a, b), [(2 * 100 * 150 + c1) / (100 ** 2 + 150 ** 2 + c1)], rtol=1e-12)
+    np.testing.assert_allclose(metrics.ssim(a, b), [(2 * 100 * 150 + c1) / (100**2 + 150**2 + c1)], rtol=1e-12)
 
 
 def test_ssim_matches_a_direct_per_window_reference():
@@ -89,8 +91,11 @@ def test_ssim_matches_a_direct_per_window_reference():
     expected = [_ssim_direct(x[i], y[i], 2.0) for i in range(2)]
     np.testing.assert_allclose(metrics.ssim(x, y, data_range=2.0), expected, rtol=1e-10)
     # a single 11x11 image = one window: the global Gaussian-weighted statistics
-    np.testing.assert_allclose(metrics.ssim(x[:1, :11, :11], y[:1, :11, :11], data_range=2.0),
-                               [_ssim_direct(x[0, :11, :11], y[0, :11, :11], 2.0)], rtol=1e-10)
+    np.testing.assert_allclose(
+        metrics.ssim(x[:1, :11, :11], y[:1, :11, :11], data_range=2.0),
+        [_ssim_direct(x[0, :11, :11], y[0, :11, :11], 2.0)],
+        rtol=1e-10,
+    )
     assert metrics.ssim_map(x, y, data_range=2.0).shape == (2, 4, 3, 3)
 
 
@@ -112,22 +117,23 @@ def test_masked_ssim_averages_the_map_over_window_centres():
     x = rng.uniform(0, 1, (1, 32, 32, 3))
     y = x.copy()
     y[:, :, 16:] = rng.uniform(0, 1, (1, 32, 16, 3))  # right half differs
-    smap = metrics.ssim_map(x, y, data_range=1.0)        # [1, 22, 22, 3]: window centres 5..26
+    smap = metrics.ssim_map(x, y, data_range=1.0)  # [1, 22, 22, 3]: window centres 5..26
     left = np.zeros((1, 32, 32, 1))
-    left[:, :, :8] = 1                                    # centres 5..7 -> windows spanning columns 0..12: identical
+    left[:, :, :8] = 1  # centres 5..7 -> windows spanning columns 0..12: identical
     np.testing.assert_allclose(metrics.ssim(x, y, 1.0, mask=left), [1.0], rtol=1e-12)
     ones = np.ones((1, 32, 32, 1))
     np.testing.assert_allclose(metrics.ssim(x, y, 1.0, mask=ones), metrics.ssim(x, y, 1.0), rtol=1e-12)
     right = np.zeros((1, 32, 32, 1))
-    right[:, :, 24:] = 1                                  # centres 24..26 -> map columns 19..21
+    right[:, :, 24:] = 1  # centres 24..26 -> map columns 19..21
     np.testing.assert_allclose(metrics.ssim(x, y, 1.0, mask=right), [smap[:, :, 19:22].mean()], rtol=1e-12)
     np.testing.assert_allclose(metrics.masked_ssim(x, y, right, data_range=1.0), [smap[:, :, 19:22].mean()])
     border = np.zeros((1, 32, 32, 1))
-    border[:, :3] = 1                                     # no window centre in the first 5 rows
+    border[:, :3] = 1  # no window centre in the first 5 rows
     assert np.isnan(metrics.ssim(x, y, 1.0, mask=border)[0])
 
 
 # -- FID / KID --------------------------------------------------------------------------------------------------------
+
 
 def _factorial_features(sigmas, mean):
     """2^D rows of +-1 (orthogonal, zero-mean columns) scaled so the unbiased sample variances are sigmas^2."""
@@ -146,12 +152,12 @@ def test_fid_closed_form_for_diagonal_covariances():
     s1, s2 = np.array([1.0, 2.0, 0.5]), np.array([3.0, 1.0, 0.5])
     m1, m2 = np.array([0.0, 1.0, 2.0]), np.array([1.0, 1.0, -1.0])
     f1, f2 = _factorial_features(s1, m1), _factorial_features(s2, m2)
-    np.testing.assert_allclose(np.cov(f1, rowvar=False), np.diag(s1 ** 2), atol=1e-12)
+    np.testing.assert_allclose(np.cov(f1, rowvar=False), np.diag(s1**2), atol=1e-12)
     expected = np.sum((m1 - m2) ** 2) + np.sum((s1 - s2) ** 2)  # var1 + var2 - 2 sqrt(var1 var2) = (s1 - s2)^2
     assert metrics.fid_from_features(f1, f2) == pytest.approx(expected, rel=1e-10)
     # rotating both covariances by the same orthogonal matrix leaves the distance unchanged (non-diagonal case)
     q, _ = np.linalg.qr(_rng(6).normal(size=(3, 3)))
-    rotated = metrics.frechet_distance(m1 @ q, q.T @ np.diag(s1 ** 2) @ q, m2 @ q, q.T @ np.diag(s2 ** 2) @ q)
+    rotated = metrics.frechet_distance(m1 @ q, q.T @ np.diag(s1**2) @ q, m2 @ q, q.T @ np.diag(s2**2) @ q)
     assert rotated == pytest.approx(expected, rel=1e-9)
     # a singular covariance (rank deficient features) stays finite and >= 0
     assert metrics.fid_from_features(f1[:, :1].repeat(3, axis=1), f2) >= 0
@@ -202,23 +208,24 @@ def test_kid_is_near_zero_for_one_distribution_and_seeded():
 
 # -- inpainting baseline ----------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("method", ["telea", "ns"])
 def test_inpaint_baseline_fills_only_the_hole(method):
     rng = _rng(8)
     images = rng.integers(0, 256, (2, 24, 24, 3)).astype(np.uint8)
-    images[1] = (90, 140, 200)                      # a constant image
+    images[1] = (90, 140, 200)  # a constant image
     masks = np.zeros((2, 24, 24, 1), np.float32)
     masks[:, 8:14, 6:16] = 1
     damaged = images.copy()
-    damaged[masks[..., 0] > 0] = 0                  # what is under the hole must not matter
+    damaged[masks[..., 0] > 0] = 0  # what is under the hole must not matter
     out = metrics.inpaint_baseline(damaged, masks, method=method, radius=3)
     assert out.dtype == np.uint8 and out.shape == images.shape
     outside = masks[..., 0] == 0
     np.testing.assert_array_equal(out[outside], damaged[outside])
     hole = out[1][masks[1, ..., 0] > 0].astype(int)
-    assert np.abs(hole - np.array([90, 140, 200])).max() <= 3      # Telea's weighted average rounds a little
+    assert np.abs(hole - np.array([90, 140, 200])).max() <= 3  # Telea's weighted average rounds a little
     np.testing.assert_allclose(hole.mean(axis=0), [90, 140, 200], atol=1.0)
-    assert out[0][masks[0, ..., 0] > 0].mean() > 10   # the hole of the noisy image was filled too
+    assert out[0][masks[0, ..., 0] > 0].mean() > 10  # the hole of the noisy image was filled too
 
 
 def test_inpaint_baseline_validates_its_inputs():
@@ -229,6 +236,7 @@ def test_inpaint_baseline_validates_its_inputs():
 
 
 # -- feature extractors -----------------------------------------------------------------------------------------------
+
 
 def test_inception_features_need_a_weights_file(tmp_path):
     with pytest.raises(ConfigError, match="--inception_weights"):

@@ -55,7 +55,7 @@ def main(argv):
         rest.remove("--block_tf")
     if "--outputs" in rest:
         i = rest.index("--outputs")
-        rest = rest[:i] + rest[i + 2:]
+        rest = rest[:i] + rest[i + 2 :]
     overrides = dict(item.split("=", 1) for flag, item in zip(rest[::2], rest[1::2]) if flag == "--set")
     assert command == "train"
     import keras
@@ -73,10 +73,14 @@ def main(argv):
         result = driver.run(cfg, run_dir)
         if "--outputs" in sys.argv:  # the trained networks' inference on a fixed input, for the portability test
             fixed_outputs(cfg, run_dir, sys.argv[sys.argv.index("--outputs") + 1])
-        results[method] = {"backend": keras.backend.backend(), "step": result["step"], "logs": result["logs"],
-                           "checkpoint": str(result["checkpoint"]),
-                           "tensorflow_imported": sys.modules.get("tensorflow") is not None,
-                           "keras_backend_env": os.environ.get("KERAS_BACKEND")}
+        results[method] = {
+            "backend": keras.backend.backend(),
+            "step": result["step"],
+            "logs": result["logs"],
+            "checkpoint": str(result["checkpoint"]),
+            "tensorflow_imported": sys.modules.get("tensorflow") is not None,
+            "keras_backend_env": os.environ.get("KERAS_BACKEND"),
+        }
     print(json.dumps(results[names[0]] if len(names) == 1 else results))
 
 

@@ -14,15 +14,22 @@ import pytest
 
 from tests.model_runs import tiny_config_builder
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("jax") is None,
-                                reason="jax is not installed (pip install -e '.[jax]')")
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("jax") is None, reason="jax is not installed (pip install -e '.[jax]')"
+)
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_jax(*args, timeout=540):
     env = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "2", "JAX_PLATFORMS": "cpu"}
-    proc = subprocess.run([sys.executable, "-m", "tests.jax.jax_worker", *map(str, args)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tests.jax.jax_worker", *map(str, args)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -30,8 +37,17 @@ def run_jax(*args, timeout=540):
 @pytest.mark.slow  # a fresh TF-free process + export (~40 s)
 def test_sagan_trains_under_jax_without_tensorflow_and_exports_with_equal_outputs(synthetic_celeba, tmp_path):
     model_dir = tmp_path / "run"
-    result = run_jax("train", "sagan", synthetic_celeba, model_dir, "--block_tf", "--outputs",
-                     tmp_path / "jax_out.npz", "--set", "train.steps=2")
+    result = run_jax(
+        "train",
+        "sagan",
+        synthetic_celeba,
+        model_dir,
+        "--block_tf",
+        "--outputs",
+        tmp_path / "jax_out.npz",
+        "--set",
+        "train.steps=2",
+    )
     assert result["backend"] == "jax" and not result["tensorflow_imported"]
     assert result["step"] == 2 and Path(result["checkpoint"]).name == "ckpt-00000002"
     assert result["logs"] and all(np.isfinite(v) for v in result["logs"].values())
@@ -51,8 +67,10 @@ def test_sagan_trains_under_jax_without_tensorflow_and_exports_with_equal_output
     import keras
 
     inputs = fixed_inputs(cfg)
-    tf_out = {k: np.asarray(v) for k, v in trainer.infer(
-        {key: keras.ops.convert_to_tensor(value) for key, value in inputs.items()}).items()}
+    tf_out = {
+        k: np.asarray(v)
+        for k, v in trainer.infer({key: keras.ops.convert_to_tensor(value) for key, value in inputs.items()}).items()
+    }
     with np.load(tmp_path / "jax_out.npz") as jax_out:
         assert set(jax_out) == set(tf_out)
         for key in jax_out:
@@ -65,8 +83,9 @@ def test_sagan_trains_under_jax_without_tensorflow_and_exports_with_equal_output
     image_uint8 = np.clip(np.rint((inputs["image"] + 1.0) * 127.5), 0, 255).astype(np.uint8)
     served = serve(image=tf.constant(image_uint8), attributes=tf.constant(inputs["attributes"]))
     decoded = image_uint8.astype(np.float32) / 127.5 - 1.0
-    edited = trainer.infer({"attributes": keras.ops.convert_to_tensor(inputs["attributes"]),
-                            "image": keras.ops.convert_to_tensor(decoded)})["image"]
+    edited = trainer.infer(
+        {"attributes": keras.ops.convert_to_tensor(inputs["attributes"]), "image": keras.ops.convert_to_tensor(decoded)}
+    )["image"]
     expected = np.clip(np.rint((np.asarray(edited) + 1.0) * 127.5), 0, 255)
     assert np.abs(served["image"].numpy().astype(np.float32) - expected).max() <= 1
     assert np.abs(reference["image"] - tf_out["image"]).max() < 2e-5

@@ -38,8 +38,9 @@ def test_undecodable_files_are_skipped(synthetic_data_config, tmp_path):
     bad = tmp_path / "bad.png"
     bad.write_bytes(hostile.undecodable_png())  # a valid PNG header over damaged data: passes the scan, fails to decode
     records.paths[0] = str(bad)
-    batches = numpy_pipeline.build_dataset(synthetic_data_config, "train", batch_size=len(records) - 1,
-                                           training=False, repeat=False, records=records)
+    batches = numpy_pipeline.build_dataset(
+        synthetic_data_config, "train", batch_size=len(records) - 1, training=False, repeat=False, records=records
+    )
     assert next(batches)["image"].shape[0] == len(records) - 1
 
 

@@ -41,9 +41,7 @@ def test_functional_unknown_batch_and_config(images):
     assert tuple(out.shape) == (None, None, None, 3)
     model = keras.Model([e, o, m], out)
     mask = np.full((2, 8, 8, 1), 0.25, "float32")
-    np.testing.assert_allclose(
-        np.asarray(model([edited, original, mask])), 0.25 * edited + 0.75 * original, atol=1e-6
-    )
+    np.testing.assert_allclose(np.asarray(model([edited, original, mask])), 0.25 * edited + 0.75 * original, atol=1e-6)
     layer = AttentionBlend(name="blend")
     clone = AttentionBlend.from_config(layer.get_config())
     assert clone.get_config() == layer.get_config()
@@ -63,8 +61,9 @@ def test_multi_mask_blend_golden_and_n2_equals_attention_blend():
     logits = rng.normal(size=(2, 3, 3, 3)).astype("float32")
     attention = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
     got = np.asarray(MultiMaskBlend()([content, original, attention]))
-    expected = (content[..., :3] * attention[..., :1] + content[..., 3:] * attention[..., 1:2]
-                + original * attention[..., 2:])
+    expected = (
+        content[..., :3] * attention[..., :1] + content[..., 3:] * attention[..., 1:2] + original * attention[..., 2:]
+    )
     np.testing.assert_allclose(got, expected, atol=1e-6)
     # n = 2 with masks (a, 1 - a) is AttentionBlend with mask a
     a = attention[..., :1]

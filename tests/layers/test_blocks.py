@@ -149,12 +149,26 @@ def test_gan_kernel_initializer(x):
 
 
 LAYERS_FOR_CONFIG = [
-    (ConvNormAct(8, kernel_size=(3, 5), strides=2, norm="batch", activation="lrelu", negative_slope=0.1,
-                 use_bias=False, kernel_stddev=0.03, name="cna"), (2, 16, 16, 3)),
+    (
+        ConvNormAct(
+            8,
+            kernel_size=(3, 5),
+            strides=2,
+            norm="batch",
+            activation="lrelu",
+            negative_slope=0.1,
+            use_bias=False,
+            kernel_stddev=0.03,
+            name="cna",
+        ),
+        (2, 16, 16, 3),
+    ),
     (ConvNormAct(8, kernel_size=4, strides=2, transpose=True), (2, 16, 16, 3)),
     (ConvNormAct(8, kernel_size=7, padding="reflect", activation="tanh"), (2, 16, 16, 3)),
-    (ResidualBlock(3, kernel_size=5, norm="layer", activation="lrelu", padding="reflect", negative_slope=0.3),
-     (2, 16, 16, 3)),
+    (
+        ResidualBlock(3, kernel_size=5, norm="layer", activation="lrelu", padding="reflect", negative_slope=0.3),
+        (2, 16, 16, 3),
+    ),
     (DownBlock(6, kernel_size=3, norm="none", activation="sigmoid", use_bias=False), (2, 16, 16, 3)),
     (UpBlock(6, mode="resize", kernel_size=3, padding="reflect", norm="batch"), (2, 16, 16, 3)),
     (UpBlock(6), (2, 16, 16, 3)),

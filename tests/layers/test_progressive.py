@@ -108,6 +108,9 @@ def test_keras_save_and_load(tmp_path):
     model.save(path)
     loaded = keras.models.load_model(path)  # no custom_objects: the layers are registered
     rng = np.random.RandomState(2)
-    inputs = {"new": rng.randn(4, 4, 4, 2).astype("float32"), "old": rng.randn(4, 4, 4, 2).astype("float32"),
-              "alpha": rng.rand(4, 1, 1, 1).astype("float32")}
+    inputs = {
+        "new": rng.randn(4, 4, 4, 2).astype("float32"),
+        "old": rng.randn(4, 4, 4, 2).astype("float32"),
+        "alpha": rng.rand(4, 1, 1, 1).astype("float32"),
+    }
     np.testing.assert_allclose(_np(loaded(inputs)), _np(model(inputs)), rtol=1e-6)

@@ -98,8 +98,12 @@ def test_second_order_gradient_matches_analytic(real_fake):
 def test_differentiable_wrt_dense_critic_weights(real_fake):
     real, fake = real_fake
     critic = keras.Sequential(
-        [keras.Input(SHAPE[1:]), keras.layers.Flatten(), keras.layers.Dense(4, activation="tanh"),
-         keras.layers.Dense(1, use_bias=False)]
+        [
+            keras.Input(SHAPE[1:]),
+            keras.layers.Flatten(),
+            keras.layers.Dense(4, activation="tanh"),
+            keras.layers.Dense(1, use_bias=False),
+        ]
     )
     with tf.GradientTape() as tape:
         loss = tf.reduce_mean(gradient_penalty(lambda x: critic(x, training=True), real, fake, seed=0))

@@ -71,7 +71,9 @@ def test_imagenet_failure_says_what_to_pass(monkeypatch):
         vgg16_feature_extractor("imagenet")
     message = str(err.value)
     assert "nothing can be downloaded here" in message
-    assert ("keras.applications.VGG16(include_top=False, weights='imagenet').save_weights('vgg16_notop.weights.h5')"
-            in message)
+    assert (
+        "keras.applications.VGG16(include_top=False, weights='imagenet').save_weights('vgg16_notop.weights.h5')"
+        in message
+    )
     assert "--set loss.vgg_weights=/path/vgg16_notop.weights.h5" in message
     assert "--set loss.lambda_feat=0" in message

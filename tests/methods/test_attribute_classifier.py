@@ -18,8 +18,10 @@ def _np(x):
 
 def _batch(n=4, size=16, k=3, seed=0):
     rng = np.random.RandomState(seed)
-    return {"image": ops.convert_to_tensor(rng.uniform(-1, 1, (n, size, size, 3)).astype("float32")),
-            "attributes": ops.convert_to_tensor(rng.randint(0, 2, (n, k)).astype("float32"))}
+    return {
+        "image": ops.convert_to_tensor(rng.uniform(-1, 1, (n, size, size, 3)).astype("float32")),
+        "attributes": ops.convert_to_tensor(rng.randint(0, 2, (n, k)).astype("float32")),
+    }
 
 
 def test_defaults_and_registration(synthetic_celeba):
@@ -33,14 +35,17 @@ def test_defaults_and_registration(synthetic_celeba):
     assert (cfg.train.lr, cfg.train.n_critic, cfg.train.lr_schedule) == (1e-3, 1, "cosine")
 
 
-@pytest.mark.parametrize("assignment, needle", [
-    ("train.n_critic=2", "train.n_critic"),
-    ("train.lr=0", "train.lr"),
-    ("train.lr_schedule=step", "train.lr_schedule"),
-    ("model.dropout=1.0", "model.dropout"),
-    ("model.blocks_per_stage=-1", "model.blocks_per_stage"),
-    ("data.mask.kind=noise", "data.mask.kind"),
-])
+@pytest.mark.parametrize(
+    "assignment, needle",
+    [
+        ("train.n_critic=2", "train.n_critic"),
+        ("train.lr=0", "train.lr"),
+        ("train.lr_schedule=step", "train.lr_schedule"),
+        ("model.dropout=1.0", "model.dropout"),
+        ("model.blocks_per_stage=-1", "model.blocks_per_stage"),
+        ("data.mask.kind=noise", "data.mask.kind"),
+    ],
+)
 def test_validation_errors(assignment, needle):
     with pytest.raises(ConfigError, match=needle):
         tiny_config("classifier", "/x").override(assignment).validate()
@@ -75,8 +80,10 @@ def test_golden_loss_and_accuracy():
     softplus = lambda z: math.log1p(math.exp(z))  # noqa: E731 - BCE(y, z) = softplus(z) - y z
     expected = [(math.log(2) + softplus(2.0)) / 2, (softplus(-3.0) + softplus(1.0) - 1.0) / 2]
     np.testing.assert_allclose(_np(ac.classifier_bce_loss(labels, logits)), expected, rtol=1e-6)
-    smoothed = [(softplus(0.0) - 0.9 * 0.0 + softplus(2.0) - 0.1 * 2.0) / 2,
-                (softplus(-3.0) + 0.1 * 3.0 + softplus(1.0) - 0.9 * 1.0) / 2]
+    smoothed = [
+        (softplus(0.0) - 0.9 * 0.0 + softplus(2.0) - 0.1 * 2.0) / 2,
+        (softplus(-3.0) + 0.1 * 3.0 + softplus(1.0) - 0.9 * 1.0) / 2,
+    ]
     np.testing.assert_allclose(_np(ac.classifier_bce_loss(labels, logits, 0.2)), smoothed, rtol=1e-6)
     # logit 0 counts as "no": row 0 gets 1 of 2 right (0 -> no, but label 1), row 1 both
     np.testing.assert_allclose(_np(ac.attribute_accuracy(labels, logits)), [0.0, 1.0])
@@ -87,8 +94,7 @@ def test_update_changes_the_classifier_with_adamw_cosine():
     optimizers = trainer.make_optimizers()
     trainer.compile(optimizers=optimizers)
     assert isinstance(trainer.c_optimizer, keras.optimizers.AdamW)
-    assert isinstance(optimizers["c_optimizer"]._learning_rate,
-                      keras.optimizers.schedules.CosineDecay)
+    assert isinstance(optimizers["c_optimizer"]._learning_rate, keras.optimizers.schedules.CosineDecay)
     before = [_np(v).copy() for v in trainer.classifier.trainable_variables]
     trainer._run_update(trainer.updates()[0], _batch())
     assert any(not np.array_equal(a, _np(v)) for a, v in zip(before, trainer.classifier.trainable_variables))
@@ -97,8 +103,17 @@ def test_update_changes_the_classifier_with_adamw_cosine():
 @pytest.mark.slow
 def test_overfits_one_batch():
     """About 20 s: 150 updates on one fixed batch of 8 images bring the BCE down by 10x."""
-    cfg = tiny_config("classifier", "/x", **{"train.lr_schedule": "constant", "train.lr": 0.01,
-                                          "train.weight_decay": 0, "model.dropout": 0, "data.random_flip": False})
+    cfg = tiny_config(
+        "classifier",
+        "/x",
+        **{
+            "train.lr_schedule": "constant",
+            "train.lr": 0.01,
+            "train.weight_decay": 0,
+            "model.dropout": 0,
+            "data.random_flip": False,
+        },
+    )
     trainer = ac.AttributeClassifier(cfg)
     trainer.compile(optimizers=trainer.make_optimizers())
     batch = _batch(8, 16, 3, seed=1)

@@ -17,8 +17,10 @@ def _np(x):
 
 def _batch(n=3, size=32, k=1, seed=0):
     rng = np.random.RandomState(seed)
-    return {"image": ops.convert_to_tensor(rng.uniform(-1, 1, (n, size, size, 3)).astype("float32")),
-            "attributes": ops.convert_to_tensor(rng.randint(0, 2, (n, k)).astype("float32"))}
+    return {
+        "image": ops.convert_to_tensor(rng.uniform(-1, 1, (n, size, size, 3)).astype("float32")),
+        "attributes": ops.convert_to_tensor(rng.randint(0, 2, (n, k)).astype("float32")),
+    }
 
 
 def test_paper_defaults_and_registration():
@@ -34,12 +36,15 @@ def test_paper_defaults_and_registration():
     assert fader.encoder_widths(cfg) == [16, 32, 64, 128, 256, 512, 512]
 
 
-@pytest.mark.parametrize("assignment, needle", [
-    ("train.n_critic=2", "train.n_critic"),
-    ("loss.lambda_schedule_steps=-1", "loss.lambda_schedule_steps"),
-    ("loss.label_smoothing=1.5", "loss.label_smoothing"),
-    ("model.lat_dis_dropout=1.0", "model.lat_dis_dropout"),
-])
+@pytest.mark.parametrize(
+    "assignment, needle",
+    [
+        ("train.n_critic=2", "train.n_critic"),
+        ("loss.lambda_schedule_steps=-1", "loss.lambda_schedule_steps"),
+        ("loss.label_smoothing=1.5", "loss.label_smoothing"),
+        ("model.lat_dis_dropout=1.0", "model.lat_dis_dropout"),
+    ],
+)
 def test_validation_errors(assignment, needle):
     with pytest.raises(ConfigError, match=needle):
         tiny_config("fader", "/x").override(assignment).validate()
@@ -89,11 +94,11 @@ def test_lambda_schedule(step, expected):
     assert float(_np(trainer.lambda_e())) == pytest.approx(expected)
     losses = trainer.autoencoder_losses(_batch(), None)
     np.testing.assert_allclose(_np(losses["lambda_e"]), [expected] * 3, rtol=1e-6)
-    np.testing.assert_allclose(_np(losses["ae_loss"]), _np(losses["ae_rec"] + expected * losses["ae_adv"]),
-                               rtol=1e-5)
+    np.testing.assert_allclose(_np(losses["ae_loss"]), _np(losses["ae_rec"] + expected * losses["ae_adv"]), rtol=1e-5)
     paper = fader.FaderConfig().loss
-    assert float(_np(fader.lambda_schedule(250000, paper.lambda_lat_dis, paper.lambda_schedule_steps))) == \
-        pytest.approx(5e-5)
+    assert float(
+        _np(fader.lambda_schedule(250000, paper.lambda_lat_dis, paper.lambda_schedule_steps))
+    ) == pytest.approx(5e-5)
     assert float(_np(fader.lambda_schedule(7, 0.3, 0))) == pytest.approx(0.3)
 
 
@@ -102,11 +107,13 @@ def test_golden_losses():
     labels = ops.convert_to_tensor([[1.0], [0.0]])
     # smoothed targets 0.9 / 0.1; BCE(y, z) = softplus(z) - y z
     np.testing.assert_allclose(_np(fader.smooth_labels(labels, 0.2)), [[0.9], [0.1]], rtol=1e-6)
-    np.testing.assert_allclose(_np(fader.latent_discriminator_loss(labels, logits, 0.2)),
-                               [np.log(2.0), np.log1p(np.exp(2.0)) - 0.2], rtol=1e-6)
+    np.testing.assert_allclose(
+        _np(fader.latent_discriminator_loss(labels, logits, 0.2)), [np.log(2.0), np.log1p(np.exp(2.0)) - 0.2], rtol=1e-6
+    )
     # the encoder's target is the flipped attribute: 0 for the first, 1 for the second
-    np.testing.assert_allclose(_np(fader.latent_adversarial_loss(labels, logits)),
-                               [np.log(2.0), np.log1p(np.exp(2.0)) - 2.0], rtol=1e-6)
+    np.testing.assert_allclose(
+        _np(fader.latent_adversarial_loss(labels, logits)), [np.log(2.0), np.log1p(np.exp(2.0)) - 2.0], rtol=1e-6
+    )
     # summed over attributes
     two = fader.latent_discriminator_loss(ops.ones((1, 2)), ops.zeros((1, 2)), 0.0)
     np.testing.assert_allclose(_np(two), [2 * np.log(2.0)], rtol=1e-6)
@@ -130,17 +137,18 @@ def test_interpolate_swap_and_sample_rows():
     # alpha = 1 on attribute 1 equals decoding with that attribute set to 1
     target = _np(batch["attributes"]).copy()
     target[:, 1] = 1.0
-    np.testing.assert_allclose(_np(grid[2]), _np(trainer.decode(trainer.encode(batch["image"]), target)),
-                               atol=1e-6)
+    np.testing.assert_allclose(_np(grid[2]), _np(trainer.decode(trainer.encode(batch["image"]), target)), atol=1e-6)
     assert not np.allclose(_np(grid[0]), _np(grid[3]))
     with pytest.raises(ValueError, match="attribute_index"):
         trainer.interpolate(batch["image"], 2, [0.0])
     swapped = trainer.swap(batch["image"], batch["attributes"])
-    np.testing.assert_allclose(_np(swapped), _np(trainer.decode(trainer.encode(batch["image"]),
-                                                                1.0 - _np(batch["attributes"]))), atol=1e-6)
+    np.testing.assert_allclose(
+        _np(swapped), _np(trainer.decode(trainer.encode(batch["image"]), 1.0 - _np(batch["attributes"]))), atol=1e-6
+    )
     rows = trainer.sample_rows(batch)
     assert [name for name, _ in rows] == ["input", "reconstruction"] + [
-        f"{a}={v}" for a in ("Smiling", "Male") for v in ("0", "0.5", "1", "1.5")]
+        f"{a}={v}" for a in ("Smiling", "Male") for v in ("0", "0.5", "1", "1.5")
+    ]
     assert all(tuple(images.shape) == (3, 32, 32, 3) for _, images in rows)
 
 

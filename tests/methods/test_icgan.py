@@ -25,23 +25,26 @@ def trainer():
 
 # -- config --------------------------------------------------------------------------------------------------------
 
+
 def test_paper_defaults_and_registry():
     cfg = icgan.IcGANConfig()
     m = cfg.model
     assert (m.z_dim, m.g_filters, m.d_filters, m.encoder_filters, m.ez_fc, m.ey_fc) == (100, 512, 64, 32, 4096, 512)
-    assert (cfg.data.image_size, cfg.train.batch_size, cfg.loss.adversarial, cfg.train.phase) == \
-        (64, 64, "gan", "all")
+    assert (cfg.data.image_size, cfg.train.batch_size, cfg.loss.adversarial, cfg.train.phase) == (64, 64, "gan", "all")
     assert cfg.train.steps == cfg.train.cgan_steps + cfg.train.encoder_steps
     assert registry.get("icgan").trainer_class is icgan.IcGAN
 
 
-@pytest.mark.parametrize("assignment, needle", [
-    ("train.phase=both", "train.phase must be one of"),
-    ("train.cgan_steps=0", "train.cgan_steps must be >= 1"),
-    ("train.steps=5", "train.steps must be <= train.cgan_steps + train.encoder_steps = 4"),
-    ("train.phase=encoders,train.steps=2", "train.steps must be > train.cgan_steps (2) with train.phase"),
-    ("data.image_size=8", "data.image_size must be a power of two >= 16 for IcGAN, got 8"),
-])
+@pytest.mark.parametrize(
+    "assignment, needle",
+    [
+        ("train.phase=both", "train.phase must be one of"),
+        ("train.cgan_steps=0", "train.cgan_steps must be >= 1"),
+        ("train.steps=5", "train.steps must be <= train.cgan_steps + train.encoder_steps = 4"),
+        ("train.phase=encoders,train.steps=2", "train.steps must be > train.cgan_steps (2) with train.phase"),
+        ("data.image_size=8", "data.image_size must be a power of two >= 16 for IcGAN, got 8"),
+    ],
+)
 def test_validation_errors(assignment, needle):
     cfg = tiny_config("icgan", "/x").apply_overrides(assignment.split(","))
     with pytest.raises(ConfigError, match=re.escape(needle)):
@@ -62,6 +65,7 @@ def test_phases_follow_the_setting():
 
 
 # -- networks ------------------------------------------------------------------------------------------------------
+
 
 def test_network_shapes(trainer):
     rng = np.random.RandomState(0)
@@ -98,6 +102,7 @@ def test_discriminator_uses_the_labels(trainer):
 
 # -- losses --------------------------------------------------------------------------------------------------------
 
+
 def test_ez_loss_golden():
     z = np.array([[1.0, 2.0, 0.0, -1.0], [0.0, 0.0, 0.0, 0.0]], "float32")
     z_pred = np.array([[0.0, 2.0, 2.0, -1.0], [1.0, 1.0, 1.0, 1.0]], "float32")
@@ -110,17 +115,19 @@ def test_discriminator_loss_golden():
     t = icgan.IcGAN(cfg)
     for v in t.discriminator.trainable_variables:
         v.assign(np.zeros(v.shape, "float32"))  # D(x, y) = 0 for every input
-    batch = t.prepare_batch({"image": np.zeros((2, 16, 16, 3), "float32"),
-                             "attributes": np.array([[0, 1], [1, 1]], "float32")}, t.seed_generator)
+    batch = t.prepare_batch(
+        {"image": np.zeros((2, 16, 16, 3), "float32"), "attributes": np.array([[0, 1], [1, 1]], "float32")},
+        t.seed_generator,
+    )
     losses = t.discriminator_losses(batch, t.seed_generator)
     np.testing.assert_allclose(_np(losses["d_loss"]), [2 * np.log(2)] * 2, rtol=1e-5)
-    np.testing.assert_allclose(_np(t.generator_losses(batch, t.seed_generator)["g_loss"]), [np.log(2)] * 2,
-                               rtol=1e-5)
+    np.testing.assert_allclose(_np(t.generator_losses(batch, t.seed_generator)["g_loss"]), [np.log(2)] * 2, rtol=1e-5)
     # the wrong labels differ from the real ones in exactly one attribute
     assert np.all(np.abs(_np(batch["wrong_attributes"]) - _np(batch["attributes"])).sum(-1) == 1)
 
 
 # -- training ------------------------------------------------------------------------------------------------------
+
 
 def _states(model_dir):
     return {p.parent.name: json.loads(p.read_text()) for p in (model_dir / "checkpoints").glob("*/state.json")}

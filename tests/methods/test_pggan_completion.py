@@ -25,7 +25,7 @@ def _inputs(size, n=2, seed=0):
     rng = np.random.RandomState(seed)
     image = rng.uniform(-1, 1, (n, size, size, 3)).astype("float32")
     mask = np.zeros((n, size, size, 1), "float32")
-    mask[:, size // 4: size // 2 + 1, size // 4: 3 * size // 4] = 1.0
+    mask[:, size // 4 : size // 2 + 1, size // 4 : 3 * size // 4] = 1.0
     observed = image * (1 - mask)
     return {"image": observed, "mask": mask, "attributes": rng.randint(0, 2, (n, K)).astype("float32")}, image
 
@@ -42,29 +42,46 @@ def discriminator():
 
 # -- config --------------------------------------------------------------------------------------------------------
 
+
 def test_paper_defaults():
     cfg = pgc.PGGANCompletionConfig()
     loss, train = cfg.loss, cfg.train
-    assert (loss.lambda_rec, loss.hole_weight, loss.lambda_feat, loss.lambda_bdy, loss.boundary_kernel,
-            loss.lambda_attr, loss.adversarial) == (500.0, 0.7, 10.0, 5000.0, 7, 2.0, "gan")
-    assert (train.batch_size, train.n_critic, train.g_lr, train.d_lr, train.beta_1, train.beta_2) == \
-        (16, 1, 2e-4, 2e-4, 0.5, 0.99)
+    assert (
+        loss.lambda_rec,
+        loss.hole_weight,
+        loss.lambda_feat,
+        loss.lambda_bdy,
+        loss.boundary_kernel,
+        loss.lambda_attr,
+        loss.adversarial,
+    ) == (500.0, 0.7, 10.0, 5000.0, 7, 2.0, "gan")
+    assert (train.batch_size, train.n_critic, train.g_lr, train.d_lr, train.beta_1, train.beta_2) == (
+        16,
+        1,
+        2e-4,
+        2e-4,
+        0.5,
+        0.99,
+    )
     assert (cfg.data.image_size, cfg.data.attributes, cfg.data.mask.kind) == (128, ["Male", "Smiling"], "noise")
     assert (cfg.progressive.fade_images, cfg.progressive.stable_images) == (600000, 600000)
     # PGGAN's widths
     assert [pgc.filters_at(4 * 2**i, 8192, 512) for i in range(9)] == [512, 512, 512, 512, 256, 128, 64, 32, 16]
 
 
-@pytest.mark.parametrize("assignment, needle", [
-    ("data.mask.kind=none", "data.mask.kind must be noise or rect"),
-    ("model.start_resolution=16", "data.image_size must be >= model.start_resolution (16), got 8"),
-    ("model.start_resolution=12", "model.start_resolution must be a power of two"),
-    ("loss.history_size=2", "loss.history_size must be 0 (off) or >= train.batch_size"),
-    ("loss.boundary_kernel=6", "loss.boundary_kernel must be an odd int >= 3"),
-    ("loss.adversarial=wgangp", "loss.adversarial must be one of"),
-    ("progressive.stable_images=3", "progressive.stable_images must be >= train.batch_size"),
-    ("progressive.fade_images=-1", "progressive.fade_images must be >= 0"),
-])
+@pytest.mark.parametrize(
+    "assignment, needle",
+    [
+        ("data.mask.kind=none", "data.mask.kind must be noise or rect"),
+        ("model.start_resolution=16", "data.image_size must be >= model.start_resolution (16), got 8"),
+        ("model.start_resolution=12", "model.start_resolution must be a power of two"),
+        ("loss.history_size=2", "loss.history_size must be 0 (off) or >= train.batch_size"),
+        ("loss.boundary_kernel=6", "loss.boundary_kernel must be an odd int >= 3"),
+        ("loss.adversarial=wgangp", "loss.adversarial must be one of"),
+        ("progressive.stable_images=3", "progressive.stable_images must be >= train.batch_size"),
+        ("progressive.fade_images=-1", "progressive.fade_images must be >= 0"),
+    ],
+)
 def test_validation_errors(assignment, needle):
     cfg = tiny_config("pggan_completion", "/x").override(assignment)
     with pytest.raises(ConfigError, match=re.escape(needle)):
@@ -72,12 +89,18 @@ def test_validation_errors(assignment, needle):
 
 
 def test_schedule_and_phases():
-    cfg = tiny_config("pggan_completion", "/x", **{"data.image_size": 16, "progressive.fade_images": 12,
-                                     "progressive.stable_images": 8, "train.steps": 12})
+    cfg = tiny_config(
+        "pggan_completion",
+        "/x",
+        **{"data.image_size": 16, "progressive.fade_images": 12, "progressive.stable_images": 8, "train.steps": 12},
+    )
     trainer = pgc.PGGANCompletion(cfg)
     # batch 4: stage 0 = 2 stable steps; later stages 3 fade + 2 stable steps
-    assert [(p.name, p.start_step, p.end_step, p.info["fade_steps"]) for p in trainer.schedule()] == \
-        [("4x4", 0, 2, 0), ("8x8", 2, 7, 3), ("16x16", 7, 12, 3)]
+    assert [(p.name, p.start_step, p.end_step, p.info["fade_steps"]) for p in trainer.schedule()] == [
+        ("4x4", 0, 2, 0),
+        ("8x8", 2, 7, 3),
+        ("16x16", 7, 12, 3),
+    ]
     assert trainer.phases() == trainer.schedule()
     short = pgc.PGGANCompletion(cfg.override("train.steps=5"))
     assert [(p.name, p.end_step) for p in short.phases()] == [("4x4", 2), ("8x8", 5)]
@@ -89,6 +112,7 @@ def test_schedule_and_phases():
 
 
 # -- networks ------------------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("stage", [0, 1, 2, 3])
 def test_shapes_at_each_stage_and_during_fade_in(generator, discriminator, stage):
@@ -118,8 +142,11 @@ def test_alpha_zero_equals_previous_stage_upsampled(generator, discriminator, st
     grown = _np(generator(inputs)["image"])
     generator.set_stage(stage - 1)
     generator.alpha.assign(1.0)
-    small = {"image": downsample2x(inputs["image"]), "mask": downsample2x(inputs["mask"]),
-             "attributes": inputs["attributes"]}
+    small = {
+        "image": downsample2x(inputs["image"]),
+        "mask": downsample2x(inputs["mask"]),
+        "attributes": inputs["attributes"],
+    }
     previous = _np(upsample2x(generator(small)["image"]))
     np.testing.assert_allclose(grown, previous, atol=1e-5)
     # ...and alpha = 1 does use the new layers
@@ -191,13 +218,13 @@ def test_completion_equals_input_outside_the_hole(generator):
     raw, composited = pgc.complete(generator, image, inputs["mask"], inputs["attributes"])
     assert tuple(composited.shape) == (2, 16, 16, 3)
     pooled_mask = _np(downsample2x(inputs["mask"]))[..., 0]
-    np.testing.assert_allclose(_np(composited)[pooled_mask == 0], _np(downsample2x(image))[pooled_mask == 0],
-                               atol=1e-6)
+    np.testing.assert_allclose(_np(composited)[pooled_mask == 0], _np(downsample2x(image))[pooled_mask == 0], atol=1e-6)
     with pytest.raises(ValueError, match="power-of-two multiple"):
         pgc.complete(generator, image[:, :24, :24], inputs["mask"][:, :24, :24], inputs["attributes"])
 
 
 # -- history buffer -------------------------------------------------------------------------------------------------
+
 
 def test_history_buffer_returns_stored_images_once_full():
     buffer = pgc.HistoryBuffer(4, (2, 2, 3), fraction=0.5)
@@ -226,13 +253,17 @@ def test_history_buffer_returns_stored_images_once_full():
 
 # -- trainer --------------------------------------------------------------------------------------------------------
 
+
 def _batch(cfg, n=4, seed=0):
     rng = np.random.RandomState(seed)
     s = cfg.data.image_size
     mask = np.zeros((n, s, s, 1), "float32")
     mask[:, 2:6, 1:5] = 1.0
-    return {"image": rng.uniform(-1, 1, (n, s, s, 3)).astype("float32"), "mask": mask,
-            "attributes": rng.randint(0, 2, (n, 2)).astype("float32")}
+    return {
+        "image": rng.uniform(-1, 1, (n, s, s, 3)).astype("float32"),
+        "mask": mask,
+        "attributes": rng.randint(0, 2, (n, 2)).astype("float32"),
+    }
 
 
 def test_prepare_batch_pools_draws_targets_and_sets_alpha():
@@ -241,8 +272,9 @@ def test_prepare_batch_pools_draws_targets_and_sets_alpha():
     batch = _batch(cfg, n=64)
     prepared = trainer.prepare_batch(batch, trainer.seed_generator)  # stage 0: 4x4
     assert tuple(prepared["image"].shape) == (64, 4, 4, 3) and tuple(prepared["mask"].shape) == (64, 4, 4, 1)
-    np.testing.assert_allclose(_np(prepared["observed"]), _np(downsample2x(batch["image"] * (1 - batch["mask"]))),
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        _np(prepared["observed"]), _np(downsample2x(batch["image"] * (1 - batch["mask"]))), atol=1e-6
+    )
     changed = np.abs(_np(prepared["target_attributes"]) - batch["attributes"]).sum(axis=1)
     assert set(changed) == {0.0, 1.0} and 16 < (changed == 0).sum() < 48  # kept or one flipped, about half each
     fade = trainer.phases()[1]  # 8x8, steps 2-8 with 4 fade-in steps
@@ -267,11 +299,17 @@ def test_build_trackers_leaves_the_state_alone():
     assert int(_np(trainer.history_buffer.count)) == 0
 
 
-@pytest.mark.parametrize("overrides, d_keys, g_keys", [
-    ({}, {"d_adv", "d_attr", "d_loss"}, {"g_adv", "g_attr", "g_rec", "g_bdy", "g_loss"}),
-    ({"loss.adversarial": "wgan", "loss.lambda_feat": 10, "loss.vgg_weights": "random"},
-     {"d_adv", "d_attr", "d_gp", "d_loss"}, {"g_adv", "g_attr", "g_rec", "g_bdy", "g_feat", "g_loss"}),
-])
+@pytest.mark.parametrize(
+    "overrides, d_keys, g_keys",
+    [
+        ({}, {"d_adv", "d_attr", "d_loss"}, {"g_adv", "g_attr", "g_rec", "g_bdy", "g_loss"}),
+        (
+            {"loss.adversarial": "wgan", "loss.lambda_feat": 10, "loss.vgg_weights": "random"},
+            {"d_adv", "d_attr", "d_gp", "d_loss"},
+            {"g_adv", "g_attr", "g_rec", "g_bdy", "g_feat", "g_loss"},
+        ),
+    ],
+)
 def test_loss_dicts(overrides, d_keys, g_keys):
     cfg = tiny_config("pggan_completion", "/x", **overrides)
     trainer = pgc.PGGANCompletion(cfg)
@@ -283,8 +321,13 @@ def test_loss_dicts(overrides, d_keys, g_keys):
     for value in list(d.values()) + list(g.values()):
         assert tuple(value.shape) == (3,) and np.all(np.isfinite(_np(value)))
     lam = cfg.loss
-    expected = (g["g_adv"] + lam.lambda_attr * g["g_attr"] + lam.lambda_rec * g["g_rec"]
-                + lam.lambda_bdy * g["g_bdy"] + lam.lambda_feat * g.get("g_feat", 0.0))
+    expected = (
+        g["g_adv"]
+        + lam.lambda_attr * g["g_attr"]
+        + lam.lambda_rec * g["g_rec"]
+        + lam.lambda_bdy * g["g_bdy"]
+        + lam.lambda_feat * g.get("g_feat", 0.0)
+    )
     np.testing.assert_allclose(_np(g["g_loss"]), _np(expected), rtol=1e-5)
 
 
@@ -301,8 +344,9 @@ def test_updates_change_only_the_active_layers():
     assert g_changed == {v.path for v in trainer.generator.active_trainable_variables}
     assert all(np.array_equal(d_before[v.path], _np(v)) for v in trainer.discriminator.trainable_variables)
     trainer._run_update(d_update, batch)
-    d_changed = {v.path for v in trainer.discriminator.trainable_variables
-                 if not np.array_equal(d_before[v.path], _np(v))}
+    d_changed = {
+        v.path for v in trainer.discriminator.trainable_variables if not np.array_equal(d_before[v.path], _np(v))
+    }
     assert d_changed == {v.path for v in trainer.discriminator.active_trainable_variables}
 
 
@@ -310,8 +354,13 @@ def test_sample_rows_layout():
     cfg = tiny_config("pggan_completion", "/x")
     trainer = pgc.PGGANCompletion(cfg)
     rows = trainer.sample_rows(_batch(cfg, n=3))
-    assert [name for name, _ in rows] == ["masked input", "completion", "Male flipped", "Smiling flipped",
-                                          "ground truth"]
+    assert [name for name, _ in rows] == [
+        "masked input",
+        "completion",
+        "Male flipped",
+        "Smiling flipped",
+        "ground truth",
+    ]
     for _, images in rows:
         assert tuple(images.shape) == (3, 64, 64, 3)  # 4x4 tiles shown at 64x64
     masked = _np(rows[0][1])
@@ -358,6 +407,7 @@ def test_smoke_train_across_a_stage_and_resume_mid_fade(synthetic_celeba, tmp_pa
 
 
 # -- fidelity fixes (issue 15) --------------------------------------------------------------------------------------
+
 
 def test_composite_keeps_the_context_unattenuated_under_a_fractional_pooled_mask(generator):
     # a hole whose edge falls inside 2x2 cells: at 16x16 the pooled mask takes the values 0.5 / 0.25 there

@@ -56,8 +56,9 @@ def test_old_weights_file_loads_into_a_new_network(name, stored, tmp_path):
     assert float(keras.ops.convert_to_numpy(network.alpha)) == 0.375
     _assert_stored(_outputs(name, network, stored), stored)
     # the check bites: a freshly initialised network does not give the stored outputs
-    assert not np.allclose(keras.ops.convert_to_numpy(next(iter(before.values()))), stored[next(iter(before))],
-                           atol=1e-3)
+    assert not np.allclose(
+        keras.ops.convert_to_numpy(next(iter(before.values()))), stored[next(iter(before))], atol=1e-3
+    )
 
 
 # Every public name of the single-file module (definitions and what it imported), except imported modules.
@@ -79,5 +80,6 @@ def test_the_package_keeps_every_public_name_of_the_single_file_module():
     assert all(hasattr(pgc, name) for name in pgc.__all__)
     assert registry.get("pggan_completion").trainer_class is pgc.PGGANCompletion
     assert keras.saving.get_registered_name(pgc.PGGANCompletionGenerator) == "tf_faceedit>PGGANCompletionGenerator"
-    assert (keras.saving.get_registered_name(pgc.PGGANCompletionDiscriminator)
-            == "tf_faceedit>PGGANCompletionDiscriminator")
+    assert (
+        keras.saving.get_registered_name(pgc.PGGANCompletionDiscriminator) == "tf_faceedit>PGGANCompletionDiscriminator"
+    )

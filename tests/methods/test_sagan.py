@@ -38,16 +38,24 @@ def test_output_is_attention_blend():
 
 
 def test_generator_total_is_the_configured_weighted_sum():
-    cfg = tiny_config("sagan", "/x", attributes=("Eyeglasses", "Smiling"),
-                            **{"loss.lambda_cls": 2.0, "loss.lambda_rec_cycle": 3.0, "loss.lambda_rec_id": 5.0})
+    cfg = tiny_config(
+        "sagan",
+        "/x",
+        attributes=("Eyeglasses", "Smiling"),
+        **{"loss.lambda_cls": 2.0, "loss.lambda_rec_cycle": 3.0, "loss.lambda_rec_id": 5.0},
+    )
     trainer = sagan.SaGAN(cfg)
     rng = np.random.RandomState(0)
-    batch = {"image": ops.convert_to_tensor(rng.uniform(-1, 1, (3, 32, 32, 3)).astype("float32")),
-             "attributes": ops.convert_to_tensor(rng.randint(0, 2, (3, 2)).astype("float32"))}
+    batch = {
+        "image": ops.convert_to_tensor(rng.uniform(-1, 1, (3, 32, 32, 3)).astype("float32")),
+        "attributes": ops.convert_to_tensor(rng.randint(0, 2, (3, 2)).astype("float32")),
+    }
     g = trainer.generator_losses(trainer.prepare_batch(batch, trainer.seed_generator), trainer.seed_generator)
     np.testing.assert_allclose(
         ops.convert_to_numpy(g["g_loss"]),
-        ops.convert_to_numpy(g["g_adv"] + 2.0 * g["g_cls"] + 3.0 * g["g_rec_cycle"] + 5.0 * g["g_rec_id"]), rtol=1e-5)
+        ops.convert_to_numpy(g["g_adv"] + 2.0 * g["g_cls"] + 3.0 * g["g_rec_cycle"] + 5.0 * g["g_rec_id"]),
+        rtol=1e-5,
+    )
 
 
 def test_sample_rows_layout():
@@ -55,8 +63,13 @@ def test_sample_rows_layout():
     trainer = sagan.SaGAN(cfg)
     batch = {"image": keras.random.uniform((3, 32, 32, 3), -1, 1, seed=5), "attributes": ops.zeros((3, 2))}
     rows = trainer.sample_rows(batch)
-    assert [name for name, _ in rows] == ["input", "Eyeglasses flipped", "Eyeglasses attention",
-                                          "Smiling flipped", "Smiling attention"]
+    assert [name for name, _ in rows] == [
+        "input",
+        "Eyeglasses flipped",
+        "Eyeglasses attention",
+        "Smiling flipped",
+        "Smiling attention",
+    ]
     assert tuple(rows[2][1].shape) == (3, 32, 32, 1)
 
 

@@ -11,8 +11,11 @@ from tf_faceedit.methods.sagan import SaGAN
 
 @pytest.mark.slow
 def test_overfit_one_batch_reconstruction_falls_tenfold(synthetic_celeba):
-    cfg = tiny_config("sagan", synthetic_celeba, **{"model.g_filters": 8, "train.n_critic": 1, "train.g_lr": 1e-3,
-                                                 "data.random_flip": False})
+    cfg = tiny_config(
+        "sagan",
+        synthetic_celeba,
+        **{"model.g_filters": 8, "train.n_critic": 1, "train.g_lr": 1e-3, "data.random_flip": False},
+    )
     batch = next(iter(celeba.build_dataset(cfg.data, "train", 4, training=False, seed=0, repeat=False)))
     trainer = SaGAN(cfg)
     trainer.compile(optimizers=trainer.make_optimizers())

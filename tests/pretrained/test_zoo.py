@@ -49,8 +49,10 @@ def h5_floats(path):
 def eager_reference(trainer, inputs):
     """The trainer's eager `infer` on the preprocessed inputs, resized and converted to uint8 with numpy."""
     size = trainer.config.data.image_size
-    model_inputs = {"image": processing.preprocess_images(inputs["image"], size),
-                    "attributes": tf.constant(inputs["attributes"])}
+    model_inputs = {
+        "image": processing.preprocess_images(inputs["image"], size),
+        "attributes": tf.constant(inputs["attributes"]),
+    }
     if trainer.task == "complete":
         model_inputs["mask"] = processing.preprocess_masks(inputs["mask"], size)
     ref = {}
@@ -67,8 +69,10 @@ def eager_reference(trainer, inputs):
 
 def requests(task, num_attributes, n=2, seed=1):
     rng = np.random.RandomState(seed)
-    inputs = {"image": zoo.synthetic_faces(n, HEIGHT, WIDTH, seed),
-              "attributes": rng.randint(0, 2, (n, num_attributes)).astype(np.float32)}
+    inputs = {
+        "image": zoo.synthetic_faces(n, HEIGHT, WIDTH, seed),
+        "attributes": rng.randint(0, 2, (n, num_attributes)).astype(np.float32),
+    }
     if task == "complete":
         mask = np.zeros((n, HEIGHT, WIDTH, 1), np.uint8)
         mask[:, 8:27, 5:22] = 255
@@ -170,10 +174,14 @@ def test_add_writes_manifest_and_inference_files_only(tiny):
             assert meta == {"sha256": zoo.file_digest(path), "size": path.stat().st_size}
         # only the inference networks: no optimizer or trainer state, no discriminator for pggan
         assert sorted(p.name for p in (tiny.root / name).iterdir()) == sorted(
-            ["config.yaml", *(f"{n}.weights.h5" for n in networks[name])])
+            ["config.yaml", *(f"{n}.weights.h5" for n in networks[name])]
+        )
         cfg = zoo.restore_trainer(zoo.Entry(tiny.root, record))[1]
         assert (cfg.method, list(cfg.data.attributes), cfg.data.image_size) == (
-            method, record["attributes"], record["image_size"])
+            method,
+            record["attributes"],
+            record["image_size"],
+        )
         assert record["step"] == cfg.train.steps
         metrics = record["precision"]["float16_vs_float32"]
         assert all(m["max_abs_diff"] <= 3 for m in metrics.values() if "psnr" in m), metrics
@@ -184,7 +192,8 @@ def test_add_writes_manifest_and_inference_files_only(tiny):
             assert stored == {dtype} and trained == {"float32"}
             assert stored_bytes == (trained_bytes // 2 if dtype == "float16" else trained_bytes)
     assert sorted(p.name for p in tiny.root.iterdir()) == sorted(
-        ["manifest.json", *TINY, *(f"{n}.md" for n in TINY)])  # no temporary folder left
+        ["manifest.json", *TINY, *(f"{n}.md" for n in TINY)]
+    )  # no temporary folder left
 
 
 def test_load_by_name_edits_and_matches_the_run(zoo_env):
@@ -192,7 +201,10 @@ def test_load_by_name_edits_and_matches_the_run(zoo_env):
         model = tf_faceedit.load(name)
         entry = zoo.get(name)
         assert (model.method, model.attribute_names, model.image_size) == (
-            entry.method, entry.attributes, entry.image_size)
+            entry.method,
+            entry.attributes,
+            entry.image_size,
+        )
         assert model.info == {"zoo": name, "step": entry.step, "dtype": dtype, "checkpoint": str(entry.directory)}
         for net in entry.networks:
             assert {v.dtype for v in model.trainer.networks[net].weights} <= {"float32", "int32", "int64", "uint32"}
@@ -275,18 +287,35 @@ def test_a_local_run_folder_of_the_same_name_wins(zoo_env, tmp_path, monkeypatch
 
 def test_cli_lists_one_name_per_line(tiny):
     env = {**os.environ, zoo.ENV_VAR: str(tiny.root), "PYTHONPATH": str(ROOT)}
-    run = subprocess.run([sys.executable, "-m", "tf_faceedit.pretrained"], capture_output=True, text=True, env=env,
-                         cwd=ROOT, timeout=120)
+    run = subprocess.run(
+        [sys.executable, "-m", "tf_faceedit.pretrained"], capture_output=True, text=True, env=env, cwd=ROOT, timeout=120
+    )
     assert run.returncode == 0, run.stderr
     lines = run.stdout.splitlines()
     assert [line.split()[0] for line in lines] == sorted(TINY)
     assert "sagan: Eyeglasses at 32x32 (float16)" in lines[1]
-    imported = subprocess.run([sys.executable, "-c", "import sys; from tf_faceedit.pretrained.__main__ import main; "
-                               "main([]); print(sorted(m for m in sys.modules if m in ('tensorflow', 'keras')))"],
-                              capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+    imported = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from tf_faceedit.pretrained.__main__ import main; "
+            "main([]); print(sorted(m for m in sys.modules if m in ('tensorflow', 'keras')))",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert imported.stdout.splitlines()[-1] == "[]", imported.stderr  # listing starts no TensorFlow
-    show = subprocess.run([sys.executable, "-m", "tf_faceedit.pretrained", "show", "tiny-sagan", "--root",
-                           str(tiny.root)], capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+    show = subprocess.run(
+        [sys.executable, "-m", "tf_faceedit.pretrained", "show", "tiny-sagan", "--root", str(tiny.root)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert show.returncode == 0 and show.stdout == CARD
 
 
@@ -301,8 +330,10 @@ def test_add_refusals(tiny, tmp_path):
         zoo.add(run, "Tiny/Sagan", tiny.card, root=root)
     with pytest.raises(ConfigError, match="--dtype must be one of float16, float32"):
         zoo.add(run, "other", tiny.card, dtype="bfloat16", root=root)
-    for text, pattern in (("# x\nno terms here\n", "non-commercial research terms"),
-                          (ROOT.joinpath("tf_faceedit/pretrained/CARD_TEMPLATE.md").read_text(), "TODO")):
+    for text, pattern in (
+        ("# x\nno terms here\n", "non-commercial research terms"),
+        (ROOT.joinpath("tf_faceedit/pretrained/CARD_TEMPLATE.md").read_text(), "TODO"),
+    ):
         card = tmp_path / "bad.md"
         card.write_text(text)
         with pytest.raises(ConfigError, match=pattern):
@@ -356,8 +387,12 @@ def photo(tmp_path_factory):
 
 def test_model_flag_on_edit(zoo_env, photo, tmp_path, capsys):
     out = tmp_path / "edited.png"
-    assert edit.main(["--model", "tiny-sagan", "--image", str(photo), "--set", "Eyeglasses=1", "--out", str(out),
-                      "--quiet"]) == 0
+    assert (
+        edit.main(
+            ["--model", "tiny-sagan", "--image", str(photo), "--set", "Eyeglasses=1", "--out", str(out), "--quiet"]
+        )
+        == 0
+    )
     assert "1 face(s)" in capsys.readouterr().out and align.read_image(out).shape == align.read_image(photo).shape
     assert evaluate.main(["--model", "tiny-sagan", "--quiet"]) == 2
     assert "--model tiny-sagan is a zoo model: give --data_dir" in capsys.readouterr().err
@@ -366,13 +401,29 @@ def test_model_flag_on_edit(zoo_env, photo, tmp_path, capsys):
 @pytest.mark.slow
 def test_model_flag_on_evaluate_and_export(zoo_env, synthetic_celeba, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert evaluate.main(["--model", "tiny-sagan", "--data_dir", str(synthetic_celeba), "--split", "train",
-                          "--max_images", "4", "--batch_size", "4", "--quiet"]) == 0
+    assert (
+        evaluate.main(
+            [
+                "--model",
+                "tiny-sagan",
+                "--data_dir",
+                str(synthetic_celeba),
+                "--split",
+                "train",
+                "--max_images",
+                "4",
+                "--batch_size",
+                "4",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "eval" / "tiny-sagan" / "train" / "metrics.json").is_file()  # not into the zoo
-    assert export.main(["--model", "tiny-pggan", "--export_dir", str(tmp_path / "exports" / "p" / "1"),
-                        "--quiet"]) == 0
+    assert export.main(["--model", "tiny-pggan", "--export_dir", str(tmp_path / "exports" / "p" / "1"), "--quiet"]) == 0
     assert json.loads((tmp_path / "exports" / "p" / "1" / "assets.extra" / "export.json").read_text())["method"] == (
-        "pggan_completion")
+        "pggan_completion"
+    )
 
 
 def test_demo_model_flag_resolves_zoo_names(zoo_env, monkeypatch):
@@ -381,8 +432,11 @@ def test_demo_model_flag_resolves_zoo_names(zoo_env, monkeypatch):
     from tf_faceedit.cli import demo
 
     seen = {}
-    monkeypatch.setattr(demo_page, "run", lambda model_dirs, export_dirs, **kw: seen.update(
-        models=demo_handlers.load_models(model_dirs, export_dirs)))
+    monkeypatch.setattr(
+        demo_page,
+        "run",
+        lambda model_dirs, export_dirs, **kw: seen.update(models=demo_handlers.load_models(model_dirs, export_dirs)),
+    )
     assert demo.main(["--model", "tiny-sagan", "--quiet"]) == 0
     assert list(seen["models"]) == ["tiny-sagan"] and seen["models"]["tiny-sagan"].info["zoo"] == "tiny-sagan"
 
@@ -425,7 +479,11 @@ def test_packaged_entry_loads_and_edits(entry, monkeypatch):
     zoo.check_card(entry.card, flag="card")
     model = tf_faceedit.load(entry.name)
     assert (model.method, model.task, model.attribute_names, model.image_size) == (
-        entry.method, entry.task, entry.attributes, entry.image_size)
+        entry.method,
+        entry.task,
+        entry.attributes,
+        entry.image_size,
+    )
     assert model.info["step"] == entry.step and model.info["dtype"] == entry.dtype
     check_edits_synthetic_faces(model, entry)
 

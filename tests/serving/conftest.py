@@ -12,14 +12,19 @@ class StubEditor(tf.Module):
     """serving_default: image uint8 [N,H,W,3], attributes float32 [N,2] -> image (inverted where attributes[:, 0]
     > 0.5), attention float32 [N,8,8,1] (mean brightness x attributes[:, 1]); metadata like a SaGAN export."""
 
-    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="image"),
-                                  tf.TensorSpec([None, len(STUB_ATTRIBUTES)], tf.float32, name="attributes")])
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None, None, None, 3], tf.uint8, name="image"),
+            tf.TensorSpec([None, len(STUB_ATTRIBUTES)], tf.float32, name="attributes"),
+        ]
+    )
     def serve(self, image, attributes):
         flip = tf.reshape(attributes[:, 0] > 0.5, [-1, 1, 1, 1])
         edited = tf.where(flip, 255 - image, image)
         brightness = tf.reduce_mean(tf.cast(image, tf.float32), axis=[1, 2, 3]) / 255.0
         attention = tf.ones([1, STUB_IMAGE_SIZE, STUB_IMAGE_SIZE, 1]) * tf.reshape(
-            brightness * attributes[:, 1], [-1, 1, 1, 1])
+            brightness * attributes[:, 1], [-1, 1, 1, 1]
+        )
         return {"image": edited, "attention": attention}
 
     @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="image")])
@@ -29,17 +34,25 @@ class StubEditor(tf.Module):
 
     @tf.function(input_signature=[])
     def metadata(self):
-        return {"method": tf.constant("sagan"), "attribute_names": tf.constant(list(STUB_ATTRIBUTES)),
-                "image_size": tf.constant(STUB_IMAGE_SIZE, tf.int32), "task": tf.constant("edit")}
+        return {
+            "method": tf.constant("sagan"),
+            "attribute_names": tf.constant(list(STUB_ATTRIBUTES)),
+            "image_size": tf.constant(STUB_IMAGE_SIZE, tf.int32),
+            "task": tf.constant("edit"),
+        }
 
 
 class StubCompleter(tf.Module):
     """serving_default: image, mask uint8 [N,H,W,1], attributes [N,2] -> raw (a gray image whose value encodes the
     attributes), completed (raw inside the hole, the input outside); metadata like a pggan_completion export."""
 
-    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="image"),
-                                  tf.TensorSpec([None, None, None, 1], tf.uint8, name="mask"),
-                                  tf.TensorSpec([None, len(STUB_ATTRIBUTES)], tf.float32, name="attributes")])
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None, None, None, 3], tf.uint8, name="image"),
+            tf.TensorSpec([None, None, None, 1], tf.uint8, name="mask"),
+            tf.TensorSpec([None, len(STUB_ATTRIBUTES)], tf.float32, name="attributes"),
+        ]
+    )
     def serve(self, image, mask, attributes):
         level = tf.cast(64 + 64 * attributes[:, 0] + 32 * attributes[:, 1], tf.uint8)
         raw = tf.ones_like(image) * tf.reshape(level, [-1, 1, 1, 1])
@@ -48,8 +61,12 @@ class StubCompleter(tf.Module):
 
     @tf.function(input_signature=[])
     def metadata(self):
-        return {"method": tf.constant("pggan_completion"), "attribute_names": tf.constant(list(STUB_ATTRIBUTES)),
-                "image_size": tf.constant(STUB_IMAGE_SIZE, tf.int32), "task": tf.constant("complete")}
+        return {
+            "method": tf.constant("pggan_completion"),
+            "attribute_names": tf.constant(list(STUB_ATTRIBUTES)),
+            "image_size": tf.constant(STUB_IMAGE_SIZE, tf.int32),
+            "task": tf.constant("complete"),
+        }
 
 
 def save_stub(module, version_dir):

@@ -31,8 +31,9 @@ def random_images(n, h=10, w=12, seed=0):
 
 
 def direct_call(module, signature="serving_default", **inputs):
-    return {k: v.numpy() for k, v in module.signatures[signature](**{k: tf.constant(v) for k, v in
-                                                                      inputs.items()}).items()}
+    return {
+        k: v.numpy() for k, v in module.signatures[signature](**{k: tf.constant(v) for k, v in inputs.items()}).items()
+    }
 
 
 def free_port():
@@ -86,16 +87,22 @@ def test_grpc_complete_matches_direct_call(stub_server):
 def test_grpc_metadata_and_signature_defs(stub_server):
     address, _ = stub_server
     assert GrpcClient(address, "sagan").metadata() == {
-        "method": "sagan", "attribute_names": list(STUB_ATTRIBUTES), "image_size": 8, "task": "edit",
-        "attribute_range": None}  # the stub has no attribute_range output (an export before it existed)
+        "method": "sagan",
+        "attribute_names": list(STUB_ATTRIBUTES),
+        "image_size": 8,
+        "task": "edit",
+        "attribute_range": None,
+    }  # the stub has no attribute_range output (an export before it existed)
     assert GrpcClient(address, "pggan_completion").metadata()["task"] == "complete"
     images = np.stack([np.full((4, 4, 3), 200, np.uint8), np.full((4, 4, 3), 20, np.uint8)])
     np.testing.assert_array_equal(GrpcClient(address, "sagan").predict_attributes(images), [[1, 0], [0, 1]])
     sigs = GrpcClient(address, "pggan_completion").signature_defs()
     assert set(sigs) == {"serving_default", "metadata"}
-    assert sigs["serving_default"]["inputs"] == {"image": ("uint8", [-1, -1, -1, 3]),
-                                                  "mask": ("uint8", [-1, -1, -1, 1]),
-                                                  "attributes": ("float32", [-1, 2])}
+    assert sigs["serving_default"]["inputs"] == {
+        "image": ("uint8", [-1, -1, -1, 3]),
+        "mask": ("uint8", [-1, -1, -1, 1]),
+        "attributes": ("float32", [-1, 2]),
+    }
     assert sigs["serving_default"]["outputs"]["completed"][0] == "uint8"
     assert sigs["metadata"]["inputs"] == {}
 
@@ -126,21 +133,41 @@ BAD_REQUESTS = {
     "unknown model": (lambda: _request(model="sagann"), grpc.StatusCode.NOT_FOUND, "'sagann'"),
     "unknown version": (lambda: _versioned(7), grpc.StatusCode.NOT_FOUND, "version 7"),
     "unknown signature": (lambda: _request(signature="serve"), grpc.StatusCode.INVALID_ARGUMENT, "'serve'"),
-    "missing input": (lambda: _request(drop=("attributes",)), grpc.StatusCode.INVALID_ARGUMENT,
-                      "missing input 'attributes'"),
-    "unknown input": (lambda: _request(mask=np.zeros((2, 10, 12, 1), np.uint8)), grpc.StatusCode.INVALID_ARGUMENT,
-                      "unknown input 'mask'"),
-    "wrong dtype": (lambda: _request(image=random_images(2).astype(np.float32)), grpc.StatusCode.INVALID_ARGUMENT,
-                    "input 'image' of model 'sagan' signature 'serving_default' must be uint8, got float32"),
-    "wrong rank": (lambda: _request(image=random_images(1)[0]), grpc.StatusCode.INVALID_ARGUMENT,
-                   "input 'image' of model 'sagan' signature 'serving_default' must have rank 4"),
-    "K mismatch": (lambda: _request(attributes=np.zeros((2, 3), np.float32)), grpc.StatusCode.INVALID_ARGUMENT,
-                   "input 'attributes'"),
-    "empty batch": (lambda: _request(image=np.zeros((0, 10, 12, 3), np.uint8),
-                                     attributes=np.zeros((0, 2), np.float32)),
-                    grpc.StatusCode.INVALID_ARGUMENT, "empty batch"),
-    "batch mismatch": (lambda: _request(attributes=np.zeros((3, 2), np.float32)), grpc.StatusCode.INVALID_ARGUMENT,
-                       "inputs 'attributes' and 'image'"),
+    "missing input": (
+        lambda: _request(drop=("attributes",)),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "missing input 'attributes'",
+    ),
+    "unknown input": (
+        lambda: _request(mask=np.zeros((2, 10, 12, 1), np.uint8)),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "unknown input 'mask'",
+    ),
+    "wrong dtype": (
+        lambda: _request(image=random_images(2).astype(np.float32)),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "input 'image' of model 'sagan' signature 'serving_default' must be uint8, got float32",
+    ),
+    "wrong rank": (
+        lambda: _request(image=random_images(1)[0]),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "input 'image' of model 'sagan' signature 'serving_default' must have rank 4",
+    ),
+    "K mismatch": (
+        lambda: _request(attributes=np.zeros((2, 3), np.float32)),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "input 'attributes'",
+    ),
+    "empty batch": (
+        lambda: _request(image=np.zeros((0, 10, 12, 3), np.uint8), attributes=np.zeros((0, 2), np.float32)),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "empty batch",
+    ),
+    "batch mismatch": (
+        lambda: _request(attributes=np.zeros((3, 2), np.float32)),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "inputs 'attributes' and 'image'",
+    ),
     "bad output_filter": (lambda: _with_filter("atention"), grpc.StatusCode.INVALID_ARGUMENT, "'atention'"),
 }
 
@@ -198,8 +225,9 @@ def test_signature_error_maps_to_invalid_argument(tmp_path):
         client = GrpcClient(f"127.0.0.1:{port}", "strict")
         with pytest.raises(ServingError, match=r"INVALID_ARGUMENT.*attributes must be <= 1"):
             client.predict({"attributes": np.full((1, 2), 3, np.float32)})
-        np.testing.assert_array_equal(client.predict({"attributes": np.ones((1, 2), np.float32)})["y"],
-                                      np.full((1, 2), 2, np.float32))
+        np.testing.assert_array_equal(
+            client.predict({"attributes": np.ones((1, 2), np.float32)})["y"], np.full((1, 2), 2, np.float32)
+        )
     finally:
         server.stop(0)
 
@@ -243,8 +271,9 @@ def test_versions_follow_tf_serving_policy(stub_exports, tmp_path):
 
 def test_models_config_lists_every_method(tmp_path):
     models = models_from_config_file(ROOT / "serving" / "models.config", models_root=tmp_path)
-    assert models == {name: str(tmp_path / name)
-                      for name in ("sagan", "attentiongan", "pggan_completion", "fader", "icgan")}
+    assert models == {
+        name: str(tmp_path / name) for name in ("sagan", "attentiongan", "pggan_completion", "fader", "icgan")
+    }
     assert models_from_config_file(ROOT / "serving" / "models.config")["fader"] == "/models/fader"
     bad = tmp_path / "bad.config"
     bad.write_text("model_config_list { config { nme: 'x' } }")
@@ -343,14 +372,20 @@ def test_rest_client_body_and_outputs(rest_stub, stub_server):
     assert out["image"].dtype == np.uint8
     np.testing.assert_array_equal(out["image"], expected["image"])
     np.testing.assert_allclose(out["attention"], expected["attention"], rtol=1e-6)
-    assert client.metadata() == {"method": "sagan", "attribute_names": list(STUB_ATTRIBUTES), "image_size": 8,
-                                 "task": "edit", "attribute_range": None}
+    assert client.metadata() == {
+        "method": "sagan",
+        "attribute_names": list(STUB_ATTRIBUTES),
+        "image_size": 8,
+        "task": "edit",
+        "attribute_range": None,
+    }
     assert rest_stub.requests[-1][2] == {"signature_name": "metadata", "inputs": {}}
 
 
 def test_rest_client_version_url_and_errors(rest_stub):
     RestClient(rest_stub.address, "pggan_completion", version=4).complete(
-        random_images(1), np.zeros((1, 10, 12, 1), np.uint8), [1, 1])
+        random_images(1), np.zeros((1, 10, 12, 1), np.uint8), [1, 1]
+    )
     assert rest_stub.requests[-1][0] == "/v1/models/pggan_completion/versions/4:predict"
     with pytest.raises(ServingError, match=r"HTTP 404: Servable not found.*Latest\(fader\)"):
         RestClient(rest_stub.address, "fader").metadata()
@@ -375,8 +410,21 @@ def _read_rgb(path):
 def test_cli_grpc_edit_writes_image(stub_server, face_png, tmp_path, capsys):
     path, image = face_png
     out = tmp_path / "out" / "edited.png"
-    code = serve_client.main(["--server", stub_server[0], "--model", "sagan", "--image", str(path),
-                            "--set", "Eyeglasses=1", "--out", str(out), "--save_extras"])
+    code = serve_client.main(
+        [
+            "--server",
+            stub_server[0],
+            "--model",
+            "sagan",
+            "--image",
+            str(path),
+            "--set",
+            "Eyeglasses=1",
+            "--out",
+            str(out),
+            "--save_extras",
+        ]
+    )
     printed = capsys.readouterr().out
     assert code == 0
     np.testing.assert_array_equal(_read_rgb(out), 255 - image)
@@ -387,8 +435,23 @@ def test_cli_grpc_edit_writes_image(stub_server, face_png, tmp_path, capsys):
 def test_cli_attributes_vector_keeps_image(stub_server, face_png, tmp_path, capsys):
     path, image = face_png
     out = tmp_path / "kept.png"
-    assert serve_client.main(["--server", stub_server[0], "--model", "sagan", "--image", str(path),
-                            "--attributes", "0,1", "--out", str(out)]) == 0
+    assert (
+        serve_client.main(
+            [
+                "--server",
+                stub_server[0],
+                "--model",
+                "sagan",
+                "--image",
+                str(path),
+                "--attributes",
+                "0,1",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     np.testing.assert_array_equal(_read_rgb(out), image)
     assert "default to 0" not in capsys.readouterr().out
 
@@ -399,8 +462,25 @@ def test_cli_completion_with_mask(stub_server, face_png, tmp_path):
     mask[2:5, 3:8] = 255
     cv2.imwrite(str(tmp_path / "hole.png"), mask)
     out = tmp_path / "completed.png"
-    assert serve_client.main(["--server", stub_server[0], "--model", "pggan_completion", "--image", str(path),
-                            "--mask", str(tmp_path / "hole.png"), "--set", "Eyeglasses=1", "--out", str(out)]) == 0
+    assert (
+        serve_client.main(
+            [
+                "--server",
+                stub_server[0],
+                "--model",
+                "pggan_completion",
+                "--image",
+                str(path),
+                "--mask",
+                str(tmp_path / "hole.png"),
+                "--set",
+                "Eyeglasses=1",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     result = _read_rgb(out)
     np.testing.assert_array_equal(result[mask == 0], image[mask == 0])
     assert (result[mask > 0] == 128).all()  # the stub's raw level 64 + 64 * Eyeglasses
@@ -409,23 +489,48 @@ def test_cli_completion_with_mask(stub_server, face_png, tmp_path):
 def test_cli_rest_end_to_end(rest_stub, face_png, tmp_path):
     path, image = face_png
     out = tmp_path / "rest.png"
-    assert serve_client.main(["--rest", "--server", rest_stub.address, "--model", "sagan", "--image", str(path),
-                            "--set", "Eyeglasses=1", "--set", "Smiling=0", "--out", str(out)]) == 0
+    assert (
+        serve_client.main(
+            [
+                "--rest",
+                "--server",
+                rest_stub.address,
+                "--model",
+                "sagan",
+                "--image",
+                str(path),
+                "--set",
+                "Eyeglasses=1",
+                "--set",
+                "Smiling=0",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     np.testing.assert_array_equal(_read_rgb(out), 255 - image)
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--set", "Eyeglases=1"], "unknown attribute 'Eyeglases' (did you mean: Eyeglasses?); the model's attributes "
-                               "are: Eyeglasses, Smiling"),
-    (["--attributes", "1,0,1"], "--attributes has 3 values but the model has 2 attributes"),
-    (["--mask", "face.png"], "--mask is only for completion models"),
-    (["--image", "nothere.png"], "--image nothere.png does not exist"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["--set", "Eyeglases=1"],
+            "unknown attribute 'Eyeglases' (did you mean: Eyeglasses?); the model's attributes "
+            "are: Eyeglasses, Smiling",
+        ),
+        (["--attributes", "1,0,1"], "--attributes has 3 values but the model has 2 attributes"),
+        (["--mask", "face.png"], "--mask is only for completion models"),
+        (["--image", "nothere.png"], "--image nothere.png does not exist"),
+    ],
+)
 def test_cli_user_errors(stub_server, face_png, tmp_path, capsys, monkeypatch, args, message):
     path, _ = face_png
     monkeypatch.chdir(tmp_path)
-    code = serve_client.main(["--server", stub_server[0], "--model", "sagan", "--image", str(path),
-                            "--out", str(tmp_path / "x.png"), *args])
+    code = serve_client.main(
+        ["--server", stub_server[0], "--model", "sagan", "--image", str(path), "--out", str(tmp_path / "x.png"), *args]
+    )
     err = capsys.readouterr().err
     assert code == 2
     assert message in err and "Traceback" not in err
@@ -433,8 +538,18 @@ def test_cli_user_errors(stub_server, face_png, tmp_path, capsys, monkeypatch, a
 
 
 def test_cli_completion_needs_mask(stub_server, face_png, tmp_path, capsys):
-    code = serve_client.main(["--server", stub_server[0], "--model", "pggan_completion", "--image",
-                            str(face_png[0]), "--out", str(tmp_path / "x.png")])
+    code = serve_client.main(
+        [
+            "--server",
+            stub_server[0],
+            "--model",
+            "pggan_completion",
+            "--image",
+            str(face_png[0]),
+            "--out",
+            str(tmp_path / "x.png"),
+        ]
+    )
     assert code == 2 and "--mask is required" in capsys.readouterr().err
 
 
@@ -445,8 +560,10 @@ def test_connection_refused(face_png, tmp_path, capsys, rest):
     with pytest.raises(ServingError, match=re.escape(f"cannot reach a model server at {address}")) as info:
         client.metadata()
     assert "TF Serving must be running there" in str(info.value)
-    code = serve_client.main(["--server", address, "--model", "sagan", "--image", str(face_png[0]),
-                            "--out", str(tmp_path / "x.png")] + (["--rest"] if rest else []))
+    code = serve_client.main(
+        ["--server", address, "--model", "sagan", "--image", str(face_png[0]), "--out", str(tmp_path / "x.png")]
+        + (["--rest"] if rest else [])
+    )
     err = capsys.readouterr().err
     assert code == 2 and address in err and "TF Serving must be running" in err and "Traceback" not in err
 
@@ -463,8 +580,10 @@ def test_resolve_attributes():
     vector, notes = resolve_attributes(names, ["Male=0.5"], "1,0,1")
     np.testing.assert_array_equal(vector, [1, 0, 0.5])
     assert notes == [] and vector.dtype == np.float32
-    for sets, attributes, text in [(["Smiling"], None, "--set must be NAME=VALUE"),
-                                   (["Smiling=yes"], None, "value must be a number"),
-                                   ([], "1,x,0", "--attributes must be 3 comma-separated numbers")]:
+    for sets, attributes, text in [
+        (["Smiling"], None, "--set must be NAME=VALUE"),
+        (["Smiling=yes"], None, "value must be a number"),
+        ([], "1,x,0", "--attributes must be 3 comma-separated numbers"),
+    ]:
         with pytest.raises(ConfigError, match=re.escape(text)):
             resolve_attributes(names, sets, attributes)

@@ -15,8 +15,9 @@ CALLS = [(1, 30, 26), (3, 41, 41), (2, 17, 64)]
 
 @pytest.fixture(scope="module", params=model_runs.method_params(fast={"sagan", "pggan_completion"}))
 def run(request, tmp_path_factory, synthetic_celeba):
-    model_dir, trainer = model_runs.checkpointed_run(request.param, synthetic_celeba,
-                                                     tmp_path_factory.mktemp(f"compiled_{request.param}") / "run")
+    model_dir, trainer = model_runs.checkpointed_run(
+        request.param, synthetic_celeba, tmp_path_factory.mktemp(f"compiled_{request.param}") / "run"
+    )
     return model_dir, trainer
 
 
@@ -27,7 +28,7 @@ def inputs(task, k, batch, height, width, seed):
     mask = None
     if task == "complete":
         mask = np.zeros((batch, height, width, 1), np.uint8)
-        mask[:, height // 4:height // 2, width // 3:width // 2 + 2] = 255
+        mask[:, height // 4 : height // 2, width // 3 : width // 2 + 2] = 255
     return image, attributes, mask
 
 
@@ -53,8 +54,7 @@ def test_load_traces_once_and_matches_eager(run):
             out = model.complete(image, mask, attributes)
         else:
             out = model.edit(image, attributes)
-        eager = processing.run_inference(model.trainer.infer, model.task, image, attributes, model.image_size, k,
-                                         mask)
+        eager = processing.run_inference(model.trainer.infer, model.task, image, attributes, model.image_size, k, mask)
         assert_close(out, eager)
         assert out["image" if model.task == "edit" else "completed"].shape[1:3] == (height, width)
         # one trace at the first call; none after it, at any new batch size or image size
@@ -80,8 +80,10 @@ def test_compiled_inference_counts_python_traces():
     def infer(inputs):
         traces.append(1)
         image = tf.nn.conv2d(inputs["image"], kernel, 1, "SAME")
-        return {"image": tf.tanh(image + tf.reduce_sum(inputs["attributes"], axis=1)[:, None, None, None]),
-                "attention": tf.sigmoid(image[..., :1])}
+        return {
+            "image": tf.tanh(image + tf.reduce_sum(inputs["attributes"], axis=1)[:, None, None, None]),
+            "attention": tf.sigmoid(image[..., :1]),
+        }
 
     compiled = processing.CompiledInference(infer, "edit", image_size=16, num_attributes=2)
     for i, (batch, height, width) in enumerate(CALLS):

@@ -51,7 +51,9 @@ def test_bad_request_then_good_request(served):
     k = len(meta["attribute_names"])
     images = np.zeros((1, 16, 16, 3), np.uint8)
     with pytest.raises(client_lib.ServingError) as err:
-        client.predict({"image": images, "attributes": np.zeros((1, k + 1), np.float32)}
-                       | ({"mask": np.zeros((1, 16, 16, 1), np.uint8)} if meta["task"] == "complete" else {}))
+        client.predict(
+            {"image": images, "attributes": np.zeros((1, k + 1), np.float32)}
+            | ({"mask": np.zeros((1, 16, 16, 1), np.uint8)} if meta["task"] == "complete" else {})
+        )
     assert "attributes" in str(err.value) and grpc.StatusCode.INVALID_ARGUMENT.name in str(err.value)
     assert client.metadata() == meta

@@ -33,8 +33,10 @@ def exported(request, tmp_path_factory, synthetic_celeba):
 def example_requests(trainer, n=2, seed=0):
     rng = np.random.RandomState(seed)
     k = len(trainer.config.data.attributes)
-    inputs = {"image": rng.randint(0, 256, (n, HEIGHT, WIDTH, 3)).astype(np.uint8),
-              "attributes": rng.randint(0, 2, (n, k)).astype(np.float32)}
+    inputs = {
+        "image": rng.randint(0, 256, (n, HEIGHT, WIDTH, 3)).astype(np.uint8),
+        "attributes": rng.randint(0, 2, (n, k)).astype(np.float32),
+    }
     if trainer.task == "complete":
         mask = np.zeros((n, HEIGHT, WIDTH, 1), np.uint8)
         mask[:, 8:27, 5:22] = 255
@@ -52,8 +54,10 @@ def eager_reference(trainer, inputs):
     """The eager model: the trainer's `infer` on the preprocessed inputs, post-processed here with numpy's
     uint8 conversion (`data.celeba.denormalize`) and the compositing written out."""
     size = trainer.config.data.image_size
-    model_inputs = {"image": processing.preprocess_images(inputs["image"], size),
-                    "attributes": tf.constant(inputs["attributes"])}
+    model_inputs = {
+        "image": processing.preprocess_images(inputs["image"], size),
+        "attributes": tf.constant(inputs["attributes"]),
+    }
     if trainer.task == "complete":
         model_inputs["mask"] = processing.preprocess_masks(inputs["mask"], size)
     out = trainer.infer(model_inputs)
@@ -78,8 +82,13 @@ def test_saved_model_cli_show_and_run(method, tmp_path_factory, synthetic_celeba
     exported = model_runs.exported_run(method, tmp_path_factory, synthetic_celeba)
     trainer, export_dir = exported.trainer, exported.export_dir
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(ROOT)}
-    show = subprocess.run(["saved_model_cli", "show", "--all", "--dir", str(export_dir)], capture_output=True,
-                          text=True, env=env, timeout=300)
+    show = subprocess.run(
+        ["saved_model_cli", "show", "--all", "--dir", str(export_dir)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert show.returncode == 0, show.stderr[-2000:]
     for name in ("serving_default", "metadata"):
         assert f"signature_def['{name}']" in show.stdout
@@ -93,10 +102,26 @@ def test_saved_model_cli_show_and_run(method, tmp_path_factory, synthetic_celeba
             np.save(tmp_path / f"{key}.npy", inputs[key])
             files.append(f"{key}={tmp_path / f'{key}.npy'}")
     attributes = repr(inputs["attributes"].tolist())
-    run = subprocess.run(["saved_model_cli", "run", "--dir", str(export_dir), "--tag_set", "serve",
-                          "--signature_def", "serving_default", "--inputs", ";".join(files),
-                          "--input_exprs", f"attributes={attributes}"],
-                         capture_output=True, text=True, env=env, timeout=300)
+    run = subprocess.run(
+        [
+            "saved_model_cli",
+            "run",
+            "--dir",
+            str(export_dir),
+            "--tag_set",
+            "serve",
+            "--signature_def",
+            "serving_default",
+            "--inputs",
+            ";".join(files),
+            "--input_exprs",
+            f"attributes={attributes}",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     printed = set(re.findall(r"Result for output key (\w+):", run.stdout))
     assert printed == set(eager_reference(trainer, inputs)), run.stdout[-2000:]
@@ -136,7 +161,8 @@ def test_metadata_signature(exported):
     assert meta["image_size"].dtype == np.int32 and int(meta["image_size"]) == cfg.data.image_size
     assert tuple(meta["attribute_range"].tolist()) == exported.trainer.attribute_range  # fader (-1, 2), others (0, 1)
     assert ("predict_attributes" in loaded.signatures) == callable(
-        getattr(exported.trainer, "predict_attributes", None))
+        getattr(exported.trainer, "predict_attributes", None)
+    )
 
 
 def test_wrong_attribute_count_is_invalid_argument_naming_attributes(exported):
@@ -178,9 +204,11 @@ def example_network_inputs(network, n=2):
     rng = np.random.RandomState(3)
     if isinstance(network, PGGANCompletionGenerator):
         r = network.current_resolution
-        return {"image": rng.uniform(-1, 1, (n, r, r, 3)).astype("float32"),
-                "mask": (rng.uniform(size=(n, r, r, 1)) > 0.5).astype("float32"),
-                "attributes": rng.randint(0, 2, (n, network.num_attributes)).astype("float32")}
+        return {
+            "image": rng.uniform(-1, 1, (n, r, r, 3)).astype("float32"),
+            "mask": (rng.uniform(size=(n, r, r, 1)) > 0.5).astype("float32"),
+            "attributes": rng.randint(0, 2, (n, network.num_attributes)).astype("float32"),
+        }
     if isinstance(network, PGGANCompletionDiscriminator):
         r = network.current_resolution
         return rng.uniform(-1, 1, (n, r, r, 3)).astype("float32")
@@ -189,7 +217,8 @@ def example_network_inputs(network, n=2):
     except (AttributeError, ValueError):
         return None
     return keras.tree.map_structure(
-        lambda t: rng.uniform(-1, 1, (n,) + tuple(t.shape[1:])).astype("float32"), structure)
+        lambda t: rng.uniform(-1, 1, (n,) + tuple(t.shape[1:])).astype("float32"), structure
+    )
 
 
 @pytest.mark.slow  # a fresh process (~8 s)
@@ -200,13 +229,14 @@ def test_keras_networks_load_in_a_fresh_process(tmp_path_factory, synthetic_cele
     for method in ("sagan", "pggan_completion"):
         run = model_runs.exported_run(method, tmp_path_factory, synthetic_celeba)
         paths += sorted(str(p) for p in (run.export_dir / export_lib.EXTRA_DIR).glob("*.keras"))
-    code = ("import sys, keras, tf_faceedit.methods\n"
-            "for p in sys.argv[1:]:\n"
-            "    m = keras.models.load_model(p)\n"
-            "    print(p, type(m).__name__, getattr(m, 'stage', '-'), m.count_params())\n")
+    code = (
+        "import sys, keras, tf_faceedit.methods\n"
+        "for p in sys.argv[1:]:\n"
+        "    m = keras.models.load_model(p)\n"
+        "    print(p, type(m).__name__, getattr(m, 'stage', '-'), m.count_params())\n"
+    )
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-c", code, *paths], capture_output=True, text=True, env=env,
-                          timeout=300)
+    proc = subprocess.run([sys.executable, "-c", code, *paths], capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = proc.stdout.strip().splitlines()
     assert len(lines) == len(paths) == 4
@@ -225,11 +255,12 @@ def test_composite_model_reuse(tmp_path_factory, synthetic_celeba, tmp_path):
     scaled = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="to_unit_range")(pixels)
     out = generator({"image": scaled, "attributes": wanted})
     to_pixels = keras.layers.Rescaling(127.5, offset=127.5, name="to_pixels")(out["image"])
-    composite = keras.Model({"pixels": pixels, "wanted": wanted}, {"edited": to_pixels,
-                                                                    "attention": out["attention"]})
+    composite = keras.Model({"pixels": pixels, "wanted": wanted}, {"edited": to_pixels, "attention": out["attention"]})
     rng = np.random.RandomState(5)
-    inputs = {"pixels": rng.randint(0, 256, (2, s, s, 3)).astype("float32"),
-              "wanted": rng.randint(0, 2, (2, k)).astype("float32")}
+    inputs = {
+        "pixels": rng.randint(0, 256, (2, s, s, 3)).astype("float32"),
+        "wanted": rng.randint(0, 2, (2, k)).astype("float32"),
+    }
     first = {key: np.asarray(v) for key, v in composite(inputs).items()}
     direct = run.trainer.generator({"image": inputs["pixels"] / 127.5 - 1.0, "attributes": inputs["wanted"]})
     np.testing.assert_allclose(first["edited"], (np.asarray(direct["image"]) + 1.0) * 127.5, atol=1e-3)
@@ -256,8 +287,7 @@ def test_version_dir_rules(tmp_path_factory, synthetic_celeba, tmp_path, capsys)
 
 def test_checkpoint_of_another_config_is_refused(tmp_path_factory, synthetic_celeba, tmp_path):
     run = model_runs.exported_run("sagan", tmp_path_factory, synthetic_celeba)
-    other_dir, _ = model_runs.checkpointed_run("sagan", synthetic_celeba, tmp_path / "other",
-                                               **{"model.g_filters": 8})
+    other_dir, _ = model_runs.checkpointed_run("sagan", synthetic_celeba, tmp_path / "other", **{"model.g_filters": 8})
     other_ckpt = sorted((other_dir / "checkpoints").iterdir())[-1]
     with pytest.raises(ConfigError, match="another config.*model.g_filters"):
         export_lib.export(run.model_dir, tmp_path / "e" / "1", checkpoint=other_ckpt)

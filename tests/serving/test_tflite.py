@@ -46,7 +46,7 @@ def fixed_face(trainer, batch=1):
     inputs = {"image": images, "attributes": attributes}
     if trainer.task == "complete":
         mask = np.zeros((batch, size, size, 1), np.uint8)
-        mask[:, size // 4:3 * size // 4, size // 4:3 * size // 4] = 255
+        mask[:, size // 4 : 3 * size // 4, size // 4 : 3 * size // 4] = 255
         inputs["mask"] = mask
     return inputs
 
@@ -65,16 +65,16 @@ def test_tflite_matches_the_saved_model_signature(method, tmp_path_factory, synt
             runner = tflite_export.make_interpreter(path).get_signature_runner("serving_default")
             got = runner(**inputs)
             assert sorted(got) == sorted(expected), f"{precision}: outputs {sorted(got)} != {sorted(expected)}"
-            tolerance = (tflite_export.FLOAT32_TOLERANCE if precision == "float32"
-                         else tflite_export.FLOAT16_TOLERANCE)
+            tolerance = tflite_export.FLOAT32_TOLERANCE if precision == "float32" else tflite_export.FLOAT16_TOLERANCE
             for key, want in expected.items():
                 assert got[key].shape == want.shape and got[key].dtype == want.dtype, (precision, key)
                 if key in images:
                     diff = np.abs(got[key].astype(np.int32) - want.astype(np.int32)).max()
                     assert diff <= tolerance, f"{method} {precision} {key}: {diff} levels off (batch {batch})"
                 else:
-                    np.testing.assert_allclose(got[key], want, atol=EXTRA_ATOL[precision],
-                                               err_msg=f"{method} {precision} {key}")
+                    np.testing.assert_allclose(
+                        got[key], want, atol=EXTRA_ATOL[precision], err_msg=f"{method} {precision} {key}"
+                    )
             if trainer.task == "complete":  # outside the hole: the input exactly
                 outside = np.broadcast_to(inputs["mask"] == 0, got["completed"].shape)
                 np.testing.assert_array_equal(got["completed"][outside], inputs["image"][outside])
@@ -89,12 +89,28 @@ def test_tflite_json_and_the_cli(tmp_path_factory, synthetic_celeba, tmp_path, c
     assert info["inputs"]["attributes"]["shape"] == [-1, len(info["attribute_names"])]
     assert sorted(info["outputs"]) == ["attention", "image"] and info["files"]["float32"]["bytes"] > 0
     out = tmp_path / "cli"
-    assert export_cli.main(["--model_dir", str(exported.model_dir), "--format=tflite", "--precision=float16",
-                            "--export_dir", str(out), "--quiet"]) == 0
+    assert (
+        export_cli.main(
+            [
+                "--model_dir",
+                str(exported.model_dir),
+                "--format=tflite",
+                "--precision=float16",
+                "--export_dir",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert "as TFLite: float16" in capsys.readouterr().out
     assert sorted(p.name for p in out.iterdir()) == ["model_float16.tflite", "tflite.json"]
-    assert export_cli.main(["--model_dir", str(exported.model_dir), "--format=tflite", "--export_dir", str(out),
-                            "--quiet"]) == 2
+    assert (
+        export_cli.main(
+            ["--model_dir", str(exported.model_dir), "--format=tflite", "--export_dir", str(out), "--quiet"]
+        )
+        == 2
+    )
     assert "already exists and is not an empty folder" in capsys.readouterr().err
     with pytest.raises(ConfigError, match="--format must be one of savedmodel, tflite"):
         export_lib.export(exported.model_dir, tmp_path / "x", format="onnx")

@@ -20,7 +20,7 @@ def test_save_restore_round_trip(tmp_path):
     a = _trainer()
     a.step.assign(7)
     for v in a.g_optimizer.variables:
-        v.assign(np.full(v.shape, 3 if 'int' in str(v.dtype) else 0.5, dtype=str(v.dtype)))
+        v.assign(np.full(v.shape, 3 if "int" in str(v.dtype) else 0.5, dtype=str(v.dtype)))
     CheckpointManager(tmp_path, a).save(7, {"note": "x"})
     b = _trainer()
     state = CheckpointManager(tmp_path, b).restore()
@@ -30,8 +30,9 @@ def test_save_restore_round_trip(tmp_path):
         np.testing.assert_array_equal(wa, wb)
     for va, vb in zip(a.g_optimizer.variables, b.g_optimizer.variables):
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(va), keras.ops.convert_to_numpy(vb))
-    np.testing.assert_array_equal(keras.ops.convert_to_numpy(a.seed_generator.state),
-                                  keras.ops.convert_to_numpy(b.seed_generator.state))
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(a.seed_generator.state), keras.ops.convert_to_numpy(b.seed_generator.state)
+    )
 
 
 def test_keeps_latest_and_ignores_partial(tmp_path):

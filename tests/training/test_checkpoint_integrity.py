@@ -26,8 +26,16 @@ DAMAGE = ["truncated_weights", "truncated_state", "emptied_optimizers"]
 
 
 def _config(data_dir, **overrides):
-    values = {"data.image_size": 16, "train.steps": 4, "train.checkpoint_every": 2, "train.sample_every": 1000,
-              "train.batch_size": 2, "train.n_critic": 1, "data.cache": False, **overrides}
+    values = {
+        "data.image_size": 16,
+        "train.steps": 4,
+        "train.checkpoint_every": 2,
+        "train.sample_every": 1000,
+        "train.batch_size": 2,
+        "train.n_critic": 1,
+        "data.cache": False,
+        **overrides,
+    }
     return tiny_config("sagan", data_dir, **values)
 
 
@@ -71,8 +79,11 @@ def test_resume_falls_back_to_the_newest_intact_checkpoint(kind, trained_run, sy
     result = driver.run(_config(synthetic_celeba, **{"train.steps": 6}), model_dir)
     warned = [m for m in _warnings(caplog) if "ckpt-00000004" in m]
     assert warned and "skipping damaged checkpoint" in warned[0], _warnings(caplog)
-    file_named = {"truncated_weights": "generator.weights.h5", "truncated_state": "state.json",
-                  "emptied_optimizers": "optimizers.npz"}[kind]
+    file_named = {
+        "truncated_weights": "generator.weights.h5",
+        "truncated_state": "state.json",
+        "emptied_optimizers": "optimizers.npz",
+    }[kind]
     assert file_named in warned[0] and "ckpt-00000002" in warned[0]
     assert any("at step 2 " in r.getMessage() for r in caplog.records), "resumed from the intact step-2 checkpoint"
     assert result["step"] == 6
@@ -107,8 +118,10 @@ def test_every_checkpoint_damaged_is_one_line_error(trained_run, synthetic_celeb
     model_dir = _copy(trained_run, tmp_path)
     hostile.damage_checkpoint(_ckpt(model_dir, 2), "emptied_optimizers")
     hostile.damage_checkpoint(_ckpt(model_dir, 4), "truncated_weights")
-    for call in (lambda: tf_faceedit.load(model_dir),
-                 lambda: driver.run(_config(synthetic_celeba, **{"train.steps": 6}), model_dir)):
+    for call in (
+        lambda: tf_faceedit.load(model_dir),
+        lambda: driver.run(_config(synthetic_celeba, **{"train.steps": 6}), model_dir),
+    ):
         with pytest.raises(TrainingError, match="no intact checkpoint") as info:
             call()
         message = str(info.value)
@@ -123,8 +136,11 @@ def test_explicit_damaged_checkpoint_is_refused(trained_run, tmp_path):
 
     model_dir = _copy(trained_run, tmp_path)
     hostile.damage_checkpoint(_ckpt(model_dir, 4), "flipped_byte")
-    with pytest.raises(TrainingError, match=r"ckpt-00000004 is damaged or incomplete: generator.weights.h5 does "
-                                            r"not match its SHA-256"):
+    with pytest.raises(
+        TrainingError,
+        match=r"ckpt-00000004 is damaged or incomplete: generator.weights.h5 does "
+        r"not match its SHA-256",
+    ):
         tf_faceedit.load(model_dir, checkpoint=_ckpt(model_dir, 4))
 
 
@@ -135,10 +151,12 @@ def test_old_checkpoints_without_manifest_still_load_and_are_checked(trained_run
     for step in (2, 4):
         (_ckpt(model_dir, step) / MANIFEST).unlink()  # as the code before manifests wrote them
     assert tf_faceedit.load(model_dir).info["step"] == 4
-    expected = {"truncated_weights": "generator.weights.h5 is unreadable or truncated",
-                "truncated_state": "state.json is unreadable or truncated",
-                "emptied_optimizers": "optimizers.npz is unreadable or truncated",
-                "missing_state": "state.json is missing"}
+    expected = {
+        "truncated_weights": "generator.weights.h5 is unreadable or truncated",
+        "truncated_state": "state.json is unreadable or truncated",
+        "emptied_optimizers": "optimizers.npz is unreadable or truncated",
+        "missing_state": "state.json is missing",
+    }
     for kind, reason in expected.items():
         trial = Path(shutil.copytree(model_dir, tmp_path / kind))
         hostile.damage_checkpoint(_ckpt(trial, 4), kind)
@@ -220,15 +238,41 @@ sys.exit(train.main(sys.argv[1:]))
 @pytest.mark.slow  # a training subprocess (~16 s)
 def test_disk_full_in_a_training_process(synthetic_celeba, tmp_path):
     model_dir = tmp_path / "run"
-    sets = {"data.image_size": 16, "data.attributes": "Eyeglasses", "model.g_filters": 4,
-            "model.num_residual_blocks": 1, "model.d_filters": 4, "model.d_max_filters": 8, "train.batch_size": 2,
-            "train.n_critic": 1, "train.steps": 4, "train.checkpoint_every": 2, "train.sample_every": 1000,
-            "train.num_samples": 2, "train.sample_split": "train", "train.verbose": 0, "data.cache": "false"}
-    command = [sys.executable, "-c", _FULL_DISK_AT_SECOND_CHECKPOINT, "--method=sagan",
-               f"--data_dir={synthetic_celeba}", f"--model_dir={model_dir}", "--quiet"]
+    sets = {
+        "data.image_size": 16,
+        "data.attributes": "Eyeglasses",
+        "model.g_filters": 4,
+        "model.num_residual_blocks": 1,
+        "model.d_filters": 4,
+        "model.d_max_filters": 8,
+        "train.batch_size": 2,
+        "train.n_critic": 1,
+        "train.steps": 4,
+        "train.checkpoint_every": 2,
+        "train.sample_every": 1000,
+        "train.num_samples": 2,
+        "train.sample_split": "train",
+        "train.verbose": 0,
+        "data.cache": "false",
+    }
+    command = [
+        sys.executable,
+        "-c",
+        _FULL_DISK_AT_SECOND_CHECKPOINT,
+        "--method=sagan",
+        f"--data_dir={synthetic_celeba}",
+        f"--model_dir={model_dir}",
+        "--quiet",
+    ]
     command += [f"--set={k}={v}" for k, v in sets.items()]
-    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(ROOT)})
+    proc = subprocess.run(
+        command,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(ROOT)},
+    )
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert proc.returncode == 2 and len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     assert "no space left" in errors[0] and str(model_dir / "checkpoints") in errors[0], errors

@@ -20,14 +20,34 @@ STEPS = 9
 
 def _command(data_dir, model_dir):
     overrides = {
-        "data.image_size": 16, "data.attributes": "Eyeglasses", "data.shuffle_buffer": 16, "data.cache": "false",
-        "model.g_filters": 4, "model.num_residual_blocks": 1, "model.d_filters": 4, "model.d_max_filters": 8,
-        "train.batch_size": 2, "train.n_critic": 1, "train.steps": STEPS, "train.log_every": 1,
-        "train.checkpoint_every": 3, "train.sample_every": 1000, "train.num_samples": 2,
-        "train.sample_split": "train", "train.verbose": 0, "train.strategy": "default", "train.seed": 3,
+        "data.image_size": 16,
+        "data.attributes": "Eyeglasses",
+        "data.shuffle_buffer": 16,
+        "data.cache": "false",
+        "model.g_filters": 4,
+        "model.num_residual_blocks": 1,
+        "model.d_filters": 4,
+        "model.d_max_filters": 8,
+        "train.batch_size": 2,
+        "train.n_critic": 1,
+        "train.steps": STEPS,
+        "train.log_every": 1,
+        "train.checkpoint_every": 3,
+        "train.sample_every": 1000,
+        "train.num_samples": 2,
+        "train.sample_split": "train",
+        "train.verbose": 0,
+        "train.strategy": "default",
+        "train.seed": 3,
     }
-    command = [sys.executable, "-m", "tf_faceedit.train", "--method=sagan", f"--data_dir={data_dir}",
-               f"--model_dir={model_dir}"]
+    command = [
+        sys.executable,
+        "-m",
+        "tf_faceedit.train",
+        "--method=sagan",
+        f"--data_dir={data_dir}",
+        f"--model_dir={model_dir}",
+    ]
     return command + [f"--set={k}={v}" for k, v in overrides.items()]
 
 
@@ -45,16 +65,18 @@ def _checkpoint_steps(model_dir):
     folder = model_dir / "checkpoints"
     if not folder.is_dir():
         return []
-    return sorted(int(p.name[5:]) for p in folder.iterdir()
-                  if p.name.startswith("ckpt-") and not p.name.endswith(".tmp") and (p / "state.json").is_file())
+    return sorted(
+        int(p.name[5:])
+        for p in folder.iterdir()
+        if p.name.startswith("ckpt-") and not p.name.endswith(".tmp") and (p / "state.json").is_file()
+    )
 
 
 @pytest.mark.slow
 def test_sigkill_then_same_command_resumes_and_matches_uninterrupted_run(synthetic_celeba, tmp_path):
     killed_dir, reference_dir = tmp_path / "killed", tmp_path / "reference"
     command = _command(synthetic_celeba, killed_dir)
-    proc = subprocess.Popen(command, cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen(command, cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 300
     while not _checkpoint_steps(killed_dir):
         assert proc.poll() is None, f"finished before the first checkpoint: {proc.stderr.read()[-3000:]}"
@@ -99,8 +121,12 @@ def test_checkpoint_keeps_the_networks_dropout_seed_state(tmp_path):
         return t
 
     def seed_states(t):
-        return [keras.ops.convert_to_numpy(v) for net in t.networks.values()
-                for v in net.variables if id(v) not in {id(w) for w in net.weights}]
+        return [
+            keras.ops.convert_to_numpy(v)
+            for net in t.networks.values()
+            for v in net.variables
+            if id(v) not in {id(w) for w in net.weights}
+        ]
 
     a = trainer()
     assert seed_states(a), "the fader's latent discriminator has a Dropout seed generator"

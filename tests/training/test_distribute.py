@@ -56,11 +56,17 @@ SCRIPT = textwrap.dedent("""
 def test_mirrored_matches_default_first_step(synthetic_celeba, lambda_gp):
     root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(root)}
-    proc = subprocess.run([sys.executable, "-c", SCRIPT, str(synthetic_celeba), str(lambda_gp)], cwd=root, env=env,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(synthetic_celeba), str(lambda_gp)],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     assert proc.returncode == 0 and lines, proc.stderr[-3000:]
-    result = json.loads(lines[0][len("RESULT "):])
+    result = json.loads(lines[0][len("RESULT ") :])
     default, mirrored = result["default"], result["mirrored"]
     assert mirrored["replicas"] == 2
     # With the gradient penalty the interpolation weights are drawn per replica, not as on one device: d_gp differs.
@@ -127,11 +133,17 @@ SMOKE_SCRIPT = textwrap.dedent("""
 def test_every_method_trains_a_step_under_mirrored_and_replicas_draw_their_own_seeds(synthetic_celeba):
     root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(root)}
-    proc = subprocess.run([sys.executable, "-c", SMOKE_SCRIPT, str(synthetic_celeba)], cwd=root, env=env,
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-c", SMOKE_SCRIPT, str(synthetic_celeba)],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     assert proc.returncode == 0 and lines, proc.stderr[-3000:]
-    result = json.loads(lines[0][len("RESULT "):])
+    result = json.loads(lines[0][len("RESULT ") :])
     assert result["replicas"] == 2 and result["missing"] == []
     assert len(result["methods"]) >= 6
     for method, run in result["methods"].items():

@@ -128,8 +128,10 @@ def test_build_trackers_leaves_batchnorm_statistics_and_rng_untouched(synthetic_
     cfg = tiny_config("fader", synthetic_celeba)
     trainer = Fader(cfg)
     trainer.compile(optimizers=trainer.make_optimizers())
-    before = [keras.ops.convert_to_numpy(v).copy()
-              for v in trainer.state_variables() + [w for n in trainer.networks.values() for w in n.weights]]
+    before = [
+        keras.ops.convert_to_numpy(v).copy()
+        for v in trainer.state_variables() + [w for n in trainer.networks.values() for w in n.weights]
+    ]
     assert any("moving" in w.path for n in trainer.networks.values() for w in n.weights)  # it has BatchNorm
     trainer.build_trackers(_batch(cfg))
     after = trainer.state_variables() + [w for n in trainer.networks.values() for w in n.weights]

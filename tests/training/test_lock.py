@@ -73,6 +73,7 @@ def test_stale_lock_is_taken_over_with_a_warning_and_removed_on_exception(tmp_pa
 def test_unreadable_old_lock_is_taken_over(tmp_path):
     (tmp_path / ".lock").write_text("")  # a trainer killed between creating and writing it
     import os
+
     os.utime(tmp_path / ".lock", (0, 0))
     with ModelDirLock(tmp_path):
         assert json.loads((tmp_path / ".lock").read_text())["pid"] > 0

@@ -31,9 +31,17 @@ WORKER = textwrap.dedent("""
     print("RESULT " + json.dumps({"step": result["step"]}))
 """)
 
-OVERRIDES = {"data.image_size": 16, "data.random_flip": False, "loss.lambda_gp": 0.0, "train.n_critic": 1,
-             "train.batch_size": 4, "train.steps": 2, "train.log_every": 1, "train.checkpoint_every": 1,
-             "train.sample_every": 100}
+OVERRIDES = {
+    "data.image_size": 16,
+    "data.random_flip": False,
+    "loss.lambda_gp": 0.0,
+    "train.n_critic": 1,
+    "train.batch_size": 4,
+    "train.steps": 2,
+    "train.log_every": 1,
+    "train.checkpoint_every": 1,
+    "train.sample_every": 100,
+}
 
 
 def _free_ports(n):
@@ -61,9 +69,16 @@ def test_two_workers_match_single_process_and_only_chief_writes(synthetic_celeba
     for index in range(2):
         tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
         overrides = json.dumps({**OVERRIDES, "train.strategy": "multiworker"})
-        procs.append(subprocess.Popen(
-            [sys.executable, "-c", WORKER, tf_config, str(synthetic_celeba), overrides, str(dirs[index])],
-            cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-c", WORKER, tf_config, str(synthetic_celeba), overrides, str(dirs[index])],
+                cwd=ROOT,
+                env=_env(),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
     outputs = []
     try:
         for proc in procs:
@@ -77,9 +92,14 @@ def test_two_workers_match_single_process_and_only_chief_writes(synthetic_celeba
         assert json.loads(out.split("RESULT ")[1])["step"] == 2
 
     single = json.dumps({**OVERRIDES, "train.strategy": "default"})
-    proc = subprocess.run([sys.executable, "-c", WORKER, "{}", str(synthetic_celeba), single,
-                           str(tmp_path / "single_run")], cwd=ROOT, env=_env(), capture_output=True, text=True,
-                          timeout=400)
+    proc = subprocess.run(
+        [sys.executable, "-c", WORKER, "{}", str(synthetic_celeba), single, str(tmp_path / "single_run")],
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
 
     # the chief wrote the run; the other worker wrote nothing at all in its model_dir

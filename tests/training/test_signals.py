@@ -20,14 +20,34 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _command(data_dir, model_dir, steps, checkpoint_every):
     overrides = {
-        "data.image_size": 16, "data.attributes": "Eyeglasses", "data.shuffle_buffer": 16, "data.cache": "false",
-        "model.g_filters": 4, "model.num_residual_blocks": 1, "model.d_filters": 4, "model.d_max_filters": 8,
-        "train.batch_size": 2, "train.n_critic": 1, "train.steps": steps, "train.log_every": 1,
-        "train.checkpoint_every": checkpoint_every, "train.sample_every": 100000, "train.num_samples": 2,
-        "train.sample_split": "train", "train.verbose": 0, "train.strategy": "default", "train.seed": 3,
+        "data.image_size": 16,
+        "data.attributes": "Eyeglasses",
+        "data.shuffle_buffer": 16,
+        "data.cache": "false",
+        "model.g_filters": 4,
+        "model.num_residual_blocks": 1,
+        "model.d_filters": 4,
+        "model.d_max_filters": 8,
+        "train.batch_size": 2,
+        "train.n_critic": 1,
+        "train.steps": steps,
+        "train.log_every": 1,
+        "train.checkpoint_every": checkpoint_every,
+        "train.sample_every": 100000,
+        "train.num_samples": 2,
+        "train.sample_split": "train",
+        "train.verbose": 0,
+        "train.strategy": "default",
+        "train.seed": 3,
     }
-    command = [sys.executable, "-m", "tf_faceedit.train", "--method=sagan", f"--data_dir={data_dir}",
-               f"--model_dir={model_dir}"]
+    command = [
+        sys.executable,
+        "-m",
+        "tf_faceedit.train",
+        "--method=sagan",
+        f"--data_dir={data_dir}",
+        f"--model_dir={model_dir}",
+    ]
     return command + [f"--set={k}={v}" for k, v in overrides.items()]
 
 
@@ -94,8 +114,14 @@ def test_second_signal_exits_at_once(tmp_path):
         "    while True:\n"
         "        time.sleep(0.05)\n"
     )
-    proc = subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "run")], cwd=ROOT, env=_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, str(tmp_path / "run")],
+        cwd=ROOT,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout.readline().strip() == "ready"
     proc.send_signal(signal.SIGINT)
     time.sleep(1.0)
@@ -117,8 +143,9 @@ def test_no_stop_within_the_grace_time_exits(tmp_path):
         "    print('ready', flush=True)\n"
         "    time.sleep(120)\n"
     )
-    proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, env=_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script], cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     assert proc.stdout.readline().strip() == "ready"
     started = time.time()
     proc.send_signal(signal.SIGTERM)
@@ -141,8 +168,14 @@ def test_interrupted_then_resumed_matches_an_uninterrupted_run(sig, synthetic_ce
         assert at % every, f"the signal's checkpoint should be mid-segment, got step {at}"
         resumed = subprocess.run(command, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600)
         assert resumed.returncode == 0 and f"at step {at} " in resumed.stderr, resumed.stderr[-3000:]
-    subprocess.run(_command(synthetic_celeba, reference_dir, steps, every), cwd=ROOT, env=_env(), check=True,
-                   capture_output=True, timeout=600)
+    subprocess.run(
+        _command(synthetic_celeba, reference_dir, steps, every),
+        cwd=ROOT,
+        env=_env(),
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
     reference = read_scalars_jsonl(reference_dir / "logs" / "scalars.jsonl")
     after = read_scalars_jsonl(model_dir / "logs" / "scalars.jsonl")
     assert sorted(reference) == list(range(1, steps + 1)) == sorted(after)

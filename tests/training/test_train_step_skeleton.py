@@ -15,8 +15,10 @@ TRAINING = pathlib.Path(__file__).resolve().parents[2] / "tf_faceedit" / "traini
 
 def _batch(n):
     rng = np.random.default_rng(0)
-    return {"image": keras.ops.convert_to_tensor(rng.uniform(-1, 1, (n, 32, 32, 3)).astype("float32")),
-            "attributes": keras.ops.convert_to_tensor((np.arange(n)[:, None] % 2).astype("float32"))}
+    return {
+        "image": keras.ops.convert_to_tensor(rng.uniform(-1, 1, (n, 32, 32, 3)).astype("float32")),
+        "attributes": keras.ops.convert_to_tensor((np.arange(n)[:, None] % 2).astype("float32")),
+    }
 
 
 def test_run_step_slices_seeds_and_orders_the_updates():
@@ -67,7 +69,14 @@ def test_no_import_cycle_between_the_trainer_and_its_jax_backend():
 
 def test_the_jax_backend_uses_only_public_members_of_the_trainer():
     tree = ast.parse((TRAINING / "jax_trainer.py").read_text())
-    private = sorted({node.attr for node in ast.walk(tree)
-                      if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
-                      and node.value.id == "trainer" and node.attr.startswith("_")})
+    private = sorted(
+        {
+            node.attr
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "trainer"
+            and node.attr.startswith("_")
+        }
+    )
     assert private == []

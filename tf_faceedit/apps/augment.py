@@ -30,20 +30,31 @@ from tf_faceedit.images import to_uint8
 log = logging.getLogger("tf_faceedit")
 
 
-def augment(model_dir, data_dir, out_dir, attributes=None, include_identity=True, batch_size=16, max_images=None,
-            overwrite=False, quality=95, verbose=1):
+def augment(
+    model_dir,
+    data_dir,
+    out_dir,
+    attributes=None,
+    include_identity=True,
+    batch_size=16,
+    max_images=None,
+    overwrite=False,
+    quality=95,
+    verbose=1,
+):
     """Writes the augmented copy (see the module docstring). Returns a summary dict."""
     from tf_faceedit import api
 
     model = api.load(model_dir)
     if model.task != "edit":
-        raise ConfigError(f"{model_dir} holds a {model.method} run (task {model.task}); augment needs an editing "
-                          "method (sagan, attentiongan, fader, icgan)")
+        raise ConfigError(
+            f"{model_dir} holds a {model.method} run (task {model.task}); augment needs an editing "
+            "method (sagan, attentiongan, fader, icgan)"
+        )
     attributes = list(attributes or model.attribute_names)
     unknown = [a for a in attributes if a not in model.attribute_names]
     if unknown:
-        raise ConfigError(f"--attributes {', '.join(unknown)}: the model edits only "
-                          f"{', '.join(model.attribute_names)}")
+        raise ConfigError(f"--attributes {', '.join(unknown)}: the model edits only {', '.join(model.attribute_names)}")
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         raise DataError(f"--out_dir {out_dir} is not empty (use --overwrite to replace it)")
@@ -71,14 +82,15 @@ def augment(model_dir, data_dir, out_dir, attributes=None, include_identity=True
             records = celeba.Records(records.paths[:keep], records.attributes[:keep], records.attribute_names, split)
         if not len(records):
             continue
-        dataset = celeba.build_dataset(all_cfg, split, batch_size=batch_size, training=False, repeat=False,
-                                       drop_remainder=False, records=records)
+        dataset = celeba.build_dataset(
+            all_cfg, split, batch_size=batch_size, training=False, repeat=False, drop_remainder=False, records=records
+        )
         progress = keras.utils.Progbar(len(records), verbose=verbose, unit_name="image")
         offset = 0
         for batch in dataset:
             images = to_uint8(batch["image"].numpy())
             source = batch["attributes"].numpy()  # all columns, {0, 1}
-            stems = [Path(p).stem for p in records.paths[offset:offset + len(images)]]
+            stems = [Path(p).stem for p in records.paths[offset : offset + len(images)]]
             offset += len(images)
             variants = [("id", None)] if include_identity else []
             variants += [(a, model.attribute_names.index(a)) for a in attributes]
@@ -92,8 +104,9 @@ def augment(model_dir, data_dir, out_dir, attributes=None, include_identity=True
                     new_row[model_columns] = goal
                     suffix = "id" if index is None else f"{label}_{int(goal[index] > 0.5)}"
                     name = f"{stem}_{suffix}.jpg"
-                    images_lib.write_image(image_dir / name, image, what="--out_dir",
-                                           params=[int(cv2.IMWRITE_JPEG_QUALITY), int(quality)])
+                    images_lib.write_image(
+                        image_dir / name, image, what="--out_dir", params=[int(cv2.IMWRITE_JPEG_QUALITY), int(quality)]
+                    )
                     filenames.append(name)
                     rows.append(np.where(new_row > 0.5, 1, -1))
                     partition[name] = split_id
@@ -103,9 +116,16 @@ def augment(model_dir, data_dir, out_dir, attributes=None, include_identity=True
         raise DataError(f"no images found in {data_dir}")
     celeba.write_celeba_attributes(out_dir / celeba.CELEBA_ATTR_FILE, names, filenames, rows)
     celeba.write_partition(out_dir / celeba.PARTITION_FILE, partition)
-    summary = {"source": str(data_dir), "model_dir": str(model_dir), "method": model.method,
-               "image_size": model.image_size, "attributes": attributes, "include_identity": include_identity,
-               "source_images": written, "images": len(filenames)}
+    summary = {
+        "source": str(data_dir),
+        "model_dir": str(model_dir),
+        "method": model.method,
+        "image_size": model.image_size,
+        "attributes": attributes,
+        "include_identity": include_identity,
+        "source_images": written,
+        "images": len(filenames),
+    }
     (out_dir / "augment.json").write_text(json.dumps(summary, indent=2))
     log.info("augment: wrote %d images from %d source images to %s", len(filenames), written, out_dir)
     return summary

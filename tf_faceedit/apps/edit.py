@@ -65,11 +65,14 @@ def plan_outputs(inputs, image, out):
             raise ConfigError(f"--out {out} exists and is not a file")
         return [out]
     if not single and suffix in images.IMAGE_EXTENSIONS and not out.is_dir():
-        raise ConfigError(f"--out {out} names an image file, but --image {image} is a folder of photos: give a "
-                          "folder for the edited photos")
+        raise ConfigError(
+            f"--out {out} names an image file, but --image {image} is a folder of photos: give a "
+            "folder for the edited photos"
+        )
     io_util.check_output_dir(out, "--out")
-    return [out / f"{p.stem}_edited{p.suffix if p.suffix.lower() in images.IMAGE_EXTENSIONS else '.png'}"
-            for p in inputs]
+    return [
+        out / f"{p.stem}_edited{p.suffix if p.suffix.lower() in images.IMAGE_EXTENSIONS else '.png'}" for p in inputs
+    ]
 
 
 def _read_mask(path, shape):
@@ -106,8 +109,10 @@ def edit_photos(model, image, out, attributes=None, face=None, mask=None, detect
         model = api.load(model)
     unknown = [name for name in attributes if name not in model.attribute_names]
     if unknown:
-        raise ConfigError(f"--set {unknown[0]}: the model was not trained on {unknown[0]}; its attributes are "
-                          f"{', '.join(model.attribute_names)}")
+        raise ConfigError(
+            f"--set {unknown[0]}: the model was not trained on {unknown[0]}; its attributes are "
+            f"{', '.join(model.attribute_names)}"
+        )
     model.check_attribute_values(attributes, "--set")
     if model.task == "complete" and mask is None:
         raise ConfigError(f"method {model.method} completes faces: give --mask (nonzero = region to fill)")
@@ -128,8 +133,17 @@ def edit_photos(model, image, out, attributes=None, face=None, mask=None, detect
             photo, alpha = images.read_image_alpha(source)
             photo_mask = _read_mask(mask, photo.shape) if mask is not None else None
             kind = "no face"
-            edited, faces, _ = align.edit_photo(photo, edit_fn, model.image_size, model.crop_fraction, detector, face,
-                                                photo_mask, feather=feather, source=str(source))
+            edited, faces, _ = align.edit_photo(
+                photo,
+                edit_fn,
+                model.image_size,
+                model.crop_fraction,
+                detector,
+                face,
+                photo_mask,
+                feather=feather,
+                source=str(source),
+            )
         except DataError as err:
             if single:
                 raise
@@ -141,10 +155,19 @@ def edit_photos(model, image, out, attributes=None, face=None, mask=None, detect
         report.written.append({"input": str(source), "output": str(target), "faces": len(faces)})
     if not report.written:
         unreadable = len(report.unreadable)
-        raise DataError(f"nothing written: of the {len(inputs)} photo(s) of {image}, {unreadable} could not be read "
-                        f"and {len(report.skipped) - unreadable} had no face found")
+        raise DataError(
+            f"nothing written: of the {len(inputs)} photo(s) of {image}, {unreadable} could not be read "
+            f"and {len(report.skipped) - unreadable} had no face found"
+        )
     if report.skipped:
-        log.warning("%d of %d photo(s) of %s skipped (%d unreadable, %d without a face); %d written to %s",
-                    len(report.skipped), len(inputs), image, len(report.unreadable),
-                    len(report.skipped) - len(report.unreadable), len(report.written), out)
+        log.warning(
+            "%d of %d photo(s) of %s skipped (%d unreadable, %d without a face); %d written to %s",
+            len(report.skipped),
+            len(inputs),
+            image,
+            len(report.unreadable),
+            len(report.skipped) - len(report.unreadable),
+            len(report.written),
+            out,
+        )
     return report

@@ -15,8 +15,11 @@ from tf_faceedit.cli import common
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m tf_faceedit.augment", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m tf_faceedit.augment",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--model_dir", required=True, help="run folder of an editing method")
     parser.add_argument("--data_dir", required=True, help="source dataset folder (CelebA or CSV format)")
     parser.add_argument("--out_dir", required=True, help="folder for the augmented dataset")
@@ -36,10 +39,17 @@ def main(argv=None):
         from tf_faceedit.apps import augment as augment_app
 
         attributes = [a.strip() for a in args.attributes.split(",") if a.strip()] if args.attributes else None
-        summary = augment_app.augment(args.model_dir, args.data_dir, args.out_dir, attributes=attributes,
-                                      include_identity=not args.no_identity, batch_size=args.batch_size,
-                                      max_images=args.max_images, overwrite=args.overwrite,
-                                      verbose=0 if args.quiet else 1)
+        summary = augment_app.augment(
+            args.model_dir,
+            args.data_dir,
+            args.out_dir,
+            attributes=attributes,
+            include_identity=not args.no_identity,
+            batch_size=args.batch_size,
+            max_images=args.max_images,
+            overwrite=args.overwrite,
+            verbose=0 if args.quiet else 1,
+        )
         print(f"wrote {summary['images']} images ({summary['source_images']} source images) to {args.out_dir}")
         return 0
 

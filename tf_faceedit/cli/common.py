@@ -11,8 +11,11 @@ def quiet_tensorflow():
 
 
 def setup_logging(verbose=True):
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(message)s",
+        datefmt="%H:%M:%S",
+    )
 
 
 def main_wrapper(fn):
@@ -30,8 +33,7 @@ def main_wrapper(fn):
         return 130
 
 
-MODEL_HELP = ("zoo model name (python -m tf_faceedit.pretrained lists them), or a training run / export version "
-              "folder")
+MODEL_HELP = "zoo model name (python -m tf_faceedit.pretrained lists them), or a training run / export version folder"
 
 
 def add_model_argument(parser, **kwargs):

@@ -18,18 +18,31 @@ from tf_faceedit.cli import common
 def parse_args(argv=None):
     from tf_faceedit.apps.demo.handlers import DEFAULT_MAX_SIDE
 
-    parser = argparse.ArgumentParser(prog="python -m tf_faceedit.demo", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m tf_faceedit.demo",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     common.add_model_argument(parser, action="append", default=[])
     parser.add_argument("--model_dir", action="append", default=[], help="training run folder (repeatable)")
     parser.add_argument("--export_dir", action="append", default=[], help="export version folder (repeatable)")
     parser.add_argument("--port", type=int, default=7860, help="port to serve on (default 7860)")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine "
-                                                            "only; 0.0.0.0 for every interface)")
-    parser.add_argument("--max_side", type=int, default=DEFAULT_MAX_SIDE,
-                        help=f"photos with a longer side are downscaled to it (default {DEFAULT_MAX_SIDE})")
-    parser.add_argument("--detector_model", help="face detector: mtcnn, haar, or a YuNet .onnx file (default: mtcnn "
-                        "when installed, pip install 'tf_faceedit[faces]'; else haar)")
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 for every interface)",
+    )
+    parser.add_argument(
+        "--max_side",
+        type=int,
+        default=DEFAULT_MAX_SIDE,
+        help=f"photos with a longer side are downscaled to it (default {DEFAULT_MAX_SIDE})",
+    )
+    parser.add_argument(
+        "--detector_model",
+        help="face detector: mtcnn, haar, or a YuNet .onnx file (default: mtcnn "
+        "when installed, pip install 'tf_faceedit[faces]'; else haar)",
+    )
     parser.add_argument("--quiet", action="store_true", help="warnings only")
     args = parser.parse_args(argv)
     if not args.model and not args.model_dir and not args.export_dir:
@@ -55,10 +68,19 @@ def main(argv=None):
             entry = pretrained.resolve(model)
             is_export = entry is None and (Path(model) / "saved_model.pb").is_file()
             (export_dirs if is_export else model_dirs).append(str(entry.directory) if entry is not None else model)
-        print(f"loading {len(model_dirs) + len(export_dirs)} model(s); the page will be at "
-              f"http://{args.host}:{args.port}", flush=True)
-        page.run(model_dirs, export_dirs, port=args.port, host=args.host, max_side=args.max_side,
-                     detector_model=args.detector_model)
+        print(
+            f"loading {len(model_dirs) + len(export_dirs)} model(s); the page will be at "
+            f"http://{args.host}:{args.port}",
+            flush=True,
+        )
+        page.run(
+            model_dirs,
+            export_dirs,
+            port=args.port,
+            host=args.host,
+            max_side=args.max_side,
+            detector_model=args.detector_model,
+        )
         return 0
 
     return common.run_cli(work, verbose=not args.quiet)

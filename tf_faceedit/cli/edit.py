@@ -21,20 +21,32 @@ from tf_faceedit.cli import common
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m tf_faceedit.edit", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m tf_faceedit.edit",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     source = parser.add_mutually_exclusive_group(required=True)
     common.add_model_argument(source)
     source.add_argument("--model_dir", help="training run folder")
     source.add_argument("--export_dir", help="export version folder (saved_model.pb)")
     parser.add_argument("--image", required=True, help="photo file or folder of photos")
     parser.add_argument("--out", required=True, help="output file (one photo) or folder")
-    parser.add_argument("--set", dest="assignments", action="append", default=[], metavar="ATTRIBUTE=VALUE",
-                        help="target attribute value, e.g. --set Smiling=1 (repeatable)")
+    parser.add_argument(
+        "--set",
+        dest="assignments",
+        action="append",
+        default=[],
+        metavar="ATTRIBUTE=VALUE",
+        help="target attribute value, e.g. --set Smiling=1 (repeatable)",
+    )
     parser.add_argument("--face", type=int, help="edit only face N (0-based, counted from the left)")
     parser.add_argument("--mask", help="for completion models: mask image, nonzero = region to fill")
-    parser.add_argument("--detector_model", help="face detector: mtcnn, haar, or a YuNet .onnx file (default: mtcnn "
-                        "when installed, pip install 'tf_faceedit[faces]'; else haar)")
+    parser.add_argument(
+        "--detector_model",
+        help="face detector: mtcnn, haar, or a YuNet .onnx file (default: mtcnn "
+        "when installed, pip install 'tf_faceedit[faces]'; else haar)",
+    )
     parser.add_argument("--feather", type=float, default=0.1, help="width of the blended border (fraction of face)")
     parser.add_argument("--quiet", action="store_true", help="warnings only")
     return parser.parse_args(argv)
@@ -62,16 +74,26 @@ def main(argv=None):
     def work():
         from tf_faceedit.apps import edit as edit_app
 
-        report = edit_app.edit_photos(args.model or args.model_dir or args.export_dir, args.image, args.out,
-                                      parse_assignments(args.assignments), face=args.face, mask=args.mask,
-                                      detector_model=args.detector_model, feather=args.feather)
+        report = edit_app.edit_photos(
+            args.model or args.model_dir or args.export_dir,
+            args.image,
+            args.out,
+            parse_assignments(args.assignments),
+            face=args.face,
+            mask=args.mask,
+            detector_model=args.detector_model,
+            feather=args.feather,
+        )
         for result in report.written:
             print(f"{result['input']}: {result['faces']} face(s) -> {result['output']}")
         for skipped in report.skipped:
             print(f"{skipped['input']}: skipped ({skipped['kind']})")
         if report.unreadable:
-            print(f"error: {len(report.unreadable)} photo(s) could not be read "
-                  f"(first: {report.unreadable[0]['reason']}); {len(report.written)} written", file=sys.stderr)
+            print(
+                f"error: {len(report.unreadable)} photo(s) could not be read "
+                f"(first: {report.unreadable[0]['reason']}); {len(report.written)} written",
+                file=sys.stderr,
+            )
             return 1
         return 0
 

@@ -17,8 +17,11 @@ from tf_faceedit.cli import common
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m tf_faceedit.evaluate", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m tf_faceedit.evaluate",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--model_dir", help="run folder of the model to evaluate")
     common.add_model_argument(source)
@@ -28,11 +31,18 @@ def parse_args(argv=None):
     parser.add_argument("--inception_weights", help="InceptionV3 (include_top=False) weights file for true FID/KID")
     parser.add_argument("--max_images", type=int, help="evaluate the first N images of the split")
     parser.add_argument("--batch_size", type=int, default=16)
-    parser.add_argument("--min_classifier_accuracy", type=float, default=0.8,
-                        help="do not score an attribute on which the classifier's balanced val accuracy is below this")
+    parser.add_argument(
+        "--min_classifier_accuracy",
+        type=float,
+        default=0.8,
+        help="do not score an attribute on which the classifier's balanced val accuracy is below this",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the completion masks and KID subsets")
-    parser.add_argument("--mask_kind", choices=["noise", "rect", "mixed"],
-                        help="completion: hole kind of the evaluation masks (default: the run's data.mask.kind)")
+    parser.add_argument(
+        "--mask_kind",
+        choices=["noise", "rect", "mixed"],
+        help="completion: hole kind of the evaluation masks (default: the run's data.mask.kind)",
+    )
     parser.add_argument("--out_dir", help="report folder (default RUN/eval/<split>; a zoo model: eval/NAME/<split>)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar, warnings only")
     return parser.parse_args(argv)
@@ -58,10 +68,19 @@ def main(argv=None):
         if entry is not None and out_dir is None:  # not into the installed package
             out_dir = f"eval/{entry.name}/{args.split}"
         report = evaluation.evaluate(
-            model, data_dir=args.data_dir, split=args.split, classifier=args.classifier,
-            inception_weights=args.inception_weights, max_images=args.max_images, batch_size=args.batch_size,
-            min_classifier_accuracy=args.min_classifier_accuracy, seed=args.seed, out_dir=out_dir,
-            verbose=0 if args.quiet else 1, mask_kind=args.mask_kind)
+            model,
+            data_dir=args.data_dir,
+            split=args.split,
+            classifier=args.classifier,
+            inception_weights=args.inception_weights,
+            max_images=args.max_images,
+            batch_size=args.batch_size,
+            min_classifier_accuracy=args.min_classifier_accuracy,
+            seed=args.seed,
+            out_dir=out_dir,
+            verbose=0 if args.quiet else 1,
+            mask_kind=args.mask_kind,
+        )
         print(evaluation.markdown_report(report))
         return 0
 

@@ -17,18 +17,30 @@ from tf_faceedit.cli import common
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m tf_faceedit.export", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m tf_faceedit.export",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--model_dir", help="training run folder (config.yaml, checkpoints/)")
     common.add_model_argument(source)
-    parser.add_argument("--export_dir", required=True,
-                        help="BASE/NAME/VERSION, VERSION an integer (--format=tflite: a new folder)")
+    parser.add_argument(
+        "--export_dir", required=True, help="BASE/NAME/VERSION, VERSION an integer (--format=tflite: a new folder)"
+    )
     parser.add_argument("--checkpoint", help="a ckpt-XXXXXXXX folder (default: the latest of --model_dir)")
-    parser.add_argument("--format", default="savedmodel", choices=["savedmodel", "tflite"],
-                        help="savedmodel (TF Serving, default) or tflite (on-device)")
-    parser.add_argument("--precision", default="all", choices=["all", "float32", "float16"],
-                        help="--format=tflite: the models written (default: float32 and float16)")
+    parser.add_argument(
+        "--format",
+        default="savedmodel",
+        choices=["savedmodel", "tflite"],
+        help="savedmodel (TF Serving, default) or tflite (on-device)",
+    )
+    parser.add_argument(
+        "--precision",
+        default="all",
+        choices=["all", "float32", "float16"],
+        help="--format=tflite: the models written (default: float32 and float16)",
+    )
     parser.add_argument("--quiet", action="store_true", help="log warnings only")
     return parser.parse_args(argv)
 
@@ -41,15 +53,20 @@ def main(argv=None):
 
         if args.format == "tflite":
             precisions = ("float32", "float16") if args.precision == "all" else (args.precision,)
-            result = export_lib.export(args.model or args.model_dir, args.export_dir, args.checkpoint,
-                                       format="tflite", precisions=precisions)
-            print(f"exported {result['method']} step {result['step']} to {result['export_dir']} as TFLite: "
-                  f"{', '.join(sorted(result['files']))}  inputs: {', '.join(result['inputs'])}  outputs: "
-                  f"{', '.join(result['outputs'])}")
+            result = export_lib.export(
+                args.model or args.model_dir, args.export_dir, args.checkpoint, format="tflite", precisions=precisions
+            )
+            print(
+                f"exported {result['method']} step {result['step']} to {result['export_dir']} as TFLite: "
+                f"{', '.join(sorted(result['files']))}  inputs: {', '.join(result['inputs'])}  outputs: "
+                f"{', '.join(result['outputs'])}"
+            )
             return 0
         result = export_lib.export(args.model or args.model_dir, args.export_dir, args.checkpoint)
-        print(f"exported {result['method']} step {result['step']} to {result['export_dir']}  "
-              f"signatures: {', '.join(result['signatures'])}  networks: {', '.join(result['networks'])}")
+        print(
+            f"exported {result['method']} step {result['step']} to {result['export_dir']}  "
+            f"signatures: {', '.join(result['signatures'])}  networks: {', '.join(result['networks'])}"
+        )
         return 0
 
     return common.run_cli(work, verbose=not args.quiet)

@@ -14,11 +14,18 @@ from tf_faceedit.cli import common
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m tf_faceedit.serving.grpc_server",
-                                     description="In-process TF Serving stand-in (Predict, GetModelMetadata) for "
-                                                 "development and tests; NOT TF Serving.")
-    parser.add_argument("--model", action="append", default=[], metavar="NAME=DIR",
-                        help="serve the SavedModel in DIR (a version dir, or a base dir of version dirs) as NAME")
+    parser = argparse.ArgumentParser(
+        prog="python -m tf_faceedit.serving.grpc_server",
+        description="In-process TF Serving stand-in (Predict, GetModelMetadata) for "
+        "development and tests; NOT TF Serving.",
+    )
+    parser.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        metavar="NAME=DIR",
+        help="serve the SavedModel in DIR (a version dir, or a base dir of version dirs) as NAME",
+    )
     parser.add_argument("--model_config_file", help="TF Serving models.config (text proto) listing the models")
     parser.add_argument("--models_root", help="folder that replaces /models in the config file's base paths")
     parser.add_argument("--port", type=int, default=8500, help="gRPC port (default 8500, as TF Serving)")
@@ -45,8 +52,11 @@ def main(argv=None):
         if not export_dirs:
             raise ConfigError("give --model NAME=DIR (repeatable) or --model_config_file")
         server, port = start_server(export_dirs, args.port, args.host)
-        print(f"serving {', '.join(sorted(export_dirs))} on {args.host}:{port} (gRPC; test server, not TF Serving); "
-              "Ctrl-C stops", flush=True)
+        print(
+            f"serving {', '.join(sorted(export_dirs))} on {args.host}:{port} (gRPC; test server, not TF Serving); "
+            "Ctrl-C stops",
+            flush=True,
+        )
         try:
             threading.Event().wait()
         finally:

@@ -13,23 +13,34 @@ from tf_faceedit.cli import common
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m tf_faceedit.serving.client",
-                                     description="Edit (or complete) one face image with a model served by "
-                                                 "TF Serving.")
-    parser.add_argument("--server", default=None,
-                        help="host:port of TF Serving (default localhost:8500, or localhost:8501 with --rest)")
+    parser = argparse.ArgumentParser(
+        prog="python -m tf_faceedit.serving.client",
+        description="Edit (or complete) one face image with a model served by TF Serving.",
+    )
+    parser.add_argument(
+        "--server", default=None, help="host:port of TF Serving (default localhost:8500, or localhost:8501 with --rest)"
+    )
     parser.add_argument("--model", required=True, help="model name in the server's models.config, e.g. sagan")
     parser.add_argument("--image", required=True, help="input face image (best: an aligned CelebA-style crop)")
     parser.add_argument("--out", required=True, help="output image file (.png)")
-    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="NAME=VALUE",
-                        help="target attribute value, e.g. --set Eyeglasses=1 (repeatable; others default to 0)")
+    parser.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="target attribute value, e.g. --set Eyeglasses=1 (repeatable; others default to 0)",
+    )
     parser.add_argument("--attributes", help="the full target vector v1,v2,... in the model's attribute order")
     parser.add_argument("--mask", help="hole mask image for completion models (nonzero = hole), same size as --image")
     parser.add_argument("--rest", action="store_true", help="use the REST API (port 8501) instead of gRPC")
     parser.add_argument("--version", type=int, help="model version (default: the latest loaded)")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds per request (default 60)")
-    parser.add_argument("--save_extras", action="store_true",
-                        help="also write the extra outputs (attention maps, ...) as <out>_<name>.png")
+    parser.add_argument(
+        "--save_extras",
+        action="store_true",
+        help="also write the extra outputs (attention maps, ...) as <out>_<name>.png",
+    )
     return parser.parse_args(argv)
 
 

@@ -27,8 +27,10 @@ def path(name: str) -> Path:
     candidate = PRESET_DIR / f"{stem}.yaml"
     if not candidate.is_file():
         available = names()
-        raise ConfigError(f"--config {name}: no such file and no packaged preset {stem!r}{suggest(stem, available)}; "
-                          f"presets: {', '.join(available)}")
+        raise ConfigError(
+            f"--config {name}: no such file and no packaged preset {stem!r}{suggest(stem, available)}; "
+            f"presets: {', '.join(available)}"
+        )
     return candidate
 
 

@@ -301,8 +301,9 @@ def _warp_to_face(image, transform, size):
         sx, sy = new_w / roi_w, new_h / roi_h
         # A pixel s of the small image sits at (s + 0.5) / sx - 0.5 in the roi.
         offset = matrix[:, :2] @ [0.5 / sx - 0.5, 0.5 / sy - 0.5]
-        matrix = np.concatenate([matrix[:, :2] @ np.diag([1.0 / sx, 1.0 / sy]),
-                                 (matrix[:, 2] + offset)[:, None]], axis=1)
+        matrix = np.concatenate(
+            [matrix[:, :2] @ np.diag([1.0 / sx, 1.0 / sy]), (matrix[:, 2] + offset)[:, None]], axis=1
+        )
     return cv2.warpAffine(roi, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=BORDER_MODE)
 
 
@@ -312,8 +313,14 @@ def align_mask(mask, transform, output_size):
     if mask.ndim == 3:
         mask = mask.max(axis=2)
     mask = (mask > 0).astype(np.uint8)
-    out = cv2.warpAffine(mask, np.asarray(transform, np.float64), (int(output_size), int(output_size)),
-                         flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    out = cv2.warpAffine(
+        mask,
+        np.asarray(transform, np.float64),
+        (int(output_size), int(output_size)),
+        flags=cv2.INTER_NEAREST,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0,
+    )
     return out.astype(np.float32)[..., None]
 
 
@@ -353,8 +360,14 @@ def paste_back(photo, edited_face, transform, feather=0.1, original_face=None):
     height, width = photo.shape[:2]
     transform = np.asarray(transform, np.float64)
     flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
-    mask = cv2.warpAffine(feather_mask(size, feather), transform, (width, height), flags=flags,
-                          borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+    mask = cv2.warpAffine(
+        feather_mask(size, feather),
+        transform,
+        (width, height),
+        flags=flags,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0.0,
+    )
     rows, cols = np.nonzero(mask > 0)
     out = photo.copy()
     if rows.size == 0:
@@ -401,8 +414,9 @@ class HaarDetector:
       max_side: photos are searched at most this large (longer side), then boxes are mapped back.
     """
 
-    def __init__(self, angles=(0.0, 22.0, -22.0), scale_factor=1.1, min_neighbors=5, min_size_fraction=0.05,
-                 max_side=1024):
+    def __init__(
+        self, angles=(0.0, 22.0, -22.0), scale_factor=1.1, min_neighbors=5, min_size_fraction=0.05, max_side=1024
+    ):
         root = cv2.data.haarcascades
         self.face_cascade = cv2.CascadeClassifier(os.path.join(root, "haarcascade_frontalface_default.xml"))
         self.eye_cascade = cv2.CascadeClassifier(os.path.join(root, "haarcascade_eye.xml"))
@@ -419,21 +433,27 @@ class HaarDetector:
         gray_full = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
         height, width = gray_full.shape
         factor = min(1.0, self.max_side / max(height, width))
-        gray = gray_full if factor == 1.0 else cv2.resize(
-            gray_full, (max(int(round(width * factor)), 1), max(int(round(height * factor)), 1)),
-            interpolation=cv2.INTER_AREA)
+        gray = (
+            gray_full
+            if factor == 1.0
+            else cv2.resize(
+                gray_full,
+                (max(int(round(width * factor)), 1), max(int(round(height * factor)), 1)),
+                interpolation=cv2.INTER_AREA,
+            )
+        )
         gray = cv2.equalizeHist(gray)
         min_side = max(24, int(round(self.min_size_fraction * min(gray.shape))))
         candidates = []  # (score, centre x, centre y, side, angle) in full-resolution photo pixels
         for angle in self.angles:
             rotated, matrix = _rotate_expanded(gray, angle)
             boxes, neighbours = self.face_cascade.detectMultiScale2(
-                rotated, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors, minSize=(min_side, min_side))
+                rotated, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors, minSize=(min_side, min_side)
+            )
             inverse = invert_transform(matrix)
             for (x, y, w, h), n in zip(np.reshape(boxes, (-1, 4)), np.reshape(neighbours, (-1,))):
                 cx, cy = apply_transform(inverse, [x + (w - 1) / 2.0, y + (h - 1) / 2.0])
-                candidates.append((float(n), (cx + 0.5) / factor - 0.5, (cy + 0.5) / factor - 0.5, w / factor,
-                                   angle))
+                candidates.append((float(n), (cx + 0.5) / factor - 0.5, (cy + 0.5) / factor - 0.5, w / factor, angle))
         faces = []
         kept = []
         for score, cx, cy, side, angle in sorted(candidates, key=lambda c: -c[0]):
@@ -441,8 +461,9 @@ class HaarDetector:
                 continue
             kept.append((cx, cy, side))
             eyes, found = self._eyes(gray_full, cx, cy, side, angle)
-            faces.append(Face(box=_rotated_box_bounds(cx, cy, side, angle), eyes=eyes, score=score,
-                              eyes_detected=found))
+            faces.append(
+                Face(box=_rotated_box_bounds(cx, cy, side, angle), eyes=eyes, score=score, eyes_detected=found)
+            )
         return faces
 
     def _eyes(self, gray, cx, cy, side, angle, patch=160):
@@ -451,11 +472,17 @@ class HaarDetector:
         scale = patch / side
         to_patch = _rotation_about((cx, cy), angle, scale)  # getRotationMatrix2D turns counter-clockwise by `angle`
         to_patch[:, 2] += [(patch - 1) / 2.0 - cx, (patch - 1) / 2.0 - cy]
-        face = cv2.equalizeHist(cv2.warpAffine(gray, to_patch, (patch, patch), flags=cv2.INTER_LINEAR,
-                                               borderMode=BORDER_MODE))
+        face = cv2.equalizeHist(
+            cv2.warpAffine(gray, to_patch, (patch, patch), flags=cv2.INTER_LINEAR, borderMode=BORDER_MODE)
+        )
         top, bottom = int(0.15 * patch), int(0.62 * patch)
-        found = self.eye_cascade.detectMultiScale(face[top:bottom], scaleFactor=1.05, minNeighbors=3,
-                                                  minSize=(patch // 8, patch // 8), maxSize=(patch // 2, patch // 2))
+        found = self.eye_cascade.detectMultiScale(
+            face[top:bottom],
+            scaleFactor=1.05,
+            minNeighbors=3,
+            minSize=(patch // 8, patch // 8),
+            maxSize=(patch // 2, patch // 2),
+        )
         centres = [(x + (w - 1) / 2.0, top + y + (h - 1) / 2.0) for x, y, w, h in np.reshape(found, (-1, 4))]
         expected = np.array([HAAR_BOX_LEFT_EYE, HAAR_BOX_RIGHT_EYE]) * patch
         best, best_cost = None, 0.25 * patch
@@ -507,12 +534,15 @@ class DnnDetector:
         if not os.path.isfile(self.model_path):
             raise DataError(f"face detector model {self.model_path} does not exist")
         try:
-            self.detector = cv2.FaceDetectorYN.create(self.model_path, "", (320, 320), float(score_threshold),
-                                                      float(nms_threshold), int(top_k))
+            self.detector = cv2.FaceDetectorYN.create(
+                self.model_path, "", (320, 320), float(score_threshold), float(nms_threshold), int(top_k)
+            )
         except cv2.error as e:
             message = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
-            raise DataError(f"cannot load face detector model {self.model_path} (expected a YuNet .onnx file "
-                            f"for cv2.FaceDetectorYN): {message}") from None
+            raise DataError(
+                f"cannot load face detector model {self.model_path} (expected a YuNet .onnx file "
+                f"for cv2.FaceDetectorYN): {message}"
+            ) from None
 
     def __call__(self, image):
         image = _check_image(image)
@@ -520,7 +550,7 @@ class DnnDetector:
         self.detector.setInputSize((width, height))
         _, rows = self.detector.detect(cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
         faces = []
-        for row in (np.zeros((0, 15)) if rows is None else rows):
+        for row in np.zeros((0, 15)) if rows is None else rows:
             x, y, w, h = (float(v) for v in row[:4])
             # YuNet landmarks: subject's right eye, left eye, nose tip, right and left mouth corners.
             first, second = (float(row[4]), float(row[5])), (float(row[6]), float(row[7]))
@@ -564,8 +594,10 @@ def mtcnn_available():
     return importlib.util.find_spec("mtcnn") is not None
 
 
-MTCNN_MISSING_MESSAGE = ("mtcnn is not installed: finding faces with OpenCV Haar cascades (rougher alignment); "
-                         "pip install 'tf_faceedit[faces]' for MTCNN 5-landmark alignment")
+MTCNN_MISSING_MESSAGE = (
+    "mtcnn is not installed: finding faces with OpenCV Haar cascades (rougher alignment); "
+    "pip install 'tf_faceedit[faces]' for MTCNN 5-landmark alignment"
+)
 
 
 class MtcnnDetector:
@@ -596,9 +628,15 @@ class MtcnnDetector:
         image = _check_image(image)
         height, width = image.shape[:2]
         factor = min(1.0, self.max_side / max(height, width))
-        small = image if factor == 1.0 else cv2.resize(
-            image, (max(int(round(width * factor)), 1), max(int(round(height * factor)), 1)),
-            interpolation=cv2.INTER_AREA)
+        small = (
+            image
+            if factor == 1.0
+            else cv2.resize(
+                image,
+                (max(int(round(width * factor)), 1), max(int(round(height * factor)), 1)),
+                interpolation=cv2.INTER_AREA,
+            )
+        )
         if min(small.shape[:2]) < 12:  # smaller than the P-Net's window
             return []
         rows = np.asarray(self.mtcnn.detect_faces(small, output_type="numpy", box_format="xyxy"), np.float64)
@@ -611,8 +649,15 @@ class MtcnnDetector:
             x1, y1, x2, y2 = ((row[1:5] + 0.5) / factor - 0.5).tolist()
             points = (np.stack([row[6:11], row[11:16]], axis=-1) + 0.5) / factor - 0.5
             landmarks = tuple(tuple(p) for p in points.tolist())
-            faces.append(Face(box=(x1, y1, x2 - x1, y2 - y1), eyes=landmarks[:2], score=float(row[5]),
-                              eyes_detected=True, landmarks=landmarks))
+            faces.append(
+                Face(
+                    box=(x1, y1, x2 - x1, y2 - y1),
+                    eyes=landmarks[:2],
+                    score=float(row[5]),
+                    eyes_detected=True,
+                    landmarks=landmarks,
+                )
+            )
         return faces
 
 
@@ -702,8 +747,10 @@ def align_faces(image, output_size, crop_fraction=1.0, detector=None, face_index
         raise DataError(f"no face found in {source}")
     if face_index is not None:
         if not 0 <= int(face_index) < len(faces):
-            raise DataError(f"--face {face_index} is out of range: {len(faces)} face(s) found in {source} "
-                            f"(numbered 0 to {len(faces) - 1} from the left)")
+            raise DataError(
+                f"--face {face_index} is out of range: {len(faces)} face(s) found in {source} "
+                f"(numbered 0 to {len(faces) - 1} from the left)"
+            )
         faces = [faces[int(face_index)]]
     aligned = []
     for face in faces:
@@ -712,8 +759,18 @@ def align_faces(image, output_size, crop_fraction=1.0, detector=None, face_index
     return aligned
 
 
-def edit_photo(image, edit_fn, output_size, crop_fraction=1.0, detector=None, face_index=None, mask=None,
-               feather=0.1, keep_detail=True, source="image"):
+def edit_photo(
+    image,
+    edit_fn,
+    output_size,
+    crop_fraction=1.0,
+    detector=None,
+    face_index=None,
+    mask=None,
+    feather=0.1,
+    keep_detail=True,
+    source="image",
+):
     """Detects, aligns, edits and pastes back every face (or face `face_index`) of a photo.
 
     Args:
@@ -733,8 +790,9 @@ def edit_photo(image, edit_fn, output_size, crop_fraction=1.0, detector=None, fa
     if mask is not None:
         mask = np.asarray(mask)
         if mask.shape[:2] != image.shape[:2]:
-            raise DataError(f"the mask is {mask.shape[1]}x{mask.shape[0]} but {source} is "
-                            f"{image.shape[1]}x{image.shape[0]}")
+            raise DataError(
+                f"the mask is {mask.shape[1]}x{mask.shape[0]} but {source} is {image.shape[1]}x{image.shape[0]}"
+            )
         masks = np.stack([align_mask(mask, a.transform, output_size) for a in aligned])
         edited = edit_fn(faces, masks)
     else:

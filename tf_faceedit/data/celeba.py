@@ -126,8 +126,10 @@ def read_celeba_attributes(path):
     lines = _read_lines(path, "attribute file")
     numbered = [(i + 1, line.split()) for i, line in enumerate(lines) if line.strip()]
     if len(numbered) < 2:
-        raise DataError(f"{path}: expected a count line and a header line of attribute names, "
-                        f"found {len(numbered)} non-empty line(s)")
+        raise DataError(
+            f"{path}: expected a count line and a header line of attribute names, "
+            f"found {len(numbered)} non-empty line(s)"
+        )
     (count_line, count_tokens), (_, header) = numbered[0], numbered[1]
     try:
         count = int(count_tokens[0]) if len(count_tokens) == 1 else None
@@ -144,8 +146,9 @@ def read_celeba_attributes(path):
     filenames, cells = [], []
     for line_no, tokens in rows:
         if len(tokens) != width:
-            raise DataError(f"{path}:{line_no}: expected a filename and {len(names)} attribute values, "
-                            f"got {len(tokens)} column(s)")
+            raise DataError(
+                f"{path}:{line_no}: expected a filename and {len(names)} attribute values, got {len(tokens)} column(s)"
+            )
         filenames.append(tokens[0])
         cells.append(tokens[1:])
     if len(filenames) != count:
@@ -157,8 +160,9 @@ def read_celeba_attributes(path):
     except ValueError:
         ok = False
     if not ok:  # slow path, row by row, to name the bad line
-        values = np.array([_parse_values(tokens[1:], path, line_no) for line_no, tokens in rows],
-                          dtype=np.float32).reshape(len(rows), len(names))
+        values = np.array(
+            [_parse_values(tokens[1:], path, line_no) for line_no, tokens in rows], dtype=np.float32
+        ).reshape(len(rows), len(names))
     values = np.where(values > 0, 1, -1).astype(np.int8)
     return names, filenames, values
 
@@ -263,8 +267,10 @@ def _detect_format(cfg, data_dir):
         return "celeba"
     if (data_dir / CSV_ATTR_FILE).is_file():
         return "csv"
-    raise DataError(f"no attribute file in {data_dir}: looked for {CELEBA_ATTR_FILE} (CelebA format) and "
-                    f"{CSV_ATTR_FILE} (CSV format); set data.attr_file to use another file")
+    raise DataError(
+        f"no attribute file in {data_dir}: looked for {CELEBA_ATTR_FILE} (CelebA format) and "
+        f"{CSV_ATTR_FILE} (CSV format); set data.attr_file to use another file"
+    )
 
 
 def _image_dir(cfg, data_dir):
@@ -293,13 +299,19 @@ def _split_ids(cfg, data_dir, filenames):
         unlisted = int((ids < 0).sum())
         if unlisted:
             first = filenames[int(np.argmax(ids < 0))]
-            logger.warning("%d of %d images in the attribute file are not listed in %s and belong to no split "
-                           "except 'all' (first: %s)", unlisted, len(ids), partition_path, first)
+            logger.warning(
+                "%d of %d images in the attribute file are not listed in %s and belong to no split "
+                "except 'all' (first: %s)",
+                unlisted,
+                len(ids),
+                partition_path,
+                first,
+            )
         return ids, str(partition_path)
     ids = np.zeros(len(filenames), dtype=np.int64)
     n_val = int(round(len(filenames) * cfg.val_fraction))
     if n_val:
-        ids[len(filenames) - n_val:] = SPLITS["val"]
+        ids[len(filenames) - n_val :] = SPLITS["val"]
     return ids, f"no partition file ({partition_path}); data.val_fraction={cfg.val_fraction}"
 
 
@@ -309,8 +321,10 @@ def _existing(image_dir, filenames):
         listing = set(os.listdir(image_dir))
     except OSError:
         listing = set()
-    return np.array([name in listing or (("/" in name or os.sep in name) and (image_dir / name).is_file())
-                     for name in filenames], dtype=bool)
+    return np.array(
+        [name in listing or (("/" in name or os.sep in name) and (image_dir / name).is_file()) for name in filenames],
+        dtype=bool,
+    )
 
 
 def read_attribute_table(cfg):
@@ -322,8 +336,11 @@ def read_attribute_table(cfg):
         return tfds_source.read_attribute_table(cfg)
     data_dir = Path(cfg.data_dir).expanduser()
     fmt = _detect_format(cfg, data_dir)
-    attr_path = _resolve(data_dir, cfg.attr_file) if cfg.attr_file else (
-        data_dir / (CELEBA_ATTR_FILE if fmt == "celeba" else CSV_ATTR_FILE))
+    attr_path = (
+        _resolve(data_dir, cfg.attr_file)
+        if cfg.attr_file
+        else (data_dir / (CELEBA_ATTR_FILE if fmt == "celeba" else CSV_ATTR_FILE))
+    )
     if not attr_path.is_file():
         flag = "data.attr_file" if cfg.attr_file else "data.data_dir"
         raise DataError(f"attribute file not found: {attr_path} ({flag}, format {fmt})")
@@ -366,15 +383,27 @@ def load_records(cfg, split):
     exists = _existing(image_dir, [filenames[i] for i in selected])
     missing = int((~exists).sum())
     if missing == len(selected):
-        raise DataError(f"none of the {len(selected)} images of split '{split}' listed in {attr_path} exist in "
-                        f"{image_dir} (first: {filenames[selected[0]]}); set data.image_dir")
+        raise DataError(
+            f"none of the {len(selected)} images of split '{split}' listed in {attr_path} exist in "
+            f"{image_dir} (first: {filenames[selected[0]]}); set data.image_dir"
+        )
     if missing:
         first = filenames[selected[int(np.argmin(exists))]]
-        logger.warning("skipping %d of %d images of split '%s' whose files are missing from %s (first: %s)",
-                       missing, len(selected), split, image_dir, first)
+        logger.warning(
+            "skipping %d of %d images of split '%s' whose files are missing from %s (first: %s)",
+            missing,
+            len(selected),
+            split,
+            image_dir,
+            first,
+        )
     selected = selected[exists]
-    return Records(paths=[str(image_dir / filenames[i]) for i in selected], attributes=attributes[selected],
-                   attribute_names=list(cfg.attributes), split=split)
+    return Records(
+        paths=[str(image_dir / filenames[i]) for i in selected],
+        attributes=attributes[selected],
+        attribute_names=list(cfg.attributes),
+        split=split,
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -393,11 +422,12 @@ def _check_file(path):
 
 def _scan_images(paths):
     """Returns a boolean array: which files look like readable images (threaded; I/O bound)."""
+
     def check_chunk(chunk):
         return [_check_file(p) for p in chunk]
 
     chunk_size = 4096
-    chunks = [paths[i:i + chunk_size] for i in range(0, len(paths), chunk_size)]
+    chunks = [paths[i : i + chunk_size] for i in range(0, len(paths), chunk_size)]
     if len(chunks) <= 1:
         return np.array(check_chunk(paths), dtype=bool)
     with concurrent.futures.ThreadPoolExecutor(max_workers=min(8, len(chunks))) as pool:
@@ -412,14 +442,25 @@ def drop_corrupt(records, max_corrupt_fraction):
         return records
     first = records.paths[int(np.argmin(ok))]
     if bad / len(ok) > max_corrupt_fraction:
-        raise DataError(f"{bad} of {len(ok)} images of split '{records.split}' are empty, not JPEG/PNG/GIF/BMP or "
-                        f"over MAX_IMAGE_PIXELS (first: {first}); above "
-                        f"data.max_corrupt_fraction={max_corrupt_fraction}")
-    logger.warning("skipping %d of %d images of split '%s' that are empty, not JPEG/PNG/GIF/BMP or too large "
-                   "(first: %s)", bad, len(ok), records.split, first)
+        raise DataError(
+            f"{bad} of {len(ok)} images of split '{records.split}' are empty, not JPEG/PNG/GIF/BMP or "
+            f"over MAX_IMAGE_PIXELS (first: {first}); above "
+            f"data.max_corrupt_fraction={max_corrupt_fraction}"
+        )
+    logger.warning(
+        "skipping %d of %d images of split '%s' that are empty, not JPEG/PNG/GIF/BMP or too large (first: %s)",
+        bad,
+        len(ok),
+        records.split,
+        first,
+    )
     keep = np.flatnonzero(ok)
-    return Records(paths=[records.paths[i] for i in keep], attributes=records.attributes[keep],
-                   attribute_names=records.attribute_names, split=records.split)
+    return Records(
+        paths=[records.paths[i] for i in keep],
+        attributes=records.attributes[keep],
+        attribute_names=records.attribute_names,
+        split=records.split,
+    )
 
 
 def decode_and_resize(contents, image_size, crop_fraction=1.0):
@@ -466,8 +507,10 @@ def build_dataset(cfg, split, batch_size, training, seed=0, repeat=None, drop_re
     if not from_tfds:
         records = drop_corrupt(records, cfg.max_corrupt_fraction)
     if drop_remainder and not repeat and len(records) < batch_size:
-        raise DataError(f"split '{records.split}' has {len(records)} images, fewer than the batch size {batch_size}, "
-                        "so every batch would be dropped (use a smaller batch size, repeat, or drop_remainder=False)")
+        raise DataError(
+            f"split '{records.split}' has {len(records)} images, fewer than the batch size {batch_size}, "
+            "so every batch would be dropped (use a smaller batch size, repeat, or drop_remainder=False)"
+        )
 
     deterministic = seed is not None
     if seed is None:
@@ -500,8 +543,10 @@ def build_dataset(cfg, split, batch_size, training, seed=0, repeat=None, drop_re
             ds = tfds_source.encoded_dataset(cfg, records)
             if keep is not None:
                 ds = ds.filter(lambda contents, attributes: keep(attributes))
-            ds = ds.map(lambda contents, attributes: (decode_and_resize(contents, size, crop_fraction), attributes),
-                        num_parallel_calls=parallel)
+            ds = ds.map(
+                lambda contents, attributes: (decode_and_resize(contents, size, crop_fraction), attributes),
+                num_parallel_calls=parallel,
+            )
         else:
             attributes = records.attributes.astype(np.float32)
             chosen = np.ones(len(records), bool) if keep is None else keep(attributes)
@@ -521,12 +566,15 @@ def build_dataset(cfg, split, batch_size, training, seed=0, repeat=None, drop_re
         # two streams, drawn from with probability `fraction` / 1 - `fraction` (the first attribute present / absent)
         present = records.attributes[:, 0] > 0.5
         if not from_tfds and (present.all() or not present.any()):
-            raise DataError(f"data.positive_fraction={fraction}: every training image has "
-                            f"{records.attribute_names[0]}={int(present[0])}, so there is nothing to balance")
+            raise DataError(
+                f"data.positive_fraction={fraction}: every training image has "
+                f"{records.attribute_names[0]}={int(present[0])}, so there is nothing to balance"
+            )
         positives = stream(lambda a: a[..., 0] > 0.5)
         negatives = stream(lambda a: a[..., 0] <= 0.5)
-        ds = tf.data.Dataset.sample_from_datasets([positives, negatives], weights=[fraction, 1.0 - fraction],
-                                                  seed=seed, stop_on_empty_dataset=True)
+        ds = tf.data.Dataset.sample_from_datasets(
+            [positives, negatives], weights=[fraction, 1.0 - fraction], seed=seed, stop_on_empty_dataset=True
+        )
     else:
         ds = stream()
     ds = ds.enumerate().map(augment, num_parallel_calls=parallel)
@@ -544,8 +592,10 @@ def first_batch(dataset, records):
         return next(iter(dataset))
     except StopIteration:
         paths = getattr(records, "paths", None) or getattr(getattr(records, "a", None), "paths", None) or ["?"]
-        raise DataError(f"no batch could be made from the {len(records)} images of split '{records.split}': their "
-                        f"headers are valid but their image data does not decode (first: {paths[0]})") from None
+        raise DataError(
+            f"no batch could be made from the {len(records)} images of split '{records.split}': their "
+            f"headers are valid but their image data does not decode (first: {paths[0]})"
+        ) from None
 
 
 denormalize = images.to_uint8  # [-1, 1] float images (numpy or tensors) -> uint8 numpy in [0, 255]

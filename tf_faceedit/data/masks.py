@@ -47,10 +47,12 @@ def _random_box(height, width, seed, min_ratio, max_ratio):
     width = tf.cast(width, tf.int32)
     h_low, h_high = _side_range(height, min_ratio, max_ratio)
     w_low, w_high = _side_range(width, min_ratio, max_ratio)
-    size = _uniform_int(tf.random.stateless_uniform([2], size_seed), tf.stack([h_low, w_low]),
-                        tf.stack([h_high, w_high]))
-    position = _uniform_int(tf.random.stateless_uniform([2], pos_seed), tf.zeros([2], tf.int32),
-                            tf.stack([height, width]) - size)
+    size = _uniform_int(
+        tf.random.stateless_uniform([2], size_seed), tf.stack([h_low, w_low]), tf.stack([h_high, w_high])
+    )
+    position = _uniform_int(
+        tf.random.stateless_uniform([2], pos_seed), tf.zeros([2], tf.int32), tf.stack([height, width]) - size
+    )
     return position[0], position[1], size[0], size[1]
 
 
@@ -100,25 +102,45 @@ def make_mask_fn(mask_cfg, image_size):
     if kind == "none":
         return None
     if kind == "noise":
+
         def noise_mask_fn(seed):
-            return random_noise_mask(image_size, image_size, seed, min_ratio=mask_cfg.min_ratio,
-                                     max_ratio=mask_cfg.max_ratio, noise_resolution=mask_cfg.noise_resolution,
-                                     threshold=mask_cfg.threshold)
+            return random_noise_mask(
+                image_size,
+                image_size,
+                seed,
+                min_ratio=mask_cfg.min_ratio,
+                max_ratio=mask_cfg.max_ratio,
+                noise_resolution=mask_cfg.noise_resolution,
+                threshold=mask_cfg.threshold,
+            )
+
         return noise_mask_fn
     if kind == "rect":
+
         def rect_mask_fn(seed):
-            return random_rectangle_mask(image_size, image_size, seed, min_ratio=mask_cfg.min_ratio,
-                                         max_ratio=mask_cfg.max_ratio)
+            return random_rectangle_mask(
+                image_size, image_size, seed, min_ratio=mask_cfg.min_ratio, max_ratio=mask_cfg.max_ratio
+            )
+
         return rect_mask_fn
     if kind == "mixed":
+
         def mixed_mask_fn(seed):
             choice_seed, mask_seed = _split_seed(seed, 2)
-            noise = random_noise_mask(image_size, image_size, mask_seed, min_ratio=mask_cfg.min_ratio,
-                                      max_ratio=mask_cfg.max_ratio, noise_resolution=mask_cfg.noise_resolution,
-                                      threshold=mask_cfg.threshold)
-            rect = random_rectangle_mask(image_size, image_size, mask_seed, min_ratio=mask_cfg.min_ratio,
-                                         max_ratio=mask_cfg.max_ratio)
+            noise = random_noise_mask(
+                image_size,
+                image_size,
+                mask_seed,
+                min_ratio=mask_cfg.min_ratio,
+                max_ratio=mask_cfg.max_ratio,
+                noise_resolution=mask_cfg.noise_resolution,
+                threshold=mask_cfg.threshold,
+            )
+            rect = random_rectangle_mask(
+                image_size, image_size, mask_seed, min_ratio=mask_cfg.min_ratio, max_ratio=mask_cfg.max_ratio
+            )
             return tf.where(tf.random.stateless_uniform([], choice_seed) < 0.5, noise, rect)
+
         return mixed_mask_fn
     kinds = ["none", "noise", "rect", "mixed"]
     raise ConfigError(f"data.mask.kind must be one of {', '.join(kinds)}, got {kind!r}{suggest(kind, kinds)}")

@@ -36,7 +36,7 @@ def random_noise_mask(height, width, rng, min_ratio=0.25, max_ratio=0.5, noise_r
     noise = rng.random((noise_resolution, noise_resolution), dtype=np.float32)
     patch = cv2.resize(noise, (w, h), interpolation=cv2.INTER_LINEAR)
     mask = np.zeros((height, width, 1), np.float32)
-    mask[top:top + h, left:left + w, 0] = (patch > threshold).astype(np.float32)
+    mask[top : top + h, left : left + w, 0] = (patch > threshold).astype(np.float32)
     return mask
 
 
@@ -44,7 +44,7 @@ def random_rectangle_mask(height, width, rng, min_ratio=0.25, max_ratio=0.5):
     """A filled rectangle; same arguments and output as `random_noise_mask`."""
     top, left, h, w = _random_box(height, width, rng, min_ratio, max_ratio)
     mask = np.zeros((height, width, 1), np.float32)
-    mask[top:top + h, left:left + w] = 1.0
+    mask[top : top + h, left : left + w] = 1.0
     return mask
 
 
@@ -54,17 +54,33 @@ def make_mask_fn(mask_cfg, image_size):
     if kind == "none":
         return None
     if kind == "noise":
-        return lambda rng: random_noise_mask(image_size, image_size, rng, mask_cfg.min_ratio, mask_cfg.max_ratio,
-                                             mask_cfg.noise_resolution, mask_cfg.threshold)
+        return lambda rng: random_noise_mask(
+            image_size,
+            image_size,
+            rng,
+            mask_cfg.min_ratio,
+            mask_cfg.max_ratio,
+            mask_cfg.noise_resolution,
+            mask_cfg.threshold,
+        )
     if kind == "rect":
         return lambda rng: random_rectangle_mask(image_size, image_size, rng, mask_cfg.min_ratio, mask_cfg.max_ratio)
     if kind == "mixed":
+
         def mixed(rng):
             noise = rng.random() < 0.5
             if noise:
-                return random_noise_mask(image_size, image_size, rng, mask_cfg.min_ratio, mask_cfg.max_ratio,
-                                         mask_cfg.noise_resolution, mask_cfg.threshold)
+                return random_noise_mask(
+                    image_size,
+                    image_size,
+                    rng,
+                    mask_cfg.min_ratio,
+                    mask_cfg.max_ratio,
+                    mask_cfg.noise_resolution,
+                    mask_cfg.threshold,
+                )
             return random_rectangle_mask(image_size, image_size, rng, mask_cfg.min_ratio, mask_cfg.max_ratio)
+
         return mixed
     kinds = ["none", "noise", "rect", "mixed"]
     raise ConfigError(f"data.mask.kind must be one of {', '.join(kinds)}, got {kind!r}{suggest(kind, kinds)}")

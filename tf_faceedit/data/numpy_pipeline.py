@@ -44,7 +44,7 @@ def decode_and_resize(path, image_size, crop_fraction=1.0):
     short = min(height, width)
     side = int(min(max(np.floor(short * crop_fraction + 0.5), 1), short))
     top, left = (height - side) // 2, (width - side) // 2
-    image = image[top:top + side, left:left + side]
+    image = image[top : top + side, left : left + side]
     interpolation = cv2.INTER_AREA if side > image_size else cv2.INTER_LINEAR
     image = cv2.resize(image, (image_size, image_size), interpolation=interpolation)
     return np.ascontiguousarray(image[..., ::-1])  # BGR -> RGB
@@ -85,6 +85,7 @@ def _stream(cfg, records, batch_size, training, seed, repeat, drop_remainder):
     indices = order()
     position = 0  # elements delivered so far: seeds each element's flip and mask
     with concurrent.futures.ThreadPoolExecutor(_workers(cfg)) as pool:
+
         def submit():
             chunk = [i for _, i in zip(range(batch_size), indices)]
             return chunk, [pool.submit(load, i) for i in chunk]
@@ -113,8 +114,10 @@ def _stream(cfg, records, batch_size, training, seed, repeat, drop_remainder):
                 images.append(image)
                 if mask_fn is not None:
                     masks.append(mask_fn(rng))
-            batch = {"image": to_float(np.stack(images)),
-                     "attributes": records.attributes[[i for i, _ in loaded]].astype(np.float32)}
+            batch = {
+                "image": to_float(np.stack(images)),
+                "attributes": records.attributes[[i for i, _ in loaded]].astype(np.float32),
+            }
             if mask_fn is not None:
                 batch["mask"] = np.stack(masks)
             yield batch
@@ -134,8 +137,10 @@ def build_dataset(cfg, split, batch_size, training, seed=0, repeat=None, drop_re
         raise DataError(f"--data_dir={cfg.data_dir}: TFDS input needs the tf.data pipeline (--backend=tensorflow)")
     records = celeba.drop_corrupt(records, cfg.max_corrupt_fraction)
     if drop_remainder and not repeat and len(records) < batch_size:
-        raise DataError(f"split '{records.split}' has {len(records)} images, fewer than the batch size {batch_size}, "
-                        "so every batch would be dropped (use a smaller batch size, repeat, or drop_remainder=False)")
+        raise DataError(
+            f"split '{records.split}' has {len(records)} images, fewer than the batch size {batch_size}, "
+            "so every batch would be dropped (use a smaller batch size, repeat, or drop_remainder=False)"
+        )
     seed = random.SystemRandom().randrange(2**31) if seed is None else int(seed)
     return _stream(cfg, records, batch_size, training, seed, repeat, drop_remainder)
 
@@ -153,6 +158,8 @@ def make_dataset(trainer_class, data_config, split, records=None, seed=0, **kwar
         records = trainer_class.load_records(data_config, split)
     if hasattr(records, "a") and hasattr(records, "b"):
         second = None if seed is None else int(seed) + 1
-        return _zip_domains(build_dataset(data_config, split, records=records.a, seed=seed, **kwargs),
-                            build_dataset(data_config, split, records=records.b, seed=second, **kwargs))
+        return _zip_domains(
+            build_dataset(data_config, split, records=records.a, seed=seed, **kwargs),
+            build_dataset(data_config, split, records=records.b, seed=second, **kwargs),
+        )
     return build_dataset(data_config, split, records=records, seed=seed, **kwargs)

@@ -49,8 +49,8 @@ def make_partition(filenames, n_val, n_test, scheme="ordered", seed=0):
         raise FaceEditError(f"val ({n_val}) + test ({n_test}) leave no training image of {len(names)}")
     n_train = len(names) - n_val - n_test
     split = {name: 0 for name in names[:n_train]}
-    split.update({name: 1 for name in names[n_train:n_train + n_val]})
-    split.update({name: 2 for name in names[n_train + n_val:]})
+    split.update({name: 1 for name in names[n_train : n_train + n_val]})
+    split.update({name: 2 for name in names[n_train + n_val :]})
     return {name: split[name] for name in sorted(filenames)}
 
 

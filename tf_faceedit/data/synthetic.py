@@ -37,12 +37,46 @@ from tf_faceedit.data.celeba import write_celeba_attributes, write_partition
 from tf_faceedit.errors import DataError, FaceEditError, suggest
 
 ATTRIBUTE_NAMES = [
-    "5_o_Clock_Shadow", "Arched_Eyebrows", "Attractive", "Bags_Under_Eyes", "Bald", "Bangs", "Big_Lips", "Big_Nose",
-    "Black_Hair", "Blond_Hair", "Blurry", "Brown_Hair", "Bushy_Eyebrows", "Chubby", "Double_Chin", "Eyeglasses",
-    "Goatee", "Gray_Hair", "Heavy_Makeup", "High_Cheekbones", "Male", "Mouth_Slightly_Open", "Mustache",
-    "Narrow_Eyes", "No_Beard", "Oval_Face", "Pale_Skin", "Pointy_Nose", "Receding_Hairline", "Rosy_Cheeks",
-    "Sideburns", "Smiling", "Straight_Hair", "Wavy_Hair", "Wearing_Earrings", "Wearing_Hat", "Wearing_Lipstick",
-    "Wearing_Necklace", "Wearing_Necktie", "Young",
+    "5_o_Clock_Shadow",
+    "Arched_Eyebrows",
+    "Attractive",
+    "Bags_Under_Eyes",
+    "Bald",
+    "Bangs",
+    "Big_Lips",
+    "Big_Nose",
+    "Black_Hair",
+    "Blond_Hair",
+    "Blurry",
+    "Brown_Hair",
+    "Bushy_Eyebrows",
+    "Chubby",
+    "Double_Chin",
+    "Eyeglasses",
+    "Goatee",
+    "Gray_Hair",
+    "Heavy_Makeup",
+    "High_Cheekbones",
+    "Male",
+    "Mouth_Slightly_Open",
+    "Mustache",
+    "Narrow_Eyes",
+    "No_Beard",
+    "Oval_Face",
+    "Pale_Skin",
+    "Pointy_Nose",
+    "Receding_Hairline",
+    "Rosy_Cheeks",
+    "Sideburns",
+    "Smiling",
+    "Straight_Hair",
+    "Wavy_Hair",
+    "Wearing_Earrings",
+    "Wearing_Hat",
+    "Wearing_Lipstick",
+    "Wearing_Necklace",
+    "Wearing_Necktie",
+    "Young",
 ]
 
 # The attributes drawn independently with probability 1/2 each.
@@ -137,30 +171,64 @@ def _render_face(rng, attrs, width, height):
 
     # 3. Long hair behind the head (not for men).
     if not attrs["Male"]:
-        cv2.ellipse(image, px(cx, face_cy - 0.02 * s), (size(face_a + 0.09 * s), size(face_b + 0.07 * s)),
-                    0, 0, 360, hair, -1, cv2.LINE_AA)
-        cv2.rectangle(image, px(cx - face_a - 0.09 * s, face_cy), px(cx + face_a + 0.09 * s, top + 0.92 * s),
-                      hair, -1, cv2.LINE_AA)
+        cv2.ellipse(
+            image,
+            px(cx, face_cy - 0.02 * s),
+            (size(face_a + 0.09 * s), size(face_b + 0.07 * s)),
+            0,
+            0,
+            360,
+            hair,
+            -1,
+            cv2.LINE_AA,
+        )
+        cv2.rectangle(
+            image,
+            px(cx - face_a - 0.09 * s, face_cy),
+            px(cx + face_a + 0.09 * s, top + 0.92 * s),
+            hair,
+            -1,
+            cv2.LINE_AA,
+        )
         cv2.rectangle(image, px(cx - 0.09 * s, face_cy), px(cx + 0.09 * s, top + 0.93 * s), shade, -1, cv2.LINE_AA)
 
     # 4. Face and ears.
     for side in (-1, 1):
-        cv2.ellipse(image, px(cx + side * face_a * 0.97, eye_y + 0.04 * s), (size(0.03 * s), size(0.055 * s)),
-                    0, 0, 360, shade, -1, cv2.LINE_AA)
+        cv2.ellipse(
+            image,
+            px(cx + side * face_a * 0.97, eye_y + 0.04 * s),
+            (size(0.03 * s), size(0.055 * s)),
+            0,
+            0,
+            360,
+            shade,
+            -1,
+            cv2.LINE_AA,
+        )
     cv2.ellipse(image, px(cx, face_cy), (size(face_a), size(face_b)), 0, 0, 360, skin_t, -1, cv2.LINE_AA)
 
     # 5. Male: darker jaw, and a beard shadow unless No_Beard.
     if attrs["Male"]:
         jaw = skin * (0.55 if not attrs["No_Beard"] else 0.88)
         overlay = image.copy()
-        cv2.ellipse(overlay, px(cx, face_cy + 0.06 * s), (size(face_a * 0.98), size(face_b - 0.06 * s)),
-                    0, 10, 170, tuple(float(c) for c in jaw), -1, cv2.LINE_AA)
+        cv2.ellipse(
+            overlay,
+            px(cx, face_cy + 0.06 * s),
+            (size(face_a * 0.98), size(face_b - 0.06 * s)),
+            0,
+            10,
+            170,
+            tuple(float(c) for c in jaw),
+            -1,
+            cv2.LINE_AA,
+        )
         image = cv2.addWeighted(overlay, 0.7, image, 0.3, 0)
 
     # 6. Hair on top of the head (a cap), then bangs over the forehead.
     cap_b = 0.16 * s if attrs["Male"] else 0.18 * s
-    cv2.ellipse(image, px(cx, face_top + 0.085 * s), (size(face_a * 1.06), size(cap_b)), 0, 180, 360, hair, -1,
-                cv2.LINE_AA)
+    cv2.ellipse(
+        image, px(cx, face_top + 0.085 * s), (size(face_a * 1.06), size(cap_b)), 0, 180, 360, hair, -1, cv2.LINE_AA
+    )
     if attrs["Bangs"]:
         fringe_y = eye_y - 0.085 * s
         points = [(cx - face_a * 1.02, face_top + 0.085 * s)]
@@ -185,15 +253,22 @@ def _render_face(rng, attrs, width, height):
         cv2.circle(image, px(ex, eye_y), size(0.016 * s), iris, -1, cv2.LINE_AA)
         cv2.circle(image, px(ex, eye_y), size(0.007 * s), (10, 10, 10), -1, cv2.LINE_AA)
         brow_y = eye_y - 0.055 * s
-        cv2.line(image, px(ex - side * 0.04 * s, brow_y), px(ex + side * 0.05 * s, brow_y + 0.008 * s), brow_color,
-                 brow_width, cv2.LINE_AA)
+        cv2.line(
+            image,
+            px(ex - side * 0.04 * s, brow_y),
+            px(ex + side * 0.05 * s, brow_y + 0.008 * s),
+            brow_color,
+            brow_width,
+            cv2.LINE_AA,
+        )
 
     # 8. Nose.
     nose_color = tuple(float(c) for c in skin * 0.7)
     nose_tip = eye_y + 0.13 * s
     cv2.line(image, px(cx, eye_y + 0.03 * s), px(cx - 0.015 * s, nose_tip), nose_color, line_width(0.01), cv2.LINE_AA)
-    cv2.ellipse(image, px(cx, nose_tip), (size(0.03 * s), size(0.012 * s)), 0, 0, 180, nose_color,
-                line_width(0.01), cv2.LINE_AA)
+    cv2.ellipse(
+        image, px(cx, nose_tip), (size(0.03 * s), size(0.012 * s)), 0, 0, 180, nose_color, line_width(0.01), cv2.LINE_AA
+    )
 
     # 9. Mouth: smiling (upward curve) or flat; open (dark) or closed.
     mouth_y = eye_y + 0.21 * s
@@ -202,24 +277,68 @@ def _render_face(rng, attrs, width, height):
     dark = (35, 25, 60)
     if attrs["Mouth_Slightly_Open"]:
         if attrs["Smiling"]:
-            cv2.ellipse(image, px(cx, mouth_y - 0.01 * s), (size(mouth_w), size(0.045 * s)), 0, 0, 180, dark, -1,
-                        cv2.LINE_AA)
-            cv2.ellipse(image, px(cx, mouth_y - 0.01 * s), (size(mouth_w * 0.8), size(0.015 * s)), 0, 0, 180,
-                        (235, 235, 235), -1, cv2.LINE_AA)
-            cv2.ellipse(image, px(cx, mouth_y - 0.01 * s), (size(mouth_w), size(0.045 * s)), 0, 0, 180, lip_color,
-                        line_width(0.01), cv2.LINE_AA)
+            cv2.ellipse(
+                image, px(cx, mouth_y - 0.01 * s), (size(mouth_w), size(0.045 * s)), 0, 0, 180, dark, -1, cv2.LINE_AA
+            )
+            cv2.ellipse(
+                image,
+                px(cx, mouth_y - 0.01 * s),
+                (size(mouth_w * 0.8), size(0.015 * s)),
+                0,
+                0,
+                180,
+                (235, 235, 235),
+                -1,
+                cv2.LINE_AA,
+            )
+            cv2.ellipse(
+                image,
+                px(cx, mouth_y - 0.01 * s),
+                (size(mouth_w), size(0.045 * s)),
+                0,
+                0,
+                180,
+                lip_color,
+                line_width(0.01),
+                cv2.LINE_AA,
+            )
         else:
-            cv2.ellipse(image, px(cx, mouth_y), (size(mouth_w * 0.7), size(0.028 * s)), 0, 0, 360, dark, -1,
-                        cv2.LINE_AA)
-            cv2.ellipse(image, px(cx, mouth_y), (size(mouth_w * 0.7), size(0.028 * s)), 0, 0, 360, lip_color,
-                        line_width(0.01), cv2.LINE_AA)
+            cv2.ellipse(
+                image, px(cx, mouth_y), (size(mouth_w * 0.7), size(0.028 * s)), 0, 0, 360, dark, -1, cv2.LINE_AA
+            )
+            cv2.ellipse(
+                image,
+                px(cx, mouth_y),
+                (size(mouth_w * 0.7), size(0.028 * s)),
+                0,
+                0,
+                360,
+                lip_color,
+                line_width(0.01),
+                cv2.LINE_AA,
+            )
     else:
         if attrs["Smiling"]:
-            cv2.ellipse(image, px(cx, mouth_y - 0.025 * s), (size(mouth_w), size(0.035 * s)), 0, 15, 165, lip_color,
-                        line_width(0.016), cv2.LINE_AA)
+            cv2.ellipse(
+                image,
+                px(cx, mouth_y - 0.025 * s),
+                (size(mouth_w), size(0.035 * s)),
+                0,
+                15,
+                165,
+                lip_color,
+                line_width(0.016),
+                cv2.LINE_AA,
+            )
         else:
-            cv2.line(image, px(cx - mouth_w * 0.85, mouth_y), px(cx + mouth_w * 0.85, mouth_y), lip_color,
-                     line_width(0.016), cv2.LINE_AA)
+            cv2.line(
+                image,
+                px(cx - mouth_w * 0.85, mouth_y),
+                px(cx + mouth_w * 0.85, mouth_y),
+                lip_color,
+                line_width(0.016),
+                cv2.LINE_AA,
+            )
 
     # 10. Eyeglasses: frames around both eyes, a bridge and arms to the ears.
     if attrs["Eyeglasses"]:
@@ -227,12 +346,33 @@ def _render_face(rng, attrs, width, height):
         frame_a, frame_b = 0.068 * s, 0.048 * s
         for side in (-1, 1):
             ex = cx + side * eye_dx
-            cv2.ellipse(image, px(ex, eye_y + 0.005 * s), (size(frame_a), size(frame_b)), 0, 0, 360, _FRAME_COLOR,
-                        thickness, cv2.LINE_AA)
-            cv2.line(image, px(ex + side * frame_a, eye_y - 0.01 * s), px(cx + side * face_a * 1.02, eye_y - 0.015 * s),
-                     _FRAME_COLOR, thickness, cv2.LINE_AA)
-        cv2.line(image, px(cx - eye_dx + frame_a, eye_y), px(cx + eye_dx - frame_a, eye_y), _FRAME_COLOR, thickness,
-                 cv2.LINE_AA)
+            cv2.ellipse(
+                image,
+                px(ex, eye_y + 0.005 * s),
+                (size(frame_a), size(frame_b)),
+                0,
+                0,
+                360,
+                _FRAME_COLOR,
+                thickness,
+                cv2.LINE_AA,
+            )
+            cv2.line(
+                image,
+                px(ex + side * frame_a, eye_y - 0.01 * s),
+                px(cx + side * face_a * 1.02, eye_y - 0.015 * s),
+                _FRAME_COLOR,
+                thickness,
+                cv2.LINE_AA,
+            )
+        cv2.line(
+            image,
+            px(cx - eye_dx + frame_a, eye_y),
+            px(cx + eye_dx - frame_a, eye_y),
+            _FRAME_COLOR,
+            thickness,
+            cv2.LINE_AA,
+        )
 
     # 11. Mild blur and sensor noise, then back to the requested size.
     image = cv2.GaussianBlur(image, (0, 0), sigmaX=0.5 * scale + 0.3)
@@ -251,8 +391,10 @@ def make_face(seed, index, width=178, height=218, attributes=None):
     attrs = _draw_attributes(rng)
     for name, value in (attributes or {}).items():
         if name not in DRAWN_ATTRIBUTES:
-            raise DataError(f"attribute {name!r} cannot be set on synthetic faces; drawn ones: "
-                            f"{', '.join(DRAWN_ATTRIBUTES)}{suggest(name, DRAWN_ATTRIBUTES)}")
+            raise DataError(
+                f"attribute {name!r} cannot be set on synthetic faces; drawn ones: "
+                f"{', '.join(DRAWN_ATTRIBUTES)}{suggest(name, DRAWN_ATTRIBUTES)}"
+            )
         attrs[name] = bool(value)
     if attributes and "Male" in attributes:
         attrs["No_Beard"] = not attrs["Male"] or attrs["No_Beard"]
@@ -265,8 +407,9 @@ def make_face(seed, index, width=178, height=218, attributes=None):
     return _render_face(rng, attrs, width, height), attrs
 
 
-def make_synthetic_celeba(out_dir, num_images=200, width=178, height=218, seed=0, val_fraction=0.1,
-                          test_fraction=0.1, image_format="jpg"):
+def make_synthetic_celeba(
+    out_dir, num_images=200, width=178, height=218, seed=0, val_fraction=0.1, test_fraction=0.1, image_format="jpg"
+):
     """Writes a CelebA-format folder of `num_images` cartoon faces and returns its Path.
 
     Args:
@@ -284,8 +427,10 @@ def make_synthetic_celeba(out_dir, num_images=200, width=178, height=218, seed=0
     if image_format not in IMAGE_FORMATS:
         raise DataError(f"image_format must be one of {', '.join(IMAGE_FORMATS)}, got {image_format!r}")
     if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
-        raise DataError(f"val_fraction and test_fraction must be in [0, 1) with a sum below 1, "
-                        f"got {val_fraction} and {test_fraction}")
+        raise DataError(
+            f"val_fraction and test_fraction must be in [0, 1) with a sum below 1, "
+            f"got {val_fraction} and {test_fraction}"
+        )
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise DataError(f"output path exists and is not a folder: {out_dir}")
@@ -325,9 +470,16 @@ def main(argv=None):
     parser.add_argument("--image_format", default="jpg", choices=IMAGE_FORMATS)
     args = parser.parse_args(argv)
     try:
-        path = make_synthetic_celeba(args.out, num_images=args.num_images, width=args.width, height=args.height,
-                                     seed=args.seed, val_fraction=args.val_fraction,
-                                     test_fraction=args.test_fraction, image_format=args.image_format)
+        path = make_synthetic_celeba(
+            args.out,
+            num_images=args.num_images,
+            width=args.width,
+            height=args.height,
+            seed=args.seed,
+            val_fraction=args.val_fraction,
+            test_fraction=args.test_fraction,
+            image_format=args.image_format,
+        )
     except FaceEditError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

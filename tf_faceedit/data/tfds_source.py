@@ -46,11 +46,13 @@ def is_tfds_records(records):
 
 
 def parse_spec(data_dir):
-    """"tfds:NAME[:DIR]" -> (NAME, DIR or None). DataError for a malformed value."""
+    """ "tfds:NAME[:DIR]" -> (NAME, DIR or None). DataError for a malformed value."""
     match = _SPEC.match(str(data_dir))
     if not match:
-        raise DataError(f"--data_dir={data_dir}: expected tfds:NAME or tfds:NAME:DIR (e.g. tfds:celeb_a, "
-                        "tfds:celeb_a:2.1.0:/data/tensorflow_datasets)")
+        raise DataError(
+            f"--data_dir={data_dir}: expected tfds:NAME or tfds:NAME:DIR (e.g. tfds:celeb_a, "
+            "tfds:celeb_a:2.1.0:/data/tensorflow_datasets)"
+        )
     return match.group("name"), match.group("dir") or None
 
 
@@ -64,9 +66,11 @@ def _tfds():
 
 def _prepare_hint(name, data_dir):
     where = f" --data_dir={data_dir}" if data_dir else ""
-    return (f"prepare it with `tfds build {name.split(':')[0]}{where}` (celeb_a downloads CelebA, about 1.4 GB; "
-            "celeb_a_hq needs a manual download first, see its TFDS page) or point --data_dir=tfds:NAME:DIR at the "
-            "folder that holds it")
+    return (
+        f"prepare it with `tfds build {name.split(':')[0]}{where}` (celeb_a downloads CelebA, about 1.4 GB; "
+        "celeb_a_hq needs a manual download first, see its TFDS page) or point --data_dir=tfds:NAME:DIR at the "
+        "folder that holds it"
+    )
 
 
 @functools.lru_cache(maxsize=8)
@@ -76,8 +80,9 @@ def _builder(name, data_dir):
         return tfds.builder(name, data_dir=data_dir)
     except tfds.core.registered.DatasetNotFoundError:
         known = tfds.list_builders(with_community_datasets=False)
-        raise DataError(f"--data_dir=tfds:{name}: TFDS has no dataset {name.split(':')[0]!r}"
-                        f"{suggest(name.split(':')[0], known)}") from None
+        raise DataError(
+            f"--data_dir=tfds:{name}: TFDS has no dataset {name.split(':')[0]!r}{suggest(name.split(':')[0], known)}"
+        ) from None
 
 
 def _split_stream(name, data_dir, split):
@@ -86,11 +91,13 @@ def _split_stream(name, data_dir, split):
     builder = _builder(name, data_dir)
     read_config = tfds.ReadConfig(interleave_cycle_length=1, shuffle_seed=None)
     try:
-        return builder.as_dataset(split=split, shuffle_files=False, read_config=read_config,
-                                  decoders={"image": tfds.decode.SkipDecoding()})
+        return builder.as_dataset(
+            split=split, shuffle_files=False, read_config=read_config, decoders={"image": tfds.decode.SkipDecoding()}
+        )
     except AssertionError:  # TFDS: "could not find data in DIR. Please make sure to call download_and_prepare()"
-        raise DataError(f"TFDS dataset {name} is not prepared in {data_dir or builder.data_dir}: "
-                        f"{_prepare_hint(name, data_dir)}") from None
+        raise DataError(
+            f"TFDS dataset {name} is not prepared in {data_dir or builder.data_dir}: {_prepare_hint(name, data_dir)}"
+        ) from None
     except (ValueError, KeyError) as err:  # unknown split
         splits = ", ".join(builder.info.splits.keys()) or "unknown"
         raise DataError(f"TFDS dataset {name} has no split {split!r} (its splits: {splits}): {err}") from None
@@ -99,8 +106,10 @@ def _split_stream(name, data_dir, split):
 def _check_features(name, dataset, attributes):
     spec = dataset.element_spec
     if "image" not in spec or not isinstance(spec.get("attributes"), dict):
-        raise DataError(f"TFDS dataset {name} has no per-image attribute labels (features: {', '.join(spec)}); "
-                        "use one with an 'attributes' feature, e.g. tfds:celeb_a")
+        raise DataError(
+            f"TFDS dataset {name} has no per-image attribute labels (features: {', '.join(spec)}); "
+            "use one with an 'attributes' feature, e.g. tfds:celeb_a"
+        )
     names = list(spec["attributes"])
     for attribute in attributes:
         if attribute not in names:
@@ -113,8 +122,9 @@ def _attribute_table(name, data_dir, split):
     """(attribute names, bool [N, K]) of one split, every attribute, in file order (read once per process)."""
     dataset = _split_stream(name, data_dir, split)
     names = _check_features(name, dataset, [])
-    rows = dataset.map(lambda ex: tf.stack([ex["attributes"][n] for n in names]),
-                       num_parallel_calls=tf.data.AUTOTUNE).batch(4096)
+    rows = dataset.map(
+        lambda ex: tf.stack([ex["attributes"][n] for n in names]), num_parallel_calls=tf.data.AUTOTUNE
+    ).batch(4096)
     values = [np.asarray(batch) for batch in rows.as_numpy_iterator()]
     values = np.concatenate(values) if values else np.zeros((0, len(names)), bool)
     return tuple(names), values.astype(bool)
@@ -142,8 +152,9 @@ def load_records(cfg, split):
         attributes.append(values[:, columns].astype(np.float32))
     if not paths:
         raise DataError(f"split '{split}' of TFDS dataset {name} is empty")
-    return Records(paths=paths, attributes=np.concatenate(attributes), attribute_names=list(cfg.attributes),
-                   split=split)
+    return Records(
+        paths=paths, attributes=np.concatenate(attributes), attribute_names=list(cfg.attributes), split=split
+    )
 
 
 def read_attribute_table(cfg):

@@ -50,8 +50,9 @@ class UnpairedDataConfig(DataConfig):
         self.attributes = [self.domain_attribute]
 
     def validate(self, prefix="data"):
-        check(bool(self.domain_attribute), f"{prefix}.domain_attribute",
-              "must name the attribute that splits the domains")
+        check(
+            bool(self.domain_attribute), f"{prefix}.domain_attribute", "must name the attribute that splits the domains"
+        )
         check_choice(self.layout, f"{prefix}.layout", ["auto", "attribute", "folders"])
         check_choice(self.domain_a_value, f"{prefix}.domain_a_value", [0, 1])
         self.attributes = [self.domain_attribute]
@@ -109,29 +110,37 @@ def load_unpaired_records(cfg, split):
     if from_tfds and cfg.layout == "folders":
         raise DataError(f"data.layout=folders needs trainA/ and trainB/ folders, not the TFDS dataset {cfg.data_dir}")
     if not from_tfds and resolve_layout(cfg) == "folders":
-        return UnpairedRecords(_folder_records(cfg, split, "A", a_value), _folder_records(cfg, split, "B", b_value),
-                               split)
+        return UnpairedRecords(
+            _folder_records(cfg, split, "A", a_value), _folder_records(cfg, split, "B", b_value), split
+        )
     records = celeba.load_records(cfg, split)
     in_a = records.attributes[:, 0] == a_value
     parts = []
     for keep, value in ((in_a, a_value), (~in_a, b_value)):
         index = np.flatnonzero(keep)
         if not len(index):
-            raise DataError(f"split '{split}' has no image with {cfg.domain_attribute}={value}: domain "
-                            f"{'X' if value == a_value else 'Y'} is empty (data.domain_attribute)")
-        parts.append(celeba.Records(paths=[records.paths[i] for i in index], attributes=records.attributes[index],
-                                    attribute_names=records.attribute_names, split=split))
+            raise DataError(
+                f"split '{split}' has no image with {cfg.domain_attribute}={value}: domain "
+                f"{'X' if value == a_value else 'Y'} is empty (data.domain_attribute)"
+            )
+        parts.append(
+            celeba.Records(
+                paths=[records.paths[i] for i in index],
+                attributes=records.attributes[index],
+                attribute_names=records.attribute_names,
+                split=split,
+            )
+        )
     return UnpairedRecords(parts[0], parts[1], split)
 
 
-def build_unpaired_dataset(cfg, split, batch_size, training, seed=0, repeat=None, drop_remainder=True,
-                           records=None):
+def build_unpaired_dataset(cfg, split, batch_size, training, seed=0, repeat=None, drop_remainder=True, records=None):
     """The zipped two-domain pipeline: {"image_a", "image_b"} batches (arguments as `celeba.build_dataset`)."""
     if records is None:
         records = load_unpaired_records(cfg, split)
     second_seed = None if seed is None else int(seed) + 1
     ds_a = celeba.build_dataset(cfg, split, batch_size, training, seed, repeat, drop_remainder, records=records.a)
-    ds_b = celeba.build_dataset(cfg, split, batch_size, training, second_seed, repeat, drop_remainder,
-                                records=records.b)
+    ds_b = celeba.build_dataset(
+        cfg, split, batch_size, training, second_seed, repeat, drop_remainder, records=records.b
+    )
     return tf.data.Dataset.zip(ds_a, ds_b).map(lambda a, b: {"image_a": a["image"], "image_b": b["image"]})
-

@@ -33,11 +33,15 @@ def _load_run_config(run_dir):
     run_dir = Path(run_dir).expanduser()
     values = run_folder.saved_config_dict(run_dir)
     if values is None:
-        raise ConfigError(f"no config.yaml in classifier run {run_dir} (--classifier_dir); train one with "
-                          "python -m tf_faceedit.train --method=classifier --model_dir=...")
+        raise ConfigError(
+            f"no config.yaml in classifier run {run_dir} (--classifier_dir); train one with "
+            "python -m tf_faceedit.train --method=classifier --model_dir=..."
+        )
     if values.get("method") != "classifier":
-        raise ConfigError(f"{run_dir} (--classifier_dir) holds a {values.get('method')!r} run, not an attribute "
-                          "classifier (method 'classifier')")
+        raise ConfigError(
+            f"{run_dir} (--classifier_dir) holds a {values.get('method')!r} run, not an attribute "
+            "classifier (method 'classifier')"
+        )
     return registry.get("classifier").config_class.from_dict(values, source=str(run_folder.config_path(run_dir)))
 
 
@@ -76,10 +80,11 @@ class LoadedClassifier:
         images = self._prepare(images)
         outputs = []
         for start in range(0, len(images), self.batch_size):
-            batch = images[start:start + self.batch_size]
+            batch = images[start : start + self.batch_size]
             if batch.shape[1:3] != (self.image_size, self.image_size):
-                batch = keras.ops.image.resize(batch, (self.image_size, self.image_size), interpolation="bilinear",
-                                               antialias=True)
+                batch = keras.ops.image.resize(
+                    batch, (self.image_size, self.image_size), interpolation="bilinear", antialias=True
+                )
             outputs.append(keras.ops.convert_to_numpy(self.model(batch, training=False)[key]))
         if not outputs:
             width = len(self.attribute_names) if key == "logits" else self.model.output["features"].shape[-1]
@@ -101,8 +106,9 @@ class LoadedClassifier:
     def index(self, attribute):
         """Column of `attribute`; ConfigError with suggestions when the classifier does not predict it."""
         if attribute not in self.attribute_names:
-            raise ConfigError(f"the attribute classifier does not predict {attribute!r}"
-                              f"{suggest(attribute, self.attribute_names)}")
+            raise ConfigError(
+                f"the attribute classifier does not predict {attribute!r}{suggest(attribute, self.attribute_names)}"
+            )
         return self.attribute_names.index(attribute)
 
 
@@ -121,8 +127,13 @@ def load_classifier(run_dir, checkpoint=None, batch_size=64):
     if checkpoint is not None and not (Path(checkpoint) / "classifier.weights.h5").is_file():
         raise ConfigError(f"checkpoint {checkpoint} has no classifier.weights.h5 (--classifier_dir)")
     trainer, cfg, info = run_folder.restore_trainer(run_dir, checkpoint)  # the one restore path (validated)
-    return LoadedClassifier(trainer.networks["classifier"], cfg, checkpoint=Path(info["checkpoint"]),
-                            step=info["step"], batch_size=batch_size)
+    return LoadedClassifier(
+        trainer.networks["classifier"],
+        cfg,
+        checkpoint=Path(info["checkpoint"]),
+        step=info["step"],
+        batch_size=batch_size,
+    )
 
 
 def majority_baseline(train_labels, eval_labels):
@@ -141,8 +152,7 @@ def balanced_accuracy(predictions, labels):
     return (tpr + tnr) / 2.0
 
 
-def evaluate_classifier(run_dir, data_dir=None, split="val", batch_size=64, classifier=None, write=True,
-                        out_path=None):
+def evaluate_classifier(run_dir, data_dir=None, split="val", batch_size=64, classifier=None, write=True, out_path=None):
     """Per-attribute accuracy (threshold 0.5) of a classifier run on a split of its dataset.
 
     Args:
@@ -164,11 +174,18 @@ def evaluate_classifier(run_dir, data_dir=None, split="val", batch_size=64, clas
     from tf_faceedit.data import celeba
 
     judge = classifier or load_classifier(run_dir, batch_size=batch_size)
-    data_cfg = dataclasses.replace(judge.config.data, cache=False,
-                                   **({"data_dir": str(data_dir)} if data_dir else {}))
+    data_cfg = dataclasses.replace(judge.config.data, cache=False, **({"data_dir": str(data_dir)} if data_dir else {}))
     records = celeba.load_records(data_cfg, split)
-    dataset = celeba.build_dataset(data_cfg, split, batch_size=batch_size, training=False, seed=0, repeat=False,
-                                   drop_remainder=False, records=records)
+    dataset = celeba.build_dataset(
+        data_cfg,
+        split,
+        batch_size=batch_size,
+        training=False,
+        seed=0,
+        repeat=False,
+        drop_remainder=False,
+        records=records,
+    )
     predictions, labels = [], []
     for batch in dataset:
         predictions.append(judge.logits(batch["image"].numpy()) > 0)
@@ -195,8 +212,14 @@ def evaluate_classifier(run_dir, data_dir=None, split="val", batch_size=64, clas
         out = Path(out_path) if out_path else accuracy_path(run_dir)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(report, indent=2))
-        log.info("classifier accuracy on %s (%d images): mean %.4f (majority baseline %.4f) -> %s", split,
-                 len(labels), accuracy["mean"], report["majority_baseline"]["mean"], out)
+        log.info(
+            "classifier accuracy on %s (%d images): mean %.4f (majority baseline %.4f) -> %s",
+            split,
+            len(labels),
+            accuracy["mean"],
+            report["majority_baseline"]["mean"],
+            out,
+        )
     return accuracy
 
 
@@ -233,8 +256,12 @@ def load_or_evaluate_accuracy(run_dir, data_dir=None, split="val", batch_size=64
     latest = latest_checkpoint(run_dir)
     if path.is_file() and latest is not None:
         report = json.loads(path.read_text())
-        if report.get("split") == split and report.get("checkpoint") == str(latest) and metric in report and (
-                not data_dir or Path(report.get("data_dir", "")) == Path(data_dir)):
+        if (
+            report.get("split") == split
+            and report.get("checkpoint") == str(latest)
+            and metric in report
+            and (not data_dir or Path(report.get("data_dir", "")) == Path(data_dir))
+        ):
             return report[metric]
     evaluate_classifier(run_dir, data_dir=data_dir, split=split, batch_size=batch_size)
     return read_accuracy_report(run_dir)[metric]
@@ -262,5 +289,6 @@ def check_accuracy(acc, attribute, minimum):
         raise EvaluationError(
             f"the attribute classifier's accuracy on {attribute} is {value:.3f}, below the minimum "
             f"{float(minimum):.3f} (--min_classifier_accuracy): it cannot judge edits of {attribute}. Train it "
-            "longer or on more data, or lower the minimum knowingly")
+            "longer or on more data, or lower the minimum knowingly"
+        )
     return value

@@ -70,8 +70,12 @@ def _records(model, split, data_dir):
         attributes = np.concatenate([records.a.attributes, records.b.attributes])
         n_a, n_b = len(records.a), len(records.b)
         order = sorted(range(n_a + n_b), key=lambda i: (i / n_a) if i < n_a else ((i - n_a) + 0.5) / n_b)
-        records = celeba.Records(paths=[paths[i] for i in order], attributes=attributes[order],
-                                 attribute_names=records.a.attribute_names, split=split)
+        records = celeba.Records(
+            paths=[paths[i] for i in order],
+            attributes=attributes[order],
+            attribute_names=records.a.attribute_names,
+            split=split,
+        )
     return data_cfg, records
 
 
@@ -79,10 +83,22 @@ def _batches(data_cfg, records, batch_size, max_images, seed):
     """Yields (uint8 images [B,S,S,3], attributes [B,K], masks uint8 [B,S,S,1] or None); no flips, no shuffling."""
     n = len(records) if not max_images else min(len(records), int(max_images))
     if n < len(records):
-        records = celeba.Records(paths=records.paths[:n], attributes=records.attributes[:n],
-                                 attribute_names=records.attribute_names, split=records.split)
-    dataset = celeba.build_dataset(data_cfg, records.split, batch_size=batch_size, training=False, seed=seed,
-                                   repeat=False, drop_remainder=False, records=records)
+        records = celeba.Records(
+            paths=records.paths[:n],
+            attributes=records.attributes[:n],
+            attribute_names=records.attribute_names,
+            split=records.split,
+        )
+    dataset = celeba.build_dataset(
+        data_cfg,
+        records.split,
+        batch_size=batch_size,
+        training=False,
+        seed=seed,
+        repeat=False,
+        drop_remainder=False,
+        records=records,
+    )
     for batch in dataset:
         images = to_uint8(batch["image"].numpy())
         masks = batch["mask"].numpy().astype(np.uint8) if "mask" in batch else None
@@ -168,10 +184,16 @@ def _distribution(extractor, real_features, fake_features, seed):
     subset = max(2, min(1000, len(real) // 2, len(fake) // 2))
     kid_mean, kid_std = metrics.kid_from_features(real, fake, subsets=10, subset_size=subset, seed=seed)
     star = "" if isinstance(extractor, metrics.InceptionFeatures) else "*"
-    return {"features": extractor.feature_label, "fid_name": f"FID{star}",
-            "fid": float(metrics.fid_from_features(real, fake)),
-            "kid_name": f"KID{star}", "kid_mean": float(kid_mean), "kid_std": float(kid_std),
-            "num_real": int(len(real)), "num_fake": int(len(fake))}
+    return {
+        "features": extractor.feature_label,
+        "fid_name": f"FID{star}",
+        "fid": float(metrics.fid_from_features(real, fake)),
+        "kid_name": f"KID{star}",
+        "kid_mean": float(kid_mean),
+        "kid_std": float(kid_std),
+        "num_real": int(len(real)),
+        "num_fake": int(len(fake)),
+    }
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -230,16 +252,28 @@ def _evaluate_edit(model, batches, judge, refused, extractor, seed, progress):
             if extractor is not None:
                 fake_features.append(extractor(to_float(edited)))
             if name not in figures:
-                figures[name] = (images[:NUM_FIGURE_IMAGES], edited[:NUM_FIGURE_IMAGES],
-                                 None if foreground is None else foreground[:NUM_FIGURE_IMAGES])
+                figures[name] = (
+                    images[:NUM_FIGURE_IMAGES],
+                    edited[:NUM_FIGURE_IMAGES],
+                    None if foreground is None else foreground[:NUM_FIGURE_IMAGES],
+                )
         num_images += len(images)
         progress.add(len(images))
 
     per_attribute = {}
     for name in names:
-        entry = {key: acc.mean(f"{name}/{key}") for key in
-                 ("success", "success 0->1", "success 1->0", "preservation_psnr", "preservation_l1",
-                  "attention_area", "l1_to_input")}
+        entry = {
+            key: acc.mean(f"{name}/{key}")
+            for key in (
+                "success",
+                "success 0->1",
+                "success 1->0",
+                "preservation_psnr",
+                "preservation_l1",
+                "attention_area",
+                "l1_to_input",
+            )
+        }
         if others:
             entry["unchanged"] = {other: acc.mean(f"{name}/unchanged/{other}") for other in others}
         entry["count 0->1"] = acc.count(f"{name}/success 0->1")
@@ -251,14 +285,19 @@ def _evaluate_edit(model, batches, judge, refused, extractor, seed, progress):
         elif name not in judge_index:
             entry["success_note"] = f"the classifier does not predict {name}"
         per_attribute[name] = {k: v for k, v in entry.items() if v is not None}
-    areas = {name: np.concatenate(acc.values[f"{name}/attention_area"])
-             for name in names if f"{name}/attention_area" in acc.values}
+    areas = {
+        name: np.concatenate(acc.values[f"{name}/attention_area"])
+        for name in names
+        if f"{name}/attention_area" in acc.values
+    }
     report = {
         "attributes": per_attribute,
         "reconstruction": {"psnr": acc.mean("reconstruction_psnr"), "ssim": acc.mean("reconstruction_ssim")},
         "distribution": _distribution(extractor, real_features, fake_features, seed),
-        "speed": {"images_per_second": (num_images * (len(names) + 1)) / max(model_seconds, 1e-9),
-                  "forward_passes": num_images * (len(names) + 1)},
+        "speed": {
+            "images_per_second": (num_images * (len(names) + 1)) / max(model_seconds, 1e-9),
+            "forward_passes": num_images * (len(names) + 1),
+        },
         "num_images": num_images,
     }
     return report, figures, areas
@@ -277,7 +316,7 @@ def mouth_mask(size, box=MOUTH_BOX):
     """uint8 [size, size, 1] mask: 1 inside `box` ((top, bottom), (left, right) as fractions of the side)."""
     (top, bottom), (left, right) = box
     mask = np.zeros((size, size, 1), np.uint8)
-    mask[int(round(top * size)):int(round(bottom * size)), int(round(left * size)):int(round(right * size))] = 1
+    mask[int(round(top * size)) : int(round(bottom * size)), int(round(left * size)) : int(round(right * size))] = 1
     return mask
 
 
@@ -333,15 +372,19 @@ def _evaluate_completion(model, batches, extractor, seed, progress, judge=None, 
                         acc.add(f"control/{name}/success {direction}", hit[selected])
                 if name not in control_figure:
                     k = NUM_FIGURE_IMAGES
-                    control_figure[name] = [("input", images[:k]),
-                                            ("mouth hole", np.where(box[:k] > 0, 255, images[:k]).astype(np.uint8)),
-                                            ("own attributes", own[:k]), (f"{name} flipped", flipped[:k])]
+                    control_figure[name] = [
+                        ("input", images[:k]),
+                        ("mouth hole", np.where(box[:k] > 0, 255, images[:k]).astype(np.uint8)),
+                        ("own attributes", own[:k]),
+                        (f"{name} flipped", flipped[:k]),
+                    ]
         num_images += len(images)
         progress.add(len(images))
     labels = ["model", "cv2.inpaint (telea)", "cv2.inpaint (ns)"]
     report = {
-        "completion": {label: {key: acc.mean(f"{label}/{key}") for key in ("psnr", "ssim", "l1", "ssim_whole")}
-                       for label in labels},
+        "completion": {
+            label: {key: acc.mean(f"{label}/{key}") for key in ("psnr", "ssim", "l1", "ssim_whole")} for label in labels
+        },
         "preservation": {"raw_psnr_outside_hole": acc.mean("raw_preservation_psnr")},
         "mean_hole_area": acc.mean("hole_area"),
         "distribution": _distribution(extractor, real_features, fake_features, seed),
@@ -351,8 +394,10 @@ def _evaluate_completion(model, batches, extractor, seed, progress, judge=None, 
     if controlled:
         report["control"] = {"hole": {"rows": list(MOUTH_BOX[0]), "columns": list(MOUTH_BOX[1])}}
         for name in controlled:
-            report["control"][name] = {key: acc.mean(f"control/{name}/{key}") for key in
-                                       ("success", "success 0->1", "success 1->0", "agreement_own")}
+            report["control"][name] = {
+                key: acc.mean(f"control/{name}/{key}")
+                for key in ("success", "success 0->1", "success 1->0", "agreement_own")
+            }
     for name in names:
         if name in refused:
             report.setdefault("control_not_scored", {})[name] = refused[name]
@@ -374,59 +419,122 @@ def _fmt(value, digits=3):
 def markdown_report(report):
     """The report's tables as markdown."""
     if report.get("method") == "classifier":
-        lines = [f"# Evaluation of the classifier {report['model_dir']} (split {report['split']}, "
-                 f"{report['num_images']} images, step {report['step']})", "",
-                 "| attribute | accuracy | balanced accuracy | majority baseline | positive rate |",
-                 "|---|---|---|---|---|"]
+        lines = [
+            f"# Evaluation of the classifier {report['model_dir']} (split {report['split']}, "
+            f"{report['num_images']} images, step {report['step']})",
+            "",
+            "| attribute | accuracy | balanced accuracy | majority baseline | positive rate |",
+            "|---|---|---|---|---|",
+        ]
         for name in report["accuracy"]:
-            lines.append("| " + " | ".join([name] + [_fmt(report[key].get(name)) for key in (
-                "accuracy", "balanced_accuracy", "majority_baseline", "positive_rate")]) + " |")
+            lines.append(
+                "| "
+                + " | ".join(
+                    [name]
+                    + [
+                        _fmt(report[key].get(name))
+                        for key in ("accuracy", "balanced_accuracy", "majority_baseline", "positive_rate")
+                    ]
+                )
+                + " |"
+            )
         return "\n".join(lines) + "\n"
-    lines = [f"# Evaluation of {report['model_dir']} ({report['method']}, split {report['split']}, "
-             f"{report['num_images']} images)", ""]
+    lines = [
+        f"# Evaluation of {report['model_dir']} ({report['method']}, split {report['split']}, "
+        f"{report['num_images']} images)",
+        "",
+    ]
     if "attributes" in report:
-        lines += ["| attribute | success | 0->1 | 1->0 | preservation PSNR (dB) | preservation L1 | attention area | "
-                  "L1 to input | note |", "|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "| attribute | success | 0->1 | 1->0 | preservation PSNR (dB) | preservation L1 | attention area | "
+            "L1 to input | note |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
         for name, entry in report["attributes"].items():
-            lines.append("| " + " | ".join([name] + [_fmt(entry.get(k)) for k in (
-                "success", "success 0->1", "success 1->0", "preservation_psnr", "preservation_l1", "attention_area",
-                "l1_to_input")] + [entry.get("success_note", "")]) + " |")
+            lines.append(
+                "| "
+                + " | ".join(
+                    [name]
+                    + [
+                        _fmt(entry.get(k))
+                        for k in (
+                            "success",
+                            "success 0->1",
+                            "success 1->0",
+                            "preservation_psnr",
+                            "preservation_l1",
+                            "attention_area",
+                            "l1_to_input",
+                        )
+                    ]
+                    + [entry.get("success_note", "")]
+                )
+                + " |"
+            )
         for name, entry in report["attributes"].items():
             if entry.get("unchanged"):
-                lines += ["", f"Edits of {name}: the judge's reading of the other attributes unchanged on "
-                              + ", ".join(f"{other} {_fmt(rate)}" for other, rate in entry["unchanged"].items())]
+                lines += [
+                    "",
+                    f"Edits of {name}: the judge's reading of the other attributes unchanged on "
+                    + ", ".join(f"{other} {_fmt(rate)}" for other, rate in entry["unchanged"].items()),
+                ]
         rec = report["reconstruction"]
-        lines += ["", f"Reconstruction (edit to own attributes): PSNR {_fmt(rec['psnr'], 2)} dB, "
-                      f"SSIM {_fmt(rec['ssim'])}"]
+        lines += [
+            "",
+            f"Reconstruction (edit to own attributes): PSNR {_fmt(rec['psnr'], 2)} dB, SSIM {_fmt(rec['ssim'])}",
+        ]
     if "completion" in report:
         lines += ["| completion | hole PSNR (dB) | hole SSIM | hole L1 | whole-image SSIM |", "|---|---|---|---|---|"]
         for label, entry in report["completion"].items():
-            lines.append(f"| {label} | {_fmt(entry['psnr'], 2)} | {_fmt(entry['ssim'])} | {_fmt(entry['l1'])} | "
-                         f"{_fmt(entry.get('ssim_whole'))} |")
+            lines.append(
+                f"| {label} | {_fmt(entry['psnr'], 2)} | {_fmt(entry['ssim'])} | {_fmt(entry['l1'])} | "
+                f"{_fmt(entry.get('ssim_whole'))} |"
+            )
         if report.get("control"):
-            lines += ["", "Attribute control (a hole over the mouth, filled with the attribute flipped; the judge's "
-                          "reading):", "",
-                      "| attribute | success | 0->1 | 1->0 | judge agrees on own-attribute fill |",
-                      "|---|---|---|---|---|"]
+            lines += [
+                "",
+                "Attribute control (a hole over the mouth, filled with the attribute flipped; the judge's reading):",
+                "",
+                "| attribute | success | 0->1 | 1->0 | judge agrees on own-attribute fill |",
+                "|---|---|---|---|---|",
+            ]
             for name, entry in report["control"].items():
                 if name != "hole":
-                    lines.append("| " + " | ".join([name] + [_fmt(entry.get(k)) for k in (
-                        "success", "success 0->1", "success 1->0", "agreement_own")]) + " |")
-        lines += ["", f"Mean hole area {_fmt(report['mean_hole_area'])}; raw output PSNR outside the hole "
-                      f"{_fmt(report['preservation']['raw_psnr_outside_hole'], 2)} dB"]
+                    lines.append(
+                        "| "
+                        + " | ".join(
+                            [name]
+                            + [_fmt(entry.get(k)) for k in ("success", "success 0->1", "success 1->0", "agreement_own")]
+                        )
+                        + " |"
+                    )
+        lines += [
+            "",
+            f"Mean hole area {_fmt(report['mean_hole_area'])}; raw output PSNR outside the hole "
+            f"{_fmt(report['preservation']['raw_psnr_outside_hole'], 2)} dB",
+        ]
     dist = report.get("distribution")
     if dist:
-        lines += ["", f"{dist['fid_name']} {dist['fid']:.2f}, {dist['kid_name']} {dist['kid_mean']:.4f} "
-                      f"± {dist['kid_std']:.4f} ({dist['features']}; {dist['num_real']} real vs {dist['num_fake']} "
-                      "generated)"]
+        lines += [
+            "",
+            f"{dist['fid_name']} {dist['fid']:.2f}, {dist['kid_name']} {dist['kid_mean']:.4f} "
+            f"± {dist['kid_std']:.4f} ({dist['features']}; {dist['num_real']} real vs {dist['num_fake']} "
+            "generated)",
+        ]
     else:
         lines += ["", "FID/KID: skipped (give --inception_weights or --classifier)"]
-    lines += ["", f"Speed: {report['speed']['images_per_second']:.1f} images/s "
-                  f"({report['speed']['forward_passes']} forward passes)"]
+    lines += [
+        "",
+        f"Speed: {report['speed']['images_per_second']:.1f} images/s "
+        f"({report['speed']['forward_passes']} forward passes)",
+    ]
     if report.get("classifier"):
-        lines += ["", f"Judge: {report['classifier']['run']} (mean validation accuracy "
-                      f"{_fmt(report['classifier']['mean_accuracy'])} balanced; minimum per attribute "
-                      f"{report['classifier']['min_accuracy']})"]
+        lines += [
+            "",
+            f"Judge: {report['classifier']['run']} (mean validation accuracy "
+            f"{_fmt(report['classifier']['mean_accuracy'])} balanced; minimum per attribute "
+            f"{report['classifier']['min_accuracy']})",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -464,8 +572,16 @@ def histogram_image(values_by_name, bins=20, width=480, height=160):
         for tick in (0.0, 0.5, 1.0):
             x = int(left + tick * (right - left))
             cv2.putText(panel, f"{tick:g}", (max(0, x - 8), height - 5), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1)
-        cv2.putText(panel, f"{name}: attention area (n={len(values)}, mean {np.mean(values):.3f}, max count {peak})",
-                    (left, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+        cv2.putText(
+            panel,
+            f"{name}: attention area (n={len(values)}, mean {np.mean(values):.3f}, max count {peak})",
+            (left, 16),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.45,
+            (0, 0, 0),
+            1,
+            cv2.LINE_AA,
+        )
         panels.append(panel)
     return np.concatenate(panels, axis=0)
 
@@ -498,8 +614,20 @@ def evaluate_judge(model_dir, data_dir=None, split="test", out_dir=None):
     return report
 
 
-def evaluate(model_dir, data_dir=None, split="test", classifier=None, inception_weights=None, max_images=None,
-             batch_size=16, min_classifier_accuracy=0.8, seed=0, out_dir=None, verbose=1, mask_kind=None):
+def evaluate(
+    model_dir,
+    data_dir=None,
+    split="test",
+    classifier=None,
+    inception_weights=None,
+    max_images=None,
+    batch_size=16,
+    min_classifier_accuracy=0.8,
+    seed=0,
+    out_dir=None,
+    verbose=1,
+    mask_kind=None,
+):
     """Evaluates the run in `model_dir` (see the module docstring). Returns the metrics dict. `mask_kind` replaces
     the run's `data.mask.kind` for the completion masks (e.g. "noise" to compare runs trained on other masks)."""
     from tf_faceedit import api
@@ -529,23 +657,33 @@ def evaluate(model_dir, data_dir=None, split="test", classifier=None, inception_
     figure_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     if model.task == "complete":
-        report, figure, control_figure = _evaluate_completion(model, batches, extractor, seed, progress, judge,
-                                                              refused)
+        report, figure, control_figure = _evaluate_completion(model, batches, extractor, seed, progress, judge, refused)
         report["figures"] = []
         for path, rows in [(figure_dir / "completions.png", figure)] + [
-                (figure_dir / f"control_{name}.png", rows) for name, rows in control_figure.items()]:
+            (figure_dir / f"control_{name}.png", rows) for name, rows in control_figure.items()
+        ]:
             grid = make_grid([(label, to_float(images)) for label, images in rows])
             cv2.imwrite(str(path), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
             report["figures"].append(str(path))
     else:
         report, figures, areas = _evaluate_edit(model, batches, judge, refused, extractor, seed, progress)
         report["figures"] = _write_edit_figures(figures, areas, figure_dir)
-    report.update({"model_dir": str(model_dir), "method": model.method, "split": split,
-                   "data_dir": data_cfg.data_dir, "seconds": time.perf_counter() - started})
+    report.update(
+        {
+            "model_dir": str(model_dir),
+            "method": model.method,
+            "split": split,
+            "data_dir": data_cfg.data_dir,
+            "seconds": time.perf_counter() - started,
+        }
+    )
     if judge is not None:
-        report["classifier"] = {"run": str(classifier), "min_accuracy": min_classifier_accuracy,
-                                "mean_accuracy": judge_accuracy.get("mean"),
-                                "accuracy": {n: judge_accuracy.get(n) for n in model.attribute_names}}
+        report["classifier"] = {
+            "run": str(classifier),
+            "min_accuracy": min_classifier_accuracy,
+            "mean_accuracy": judge_accuracy.get("mean"),
+            "accuracy": {n: judge_accuracy.get(n) for n in model.attribute_names},
+        }
     (out_dir / "metrics.json").write_text(json.dumps(report, indent=2, default=float))
     (out_dir / "metrics.md").write_text(markdown_report(report))
     log.info("wrote %s and %s", out_dir / "metrics.json", out_dir / "metrics.md")

@@ -40,8 +40,9 @@ def _pair(a, b, data_range):
         if a.dtype == np.uint8 and b.dtype == np.uint8:
             data_range = 255.0
         else:
-            raise ValueError("data_range is required for float images: 2.0 for [-1, 1], 1.0 for [0, 1], "
-                             "255 for [0, 255]")
+            raise ValueError(
+                "data_range is required for float images: 2.0 for [-1, 1], 1.0 for [0, 1], 255 for [0, 255]"
+            )
     if data_range <= 0:
         raise ValueError(f"data_range must be > 0, got {data_range}")
     return a.astype(np.float64), b.astype(np.float64), float(data_range)
@@ -88,7 +89,7 @@ def psnr(a, b, data_range=None, mask=None):
     a, b, data_range = _pair(a, b, data_range)
     err = _weighted_mean((a - b) ** 2, mask)
     with np.errstate(divide="ignore"):
-        return 10.0 * np.log10(data_range ** 2 / err)
+        return 10.0 * np.log10(data_range**2 / err)
 
 
 def l1(a, b, mask=None):
@@ -109,14 +110,14 @@ SSIM_K1, SSIM_K2 = 0.01, 0.03
 def gaussian_window(size=SSIM_WINDOW, sigma=SSIM_SIGMA):
     """1-D normalized Gaussian of `size` taps (the 2-D SSIM window is its outer product)."""
     x = np.arange(size, dtype=np.float64) - (size - 1) / 2.0
-    g = np.exp(-(x ** 2) / (2.0 * sigma ** 2))
+    g = np.exp(-(x**2) / (2.0 * sigma**2))
     return g / g.sum()
 
 
 def _filter_valid(x, g):
     """Separable 'valid' correlation of x [N, H, W, C] with the 1-D window g along H then W."""
     k = len(g)
-    x = np.lib.stride_tricks.sliding_window_view(x, k, axis=1) @ g   # [N, H-k+1, W, C]
+    x = np.lib.stride_tricks.sliding_window_view(x, k, axis=1) @ g  # [N, H-k+1, W, C]
     return np.lib.stride_tricks.sliding_window_view(x, k, axis=2) @ g  # [N, H-k+1, W-k+1, C]
 
 
@@ -132,11 +133,11 @@ def ssim_map(a, b, data_range=None, window=SSIM_WINDOW, sigma=SSIM_SIGMA, k1=SSI
         raise ValueError(f"SSIM needs images of at least {window}x{window}, got {a.shape[1]}x{a.shape[2]}")
     g = gaussian_window(window, sigma)
     mu_a, mu_b = _filter_valid(a, g), _filter_valid(b, g)
-    var_a = _filter_valid(a * a, g) - mu_a ** 2
-    var_b = _filter_valid(b * b, g) - mu_b ** 2
+    var_a = _filter_valid(a * a, g) - mu_a**2
+    var_b = _filter_valid(b * b, g) - mu_b**2
     cov = _filter_valid(a * b, g) - mu_a * mu_b
     c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
-    return ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2))
+    return ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
 
 
 def ssim(a, b, data_range=None, mask=None):
@@ -152,7 +153,7 @@ def ssim(a, b, data_range=None, mask=None):
     if mask is None:
         return smap.reshape(len(smap), -1).mean(axis=1)
     h = SSIM_WINDOW // 2
-    w = _weights(mask, np.shape(a)[:3] + (1,))[:, h:h + smap.shape[1], h:h + smap.shape[2], :]
+    w = _weights(mask, np.shape(a)[:3] + (1,))[:, h : h + smap.shape[1], h : h + smap.shape[2], :]
     return _weighted_mean(smap, np.broadcast_to(w, smap.shape[:3] + (1,)))
 
 
@@ -196,8 +197,12 @@ def fid_from_features(f1, f2):
     f1, f2 = _features(f1, "f1"), _features(f2, "f2")
     if f1.shape[1] != f2.shape[1]:
         raise ValueError(f"feature sizes differ: {f1.shape[1]} and {f2.shape[1]}")
-    return frechet_distance(f1.mean(0), np.cov(f1, rowvar=False, ddof=1).reshape(f1.shape[1], -1),
-                            f2.mean(0), np.cov(f2, rowvar=False, ddof=1).reshape(f2.shape[1], -1))
+    return frechet_distance(
+        f1.mean(0),
+        np.cov(f1, rowvar=False, ddof=1).reshape(f1.shape[1], -1),
+        f2.mean(0),
+        np.cov(f2, rowvar=False, ddof=1).reshape(f2.shape[1], -1),
+    )
 
 
 def polynomial_kernel(x, y):
@@ -210,8 +215,9 @@ def mmd2_unbiased(x, y):
     the mean of k(x_i, y_j) over all pairs (Bińkowski et al., "Demystifying MMD GANs", ICLR 2018)."""
     n, m = len(x), len(y)
     kxx, kyy, kxy = polynomial_kernel(x, x), polynomial_kernel(y, y), polynomial_kernel(x, y)
-    return float((kxx.sum() - np.trace(kxx)) / (n * (n - 1)) + (kyy.sum() - np.trace(kyy)) / (m * (m - 1))
-                 - 2.0 * kxy.mean())
+    return float(
+        (kxx.sum() - np.trace(kxx)) / (n * (n - 1)) + (kyy.sum() - np.trace(kyy)) / (m * (m - 1)) - 2.0 * kxy.mean()
+    )
 
 
 def kid_from_features(f1, f2, subsets=100, subset_size=1000, seed=0):
@@ -229,8 +235,10 @@ def kid_from_features(f1, f2, subsets=100, subset_size=1000, seed=0):
     if m < 2:
         raise ValueError(f"subset_size must be >= 2, got {subset_size}")
     rng = np.random.default_rng(seed)
-    values = [mmd2_unbiased(f1[rng.choice(len(f1), m, replace=False)], f2[rng.choice(len(f2), m, replace=False)])
-              for _ in range(int(subsets))]
+    values = [
+        mmd2_unbiased(f1[rng.choice(len(f1), m, replace=False)], f2[rng.choice(len(f2), m, replace=False)])
+        for _ in range(int(subsets))
+    ]
     return float(np.mean(values)), float(np.std(values))
 
 
@@ -275,7 +283,7 @@ def inpaint_baseline(images, masks, method="telea", radius=3):
 
 
 def _batched(fn, images, batch_size):
-    return np.concatenate([np.asarray(fn(images[i:i + batch_size])) for i in range(0, len(images), batch_size)])
+    return np.concatenate([np.asarray(fn(images[i : i + batch_size])) for i in range(0, len(images), batch_size)])
 
 
 class InceptionFeatures:
@@ -304,15 +312,20 @@ class InceptionFeatures:
                     f"InceptionV3 weights not found: {weights_path or '(none given)'} (--inception_weights). They "
                     "cannot be downloaded here: on a connected machine, save "
                     "keras.applications.InceptionV3(include_top=False, weights='imagenet') with save_weights(...) "
-                    "and pass that file, or score with classifier features (FID*)")
+                    "and pass that file, or score with classifier features (FID*)"
+                )
             weights_path = str(path)
         self.input_size, self.batch_size = int(input_size), int(batch_size)
         self.model = keras.applications.InceptionV3(
-            include_top=False, pooling="avg", weights=None if random_weights else weights_path,
-            input_shape=(self.input_size, self.input_size, 3))
+            include_top=False,
+            pooling="avg",
+            weights=None if random_weights else weights_path,
+            input_shape=(self.input_size, self.input_size, 3),
+        )
         self._preprocess = keras.applications.inception_v3.preprocess_input
-        self.feature_label = "FID (InceptionV3)" if not random_weights else \
-            "FID (InceptionV3, RANDOM weights: not a real FID)"
+        self.feature_label = (
+            "FID (InceptionV3)" if not random_weights else "FID (InceptionV3, RANDOM weights: not a real FID)"
+        )
         self.name = "InceptionV3" + ("" if not random_weights else " (random weights)")
 
     def label(self, metric="FID"):
@@ -363,7 +376,19 @@ class ClassifierFeatures:
 
 
 __all__ = [
-    "ClassifierFeatures", "InceptionFeatures", "fid_from_features", "frechet_distance", "gaussian_window",
-    "inpaint_baseline", "kid_from_features", "l1", "masked_ssim", "mmd2_unbiased", "mse", "polynomial_kernel",
-    "psnr", "ssim", "ssim_map",
+    "ClassifierFeatures",
+    "InceptionFeatures",
+    "fid_from_features",
+    "frechet_distance",
+    "gaussian_window",
+    "inpaint_baseline",
+    "kid_from_features",
+    "l1",
+    "masked_ssim",
+    "mmd2_unbiased",
+    "mse",
+    "polynomial_kernel",
+    "psnr",
+    "ssim",
+    "ssim_map",
 ]

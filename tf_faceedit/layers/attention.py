@@ -72,17 +72,19 @@ class MultiMaskBlend(keras.layers.Layer):
         content, original, attention = input_shape
         channels, n = original[-1], attention[-1]
         if content[-1] != channels * (n - 1):
-            raise ValueError(f"MultiMaskBlend: content has {content[-1]} channels, expected {channels} * (n - 1) = "
-                             f"{channels * (n - 1)} for n = {n} attention masks")
+            raise ValueError(
+                f"MultiMaskBlend: content has {content[-1]} channels, expected {channels} * (n - 1) = "
+                f"{channels * (n - 1)} for n = {n} attention masks"
+            )
 
     def call(self, inputs: Sequence[Tensor]) -> Tensor:
         content, original, attention = inputs
         original = keras.ops.cast(original, content.dtype)
         attention = keras.ops.cast(attention, content.dtype)
         channels, n = original.shape[-1], attention.shape[-1]
-        out = original * attention[..., n - 1:n]
+        out = original * attention[..., n - 1 : n]
         for f in range(n - 1):
-            out = out + content[..., channels * f:channels * (f + 1)] * attention[..., f:f + 1]
+            out = out + content[..., channels * f : channels * (f + 1)] * attention[..., f : f + 1]
         return out
 
     def compute_output_shape(self, input_shape: Sequence[Shape]) -> tuple[int | None, ...]:

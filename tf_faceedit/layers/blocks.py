@@ -365,8 +365,9 @@ class UpBlock(keras.layers.Layer):
         padding = str(padding).lower()
         allowed = ("same", "reflect") if mode == "resize" else ("same",)
         if padding not in allowed:
-            raise ValueError(f"UpBlock mode={mode!r} needs padding in {allowed}, got {padding!r} "
-                             "(the size must double)")
+            raise ValueError(
+                f"UpBlock mode={mode!r} needs padding in {allowed}, got {padding!r} (the size must double)"
+            )
         self.filters = int(filters)
         self.kernel_size = kernel_size
         self.norm = norm

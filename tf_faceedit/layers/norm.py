@@ -54,9 +54,7 @@ def gan_initializer(stddev: float = 0.02) -> keras.initializers.RandomNormal:
     return keras.initializers.RandomNormal(mean=0.0, stddev=stddev)
 
 
-def activation_layer(
-    name_or_none: str | None, negative_slope: float = 0.2, **kwargs: Any
-) -> keras.layers.Layer | None:
+def activation_layer(name_or_none: str | None, negative_slope: float = 0.2, **kwargs: Any) -> keras.layers.Layer | None:
     """Returns an activation layer, or None for "none"/"linear"/None.
 
     Args:

@@ -125,8 +125,9 @@ class MinibatchStddev(keras.layers.Layer):
         std = keras.ops.sqrt(keras.ops.mean(keras.ops.square(y), axis=0) + self.epsilon)  # [N/G, H, W, C]
         std = keras.ops.mean(std, axis=(1, 2, 3))  # [N/G]
         std = keras.ops.tile(std, (group,))  # [N]: example i -> column i mod (N/G)
-        maps = keras.ops.broadcast_to(keras.ops.cast(std, x.dtype)[:, None, None, None],
-                                      (shape[0], shape[1], shape[2], 1))
+        maps = keras.ops.broadcast_to(
+            keras.ops.cast(std, x.dtype)[:, None, None, None], (shape[0], shape[1], shape[2], 1)
+        )
         return keras.ops.concatenate([x, maps], axis=-1)
 
     def compute_output_shape(self, input_shape: Shape) -> tuple[int | None, ...]:
@@ -190,8 +191,15 @@ class ProgressiveNetwork(keras.Model):
       **kwargs: `keras.Model` arguments (name, ...).
     """
 
-    def __init__(self, resolution: int, start_resolution: int, fmap_base: int, fmap_max: int,
-                 negative_slope: float, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        resolution: int,
+        start_resolution: int,
+        fmap_base: int,
+        fmap_max: int,
+        negative_slope: float,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.resolution = int(resolution)
         self.start_resolution = int(start_resolution)
@@ -202,8 +210,9 @@ class ProgressiveNetwork(keras.Model):
         self.num_stages = len(self.resolutions)
         self.stage = self.num_stages - 1
         # fade-in weight of the current stage's new layers; assigned by the trainer every step
-        self.alpha = self.add_weight(shape=(), initializer="ones", trainable=False, name="alpha",
-                                     aggregation="only_first_replica")
+        self.alpha = self.add_weight(
+            shape=(), initializer="ones", trainable=False, name="alpha", aggregation="only_first_replica"
+        )
 
     def filters(self, resolution: int) -> int:
         """`filters_at(resolution)` with this network's fmap_base / fmap_max."""
@@ -211,8 +220,15 @@ class ProgressiveNetwork(keras.Model):
 
     def _conv(self, filters, kernel_size, fan_in, name, norm="none", activation="lrelu", gain=2.0):
         """A ConvNormAct with He-scaled initial weights for `fan_in` input channels."""
-        return ConvNormAct(filters, kernel_size, norm=norm, activation=activation, negative_slope=self.negative_slope,
-                           kernel_stddev=he_std(kernel_size * kernel_size * fan_in, gain), name=name)
+        return ConvNormAct(
+            filters,
+            kernel_size,
+            norm=norm,
+            activation=activation,
+            negative_slope=self.negative_slope,
+            kernel_stddev=he_std(kernel_size * kernel_size * fan_in, gain),
+            name=name,
+        )
 
     @property
     def current_resolution(self) -> int:
@@ -222,17 +238,21 @@ class ProgressiveNetwork(keras.Model):
         """Selects the graph of stage `stage` (python int, 0 = start resolution); alpha is left as it is."""
         stage = int(stage)
         if not 0 <= stage < self.num_stages:
-            raise ValueError(f"{self.name}: stage must be in [0, {self.num_stages - 1}] "
-                             f"(resolutions {self.resolutions}), got {stage}")
+            raise ValueError(
+                f"{self.name}: stage must be in [0, {self.num_stages - 1}] "
+                f"(resolutions {self.resolutions}), got {stage}"
+            )
         self.stage = stage
         self.predict_function = None  # a stage has its own graph
 
     def _check_size(self, image):
         size = image.shape[1]
         if size is not None and size != self.current_resolution:
-            raise ValueError(f"{self.name} is at stage {self.stage} ({self.current_resolution}x"
-                             f"{self.current_resolution}) but got {size}x{image.shape[2]} images; call "
-                             f"set_stage() or average-pool the input to the stage resolution")
+            raise ValueError(
+                f"{self.name} is at stage {self.stage} ({self.current_resolution}x"
+                f"{self.current_resolution}) but got {size}x{image.shape[2]} images; call "
+                f"set_stage() or average-pool the input to the stage resolution"
+            )
 
     def _build_all_stages(self, make_inputs, stage):
         """One eager forward pass per stage on a batch of 1 creates every variable (optimizers are built on all)."""
@@ -254,6 +274,13 @@ class ProgressiveNetwork(keras.Model):
         return variables
 
     def _base_config(self):
-        return {"name": self.name, "trainable": self.trainable, "resolution": self.resolution,
-                "start_resolution": self.start_resolution, "fmap_base": self.fmap_base, "fmap_max": self.fmap_max,
-                "negative_slope": self.negative_slope, "stage": self.stage}
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "resolution": self.resolution,
+            "start_resolution": self.start_resolution,
+            "fmap_base": self.fmap_base,
+            "fmap_max": self.fmap_max,
+            "negative_slope": self.negative_slope,
+            "stage": self.stage,
+        }

@@ -30,7 +30,7 @@ from tf_faceedit.tensor_types import Shape, Tensor
 VGG_MEAN_BGR = (103.939, 116.779, 123.68)
 FEATURE_LAYER = "block2_conv2"
 IMAGENET_HELP = (
-    "nothing can be downloaded here; on a connected machine run `python -c \"import keras; "
+    'nothing can be downloaded here; on a connected machine run `python -c "import keras; '
     "keras.applications.VGG16(include_top=False, weights='imagenet').save_weights('vgg16_notop.weights.h5')\"` and "
     "pass `--set loss.vgg_weights=/path/vgg16_notop.weights.h5`, or `--set loss.lambda_feat=0` to train without the "
     "feature loss"
@@ -64,19 +64,25 @@ def _vgg16(weights: str | Path) -> keras.Model:
         try:
             return keras.applications.VGG16(weights="imagenet", **common)
         except Exception as err:  # no network, proxy, corrupt cache, ...: one message saying what to do
-            raise ConfigError(f"loss.vgg_weights=imagenet: the VGG16 ImageNet weights could not be fetched "
-                              f"({type(err).__name__}); {IMAGENET_HELP}") from None
+            raise ConfigError(
+                f"loss.vgg_weights=imagenet: the VGG16 ImageNet weights could not be fetched "
+                f"({type(err).__name__}); {IMAGENET_HELP}"
+            ) from None
     path = Path(str(weights)).expanduser()
     if not path.is_file():
-        raise ConfigError(f"loss.vgg_weights file not found: {path} (expected a VGG16 include_top=False .h5 or "
-                          f".weights.h5 file, 'imagenet' or 'random'); {IMAGENET_HELP}")
+        raise ConfigError(
+            f"loss.vgg_weights file not found: {path} (expected a VGG16 include_top=False .h5 or "
+            f".weights.h5 file, 'imagenet' or 'random'); {IMAGENET_HELP}"
+        )
     if not path.name.endswith(".h5"):
         raise ConfigError(f"loss.vgg_weights {path} must be a .h5 or .weights.h5 file of VGG16 (include_top=False)")
     try:
         return keras.applications.VGG16(weights=str(path), **common)
     except Exception as err:
-        raise ConfigError(f"loss.vgg_weights {path} could not be loaded into VGG16 (include_top=False): "
-                          f"{str(err).splitlines()[0] if str(err) else type(err).__name__}") from None
+        raise ConfigError(
+            f"loss.vgg_weights {path} could not be loaded into VGG16 (include_top=False): "
+            f"{str(err).splitlines()[0] if str(err) else type(err).__name__}"
+        ) from None
 
 
 def vgg16_feature_extractor(weights: str | Path = "imagenet") -> keras.Model:

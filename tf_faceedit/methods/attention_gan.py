@@ -160,10 +160,16 @@ class AttentionGANConfig(ExperimentConfig):
         super().validate()
         size = self.data.image_size
         check(size >= 16, "data.image_size", f"must be >= 16 for AttentionGAN, got {size}")
-        check(size >= 2 ** (self.model.d_layers + 1), "model.d_layers",
-              f"is too deep for data.image_size={size} (the PatchGAN map would be smaller than 2x2)")
-        check(self.loss.pool_size == 0 or self.loss.pool_size >= self.train.batch_size, "loss.pool_size",
-              f"must be 0 (off) or >= train.batch_size ({self.train.batch_size}), got {self.loss.pool_size}")
+        check(
+            size >= 2 ** (self.model.d_layers + 1),
+            "model.d_layers",
+            f"is too deep for data.image_size={size} (the PatchGAN map would be smaller than 2x2)",
+        )
+        check(
+            self.loss.pool_size == 0 or self.loss.pool_size >= self.train.batch_size,
+            "loss.pool_size",
+            f"must be 0 (off) or >= train.batch_size ({self.train.batch_size}), got {self.loss.pool_size}",
+        )
         return self
 
 
@@ -201,10 +207,12 @@ def build_generator(config, name="generator"):
     else:
         n = m.num_masks
         shared = _encoder(image, m, "enc")
-        content = ConvNormAct(3 * (n - 1), 7, norm="none", activation="tanh", padding="reflect",
-                              name="content_out")(_decoder(shared, m, "content"))
+        content = ConvNormAct(3 * (n - 1), 7, norm="none", activation="tanh", padding="reflect", name="content_out")(
+            _decoder(shared, m, "content")
+        )
         logits = ConvNormAct(n, 1, norm="none", activation=None, name="attention_logits")(
-            _decoder(shared, m, "attention"))
+            _decoder(shared, m, "attention")
+        )
         attention = keras.layers.Softmax(axis=-1, name="attention_out", dtype="float32")(logits)
         output = MultiMaskBlend(name="blend", dtype="float32")([content, image, attention])
     return keras.Model(image, {"image": output, "attention": attention, "content": content}, name=name)
@@ -216,10 +224,17 @@ def build_discriminator(config, name="discriminator", channels=3):
     image = keras.Input((size, size, channels), name="image")
     x = ConvNormAct(m.d_filters, 4, strides=2, norm="none", activation="lrelu", name="d_conv1")(image)
     for i in range(1, m.d_layers):
-        x = ConvNormAct(m.d_filters * min(2 ** i, 8), 4, strides=2, norm=m.norm, activation="lrelu",
-                        name=f"d_conv{i + 1}")(x)
-    x = ConvNormAct(m.d_filters * min(2 ** m.d_layers, 8), 4, strides=1, norm=m.norm, activation="lrelu",
-                    name=f"d_conv{m.d_layers + 1}")(x)
+        x = ConvNormAct(
+            m.d_filters * min(2**i, 8), 4, strides=2, norm=m.norm, activation="lrelu", name=f"d_conv{i + 1}"
+        )(x)
+    x = ConvNormAct(
+        m.d_filters * min(2**m.d_layers, 8),
+        4,
+        strides=1,
+        norm=m.norm,
+        activation="lrelu",
+        name=f"d_conv{m.d_layers + 1}",
+    )(x)
     logits = ConvNormAct(1, 4, strides=1, norm="none", activation=None, name="d_out")(x)
     return keras.Model(image, logits, name=name)
 
@@ -255,17 +270,28 @@ class AttentionGAN(GANTrainer):
 
     @property
     def networks(self):
-        networks = {"generator_ab": self.generator_ab, "generator_ba": self.generator_ba,
-                    "discriminator_a": self.discriminator_a, "discriminator_b": self.discriminator_b}
+        networks = {
+            "generator_ab": self.generator_ab,
+            "generator_ba": self.generator_ba,
+            "discriminator_a": self.discriminator_a,
+            "discriminator_b": self.discriminator_b,
+        }
         if self.discriminator_a_att is not None:
             networks.update(discriminator_a_att=self.discriminator_a_att, discriminator_b_att=self.discriminator_b_att)
         return networks
 
     def updates(self):
         # CycleGAN's order: both generators, then both discriminators (on fakes of the updated generators)
-        return [Update("g", "g_optimizer", ["generator_ab", "generator_ba"], self.generator_losses, "g_loss"),
-                Update("d", "d_optimizer", [n for n in self.networks if n.startswith("discriminator")],
-                       self.discriminator_losses, "d_loss")]
+        return [
+            Update("g", "g_optimizer", ["generator_ab", "generator_ba"], self.generator_losses, "g_loss"),
+            Update(
+                "d",
+                "d_optimizer",
+                [n for n in self.networks if n.startswith("discriminator")],
+                self.discriminator_losses,
+                "d_loss",
+            ),
+        ]
 
     def make_optimizers(self):
         t = self.config.train
@@ -323,13 +349,15 @@ class AttentionGAN(GANTrainer):
             losses["g_adv_att"] = self.g_adv(d_b["_att"]) + self.g_adv(d_a["_att"])
             losses["g_adv"] = losses["g_adv"] + losses["g_adv_att"]
         # 2. cycle: F(G(x)) ~ x, G(F(y)) ~ y
-        losses["g_cycle"] = (l1_loss(x, self.generator_ba(gx["image"], training=True)["image"])
-                             + l1_loss(y, self.generator_ab(fy["image"], training=True)["image"]))
+        losses["g_cycle"] = l1_loss(x, self.generator_ba(gx["image"], training=True)["image"]) + l1_loss(
+            y, self.generator_ab(fy["image"], training=True)["image"]
+        )
         total = cfg.lambda_adv * losses["g_adv"] + cfg.lambda_cycle * losses["g_cycle"]
         # 3. identity: G(y) ~ y, F(x) ~ x
         if cfg.lambda_identity > 0:
-            losses["g_identity"] = (l1_loss(y, self.generator_ab(y, training=True)["image"])
-                                    + l1_loss(x, self.generator_ba(x, training=True)["image"]))
+            losses["g_identity"] = l1_loss(y, self.generator_ab(y, training=True)["image"]) + l1_loss(
+                x, self.generator_ba(x, training=True)["image"]
+            )
             total = total + cfg.lambda_identity * cfg.lambda_cycle * losses["g_identity"]
         # 4. total variation of the attention masks, pixel loss between input and translation
         losses["g_tv"] = total_variation_loss(gx["attention"]) + total_variation_loss(fy["attention"])
@@ -378,25 +406,33 @@ class AttentionGAN(GANTrainer):
         """Per direction: input | attention masks (background last) | content masks | output."""
         attr, a = self.config.data.domain_attribute, self.config.data.domain_a_value
         rows = []
-        for images, to_b, label in ((batch["image_a"], True, f"{attr} {a}->{1 - a}"),
-                                    (batch["image_b"], False, f"{attr} {1 - a}->{a}")):
+        for images, to_b, label in (
+            (batch["image_a"], True, f"{attr} {a}->{1 - a}"),
+            (batch["image_b"], False, f"{attr} {1 - a}->{a}"),
+        ):
             out = self.translate(images, to_b)
             rows.append((f"{label} input", images))
             attention, content = out["attention"], out["content"]
             n = attention.shape[-1]
             for i in range(n):
                 name = "attention" if n == 1 else ("att bg" if i == n - 1 else f"att {i + 1}")
-                rows.append((f"{label} {name}", attention[..., i:i + 1] * 2.0 - 1.0))
+                rows.append((f"{label} {name}", attention[..., i : i + 1] * 2.0 - 1.0))
             for i in range(content.shape[-1] // 3):
                 name = "content" if n == 1 else f"content {i + 1}"
-                rows.append((f"{label} {name}", content[..., 3 * i:3 * i + 3]))
+                rows.append((f"{label} {name}", content[..., 3 * i : 3 * i + 3]))
             rows.append((f"{label} output", out["image"]))
         return rows
 
 
-registry.register("attentiongan", AttentionGANConfig, AttentionGAN,
-                  "Attention-guided unpaired translation, schemes I and II (Tang et al., AttentionGAN)",
-                  registry.Capabilities(
-                      task="edit", attention_masks=True, content_masks=True,
-                      usage_note="AttentionGAN translates between two domains: checked = the other domain of the "
-                                 "attribute."))
+registry.register(
+    "attentiongan",
+    AttentionGANConfig,
+    AttentionGAN,
+    "Attention-guided unpaired translation, schemes I and II (Tang et al., AttentionGAN)",
+    registry.Capabilities(
+        task="edit",
+        attention_masks=True,
+        content_masks=True,
+        usage_note="AttentionGAN translates between two domains: checked = the other domain of the attribute.",
+    ),
+)

@@ -96,17 +96,20 @@ class ClassifierTrainConfig(TrainConfig):
 @dataclasses.dataclass
 class ClassifierConfig(ExperimentConfig):
     method: str = "classifier"
-    data: DataConfig = dataclasses.field(default_factory=lambda: DataConfig(
-        image_size=64, attributes=list(CELEBA_ATTRIBUTES)))
+    data: DataConfig = dataclasses.field(
+        default_factory=lambda: DataConfig(image_size=64, attributes=list(CELEBA_ATTRIBUTES))
+    )
     model: ClassifierModelConfig = dataclasses.field(default_factory=ClassifierModelConfig)
     loss: ClassifierLossConfig = dataclasses.field(default_factory=ClassifierLossConfig)
-    train: ClassifierTrainConfig = dataclasses.field(default_factory=lambda: ClassifierTrainConfig(
-        steps=20000, batch_size=64, beta_1=0.9, beta_2=0.999))
+    train: ClassifierTrainConfig = dataclasses.field(
+        default_factory=lambda: ClassifierTrainConfig(steps=20000, batch_size=64, beta_1=0.9, beta_2=0.999)
+    )
 
     def validate(self):
         super().validate()
-        check(self.data.image_size >= 8, "data.image_size",
-              f"must be >= 8 for the classifier, got {self.data.image_size}")
+        check(
+            self.data.image_size >= 8, "data.image_size", f"must be >= 8 for the classifier, got {self.data.image_size}"
+        )
         check(self.data.mask.kind == "none", "data.mask.kind", "must be none for the classifier (it uses no masks)")
         return self
 
@@ -194,8 +197,11 @@ class AttributeClassifier(GANTrainer):
         lr = t.lr
         if t.lr_schedule == "cosine":
             lr = keras.optimizers.schedules.CosineDecay(t.lr, decay_steps=t.steps)
-        return {"c_optimizer": keras.optimizers.AdamW(lr, weight_decay=t.weight_decay, beta_1=t.beta_1,
-                                                      beta_2=t.beta_2, name="c_optimizer")}
+        return {
+            "c_optimizer": keras.optimizers.AdamW(
+                lr, weight_decay=t.weight_decay, beta_1=t.beta_1, beta_2=t.beta_2, name="c_optimizer"
+            )
+        }
 
     def positive_rates(self):
         """[K] positive rate of each attribute in the train split (read once; used by loss.balance_classes)."""
@@ -208,8 +214,10 @@ class AttributeClassifier(GANTrainer):
         out = self.classifier(batch["image"], training=True)
         labels = batch["attributes"]
         rates = self.positive_rates() if self.config.loss.balance_classes else None
-        return {"c_loss": classifier_bce_loss(labels, out["logits"], self.config.loss.label_smoothing, rates),
-                "c_acc": attribute_accuracy(labels, out["logits"])}
+        return {
+            "c_loss": classifier_bce_loss(labels, out["logits"], self.config.loss.label_smoothing, rates),
+            "c_acc": attribute_accuracy(labels, out["logits"]),
+        }
 
     def infer(self, inputs):
         """inputs: {"image": float32 [N, S, S, 3] in [-1, 1]} -> {"logits": [N, K], "probabilities": [N, K] in [0, 1]}
@@ -222,6 +230,10 @@ class AttributeClassifier(GANTrainer):
         return [("input", batch["image"])]
 
 
-registry.register("classifier", ClassifierConfig, AttributeClassifier,
-                  "ResNet-style attribute classifier for evaluation (40 CelebA attributes)",
-                  registry.Capabilities(task="classify"))
+registry.register(
+    "classifier",
+    ClassifierConfig,
+    AttributeClassifier,
+    "ResNet-style attribute classifier for evaluation (40 CelebA attributes)",
+    registry.Capabilities(task="classify"),
+)

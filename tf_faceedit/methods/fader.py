@@ -99,16 +99,19 @@ class FaderConfig(ExperimentConfig):
     data: DataConfig = dataclasses.field(default_factory=lambda: DataConfig(image_size=256, attributes=["Smiling"]))
     model: FaderModelConfig = dataclasses.field(default_factory=FaderModelConfig)
     loss: FaderLossConfig = dataclasses.field(default_factory=FaderLossConfig)
-    train: TrainConfig = dataclasses.field(default_factory=lambda: TrainConfig(
-        batch_size=32, n_critic=1, g_lr=2e-4, d_lr=2e-4, beta_1=0.5, beta_2=0.999))
+    train: TrainConfig = dataclasses.field(
+        default_factory=lambda: TrainConfig(batch_size=32, n_critic=1, g_lr=2e-4, d_lr=2e-4, beta_1=0.5, beta_2=0.999)
+    )
 
     def validate(self):
         super().validate()
         check(self.data.image_size >= 8, "data.image_size", f"must be >= 8 for Fader, got {self.data.image_size}")
         check(self.data.mask.kind == "none", "data.mask.kind", "must be none for Fader (it uses no masks)")
-        check(self.train.n_critic == 1, "train.n_critic",
-              f"must be 1 for Fader (one discriminator, then one autoencoder update per step), "
-              f"got {self.train.n_critic}")
+        check(
+            self.train.n_critic == 1,
+            "train.n_critic",
+            f"must be 1 for Fader (one discriminator, then one autoencoder update per step), got {self.train.n_critic}",
+        )
         return self
 
 
@@ -154,8 +157,15 @@ def build_encoder(config):
     image = keras.Input((size, size, 3), name="image")
     x = image
     for i, filters in enumerate(encoder_widths(config)):
-        x = ConvNormAct(filters, 4, strides=2, norm="none" if i == 0 else "batch", activation="lrelu",
-                        negative_slope=0.2, name=f"enc_conv{i + 1}")(x)
+        x = ConvNormAct(
+            filters,
+            4,
+            strides=2,
+            norm="none" if i == 0 else "batch",
+            activation="lrelu",
+            negative_slope=0.2,
+            name=f"enc_conv{i + 1}",
+        )(x)
     return keras.Model(image, x, name="fader_encoder")
 
 
@@ -170,8 +180,15 @@ def build_decoder(config):
     for i, filters in enumerate(outputs):
         last = i == len(outputs) - 1
         x = TileAttributes(name=f"dec_tile{i + 1}")([x, code])
-        x = ConvNormAct(filters, 4, strides=2, transpose=True, norm="none" if last else "batch",
-                        activation="tanh" if last else "relu", name=f"dec_conv{i + 1}")(x)
+        x = ConvNormAct(
+            filters,
+            4,
+            strides=2,
+            transpose=True,
+            norm="none" if last else "batch",
+            activation="tanh" if last else "relu",
+            name=f"dec_conv{i + 1}",
+        )(x)
     return keras.Model({"latent": latent, "attributes": attributes}, x, name="fader_decoder")
 
 
@@ -183,16 +200,18 @@ def build_autoencoder(config):
     encoder, decoder = build_encoder(config), build_decoder(config)
     latent = encoder(image)
     output = decoder({"latent": latent, "attributes": attributes})
-    return keras.Model({"image": image, "attributes": attributes}, {"image": output, "latent": latent},
-                       name="fader_autoencoder")
+    return keras.Model(
+        {"image": image, "attributes": attributes}, {"image": output, "latent": latent}, name="fader_autoencoder"
+    )
 
 
 def build_latent_discriminator(config):
     """P: latent [N, 2, 2, C_L] -> [N, n] attribute logits."""
     m, n = config.model, len(config.data.attributes)
     latent = keras.Input((2, 2, encoder_widths(config)[-1]), name="latent")
-    x = ConvNormAct(m.max_filters, 4, strides=2, norm="batch", activation="lrelu", negative_slope=0.2,
-                    name="dis_conv")(latent)  # 2x2 -> 1x1
+    x = ConvNormAct(m.max_filters, 4, strides=2, norm="batch", activation="lrelu", negative_slope=0.2, name="dis_conv")(
+        latent
+    )  # 2x2 -> 1x1
     x = keras.layers.Flatten(name="dis_flat")(x)
     x = keras.layers.Dense(m.lat_dis_fc, name="dis_fc1")(x)
     x = keras.layers.LeakyReLU(negative_slope=0.2, name="dis_act")(x)
@@ -257,10 +276,12 @@ class Fader(GANTrainer):
         """Adam for the autoencoder ("g_optimizer") and the latent discriminator ("d_optimizer"), both clipped."""
         t, clip = self.config.train, self.config.loss.clip_grad_norm or None
         return {
-            "g_optimizer": keras.optimizers.Adam(t.g_lr, beta_1=t.beta_1, beta_2=t.beta_2, global_clipnorm=clip,
-                                                 name="ae_optimizer"),
-            "d_optimizer": keras.optimizers.Adam(t.d_lr, beta_1=t.beta_1, beta_2=t.beta_2, global_clipnorm=clip,
-                                                 name="lat_dis_optimizer"),
+            "g_optimizer": keras.optimizers.Adam(
+                t.g_lr, beta_1=t.beta_1, beta_2=t.beta_2, global_clipnorm=clip, name="ae_optimizer"
+            ),
+            "d_optimizer": keras.optimizers.Adam(
+                t.d_lr, beta_1=t.beta_1, beta_2=t.beta_2, global_clipnorm=clip, name="lat_dis_optimizer"
+            ),
         }
 
     def updates(self):
@@ -343,6 +364,10 @@ class Fader(GANTrainer):
         return {"image": out["image"], "latent": out["latent"]}
 
 
-registry.register("fader", FaderConfig, Fader, "Fader Networks: sliding attributes (Lample et al., NeurIPS 2017)",
-                  registry.Capabilities(task="edit", attribute_controls="slider",
-                                        attribute_range=Fader.attribute_range))
+registry.register(
+    "fader",
+    FaderConfig,
+    Fader,
+    "Fader Networks: sliding attributes (Lample et al., NeurIPS 2017)",
+    registry.Capabilities(task="edit", attribute_controls="slider", attribute_range=Fader.attribute_range),
+)

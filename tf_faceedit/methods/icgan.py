@@ -113,8 +113,9 @@ class IcGANTrainConfig(TrainConfig):
 @dataclasses.dataclass
 class IcGANConfig(ExperimentConfig):
     method: str = "icgan"
-    data: DataConfig = dataclasses.field(default_factory=lambda: DataConfig(
-        image_size=64, attributes=["Eyeglasses", "Smiling", "Male", "Blond_Hair"]))
+    data: DataConfig = dataclasses.field(
+        default_factory=lambda: DataConfig(image_size=64, attributes=["Eyeglasses", "Smiling", "Male", "Blond_Hair"])
+    )
     model: IcGANModelConfig = dataclasses.field(default_factory=IcGANModelConfig)
     loss: IcGANLossConfig = dataclasses.field(default_factory=IcGANLossConfig)
     train: IcGANTrainConfig = dataclasses.field(default_factory=lambda: IcGANTrainConfig(steps=60000, batch_size=64))
@@ -122,16 +123,25 @@ class IcGANConfig(ExperimentConfig):
     def validate(self):
         super().validate()
         size = self.data.image_size
-        check(size >= 16 and size & (size - 1) == 0, "data.image_size",
-              f"must be a power of two >= 16 for IcGAN, got {size}")
+        check(
+            size >= 16 and size & (size - 1) == 0,
+            "data.image_size",
+            f"must be a power of two >= 16 for IcGAN, got {size}",
+        )
         check(self.data.mask.kind == "none", "data.mask.kind", "must be none for IcGAN (it uses no masks)")
         total = self.train.cgan_steps + self.train.encoder_steps
-        check(self.train.steps <= total, "train.steps",
-              f"must be <= train.cgan_steps + train.encoder_steps = {total}, got {self.train.steps}")
+        check(
+            self.train.steps <= total,
+            "train.steps",
+            f"must be <= train.cgan_steps + train.encoder_steps = {total}, got {self.train.steps}",
+        )
         if self.train.phase == "encoders":
-            check(self.train.steps > self.train.cgan_steps, "train.steps",
-                  f"must be > train.cgan_steps ({self.train.cgan_steps}) with train.phase=encoders, "
-                  f"got {self.train.steps}")
+            check(
+                self.train.steps > self.train.cgan_steps,
+                "train.steps",
+                f"must be > train.cgan_steps ({self.train.cgan_steps}) with train.phase=encoders, "
+                f"got {self.train.steps}",
+            )
         return self
 
 
@@ -154,12 +164,14 @@ def build_generator(config):
     attributes = keras.Input((k,), name="attributes")
     x = keras.layers.Concatenate(name="g_concat")([z, attributes])
     x = keras.layers.Reshape((1, 1, m.z_dim + k), name="g_reshape")(x)
-    x = ConvNormAct(m.g_filters, 4, norm="batch", activation="relu", transpose=True, padding="valid",
-                    name="g_project")(x)  # 1x1 -> 4x4
+    x = ConvNormAct(m.g_filters, 4, norm="batch", activation="relu", transpose=True, padding="valid", name="g_project")(
+        x
+    )  # 1x1 -> 4x4
     n = _num_doublings(size)
     for i in range(1, n):
-        x = ConvNormAct(max(m.g_filters // 2**i, 1), 4, strides=2, norm="batch", activation="relu", transpose=True,
-                        name=f"g_up{i}")(x)
+        x = ConvNormAct(
+            max(m.g_filters // 2**i, 1), 4, strides=2, norm="batch", activation="relu", transpose=True, name=f"g_up{i}"
+        )(x)
     image = ConvNormAct(3, 4, strides=2, norm="none", activation="tanh", transpose=True, name="g_out")(x)
     return keras.Model({"z": z, "attributes": attributes}, image, name="icgan_generator")
 
@@ -186,8 +198,9 @@ def build_encoder(config, kind):
     image = keras.Input((size, size, 3), name="image")
     x = image
     for i in range(4):
-        x = ConvNormAct(m.encoder_filters * 2**i, 5, strides=2, norm="batch", activation="relu",
-                        name=f"{prefix}_conv{i + 1}")(x)
+        x = ConvNormAct(
+            m.encoder_filters * 2**i, 5, strides=2, norm="batch", activation="relu", name=f"{prefix}_conv{i + 1}"
+        )(x)
     x = keras.layers.Flatten(name=f"{prefix}_flatten")(x)
     x = _dense(hidden, f"{prefix}_fc")(x)
     x = keras.layers.BatchNormalization(name=f"{prefix}_fc_bn")(x)
@@ -218,8 +231,12 @@ class IcGAN(GANTrainer):
 
     @property
     def networks(self):
-        return {"generator": self.generator, "discriminator": self.discriminator,
-                "encoder_z": self.encoder_z, "encoder_y": self.encoder_y}
+        return {
+            "generator": self.generator,
+            "discriminator": self.discriminator,
+            "encoder_z": self.encoder_z,
+            "encoder_y": self.encoder_y,
+        }
 
     # -- phases -------------------------------------------------------------------------------------------------
     def schedule_phases(self):
@@ -237,8 +254,10 @@ class IcGAN(GANTrainer):
 
     def _phase_updates(self, name):
         if name == "cgan":
-            return [Update("d", "d_optimizer", ["discriminator"], self.discriminator_losses, "d_loss"),
-                    Update("g", "g_optimizer", ["generator"], self.generator_losses, "g_loss")]
+            return [
+                Update("d", "d_optimizer", ["discriminator"], self.discriminator_losses, "d_loss"),
+                Update("g", "g_optimizer", ["generator"], self.generator_losses, "g_loss"),
+            ]
         return [Update("e", "e_optimizer", ["encoder_z", "encoder_y"], self.encoder_losses, "e_loss")]
 
     def updates(self):
@@ -249,9 +268,12 @@ class IcGAN(GANTrainer):
 
     def make_optimizers(self):
         t = self.config.train
-        return {**super().make_optimizers(),
-                "e_optimizer": keras.optimizers.Adam(self.config.train.e_lr, beta_1=t.beta_1, beta_2=t.beta_2,
-                                                     name="e_optimizer")}
+        return {
+            **super().make_optimizers(),
+            "e_optimizer": keras.optimizers.Adam(
+                self.config.train.e_lr, beta_1=t.beta_1, beta_2=t.beta_2, name="e_optimizer"
+            ),
+        }
 
     def make_train_function(self, force=False):
         # the encoder phase inverts a trained generator: refuse to start it on an untrained one
@@ -260,17 +282,20 @@ class IcGAN(GANTrainer):
             raise TrainingError(
                 f"--set train.phase=encoders needs a cGAN trained to step >= train.cgan_steps "
                 f"({self.config.train.cgan_steps}) in --model_dir, but the run is at step {step}; train the cGAN "
-                "first (train.phase=cgan or all)")
+                "first (train.phase=cgan or all)"
+            )
         return super().make_train_function(force)
 
     # -- batch and losses ---------------------------------------------------------------------------------------
     def prepare_batch(self, batch, seed):
         attributes = batch["attributes"]
         n = ops.shape(attributes)[0]
-        return {**batch,
-                "z": keras.random.normal((n, self.config.model.z_dim), seed=seed),
-                "wrong_attributes": flip_one_attribute(attributes, seed),
-                "shuffled_attributes": ops.roll(attributes, 1, axis=0)}
+        return {
+            **batch,
+            "z": keras.random.normal((n, self.config.model.z_dim), seed=seed),
+            "wrong_attributes": flip_one_attribute(attributes, seed),
+            "shuffled_attributes": ops.roll(attributes, 1, axis=0),
+        }
 
     def generate(self, z, attributes, training=False):
         """G(z, y): [N, z_dim], [N, K] -> [N, S, S, 3] in [-1, 1]."""
@@ -279,8 +304,9 @@ class IcGAN(GANTrainer):
 
     def discriminate(self, images, attributes, training=False):
         images = ops.convert_to_tensor(images, "float32")
-        return self.discriminator({"image": images, "attributes": ops.cast(attributes, images.dtype)},
-                                  training=training)
+        return self.discriminator(
+            {"image": images, "attributes": ops.cast(attributes, images.dtype)}, training=training
+        )
 
     def discriminator_losses(self, batch, seed):
         real, y = batch["image"], batch["attributes"]
@@ -337,8 +363,9 @@ class IcGAN(GANTrainer):
         if self.phase.name == "cgan":
             z = keras.random.normal((ops.shape(images)[0], self.config.model.z_dim), seed=1234)
             rows = [("G(z, y)", self.generate(z, attributes))]
-            rows += [(f"{name} flipped", self.generate(z, flip_attribute(attributes, i)))
-                     for i, name in enumerate(names)]
+            rows += [
+                (f"{name} flipped", self.generate(z, flip_attribute(attributes, i))) for i, name in enumerate(names)
+            ]
             return rows
         predicted = self.predict_attributes(images)
         rows = [("input", images), ("reconstruction", self.edit(images, predicted))]
@@ -357,6 +384,10 @@ def ez_loss(z, z_pred):
     return l2_loss(z, z_pred)
 
 
-registry.register("icgan", IcGANConfig, IcGAN,
-                  "Invertible conditional GAN: cGAN + encoders for attribute editing (Perarnau et al., 2016)",
-                  registry.Capabilities(task="edit", predicts_attributes=True))  # E_y predicts the attributes
+registry.register(
+    "icgan",
+    IcGANConfig,
+    IcGAN,
+    "Invertible conditional GAN: cGAN + encoders for attribute editing (Perarnau et al., 2016)",
+    registry.Capabilities(task="edit", predicts_attributes=True),
+)  # E_y predicts the attributes

@@ -125,13 +125,18 @@ def build_generator(config):
     attributes = keras.Input((k,), name="attributes")
     conditioned = TileAttributes(name="amn_tile")([image, attributes])
     edited = ConvNormAct(3, 7, norm="none", activation="tanh", name="amn_out")(
-        _backbone(conditioned, config.model, "amn"))
+        _backbone(conditioned, config.model, "amn")
+    )
     san_input = TileAttributes(name="san_tile")([image, attributes]) if san_uses_attributes(config) else image
     attention = ConvNormAct(1, 7, norm="none", activation="sigmoid", name="san_out")(
-        _backbone(san_input, config.model, "san"))
+        _backbone(san_input, config.model, "san")
+    )
     output = AttentionBlend(name="blend", dtype="float32")([edited, image, attention])  # float32 under mixed precision
-    return keras.Model({"image": image, "attributes": attributes},
-                       {"image": output, "attention": attention, "edited": edited}, name="sagan_generator")
+    return keras.Model(
+        {"image": image, "attributes": attributes},
+        {"image": output, "attention": attention, "edited": edited},
+        name="sagan_generator",
+    )
 
 
 def build_discriminator(config):
@@ -141,8 +146,15 @@ def build_discriminator(config):
     x = image
     for i in range(int(math.log2(size)) - 1):
         filters = min(m.d_filters * 2**i, m.d_max_filters)
-        x = ConvNormAct(filters, 4, strides=2, norm="none", activation="lrelu", negative_slope=m.d_negative_slope,
-                        name=f"d_conv{i + 1}")(x)
+        x = ConvNormAct(
+            filters,
+            4,
+            strides=2,
+            norm="none",
+            activation="lrelu",
+            negative_slope=m.d_negative_slope,
+            name=f"d_conv{i + 1}",
+        )(x)
     src = ConvNormAct(1, 3, norm="none", activation=None, use_bias=m.d_head_bias, name="d_src")(x)
     cls = ConvNormAct(k, 2, norm="none", activation=None, padding="valid", use_bias=m.d_head_bias, name="d_cls")(x)
     cls = keras.layers.Reshape((k,), name="d_cls_flat")(cls)
@@ -179,12 +191,15 @@ class SaGAN(GANTrainer):
         fake = ops.stop_gradient(self.edit(real, c_tgt, training=True)["image"])
         real_out = self.discriminator(real, training=True)
         fake_out = self.discriminator(fake, training=True)
-        losses = {"d_adv": self.d_adv(real_out["src"], fake_out["src"]),
-                  "d_cls": attribute_bce_loss(c_src, real_out["cls"])}
+        losses = {
+            "d_adv": self.d_adv(real_out["src"], fake_out["src"]),
+            "d_cls": attribute_bce_loss(c_src, real_out["cls"]),
+        }
         total = losses["d_adv"] + cfg.lambda_cls * losses["d_cls"]
         if cfg.lambda_gp > 0:
-            losses["d_gp"] = gradient_penalty(lambda x: self.discriminator(x, training=True)["src"], real, fake,
-                                              seed=seed)
+            losses["d_gp"] = gradient_penalty(
+                lambda x: self.discriminator(x, training=True)["src"], real, fake, seed=seed
+            )
             total = total + cfg.lambda_gp * losses["d_gp"]
         losses["d_loss"] = total
         return losses
@@ -200,8 +215,12 @@ class SaGAN(GANTrainer):
             "g_rec_cycle": l1_loss(real, self.edit(fake, c_src, training=True)["image"]),
             "g_rec_id": l1_loss(real, self.edit(real, c_src, training=True)["image"]),
         }
-        losses["g_loss"] = (losses["g_adv"] + cfg.lambda_cls * losses["g_cls"]
-                            + cfg.lambda_rec_cycle * losses["g_rec_cycle"] + cfg.lambda_rec_id * losses["g_rec_id"])
+        losses["g_loss"] = (
+            losses["g_adv"]
+            + cfg.lambda_cls * losses["g_cls"]
+            + cfg.lambda_rec_cycle * losses["g_rec_cycle"]
+            + cfg.lambda_rec_id * losses["g_rec_id"]
+        )
         return losses
 
     def sample_rows(self, batch):
@@ -225,5 +244,10 @@ class SaGAN(GANTrainer):
         return ops.cast(self.discriminator(images, training=False)["cls"] > 0.0, "float32")
 
 
-registry.register("sagan", SaGANConfig, SaGAN, "Spatial-attention GAN for attribute editing (Zhang et al., ECCV 2018)",
-                  registry.Capabilities(task="edit", predicts_attributes=True, attention_masks=True))
+registry.register(
+    "sagan",
+    SaGANConfig,
+    SaGAN,
+    "Spatial-attention GAN for attribute editing (Zhang et al., ECCV 2018)",
+    registry.Capabilities(task="edit", predicts_attributes=True, attention_masks=True),
+)

@@ -19,11 +19,18 @@ from tf_faceedit.cli import common as cli_common
 
 def parse_args(argv=None):
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--root", default=argparse.SUPPRESS,
-                        help="zoo folder (default: $TF_FACEEDIT_ZOO, else the installed tf_faceedit/pretrained)")
-    parser = argparse.ArgumentParser(prog="python -m tf_faceedit.pretrained", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__,
-                                     parents=[common])
+    common.add_argument(
+        "--root",
+        default=argparse.SUPPRESS,
+        help="zoo folder (default: $TF_FACEEDIT_ZOO, else the installed tf_faceedit/pretrained)",
+    )
+    parser = argparse.ArgumentParser(
+        prog="python -m tf_faceedit.pretrained",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__,
+        parents=[common],
+    )
     commands = parser.add_subparsers(dest="command")
     commands.add_parser("list", parents=[common], help="one zoo name per line, then its description")
     show = commands.add_parser("show", parents=[common], help="print an entry's model card")
@@ -32,16 +39,21 @@ def parse_args(argv=None):
     add.add_argument("--model_dir", required=True, help="training run folder (config.yaml, checkpoints/)")
     add.add_argument("--name", required=True, help="zoo name, e.g. sagan-eyeglasses-64")
     add.add_argument("--card", required=True, help="model card (copy of tf_faceedit/pretrained/CARD_TEMPLATE.md)")
-    add.add_argument("--dtype", default="float16", choices=["float16", "float32"],
-                     help="how the weights are stored (float16: cast back to float32 on load; default float16)")
+    add.add_argument(
+        "--dtype",
+        default="float16",
+        choices=["float16", "float32"],
+        help="how the weights are stored (float16: cast back to float32 on load; default float16)",
+    )
     add.add_argument("--description", help="one-line description (default: method, attributes, size, dtype)")
     add.add_argument("--checkpoint", help="a ckpt-XXXXXXXX folder (default: the newest intact one of --model_dir)")
     add.add_argument("--replace", action="store_true", help="overwrite an entry of that name")
     verify = commands.add_parser("verify", parents=[common], help="check every file against the manifest")
     verify.add_argument("names", nargs="*", help="entries to check (default: all)")
     verify.add_argument("--load", action="store_true", help="also load each entry and edit synthetic faces")
-    compare = commands.add_parser("compare", parents=[common],
-                                  help="what float16 storage changes in a run's outputs on a fixed batch")
+    compare = commands.add_parser(
+        "compare", parents=[common], help="what float16 storage changes in a run's outputs on a fixed batch"
+    )
     compare.add_argument("--model_dir", required=True, help="training run folder")
     compare.add_argument("--checkpoint", help="a ckpt-XXXXXXXX folder (default: the newest intact one)")
     compare.add_argument("--images", help="folder of face photos for the batch (default: synthetic faces)")
@@ -62,8 +74,9 @@ def _format_metrics(outputs):
     for key, metrics in outputs.items():
         if "psnr" in metrics:
             psnr = "identical" if metrics["psnr"] is None else f"PSNR {metrics['psnr']:.1f} dB"
-            parts.append(f"{key}: max |diff| {metrics['max_abs_diff']} levels, mean {metrics['mean_abs_diff']:.3f}, "
-                         f"{psnr}")
+            parts.append(
+                f"{key}: max |diff| {metrics['max_abs_diff']} levels, mean {metrics['mean_abs_diff']:.3f}, {psnr}"
+            )
         else:
             parts.append(f"{key}: max |diff| {metrics['max_abs_diff']:.2e}")
     return "; ".join(parts)
@@ -93,17 +106,29 @@ def main(argv=None):
             return 0
         if args.command == "compare":
             report = zoo.compare_dtypes(args.model_dir, args.checkpoint, args.num_images, args.seed, args.images)
-            print(f"{report['method']} step {report['step']}, {report['num_images']} images, networks "
-                  f"{', '.join(report['networks'])}: float16 vs float32: {_format_metrics(report['outputs'])}")
+            print(
+                f"{report['method']} step {report['step']}, {report['num_images']} images, networks "
+                f"{', '.join(report['networks'])}: float16 vs float32: {_format_metrics(report['outputs'])}"
+            )
             print(json.dumps(report["outputs"]))
             return 0
         if args.command == "add":
-            entry = zoo.add(args.model_dir, args.name, args.card, dtype=args.dtype, description=args.description,
-                            checkpoint=args.checkpoint, root=args.root, replace=args.replace)
+            entry = zoo.add(
+                args.model_dir,
+                args.name,
+                args.card,
+                dtype=args.dtype,
+                description=args.description,
+                checkpoint=args.checkpoint,
+                root=args.root,
+                replace=args.replace,
+            )
             size = sum(r["size"] for r in entry.files.values())
-            print(f"added {entry.name} to {entry.root}: {entry.method} step {entry.step}, {entry.dtype}, "
-                  f"{size / 1e6:.2f} MB ({', '.join(entry.networks)}); float16 vs float32: "
-                  f"{_format_metrics(entry.data['precision']['float16_vs_float32'])}")
+            print(
+                f"added {entry.name} to {entry.root}: {entry.method} step {entry.step}, {entry.dtype}, "
+                f"{size / 1e6:.2f} MB ({', '.join(entry.networks)}); float16 vs float32: "
+                f"{_format_metrics(entry.data['precision']['float16_vs_float32'])}"
+            )
             return 0
         report = zoo.verify(args.root, args.names, load=args.load)
         failed = 0

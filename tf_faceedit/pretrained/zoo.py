@@ -128,16 +128,22 @@ def read_manifest(root=None):
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise DataError(f"zoo manifest {path} cannot be read ({type(err).__name__}: {err}); reinstall "
-                        "tf_faceedit") from None
+        raise DataError(
+            f"zoo manifest {path} cannot be read ({type(err).__name__}: {err}); reinstall tf_faceedit"
+        ) from None
     if not isinstance(manifest, dict) or not isinstance(manifest.get("entries"), list):
-        raise DataError(f"zoo manifest {path} is not a tf_faceedit zoo manifest (no \"entries\" list)")
+        raise DataError(f'zoo manifest {path} is not a tf_faceedit zoo manifest (no "entries" list)')
     if manifest.get("format", FORMAT) > FORMAT:
-        raise DataError(f"zoo manifest {path} has format {manifest['format']}, newer than this tf_faceedit "
-                        f"reads ({FORMAT}); upgrade tf_faceedit")
+        raise DataError(
+            f"zoo manifest {path} has format {manifest['format']}, newer than this tf_faceedit "
+            f"reads ({FORMAT}); upgrade tf_faceedit"
+        )
     for i, record in enumerate(manifest["entries"]):
-        missing = [key for key in ("name", "method", "attributes", "image_size", "dtype", "networks", "files", "card")
-                   if not isinstance(record, dict) or key not in record]
+        missing = [
+            key
+            for key in ("name", "method", "attributes", "image_size", "dtype", "networks", "files", "card")
+            if not isinstance(record, dict) or key not in record
+        ]
         if missing:
             raise DataError(f"zoo manifest {path}: entry {i} lacks {', '.join(missing)}")
     return manifest
@@ -157,9 +163,11 @@ def unknown_name_error(name, root=None):
     root = zoo_root(root)
     known = names(root)
     listed = ", ".join(known) if known else "none yet"
-    return ConfigError(f"unknown model {str(name)!r}: no training run or export folder of that name, and not a zoo "
-                       f"name{suggest(name, known)}; zoo names{_where(root)}: {listed} "
-                       "(python -m tf_faceedit.pretrained lists them)")
+    return ConfigError(
+        f"unknown model {str(name)!r}: no training run or export folder of that name, and not a zoo "
+        f"name{suggest(name, known)}; zoo names{_where(root)}: {listed} "
+        "(python -m tf_faceedit.pretrained lists them)"
+    )
 
 
 def get(name, root=None):
@@ -224,17 +232,24 @@ def check_files(entry, files=None):
             raise DataError(f"zoo file {path} of {entry.name} is missing; {hint}")
         size = path.stat().st_size
         if size != expected["size"]:
-            raise DataError(f"zoo file {path} is corrupted: {size} bytes where the manifest says "
-                            f"{expected['size']}; {hint}")
+            raise DataError(
+                f"zoo file {path} is corrupted: {size} bytes where the manifest says {expected['size']}; {hint}"
+            )
         digest = file_digest(path)
         if digest != expected["sha256"]:
-            raise DataError(f"zoo file {path} is corrupted: sha256 {digest[:16]}... does not match the manifest's "
-                            f"{expected['sha256'][:16]}...; {hint}")
+            raise DataError(
+                f"zoo file {path} is corrupted: sha256 {digest[:16]}... does not match the manifest's "
+                f"{expected['sha256'][:16]}...; {hint}"
+            )
 
 
 def total_bytes(manifest, skip=()):
-    return sum(int(record["size"]) for entry in manifest["entries"] if entry["name"] not in skip
-               for record in entry["files"].values())
+    return sum(
+        int(record["size"])
+        for entry in manifest["entries"]
+        if entry["name"] not in skip
+        for record in entry["files"].values()
+    )
 
 
 def cast_weights_file(src, dst, dtype):
@@ -277,13 +292,18 @@ def inference_networks(trainer, method):
     own = getattr(trainer, "inference_networks", None)
     wanted = list(own()) if callable(own) else list(INFERENCE_NETWORKS.get(method, ()))
     if not wanted:
-        log.warning("method %s declares no inference networks (zoo.INFERENCE_NETWORKS): storing all of %s", method,
-                    ", ".join(trainer.networks))
+        log.warning(
+            "method %s declares no inference networks (zoo.INFERENCE_NETWORKS): storing all of %s",
+            method,
+            ", ".join(trainer.networks),
+        )
         return list(trainer.networks)
     missing = [name for name in wanted if name not in trainer.networks]
     if missing:
-        raise ConfigError(f"method {method} has no network {missing[0]!r} (networks: {', '.join(trainer.networks)}); "
-                          "fix zoo.INFERENCE_NETWORKS")
+        raise ConfigError(
+            f"method {method} has no network {missing[0]!r} (networks: {', '.join(trainer.networks)}); "
+            "fix zoo.INFERENCE_NETWORKS"
+        )
     return wanted
 
 
@@ -308,8 +328,10 @@ def restore_trainer(entry, checkpoint=None):
     want = {"method": entry.method, "attributes": entry.attributes, "image_size": entry.image_size}
     for key in got:
         if got[key] != want[key]:
-            raise DataError(f"zoo entry {entry.name}: the manifest says {key} {want[key]}, its {CONFIG_FILE} says "
-                            f"{got[key]}; reinstall tf_faceedit")
+            raise DataError(
+                f"zoo entry {entry.name}: the manifest says {key} {want[key]}, its {CONFIG_FILE} says "
+                f"{got[key]}; reinstall tf_faceedit"
+            )
     trainer = run_dir.build_inference_trainer(cfg)  # float32: the float16 weights are cast back on load
     # the phase decides the networks' graph (progressive stage), as for a checkpoint at this step
     trainer.set_phase(trainer.phase_at(max(entry.step - 1, 0)))
@@ -320,10 +342,15 @@ def restore_trainer(entry, checkpoint=None):
         try:
             network.load_weights(str(entry.root / rel))  # Keras casts float16 arrays to the float32 variables
         except ValueError as err:
-            raise DataError(f"zoo file {entry.root / rel} does not fit {cfg.method}'s network {name!r}: "
-                            f"{str(err).splitlines()[0][:200]}") from None
-    return trainer, cfg, {"zoo": entry.name, "step": entry.step, "dtype": entry.dtype,
-                          "checkpoint": str(entry.directory)}
+            raise DataError(
+                f"zoo file {entry.root / rel} does not fit {cfg.method}'s network {name!r}: "
+                f"{str(err).splitlines()[0][:200]}"
+            ) from None
+    return (
+        trainer,
+        cfg,
+        {"zoo": entry.name, "step": entry.step, "dtype": entry.dtype, "checkpoint": str(entry.directory)},
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -343,19 +370,23 @@ def fixed_batch(task, num_attributes, num_images=8, seed=0, images_dir=None, siz
         paths = sorted(p for p in Path(images_dir).iterdir() if p.suffix.lower() in images_lib.IMAGE_EXTENSIONS)
         if not paths:
             raise DataError(f"--images {images_dir} holds no image file")
-        faces = [cv2.resize(images_lib.read_image(p), (width, height), interpolation=cv2.INTER_AREA)
-                 for p in paths[:num_images]]
+        faces = [
+            cv2.resize(images_lib.read_image(p), (width, height), interpolation=cv2.INTER_AREA)
+            for p in paths[:num_images]
+        ]
     else:
         from tf_faceedit.data.synthetic import make_face
 
         faces = [make_face(seed, i, width=width, height=height)[0][..., ::-1] for i in range(num_images)]
     rng = np.random.RandomState(seed)
-    batch = {"image": np.ascontiguousarray(np.stack(faces)).astype(np.uint8),
-             "attributes": rng.randint(0, 2, (len(faces), num_attributes)).astype(np.float32)}
+    batch = {
+        "image": np.ascontiguousarray(np.stack(faces)).astype(np.uint8),
+        "attributes": rng.randint(0, 2, (len(faces), num_attributes)).astype(np.float32),
+    }
     if task == "complete":
         mask = np.zeros((len(faces), height, width, 1), np.uint8)
-        mask[:, height // 4: height // 4 + height // 3, width // 4: 3 * width // 4] = 255  # eyes to nose
-        mask[:, 2 * height // 3: 5 * height // 6, width // 3: 2 * width // 3] = 255  # mouth
+        mask[:, height // 4 : height // 4 + height // 3, width // 4 : 3 * width // 4] = 255  # eyes to nose
+        mask[:, 2 * height // 3 : 5 * height // 6, width // 3 : 2 * width // 3] = 255  # mouth
         batch["mask"] = mask
     return batch
 
@@ -365,8 +396,15 @@ def _run(trainer, cfg, batch):
 
     from tf_faceedit.serving import processing
 
-    out = processing.run_inference(trainer.infer, trainer.task, batch["image"], batch["attributes"],
-                                   int(cfg.data.image_size), len(cfg.data.attributes), batch.get("mask"))
+    out = processing.run_inference(
+        trainer.infer,
+        trainer.task,
+        batch["image"],
+        batch["attributes"],
+        int(cfg.data.image_size),
+        len(cfg.data.attributes),
+        batch.get("mask"),
+    )
     return {key: np.asarray(value) for key, value in out.items()}
 
 
@@ -381,8 +419,11 @@ def compare_outputs(reference, other):
         if a.dtype == np.uint8:
             diff = np.abs(a.astype(np.int32) - b.astype(np.int32))
             mse = float(np.mean(diff.astype(np.float64) ** 2))
-            report[key] = {"max_abs_diff": int(diff.max()), "mean_abs_diff": round(float(diff.mean()), 4),
-                           "psnr": round(10 * np.log10(255.0 ** 2 / mse), 2) if mse > 0 else None}
+            report[key] = {
+                "max_abs_diff": int(diff.max()),
+                "mean_abs_diff": round(float(diff.mean()), 4),
+                "psnr": round(10 * np.log10(255.0**2 / mse), 2) if mse > 0 else None,
+            }
         else:
             report[key] = {"max_abs_diff": float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64))))}
     return report
@@ -395,8 +436,9 @@ def _cast_in_memory(trainer, names, dtype):
     for name in names:
         for variable in trainer.networks[name].weights:
             value = np.asarray(variable)
-            if value.dtype == np.float32 and (not value.size or np.abs(value[np.isfinite(value)]).max(initial=0)
-                                              <= FLOAT16_MAX):
+            if value.dtype == np.float32 and (
+                not value.size or np.abs(value[np.isfinite(value)]).max(initial=0) <= FLOAT16_MAX
+            ):
                 variable.assign(value.astype(dtype).astype(np.float32))
 
 
@@ -414,8 +456,13 @@ def compare_dtypes(model_dir, checkpoint=None, num_images=8, seed=0, images_dir=
     batch = fixed_batch(trainer.task, len(cfg.data.attributes), num_images, seed, images_dir)
     reference = _run(trainer, cfg, batch)
     _cast_in_memory(trainer, networks, "float16")
-    return {"method": cfg.method, "step": info["step"], "num_images": len(batch["image"]), "networks": networks,
-            "outputs": compare_outputs(reference, _run(trainer, cfg, batch))}
+    return {
+        "method": cfg.method,
+        "step": info["step"],
+        "num_images": len(batch["image"]),
+        "networks": networks,
+        "outputs": compare_outputs(reference, _run(trainer, cfg, batch)),
+    }
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -431,8 +478,9 @@ def check_card(path, flag="--card"):
     if "TODO" in text:
         raise ConfigError(f"{flag} {path} still has TODO fields: fill them in")
     if not re.search(r"non-?commercial", text, re.IGNORECASE):
-        raise ConfigError(f"{flag} {path} does not state CelebA's non-commercial research terms (see "
-                          "CARD_TEMPLATE.md, section Terms)")
+        raise ConfigError(
+            f"{flag} {path} does not state CelebA's non-commercial research terms (see CARD_TEMPLATE.md, section Terms)"
+        )
     return text
 
 
@@ -442,8 +490,18 @@ def _write_json_atomic(path, data):
     os.replace(tmp, path)
 
 
-def add(model_dir, name, card, dtype="float16", description=None, checkpoint=None, root=None, replace=False,
-        num_images=8, seed=0):
+def add(
+    model_dir,
+    name,
+    card,
+    dtype="float16",
+    description=None,
+    checkpoint=None,
+    root=None,
+    replace=False,
+    num_images=8,
+    seed=0,
+):
     """Writes a zoo entry from a training run: config.yaml, the inference networks' weights (as `dtype`) and the
     model card, then the manifest record with each file's sha256 and size.
 
@@ -453,8 +511,10 @@ def add(model_dir, name, card, dtype="float16", description=None, checkpoint=Non
     Returns the new Entry.
     """
     if not is_name(name):
-        raise ConfigError(f"--name {name!r} must be lowercase letters, digits, '.', '_' or '-' (e.g. "
-                          "sagan-eyeglasses-64), at most 64 characters")
+        raise ConfigError(
+            f"--name {name!r} must be lowercase letters, digits, '.', '_' or '-' (e.g. "
+            "sagan-eyeglasses-64), at most 64 characters"
+        )
     if dtype not in DTYPES:
         raise ConfigError(f"--dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     check_card(card)
@@ -467,8 +527,10 @@ def add(model_dir, name, card, dtype="float16", description=None, checkpoint=Non
 
     trainer, cfg, info = restore_run(model_dir, checkpoint)
     if trainer.task not in ("edit", "complete"):
-        raise ConfigError(f"--model_dir {model_dir} holds a {cfg.method!r} model (task {trainer.task!r}); the zoo "
-                          "serves the edit and complete tasks (tf_faceedit.load)")
+        raise ConfigError(
+            f"--model_dir {model_dir} holds a {cfg.method!r} model (task {trainer.task!r}); the zoo "
+            "serves the edit and complete tasks (tf_faceedit.load)"
+        )
     networks = inference_networks(trainer, cfg.method)
     batch = fixed_batch(trainer.task, len(cfg.data.attributes), num_images, seed)
     reference = _run(trainer, cfg, batch)
@@ -482,13 +544,25 @@ def add(model_dir, name, card, dtype="float16", description=None, checkpoint=Non
         for net in networks:
             trainer.networks[net].save_weights(str(staged / f"{net}.weights.h5"))
         shutil.copyfile(card, tmp_root / f"{name}.md")
-        record = {"name": name, "description": description or "", "method": cfg.method, "task": trainer.task,
-                  "attributes": list(cfg.data.attributes), "image_size": int(cfg.data.image_size), "dtype": "float32",
-                  "step": int(info["step"]), "card": f"{name}.md", "networks": networks, "files": {}}
+        record = {
+            "name": name,
+            "description": description or "",
+            "method": cfg.method,
+            "task": trainer.task,
+            "attributes": list(cfg.data.attributes),
+            "image_size": int(cfg.data.image_size),
+            "dtype": "float32",
+            "step": int(info["step"]),
+            "card": f"{name}.md",
+            "networks": networks,
+            "files": {},
+        }
 
         def staged_entry():
-            files = {f"{name}/{CONFIG_FILE}": file_record(staged / CONFIG_FILE), f"{name}.md": file_record(
-                tmp_root / f"{name}.md")}
+            files = {
+                f"{name}/{CONFIG_FILE}": file_record(staged / CONFIG_FILE),
+                f"{name}.md": file_record(tmp_root / f"{name}.md"),
+            }
             files.update({f"{name}/{net}.weights.h5": file_record(staged / f"{net}.weights.h5") for net in networks})
             return Entry(tmp_root, {**record, "files": files})
 
@@ -497,9 +571,11 @@ def add(model_dir, name, card, dtype="float16", description=None, checkpoint=Non
         as_float32 = compare_outputs(reference, _run(entry_trainer, entry_cfg, batch))
         worst = max((m["max_abs_diff"] for m in as_float32.values() if "psnr" in m), default=0)
         if worst > 1:
-            raise ConfigError(f"the entry's networks ({', '.join(networks)}) do not reproduce --model_dir "
-                              f"{model_dir} (max diff {worst} levels): zoo.INFERENCE_NETWORKS['{cfg.method}'] misses "
-                              "a network that inference uses")
+            raise ConfigError(
+                f"the entry's networks ({', '.join(networks)}) do not reproduce --model_dir "
+                f"{model_dir} (max diff {worst} levels): zoo.INFERENCE_NETWORKS['{cfg.method}'] misses "
+                "a network that inference uses"
+            )
         # 2. float16 storage: what it changes (measured for every entry, so the choice can be checked)
         for net in networks:
             path = staged / f"{net}.weights.h5"
@@ -514,19 +590,25 @@ def add(model_dir, name, card, dtype="float16", description=None, checkpoint=Non
                 half.unlink()
         half_outputs = _run(entry_trainer, entry_cfg, batch)
         record["dtype"] = dtype
-        record["precision"] = {"float16_vs_float32": compare_outputs(reference, half_outputs),
-                               "batch": f"{len(batch['image'])} synthetic faces (seed {seed}), seeded targets"}
+        record["precision"] = {
+            "float16_vs_float32": compare_outputs(reference, half_outputs),
+            "batch": f"{len(batch['image'])} synthetic faces (seed {seed}), seeded targets",
+        }
         record["source"] = {"model_dir": str(Path(model_dir).resolve()), "checkpoint": Path(info["checkpoint"]).name}
         record["files"] = staged_entry().files
-        record["description"] = description or (f"{cfg.method}: {', '.join(cfg.data.attributes)} at "
-                                                f"{cfg.data.image_size}x{cfg.data.image_size} ({record['dtype']})")
+        record["description"] = description or (
+            f"{cfg.method}: {', '.join(cfg.data.attributes)} at "
+            f"{cfg.data.image_size}x{cfg.data.image_size} ({record['dtype']})"
+        )
 
         size = sum(r["size"] for r in record["files"].values())
         total = total_bytes(manifest, skip={name}) + size
         limit = int(manifest.get("max_total_bytes", MAX_TOTAL_BYTES))
         if total > limit:
-            raise ConfigError(f"zoo entry {name} ({size / 1e6:.1f} MB) would bring the zoo to {total / 1e6:.3g} MB, "
-                              f"over its {limit / 1e6:.3g} MB limit; try --dtype float16 or a smaller model")
+            raise ConfigError(
+                f"zoo entry {name} ({size / 1e6:.1f} MB) would bring the zoo to {total / 1e6:.3g} MB, "
+                f"over its {limit / 1e6:.3g} MB limit; try --dtype float16 or a smaller model"
+            )
 
         # 3. publish: the files, then the manifest
         final = root / name
@@ -534,8 +616,9 @@ def add(model_dir, name, card, dtype="float16", description=None, checkpoint=Non
             shutil.rmtree(final)
         os.replace(staged, final)
         os.replace(tmp_root / f"{name}.md", root / f"{name}.md")
-        manifest["entries"] = sorted([e for e in manifest["entries"] if e["name"] != name] + [record],
-                                     key=lambda e: e["name"])
+        manifest["entries"] = sorted(
+            [e for e in manifest["entries"] if e["name"] != name] + [record], key=lambda e: e["name"]
+        )
         manifest.setdefault("format", FORMAT)
         manifest.setdefault("max_total_bytes", MAX_TOTAL_BYTES)
         _write_json_atomic(root / MANIFEST, manifest)
@@ -577,8 +660,12 @@ def check_model(entry):
 
     model = api.load(entry.name if entry.root == zoo_root() else entry.directory)
     problems = []
-    for key, want in (("method", entry.method), ("attribute_names", entry.attributes),
-                      ("image_size", entry.image_size), ("task", entry.task)):
+    for key, want in (
+        ("method", entry.method),
+        ("attribute_names", entry.attributes),
+        ("image_size", entry.image_size),
+        ("task", entry.task),
+    ):
         if getattr(model, key) != want:
             problems.append(f"{key} is {getattr(model, key)!r}, the manifest says {want!r}")
     faces = synthetic_faces()

@@ -87,8 +87,10 @@ def batch_attributes(attributes: npt.ArrayLike, batch: int) -> np.ndarray:
         raise DataError(f"attributes must have shape [K] or [N,K], got {list(array.shape)}")
     if not np.isfinite(array).all():
         column = int(np.argwhere(~np.isfinite(array))[0][1])
-        raise ConfigError(f"attribute {column} (0-based, the model's attribute order) is "
-                          f"{array[~np.isfinite(array)][0]}: attribute values must be finite numbers")
+        raise ConfigError(
+            f"attribute {column} (0-based, the model's attribute order) is "
+            f"{array[~np.isfinite(array)][0]}: attribute values must be finite numbers"
+        )
     return array
 
 
@@ -103,15 +105,20 @@ def decode_metadata(outputs: Mapping[str, Any]) -> dict[str, Any]:
 
     missing = [k for k in ("method", "attribute_names", "image_size", "task") if k not in outputs]
     if missing:
-        raise ServingError(f"the model's 'metadata' signature lacks output '{missing[0]}' "
-                           "(is it a tf_faceedit export?)")
+        raise ServingError(
+            f"the model's 'metadata' signature lacks output '{missing[0]}' (is it a tf_faceedit export?)"
+        )
     names = [n.decode() if isinstance(n, bytes) else str(n) for n in np.asarray(outputs["attribute_names"]).reshape(-1)]
     value_range = None
     if "attribute_range" in outputs:
         value_range = tuple(float(v) for v in np.asarray(outputs["attribute_range"]).reshape(-1)[:2])
-    return {"method": text(outputs["method"]), "attribute_names": names,
-            "image_size": int(np.asarray(outputs["image_size"]).reshape(-1)[0]), "task": text(outputs["task"]),
-            "attribute_range": value_range}
+    return {
+        "method": text(outputs["method"]),
+        "attribute_names": names,
+        "image_size": int(np.asarray(outputs["image_size"]).reshape(-1)[0]),
+        "task": text(outputs["task"]),
+        "attribute_range": value_range,
+    }
 
 
 class _Client:
@@ -133,8 +140,9 @@ class _Client:
         images = batch_images(images, 3)
         masks = batch_images(masks, 1, name="mask")
         if masks.shape[:3] != images.shape[:3]:
-            raise DataError(f"mask shape {list(masks.shape)} does not match image shape {list(images.shape)} "
-                            "(same N, H, W)")
+            raise DataError(
+                f"mask shape {list(masks.shape)} does not match image shape {list(images.shape)} (same N, H, W)"
+            )
         return self.predict({"image": images, "mask": masks, "attributes": batch_attributes(attributes, len(images))})
 
     def metadata(self) -> dict[str, Any]:
@@ -167,10 +175,14 @@ class GrpcClient(_Client):
 
         self.server, self.model, self.version, self.timeout = server, model, version, timeout
         # no HTTP proxy: TF Serving runs next to its clients, and an http_proxy variable would break loopback calls
-        self._channel = grpc.insecure_channel(server, options=[
-            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.enable_http_proxy", 0)])
+        self._channel = grpc.insecure_channel(
+            server,
+            options=[
+                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.enable_http_proxy", 0),
+            ],
+        )
         self._stub = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
 
     def close(self) -> None:
@@ -189,8 +201,9 @@ class GrpcClient(_Client):
         if signature_name is not None:
             spec.signature_name = signature_name
 
-    def predict_request(self, inputs: Mapping[str, npt.ArrayLike],
-                        signature_name: str = DEFAULT_SIGNATURE) -> predict_pb2.PredictRequest:
+    def predict_request(
+        self, inputs: Mapping[str, npt.ArrayLike], signature_name: str = DEFAULT_SIGNATURE
+    ) -> predict_pb2.PredictRequest:
         """The PredictRequest proto for {name: array} (dtypes kept: uint8 images, float32 attributes)."""
         import tensorflow as tf
         from tensorflow_serving.apis import predict_pb2
@@ -223,12 +236,18 @@ class GrpcClient(_Client):
         response.metadata["signature_def"].Unpack(signature_map)
 
         def describe(tensors):
-            return {name: (tf.dtypes.as_dtype(info.dtype).name,
-                           None if info.tensor_shape.unknown_rank else [d.size for d in info.tensor_shape.dim])
-                    for name, info in tensors.items()}
+            return {
+                name: (
+                    tf.dtypes.as_dtype(info.dtype).name,
+                    None if info.tensor_shape.unknown_rank else [d.size for d in info.tensor_shape.dim],
+                )
+                for name, info in tensors.items()
+            }
 
-        return {key: {"inputs": describe(sig.inputs), "outputs": describe(sig.outputs)}
-                for key, sig in signature_map.signature_def.items()}
+        return {
+            key: {"inputs": describe(sig.inputs), "outputs": describe(sig.outputs)}
+            for key, sig in signature_map.signature_def.items()
+        }
 
     def _call(self, method, request):
         import grpc
@@ -238,14 +257,18 @@ class GrpcClient(_Client):
         except grpc.RpcError as err:
             code, details = err.code(), err.details()
             if code == grpc.StatusCode.UNAVAILABLE:
-                raise ServingError(f"cannot reach a model server at {self.server} (gRPC): {details}. TF Serving "
-                                   f"must be running there with model '{self.model}'; {DOCKER_HINT} "
-                                   "(gRPC port 8500; use --rest for the REST port 8501)") from None
+                raise ServingError(
+                    f"cannot reach a model server at {self.server} (gRPC): {details}. TF Serving "
+                    f"must be running there with model '{self.model}'; {DOCKER_HINT} "
+                    "(gRPC port 8500; use --rest for the REST port 8501)"
+                ) from None
             if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-                raise ServingError(f"the model server at {self.server} did not answer {method} within "
-                                   f"{self.timeout:g} s") from None
-            raise ServingError(f"{self.server} rejected {method} for model '{self.model}': "
-                               f"{code.name}: {details}") from None
+                raise ServingError(
+                    f"the model server at {self.server} did not answer {method} within {self.timeout:g} s"
+                ) from None
+            raise ServingError(
+                f"{self.server} rejected {method} for model '{self.model}': {code.name}: {details}"
+            ) from None
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -280,19 +303,23 @@ class RestClient(_Client):
         self, inputs: Mapping[str, npt.ArrayLike], signature_name: str = DEFAULT_SIGNATURE
     ) -> dict[str, np.ndarray]:
         body = json.dumps(self.request_body(inputs, signature_name)).encode()
-        request = urllib.request.Request(self.url, data=body, method="POST",
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            self.url, data=body, method="POST", headers={"Content-Type": "application/json"}
+        )
         try:
             with self._opener.open(request, timeout=self.timeout) as reply:
                 payload = json.loads(reply.read().decode())
         except urllib.error.HTTPError as err:
             raise ServingError(f"{self.url} answered HTTP {err.code}: {_rest_error(err)}") from None
         except urllib.error.URLError as err:
-            raise ServingError(f"cannot reach a model server at {self.server} (REST): {err.reason}. TF Serving must "
-                               f"be running there with model '{self.model}'; {DOCKER_HINT} (REST port 8501)") from None
+            raise ServingError(
+                f"cannot reach a model server at {self.server} (REST): {err.reason}. TF Serving must "
+                f"be running there with model '{self.model}'; {DOCKER_HINT} (REST port 8501)"
+            ) from None
         except (TimeoutError, OSError) as err:
-            raise ServingError(f"the model server at {self.server} did not answer within {self.timeout:g} s "
-                               f"({err})") from None
+            raise ServingError(
+                f"the model server at {self.server} did not answer within {self.timeout:g} s ({err})"
+            ) from None
         except json.JSONDecodeError as err:
             raise ServingError(f"{self.url} did not answer with JSON ({err})") from None
         except http.client.InvalidURL as err:  # a malformed --server
@@ -345,11 +372,13 @@ def resolve_attributes(
         try:
             vector = [float(v) for v in str(attributes).split(",")]
         except ValueError:
-            raise ConfigError(f"--attributes must be {len(names)} comma-separated numbers "
-                              f"({', '.join(names)}), got '{attributes}'") from None
+            raise ConfigError(
+                f"--attributes must be {len(names)} comma-separated numbers ({', '.join(names)}), got '{attributes}'"
+            ) from None
         if len(vector) != len(names):
-            raise ConfigError(f"--attributes has {len(vector)} values but the model has {len(names)} attributes: "
-                              f"{', '.join(names)}")
+            raise ConfigError(
+                f"--attributes has {len(vector)} values but the model has {len(names)} attributes: {', '.join(names)}"
+            )
         check_attribute_values(vector, names, value_range, method, "--attributes")
         given = set(names)
     else:
@@ -359,8 +388,10 @@ def resolve_attributes(
         if not sep:
             raise ConfigError(f"--set must be NAME=VALUE, got '{item}'")
         if name not in names:
-            raise ConfigError(f"--set {item}: unknown attribute '{name}'{suggest(name, names)}; the model's "
-                              f"attributes are: {', '.join(names)}")
+            raise ConfigError(
+                f"--set {item}: unknown attribute '{name}'{suggest(name, names)}; the model's "
+                f"attributes are: {', '.join(names)}"
+            )
         try:
             vector[names.index(name)] = float(value)
         except ValueError:
@@ -408,8 +439,9 @@ def edit_file(
     # local input first: a bad file is reported without a server round trip; an alpha channel is put back on output
     image, alpha = images.read_image_alpha(image_path, "--image")
     meta = client.metadata()
-    vector, notes = resolve_attributes(meta["attribute_names"], sets, attributes, meta.get("attribute_range"),
-                                       meta["method"])
+    vector, notes = resolve_attributes(
+        meta["attribute_names"], sets, attributes, meta.get("attribute_range"), meta["method"]
+    )
     for note in notes:
         log(note)
     if meta["task"] == "complete":
@@ -417,19 +449,23 @@ def edit_file(
             raise ConfigError(f"--mask is required: model '{client.model}' ({meta['method']}) fills in a hole")
         mask = read_image(mask_path, "--mask", grayscale=True)
         if mask.shape[:2] != image.shape[:2]:
-            raise DataError(f"--mask {mask_path} is {mask.shape[1]}x{mask.shape[0]} but --image {image_path} is "
-                            f"{image.shape[1]}x{image.shape[0]}; they must have the same size")
+            raise DataError(
+                f"--mask {mask_path} is {mask.shape[1]}x{mask.shape[0]} but --image {image_path} is "
+                f"{image.shape[1]}x{image.shape[0]}; they must have the same size"
+            )
         outputs = client.complete(image, mask, vector)
         result_name = "completed"
     else:
         if mask_path is not None:
-            raise ConfigError(f"--mask is only for completion models; model '{client.model}' ({meta['method']}) "
-                              "edits attributes")
+            raise ConfigError(
+                f"--mask is only for completion models; model '{client.model}' ({meta['method']}) edits attributes"
+            )
         outputs = client.edit(image, vector)
         result_name = "image"
     result = np.asarray(outputs[result_name][0])
-    out = images.write_image(out_path, result, alpha if alpha is not None and alpha.shape == result.shape[:2] else None,
-                             what="--out")
+    out = images.write_image(
+        out_path, result, alpha if alpha is not None and alpha.shape == result.shape[:2] else None, what="--out"
+    )
     log(f"wrote {out} ({meta['method']}, {', '.join(f'{n}={v:g}' for n, v in zip(meta['attribute_names'], vector))})")
     if save_extras:
         out_path = Path(out_path)

@@ -46,11 +46,15 @@ def check_export_dir(export_dir: str | Path) -> Path:
     """Refuses an export_dir whose last component is not an integer version, or that already exists."""
     export_dir = Path(export_dir)
     if not export_dir.name.isdigit():
-        raise ConfigError(f"--export_dir {export_dir} must end in an integer version folder (TF Serving layout "
-                          f"BASE/NAME/VERSION, e.g. {export_dir}/1)")
+        raise ConfigError(
+            f"--export_dir {export_dir} must end in an integer version folder (TF Serving layout "
+            f"BASE/NAME/VERSION, e.g. {export_dir}/1)"
+        )
     if export_dir.exists():
-        raise ConfigError(f"--export_dir {export_dir} already exists; export to a new version number "
-                          f"(e.g. {export_dir.parent / str(int(export_dir.name) + 1)})")
+        raise ConfigError(
+            f"--export_dir {export_dir} already exists; export to a new version number "
+            f"(e.g. {export_dir.parent / str(int(export_dir.name) + 1)})"
+        )
     io_util.check_output_dir(export_dir, "--export_dir")  # a parent that is a file, or not writable
     return export_dir
 
@@ -67,30 +71,43 @@ class ServingModule(tf.Module):
         names, size, task = list(attribute_names), int(image_size), trainer.task
         value_range = [float(v) for v in capabilities.attribute_range]
         k = len(names)
-        self.network_variables = {name: [getattr(v, "value", v) for v in net.weights]
-                                  for name, net in trainer.networks.items()}
+        self.network_variables = {
+            name: [getattr(v, "value", v) for v in net.weights] for name, net in trainer.networks.items()
+        }
         image_spec = tf.TensorSpec([None, None, None, 3], tf.uint8, name="image")
         attributes_spec = tf.TensorSpec([None, None], tf.float32, name="attributes")
 
         if task == "complete":
-            @tf.function(input_signature=[image_spec, tf.TensorSpec([None, None, None, 1], tf.uint8, name="mask"),
-                                          attributes_spec])
+
+            @tf.function(
+                input_signature=[
+                    image_spec,
+                    tf.TensorSpec([None, None, None, 1], tf.uint8, name="mask"),
+                    attributes_spec,
+                ]
+            )
             def serve(image, mask, attributes):
                 return processing.run_inference(trainer.infer, task, image, attributes, size, k, mask=mask)
         else:
+
             @tf.function(input_signature=[image_spec, attributes_spec])
             def serve(image, attributes):
                 return processing.run_inference(trainer.infer, task, image, attributes, size, k)
 
         @tf.function(input_signature=[])
         def metadata():
-            return {"method": tf.constant(method), "task": tf.constant(task),
-                    "attribute_names": tf.constant(names, tf.string), "image_size": tf.constant(size, tf.int32),
-                    "attribute_range": tf.constant(value_range, tf.float32)}
+            return {
+                "method": tf.constant(method),
+                "task": tf.constant(task),
+                "attribute_names": tf.constant(names, tf.string),
+                "image_size": tf.constant(size, tf.int32),
+                "attribute_range": tf.constant(value_range, tf.float32),
+            }
 
         self.serve, self.metadata = serve, metadata
         self.predict_attributes = None
         if capabilities.predicts_attributes:
+
             @tf.function(input_signature=[image_spec])
             def predict_attributes(image):
                 return {"attributes": processing.predict_attributes(trainer.predict_attributes, image, size)}
@@ -132,16 +149,18 @@ def export(
     if format == "tflite":
         from tf_faceedit.serving import tflite_export
 
-        return tflite_export.export_tflite(model_dir, export_dir, checkpoint,
-                                           precisions or tflite_export.PRECISIONS)
+        return tflite_export.export_tflite(model_dir, export_dir, checkpoint, precisions or tflite_export.PRECISIONS)
 
     export_dir = check_export_dir(export_dir)
     entry = pretrained.resolve(model_dir)  # a zoo name (tf_faceedit/pretrained) exports like a run
-    trainer, cfg, info = (pretrained.restore_trainer(entry, checkpoint) if entry is not None
-                          else restore_trainer(model_dir, checkpoint))
+    trainer, cfg, info = (
+        pretrained.restore_trainer(entry, checkpoint) if entry is not None else restore_trainer(model_dir, checkpoint)
+    )
     if trainer.task not in processing.TASKS:
-        raise ConfigError(f"--model_dir {model_dir} holds a {cfg.method!r} model (task {trainer.task!r}); export "
-                          f"serves the tasks {', '.join(processing.TASKS)}")
+        raise ConfigError(
+            f"--model_dir {model_dir} holds a {cfg.method!r} model (task {trainer.task!r}); export "
+            f"serves the tasks {', '.join(processing.TASKS)}"
+        )
     module = ServingModule(trainer, cfg.method, cfg.data.attributes, cfg.data.image_size)
     signatures = module.signature_functions()
 
@@ -159,17 +178,36 @@ def export(
             network.save(str(extra / f"{name}.keras"))
             networks[name] = str(export_dir / EXTRA_DIR / f"{name}.keras")
         cfg.to_yaml(extra / "config.yaml")
-        summary = {"method": cfg.method, "task": trainer.task, "attribute_names": list(cfg.data.attributes),
-                   "image_size": int(cfg.data.image_size), "step": info["step"],
-                   "checkpoint": str(Path(info["checkpoint"]).resolve()), "signatures": sorted(signatures),
-                   "networks": sorted(networks)}
+        summary = {
+            "method": cfg.method,
+            "task": trainer.task,
+            "attribute_names": list(cfg.data.attributes),
+            "image_size": int(cfg.data.image_size),
+            "step": info["step"],
+            "checkpoint": str(Path(info["checkpoint"]).resolve()),
+            "signatures": sorted(signatures),
+            "networks": sorted(networks),
+        }
         (extra / "export.json").write_text(json.dumps(summary, indent=2))
         if export_dir.exists():  # appeared while exporting
             raise ConfigError(f"--export_dir {export_dir} already exists; export to a new version number")
         os.replace(tmp, export_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    log.info("exported %s (step %d) to %s: signatures %s; networks %s", info["checkpoint"], info["step"],
-             export_dir, ", ".join(sorted(signatures)), ", ".join(sorted(networks)))
-    return {"export_dir": str(export_dir), "checkpoint": info["checkpoint"], "step": info["step"],
-            "method": cfg.method, "task": trainer.task, "signatures": sorted(signatures), "networks": networks}
+    log.info(
+        "exported %s (step %d) to %s: signatures %s; networks %s",
+        info["checkpoint"],
+        info["step"],
+        export_dir,
+        ", ".join(sorted(signatures)),
+        ", ".join(sorted(networks)),
+    )
+    return {
+        "export_dir": str(export_dir),
+        "checkpoint": info["checkpoint"],
+        "step": info["step"],
+        "method": cfg.method,
+        "task": trainer.task,
+        "signatures": sorted(signatures),
+        "networks": networks,
+    }

@@ -68,11 +68,14 @@ def resolve_version_dir(path: str | Path) -> tuple[int, Path]:
         raise DataError(f"export folder {path} does not exist")
     if (path / "saved_model.pb").exists():
         return (int(path.name) if path.name.isdigit() else 1), path
-    versions = sorted((int(p.name), p) for p in path.iterdir()
-                      if p.is_dir() and p.name.isdigit() and (p / "saved_model.pb").exists())
+    versions = sorted(
+        (int(p.name), p) for p in path.iterdir() if p.is_dir() and p.name.isdigit() and (p / "saved_model.pb").exists()
+    )
     if not versions:
-        raise DataError(f"export folder {path} has no saved_model.pb and no integer version subfolder holding one "
-                        f"(expected {path}/<version>/saved_model.pb)")
+        raise DataError(
+            f"export folder {path} has no saved_model.pb and no integer version subfolder holding one "
+            f"(expected {path}/<version>/saved_model.pb)"
+        )
     return versions[-1]
 
 
@@ -95,8 +98,9 @@ class ServedModel:
         self.signature_defs = read_signature_defs(self.path)
         # name -> TensorSpec of each keyword input (what the signature was exported with)
         self.input_specs = {key: dict(fn.structured_input_signature[1]) for key, fn in self.signatures.items()}
-        logger.info("model '%s' version %d from %s: signatures %s", name, self.version, self.path,
-                    sorted(self.signatures))
+        logger.info(
+            "model '%s' version %d from %s: signatures %s", name, self.version, self.path, sorted(self.signatures)
+        )
 
 
 def read_signature_defs(version_dir: str | Path) -> dict[str, meta_graph_pb2.SignatureDef]:
@@ -141,17 +145,22 @@ def find_model(models: Mapping[str, ServedModel], model_spec: model_pb2.ModelSpe
     """The ServedModel for a ModelSpec (NOT_FOUND for an unknown name or version)."""
     model = models.get(model_spec.name)
     if model is None:
-        raise RequestError(grpc.StatusCode.NOT_FOUND,
-                           f"Servable not found for request: model '{model_spec.name}' is not served "
-                           f"(served: {', '.join(sorted(models)) or 'none'})")
+        raise RequestError(
+            grpc.StatusCode.NOT_FOUND,
+            f"Servable not found for request: model '{model_spec.name}' is not served "
+            f"(served: {', '.join(sorted(models)) or 'none'})",
+        )
     if model_spec.HasField("version") and model_spec.version.value != model.version:
-        raise RequestError(grpc.StatusCode.NOT_FOUND,
-                           f"model '{model.name}' version {model_spec.version.value} is not loaded "
-                           f"(loaded version: {model.version})")
+        raise RequestError(
+            grpc.StatusCode.NOT_FOUND,
+            f"model '{model.name}' version {model_spec.version.value} is not loaded (loaded version: {model.version})",
+        )
     if model_spec.version_label:
-        raise RequestError(grpc.StatusCode.NOT_FOUND,
-                           f"model '{model.name}' has no version label '{model_spec.version_label}' "
-                           "(labels are not supported by this test server)")
+        raise RequestError(
+            grpc.StatusCode.NOT_FOUND,
+            f"model '{model.name}' has no version label '{model_spec.version_label}' "
+            "(labels are not supported by this test server)",
+        )
     return model
 
 
@@ -166,8 +175,9 @@ def validate_inputs(
         raise _invalid(f"missing input '{missing[0]}' for {where} (expects inputs: {', '.join(sorted(specs))})")
     unknown = sorted(set(request_inputs) - set(specs))
     if unknown:
-        raise _invalid(f"unknown input '{unknown[0]}' for {where} (expects inputs: "
-                       f"{', '.join(sorted(specs)) or 'none'})")
+        raise _invalid(
+            f"unknown input '{unknown[0]}' for {where} (expects inputs: {', '.join(sorted(specs)) or 'none'})"
+        )
     tensors, batch = {}, None
     for name in sorted(specs):
         spec, proto = specs[name], request_inputs[name]
@@ -177,19 +187,21 @@ def validate_inputs(
             raise _invalid(f"input '{name}' of {where} has an unknown rank; expected shape {_shape_str(spec.shape)}")
         dims = [d.size for d in proto.tensor_shape.dim]
         if spec.shape.rank is not None and len(dims) != spec.shape.rank:
-            raise _invalid(f"input '{name}' of {where} must have rank {spec.shape.rank} (shape "
-                           f"{_shape_str(spec.shape)}), got rank {len(dims)} (shape {dims})")
+            raise _invalid(
+                f"input '{name}' of {where} must have rank {spec.shape.rank} (shape "
+                f"{_shape_str(spec.shape)}), got rank {len(dims)} (shape {dims})"
+            )
         if not tf.TensorShape(dims).is_compatible_with(spec.shape):
-            raise _invalid(f"input '{name}' of {where} has shape {dims}, which does not match "
-                           f"{_shape_str(spec.shape)}")
+            raise _invalid(f"input '{name}' of {where} has shape {dims}, which does not match {_shape_str(spec.shape)}")
         if dims and dims[0] == 0:
             raise _invalid(f"input '{name}' of {where} has an empty batch (dimension 0 is 0)")
         if any(d <= 0 for d in dims):
             raise _invalid(f"input '{name}' of {where} has a zero-sized dimension (shape {dims})")
         if dims:
             if batch is not None and dims[0] != batch[1]:
-                raise _invalid(f"inputs '{batch[0]}' and '{name}' of {where} have different batch sizes "
-                               f"({batch[1]} vs {dims[0]})")
+                raise _invalid(
+                    f"inputs '{batch[0]}' and '{name}' of {where} have different batch sizes ({batch[1]} vs {dims[0]})"
+                )
             batch = batch or (name, dims[0])
         try:
             tensors[name] = tf.constant(tf.make_ndarray(proto), dtype=spec.dtype)
@@ -213,8 +225,11 @@ def _error_summary(err: Exception, limit: int = 600) -> str:
 
 
 def _shape_str(shape: tf.TensorShape) -> str:
-    return "[" + ", ".join("?" if d is None else str(d) for d in shape.as_list()) + "]" if shape.rank is not None \
+    return (
+        "[" + ", ".join("?" if d is None else str(d) for d in shape.as_list()) + "]"
+        if shape.rank is not None
         else "<any>"
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -240,26 +255,32 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         model = find_model(self.models, request.model_spec)
         signature_name = request.model_spec.signature_name or DEFAULT_SIGNATURE
         if signature_name not in model.signatures:
-            raise _invalid(f"model '{model.name}' has no signature '{signature_name}' (signatures: "
-                           f"{', '.join(sorted(model.signatures))})")
+            raise _invalid(
+                f"model '{model.name}' has no signature '{signature_name}' (signatures: "
+                f"{', '.join(sorted(model.signatures))})"
+            )
         fn = model.signatures[signature_name]
         inputs = validate_inputs(model, signature_name, request.inputs)
         wanted = list(request.output_filter)
         unknown = [n for n in wanted if n not in fn.structured_outputs]
         if unknown:
-            raise _invalid(f"output_filter names unknown output '{unknown[0]}' of model '{model.name}' signature "
-                           f"'{signature_name}' (outputs: {', '.join(sorted(fn.structured_outputs))})")
+            raise _invalid(
+                f"output_filter names unknown output '{unknown[0]}' of model '{model.name}' signature "
+                f"'{signature_name}' (outputs: {', '.join(sorted(fn.structured_outputs))})"
+            )
         try:
             outputs = fn(**inputs)
         except (tf.errors.OpError, ValueError, TypeError) as err:
-            raise _invalid(f"model '{model.name}' signature '{signature_name}' failed on these inputs "
-                           f"({', '.join(f'{k}: {v.dtype.name}{v.shape.as_list()}' for k, v in inputs.items())}): "
-                           f"{_error_summary(err)}") from err
+            raise _invalid(
+                f"model '{model.name}' signature '{signature_name}' failed on these inputs "
+                f"({', '.join(f'{k}: {v.dtype.name}{v.shape.as_list()}' for k, v in inputs.items())}): "
+                f"{_error_summary(err)}"
+            ) from err
         response = predict_pb2.PredictResponse()
         response.model_spec.name = model.name
         response.model_spec.version.value = model.version
         response.model_spec.signature_name = signature_name
-        for name in (wanted or sorted(outputs)):
+        for name in wanted or sorted(outputs):
             response.outputs[name].CopyFrom(tf.make_tensor_proto(outputs[name].numpy()))
         return response
 
@@ -270,8 +291,9 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             model = find_model(self.models, request.model_spec)
             fields = list(request.metadata_field)
             if fields != ["signature_def"]:
-                raise _invalid(f"metadata_field must be ['signature_def'] (the only field TF Serving supports), "
-                               f"got {fields}")
+                raise _invalid(
+                    f"metadata_field must be ['signature_def'] (the only field TF Serving supports), got {fields}"
+                )
         except RequestError as err:
             logger.info("GetModelMetadata %s: %s", err.code.name, err)
             context.abort(err.code, str(err))
@@ -296,14 +318,20 @@ def start_server(
         host: interface to bind, 127.0.0.1 (loopback only) by default; "0.0.0.0" for every interface.
         max_workers: threads answering requests concurrently.
     """
-    models = {name: value if isinstance(value, ServedModel) else ServedModel(name, value)
-              for name, value in export_dirs.items()}
+    models = {
+        name: value if isinstance(value, ServedModel) else ServedModel(name, value)
+        for name, value in export_dirs.items()
+    }
     if not models:
         raise ConfigError("no model to serve: export_dirs is empty")
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers),
-                         options=[("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-                                  ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-                                  ("grpc.so_reuseport", 0)])
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=max_workers),
+        options=[
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.so_reuseport", 0),
+        ],
+    )
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionServicer(models), server)
     try:
         bound = server.add_insecure_port(f"{host}:{port}")
@@ -337,7 +365,7 @@ def models_from_config_file(config_file: str | Path, models_root: str | Path | N
     for entry in config.model_config_list.config:
         base = entry.base_path
         if models_root is not None and base.startswith("/models/"):
-            base = str(Path(models_root) / base[len("/models/"):])
+            base = str(Path(models_root) / base[len("/models/") :])
         result[entry.name] = base
     return result
 

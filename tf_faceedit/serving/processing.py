@@ -70,19 +70,29 @@ def check_inputs(
     checks = [
         tf.debugging.assert_rank(image, 4, message="image must be uint8 [N, H, W, 3]"),
         tf.debugging.assert_rank(attributes, 2, message=f"attributes must be float32 [N, {num_attributes}]"),
-        tf.debugging.assert_equal(tf.shape(attributes)[-1], num_attributes,
-                                  message=f"attributes must have {num_attributes} values per image (the model's "
-                                          "attributes; see the metadata signature)"),
-        tf.debugging.assert_equal(tf.shape(attributes)[0], tf.shape(image)[0],
-                                  message="attributes must have one row per image"),
+        tf.debugging.assert_equal(
+            tf.shape(attributes)[-1],
+            num_attributes,
+            message=f"attributes must have {num_attributes} values per image (the model's "
+            "attributes; see the metadata signature)",
+        ),
+        tf.debugging.assert_equal(
+            tf.shape(attributes)[0], tf.shape(image)[0], message="attributes must have one row per image"
+        ),
         tf.debugging.assert_positive(tf.shape(image)[1:3], message="image height and width must be > 0"),
-        tf.debugging.assert_equal(tf.reduce_all(tf.math.is_finite(attributes)), True,
-                                  message="attributes must be finite numbers (no NaN or infinity)"),
+        tf.debugging.assert_equal(
+            tf.reduce_all(tf.math.is_finite(attributes)),
+            True,
+            message="attributes must be finite numbers (no NaN or infinity)",
+        ),
     ]
     if mask is not None:
         mask = tf.convert_to_tensor(mask)
-        checks.append(tf.debugging.assert_equal(tf.shape(mask)[:3], tf.shape(image)[:3],
-                                                message="mask must be uint8 [N, H, W, 1], the image's N, H, W"))
+        checks.append(
+            tf.debugging.assert_equal(
+                tf.shape(mask)[:3], tf.shape(image)[:3], message="mask must be uint8 [N, H, W, 1], the image's N, H, W"
+            )
+        )
     with tf.control_dependencies(checks):
         image = tf.identity(image)
         attributes = tf.ensure_shape(tf.identity(attributes), [None, num_attributes])
@@ -171,12 +181,15 @@ class CompiledInference:
             def run(image, attributes, mask):
                 return run_inference(infer, task, image, attributes, self.image_size, self.num_attributes, mask)
         else:
+
             @tf.function(input_signature=[image_spec, attributes_spec])
             def run(image, attributes):
                 return run_inference(infer, task, image, attributes, self.image_size, self.num_attributes)
+
         self._run = run
         self._predict = None
         if predict is not None:
+
             @tf.function(input_signature=[image_spec])
             def predict_fn(image):
                 return predict_attributes(predict, image, self.image_size)

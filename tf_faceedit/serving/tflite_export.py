@@ -60,8 +60,9 @@ def check_export_dir(export_dir: str | Path) -> Path:
     """A new (or empty) folder for the .tflite files."""
     export_dir = Path(export_dir)
     if export_dir.exists() and (not export_dir.is_dir() or any(export_dir.iterdir())):
-        raise ConfigError(f"--export_dir {export_dir} already exists and is not an empty folder; export TFLite "
-                          "models to a new folder")
+        raise ConfigError(
+            f"--export_dir {export_dir} already exists and is not an empty folder; export TFLite models to a new folder"
+        )
     io_util.check_output_dir(export_dir, "--export_dir")
     return export_dir
 
@@ -105,9 +106,11 @@ def fixed_size_function(
         def serve(image, attributes, mask):
             return run(image, attributes, mask)
     else:
+
         @tf.function(input_signature=[image_spec, attributes_spec])
         def serve(image, attributes):
             return run(image, attributes)
+
     return serve
 
 
@@ -133,12 +136,13 @@ def convert(
     precisions: Sequence[str] = PRECISIONS,
     method: str = "model",
 ) -> dict[str, bytes]:
-    """{precision: TFLite flatbuffer bytes} of the trainer's inference at S x S. ConfigError when it does not convert.
-    """
+    """{precision: TFLite flatbuffer bytes} of the trainer's inference at S x S; ConfigError when it does not
+    convert."""
     check_precisions(precisions)
     module = tf.Module()
-    module.network_variables = {name: [getattr(v, "value", v) for v in net.weights]
-                                for name, net in trainer.networks.items()}
+    module.network_variables = {
+        name: [getattr(v, "value", v) for v in net.weights] for name, net in trainer.networks.items()
+    }
     module.serve = fixed_size_function(trainer, task, image_size, num_attributes)
     out = {}
     # Through a SavedModel: the converter keeps the named signature (from_concrete_functions drops it for some
@@ -154,8 +158,10 @@ def convert(
             try:
                 out[precision] = converter.convert()
             except Exception as err:  # ConverterError, and the MLIR passes' own errors
-                raise ConfigError(f"method {method!r} cannot be exported to TFLite: {_why(err)} (the SavedModel "
-                                  "export, --format=savedmodel, serves it)") from None
+                raise ConfigError(
+                    f"method {method!r} cannot be exported to TFLite: {_why(err)} (the SavedModel "
+                    "export, --format=savedmodel, serves it)"
+                ) from None
     return out
 
 
@@ -204,17 +210,25 @@ def export_tflite(
     check_precisions(precisions)
     export_dir = check_export_dir(export_dir)
     entry = pretrained.resolve(model_dir)
-    trainer, cfg, info = (pretrained.restore_trainer(entry, checkpoint) if entry is not None
-                          else restore_trainer(model_dir, checkpoint))
+    trainer, cfg, info = (
+        pretrained.restore_trainer(entry, checkpoint) if entry is not None else restore_trainer(model_dir, checkpoint)
+    )
     if trainer.task not in processing.TASKS:
-        raise ConfigError(f"--model_dir {model_dir} holds a {cfg.method!r} model (task {trainer.task!r}); export "
-                          f"serves the tasks {', '.join(processing.TASKS)}")
+        raise ConfigError(
+            f"--model_dir {model_dir} holds a {cfg.method!r} model (task {trainer.task!r}); export "
+            f"serves the tasks {', '.join(processing.TASKS)}"
+        )
     size, names = int(cfg.data.image_size), list(cfg.data.attributes)
     flatbuffers = convert(trainer, trainer.task, size, len(names), precisions, cfg.method)
     runner = make_interpreter(flatbuffers[precisions[0]]).get_signature_runner(SIGNATURE_KEY)
     details = runner.get_input_details(), runner.get_output_details()
-    describe = [{name: {"dtype": d["dtype"].__name__, "shape": [int(v) for v in d["shape_signature"]]}
-                 for name, d in sorted(group.items())} for group in details]
+    describe = [
+        {
+            name: {"dtype": d["dtype"].__name__, "shape": [int(v) for v in d["shape_signature"]]}
+            for name, d in sorted(group.items())
+        }
+        for group in details
+    ]
     tmp = export_dir.parent / f".{export_dir.name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -224,13 +238,24 @@ def export_tflite(
             (tmp / f"model_{precision}.tflite").write_bytes(data)
             files[precision] = str(export_dir / f"model_{precision}.tflite")
         summary = {
-            "method": cfg.method, "task": trainer.task, "attribute_names": names, "image_size": size,
+            "method": cfg.method,
+            "task": trainer.task,
+            "attribute_names": names,
+            "image_size": size,
             "attribute_range": [float(v) for v in registry.get(cfg.method).capabilities.attribute_range],
-            "signature": SIGNATURE_KEY, "inputs": describe[0], "outputs": describe[1],
-            "files": {p: {"file": f"model_{p}.tflite", "bytes": len(d),
-                          "tolerance_levels": FLOAT32_TOLERANCE if p == "float32" else FLOAT16_TOLERANCE}
-                      for p, d in flatbuffers.items()},
-            "step": info["step"], "checkpoint": str(Path(info["checkpoint"]).resolve()),
+            "signature": SIGNATURE_KEY,
+            "inputs": describe[0],
+            "outputs": describe[1],
+            "files": {
+                p: {
+                    "file": f"model_{p}.tflite",
+                    "bytes": len(d),
+                    "tolerance_levels": FLOAT32_TOLERANCE if p == "float32" else FLOAT16_TOLERANCE,
+                }
+                for p, d in flatbuffers.items()
+            },
+            "step": info["step"],
+            "checkpoint": str(Path(info["checkpoint"]).resolve()),
         }
         (tmp / "tflite.json").write_text(json.dumps(summary, indent=2))
         if export_dir.exists():
@@ -238,7 +263,20 @@ def export_tflite(
         tmp.replace(export_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    log.info("exported %s (step %d) to %s as TFLite: %s", info["checkpoint"], info["step"], export_dir,
-             ", ".join(f"{p} ({len(d) / 1e6:.2f} MB)" for p, d in flatbuffers.items()))
-    return {"export_dir": str(export_dir), "method": cfg.method, "task": trainer.task, "step": info["step"],
-            "checkpoint": info["checkpoint"], "files": files, "inputs": describe[0], "outputs": describe[1]}
+    log.info(
+        "exported %s (step %d) to %s as TFLite: %s",
+        info["checkpoint"],
+        info["step"],
+        export_dir,
+        ", ".join(f"{p} ({len(d) / 1e6:.2f} MB)" for p, d in flatbuffers.items()),
+    )
+    return {
+        "export_dir": str(export_dir),
+        "method": cfg.method,
+        "task": trainer.task,
+        "step": info["step"],
+        "checkpoint": info["checkpoint"],
+        "files": files,
+        "inputs": describe[0],
+        "outputs": describe[1],
+    }

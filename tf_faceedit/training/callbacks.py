@@ -44,8 +44,9 @@ def make_grid(rows, label_width=120):
         margin = np.full((height, label_width, 3), 255, np.uint8)
         scale = max(0.3, min(0.5, height / 90.0))
         for i, line in enumerate(_wrap(label, int(label_width / (scale * 20)))):
-            cv2.putText(margin, line, (4, 14 + int(i * 30 * scale)), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1,
-                        cv2.LINE_AA)
+            cv2.putText(
+                margin, line, (4, 14 + int(i * 30 * scale)), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1, cv2.LINE_AA
+            )
         tiles.append(np.concatenate([margin, strip], axis=1))
     return np.concatenate(tiles, axis=0)
 

@@ -50,8 +50,11 @@ _NO_SPACE = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
 def write_manifest(folder):
     """Writes `folder/manifest.json` listing every other file of the folder (size, SHA-256). Returns the dict."""
     folder = Path(folder)
-    files = {p.name: {"bytes": p.stat().st_size, "sha256": file_digest(p)}
-             for p in sorted(folder.iterdir()) if p.is_file() and p.name != MANIFEST}
+    files = {
+        p.name: {"bytes": p.stat().st_size, "sha256": file_digest(p)}
+        for p in sorted(folder.iterdir())
+        if p.is_file() and p.name != MANIFEST
+    }
     manifest = {"format": 1, "files": files}
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=1))
     return manifest
@@ -143,8 +146,9 @@ def _check_legacy(path):
 def _signature(path):
     """What a validation result is cached on: each file's name, size and mtime."""
     try:
-        return tuple(sorted((p.name, s.st_size, s.st_mtime_ns) for p in Path(path).iterdir()
-                            if p.is_file() for s in [p.stat()]))
+        return tuple(
+            sorted((p.name, s.st_size, s.st_mtime_ns) for p in Path(path).iterdir() if p.is_file() for s in [p.stat()])
+        )
     except OSError:
         return None
 
@@ -210,17 +214,23 @@ class CheckpointManager:
             skipped.append((path, reason))
         if skipped:
             listed = "; ".join(f"{p.name}: {r}" for p, r in skipped)
-            raise TrainingError(f"no intact checkpoint in {self.directory} ({listed}); the damaged folders are left "
-                                "in place: restore them from a copy, or delete them (or use --overwrite) to start over")
+            raise TrainingError(
+                f"no intact checkpoint in {self.directory} ({listed}); the damaged folders are left "
+                "in place: restore them from a copy, or delete them (or use --overwrite) to start over"
+            )
         return None
 
     def _warn_skipped(self, skipped, used):
         new = [(p, r) for p, r in skipped if p not in self._warned]
         if new:
             self._warned.update(p for p, _ in new)
-            log.warning("skipping damaged checkpoint%s %s; using %s instead (the damaged folder%s left in place)",
-                        "s" if len(new) > 1 else "", "; ".join(f"{p} ({r})" for p, r in new), used.name,
-                        "s are" if len(new) > 1 else " is")
+            log.warning(
+                "skipping damaged checkpoint%s %s; using %s instead (the damaged folder%s left in place)",
+                "s" if len(new) > 1 else "",
+                "; ".join(f"{p} ({r})" for p, r in new),
+                used.name,
+                "s are" if len(new) > 1 else " is",
+            )
 
     def _resolve(self, path):
         """`path` checked (TrainingError naming it when damaged), or the newest intact checkpoint (or None)."""
@@ -315,9 +325,11 @@ class CheckpointManager:
     def _no_space_message(self, tmp, needed, free):
         latest = [p.name for _, p in self.all_checkpoints()]
         kept = f"earlier checkpoints are kept (latest {latest[-1]})" if latest else "no earlier checkpoint exists"
-        return (f"no space left on the disk of {self.directory} to write checkpoint {tmp.name}: it needs about "
-                f"{_mb(needed)}, {_mb(free)} free; {kept}; free some space (or lower train.keep_checkpoints) and "
-                "run the same command again to resume")
+        return (
+            f"no space left on the disk of {self.directory} to write checkpoint {tmp.name}: it needs about "
+            f"{_mb(needed)}, {_mb(free)} free; {kept}; free some space (or lower train.keep_checkpoints) and "
+            "run the same command again to resume"
+        )
 
     def _write_error(self, tmp, err):
         if is_no_space(err):
@@ -327,8 +339,10 @@ class CheckpointManager:
                 free = 0
             return TrainingError(self._no_space_message(tmp, self.estimated_bytes(), free))
         reason = err.strerror or " ".join(str(err).split())[:200]
-        return TrainingError(f"cannot write checkpoint {tmp} in {self.directory}: {reason}; the partial write was "
-                             "removed and earlier checkpoints are kept")
+        return TrainingError(
+            f"cannot write checkpoint {tmp} in {self.directory}: {reason}; the partial write was "
+            "removed and earlier checkpoints are kept"
+        )
 
     def _network_seed_states(self):
         """`net/<network>/<i>` -> the networks' seed-generator states (Dropout, ...): in `variables`, not in
@@ -374,8 +388,10 @@ class CheckpointManager:
                 for i, variable in enumerate(variables):
                     key = f"{opt_name}/{i}"
                     if key not in arrays or tuple(arrays[key].shape) != tuple(variable.shape):
-                        raise TrainingError(f"checkpoint {path} does not match this model's optimizer '{opt_name}' "
-                                            "(was it written with another config?)")
+                        raise TrainingError(
+                            f"checkpoint {path} does not match this model's optimizer '{opt_name}' "
+                            "(was it written with another config?)"
+                        )
                     variable.assign(arrays[key])
         with np.load(path / "trainer_state.npz") as arrays:
             for i, variable in enumerate(self.trainer.state_variables()):
@@ -398,13 +414,16 @@ class CheckpointManager:
         for name, network in self.trainer.networks.items():
             weights = path / f"{name}.weights.h5"
             if not weights.is_file():
-                raise TrainingError(f"checkpoint {path} has no weights for network '{name}' (was it written by "
-                                    "another method?)")
+                raise TrainingError(
+                    f"checkpoint {path} has no weights for network '{name}' (was it written by another method?)"
+                )
             try:
                 network.load_weights(str(weights))
             except ValueError as err:
-                raise TrainingError(f"checkpoint {path} does not match this model's network '{name}' (was it "
-                                    f"written with another config?): {err}") from err
+                raise TrainingError(
+                    f"checkpoint {path} does not match this model's network '{name}' (was it "
+                    f"written with another config?): {err}"
+                ) from err
         return json.loads((path / STATE).read_text())
 
 

@@ -56,16 +56,19 @@ def resolve_config(method=None, model_dir=None, config_file=None, overrides=(), 
         if preset is not None and preset.get("method"):
             method = preset["method"]  # a preset names its method: --config=sagan_quick alone is enough
         elif saved is None:
-            raise config_lib.ConfigError("--method is required (no config.yaml found in --model_dir to resume "
-                                         "from, and no --config preset naming one)")
+            raise config_lib.ConfigError(
+                "--method is required (no config.yaml found in --model_dir to resume "
+                "from, and no --config preset naming one)"
+            )
         else:
             method = saved.get("method")
     spec = registry.get(method)
     cfg = spec.config_class()
     if preset is not None:
         if preset.get("method", method) != method:
-            raise config_lib.ConfigError(f"--config {config_file} is a preset for method {preset['method']!r}, "
-                                         f"not {method!r}")
+            raise config_lib.ConfigError(
+                f"--config {config_file} is a preset for method {preset['method']!r}, not {method!r}"
+            )
         cfg = cfg.merge_dict(preset, source=str(config_file))
     elif saved is not None and saved.get("method") == method:
         cfg = cfg.merge_dict(saved, source=str(Path(model_dir) / "config.yaml"))
@@ -83,8 +86,12 @@ def ensure_synthetic_data(path, num_images=512):
 
     path = Path(path)
     if not (path / "list_attr_celeba.txt").is_file():
-        log.warning("no --data_dir given: generating %d synthetic face-like images in %s (for trying the library; "
-                    "pass --data_dir=DIR to train on real faces)", num_images, path)
+        log.warning(
+            "no --data_dir given: generating %d synthetic face-like images in %s (for trying the library; "
+            "pass --data_dir=DIR to train on real faces)",
+            num_images,
+            path,
+        )
         make_synthetic_celeba(path, num_images=num_images, seed=0)
     return path
 
@@ -114,8 +121,10 @@ def make_strategy(name):
     """auto: MirroredStrategy when more than one GPU is visible, else the default strategy."""
     if keras.backend.backend() != "tensorflow":
         if name in ("mirrored", "multiworker"):
-            raise config_lib.ConfigError(f"train.strategy={name} needs the TensorFlow backend; under "
-                                         f"{keras.backend.backend()} use train.strategy=auto or default")
+            raise config_lib.ConfigError(
+                f"train.strategy={name} needs the TensorFlow backend; under "
+                f"{keras.backend.backend()} use train.strategy=auto or default"
+            )
         return SingleDeviceStrategy()
     if name == "auto":
         name = "mirrored" if len(tf.config.list_logical_devices("GPU")) > 1 else "default"
@@ -137,8 +146,17 @@ def _sample_batch(cfg, trainer_class, train_records):
     if records is None:
         split, records = "train", train_records
     n = min(cfg.train.num_samples, len(records))
-    dataset = make_dataset(trainer_class, cfg.data, split, batch_size=n, training=False, seed=cfg.train.seed,
-                           repeat=False, drop_remainder=True, records=records)
+    dataset = make_dataset(
+        trainer_class,
+        cfg.data,
+        split,
+        batch_size=n,
+        training=False,
+        seed=cfg.train.seed,
+        repeat=False,
+        drop_remainder=True,
+        records=records,
+    )
     # backend tensors (the numpy pipeline yields numpy arrays, which JAX models do not mix with their outputs)
     batch = celeba.first_batch(dataset, records)  # DataError, not StopIteration, when no image decodes
     return {key: keras.ops.convert_to_tensor(value) for key, value in batch.items()}
@@ -223,12 +241,21 @@ class StopOnSignal:
             self._hard_exit(signum, f"second {signal.Signals(signum).name}: exiting now without a final checkpoint")
             return
         self.signum = signum
-        _say(f"{signal.Signals(signum).name} received: stopping after the current step and writing a checkpoint "
-             f"(at most {self.grace_s:g} s; send it again to exit at once)")
-        self._timer = threading.Timer(self.grace_s, self._hard_exit, (signum, f"training did not stop within "
-                                                                       f"{self.grace_s:g} s of "
-                                                                       f"{signal.Signals(signum).name}: exiting "
-                                                                       "without a final checkpoint"))
+        _say(
+            f"{signal.Signals(signum).name} received: stopping after the current step and writing a checkpoint "
+            f"(at most {self.grace_s:g} s; send it again to exit at once)"
+        )
+        self._timer = threading.Timer(
+            self.grace_s,
+            self._hard_exit,
+            (
+                signum,
+                f"training did not stop within "
+                f"{self.grace_s:g} s of "
+                f"{signal.Signals(signum).name}: exiting "
+                "without a final checkpoint",
+            ),
+        )
         self._timer.daemon = True
         self._timer.start()
 
@@ -267,8 +294,10 @@ def _raise_if_interrupted(stopper, trainer, manager):
         saved = f"no checkpoint at this step, the last one is {latest}"
     else:
         saved = "no checkpoint written" if manager.writable else "this worker writes no checkpoint"
-    raise TrainingInterrupted(f"training interrupted by {stopper.name} at step {step}: {saved}; run the same "
-                              "command again to resume", stopper.signum)
+    raise TrainingInterrupted(
+        f"training interrupted by {stopper.name} at step {step}: {saved}; run the same command again to resume",
+        stopper.signum,
+    )
 
 
 def run(cfg, model_dir, overwrite=False):
@@ -304,9 +333,11 @@ def run(cfg, model_dir, overwrite=False):
             from tf_faceedit.training.checkpoint import is_no_space
 
             if is_no_space(err):  # a log line, a sample grid, the config: checkpoints say so themselves
-                raise TrainingError(f"no space left on the disk of --model_dir {model_dir} "
-                                    f"({getattr(err, 'filename', None) or err}); earlier checkpoints are kept; free "
-                                    "some space and run the same command again to resume") from None
+                raise TrainingError(
+                    f"no space left on the disk of --model_dir {model_dir} "
+                    f"({getattr(err, 'filename', None) or err}); earlier checkpoints are kept; free "
+                    "some space and run the same command again to resume"
+                ) from None
             raise
 
 
@@ -319,13 +350,21 @@ def _run(cfg, model_dir, overwrite, strategy, scratch=None, stopper=None):
     out_dir = model_dir if chief else Path(scratch)
     keras.utils.set_random_seed(cfg.train.seed)
     if strategy.num_replicas_in_sync > 1 and cfg.train.batch_size % strategy.num_replicas_in_sync:
-        raise config_lib.ConfigError(f"train.batch_size ({cfg.train.batch_size}) must be divisible by the "
-                                     f"{strategy.num_replicas_in_sync} replicas")
+        raise config_lib.ConfigError(
+            f"train.batch_size ({cfg.train.batch_size}) must be divisible by the "
+            f"{strategy.num_replicas_in_sync} replicas"
+        )
 
     records = spec.trainer_class.load_records(cfg.data, "train")
     described = records.describe() if hasattr(records, "describe") else f"{len(records)} training images"
-    log.info("%s: %s, attributes %s, %dx%d", cfg.method, described, ", ".join(cfg.data.attributes),
-             cfg.data.image_size, cfg.data.image_size)
+    log.info(
+        "%s: %s, attributes %s, %dx%d",
+        cfg.method,
+        described,
+        ", ".join(cfg.data.attributes),
+        cfg.data.image_size,
+        cfg.data.image_size,
+    )
     sample_batch = _sample_batch(cfg, spec.trainer_class, records)
     with strategy.scope():
         with precision.policy_scope(cfg.train.mixed_precision):  # build-time only: never leaks into the next run
@@ -347,9 +386,16 @@ def _run(cfg, model_dir, overwrite, strategy, scratch=None, stopper=None):
         """The data of the segment starting at `step` (segments end at checkpoints): seeded by (seed, step), so a
         resume or a NaN rollback from a checkpoint sees the batches an uninterrupted run saw. `skip`: batches
         already trained on (a resume from a checkpoint written mid-segment, on a signal)."""
-        dataset = make_dataset(type(trainer), cfg.data, "train",
-                               batch_size=cfg.train.batch_size * trainer.batch_multiple, training=True,
-                               seed=segment_seed(cfg.train.seed, step), records=records, for_fit=True)
+        dataset = make_dataset(
+            type(trainer),
+            cfg.data,
+            "train",
+            batch_size=cfg.train.batch_size * trainer.batch_multiple,
+            training=True,
+            seed=segment_seed(cfg.train.seed, step),
+            records=records,
+            for_fit=True,
+        )
         if not skip:
             return dataset
         return dataset.skip(skip) if hasattr(dataset, "skip") else itertools.islice(dataset, skip, None)
@@ -358,8 +404,11 @@ def _run(cfg, model_dir, overwrite, strategy, scratch=None, stopper=None):
     grid = cb.SampleGrid(sample_batch, out_dir / "samples", cfg.train.sample_every, writer)
     grid.set_model(trainer)
     if start >= cfg.train.steps:
-        log.info("already at step %d >= train.steps=%d: nothing to train (raise --set train.steps=N to go on)",
-                 start, cfg.train.steps)
+        log.info(
+            "already at step %d >= train.steps=%d: nothing to train (raise --set train.steps=N to go on)",
+            start,
+            cfg.train.steps,
+        )
         return {"step": start, "checkpoint": manager.latest(), "sample_grid": grid.write(), "logs": {}}
 
     logs, rollbacks = {}, [0]
@@ -375,9 +424,23 @@ def _run(cfg, model_dir, overwrite, strategy, scratch=None, stopper=None):
             trainer.train_function = None  # retrace: shapes and schedule constants change with the phase
         if len(trainer.phases()) > 1:
             log.info("phase %s: steps %d-%d", phase.name, max(step, phase.start_step), phase.end_step)
-        logs = _fit_phase(trainer, cfg, dataset_at, manager, writer, grid, step, phase.end_step,
-                          jsonl_path=out_dir / "logs" / "scalars.jsonl", rollbacks=rollbacks, stopper=stopper,
-                          segment=segment) or logs
+        logs = (
+            _fit_phase(
+                trainer,
+                cfg,
+                dataset_at,
+                manager,
+                writer,
+                grid,
+                step,
+                phase.end_step,
+                jsonl_path=out_dir / "logs" / "scalars.jsonl",
+                rollbacks=rollbacks,
+                stopper=stopper,
+                segment=segment,
+            )
+            or logs
+        )
     step = int(keras.ops.convert_to_numpy(trainer.step))
     log.info("done: step %d, checkpoint %s, samples %s", step, manager.latest(), grid.last_path)
     return {"step": step, "checkpoint": manager.latest(), "sample_grid": grid.last_path, "logs": logs}
@@ -400,8 +463,20 @@ def _segment_start(state):
     return int(state.get("segment_start", state["step"]))
 
 
-def _fit_phase(trainer, cfg, dataset_at, manager, writer, grid, start, end, jsonl_path=None, rollbacks=None,
-               stopper=None, segment=None):
+def _fit_phase(
+    trainer,
+    cfg,
+    dataset_at,
+    manager,
+    writer,
+    grid,
+    start,
+    end,
+    jsonl_path=None,
+    rollbacks=None,
+    stopper=None,
+    segment=None,
+):
     """Runs `fit` from global step `start` to `end` with the checkpoint/summary/sample/NaN callbacks, one `fit` per
     segment between checkpoints (`dataset_at(step, skip)` gives a segment's data; `segment` is a one-item list:
     the step the current segment began at, which may precede `start` after a resume from a signal's checkpoint).
@@ -437,9 +512,15 @@ def _fit_phase(trainer, cfg, dataset_at, manager, writer, grid, start, end, json
         _raise_if_interrupted(stopper, trainer, manager)
         stop.steps = min(end, (step // t.checkpoint_every + 1) * t.checkpoint_every)
         initial_epoch, epochs = cb.epochs_for(step, stop.steps, chunk)
-        history = trainer.fit(dataset_at(segment[0], skip=step - segment[0]), epochs=epochs,
-                              initial_epoch=initial_epoch, steps_per_epoch=chunk, callbacks=callbacks,
-                              verbose=t.verbose, shuffle=False)
+        history = trainer.fit(
+            dataset_at(segment[0], skip=step - segment[0]),
+            epochs=epochs,
+            initial_epoch=initial_epoch,
+            steps_per_epoch=chunk,
+            callbacks=callbacks,
+            verbose=t.verbose,
+            shuffle=False,
+        )
         if history.history:
             logs = {k: float(np.asarray(v[-1])) for k, v in history.history.items()}
         if nan_guard and nan_guard.failure:
@@ -449,9 +530,18 @@ def _fit_phase(trainer, cfg, dataset_at, manager, writer, grid, start, end, json
                 raise TrainingError(
                     f"non-finite loss {key}={value} at step {at}; training stopped and the last good checkpoint "
                     f"({manager.latest()}) is kept. Lower train.g_lr/train.d_lr, set train.nan_policy=rollback, or "
-                    "check the data.")
-            log.warning("non-finite loss %s=%s at step %d: rolled back to step %d (rollback %d of %d), learning "
-                        "rates x%g", key, value, at, restored, rollbacks[0], t.nan_max_rollbacks, t.nan_lr_factor)
+                    "check the data."
+                )
+            log.warning(
+                "non-finite loss %s=%s at step %d: rolled back to step %d (rollback %d of %d), learning rates x%g",
+                key,
+                value,
+                at,
+                restored,
+                rollbacks[0],
+                t.nan_max_rollbacks,
+                t.nan_lr_factor,
+            )
             nan_guard.failure = None
             step = restored
             segment[0] = _segment_start(manager.peek())
@@ -501,7 +591,10 @@ def _scale_learning_rate(optimizer, factor):
     rate = optimizer._learning_rate
     if isinstance(rate, keras.optimizers.schedules.LearningRateSchedule):
         optimizer._learning_rate = ScaledSchedule(rate, factor)
-        log.warning("%s: learning-rate schedule scaled by %g until the end of this run (not saved in checkpoints)",
-                    optimizer.name, factor)
+        log.warning(
+            "%s: learning-rate schedule scaled by %g until the end of this run (not saved in checkpoints)",
+            optimizer.name,
+            factor,
+        )
     else:
         rate.assign(keras.ops.convert_to_numpy(rate) * factor)

@@ -100,8 +100,14 @@ class GANTrainer(keras.Model):
         `train.n_critic` updates of the discriminator (`discriminator_losses`, total "d_loss") and one of the
         generator (`generator_losses`, total "g_loss")."""
         return [
-            Update("d", "d_optimizer", ["discriminator"], self.discriminator_losses, "d_loss",
-                   repeat=self.config.train.n_critic),
+            Update(
+                "d",
+                "d_optimizer",
+                ["discriminator"],
+                self.discriminator_losses,
+                "d_loss",
+                repeat=self.config.train.n_critic,
+            ),
             Update("g", "g_optimizer", ["generator"], self.generator_losses, "g_loss"),
         ]
 
@@ -208,8 +214,11 @@ class GANTrainer(keras.Model):
             setattr(self, name, optimizer)
         # mixed_float16: updates go through LossScaleOptimizer wrappers; the plain optimizers stay the attributes
         # (checkpoints save them, with one layout in every precision; see training/precision.py)
-        self._loss_scalers = (precision.loss_scale_optimizers(optimizers)
-                              if precision.needs_loss_scaling(self.config.train.mixed_precision) else {})
+        self._loss_scalers = (
+            precision.loss_scale_optimizers(optimizers)
+            if precision.needs_loss_scaling(self.config.train.mixed_precision)
+            else {}
+        )
         # Build every optimizer's slots now, for the updates of every phase: variables must not be created inside
         # the train function.
         variables = {}
@@ -328,8 +337,9 @@ class GANTrainer(keras.Model):
     def step_slices(self, batch):
         """The `batch_multiple` strided slices of a step's batch (slice i = examples i, i+n, ...)."""
         n = self.batch_multiple
-        return [batch] if n == 1 else [{key: strided_slice(value, i, n) for key, value in batch.items()}
-                                       for i in range(n)]
+        return (
+            [batch] if n == 1 else [{key: strided_slice(value, i, n) for key, value in batch.items()} for i in range(n)]
+        )
 
     def _tf_train_step(self, batch):
         logs = self.run_step(batch, self._run_update)
@@ -362,8 +372,11 @@ class GANTrainer(keras.Model):
             return self.seed_generator
         context = tf.distribute.get_replica_context()
         strategy = tf.distribute.get_strategy()
-        if (not getattr(self.config.train, "replica_seeds", True) or context is None
-                or strategy.num_replicas_in_sync == 1):
+        if (
+            not getattr(self.config.train, "replica_seeds", True)
+            or context is None
+            or strategy.num_replicas_in_sync == 1
+        ):
             return self.seed_generator
         return ReplicaSeedGenerator(self.seed_generator, context.replica_id_in_sync_group)
 

@@ -37,10 +37,15 @@ class HistoryBuffer:
         self.size = int(size)
         self.fraction = float(fraction)
         self.mode = mode
-        self.images = keras.Variable(ops.zeros((self.size, *image_shape)), trainable=False, name="history_images",
-                                     aggregation="only_first_replica")
-        self.count = keras.Variable(0, dtype="int32", trainable=False, name="history_count",
-                                    aggregation="only_first_replica")
+        self.images = keras.Variable(
+            ops.zeros((self.size, *image_shape)),
+            trainable=False,
+            name="history_images",
+            aggregation="only_first_replica",
+        )
+        self.count = keras.Variable(
+            0, dtype="int32", trainable=False, name="history_count", aggregation="only_first_replica"
+        )
 
     @property
     def variables(self):
@@ -65,13 +70,11 @@ class HistoryBuffer:
             stored = ops.take(pool, keras.random.randint((n,), 0, self.size, seed=seed), axis=0)
             mixed = ops.where(mask, ops.cast(stored, fakes.dtype), fakes)
             # 2. store the new fakes: sequential slots while filling, distinct random slots afterwards
-            random_slots = ops.cast(keras.random.shuffle(ops.arange(self.size, dtype="int32"), seed=seed)[:n],
-                                    "int32")
+            random_slots = ops.cast(keras.random.shuffle(ops.arange(self.size, dtype="int32"), seed=seed)[:n], "int32")
             slots = ops.where(full, random_slots, sequential)
             new_values = ops.cast(fakes, self.images.dtype)
         else:  # CycleGAN's swap, at N distinct random slots
-            random_slots = ops.cast(keras.random.shuffle(ops.arange(self.size, dtype="int32"), seed=seed)[:n],
-                                    "int32")
+            random_slots = ops.cast(keras.random.shuffle(ops.arange(self.size, dtype="int32"), seed=seed)[:n], "int32")
             stored = ops.take(pool, random_slots, axis=0)
             mixed = ops.where(mask, ops.cast(stored, fakes.dtype), fakes)
             # 2. while filling every fake is stored; once full only the swapped ones (the others write back the

@@ -64,8 +64,10 @@ def attach(trainer):
     """Prepares a compiled `GANTrainer` for Keras' JAX fit loop (called by `GANTrainer.compile`); returns its
     `train_step(state, data) -> (logs, state)`."""
     if precision.needs_loss_scaling(trainer.config.train.mixed_precision):
-        raise ConfigError("train.mixed_precision=mixed_float16 (loss scaling) is implemented for the TensorFlow "
-                          "backend only; under --backend=jax use train.mixed_precision=mixed_bfloat16 or float32")
+        raise ConfigError(
+            "train.mixed_precision=mixed_float16 (loss scaling) is implemented for the TensorFlow "
+            "backend only; under --backend=jax use train.mixed_precision=mixed_bfloat16 or float32"
+        )
     trainer.optimizer = OptimizerGroup(trainer)
     return functools.partial(train_step, trainer)
 
@@ -80,7 +82,8 @@ class _State:
     def scope(self, overrides=None):
         overrides = overrides or {}
         return keras.StatelessScope(
-            state_mapping=[(v, overrides.get(id(v), self.values[id(v)])) for v in self.variables])
+            state_mapping=[(v, overrides.get(id(v), self.values[id(v)])) for v in self.variables]
+        )
 
     def changed(self, scope, skip=()):
         """The values of the scope's variables after the code that ran in it (skipping the ids in `skip`)."""
@@ -130,8 +133,12 @@ def _run_update(trainer, state, update, batch, seed):
 def train_step(trainer, state, data):
     """Keras' JAX `train_step(state, data) -> (logs, state)` for a `GANTrainer`: `trainer.run_step` on the threaded
     state."""
-    groups = (trainer.trainable_variables, trainer.non_trainable_variables, trainer.optimizer.variables,
-              trainer.metrics_variables)
+    groups = (
+        trainer.trainable_variables,
+        trainer.non_trainable_variables,
+        trainer.optimizer.variables,
+        trainer.metrics_variables,
+    )
     values = {}
     for variables, group_values in zip(groups, state):
         for variable, value in zip(variables, group_values):

@@ -90,14 +90,20 @@ class ModelDirLock:
             elif owner.get("host") != self.host:
                 raise TrainingError(
                     f"--model_dir {self.path.parent} is in use by pid {owner.get('pid')} on host {owner.get('host')} "
-                    f"(lock file {self.path}); if that run is gone, delete the lock file")
+                    f"(lock file {self.path}); if that run is gone, delete the lock file"
+                )
             elif owner.get("pid") == self.pid or pid_alive(int(owner.get("pid", -1))):
                 raise TrainingError(
                     f"--model_dir {self.path.parent} is in use by another trainer (pid {owner.get('pid')} on host "
-                    f"{owner.get('host')}, lock file {self.path}); wait for it to finish or use another --model_dir")
+                    f"{owner.get('host')}, lock file {self.path}); wait for it to finish or use another --model_dir"
+                )
             else:
-                log.warning("taking over the stale lock %s of pid %s on %s (that process is gone)", self.path,
-                            owner.get("pid"), owner.get("host"))
+                log.warning(
+                    "taking over the stale lock %s of pid %s on %s (that process is gone)",
+                    self.path,
+                    owner.get("pid"),
+                    owner.get("host"),
+                )
             try:
                 self.path.unlink()
             except FileNotFoundError:

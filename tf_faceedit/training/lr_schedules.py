@@ -29,5 +29,8 @@ class ConstantThenLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
         return self.initial_learning_rate * keras.ops.clip(fraction, 0.0, 1.0)
 
     def get_config(self):
-        return {"initial_learning_rate": self.initial_learning_rate, "decay_start": self.decay_start,
-                "total_steps": self.total_steps}
+        return {
+            "initial_learning_rate": self.initial_learning_rate,
+            "decay_start": self.decay_start,
+            "total_steps": self.total_steps,
+        }

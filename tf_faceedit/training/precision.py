@@ -44,8 +44,10 @@ def needs_loss_scaling(mixed_precision):
 
 def loss_scale_optimizers(optimizers):
     """name -> `keras.optimizers.LossScaleOptimizer` wrapping each optimizer of `optimizers` (a dict)."""
-    return {name: keras.optimizers.LossScaleOptimizer(optimizer, name=f"{name}_loss_scale")
-            for name, optimizer in optimizers.items()}
+    return {
+        name: keras.optimizers.LossScaleOptimizer(optimizer, name=f"{name}_loss_scale")
+        for name, optimizer in optimizers.items()
+    }
 
 
 def jit_compile_arg(value):

@@ -32,12 +32,29 @@ OWN_ENTRIES = (CONFIG_FILE, CHECKPOINTS, "logs", "samples")  # what --overwrite 
 
 # Fields that may change between runs on one model_dir (they do not change what is learned).
 RESUMABLE_FIELDS = {
-    "train.steps", "train.log_every", "train.sample_every", "train.checkpoint_every", "train.keep_checkpoints",
-    "train.verbose", "train.strategy", "train.nan_guard", "train.num_samples", "train.sample_split",
-    "data.data_dir", "data.image_dir", "data.attr_file", "data.partition_file", "data.cache",
-    "data.num_parallel_calls", "train.phase",
-    "train.mixed_precision", "train.jit_compile",  # weights are float32 in every precision
-    "train.nan_policy", "train.nan_lr_factor", "train.nan_max_rollbacks", "train.replica_seeds",
+    "train.steps",
+    "train.log_every",
+    "train.sample_every",
+    "train.checkpoint_every",
+    "train.keep_checkpoints",
+    "train.verbose",
+    "train.strategy",
+    "train.nan_guard",
+    "train.num_samples",
+    "train.sample_split",
+    "data.data_dir",
+    "data.image_dir",
+    "data.attr_file",
+    "data.partition_file",
+    "data.cache",
+    "data.num_parallel_calls",
+    "train.phase",
+    "train.mixed_precision",
+    "train.jit_compile",  # weights are float32 in every precision
+    "train.nan_policy",
+    "train.nan_lr_factor",
+    "train.nan_max_rollbacks",
+    "train.replica_seeds",
 }
 
 
@@ -64,7 +81,7 @@ def is_export(path):
 
 
 def kind(path):
-    """"export" (saved_model.pb), "run" (config.yaml) or None. An export is recognised first (it also carries a
+    """ "export" (saved_model.pb), "run" (config.yaml) or None. An export is recognised first (it also carries a
     config, under assets.extra/)."""
     if is_export(path):
         return "export"
@@ -117,8 +134,11 @@ def with_defaults(saved):
 
 def blocking_changes(saved, cfg_dict):
     """Fields that differ between two config dicts and would change what is learned (not in RESUMABLE_FIELDS)."""
-    return [field for field in config_lib.diff(with_defaults(saved), with_defaults(cfg_dict))
-            if field not in RESUMABLE_FIELDS]
+    return [
+        field
+        for field in config_lib.diff(with_defaults(saved), with_defaults(cfg_dict))
+        if field not in RESUMABLE_FIELDS
+    ]
 
 
 def prepare(cfg, model_dir, overwrite=False):
@@ -139,7 +159,8 @@ def prepare(cfg, model_dir, overwrite=False):
         if blocking:
             raise TrainingError(
                 f"--model_dir {model_dir} holds a run with a different config (changed: {', '.join(blocking)}); "
-                "use another --model_dir, or --overwrite to start over")
+                "use another --model_dir, or --overwrite to start over"
+            )
         if changed:
             log.info("resuming with changed fields: %s", ", ".join(changed))
     elif model_dir.is_dir() and checkpoints_dir(model_dir).exists():
@@ -244,8 +265,10 @@ def restore_trainer(model_dir, checkpoint=None):
         if other is not None:
             changed = blocking_changes(other, saved)
             if changed:
-                raise ConfigError(f"--checkpoint {path} was written with another config than --model_dir "
-                                  f"{model_dir} (changed: {', '.join(changed)})")
+                raise ConfigError(
+                    f"--checkpoint {path} was written with another config than --model_dir "
+                    f"{model_dir} (changed: {', '.join(changed)})"
+                )
     trainer = build_inference_trainer(cfg)
     manager.trainer = trainer
     state = manager.peek(path)

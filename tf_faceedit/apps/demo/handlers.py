@@ -74,11 +74,16 @@ def load_models(model_dirs=(), export_dirs=()):
             path = Path(path)
             if not path.is_dir():
                 raise ConfigError(f"{flag} {path} does not exist or is not a folder")
-            is_kind, expected = ((run_dir.is_run, run_dir.CONFIG_FILE) if flag == "--model_dir"
-                                 else (run_dir.is_export, run_dir.EXPORT_FILE))
+            is_kind, expected = (
+                (run_dir.is_run, run_dir.CONFIG_FILE)
+                if flag == "--model_dir"
+                else (run_dir.is_export, run_dir.EXPORT_FILE)
+            )
             if not is_kind(path):
-                raise ConfigError(f"{flag} {path} has no {expected} (is it a "
-                                  f"{'training run' if flag == '--model_dir' else 'export version'} folder?)")
+                raise ConfigError(
+                    f"{flag} {path} has no {expected} (is it a "
+                    f"{'training run' if flag == '--model_dir' else 'export version'} folder?)"
+                )
             model = api.load(path)
             label = path.name if flag == "--model_dir" or not path.name.isdigit() else f"{path.parent.name}/{path.name}"
             models[_unique_label(label or str(path), models)] = model
@@ -92,8 +97,10 @@ def describe_model(model):
     info = model.info or {}
     where = f"step {info['step']}" if "step" in info else f"export {info.get('export_dir', '?')}"
     task = "attribute editing" if model.task == "edit" else "face completion"
-    lines = [f"**{model.method}** ({task}) · {where} · {model.image_size}×{model.image_size} faces",
-             f"Attributes: {', '.join(model.attribute_names) or '(none)'}"]
+    lines = [
+        f"**{model.method}** ({task}) · {where} · {model.image_size}×{model.image_size} faces",
+        f"Attributes: {', '.join(model.attribute_names) or '(none)'}",
+    ]
     if model.capabilities.usage_note:
         lines.append(model.capabilities.usage_note)
     return "  \n".join(lines)
@@ -130,23 +137,27 @@ def read_photo(path, max_side=DEFAULT_MAX_SIDE, max_pixels=DEFAULT_MAX_PIXELS, m
         raise DataError(f"photo {name} does not exist")
     size = path.stat().st_size
     if size > max_file_bytes:
-        raise DataError(f"photo {name} is {size / 2 ** 20:.1f} MB; the demo takes files up to "
-                        f"{max_file_bytes / 2 ** 20:.0f} MB")
+        raise DataError(
+            f"photo {name} is {size / 2**20:.1f} MB; the demo takes files up to {max_file_bytes / 2**20:.0f} MB"
+        )
     try:
         header = images.read_header(path, max_pixels=None)  # the real header: nothing is decoded yet
     except DataError:
         raise DataError(f"cannot read {name}: not an image file (JPEG, PNG, GIF, BMP, WebP or TIFF)") from None
     if header.pixels > max_pixels:
-        raise DataError(f"photo {name} is {header.width}x{header.height} pixels; the demo takes up to "
-                        f"{max_pixels / 1e6:.0f} megapixels")
+        raise DataError(
+            f"photo {name} is {header.width}x{header.height} pixels; the demo takes up to "
+            f"{max_pixels / 1e6:.0f} megapixels"
+        )
     try:
         photo = images.read_image(path, max_pixels=max_pixels)
     except DataError:
         raise DataError(f"cannot read {name}: not an image file, or its data is damaged") from None
     height, width = photo.shape[:2]
     if height * width > max_pixels:
-        raise DataError(f"photo {name} is {width}x{height} pixels; the demo takes up to "
-                        f"{max_pixels / 1e6:.0f} megapixels")
+        raise DataError(
+            f"photo {name} is {width}x{height} pixels; the demo takes up to {max_pixels / 1e6:.0f} megapixels"
+        )
     photo, note = downscale(photo, max_side)
     return photo, note
 
@@ -170,8 +181,16 @@ def face_preview(photo, faces, selected=0):
         x, y, w, h = (int(round(v)) for v in face.box)
         color = (40, 220, 40) if i == selected else (240, 200, 40)
         cv2.rectangle(out, (x, y), (x + w, y + h), color, thickness)
-        cv2.putText(out, str(i + 1), (x + 2 * thickness, y + h - 3 * thickness), cv2.FONT_HERSHEY_SIMPLEX,
-                    max(0.4, w / 150), color, thickness, cv2.LINE_AA)
+        cv2.putText(
+            out,
+            str(i + 1),
+            (x + 2 * thickness, y + h - 3 * thickness),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            max(0.4, w / 150),
+            color,
+            thickness,
+            cv2.LINE_AA,
+        )
     return out
 
 
@@ -184,8 +203,9 @@ def heat_overlay(crop, region, alpha=0.55):
     region = np.clip(np.asarray(region, np.float32), 0.0, 1.0)
     if region.shape[:2] != crop.shape[:2]:
         region = cv2.resize(region, crop.shape[1::-1], interpolation=cv2.INTER_LINEAR)
-    heat = cv2.cvtColor(cv2.applyColorMap(images.mask_to_uint8(region), cv2.COLORMAP_JET),
-                        cv2.COLOR_BGR2RGB).astype(np.float32)
+    heat = cv2.cvtColor(cv2.applyColorMap(images.mask_to_uint8(region), cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB).astype(
+        np.float32
+    )
     weight = alpha * region[..., None]
     return np.round(crop.astype(np.float32) * (1 - weight) + heat * weight).astype(np.uint8)
 
@@ -213,7 +233,7 @@ def mask_gallery(attention, content):
     if content is not None:
         content = np.asarray(content, np.float32)
         for i in range(content.shape[-1] // 3):
-            rgb = images.to_uint8(content[..., 3 * i:3 * i + 3])
+            rgb = images.to_uint8(content[..., 3 * i : 3 * i + 3])
             items.append((rgb, f"content {i + 1}"))
     return items
 
@@ -320,8 +340,10 @@ class DemoHandlers:
         except (TypeError, ValueError):
             raise ConfigError(f"attribute values must be numbers, got {values!r}") from None
         if len(values) != len(model.attribute_names):
-            raise ConfigError(f"{model.method} takes {len(model.attribute_names)} attribute value(s) "
-                              f"({', '.join(model.attribute_names)}), got {len(values)}")
+            raise ConfigError(
+                f"{model.method} takes {len(model.attribute_names)} attribute value(s) "
+                f"({', '.join(model.attribute_names)}), got {len(values)}"
+            )
         attributes = dict(zip(model.attribute_names, values))
         model.check_attribute_values(attributes)  # NaN, infinity, out of the method's range: named, before any work
         return attributes
@@ -355,8 +377,13 @@ class DemoHandlers:
         message = f"{len(faces)} face(s) found" + (" (pick one with the face selector)" if len(faces) > 1 else "")
         if note:
             message += f"; {note}"
-        return {"photo": photo, "faces": faces, "labels": face_labels(faces), "preview": face_preview(photo, faces),
-                "message": message}
+        return {
+            "photo": photo,
+            "faces": faces,
+            "labels": face_labels(faces),
+            "preview": face_preview(photo, faces),
+            "message": message,
+        }
 
     def initial_values(self, label, photo, face_index=0):
         """The controls' starting values for a face: the model's own prediction when it has one (SaGAN, IcGAN), so
@@ -393,8 +420,9 @@ class DemoHandlers:
             return out["image"]
 
         index, detector = self._face(photo, face_index)
-        result, aligned, edited = align.edit_photo(photo, edit_fn, model.image_size, model.crop_fraction,
-                                                   detector, index, source="the photo")
+        result, aligned, edited = align.edit_photo(
+            photo, edit_fn, model.image_size, model.crop_fraction, detector, index, source="the photo"
+        )
         before, after = aligned[0].image, edited[0]
         residual = np.abs(after.astype(np.int16) - before.astype(np.int16)).astype(np.uint8)
         peak = int(residual.max())
@@ -412,9 +440,17 @@ class DemoHandlers:
             message += f"; {model.method} has no attention mask"
         else:
             message += f"; attention mean {region.mean():.2f}, max {region.max():.2f}"
-        return {"result": result, "before": before, "after": after, "residual": residual,
-                "residual_scaled": scaled, "overlay": None if region is None else heat_overlay(before, region),
-                "region": region, "gallery": gallery, "message": message}
+        return {
+            "result": result,
+            "before": before,
+            "after": after,
+            "residual": residual,
+            "residual_scaled": scaled,
+            "overlay": None if region is None else heat_overlay(before, region),
+            "region": region,
+            "gallery": gallery,
+            "message": message,
+        }
 
     # -- completion ---------------------------------------------------------------------------------------------
     def random_mask(self, label, photo, face_index=0, seed=0):
@@ -438,9 +474,14 @@ class DemoHandlers:
         mask_fn = masks.make_mask_fn(mask_cfg, model.image_size)
         crop_mask = mask_fn(tf.constant([int(seed), 0], tf.int64)).numpy()[..., 0]
         height, width = photo.shape[:2]
-        mask = cv2.warpAffine(crop_mask, np.asarray(aligned[0].transform, np.float64), (width, height),
-                              flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT,
-                              borderValue=0.0)
+        mask = cv2.warpAffine(
+            crop_mask,
+            np.asarray(aligned[0].transform, np.float64),
+            (width, height),
+            flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=0.0,
+        )
         return {"mask": (mask > 0.5).astype(np.uint8), "message": f"random {mask_cfg.kind} mask (seed {seed})"}
 
     def complete(self, label, photo, mask, face_index, values):
@@ -467,11 +508,17 @@ class DemoHandlers:
             return out["completed"]
 
         index, detector = self._face(photo, face_index)
-        result, aligned, completed = align.edit_photo(photo, edit_fn, model.image_size, model.crop_fraction,
-                                                      detector, index, mask=mask, source="the photo")
+        result, aligned, completed = align.edit_photo(
+            photo, edit_fn, model.image_size, model.crop_fraction, detector, index, mask=mask, source="the photo"
+        )
         hole = extras["hole"][0, ..., 0] > 0
         masked = aligned[0].image.copy()
         masked[hole] = HOLE_GREY
         settings = ", ".join(f"{k}={v:g}" for k, v in attributes.items())
-        return {"result": result, "masked": masked, "completed": completed[0], "raw": np.asarray(extras["raw"])[0],
-                "message": f"completed face {index + 1}: {hole.mean():.0%} of the crop filled ({settings})"}
+        return {
+            "result": result,
+            "masked": masked,
+            "completed": completed[0],
+            "raw": np.asarray(extras["raw"])[0],
+            "message": f"completed face {index + 1}: {hole.mean():.0%} of the crop filled ({settings})",
+        }

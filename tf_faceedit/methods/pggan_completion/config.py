@@ -40,8 +40,11 @@ class PGGANCompletionModelConfig:
 
     def validate(self, prefix="model"):
         check_range(self.start_resolution, f"{prefix}.start_resolution", 4)
-        check(is_power_of_two(self.start_resolution), f"{prefix}.start_resolution",
-              f"must be a power of two, got {self.start_resolution}")
+        check(
+            is_power_of_two(self.start_resolution),
+            f"{prefix}.start_resolution",
+            f"must be a power of two, got {self.start_resolution}",
+        )
         check_range(self.fmap_base, f"{prefix}.fmap_base", 1)
         check_range(self.fmap_max, f"{prefix}.fmap_max", 1)
         check_choice(self.norm, f"{prefix}.norm", list(NORMALIZATIONS))
@@ -92,10 +95,16 @@ class PGGANCompletionLossConfig:
         for name in ("lambda_gp", "lambda_rec", "lambda_feat", "lambda_bdy", "lambda_attr"):
             check_range(getattr(self, name), f"{prefix}.{name}", 0.0)
         check_range(self.hole_weight, f"{prefix}.hole_weight", 0.0, 1.0)
-        check(self.boundary_kernel >= 3 and self.boundary_kernel % 2 == 1, f"{prefix}.boundary_kernel",
-              f"must be an odd int >= 3, got {self.boundary_kernel}")
-        check(bool(self.vgg_weights), f"{prefix}.vgg_weights",
-              "must be imagenet, random or a path to a VGG16 .h5/.weights.h5 file")
+        check(
+            self.boundary_kernel >= 3 and self.boundary_kernel % 2 == 1,
+            f"{prefix}.boundary_kernel",
+            f"must be an odd int >= 3, got {self.boundary_kernel}",
+        )
+        check(
+            bool(self.vgg_weights),
+            f"{prefix}.vgg_weights",
+            "must be imagenet, random or a path to a VGG16 .h5/.weights.h5 file",
+        )
         check_range(self.history_size, f"{prefix}.history_size", 0)
         check_range(self.history_fraction, f"{prefix}.history_fraction", 0.0, 1.0)
         check_choice(self.d_fake, f"{prefix}.d_fake", ["composited", "raw"])
@@ -104,26 +113,41 @@ class PGGANCompletionLossConfig:
 @dataclasses.dataclass
 class PGGANCompletionConfig(ExperimentConfig):
     method: str = "pggan_completion"
-    data: DataConfig = dataclasses.field(default_factory=lambda: DataConfig(
-        attributes=["Male", "Smiling"], image_size=128, mask=MaskConfig(kind="noise")))
+    data: DataConfig = dataclasses.field(
+        default_factory=lambda: DataConfig(
+            attributes=["Male", "Smiling"], image_size=128, mask=MaskConfig(kind="noise")
+        )
+    )
     model: PGGANCompletionModelConfig = dataclasses.field(default_factory=PGGANCompletionModelConfig)
     loss: PGGANCompletionLossConfig = dataclasses.field(default_factory=PGGANCompletionLossConfig)
     progressive: ProgressiveConfig = dataclasses.field(default_factory=ProgressiveConfig)
     # steps: the full 4 -> 128 schedule at batch 16 (37,500 + 5 x 75,000)
-    train: TrainConfig = dataclasses.field(default_factory=lambda: TrainConfig(
-        steps=412500, n_critic=1, batch_size=16, g_lr=2e-4, d_lr=2e-4, beta_1=0.5, beta_2=0.99))
+    train: TrainConfig = dataclasses.field(
+        default_factory=lambda: TrainConfig(
+            steps=412500, n_critic=1, batch_size=16, g_lr=2e-4, d_lr=2e-4, beta_1=0.5, beta_2=0.99
+        )
+    )
 
     def validate(self):
         super().validate()
         self.progressive.validate("progressive")
         size, start = self.data.image_size, self.model.start_resolution
-        check(self.data.mask.kind != "none", "data.mask.kind",
-              "must be noise or rect for pggan_completion (it completes masked holes), got 'none'")
+        check(
+            self.data.mask.kind != "none",
+            "data.mask.kind",
+            "must be noise or rect for pggan_completion (it completes masked holes), got 'none'",
+        )
         check(size >= start, "data.image_size", f"must be >= model.start_resolution ({start}), got {size}")
         batch = self.train.batch_size
-        check(self.progressive.stable_images >= batch, "progressive.stable_images",
-              f"must be >= train.batch_size ({batch}) so that every stage has a step, got "
-              f"{self.progressive.stable_images}")
-        check(self.loss.history_size == 0 or self.loss.history_size >= batch, "loss.history_size",
-              f"must be 0 (off) or >= train.batch_size ({batch}), got {self.loss.history_size}")
+        check(
+            self.progressive.stable_images >= batch,
+            "progressive.stable_images",
+            f"must be >= train.batch_size ({batch}) so that every stage has a step, got "
+            f"{self.progressive.stable_images}",
+        )
+        check(
+            self.loss.history_size == 0 or self.loss.history_size >= batch,
+            "loss.history_size",
+            f"must be 0 (off) or >= train.batch_size ({batch}), got {self.loss.history_size}",
+        )
         return self

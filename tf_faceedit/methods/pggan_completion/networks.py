@@ -40,9 +40,20 @@ class PGGANCompletionGenerator(ProgressiveNetwork):
       **kwargs: `keras.Model` arguments (name, ...).
     """
 
-    def __init__(self, resolution=128, start_resolution=4, num_attributes=2, fmap_base=8192, fmap_max=512,
-                 norm="instance", skip_residual_blocks=1, use_attributes=True, negative_slope=0.2, stage=None,
-                 **kwargs):
+    def __init__(
+        self,
+        resolution=128,
+        start_resolution=4,
+        num_attributes=2,
+        fmap_base=8192,
+        fmap_max=512,
+        norm="instance",
+        skip_residual_blocks=1,
+        use_attributes=True,
+        negative_slope=0.2,
+        stage=None,
+        **kwargs,
+    ):
         kwargs.setdefault("name", "pggan_completion_generator")
         super().__init__(resolution, start_resolution, fmap_base, fmap_max, negative_slope, **kwargs)
         self.num_attributes = int(num_attributes)
@@ -55,25 +66,50 @@ class PGGANCompletionGenerator(ProgressiveNetwork):
 
         self.from_rgb = [self._conv(f(r), 1, 4, f"from_rgb_{r}") for r in rs]
         # encoder block at r (> start): conv1 [r, f(r)] (the skip of r), conv2 -> [r, f(r/2)], pooled to r/2
-        self.encoder_blocks = [[self._conv(f(r), 3, f(r), f"enc_{r}_conv1", norm),
-                                self._conv(f(r // 2), 3, f(r), f"enc_{r}_conv2", norm)] for r in rs[1:]]
+        self.encoder_blocks = [
+            [self._conv(f(r), 3, f(r), f"enc_{r}_conv1", norm), self._conv(f(r // 2), 3, f(r), f"enc_{r}_conv2", norm)]
+            for r in rs[1:]
+        ]
         self.tile = TileAttributes(name="tile_attributes")
-        self.bottleneck = [self._conv(f(start), 3, f(start) + k, f"neck_{start}_conv1", norm),
-                           self._conv(f(start), 3, f(start), f"neck_{start}_conv2", norm)]
-        self.skip_blocks = [[ResidualBlock(f(r), 3, norm=norm, activation="lrelu", negative_slope=self.negative_slope,
-                                           kernel_stddev=he_std(9 * f(r)), name=f"skip_{r}_res{i + 1}")
-                             for i in range(self.skip_residual_blocks)] if self.residual_skips else []
-                            for r in rs[1:]]
+        self.bottleneck = [
+            self._conv(f(start), 3, f(start) + k, f"neck_{start}_conv1", norm),
+            self._conv(f(start), 3, f(start), f"neck_{start}_conv2", norm),
+        ]
+        self.skip_blocks = [
+            [
+                ResidualBlock(
+                    f(r),
+                    3,
+                    norm=norm,
+                    activation="lrelu",
+                    negative_slope=self.negative_slope,
+                    kernel_stddev=he_std(9 * f(r)),
+                    name=f"skip_{r}_res{i + 1}",
+                )
+                for i in range(self.skip_residual_blocks)
+            ]
+            if self.residual_skips
+            else []
+            for r in rs[1:]
+        ]
         # decoder block at r: concat(upsampled [r, f(r/2)], skip [r, f(r)]) -> [r, f(r)]
-        self.decoder_blocks = [[self._conv(f(r), 3, f(r // 2) + f(r), f"dec_{r}_conv1", norm),
-                                self._conv(f(r), 3, f(r), f"dec_{r}_conv2", norm)] for r in rs[1:]]
+        self.decoder_blocks = [
+            [
+                self._conv(f(r), 3, f(r // 2) + f(r), f"dec_{r}_conv1", norm),
+                self._conv(f(r), 3, f(r), f"dec_{r}_conv2", norm),
+            ]
+            for r in rs[1:]
+        ]
         self.to_rgb = [self._conv(3, 1, f(r), f"to_rgb_{r}", activation="tanh", gain=1.0) for r in rs]
         self.encoder_fade = FadeIn(name="encoder_fade")
         self.decoder_fade = FadeIn(name="decoder_fade")
 
         def make_inputs(r):
-            return {"image": ops.zeros((1, r, r, 3)), "mask": ops.zeros((1, r, r, 1)),
-                    "attributes": ops.zeros((1, self.num_attributes))}
+            return {
+                "image": ops.zeros((1, r, r, 3)),
+                "mask": ops.zeros((1, r, r, 1)),
+                "attributes": ops.zeros((1, self.num_attributes)),
+            }
 
         self._build_all_stages(make_inputs, stage)
 
@@ -120,8 +156,13 @@ class PGGANCompletionGenerator(ProgressiveNetwork):
         return layers
 
     def get_config(self):
-        return {**self._base_config(), "num_attributes": self.num_attributes, "norm": self.norm,
-                "skip_residual_blocks": self.skip_residual_blocks, "use_attributes": self.use_attributes}
+        return {
+            **self._base_config(),
+            "num_attributes": self.num_attributes,
+            "norm": self.norm,
+            "skip_residual_blocks": self.skip_residual_blocks,
+            "use_attributes": self.use_attributes,
+        }
 
 
 @keras.saving.register_keras_serializable(package="tf_faceedit")
@@ -139,8 +180,19 @@ class PGGANCompletionDiscriminator(ProgressiveNetwork):
       **kwargs: `keras.Model` arguments.
     """
 
-    def __init__(self, resolution=128, start_resolution=4, num_attributes=2, fmap_base=8192, fmap_max=512,
-                 minibatch_stddev=True, mbstd_group_size=4, negative_slope=0.2, stage=None, **kwargs):
+    def __init__(
+        self,
+        resolution=128,
+        start_resolution=4,
+        num_attributes=2,
+        fmap_base=8192,
+        fmap_max=512,
+        minibatch_stddev=True,
+        mbstd_group_size=4,
+        negative_slope=0.2,
+        stage=None,
+        **kwargs,
+    ):
         kwargs.setdefault("name", "pggan_completion_discriminator")
         super().__init__(resolution, start_resolution, fmap_base, fmap_max, negative_slope, **kwargs)
         if int(num_attributes) < 1:
@@ -152,14 +204,16 @@ class PGGANCompletionDiscriminator(ProgressiveNetwork):
         flat = start * start * f(start)
 
         self.from_rgb = [self._conv(f(r), 1, 3, f"d_from_rgb_{r}") for r in rs]
-        self.blocks = [[self._conv(f(r), 3, f(r), f"d_{r}_conv1"), self._conv(f(r // 2), 3, f(r), f"d_{r}_conv2")]
-                       for r in rs[1:]]
+        self.blocks = [
+            [self._conv(f(r), 3, f(r), f"d_{r}_conv1"), self._conv(f(r // 2), 3, f(r), f"d_{r}_conv2")] for r in rs[1:]
+        ]
         self.fade = FadeIn(name="d_fade")
         self.mbstd = MinibatchStddev(self.mbstd_group_size, name="d_mbstd") if self.minibatch_stddev else None
         self.final_conv = self._conv(f(start), 3, f(start) + int(self.minibatch_stddev), f"d_{start}_conv")
         self.flatten = keras.layers.Flatten(name="d_flatten")
-        self.dense = keras.layers.Dense(f(start), kernel_initializer=keras.initializers.RandomNormal(
-            0.0, he_std(flat)), name="d_dense")
+        self.dense = keras.layers.Dense(
+            f(start), kernel_initializer=keras.initializers.RandomNormal(0.0, he_std(flat)), name="d_dense"
+        )
         self.act = keras.layers.LeakyReLU(negative_slope=self.negative_slope, name="d_dense_act")
         head_init = keras.initializers.RandomNormal(0.0, he_std(f(start), 1.0))
         self.src = keras.layers.Dense(1, kernel_initializer=head_init, name="d_src")
@@ -191,22 +245,43 @@ class PGGANCompletionDiscriminator(ProgressiveNetwork):
         return layers
 
     def get_config(self):
-        return {**self._base_config(), "num_attributes": self.num_attributes,
-                "minibatch_stddev": self.minibatch_stddev, "mbstd_group_size": self.mbstd_group_size}
+        return {
+            **self._base_config(),
+            "num_attributes": self.num_attributes,
+            "minibatch_stddev": self.minibatch_stddev,
+            "mbstd_group_size": self.mbstd_group_size,
+        }
 
 
 def build_generator(config, stage=None):
     m = config.model
     return PGGANCompletionGenerator(
-        config.data.image_size, m.start_resolution, len(config.data.attributes), m.fmap_base, m.fmap_max, m.norm,
-        m.skip_residual_blocks, m.use_attributes, m.negative_slope, stage=stage)
+        config.data.image_size,
+        m.start_resolution,
+        len(config.data.attributes),
+        m.fmap_base,
+        m.fmap_max,
+        m.norm,
+        m.skip_residual_blocks,
+        m.use_attributes,
+        m.negative_slope,
+        stage=stage,
+    )
 
 
 def build_discriminator(config, stage=None):
     m = config.model
     return PGGANCompletionDiscriminator(
-        config.data.image_size, m.start_resolution, len(config.data.attributes), m.fmap_base, m.fmap_max,
-        m.minibatch_stddev, m.mbstd_group_size, m.negative_slope, stage=stage)
+        config.data.image_size,
+        m.start_resolution,
+        len(config.data.attributes),
+        m.fmap_base,
+        m.fmap_max,
+        m.minibatch_stddev,
+        m.mbstd_group_size,
+        m.negative_slope,
+        stage=stage,
+    )
 
 
 def observe(image, mask, factor=1):
@@ -236,8 +311,10 @@ def complete(generator, image, mask, attributes, training=False):
     """
     size, r = ops.convert_to_tensor(image).shape[1], generator.current_resolution
     if size is None or size % r or not is_power_of_two(size // r):
-        raise ValueError(f"complete: the generator is at {r}x{r}; images must be {r}x{r} or a power-of-two "
-                         f"multiple of it, got {size}x{ops.convert_to_tensor(image).shape[2]}")
+        raise ValueError(
+            f"complete: the generator is at {r}x{r}; images must be {r}x{r} or a power-of-two "
+            f"multiple of it, got {size}x{ops.convert_to_tensor(image).shape[2]}"
+        )
     _, mask, observed = observe(image, mask, size // r)
     out = generator({"image": observed, "mask": mask, "attributes": attributes}, training=training)
     return out["image"], out["composited"]

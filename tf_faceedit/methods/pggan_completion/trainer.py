@@ -51,9 +51,14 @@ class PGGANCompletion(GANTrainer):
         schedule = self.schedule()
         if config.train.steps < schedule[-1].end_step:
             last = self.phase_at(config.train.steps - 1)
-            log.warning("train.steps=%d ends in stage %s; the full schedule up to %dx%d takes %d steps",
-                        config.train.steps, last.name, config.data.image_size, config.data.image_size,
-                        schedule[-1].end_step)
+            log.warning(
+                "train.steps=%d ends in stage %s; the full schedule up to %dx%d takes %d steps",
+                config.train.steps,
+                last.name,
+                config.data.image_size,
+                config.data.image_size,
+                schedule[-1].end_step,
+            )
 
     # -- progressive schedule -------------------------------------------------------------------------------------
     def schedule(self):
@@ -63,8 +68,14 @@ class PGGANCompletion(GANTrainer):
         phases, start = [], 0
         for stage, r in enumerate(stage_resolutions(cfg.model.start_resolution, cfg.data.image_size)):
             fade_steps = fade if stage > 0 else 0
-            phases.append(Phase(f"{r}x{r}", start, start + fade_steps + stable,
-                                {"stage": stage, "fade_steps": fade_steps, "resolution": r}))
+            phases.append(
+                Phase(
+                    f"{r}x{r}",
+                    start,
+                    start + fade_steps + stable,
+                    {"stage": stage, "fade_steps": fade_steps, "resolution": r},
+                )
+            )
             start = phases[-1].end_step
         return phases
 
@@ -102,9 +113,12 @@ class PGGANCompletion(GANTrainer):
             self.reset_optimizers()
 
     def phase_state(self):
-        return {"phase": self.phase.name, "stage": self.phase.info["stage"],
-                "resolution": self.phase.info["resolution"],
-                "alpha": float(ops.convert_to_numpy(self.generator.alpha))}
+        return {
+            "phase": self.phase.name,
+            "stage": self.phase.info["stage"],
+            "resolution": self.phase.info["resolution"],
+            "alpha": float(ops.convert_to_numpy(self.generator.alpha)),
+        }
 
     def state_variables(self):
         return super().state_variables() + (self.history_buffer.variables if self.history_buffer is not None else [])
@@ -129,8 +143,10 @@ class PGGANCompletion(GANTrainer):
 
     # -- losses ---------------------------------------------------------------------------------------------------
     def _generate(self, batch, training):
-        return self.generator({"image": batch["observed"], "mask": batch["mask"],
-                               "attributes": batch["target_attributes"]}, training=training)
+        return self.generator(
+            {"image": batch["observed"], "mask": batch["mask"], "attributes": batch["target_attributes"]},
+            training=training,
+        )
 
     def _d_fake_key(self):
         return "composited" if self.config.loss.d_fake == "composited" else "image"
@@ -143,12 +159,15 @@ class PGGANCompletion(GANTrainer):
             fake = self.history_buffer.query(fake, seed)
         real_out = self.discriminator(real, training=True)
         fake_out = self.discriminator(fake, training=True)
-        losses = {"d_adv": self.d_adv(real_out["src"], fake_out["src"]),
-                  "d_attr": attribute_bce_loss(batch["attributes"], real_out["cls"])}
+        losses = {
+            "d_adv": self.d_adv(real_out["src"], fake_out["src"]),
+            "d_attr": attribute_bce_loss(batch["attributes"], real_out["cls"]),
+        }
         total = losses["d_adv"] + cfg.lambda_attr * losses["d_attr"]
         if cfg.adversarial == "wgan" and cfg.lambda_gp > 0:
-            losses["d_gp"] = gradient_penalty(lambda x: self.discriminator(x, training=True)["src"], real, fake,
-                                              seed=seed)
+            losses["d_gp"] = gradient_penalty(
+                lambda x: self.discriminator(x, training=True)["src"], real, fake, seed=seed
+            )
             total = total + cfg.lambda_gp * losses["d_gp"]
         losses["d_loss"] = total
         return losses
@@ -164,8 +183,12 @@ class PGGANCompletion(GANTrainer):
             "g_rec": masked_l1_loss(real, raw, mask, cfg.hole_weight),
             "g_bdy": boundary_loss(real, raw, mask, cfg.boundary_kernel),
         }
-        total = (losses["g_adv"] + cfg.lambda_attr * losses["g_attr"] + cfg.lambda_rec * losses["g_rec"]
-                 + cfg.lambda_bdy * losses["g_bdy"])
+        total = (
+            losses["g_adv"]
+            + cfg.lambda_attr * losses["g_attr"]
+            + cfg.lambda_rec * losses["g_rec"]
+            + cfg.lambda_bdy * losses["g_bdy"]
+        )
         if self.feature_extractor is not None:
             losses["g_feat"] = perceptual_loss(self.feature_extractor, real, raw)
             total = total + cfg.lambda_feat * losses["g_feat"]
