@@ -213,7 +213,7 @@ def test_export_and_evaluate_bad_folders(sagan_run, tmp_path, capsys):
 
 @pytest.mark.parametrize("rest", [False, True])
 def test_client_bad_server_and_bad_image(rest, tmp_path, capsys):
-    from tf_faceedit.serving import client
+    from tf_faceedit.cli import serve_client as client
 
     images = hostile.hostile_images(tmp_path / "imgs")
     out = tmp_path / "out.png"

@@ -37,7 +37,8 @@ Losses, per example (the trainer reduces them once over the global batch); x, y 
 0.5 D_fake^2 for D), with lambda_adv = 2 by default so that G's adversarial weight equals the official code's
 MSE(D, 1). The pools (CycleGAN's image pool, 50 images) swap: once full, each new fake is, with probability 0.5,
 exchanged for a stored one (returned to D, its slot taking the new fake), else passed through and not stored (with
-the attention channel when D is attention-guided; the vanilla D sees the pooled image channels). One training step = one update of both
+the attention channel when D is attention-guided; the vanilla D sees the pooled image channels). One training step =
+one update of both
 generators, then one of both discriminators, on one batch. Adam 2e-4 (0.5, 0.999); the learning rate is constant
 for the first `train.lr_decay_start` fraction of `train.steps`, then decays linearly to 0.
 
@@ -111,7 +112,8 @@ class AttentionGANLossConfig:
     """Loss weights (see the module docstring).
 
     lambda_adv: weight of the generators' adversarial term (our LSGAN generator loss is 0.5 (D - 1)^2, Mao et al.;
-      the official code's MSE has no 0.5: the default lambda_adv = 2 matches it); lambda_identity: the identity weight RELATIVE to lambda_cycle (lambda_id = lambda_identity * lambda_cycle; the
+      the official code's MSE has no 0.5: the default lambda_adv = 2 matches it); lambda_identity: the identity weight
+      RELATIVE to lambda_cycle (lambda_id = lambda_identity * lambda_cycle; the
       official code's --lambda_identity 0.5); lambda_tv: total variation of the attention masks (summed per
       example, hence tiny); lambda_pixel: |G(x) - x|_1 + |F(y) - y|_1 (paper; not in the official code);
     pool_size: fakes kept per domain for D (0 = off); pool_probability: chance that a stored fake replaces a new

@@ -32,7 +32,8 @@ official code (`ae.eval()` in `lat_dis_step`, `lat_dis.eval()` in `autoencoder_s
 updated runs in inference mode: E uses its BatchNorm moving statistics in the discriminator update, and P runs
 without dropout and without updating its BatchNorm statistics in the autoencoder update.
 Adam 2e-4 (0.5, 0.999) for both players, the global gradient norm of each player clipped to loss.clip_grad_norm
-(keras `global_clipnorm`, like torch's `clip_grad_norm` over all parameters; 0 disables). Paper: batch 32, lambda 1e-4 over 500k iterations, horizontal flips.
+(keras `global_clipnorm`, like torch's `clip_grad_norm` over all parameters; 0 disables). Paper: batch 32, lambda 1e-4
+over 500k iterations, horizontal flips.
 
 Networks saved: `autoencoder` ({"image", "attributes"} -> {"image": D(E(x), a), "latent": E(x)}; it contains the
 `fader_encoder` and `fader_decoder` models) and `lat_dis`.
