@@ -200,6 +200,15 @@ def _distribution(extractor, real_features, fake_features, seed):
 # Editing methods
 
 
+def _add_success(acc, key, hit, source):
+    """Records edit hits under `key/success`, and per direction (`key/success 0->1`, `1->0`) by the source value."""
+    acc.add(f"{key}/success", hit)
+    for direction, value in (("0->1", 0.0), ("1->0", 1.0)):
+        selected = source == value
+        if selected.any():
+            acc.add(f"{key}/success {direction}", hit[selected])
+
+
 # Attributes whose judged reading an edit of another attribute should leave unchanged (issue 15's Fader check:
 # Male, Young, Eyeglasses), reported for those the judge predicts and the model does not edit.
 UNCHANGED_ATTRIBUTES = ("Male", "Young", "Eyeglasses", "Smiling", "Mouth_Slightly_Open", "Blond_Hair")
@@ -236,19 +245,14 @@ def _evaluate_edit(model, batches, judge, refused, extractor, seed, progress):
             else:
                 foreground = None
             acc.add(f"{name}/l1_to_input", metrics.l1(images, edited) / 255.0)
-            if others:
-                reading = judge.predict(to_float(edited)) > 0.5
-                for other in others:
-                    j = judge_index[other]
-                    acc.add(f"{name}/unchanged/{other}", reading[:, j] == input_reading[:, j])
-            if name in judge_index and name not in refused:
-                predicted = judge.predict(to_float(edited))[:, judge_index[name]] > 0.5
-                hit = predicted == (target[:, i] > 0.5)
-                for direction, source in (("0->1", 0.0), ("1->0", 1.0)):
-                    selected = attributes[:, i] == source
-                    if selected.any():
-                        acc.add(f"{name}/success {direction}", hit[selected])
-                acc.add(f"{name}/success", hit)
+            scored = name in judge_index and name not in refused
+            reading = judge.predict(to_float(edited)) > 0.5 if (others or scored) else None  # once per edit
+            for other in others:
+                j = judge_index[other]
+                acc.add(f"{name}/unchanged/{other}", reading[:, j] == input_reading[:, j])
+            if scored:
+                hit = reading[:, judge_index[name]] == (target[:, i] > 0.5)
+                _add_success(acc, name, hit, attributes[:, i])
             if extractor is not None:
                 fake_features.append(extractor(to_float(edited)))
             if name not in figures:
@@ -365,11 +369,7 @@ def _evaluate_completion(model, batches, extractor, seed, progress, judge=None, 
                 target[:, i] = 1.0 - target[:, i]
                 flipped = model.complete(images, box, target)["completed"]
                 hit = (judge.predict(to_float(flipped))[:, j] > 0.5) == (target[:, i] > 0.5)
-                acc.add(f"control/{name}/success", hit)
-                for direction, source in (("0->1", 0.0), ("1->0", 1.0)):
-                    selected = attributes[:, i] == source
-                    if selected.any():
-                        acc.add(f"control/{name}/success {direction}", hit[selected])
+                _add_success(acc, f"control/{name}", hit, attributes[:, i])
                 if name not in control_figure:
                     k = NUM_FIGURE_IMAGES
                     control_figure[name] = [
