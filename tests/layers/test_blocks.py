@@ -225,3 +225,38 @@ def test_keras_file_round_trip_all_layers(tmp_path):
     assert len(reloaded.weights) == len(model.weights)
     for a, b in zip(got, expected):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize(
+    "shape, kernel, strides, padding, taps",
+    [
+        ((3, 2, 2, 8), 4, 2, "same", (1, 1)),  # Fader's latent discriminator: 4x4 s2 on 2x2
+        ((3, 1, 1, 8), 4, 2, "same", (1, 1)),
+        ((3, 3, 2, 8), 4, 3, "same", (0, 1)),  # odd padding: TF puts the smaller half before
+        ((3, 4, 4, 8), 4, 4, "same", (0, 0)),
+        ((3, 2, 2, 8), 2, 1, "valid", (0, 0)),
+        ((3, 3, 3, 8), 4, 2, "same", None),  # a 2x2 output: the plain convolution
+        ((3, 2, 2, 8), 3, 1, "same", None),
+    ],
+)
+def test_single_output_convolution_is_the_matmul_of_its_taps(shape, kernel, strides, padding, taps):
+    """A ConvNormAct whose output is one position runs as a matmul (issue 17): same values, same gradients
+    (zero for the kernel taps that only meet padding) as the Conv2D it replaces."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(3)
+    layer = ConvNormAct(16, kernel, strides=strides, padding=padding, norm="none", activation="lrelu")
+    layer.build(shape)
+    layer.conv.bias.assign(rng.normal(size=16).astype("float32"))
+    assert layer._single_output_taps(shape) == taps
+    x = tf.constant(rng.normal(size=shape).astype("float32"))
+
+    def run(fn):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = fn(x)
+            loss = tf.reduce_sum(y * tf.cos(y))
+        return [np.asarray(t) for t in [y, *tape.gradient(loss, [x, layer.conv.kernel, layer.conv.bias])]]
+
+    for ours, plain in zip(run(layer), run(lambda t: layer.act(layer.conv(t)))):
+        np.testing.assert_allclose(ours, plain, rtol=1e-5, atol=1e-5 * max(1.0, float(np.abs(plain).max())))

@@ -5,19 +5,98 @@ import numpy as np
 import pytest
 
 from tf_faceedit.layers import ConvNormAct, activation_layer, gan_initializer, normalization
+from tf_faceedit.layers.norm import BatchNormalization, InstanceNormalization
 
 
-def test_instance_is_group_norm_with_one_group_per_channel():
+def test_instance_is_our_instance_norm_with_affine_weights():
     layer = normalization("instance")
-    assert isinstance(layer, keras.layers.GroupNormalization)
-    assert layer.groups == -1
+    assert isinstance(layer, InstanceNormalization)
     assert layer.epsilon == pytest.approx(1e-5)
     assert layer.center and layer.scale  # affine parameters
+    layer.build((None, 4, 4, 3))
+    assert [w.name for w in layer.weights] == ["gamma", "beta"]  # GroupNormalization's names and order
+
+
+def _affine(layer, channels, rng):
+    layer.gamma.assign(rng.uniform(0.5, 1.5, channels).astype("float32"))
+    layer.beta.assign(rng.normal(0.0, 0.5, channels).astype("float32"))
+
+
+def _value_and_grads(layer, x, **kwargs):
+    import tensorflow as tf
+
+    x = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = layer(x, **kwargs)
+        loss = tf.reduce_sum(tf.cast(y, "float32") * tf.sin(tf.cast(y, "float32")))  # a non-trivial upstream gradient
+    grads = tape.gradient(loss, [x, layer.gamma, layer.beta])
+    return [np.asarray(tf.cast(t, "float32")) for t in [y, *grads]]
+
+
+@pytest.mark.parametrize("shape", [(3, 7, 5, 6), (2, 1, 1, 4), (2, 16, 16, 32)])
+def test_instance_norm_equals_group_norm_one_group_per_channel(shape):
+    """The layer that replaced `GroupNormalization(groups=-1)` (issue 17) computes the same values and gradients."""
+    rng = np.random.default_rng(4)
+    x = (rng.normal(size=shape) * rng.uniform(0.5, 3.0, shape[-1]) + rng.normal(0, 2, shape[-1])).astype("float32")
+    ours, theirs = InstanceNormalization(epsilon=1e-5), keras.layers.GroupNormalization(groups=-1, epsilon=1e-5)
+    for layer in (ours, theirs):
+        layer.build(shape)
+        _affine(layer, shape[-1], np.random.default_rng(9))
+    for a, b in zip(_value_and_grads(ours, x), _value_and_grads(theirs, x)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * max(1.0, float(np.abs(b).max())))
+
+
+def test_instance_norm_under_bfloat16_policy_matches_float32():
+    x = np.random.default_rng(5).normal(size=(2, 8, 8, 4)).astype("float32") * 3 + 1
+    exact = np.asarray(InstanceNormalization()(x))
+    half = InstanceNormalization(dtype="mixed_bfloat16")
+    y = half(x)
+    assert keras.backend.standardize_dtype(y.dtype) == "bfloat16"
+    np.testing.assert_allclose(np.asarray(keras.ops.cast(y, "float32")), exact, atol=0.05)
+
+
+def test_instance_norm_refuses_other_groupings():
+    with pytest.raises(ValueError, match="groups=2"):
+        InstanceNormalization(groups=2)
+    assert InstanceNormalization(groups=-1, axis=-1).epsilon == pytest.approx(1e-5)  # old GroupNorm configs
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_fused_batch_norm_equals_keras_batch_norm(training):
+    """Our BatchNormalization (TensorFlow's fused kernel) = keras.layers.BatchNormalization: the output, the
+    gradients of input, gamma and beta, and the moving statistics after the call (biased variance, momentum)."""
+    rng = np.random.default_rng(6)
+    shape = (4, 6, 5, 8)
+    x = (rng.normal(size=shape) * 2.0 + 1.0).astype("float32")
+    ours, theirs = (
+        BatchNormalization(momentum=0.9, epsilon=1e-5),
+        keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5),
+    )
+    for layer in (ours, theirs):
+        layer.build(shape)
+        _affine(layer, shape[-1], np.random.default_rng(2))
+        layer.moving_mean.assign(np.full(shape[-1], 0.3, "float32"))
+        layer.moving_variance.assign(np.full(shape[-1], 2.0, "float32"))
+    assert [w.name for w in ours.weights] == [w.name for w in theirs.weights]
+    for a, b in zip(_value_and_grads(ours, x, training=training), _value_and_grads(theirs, x, training=training)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * max(1.0, float(np.abs(b).max())))
+    for name in ("moving_mean", "moving_variance"):
+        np.testing.assert_allclose(np.asarray(getattr(ours, name)), np.asarray(getattr(theirs, name)), rtol=1e-5)
+    if training:  # the statistics did move
+        assert not np.allclose(np.asarray(ours.moving_mean), 0.3)
+
+
+def test_fused_batch_norm_keeps_keras_path_where_it_does_not_apply():
+    layer = BatchNormalization()
+    assert not layer._fused_applies(np.zeros((2, 3), "float32"), None)  # rank 2: Keras' own path
+    y = layer(np.random.default_rng(0).normal(size=(8, 3)).astype("float32"), training=True)
+    np.testing.assert_allclose(np.asarray(y).mean(axis=0), 0.0, atol=1e-5)
 
 
 def test_batch_and_layer_and_none():
     batch = normalization("batch", name="bn")
-    assert isinstance(batch, keras.layers.BatchNormalization)
+    assert isinstance(batch, BatchNormalization) and isinstance(batch, keras.layers.BatchNormalization)
     assert batch.momentum == pytest.approx(0.9)
     assert batch.epsilon == pytest.approx(1e-5)
     assert batch.name == "bn"

@@ -93,7 +93,10 @@ def test_update_changes_the_classifier_with_adamw_cosine():
     trainer = ac.AttributeClassifier(tiny_config("classifier", "/x"))
     optimizers = trainer.make_optimizers()
     trainer.compile(optimizers=optimizers)
-    assert isinstance(trainer.c_optimizer, keras.optimizers.AdamW)
+    # AdamW = Adam with decoupled weight decay (keras.optimizers.AdamW is exactly that subclass); ours is fused
+    assert isinstance(trainer.c_optimizer, keras.optimizers.Adam)
+    assert trainer.c_optimizer.weight_decay == pytest.approx(trainer.config.train.weight_decay)
+    assert trainer.config.train.weight_decay > 0
     assert isinstance(optimizers["c_optimizer"]._learning_rate, keras.optimizers.schedules.CosineDecay)
     before = [_np(v).copy() for v in trainer.classifier.trainable_variables]
     trainer._run_update(trainer.updates()[0], _batch())

@@ -137,12 +137,46 @@ class ConvNormAct(keras.layers.Layer):
         x = inputs
         if self._pad_width is not None:
             x = keras.ops.pad(x, self._pad_width, mode="reflect")
-        x = self.conv(x)
+        taps = self._single_output_taps(x.shape)
+        x = self.conv(x) if taps is None else self._single_output_conv(x, taps)
         if self.norm_layer is not None:
             x = self.norm_layer(x, training=training)
         if self.act is not None:
             x = self.act(x)
         return x
+
+    def _single_output_taps(self, shape: Shape) -> tuple[int, int] | None:
+        """(first kernel row, first kernel column) that sees the input, when this convolution has a 1x1 output.
+
+        A convolution whose output is a single position (e.g. 4x4 stride 2 on a 2x2 map: Fader's latent
+        discriminator) is a matrix product of the flattened input with the kernel taps that overlap the input; the
+        other taps only ever meet zero padding. oneDNN runs such convolutions far below its matmul speed (issue 17),
+        so `call` computes them as that product (the same sums, the same gradients; zero for the unused taps).
+        None when it does not apply (transposed, "reflect", an unknown or larger output).
+        """
+        if self.transpose or self._pad_width is not None or len(shape) != 4 or None in shape[1:]:
+            return None
+        (kh, kw), (sh, sw) = _pair(self.kernel_size, "kernel_size"), _pair(self.strides, "strides")
+        h, w = int(shape[1]), int(shape[2])
+        if kh < h or kw < w:
+            return None
+        if self.padding == "same":
+            if -(-h // sh) != 1 or -(-w // sw) != 1:
+                return None
+            return ((kh - h) // 2, (kw - w) // 2)  # TF's "same": the smaller half of the padding goes before
+        if self.padding == "valid" and (kh, kw) == (h, w):
+            return (0, 0)
+        return None
+
+    def _single_output_conv(self, x: Tensor, taps: tuple[int, int]) -> Tensor:
+        ops = keras.ops
+        h, w, channels = int(x.shape[1]), int(x.shape[2]), int(x.shape[3])
+        dtype = self.conv.compute_dtype
+        kernel = ops.cast(self.conv.kernel, dtype)[taps[0] : taps[0] + h, taps[1] : taps[1] + w]
+        y = ops.matmul(ops.reshape(ops.cast(x, dtype), (-1, h * w * channels)), ops.reshape(kernel, (-1, self.filters)))
+        if self.use_bias:
+            y = y + ops.cast(self.conv.bias, dtype)
+        return ops.reshape(y, (-1, 1, 1, self.filters))
 
     def compute_output_shape(self, input_shape: Shape) -> tuple[int | None, ...]:
         return tuple(self.conv.compute_output_shape(self._padded_shape(input_shape)))

@@ -58,6 +58,7 @@ from tf_faceedit.data.unpaired import UnpairedDataConfig
 from tf_faceedit.images import foreground_attention
 from tf_faceedit.layers import AttentionBlend, ConvNormAct, DownBlock, MultiMaskBlend, ResidualBlock, UpBlock
 from tf_faceedit.losses import get_adversarial_loss, l1_loss, total_variation_loss
+from tf_faceedit.training import optimizers
 from tf_faceedit.training.gan_trainer import GANTrainer, Update
 from tf_faceedit.training.image_pool import HistoryBuffer
 from tf_faceedit.training.lr_schedules import ConstantThenLinearDecay
@@ -303,8 +304,8 @@ class AttentionGAN(GANTrainer):
             return base if decay_start >= t.steps else ConstantThenLinearDecay(base, decay_start, t.steps)
 
         return {
-            "g_optimizer": keras.optimizers.Adam(rate(t.g_lr), beta_1=t.beta_1, beta_2=t.beta_2, name="g_optimizer"),
-            "d_optimizer": keras.optimizers.Adam(rate(t.d_lr), beta_1=t.beta_1, beta_2=t.beta_2, name="d_optimizer"),
+            "g_optimizer": optimizers.Adam(rate(t.g_lr), beta_1=t.beta_1, beta_2=t.beta_2, name="g_optimizer"),
+            "d_optimizer": optimizers.Adam(rate(t.d_lr), beta_1=t.beta_1, beta_2=t.beta_2, name="d_optimizer"),
         }
 
     def state_variables(self):

@@ -34,6 +34,7 @@ from tf_faceedit.config import DataConfig, ExperimentConfig, TrainConfig, check,
 from tf_faceedit.data.synthetic import ATTRIBUTE_NAMES
 from tf_faceedit.layers import ConvNormAct, DownBlock, ResidualBlock
 from tf_faceedit.losses import attribute_bce_loss
+from tf_faceedit.training import optimizers
 from tf_faceedit.training.gan_trainer import GANTrainer, Update
 
 # The 40 CelebA attributes in the order of list_attr_celeba.txt.
@@ -198,7 +199,7 @@ class AttributeClassifier(GANTrainer):
         if t.lr_schedule == "cosine":
             lr = keras.optimizers.schedules.CosineDecay(t.lr, decay_steps=t.steps)
         return {
-            "c_optimizer": keras.optimizers.AdamW(
+            "c_optimizer": optimizers.Adam(  # AdamW: keras.optimizers.AdamW is this Adam with weight_decay
                 lr, weight_decay=t.weight_decay, beta_1=t.beta_1, beta_2=t.beta_2, name="c_optimizer"
             )
         }

@@ -50,6 +50,7 @@ from tf_faceedit.config import DataConfig, ExperimentConfig, TrainConfig, check,
 from tf_faceedit.layers import ConvNormAct, TileAttributes
 from tf_faceedit.layers.conditioning import flip_attribute
 from tf_faceedit.losses import attribute_bce_loss, l2_loss
+from tf_faceedit.training import optimizers
 from tf_faceedit.training.gan_trainer import GANTrainer, Update
 
 # Slider values of the sample grid rows (beyond 1 shows the extrapolation the paper demonstrates).
@@ -277,10 +278,10 @@ class Fader(GANTrainer):
         """Adam for the autoencoder ("g_optimizer") and the latent discriminator ("d_optimizer"), both clipped."""
         t, clip = self.config.train, self.config.loss.clip_grad_norm or None
         return {
-            "g_optimizer": keras.optimizers.Adam(
+            "g_optimizer": optimizers.Adam(
                 t.g_lr, beta_1=t.beta_1, beta_2=t.beta_2, global_clipnorm=clip, name="ae_optimizer"
             ),
-            "d_optimizer": keras.optimizers.Adam(
+            "d_optimizer": optimizers.Adam(
                 t.d_lr, beta_1=t.beta_1, beta_2=t.beta_2, global_clipnorm=clip, name="lat_dis_optimizer"
             ),
         }

@@ -43,6 +43,7 @@ from tf_faceedit.errors import TrainingError
 from tf_faceedit.layers import ConvNormAct, TileAttributes
 from tf_faceedit.layers.conditioning import flip_attribute, flip_one_attribute
 from tf_faceedit.losses import attribute_bce_loss, get_adversarial_loss, l2_loss
+from tf_faceedit.training import optimizers
 from tf_faceedit.training.gan_trainer import GANTrainer, Phase, Update
 
 PHASES = ("all", "cgan", "encoders")
@@ -270,7 +271,7 @@ class IcGAN(GANTrainer):
         t = self.config.train
         return {
             **super().make_optimizers(),
-            "e_optimizer": keras.optimizers.Adam(
+            "e_optimizer": optimizers.Adam(
                 self.config.train.e_lr, beta_1=t.beta_1, beta_2=t.beta_2, name="e_optimizer"
             ),
         }

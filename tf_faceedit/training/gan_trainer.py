@@ -31,7 +31,7 @@ import keras
 from tf_faceedit.data import celeba
 from tf_faceedit.lazy_tf import tf  # TensorFlow is imported on first use (the JAX path runs without it)
 from tf_faceedit.losses.reduction import compute_average_loss
-from tf_faceedit.training import precision
+from tf_faceedit.training import optimizers, precision
 
 
 @dataclasses.dataclass
@@ -186,8 +186,8 @@ class GANTrainer(keras.Model):
         """Adam for the generator and the discriminator from `config.train` (override for other players)."""
         t = self.config.train
         return {
-            "g_optimizer": keras.optimizers.Adam(t.g_lr, beta_1=t.beta_1, beta_2=t.beta_2, name="g_optimizer"),
-            "d_optimizer": keras.optimizers.Adam(t.d_lr, beta_1=t.beta_1, beta_2=t.beta_2, name="d_optimizer"),
+            "g_optimizer": optimizers.Adam(t.g_lr, beta_1=t.beta_1, beta_2=t.beta_2, name="g_optimizer"),
+            "d_optimizer": optimizers.Adam(t.d_lr, beta_1=t.beta_1, beta_2=t.beta_2, name="d_optimizer"),
         }
 
     # -- data (static: the driver loads the data before it builds the trainer) --------------------------------
