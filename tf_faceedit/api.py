@@ -72,6 +72,7 @@ class _TrainerBackend:
                 self.image_size,
                 len(self.attribute_names),
                 predict=self.trainer.predict_attributes if self.can_predict else None,
+                freeze=True,  # a loaded model does not train: its weights become constants (faster on CPU)
             )
         return self._compiled
 

@@ -57,8 +57,10 @@ def test_load_traces_once_and_matches_eager(run):
         eager = processing.run_inference(model.trainer.infer, model.task, image, attributes, model.image_size, k, mask)
         assert_close(out, eager)
         assert out["image" if model.task == "edit" else "completed"].shape[1:3] == (height, width)
-        # one trace at the first call; none after it, at any new batch size or image size
-        assert model._backend.compiled.tracing_count() == 1, (i, batch, height, width)
+        # traced (and frozen) once, at the first call; never again, at any new batch size or image size
+        traced = 1 + int(model.can_predict_attributes)  # the frozen backend traces predict up front too
+        assert model._backend.compiled._frozen_run is not None  # load() freezes the weights
+        assert model._backend.compiled.tracing_count() == traced, (i, batch, height, width)
     if model.task == "edit":  # one [H, W, 3] image, and the attribute prediction (its own function: one trace)
         image, attributes, _ = inputs(model.task, k, 1, 23, 19, seed=9)
         assert model.edit(image[0], attributes[0])["image"].shape == (23, 19, 3)
@@ -69,7 +71,7 @@ def test_load_traces_once_and_matches_eager(run):
                 eager = processing.predict_attributes(model.trainer.predict_attributes, image, model.image_size)
                 np.testing.assert_array_equal(model.predict_attributes(image), eager.numpy())
             expected = 2
-        assert model._backend.compiled.tracing_count() == expected
+        assert model._backend.compiled.tracing_count() == expected  # still no new trace
 
 
 def test_compiled_inference_counts_python_traces():
@@ -102,3 +104,26 @@ def test_compiled_inference_rejects_wrong_inputs():
         compiled(image, np.zeros((1, 3), np.float32))  # 3 attributes where the model has 2
     with pytest.raises(ValueError, match="task"):
         processing.CompiledInference(lambda inputs: inputs, "classify", 8, 2)
+
+
+def test_frozen_inference_equals_unfrozen_and_keeps_the_weights_of_its_construction():
+    kernel = tf.Variable(tf.random.stateless_normal([3, 3, 3, 3], seed=[3, 4]))
+
+    def infer(inputs):
+        image = tf.nn.conv2d(inputs["image"], kernel, 1, "SAME")
+        return {"image": tf.tanh(image + tf.reduce_sum(inputs["attributes"], axis=1)[:, None, None, None])}
+
+    live = processing.CompiledInference(infer, "edit", image_size=16, num_attributes=2)
+    frozen = processing.CompiledInference(infer, "edit", image_size=16, num_attributes=2, freeze=True)
+    assert frozen.tracing_count() == 1  # traced at construction
+    for i, (batch, height, width) in enumerate(CALLS):
+        image, attributes, _ = inputs("edit", 2, batch, height, width, seed=i)
+        assert_close({k: v.numpy() for k, v in frozen(image, attributes).items()}, live(image, attributes))
+    assert frozen.tracing_count() == 1
+    image, attributes, _ = inputs("edit", 2, 1, 16, 16, seed=5)
+    before = frozen(image, attributes)["image"].numpy()
+    kernel.assign(kernel * -1.0)  # documented: a frozen function does not see later weight changes
+    np.testing.assert_array_equal(frozen(image, attributes)["image"].numpy(), before)
+    assert not np.array_equal(live(image, attributes)["image"].numpy(), before)
+    with pytest.raises((TypeError, ValueError)):  # 3 attributes where the model has 2: the unfrozen path's error
+        frozen(image, np.zeros((1, 3), np.float32))

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+import numpy as np
 import tensorflow as tf
 
 from tf_faceedit import images as images_lib
@@ -154,9 +155,18 @@ class CompiledInference:
     at S x S). This is the `tf_faceedit.load(model_dir)` backend's path, so edit, augment, evaluate and the demo
     never run the networks eagerly; it computes what the exported `serving_default` signature computes.
 
+    With `freeze=True` each function is traced at construction and its variables are folded into constants
+    (TensorFlow's `convert_variables_to_constants_v2`, what a frozen serving graph is): oneDNN then prepares each
+    convolution's weights once instead of on every call, 10-30 % of a batch-1 forward on CPU (issue 17, see
+    docs/RESULTS.md). The weights are those of that moment: later changes to the model's variables are not seen
+    (`tf_faceedit.load` freezes, since a loaded model does not train). Inputs of another dtype or shape than the
+    signature's (e.g. a wrong number of attributes) go through the unfrozen function, which gives the same
+    one-line errors as without freezing.
+
     Args:
       infer: the model's `infer` (see `run_inference`); predict: its `predict_attributes`, or None.
       task, image_size, num_attributes: as for `run_inference`.
+      freeze: fold the variables into constants (see above).
     Call: `compiled(image, attributes, mask=None)` -> the dict of `run_inference` (tensors);
       `compiled.predict(image)` -> float32 [N, K]. `tracing_count()`: traces so far (1 per function used).
     """
@@ -168,6 +178,7 @@ class CompiledInference:
         image_size: int,
         num_attributes: int,
         predict: Callable[[tf.Tensor], Tensor] | None = None,
+        freeze: bool = False,
     ) -> None:
         if task not in TASKS:
             raise ValueError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
@@ -195,20 +206,54 @@ class CompiledInference:
                 return predict_attributes(predict, image, self.image_size)
 
             self._predict = predict_fn
+        self._frozen_run = self._frozen_predict = None
+        if freeze:
+            self._frozen_run = _frozen(self._run)
+            self._frozen_predict = _frozen(self._predict) if self._predict is not None else None
 
     def __call__(self, image: Tensor, attributes: Tensor, mask: Tensor | None = None) -> dict[str, tf.Tensor]:
         if self.task == "complete":
             if mask is None:
                 raise ValueError("a completion model needs a mask")
-            return self._run(image, attributes, mask)
-        return self._run(image, attributes)
+            args = (image, attributes, mask)
+        else:
+            args = (image, attributes)
+        return _call(self._run, self._frozen_run, args)
 
     def predict(self, image: Tensor) -> tf.Tensor:
         if self._predict is None:
             raise ValueError("this model has no predict_attributes")
-        return self._predict(image)
+        return _call(self._predict, self._frozen_predict, (image,))
 
     def tracing_count(self) -> int:
         """How many times the functions were traced (a retrace per call would show here)."""
         count = self._run.experimental_get_tracing_count()
         return count + (self._predict.experimental_get_tracing_count() if self._predict is not None else 0)
+
+
+def _frozen(function):
+    """The concrete function of a `tf.function` with an input signature, its variables folded into constants."""
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    concrete = function.get_concrete_function()
+    frozen = convert_variables_to_constants_v2(concrete)
+    structure = concrete.structured_outputs
+
+    def call(*args):
+        out = frozen(*args)
+        return tf.nest.pack_sequence_as(structure, tf.nest.flatten(out))
+
+    return call
+
+
+def _call(function, frozen, args):
+    """`frozen(*args)` when the args fit its signature (dtype and shape), else the `tf.function` (its errors)."""
+    if frozen is not None:
+        tensors = [a if isinstance(a, tf.Tensor) else np.asarray(a) for a in args]
+        specs = function.input_signature
+        if all(
+            tf.as_dtype(t.dtype) == spec.dtype and spec.shape.is_compatible_with(t.shape)
+            for t, spec in zip(tensors, specs)
+        ):
+            return frozen(*[tf.convert_to_tensor(t) for t in tensors])
+    return function(*args)
