@@ -1,4 +1,5 @@
-"""Backend-specific automatic differentiation: the ONE place in tf_faceedit where it lives.
+"""Backend-specific code: automatic differentiation, and the fused batch-norm kernel; the ONE place in tf_faceedit
+where it lives.
 
 Layers and losses are written with `keras.ops` only (STYLE rule 0), but a gradient with respect to an *input*
 (the gradient penalty of WGAN-GP, R1) cannot be written with `keras.ops`: each backend has its own autodiff.
@@ -10,6 +11,10 @@ Layers and losses are written with `keras.ops` only (STYLE rule 0), but a gradie
   "jax":        `jax.grad` of the summed function; differentiable by construction (also under an outer `jax.grad`
                 or `jax.value_and_grad` of a stateless train step).
   "torch":      `torch.autograd.grad(..., create_graph=True)` so the gradient keeps its graph.
+
+`fused_batch_norm` is TensorFlow's `FusedBatchNormV3` (oneDNN on CPU: one kernel forward, one for the gradient,
+where `keras.ops` computes batch norm in several passes); `layers.BatchNormalization` uses it where
+`has_fused_batch_norm()` says the backend has it, and Keras' own computation elsewhere.
 
 Backend libraries are imported lazily, inside the function, so importing this module never needs them.
 """
@@ -58,3 +63,38 @@ def input_gradient(fn, x):
     raise NotImplementedError(
         f"input_gradient is not implemented for the Keras backend {name!r}; use KERAS_BACKEND=tensorflow, jax or torch"
     )
+
+
+def has_fused_batch_norm():
+    """True when `fused_batch_norm` runs on the current Keras backend (TensorFlow)."""
+    return keras.backend.backend() == "tensorflow"
+
+
+def fused_batch_norm(x, gamma, beta, epsilon, mean=None, variance=None):
+    """Batch norm of a float32 [N, H, W, C] tensor over N, H, W in one fused kernel (TensorFlow only).
+
+    Args:
+      x: [N, H, W, C] float32; gamma, beta: [C] float32.
+      epsilon: added to the variance.
+      mean, variance: [C] statistics to normalise with (inference); None: the batch's (training).
+    Returns:
+      (y [N, H, W, C], mean [C], variance [C]): with batch statistics, the batch mean and the BIASED batch
+      variance (what Keras' BatchNormalization moves its statistics with; the kernel's own is unbiased and is
+      rescaled by (n - 1) / n); with given statistics, those.
+    Raises:
+      NotImplementedError: another backend (see `has_fused_batch_norm`).
+    """
+    if not has_fused_batch_norm():
+        raise NotImplementedError(f"fused_batch_norm needs the TensorFlow backend, not {keras.backend.backend()!r}")
+    import tensorflow as tf
+
+    if mean is None:
+        y, batch_mean, unbiased = tf.compat.v1.nn.fused_batch_norm(
+            x, gamma, beta, epsilon=epsilon, is_training=True, data_format="NHWC"
+        )
+        n = tf.cast(tf.size(x) // tf.shape(x)[-1], "float32")
+        return y, batch_mean, unbiased * tf.maximum(n - 1.0, 0.0) / n
+    y, _, _ = tf.compat.v1.nn.fused_batch_norm(
+        x, gamma, beta, mean=mean, variance=variance, epsilon=epsilon, is_training=False, data_format="NHWC"
+    )
+    return y, mean, variance

@@ -14,6 +14,8 @@ from typing import Any
 
 import keras
 
+from tf_faceedit import backend
+
 NORMALIZATIONS = ("instance", "batch", "layer", "none")
 ACTIVATIONS = ("relu", "lrelu", "leaky_relu", "tanh", "sigmoid", "none", "linear")
 
@@ -125,48 +127,43 @@ class BatchNormalization(keras.layers.BatchNormalization):
 
     Keras 3 computes batch norm with separate ops (the moments, then the scale-and-shift, each a pass over the
     tensor, and as many again in the gradient); TensorFlow's `FusedBatchNormV3` (oneDNN on CPU) does the forward in
-    one kernel and the gradient in one more. On the TensorFlow backend, for [N, H, W, C] inputs normalised over the
-    last axis (no mask, renorm or synchronized statistics), `call` uses it; everywhere else it is Keras' layer.
-    Same results within float rounding: the batch statistics normalise in training, the moving statistics are
-    updated with momentum from the BIASED batch variance, as Keras does (the kernel returns the unbiased one; it is
-    rescaled by (n - 1) / n), and inference uses the moving statistics.
+    one kernel and the gradient in one more (`tf_faceedit.backend.fused_batch_norm`). On the TensorFlow backend, for
+    [N, H, W, C] inputs normalised over the last axis (no mask, renorm or synchronized statistics), `call` uses it;
+    everywhere else it is Keras' layer. Same results within float rounding: the batch statistics normalise in
+    training, the moving statistics are updated with momentum from the BIASED batch variance, as Keras does, and
+    inference uses the moving statistics.
     """
 
     def _fused_applies(self, inputs, mask):
-        if keras.backend.backend() != "tensorflow" or mask is not None or self.renorm or self.synchronized:
+        if not backend.has_fused_batch_norm() or mask is not None or self.renorm or self.synchronized:
             return False
         return len(inputs.shape) == 4 and self.axis in (-1, 3)
 
     def call(self, inputs: Any, training: Any = None, mask: Any = None) -> Any:
         if not self._fused_applies(inputs, mask):
             return super().call(inputs, training=training, mask=mask)
-        import tensorflow as tf
-
-        x = tf.cast(inputs, "float32") if inputs.dtype != tf.float32 else inputs
+        ops = keras.ops
+        x = ops.cast(inputs, "float32")
         channels = x.shape[-1]
-        gamma = tf.cast(self.gamma, "float32") if self.scale else tf.ones((channels,), "float32")
-        beta = tf.cast(self.beta, "float32") if self.center else tf.zeros((channels,), "float32")
+        gamma = ops.cast(self.gamma, "float32") if self.scale else ops.ones((channels,), "float32")
+        beta = ops.cast(self.beta, "float32") if self.center else ops.zeros((channels,), "float32")
         if training and self.trainable:
-            y, mean, variance = tf.compat.v1.nn.fused_batch_norm(
-                x, gamma, beta, epsilon=self.epsilon, is_training=True, data_format="NHWC"
+            y, mean, variance = backend.fused_batch_norm(x, gamma, beta, epsilon=self.epsilon)
+            momentum = self.momentum
+            self.moving_mean.assign(ops.cast(self.moving_mean, "float32") * momentum + mean * (1.0 - momentum))
+            self.moving_variance.assign(
+                ops.cast(self.moving_variance, "float32") * momentum + variance * (1.0 - momentum)
             )
-            n = tf.cast(tf.size(x) // channels, "float32")
-            biased = variance * tf.maximum(n - 1.0, 0.0) / n
-            momentum = tf.cast(self.momentum, "float32")
-            self.moving_mean.assign(tf.cast(self.moving_mean, "float32") * momentum + mean * (1.0 - momentum))
-            self.moving_variance.assign(tf.cast(self.moving_variance, "float32") * momentum + biased * (1.0 - momentum))
         else:
-            y, _, _ = tf.compat.v1.nn.fused_batch_norm(
+            y, _, _ = backend.fused_batch_norm(
                 x,
                 gamma,
                 beta,
-                mean=tf.cast(self.moving_mean, "float32"),
-                variance=tf.cast(self.moving_variance, "float32"),
                 epsilon=self.epsilon,
-                is_training=False,
-                data_format="NHWC",
+                mean=ops.cast(self.moving_mean, "float32"),
+                variance=ops.cast(self.moving_variance, "float32"),
             )
-        return tf.cast(y, self.compute_dtype)
+        return ops.cast(y, self.compute_dtype)
 
 
 def gan_initializer(stddev: float = 0.02) -> keras.initializers.RandomNormal:
