@@ -163,7 +163,9 @@ class FaceEditModel:
 
     @property
     def trainer(self) -> Any:
-        """The trainer (its networks) when loaded from a model_dir, else None."""
+        """The trainer (its networks) when loaded from a model_dir or the zoo, else None. `edit`/`complete` run a
+        compiled copy with the weights frozen at the first call: changing these networks' weights afterwards does
+        not change what they return (load the model again)."""
         return getattr(self._backend, "trainer", None)
 
     @property

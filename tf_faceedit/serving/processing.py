@@ -157,7 +157,7 @@ class CompiledInference:
 
     With `freeze=True` each function is traced at construction and its variables are folded into constants
     (TensorFlow's `convert_variables_to_constants_v2`, what a frozen serving graph is): oneDNN then prepares each
-    convolution's weights once instead of on every call, 10-30 % of a batch-1 forward on CPU (issue 17, see
+    convolution's weights once instead of on every call, 6-30 % of a batch-1 forward on CPU (issue 17, see
     docs/RESULTS.md). The weights are those of that moment: later changes to the model's variables are not seen
     (`tf_faceedit.load` freezes, since a loaded model does not train). Inputs of another dtype or shape than the
     signature's (e.g. a wrong number of attributes) go through the unfrozen function, which gives the same
