@@ -21,6 +21,9 @@ and >= --min_time seconds, at most --max_iters; the median), as the driver defin
     discriminator FC 512, Adam 2e-4, global gradient-norm clip 5.
   * gen_forward / ae_forward, batch 1: the SaGAN generator / Fader autoencoder in a `tf.function`
     (training=False); the reference runs its network eagerly under torch.no_grad();
+    `--inference frozen`: the function with its weights folded into constants, what `tf_faceedit.load` runs;
+    `--inference frozen_bfloat16`: that, with the network built under Keras' mixed_bfloat16 policy, what
+    `tf_faceedit.load(precision="bfloat16")` runs (the reference stays float32);
   * *_forward_eager, batch 1: the same network called eagerly (a plain Keras call), compared with the same
     reference forward.
 float32, the configs' default `train.jit_compile` (auto). Ratio = ours / reference time (< 1: ours is faster);
@@ -177,7 +180,9 @@ def train_case(trainer, cfg, opts):
     return timer.times, cfg.train.batch_size * updates_per_iter
 
 
-def forward_case(trainer, method, size, compiled):
+def forward_case(trainer, method, size, compiled, freeze=False):
+    """A call of the batch-1 forward: eager, a `tf.function`, or (freeze) the `tf.function` with its variables
+    folded into constants, as `tf_faceedit.load` runs it (`processing.CompiledInference(freeze=True)`)."""
     import numpy as np
     import tensorflow as tf
 
@@ -192,6 +197,15 @@ def forward_case(trainer, method, size, compiled):
         return network(x, training=False)
 
     run = tf.function(call) if compiled else call
+    if freeze:
+        from tf_faceedit.serving import processing
+
+        signature = [tf.TensorSpec(value.shape, value.dtype, name=key) for key, value in inputs.items()]
+        graph = tf.function(lambda image, attributes: call({"image": image, "attributes": attributes}))
+        frozen = processing._frozen(tf.function(graph, input_signature=signature))
+
+        def run(x):
+            return frozen(x["image"], x["attributes"])
 
     def fn():
         return [value.numpy() for value in tf.nest.flatten(run(inputs))]
@@ -213,12 +227,17 @@ def child(spec, opts):
     method, case, size, batch = spec.split(":")
     size, batch = int(size), int(batch)
     keras.utils.set_random_seed(0)
+    from tf_faceedit.training import precision
+
     cfg = make_config(method, size, batch)
-    trainer = registry.get(method).trainer_class(cfg)
+    forward_bfloat16 = case != "train_iter" and opts.inference == "frozen_bfloat16"
+    with precision.policy_scope("mixed_bfloat16" if forward_bfloat16 else "none"):  # as load(precision=...)
+        trainer = registry.get(method).trainer_class(cfg)
     if case == "train_iter":
         times, images = train_case(trainer, cfg, opts)
     else:
-        fn = forward_case(trainer, method, size, compiled=not case.endswith("_eager"))
+        eager = case.endswith("_eager")
+        fn = forward_case(trainer, method, size, compiled=not eager, freeze=not eager and opts.inference != "function")
         times, images = time_it(fn, opts.warmup, opts.min_iters, opts.min_time, opts.max_iters), batch
     networks = (
         {"G": trainer.generator, "D": trainer.discriminator}
@@ -244,6 +263,7 @@ def child(spec, opts):
         "threads": opts.threads,
         "params": {name: count_params(net) for name, net in networks.items()},
         "jit_compile": str(getattr(trainer, "jit_compile", cfg.train.jit_compile)),
+        "inference": None if case == "train_iter" or case.endswith("_eager") else opts.inference,
     }
     print("RESULT " + json.dumps(result), flush=True)
 
@@ -314,7 +334,16 @@ def run_ours(case, opts):
     spec = ":".join(str(part) for part in case)
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
     proc, other = run_measured(
-        [sys.executable, os.path.abspath(__file__), "--child", spec, *timing_flags(opts, "ours")], env
+        [
+            sys.executable,
+            os.path.abspath(__file__),
+            "--child",
+            spec,
+            "--inference",
+            opts.inference,
+            *timing_flags(opts, "ours"),
+        ],
+        env,
     )
     results = [json.loads(line[len("RESULT ") :]) for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     if proc.returncode != 0 or not results:
@@ -435,6 +464,13 @@ def main():
         help="comma list of methods (sagan,fader), method/case or method/case/size (e.g. sagan/train_iter/64)",
     )
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--inference",
+        choices=["function", "frozen", "frozen_bfloat16"],
+        default="function",
+        help="compiled forwards: the network's tf.function; frozen = with its weights folded into constants, what "
+        "tf_faceedit.load runs; frozen_bfloat16 = that, built under mixed_bfloat16 (load(precision='bfloat16'))",
+    )
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--min_iters", type=int, default=3)
     parser.add_argument("--min_time", type=float, default=10.0, help="seconds each case is timed at least")

@@ -267,7 +267,7 @@ class FaceEditModel:
         return {key: value[0] for key, value in out.items()} if single else out
 
 
-def load(path: str | Path, checkpoint: str | Path | None = None) -> FaceEditModel:
+def load(path: str | Path, checkpoint: str | Path | None = None, precision: str = "float32") -> FaceEditModel:
     """Loads a training run (a folder with config.yaml), an export version dir (saved_model.pb) or a zoo model by
     name (`tf_faceedit.pretrained`: `python -m tf_faceedit.pretrained` lists them).
 
@@ -275,29 +275,40 @@ def load(path: str | Path, checkpoint: str | Path | None = None) -> FaceEditMode
       path: model_dir, export dir or zoo name (a run or export folder of that name wins).
       checkpoint: for a model_dir, a `ckpt-XXXXXXXX` folder (default: the newest intact one; a damaged newer one
         is skipped with a warning naming it and why; none intact: TrainingError).
+      precision: "float32" (default) or "bfloat16": the networks' convolutions and matmuls in bfloat16 (Keras'
+        mixed_bfloat16 policy; weights and outputs stay float32). Several times faster on CPUs with AMX (Intel
+        Sapphire Rapids and later), slower on CPUs without native bfloat16; outputs within a few uint8 levels of
+        float32's (docs/RESULTS.md). Applies to a model_dir or a zoo name; an export keeps the precision it was
+        exported with.
     Returns:
       FaceEditModel.
     """
     from tf_faceedit import pretrained
     from tf_faceedit.training import run_dir
 
+    run_dir.check_inference_precision(precision)
     entry = pretrained.resolve(path)  # a zoo name -> its entry (unknown name: ConfigError listing them); else None
     if entry is not None:
-        trainer, cfg, info = pretrained.restore_trainer(entry, checkpoint)  # files checked against their sha256
+        # the files are checked against their sha256
+        trainer, cfg, info = pretrained.restore_trainer(entry, checkpoint, precision)
+        info = {**info, "precision": precision}
         return FaceEditModel(_TrainerBackend(trainer, cfg), cfg, info)
     path = Path(path)
     kind = run_dir.kind(path)
     if kind == "export":
         if checkpoint is not None:
             raise ConfigError(f"checkpoint= applies to a model_dir; {path} is an export")
+        if precision != "float32":
+            raise ConfigError(f"precision= applies to a model_dir or a zoo name; {path} is an export")
         return FaceEditModel(_SavedModelBackend(path), None, {"export_dir": str(path)})
     if kind == "run":
-        trainer, cfg, info = run_dir.restore_trainer(path, checkpoint)
+        trainer, cfg, info = run_dir.restore_trainer(path, checkpoint, precision)
         if trainer.task not in ("edit", "complete"):
             raise ConfigError(
                 f"{path} holds a {cfg.method!r} model (task {trainer.task!r}); load() serves the "
                 "edit and complete tasks"
             )
+        info = {**info, "precision": precision}
         return FaceEditModel(_TrainerBackend(trainer, cfg), cfg, info)
     raise ConfigError(
         f"{path} is neither a training run (no config.yaml) nor an export version dir (no saved_model.pb)"

@@ -63,6 +63,28 @@ def test_edit_a_photo(runs, photo, tmp_path, capsys):
     assert np.abs(after.astype(int) - before.astype(int))[60:240, 90:230].mean() > 1.0  # the face was edited
 
 
+def test_edit_precision_bfloat16_builds_bfloat16_networks(runs, photo, tmp_path, monkeypatch):
+    """--precision bfloat16 reaches tf_faceedit.load, and the photo is written close to the float32 edit."""
+    from tf_faceedit import api
+
+    precisions = []
+    load = api.load
+
+    def spy(path, checkpoint=None, precision="float32"):
+        precisions.append(precision)
+        return load(path, checkpoint, precision)
+
+    monkeypatch.setattr(api, "load", spy)
+    outs = {}
+    for precision in ("float32", "bfloat16"):
+        outs[precision] = tmp_path / f"{precision}.png"
+        argv = ["--model_dir", str(runs["sagan"]), "--image", str(photo), "--set", "Eyeglasses=1"]
+        assert edit.main([*argv, "--out", str(outs[precision]), "--precision", precision, "--quiet"]) == 0
+    assert precisions == ["float32", "bfloat16"]
+    full, half = (align.read_image(outs[p]).astype(int) for p in ("float32", "bfloat16"))
+    assert full.shape == half.shape and np.abs(full - half).mean() < 1.0
+
+
 def test_edit_a_folder_skips_photos_without_faces(runs, photo, tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()

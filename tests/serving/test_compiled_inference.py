@@ -7,6 +7,7 @@ import tensorflow as tf
 
 import tf_faceedit
 from tests import model_runs
+from tf_faceedit.errors import ConfigError
 from tf_faceedit.serving import processing
 
 # (batch, height, width) of successive calls: new batch sizes and image sizes
@@ -127,3 +128,35 @@ def test_frozen_inference_equals_unfrozen_and_keeps_the_weights_of_its_construct
     assert not np.array_equal(live(image, attributes)["image"].numpy(), before)
     with pytest.raises((TypeError, ValueError)):  # 3 attributes where the model has 2: the unfrozen path's error
         frozen(image, np.zeros((1, 3), np.float32))
+
+
+def test_load_bfloat16_runs_the_networks_in_bfloat16_close_to_float32(run):
+    """precision="bfloat16": the networks compute in bfloat16 (float32 weights and outputs), traced once, and the
+    uint8 results stay within a few levels of float32's."""
+    model_dir, _ = run
+    full = tf_faceedit.load(model_dir)
+    half = tf_faceedit.load(model_dir, precision="bfloat16")
+    assert half.info["precision"] == "bfloat16" and full.info["precision"] == "float32"
+    policies = {layer.dtype_policy.name for net in half.trainer.networks.values() for layer in net.layers}
+    assert "mixed_bfloat16" in policies
+    assert all(v.dtype == "float32" for net in half.trainer.networks.values() for v in net.weights)
+    k = len(full.attribute_names)
+    for i, (batch, height, width) in enumerate(CALLS):
+        image, attributes, mask = inputs(full.task, k, batch, height, width, seed=i)
+        if full.task == "complete":
+            a, b = full.complete(image, mask, attributes), half.complete(image, mask, attributes)
+        else:
+            a, b = full.edit(image, attributes), half.edit(image, attributes)
+        assert set(a) == set(b)
+        for key in a:
+            assert a[key].shape == b[key].shape and a[key].dtype == b[key].dtype, key
+            if a[key].dtype == np.uint8:
+                diff = np.abs(a[key].astype(int) - b[key].astype(int))
+                assert diff.mean() < 1.5 and diff.max() <= 16, (key, diff.mean(), diff.max())
+    assert half._backend.compiled.tracing_count() == 1 + int(half.can_predict_attributes)  # traced once
+
+
+def test_load_rejects_an_unknown_precision(run):
+    model_dir, _ = run
+    with pytest.raises(ConfigError, match="precision must be one of float32, bfloat16"):
+        tf_faceedit.load(model_dir, precision="float16")

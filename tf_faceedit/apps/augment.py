@@ -41,11 +41,13 @@ def augment(
     overwrite=False,
     quality=95,
     verbose=1,
+    precision="float32",
 ):
-    """Writes the augmented copy (see the module docstring). Returns a summary dict."""
+    """Writes the augmented copy (see the module docstring). Returns a summary dict. `precision`: the compute dtype
+    `tf_faceedit.load` builds the networks with ("float32" or "bfloat16")."""
     from tf_faceedit import api
 
-    model = api.load(model_dir)
+    model = api.load(model_dir, precision=precision)
     if model.task != "edit":
         raise ConfigError(
             f"{model_dir} holds a {model.method} run (task {model.task}); augment needs an editing "

@@ -82,7 +82,9 @@ def _read_mask(path, shape):
     return (mask > 0).astype(np.uint8)
 
 
-def edit_photos(model, image, out, attributes=None, face=None, mask=None, detector_model=None, feather=0.1):
+def edit_photos(
+    model, image, out, attributes=None, face=None, mask=None, detector_model=None, feather=0.1, precision="float32"
+):
     """Edits one photo or a folder of photos; see the module docstring.
 
     Args:
@@ -90,6 +92,7 @@ def edit_photos(model, image, out, attributes=None, face=None, mask=None, detect
       image: photo file or folder of photos. out: output file (one photo) or folder.
       attributes: {name: value}. face: index (0-based, left to right) of the one face to edit; None = all.
       mask: mask image for completion models (one photo only).
+      precision: when `model` is a path or zoo name, the compute dtype `tf_faceedit.load` builds it with.
     Returns:
       `EditReport`. A single photo that cannot be edited (unreadable, no face) is an error and nothing is written.
       In a folder such photos are skipped with a warning each and counted; the CLI then exits 1 when any was
@@ -106,7 +109,7 @@ def edit_photos(model, image, out, attributes=None, face=None, mask=None, detect
     if single:
         images.read_header(inputs[0])  # a bad photo is reported before the model is loaded (seconds)
     if not hasattr(model, "edit"):
-        model = api.load(model)
+        model = api.load(model, precision=precision)
     unknown = [name for name in attributes if name not in model.attribute_names]
     if unknown:
         raise ConfigError(

@@ -307,8 +307,9 @@ def inference_networks(trainer, method):
     return wanted
 
 
-def restore_trainer(entry, checkpoint=None):
-    """Builds the entry's trainer (float32) and loads its inference networks, after checking their files.
+def restore_trainer(entry, checkpoint=None, precision="float32"):
+    """Builds the entry's trainer (float32 variables; compute dtype `precision`, "float32" or "bfloat16") and loads
+    its inference networks, after checking their files.
 
     Returns:
       (trainer, cfg, info) like `tf_faceedit.api.restore_trainer` (a run); info: {"zoo": name, "step", "dtype",
@@ -332,7 +333,8 @@ def restore_trainer(entry, checkpoint=None):
                 f"zoo entry {entry.name}: the manifest says {key} {want[key]}, its {CONFIG_FILE} says "
                 f"{got[key]}; reinstall tf_faceedit"
             )
-    trainer = run_dir.build_inference_trainer(cfg)  # float32: the float16 weights are cast back on load
+    # float32 variables: the float16 weights are cast back on load
+    trainer = run_dir.build_inference_trainer(cfg, precision)
     # the phase decides the networks' graph (progressive stage), as for a checkpoint at this step
     trainer.set_phase(trainer.phase_at(max(entry.step - 1, 0)))
     for name, rel in entry.weight_files().items():

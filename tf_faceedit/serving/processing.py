@@ -134,7 +134,7 @@ def run_inference(
         raise KeyError(f"infer() of a {task!r} model must return {', '.join(images)}; missing {', '.join(missing)}")
     result = {key: tf.cast(value, tf.float32) for key, value in out.items() if key not in images}
     for key in images:
-        result[key] = postprocess_images(out[key], height, width)
+        result[key] = postprocess_images(tf.cast(out[key], tf.float32), height, width)  # bfloat16 networks too
     if task == "complete":
         hole = tf.not_equal(mask, 0)  # [N, H, W, 1], broadcast over the channels
         result["completed"] = tf.where(hole, result["completed"], tf.cast(image, tf.uint8))

@@ -215,27 +215,40 @@ def _has_field(cfg, dotted):
     return True
 
 
-def build_inference_trainer(cfg):
+INFERENCE_PRECISIONS = {"float32": "none", "bfloat16": "mixed_bfloat16"}  # precision -> train.mixed_precision
+
+
+def check_inference_precision(value):
+    """ConfigError (one line) unless `value` is an inference precision ("float32" or "bfloat16")."""
+    if value not in INFERENCE_PRECISIONS:
+        raise ConfigError(f"precision must be one of {', '.join(INFERENCE_PRECISIONS)}, got {value!r}")
+
+
+def build_inference_trainer(cfg, precision="float32"):
     """The method's trainer for `cfg`, built for inference: the method's declared inference overrides applied
     (`Capabilities.inference_overrides`: nothing training-only, such as VGG16, is built) and float32 variables
     whatever the training precision was (a run of any precision, and a float16 zoo entry once loaded, hold float32
-    weights)."""
-    from tf_faceedit.training import precision
+    weights). `precision`: the networks' compute dtype, "float32" or "bfloat16" (Keras' mixed_bfloat16 policy:
+    float32 variables and outputs, bfloat16 matmuls/convolutions; fast on CPUs with AMX or AVX512_BF16 and on
+    GPUs, outputs within about a level of float32's)."""
+    from tf_faceedit.training import precision as precisions
 
+    check_inference_precision(precision)
     build_cfg = cfg
     for field, value in registry.get(cfg.method).capabilities.inference_overrides.items():
         if _has_field(build_cfg, field):
             build_cfg = build_cfg.override(f"{field}={value}")
-    with precision.policy_scope("none"):
+    with precisions.policy_scope(INFERENCE_PRECISIONS[precision]):
         return registry.get(cfg.method).trainer_class(build_cfg)
 
 
-def restore_trainer(model_dir, checkpoint=None):
+def restore_trainer(model_dir, checkpoint=None, precision="float32"):
     """Builds the method's trainer from `model_dir/config.yaml` and restores the networks of a checkpoint.
 
     Args:
       model_dir: a training run (config.yaml, checkpoints/).
       checkpoint: a `ckpt-XXXXXXXX` folder (default: the newest intact one in model_dir/checkpoints).
+      precision: the networks' compute dtype, "float32" or "bfloat16" (`build_inference_trainer`).
     Returns:
       (trainer, cfg, info): the trainer at the phase (e.g. progressive stage) of the checkpoint, its config as
       trained, and {"checkpoint": path, "step": int}.
@@ -269,7 +282,7 @@ def restore_trainer(model_dir, checkpoint=None):
                     f"--checkpoint {path} was written with another config than --model_dir "
                     f"{model_dir} (changed: {', '.join(changed)})"
                 )
-    trainer = build_inference_trainer(cfg)
+    trainer = build_inference_trainer(cfg, precision)
     manager.trainer = trainer
     state = manager.peek(path)
     # the phase decides the networks' graph (progressive stage): a checkpoint at step s ran the phase of s - 1
