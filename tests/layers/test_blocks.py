@@ -260,3 +260,52 @@ def test_single_output_convolution_is_the_matmul_of_its_taps(shape, kernel, stri
 
     for ours, plain in zip(run(layer), run(lambda t: layer.act(layer.conv(t)))):
         np.testing.assert_allclose(ours, plain, rtol=1e-5, atol=1e-5 * max(1.0, float(np.abs(plain).max())))
+
+
+@pytest.mark.parametrize(
+    "shape, kernel, strides, padding, transpose, plan",
+    [
+        ((3, 4, 4, 8), 4, 2, "same", False, "patches"),  # Fader 128²'s last encoder conv: 4x4 -> 2x2
+        ((3, 3, 3, 8), 4, 2, "same", False, "patches"),  # odd padding: the smaller half before
+        ((3, 2, 2, 8), 3, 1, "same", False, "patches"),  # SaGAN's critic head on its 2x2 map
+        ((3, 5, 4, 8), 3, 2, "valid", False, "patches"),
+        ((3, 2, 2, 8), 4, 2, "same", True, "scatter"),  # Fader 128²'s first decoder conv: 2x2 -> 4x4
+        ((3, 1, 2, 8), 3, 2, "same", True, "scatter"),  # odd excess: TF drops the smaller half before
+        ((3, 2, 1, 8), 4, 2, "valid", True, "scatter"),
+        ((3, 1, 1, 8), 4, 2, "same", True, "scatter"),
+        ((3, 8, 8, 8), 4, 2, "same", False, None),  # 16 output positions: the plain convolution
+        ((3, 3, 2, 8), 4, 2, "same", True, None),  # 6 input positions
+        ((3, 2, 2, 8), 1, 2, "same", True, None),  # kernel smaller than the stride
+    ],
+)
+def test_small_map_convolutions_are_matrix_products(shape, kernel, strides, padding, transpose, plan):
+    """On maps of at most SMALL_MAP positions ConvNormAct runs its (transposed) convolution as matrix products
+    (issue 17): same values, same first and second derivatives (the gradient penalty) as the Keras layer."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(4)
+    layer = ConvNormAct(
+        6, kernel, strides=strides, padding=padding, transpose=transpose, norm="none", activation="lrelu"
+    )
+    layer.build(shape)
+    layer.conv.bias.assign(rng.normal(size=6).astype("float32"))
+    got = layer._small_map_plan(shape)
+    assert (got and got[0]) == plan
+    x = tf.constant(rng.normal(size=shape).astype("float32"))
+
+    def run(fn):
+        with tf.GradientTape() as outer:
+            outer.watch(x)
+            with tf.GradientTape() as inner:
+                inner.watch(x)
+                y = fn(x)
+                loss = tf.reduce_sum(y * tf.cos(y))
+            grad_x = inner.gradient(loss, x)
+            penalty = tf.reduce_sum(tf.square(grad_x))
+        second = outer.gradient(penalty, [x, layer.conv.kernel])
+        return [np.asarray(t) for t in [y, grad_x, *second]]
+
+    ours, plain = run(layer), run(lambda t: layer.act(layer.conv(t)))
+    assert ours[0].shape == plain[0].shape
+    for a, b in zip(ours, plain):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * max(1.0, float(np.abs(b).max())))

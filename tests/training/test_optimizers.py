@@ -56,3 +56,25 @@ def test_config_round_trip():
     optimizer = optimizers.Adam(3e-4, beta_1=0.5, fused=False, name="g_optimizer")
     clone = keras.optimizers.deserialize(keras.optimizers.serialize(optimizer))
     assert type(clone) is optimizers.Adam and clone.fused is False and clone.beta_1 == pytest.approx(0.5)
+
+
+def test_global_clipnorm_matches_keras_and_uses_one_l2loss_per_gradient():
+    import tensorflow as tf
+    from keras.src.optimizers.base_optimizer import clip_by_global_norm
+
+    rng = np.random.default_rng(1)
+    grads = [tf.constant(rng.normal(size=s).astype("float32") * 4) for s in [(3, 3, 4, 8), (8,), (5, 2)]]
+    optimizer = optimizers.Adam(1e-3, global_clipnorm=2.0)
+    ours = optimizer._clip_gradients(grads)
+    theirs = clip_by_global_norm(grads, 2.0)
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6)
+    assert np.sqrt(sum(float(np.sum(np.square(np.asarray(g)))) for g in ours)) == pytest.approx(2.0, rel=1e-5)
+    small = [g * 1e-3 for g in grads]  # under the norm: unchanged
+    for a, b in zip(optimizer._clip_gradients(small), small):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6)
+    bad = [grads[0], tf.constant([np.nan] * 8, tf.float32), grads[2]]  # a NaN norm makes every gradient NaN
+    assert all(np.isnan(np.asarray(g)).all() for g in optimizer._clip_gradients(bad))
+    graph = tf.function(optimizer._clip_gradients).get_concrete_function(grads).graph
+    types = [op.type for op in graph.get_operations()]
+    assert types.count("L2Loss") == 3 and "Square" not in types
