@@ -205,7 +205,13 @@ def test_load_by_name_edits_and_matches_the_run(zoo_env):
             entry.attributes,
             entry.image_size,
         )
-        assert model.info == {"zoo": name, "step": entry.step, "dtype": dtype, "checkpoint": str(entry.directory)}
+        assert model.info == {
+            "zoo": name,
+            "step": entry.step,
+            "dtype": dtype,
+            "checkpoint": str(entry.directory),
+            "precision": "float32",
+        }
         for net in entry.networks:
             assert {v.dtype for v in model.trainer.networks[net].weights} <= {"float32", "int32", "int64", "uint32"}
         out = check_edits_synthetic_faces(model, entry)
