@@ -309,3 +309,60 @@ def test_small_map_convolutions_are_matrix_products(shape, kernel, strides, padd
     assert ours[0].shape == plain[0].shape
     for a, b in zip(ours, plain):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * max(1.0, float(np.abs(b).max())))
+
+
+@pytest.mark.parametrize(
+    "filters, kernel, shape, xla",
+    [
+        (3, 7, (2, 32, 32, 8), True),  # a generator's image head: through XLA in training
+        (1, 7, (2, 32, 48, 8), True),  # the SaGAN attention head
+        (5, 7, (2, 32, 32, 8), False),  # too many output channels
+        (3, 1, (2, 32, 32, 8), False),  # a 1x1 head (pggan's toRGB): plain
+        (3, 7, (2, 16, 16, 8), False),  # a small map
+    ],
+)
+def test_thin_output_convolutions_run_through_xla_in_training(filters, kernel, shape, xla):
+    """Thin-output convolutions on large maps run XLA-compiled in training on TensorFlow (issue 17): same values and
+    first and second derivatives as the Keras layer, and inference keeps the plain layer."""
+    import tensorflow as tf
+
+    from tf_faceedit.layers import blocks
+
+    rng = np.random.default_rng(5)
+    layer = ConvNormAct(filters, kernel, norm="none", activation="tanh")
+    layer.build(shape)
+    layer.conv.bias.assign(rng.normal(size=filters).astype("float32"))
+    x = tf.constant(rng.normal(size=shape).astype("float32"))
+    assert layer._thin_output_xla(x) == xla
+
+    calls = []
+    original = blocks._xla_conv2d
+
+    def counting(*args):
+        calls.append(1)
+        return original(*args)
+
+    blocks._xla_conv2d = counting
+    try:
+
+        def run(fn):
+            with tf.GradientTape() as outer:
+                outer.watch(x)
+                with tf.GradientTape() as inner:
+                    inner.watch(x)
+                    y = fn(x)
+                    loss = tf.reduce_sum(y * tf.cos(y))
+                grad_x = inner.gradient(loss, x)
+                penalty = tf.reduce_sum(tf.square(grad_x))
+            second = outer.gradient(penalty, [x, layer.conv.kernel])
+            return [np.asarray(t) for t in [y, grad_x, *second]]
+
+        ours = run(lambda t: layer(t, training=True))
+        assert len(calls) == int(xla)
+        layer(x, training=False)
+        assert len(calls) == int(xla)
+    finally:
+        blocks._xla_conv2d = original
+    plain = run(lambda t: layer.act(layer.conv(t)))
+    for a, b in zip(ours, plain):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * max(1.0, float(np.abs(b).max())))

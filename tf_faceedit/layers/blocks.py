@@ -38,6 +38,27 @@ def _pair(value: int | Sequence[int], name: str) -> tuple[int, int]:
 # oneDNN's convolution (ConvNormAct._small_map_plan)
 SMALL_MAP = 4
 
+# A stride-1 convolution with at most THIN_OUTPUT output channels, a kernel of at least 3x3 and a map of at least
+# THIN_MIN_POSITIONS positions (the generators' 7x7 image and mask heads) runs in training through an XLA-compiled
+# function on TensorFlow, in float32: oneDNN's kernels for it are 2x slower than XLA's, forward and both gradients,
+# on AVX2 (docs/RESULTS.md, 2026-12-03). Inference, export and bfloat16 keep the plain layer.
+THIN_OUTPUT = 4
+THIN_MIN_POSITIONS = 32 * 32
+_XLA_CONV2D = []
+
+
+def _xla_conv2d(x: Tensor, kernel: Tensor, padding: str) -> Tensor:
+    """`tf.nn.conv2d(x, kernel, 1, padding)` compiled by XLA (one function for the process, traced per shape)."""
+    if not _XLA_CONV2D:
+        import tensorflow as tf
+
+        @tf.function(jit_compile=True, autograph=False)
+        def conv(x, kernel, padding):
+            return tf.nn.conv2d(x, kernel, 1, padding)
+
+        _XLA_CONV2D.append(conv)
+    return _XLA_CONV2D[0](x, kernel, padding)
+
 
 @keras.saving.register_keras_serializable(package="tf_faceedit")
 class ConvNormAct(keras.layers.Layer):
@@ -142,17 +163,21 @@ class ConvNormAct(keras.layers.Layer):
         x = inputs
         if self._pad_width is not None:
             x = keras.ops.pad(x, self._pad_width, mode="reflect")
-        x = self._convolve(x)
+        x = self._convolve(x, training)
         if self.norm_layer is not None:
             x = self.norm_layer(x, training=training)
         if self.act is not None:
             x = self.act(x)
         return x
 
-    def _convolve(self, x: Tensor) -> Tensor:
-        """`self.conv(x)`, computed as matrix products on small maps (issue 17; see `_small_map_plan`)."""
+    def _convolve(self, x: Tensor, training: bool | None = None) -> Tensor:
+        """`self.conv(x)`, computed as matrix products on small maps (issue 17; see `_small_map_plan`), and by XLA
+        for thin outputs in training (see `THIN_OUTPUT`)."""
         plan = self._small_map_plan(x.shape)
         if plan is None:
+            if training is True and self._thin_output_xla(x):
+                y = _xla_conv2d(x, keras.ops.cast(self.conv.kernel, x.dtype), self.conv.padding.upper())
+                return y + keras.ops.cast(self.conv.bias, x.dtype) if self.use_bias else y
             return self.conv(x)
         kind, arg = plan
         if kind == "single":
@@ -160,6 +185,22 @@ class ConvNormAct(keras.layers.Layer):
         if kind == "patches":
             return self._patches_conv(x, arg)
         return self._scatter_transposed_conv(x, arg)
+
+    def _thin_output_xla(self, x: Tensor) -> bool:
+        """Whether the training convolution of `x` goes through `_xla_conv2d` (see `THIN_OUTPUT`)."""
+        h, w = x.shape[1], x.shape[2]
+        return (
+            keras.backend.backend() == "tensorflow"
+            and not self.transpose
+            and self.filters <= THIN_OUTPUT
+            and keras.backend.standardize_dtype(x.dtype) == "float32"
+            and self.conv.kernel_size[0] * self.conv.kernel_size[1] >= 9
+            and tuple(self.conv.strides) == (1, 1)
+            and tuple(self.conv.dilation_rate) == (1, 1)
+            and h is not None
+            and w is not None
+            and h * w >= THIN_MIN_POSITIONS
+        )
 
     def _small_map_plan(self, shape: Shape) -> tuple[str, Any] | None:
         """How `call` computes the convolution on a small map, or None for the plain Keras layer.
