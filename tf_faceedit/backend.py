@@ -16,6 +16,10 @@ Layers and losses are written with `keras.ops` only (STYLE rule 0), but a gradie
 where `keras.ops` computes batch norm in several passes); `layers.BatchNormalization` uses it where
 `has_fused_batch_norm()` says the backend has it, and Keras' own computation elsewhere.
 
+`xla_conv2d` is a stride-1 convolution compiled by XLA on TensorFlow (one nested `tf.function(jit_compile=True)`,
+its gradient compiled too): `layers.ConvNormAct` runs thin-output heads through it in float32 training, where
+oneDNN's kernel is 2x slower on AVX2 (docs/RESULTS.md, 2026-12-03).
+
 Backend libraries are imported lazily, inside the function, so importing this module never needs them.
 """
 
@@ -98,3 +102,21 @@ def fused_batch_norm(x, gamma, beta, epsilon, mean=None, variance=None):
         x, gamma, beta, mean=mean, variance=variance, epsilon=epsilon, is_training=False, data_format="NHWC"
     )
     return y, mean, variance
+
+
+_XLA_CONV2D = []
+
+
+def xla_conv2d(x, kernel, padding):
+    """`tf.nn.conv2d(x, kernel, 1, padding)` (NHWC, padding "SAME" or "VALID") compiled by XLA; TensorFlow only.
+
+    One function for the process, traced once per shape; differentiable (first and second order)."""
+    if not _XLA_CONV2D:
+        import tensorflow as tf
+
+        @tf.function(jit_compile=True, autograph=False)
+        def conv(x, kernel, padding):
+            return tf.nn.conv2d(x, kernel, 1, padding)
+
+        _XLA_CONV2D.append(conv)
+    return _XLA_CONV2D[0](x, kernel, padding)

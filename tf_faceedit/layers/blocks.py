@@ -17,6 +17,7 @@ from typing import Any
 
 import keras
 
+from tf_faceedit import backend
 from tf_faceedit.layers.norm import activation_layer, gan_initializer, normalization
 from tf_faceedit.tensor_types import Shape, Tensor
 
@@ -44,20 +45,11 @@ SMALL_MAP = 4
 # on AVX2 (docs/RESULTS.md, 2026-12-03). Inference, export and bfloat16 keep the plain layer.
 THIN_OUTPUT = 4
 THIN_MIN_POSITIONS = 32 * 32
-_XLA_CONV2D = []
 
 
 def _xla_conv2d(x: Tensor, kernel: Tensor, padding: str) -> Tensor:
-    """`tf.nn.conv2d(x, kernel, 1, padding)` compiled by XLA (one function for the process, traced per shape)."""
-    if not _XLA_CONV2D:
-        import tensorflow as tf
-
-        @tf.function(jit_compile=True, autograph=False)
-        def conv(x, kernel, padding):
-            return tf.nn.conv2d(x, kernel, 1, padding)
-
-        _XLA_CONV2D.append(conv)
-    return _XLA_CONV2D[0](x, kernel, padding)
+    """`backend.xla_conv2d`, the convolution of the thin heads in training (a module function: tests count calls)."""
+    return backend.xla_conv2d(x, kernel, padding)
 
 
 @keras.saving.register_keras_serializable(package="tf_faceedit")
