@@ -289,6 +289,11 @@ def load(path: str | Path, checkpoint: str | Path | None = None, precision: str 
     run_dir.check_inference_precision(precision)
     entry = pretrained.resolve(path)  # a zoo name -> its entry (unknown name: ConfigError listing them); else None
     if entry is not None:
+        if entry.task not in ("edit", "complete"):
+            raise ConfigError(
+                f"zoo model {entry.name} is a {entry.method!r} model (task {entry.task!r}); load() serves the edit "
+                "and complete tasks (a judge: tf_faceedit.eval.classifier.load_classifier, or evaluate --classifier)"
+            )
         # the files are checked against their sha256
         trainer, cfg, info = pretrained.restore_trainer(entry, checkpoint, precision)
         info = {**info, "precision": precision}

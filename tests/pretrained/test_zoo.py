@@ -17,13 +17,17 @@ import tensorflow as tf
 
 import tf_faceedit
 from tests import model_runs
+from tests.helpers import tiny_config
 from tf_faceedit.cli import edit, evaluate, export
 from tf_faceedit.data import align
 from tf_faceedit.data.celeba import denormalize
 from tf_faceedit.data.synthetic import make_synthetic_celeba
 from tf_faceedit.errors import ConfigError, DataError
+from tf_faceedit.eval import classifier as classifier_lib
+from tf_faceedit.eval import evaluation
 from tf_faceedit.pretrained import zoo
 from tf_faceedit.serving import export_lib, processing
+from tf_faceedit.training import driver
 
 ROOT = Path(__file__).resolve().parents[2]
 HEIGHT, WIDTH = 40, 36  # not the model size
@@ -458,14 +462,109 @@ def test_every_method_makes_a_zoo_entry(method, synthetic_celeba, tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# A zoo judge (method classifier, task "classify"): what `evaluate --classifier NAME` uses
+
+
+@pytest.fixture(scope="module")
+def judge_zoo(tmp_path_factory, synthetic_celeba):
+    """namespace(root, run, card): a tiny classifier run (4 steps), its val accuracy report, and a zoo holding it
+    as "tiny-judge" (float32, so that it judges exactly as its run)."""
+    import types
+
+    base = tmp_path_factory.mktemp("judge_zoo")
+    card = base / "card.md"
+    card.write_text(CARD)
+    run = base / "run"
+    driver.run(tiny_config("classifier", synthetic_celeba), run)
+    with pytest.raises(ConfigError, match="newest checkpoint of its run"):
+        zoo.add(run, "tiny-judge", card, checkpoint=run / "checkpoints" / "ckpt-00000002", root=base / "zoo")
+    assert not classifier_lib.accuracy_path(run).exists()
+    zoo.add(run, "tiny-judge", card, dtype="float32", root=base / "zoo")  # measures the val accuracy first
+    assert json.loads(classifier_lib.accuracy_path(run).read_text())["split"] == "val"
+    return types.SimpleNamespace(root=base / "zoo", run=run, card=card)
+
+
+def test_a_zoo_judge_ships_its_val_accuracy_and_judges_as_its_run(judge_zoo, monkeypatch):
+    monkeypatch.setenv(zoo.ENV_VAR, str(judge_zoo.root))
+    entry = zoo.get("tiny-judge")
+    assert (entry.method, entry.task, entry.networks) == ("classifier", "classify", ["classifier"])
+    assert sorted(entry.files) == [
+        "tiny-judge.md",
+        "tiny-judge/classifier.weights.h5",
+        "tiny-judge/classifier_accuracy.json",
+        "tiny-judge/config.yaml",
+    ]
+    by_run, by_name = classifier_lib.load_classifier(judge_zoo.run), classifier_lib.load_classifier("tiny-judge")
+    assert (by_name.attribute_names, by_name.image_size, by_name.step) == (
+        by_run.attribute_names,
+        by_run.image_size,
+        by_run.step,
+    )
+    faces = zoo.synthetic_faces(4, HEIGHT, WIDTH)
+    np.testing.assert_allclose(by_name.predict(faces), by_run.predict(faces), atol=1e-5)
+    assert not np.allclose(by_name.predict(faces), by_name.predict(faces[::-1]), atol=1e-4)  # not a constant
+    for metric in ("accuracy", "balanced_accuracy"):
+        assert classifier_lib.load_or_evaluate_accuracy("tiny-judge", metric=metric) == (
+            classifier_lib.load_or_evaluate_accuracy(judge_zoo.run, metric=metric)
+        )
+    assert zoo.verify(load=True) == {"": [], "tiny-judge": []}
+    assert classifier_lib.load_classifier(entry.directory).step == by_run.step  # an entry folder, by path
+
+
+def test_evaluate_with_a_zoo_judge_scores_as_with_its_run(judge_zoo, tiny, synthetic_celeba, tmp_path, monkeypatch):
+    monkeypatch.setenv(zoo.ENV_VAR, str(judge_zoo.root))
+    reports = {}
+    for key, judge in (("run", str(judge_zoo.run)), ("zoo", "tiny-judge")):
+        reports[key] = evaluation.evaluate(
+            tiny.runs["tiny-sagan"],
+            data_dir=synthetic_celeba,
+            split="train",
+            classifier=judge,
+            max_images=4,
+            batch_size=4,
+            min_classifier_accuracy=0.0,
+            out_dir=tmp_path / key,
+            verbose=0,
+        )
+    assert reports["zoo"]["classifier"]["run"] == "tiny-judge"
+    scored = [name for name, entry in reports["run"]["attributes"].items() if "success" in entry]
+    assert scored, reports["run"]["attributes"]  # the judge scored something
+    assert json.dumps(reports["zoo"]["attributes"], sort_keys=True, default=float) == json.dumps(
+        reports["run"]["attributes"], sort_keys=True, default=float
+    )
+    assert reports["zoo"]["classifier"]["accuracy"] == reports["run"]["classifier"]["accuracy"]
+
+
+def test_zoo_judge_refusals(judge_zoo, tiny, tmp_path, monkeypatch):
+    root = tmp_path / "zoo"
+    shutil.copytree(judge_zoo.root, root)
+    monkeypatch.setenv(zoo.ENV_VAR, str(root))
+    with pytest.raises(ConfigError, match="task 'classify'.*load_classifier"):
+        tf_faceedit.load("tiny-judge")
+    with pytest.raises(ConfigError, match="'test' split|not 'test'"):
+        classifier_lib.load_or_evaluate_accuracy("tiny-judge", split="test")
+    with pytest.raises(ConfigError, match="unknown model 'tiny-jugde'.*tiny-judge"):
+        classifier_lib.load_classifier("tiny-jugde")
+    monkeypatch.setenv(zoo.ENV_VAR, str(tiny.root))
+    with pytest.raises(ConfigError, match="tiny-sagan is a 'sagan' model, not an attribute classifier"):
+        classifier_lib.load_classifier("tiny-sagan")
+    monkeypatch.setenv(zoo.ENV_VAR, str(root))
+    report = root / "tiny-judge" / "classifier_accuracy.json"
+    report.write_text(report.read_text().replace('"split": "val"', '"split": "val" '))
+    with pytest.raises(DataError, match="classifier_accuracy.json is corrupted"):
+        classifier_lib.load_or_evaluate_accuracy("tiny-judge", metric="balanced_accuracy")
+    assert any("corrupted" in p for p in zoo.verify(root)["tiny-judge"])
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # The packaged zoo (tf_faceedit/pretrained): every released entry
 
 
 PACKAGED = Path(zoo.__file__).resolve().parent
 
 
-def packaged_entries():
-    return [pytest.param(entry, id=entry.name) for entry in zoo.entries(PACKAGED)]
+def packaged_entries(tasks=("edit", "complete")):
+    return [pytest.param(entry, id=entry.name) for entry in zoo.entries(PACKAGED) if entry.task in tasks]
 
 
 def test_packaged_manifest_is_well_formed():
@@ -498,3 +597,18 @@ def test_packaged_entry_loads_and_edits(entry, monkeypatch):
 def test_packaged_entry_export_matches_eager(entry, tmp_path, monkeypatch):
     monkeypatch.delenv(zoo.ENV_VAR, raising=False)
     check_export_matches_eager(entry.name, tmp_path, entry)
+
+
+@pytest.mark.parametrize("entry", packaged_entries(tasks=("classify",)))
+def test_packaged_judge_loads_classifies_and_gates(entry, monkeypatch):
+    """A released judge: its files match the manifest, it classifies synthetic faces, and it carries the val
+    accuracy of its run on every attribute it predicts (what `evaluate --classifier NAME` gates on)."""
+    monkeypatch.delenv(zoo.ENV_VAR, raising=False)
+    zoo.check_files(entry)
+    zoo.check_card(entry.card, flag="card")
+    assert zoo.check_model(entry) == []
+    judge = classifier_lib.load_classifier(entry.name)
+    assert judge.attribute_names == entry.attributes and judge.step == entry.step
+    accuracy = classifier_lib.load_or_evaluate_accuracy(entry.name, metric="balanced_accuracy")
+    assert set(accuracy) == set(entry.attributes) | {"mean"}
+    assert all(0.5 <= accuracy[name] <= 1.0 for name in entry.attributes)

@@ -6,8 +6,9 @@
 
 Writes RUN/eval/<split>/metrics.json, metrics.md and figures/*.png (see `tf_faceedit.eval.evaluation` for what is
 measured).
-CLS_RUN is a run of `python -m tf_faceedit.train --method=classifier`; without it, edit success is not scored and
-FID/KID need --inception_weights. The CLI only parses: `tf_faceedit.eval.evaluation.evaluate` does the work.
+CLS_RUN is a run of `python -m tf_faceedit.train --method=classifier` or a zoo judge (classifier-celeba-64, the
+judge of docs/BENCHMARK.md); without it, edit success is not scored and FID/KID need --inception_weights.
+The CLI only parses: `tf_faceedit.eval.evaluation.evaluate` does the work.
 """
 
 import argparse
@@ -27,7 +28,11 @@ def parse_args(argv=None):
     common.add_model_argument(source)
     parser.add_argument("--data_dir", help="dataset folder (default: the run's data.data_dir)")
     parser.add_argument("--split", default="test", choices=["train", "val", "test", "all"])
-    parser.add_argument("--classifier", help="run folder of a --method=classifier run: the judge of edit success")
+    parser.add_argument(
+        "--classifier",
+        help="the judge of edit success: a --method=classifier run folder, or a zoo judge name "
+        "(classifier-celeba-64: the judge of docs/BENCHMARK.md)",
+    )
     parser.add_argument("--inception_weights", help="InceptionV3 (include_top=False) weights file for true FID/KID")
     parser.add_argument("--max_images", type=int, help="evaluate the first N images of the split")
     parser.add_argument("--batch_size", type=int, default=16)

@@ -1,10 +1,14 @@
 """The trained attribute classifier as an evaluation judge.
 
     judge = load_classifier("/tmp/classifier_quick")          # latest checkpoint of a `--method=classifier` run
+    judge = load_classifier("classifier-celeba-64")          # or a zoo judge (python -m tf_faceedit.pretrained)
     probs = judge.predict(images)       # images [N, H, W, 3] float in [-1, 1] (or uint8) -> float32 [N, K] in [0, 1]
     feats = judge.features(images)      # -> float32 [N, F] penultimate features (FID*/KID*)
     acc = evaluate_classifier("/tmp/classifier_quick")   # {attribute: val accuracy, "mean": ...} -> RUN/eval/*.json
     check_accuracy(acc, "Eyeglasses", minimum=0.9)        # raises EvaluationError for a judge not good enough
+
+A zoo judge carries the balanced validation accuracy of its run (`<entry>/classifier_accuracy.json`, checked
+against the manifest's sha256), so it gates evaluations as its run would, without the run's data.
 
 Inputs of any square or non-square size are resized (bilinear, antialiased) to the classifier's `image_size`, so a
 64x64 judge can score a 128x128 model's outputs. Columns follow `attribute_names` (the run's `data.attributes`).
@@ -112,14 +116,40 @@ class LoadedClassifier:
         return self.attribute_names.index(attribute)
 
 
+def zoo_judge(source):
+    """The zoo entry `source` names when it is a zoo classifier (a name or an entry's folder), else None (a path:
+    a run folder). ConfigError for a zoo entry of another method, or a string of the form of a zoo name that is
+    neither a run nor a zoo entry (listing the known names)."""
+    from tf_faceedit import pretrained
+
+    if source is None:
+        return None
+    entry = pretrained.resolve(Path(source).expanduser() if isinstance(source, str) and "~" in source else source)
+    if entry is not None and entry.method != "classifier":
+        raise ConfigError(
+            f"zoo model {entry.name} is a {entry.method!r} model, not an attribute classifier (--classifier); "
+            f"zoo judges: {', '.join(e.name for e in pretrained.entries() if e.method == 'classifier') or 'none'}"
+        )
+    return entry
+
+
 def load_classifier(run_dir, checkpoint=None, batch_size=64):
-    """Loads the classifier of a `--method=classifier` run from its latest checkpoint (or `checkpoint`, a folder).
+    """Loads the classifier of a `--method=classifier` run from its latest checkpoint (or `checkpoint`, a folder),
+    or a zoo judge by name (`python -m tf_faceedit.pretrained` lists them; its files are checked first).
 
     Returns a `LoadedClassifier` with `.predict(images) -> probs [N, K]`, `.features(images) -> [N, F]`,
     `.attribute_names` and `.image_size`. Raises ConfigError when run_dir is not a trained classifier run.
     """
     from tf_faceedit.training import run_dir as run_folder
 
+    entry = zoo_judge(run_dir)
+    if entry is not None:
+        from tf_faceedit import pretrained
+
+        trainer, cfg, info = pretrained.restore_trainer(entry, checkpoint)
+        return LoadedClassifier(
+            trainer.networks["classifier"], cfg, checkpoint=entry.directory, step=info["step"], batch_size=batch_size
+        )
     _load_run_config(run_dir)  # ConfigError when run_dir is not a classifier run
     run_dir = Path(run_dir).expanduser()
     if checkpoint is None and not run_folder.checkpoint_manager(run_dir).all_checkpoints():
@@ -252,6 +282,9 @@ def load_or_evaluate_accuracy(run_dir, data_dir=None, split="val", batch_size=64
     / 2, which does not reward always answering "no" on a rare attribute such as Mustache)."""
     if metric not in ("accuracy", "balanced_accuracy"):
         raise ConfigError(f"metric must be accuracy or balanced_accuracy, got {metric!r}")
+    entry = zoo_judge(run_dir)
+    if entry is not None:
+        return zoo_accuracy_report(entry, split)[metric]
     path = accuracy_path(run_dir)
     latest = latest_checkpoint(run_dir)
     if path.is_file() and latest is not None:
@@ -265,6 +298,22 @@ def load_or_evaluate_accuracy(run_dir, data_dir=None, split="val", batch_size=64
             return report[metric]
     evaluate_classifier(run_dir, data_dir=data_dir, split=split, batch_size=batch_size)
     return read_accuracy_report(run_dir)[metric]
+
+
+def zoo_accuracy_report(entry, split="val"):
+    """The accuracy report a zoo judge ships (`<entry>/classifier_accuracy.json`: its run's `evaluate_classifier`
+    report on the val split), after checking the file against the manifest. ConfigError for another split."""
+    from tf_faceedit import pretrained
+
+    rel = f"{entry.name}/{ACCURACY_FILE}"
+    pretrained.check_files(entry, [rel])
+    report = json.loads((entry.root / rel).read_text(encoding="utf-8"))
+    if report.get("split") != split:
+        raise ConfigError(
+            f"zoo judge {entry.name} carries its accuracy on the {report.get('split')!r} split, not {split!r}; "
+            "evaluate it on your data with python -m tf_faceedit.evaluate --model_dir=... of its run"
+        )
+    return report
 
 
 def check_accuracy(acc, attribute, minimum):

@@ -11,6 +11,10 @@ Layout of the zoo root (default: this package folder; `TF_FACEEDIT_ZOO=DIR` or a
   <name>/config.yaml       the run's resolved config (what builds the networks: method, model, data, phases)
   <name>/<network>.weights.h5   Keras weights of each INFERENCE network only (`INFERENCE_NETWORKS`: e.g. SaGAN's
                            generator and critic (it predicts the attributes not given), never an optimizer state)
+  <name>/classifier_accuracy.json   a judge (method classifier, task "classify") only: its run's balanced
+                           validation accuracy, what `evaluate --classifier NAME` gates on
+                           (`tf_faceedit.eval.classifier.load_classifier(NAME)` loads a judge; `load` serves
+                           the edit and complete tasks)
 An entry: name, description, method, task, attributes, image_size, dtype ("float16": the float32 weights stored
 as float16 and cast back to float32 on load; "float32": as trained), step, card, networks, files ({relative path:
 {"sha256", "size"}} of the config, the weights and the card), source (the run and checkpoint it came from) and
@@ -58,7 +62,10 @@ INFERENCE_NETWORKS = {
     "fader": ("autoencoder",),
     "icgan": ("generator", "encoder_z", "encoder_y"),
     "attentiongan": ("generator_ab", "generator_ba"),
+    "classifier": ("classifier",),
 }
+TASKS = ("edit", "complete", "classify")  # what an entry can serve; "classify": an evaluation judge
+JUDGE_ACCURACY_FILE = "classifier_accuracy.json"  # eval.classifier.ACCURACY_FILE: a judge's val accuracy report
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -110,6 +117,10 @@ class Entry:
     def inference_files(self):
         """The files `load` reads: the config and the weights (relative paths)."""
         return [f"{self.name}/{CONFIG_FILE}", *self.weight_files().values()]
+
+    def extra_files(self):
+        """Files beside the weights an entry of this task must carry (relative paths): a judge's accuracy report."""
+        return [f"{self.name}/{JUDGE_ACCURACY_FILE}"] if self.task == "classify" else []
 
 
 def empty_manifest():
@@ -398,6 +409,11 @@ def _run(trainer, cfg, batch):
 
     from tf_faceedit.serving import processing
 
+    if trainer.task == "classify":  # a judge: the probabilities on the batch resized to its image size
+        size = int(cfg.data.image_size)
+        out = trainer.infer({"image": processing.preprocess_images(batch["image"], size)})
+        return {"probabilities": np.asarray(out["probabilities"], np.float32)}
+
     out = processing.run_inference(
         trainer.infer,
         trainer.task,
@@ -471,6 +487,22 @@ def compare_dtypes(model_dir, checkpoint=None, num_images=8, seed=0, images_dir=
 # Adding an entry (maintainers)
 
 
+def _judge_accuracy_report(model_dir, info):
+    """The val accuracy report of a classifier run at the checkpoint being added (what a zoo judge gates on),
+    computed on the run's own data when missing or stale (`load_or_evaluate_accuracy`). ConfigError for a checkpoint
+    other than the newest."""
+    from tf_faceedit.eval import classifier
+
+    latest = classifier.latest_checkpoint(model_dir)
+    if latest is None or Path(info["checkpoint"]).name != latest.name:
+        raise ConfigError(
+            f"a zoo judge is added from the newest checkpoint of its run ({latest.name if latest else 'none'}), "
+            f"not {Path(info['checkpoint']).name}: its validation accuracy is measured there"
+        )
+    classifier.load_or_evaluate_accuracy(model_dir, split="val", metric="balanced_accuracy")
+    return classifier.accuracy_path(model_dir)
+
+
 def check_card(path, flag="--card"):
     """The text of a model card; ConfigError when it is missing, empty, unfilled or lacks CelebA's terms."""
     path = Path(path)
@@ -528,11 +560,14 @@ def add(
     from tf_faceedit.api import restore_trainer as restore_run
 
     trainer, cfg, info = restore_run(model_dir, checkpoint)
-    if trainer.task not in ("edit", "complete"):
+    if trainer.task not in TASKS:
         raise ConfigError(
             f"--model_dir {model_dir} holds a {cfg.method!r} model (task {trainer.task!r}); the zoo "
-            "serves the edit and complete tasks (tf_faceedit.load)"
+            f"serves the tasks {', '.join(TASKS)}"
         )
+    accuracy_report = None
+    if trainer.task == "classify":
+        accuracy_report = _judge_accuracy_report(model_dir, info)
     networks = inference_networks(trainer, cfg.method)
     batch = fixed_batch(trainer.task, len(cfg.data.attributes), num_images, seed)
     reference = _run(trainer, cfg, batch)
@@ -546,6 +581,8 @@ def add(
         for net in networks:
             trainer.networks[net].save_weights(str(staged / f"{net}.weights.h5"))
         shutil.copyfile(card, tmp_root / f"{name}.md")
+        if accuracy_report is not None:
+            shutil.copyfile(accuracy_report, staged / JUDGE_ACCURACY_FILE)
         record = {
             "name": name,
             "description": description or "",
@@ -566,13 +603,16 @@ def add(
                 f"{name}.md": file_record(tmp_root / f"{name}.md"),
             }
             files.update({f"{name}/{net}.weights.h5": file_record(staged / f"{net}.weights.h5") for net in networks})
+            if accuracy_report is not None:
+                files[f"{name}/{JUDGE_ACCURACY_FILE}"] = file_record(staged / JUDGE_ACCURACY_FILE)
             return Entry(tmp_root, {**record, "files": files})
 
         # 1. the float32 entry must reproduce the run (every network inference uses is stored)
         entry_trainer, entry_cfg, _ = restore_trainer(staged_entry())
         as_float32 = compare_outputs(reference, _run(entry_trainer, entry_cfg, batch))
         worst = max((m["max_abs_diff"] for m in as_float32.values() if "psnr" in m), default=0)
-        if worst > 1:
+        worst_float = max((m["max_abs_diff"] for m in as_float32.values() if "psnr" not in m), default=0)
+        if worst > 1 or trainer.task == "classify" and worst_float > 1e-4:
             raise ConfigError(
                 f"the entry's networks ({', '.join(networks)}) do not reproduce --model_dir "
                 f"{model_dir} (max diff {worst} levels): zoo.INFERENCE_NETWORKS['{cfg.method}'] misses "
@@ -655,12 +695,29 @@ def synthetic_faces(n=2, height=40, width=36, seed=0):
 
 
 def check_model(entry):
-    """Loads the entry with `tf_faceedit.load` and edits (completes) two synthetic faces; returns the problems."""
+    """Loads the entry with `tf_faceedit.load` and edits (completes) two synthetic faces (a judge: loads it with
+    `load_classifier`, classifies them and reads its accuracy report); returns the problems."""
     import numpy as np
 
     from tf_faceedit import api
 
-    model = api.load(entry.name if entry.root == zoo_root() else entry.directory)
+    source = entry.name if entry.root == zoo_root() else entry.directory
+    if entry.task == "classify":
+        from tf_faceedit.eval import classifier
+
+        judge = classifier.load_classifier(source)
+        probabilities = judge.predict(synthetic_faces())
+        problems = []
+        if judge.attribute_names != entry.attributes:
+            problems.append(f"attribute_names are {judge.attribute_names}, the manifest says {entry.attributes}")
+        if probabilities.shape != (2, len(entry.attributes)) or not np.all((0 <= probabilities) & (probabilities <= 1)):
+            problems.append(f"probabilities of shape {probabilities.shape} outside [0, 1] or of the wrong shape")
+        try:
+            classifier.zoo_accuracy_report(entry)
+        except (ConfigError, DataError) as err:
+            problems.append(str(err))
+        return problems
+    model = api.load(source)
     problems = []
     for key, want in (
         ("method", entry.method),
@@ -709,6 +766,7 @@ def verify(root=None, only=None, load=False):
             check_files(entry)
             if entry.data["card"] not in entry.files:
                 problems.append(f"card {entry.data['card']} is not in its files")
+            problems.extend(f"{rel} is not in its files" for rel in entry.extra_files() if rel not in entry.files)
             check_card(entry.card, flag="card")
             if load:
                 problems.extend(check_model(entry))
