@@ -120,3 +120,21 @@ def xla_conv2d(x, kernel, padding):
 
         _XLA_CONV2D.append(conv)
     return _XLA_CONV2D[0](x, kernel, padding)
+
+
+def accelerator_visible():
+    """True when the current Keras backend computes on a GPU or TPU (what `train.mixed_precision=auto` asks)."""
+    name = keras.backend.backend()
+    if name == "jax":
+        import jax
+
+        return jax.default_backend() != "cpu"
+    if name == "tensorflow":
+        import tensorflow as tf
+
+        return bool(tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"))
+    if name == "torch":
+        import torch
+
+        return torch.cuda.is_available()
+    return False

@@ -156,8 +156,10 @@ class TrainConfig:
     log_every: TensorBoard scalars and the progress bar's chunk; sample_every: PNG grid + image summary;
     checkpoint_every: checkpoint interval (a checkpoint is also written at the last step).
     mixed_precision: "none" (float32), "mixed_float16" (float16 compute with dynamic loss scaling: GPUs) or
-      "mixed_bfloat16" (bfloat16 compute, no loss scaling: TPUs, recent GPUs/CPUs). Variables, the images and
-      attention masks the networks output, and every loss stay float32, so checkpoints load across precisions.
+      "mixed_bfloat16" (bfloat16 compute, no loss scaling: TPUs, recent GPUs/CPUs) or "auto" (mixed_bfloat16
+      when training runs on a CPU with native bfloat16, AMX-BF16 or AVX512_BF16, where it is faster; float32
+      elsewhere: on AVX2-only CPUs bfloat16 is emulated and slower; the CPU recipes use it). Variables, the images
+      and attention masks the networks output, and every loss stay float32, so checkpoints load across precisions.
     jit_compile: "auto" (Keras decides), "true" (XLA-compile the train step) or "false".
     nan_policy: on a non-finite loss, "stop" (keep the last good checkpoint and raise) or "rollback" (restore the
       last good checkpoint, multiply every learning rate by `nan_lr_factor`, go on; at most `nan_max_rollbacks`
@@ -212,7 +214,9 @@ class TrainConfig:
         check_choice(self.strategy, f"{prefix}.strategy", ["auto", "default", "mirrored", "multiworker"])
         check_choice(self.sample_split, f"{prefix}.sample_split", ["train", "val", "test"])
         check_choice(self.verbose, f"{prefix}.verbose", [0, 1, 2])
-        check_choice(self.mixed_precision, f"{prefix}.mixed_precision", ["none", "mixed_float16", "mixed_bfloat16"])
+        check_choice(
+            self.mixed_precision, f"{prefix}.mixed_precision", ["none", "mixed_float16", "mixed_bfloat16", "auto"]
+        )
         self.jit_compile = str(self.jit_compile).lower()  # YAML reads true/false as booleans
         check_choice(self.jit_compile, f"{prefix}.jit_compile", ["auto", "true", "false"])
 

@@ -134,3 +134,42 @@ def test_bad_values_name_the_field(synthetic_celeba):
     with pytest.raises(ConfigError, match="train.jit_compile"):
         _tiny("sagan", synthetic_celeba, **{"train.jit_compile": "maybe"})
     assert _tiny("sagan", synthetic_celeba, **{"train.jit_compile": True}).train.jit_compile == "true"
+
+
+@pytest.mark.parametrize(
+    "flags, accelerator, expected",
+    [
+        ("fpu sse avx2 fma avx512f amx_tile amx_bf16 amx_int8", False, "mixed_bfloat16"),
+        ("fpu sse avx2 fma avx512f avx512_bf16", False, "mixed_bfloat16"),
+        ("fpu sse avx2 fma avx512f avx512bw", False, "none"),  # AVX-512 without bf16: emulated, slower
+        ("fpu sse avx2 fma", False, "none"),
+        ("fpu sse avx2 fma amx_bf16", True, "none"),  # a GPU does the work
+    ],
+)
+def test_auto_precision_follows_the_machine(flags, accelerator, expected, tmp_path, monkeypatch):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nmodel name\t: Test CPU\nflags\t\t: {flags}\n\nprocessor\t: 1\n")
+    monkeypatch.setattr(precision, "cpu_flags", lambda: precision._read_flags(cpuinfo))
+    monkeypatch.setattr(precision.backend, "accelerator_visible", lambda: accelerator)
+    precision._auto.cache_clear()
+    try:
+        assert precision.resolve("auto") == expected
+        assert precision.policy_name("auto") == precision.POLICIES[expected]
+        assert not precision.needs_loss_scaling("auto")
+        for value in ("none", "mixed_float16", "mixed_bfloat16"):
+            assert precision.resolve(value) == value
+    finally:
+        precision._auto.cache_clear()
+
+
+def test_auto_precision_builds_and_trains(synthetic_celeba, tmp_path, caplog):
+    cfg = _tiny("sagan", synthetic_celeba, **{"train.mixed_precision": "auto"})
+    with caplog.at_level("INFO", logger="tf_faceedit"):
+        driver.run(cfg, tmp_path / "run")
+    resolved = precision.resolve("auto")
+    assert f"train.mixed_precision auto: {resolved} on this machine" in caplog.text
+    trainer = registry.get("sagan").trainer_class
+    with precision.policy_scope("auto"):
+        built = trainer(cfg)
+    assert built.networks["generator"].dtype_policy.name == precision.POLICIES[resolved]
+    assert keras.config.dtype_policy().name == "float32"  # restored

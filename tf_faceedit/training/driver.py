@@ -366,6 +366,8 @@ def _run(cfg, model_dir, overwrite, strategy, scratch=None, stopper=None):
         cfg.data.image_size,
     )
     sample_batch = _sample_batch(cfg, spec.trainer_class, records)
+    if cfg.train.mixed_precision == "auto":
+        log.info("train.mixed_precision auto: %s on this machine", precision.resolve("auto"))
     with strategy.scope():
         with precision.policy_scope(cfg.train.mixed_precision):  # build-time only: never leaks into the next run
             trainer = spec.trainer_class(cfg)
