@@ -398,17 +398,10 @@ def describe(label, result):
 
 
 def cpu_description():
-    model, flags = platform.processor(), []
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                if line.startswith("flags"):
-                    flags = line.split(":", 1)[1].split()
-                    break
-    except OSError:
-        pass
+    from tf_faceedit.training import precision
+
+    model, flags = precision.cpu_info()
+    model = model or platform.processor()
     wanted = ["avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16"]
     return f"{model} x{os.cpu_count()} ({', '.join(f for f in wanted if f in flags) or 'no AVX2'})"
 

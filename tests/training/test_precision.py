@@ -149,10 +149,11 @@ def test_bad_values_name_the_field(synthetic_celeba):
 def test_auto_precision_follows_the_machine(flags, accelerator, expected, tmp_path, monkeypatch):
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text(f"processor\t: 0\nmodel name\t: Test CPU\nflags\t\t: {flags}\n\nprocessor\t: 1\n")
-    monkeypatch.setattr(precision, "cpu_flags", lambda: precision._read_flags(cpuinfo))
+    monkeypatch.setattr(precision, "cpu_info", lambda: precision._read_cpuinfo(cpuinfo))
     monkeypatch.setattr(precision.backend, "accelerator_visible", lambda: accelerator)
     precision._auto.cache_clear()
     try:
+        assert precision.cpu_info() == ("Test CPU", set(flags.split()))
         assert precision.resolve("auto") == expected
         assert precision.policy_name("auto") == precision.POLICIES[expected]
         assert not precision.needs_loss_scaling("auto")

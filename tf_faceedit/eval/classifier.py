@@ -17,6 +17,7 @@ Inputs of any square or non-square size are resized (bilinear, antialiased) to t
 import dataclasses
 import json
 import logging
+import os
 from pathlib import Path
 
 import keras
@@ -124,7 +125,7 @@ def zoo_judge(source):
 
     if source is None:
         return None
-    entry = pretrained.resolve(Path(source).expanduser() if isinstance(source, str) and "~" in source else source)
+    entry = pretrained.resolve(Path(source).expanduser() if isinstance(source, (str, os.PathLike)) else source)
     if entry is not None and entry.method != "classifier":
         raise ConfigError(
             f"zoo model {entry.name} is a {entry.method!r} model, not an attribute classifier (--classifier); "
@@ -305,9 +306,8 @@ def zoo_accuracy_report(entry, split="val"):
     report on the val split), after checking the file against the manifest. ConfigError for another split."""
     from tf_faceedit import pretrained
 
-    rel = f"{entry.name}/{ACCURACY_FILE}"
-    pretrained.check_files(entry, [rel])
-    report = json.loads((entry.root / rel).read_text(encoding="utf-8"))
+    pretrained.check_files(entry, [entry.accuracy_file])
+    report = json.loads((entry.root / entry.accuracy_file).read_text(encoding="utf-8"))
     if report.get("split") != split:
         raise ConfigError(
             f"zoo judge {entry.name} carries its accuracy on the {report.get('split')!r} split, not {split!r}; "

@@ -65,7 +65,7 @@ INFERENCE_NETWORKS = {
     "classifier": ("classifier",),
 }
 TASKS = ("edit", "complete", "classify")  # what an entry can serve; "classify": an evaluation judge
-JUDGE_ACCURACY_FILE = "classifier_accuracy.json"  # eval.classifier.ACCURACY_FILE: a judge's val accuracy report
+JUDGE_ACCURACY_FILE = "classifier_accuracy.json"  # a judge's val report: the run's eval/ file of that name
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -118,9 +118,14 @@ class Entry:
         """The files `load` reads: the config and the weights (relative paths)."""
         return [f"{self.name}/{CONFIG_FILE}", *self.weight_files().values()]
 
+    @property
+    def accuracy_file(self):
+        """A judge's val accuracy report (relative path; task "classify" only)."""
+        return f"{self.name}/{JUDGE_ACCURACY_FILE}"
+
     def extra_files(self):
         """Files beside the weights an entry of this task must carry (relative paths): a judge's accuracy report."""
-        return [f"{self.name}/{JUDGE_ACCURACY_FILE}"] if self.task == "classify" else []
+        return [self.accuracy_file] if self.task == "classify" else []
 
 
 def empty_manifest():
@@ -615,7 +620,8 @@ def add(
         if worst > 1 or trainer.task == "classify" and worst_float > 1e-4:
             raise ConfigError(
                 f"the entry's networks ({', '.join(networks)}) do not reproduce --model_dir "
-                f"{model_dir} (max diff {worst} levels): zoo.INFERENCE_NETWORKS['{cfg.method}'] misses "
+                f"{model_dir} (max diff {worst} levels, {worst_float:.2g} in the float outputs): "
+                f"zoo.INFERENCE_NETWORKS['{cfg.method}'] misses "
                 "a network that inference uses"
             )
         # 2. float16 storage: what it changes (measured for every entry, so the choice can be checked)

@@ -30,20 +30,28 @@ POLICIES = {"none": "float32", "mixed_float16": "mixed_float16", "mixed_bfloat16
 NATIVE_BFLOAT16_FLAGS = ("amx_bf16", "avx512_bf16")  # /proc/cpuinfo flags of CPUs that compute bfloat16 natively
 
 
+def cpu_info():
+    """(model name, feature flags) of the CPU; ("", empty set) where /proc/cpuinfo cannot be read (e.g. macOS)."""
+    return _read_cpuinfo("/proc/cpuinfo")
+
+
 def cpu_flags():
-    """The CPU's feature flags (a set; empty where /proc/cpuinfo cannot be read, e.g. macOS)."""
-    return _read_flags("/proc/cpuinfo")
+    """The CPU's feature flags (a set; empty where /proc/cpuinfo cannot be read)."""
+    return cpu_info()[1]
 
 
-def _read_flags(cpuinfo):
+def _read_cpuinfo(path):
+    model = ""
     try:
-        with open(cpuinfo, encoding="utf-8") as f:
+        with open(path, encoding="utf-8") as f:
             for line in f:
+                if line.startswith("model name") and not model:
+                    model = line.split(":", 1)[1].strip()
                 if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
+                    return model, set(line.split(":", 1)[1].split())
     except OSError:
         pass
-    return set()
+    return model, set()
 
 
 @functools.cache
