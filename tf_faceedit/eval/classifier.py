@@ -126,10 +126,11 @@ def zoo_judge(source):
     if source is None:
         return None
     entry = pretrained.resolve(Path(source).expanduser() if isinstance(source, (str, os.PathLike)) else source)
-    if entry is not None and entry.method != "classifier":
+    if entry is not None and entry.task != "classify":
+        judges = [e.name for e in pretrained.entries() if e.task == "classify"]
         raise ConfigError(
             f"zoo model {entry.name} is a {entry.method!r} model, not an attribute classifier (--classifier); "
-            f"zoo judges: {', '.join(e.name for e in pretrained.entries() if e.method == 'classifier') or 'none'}"
+            f"zoo judges: {', '.join(judges) or 'none'}"
         )
     return entry
 
