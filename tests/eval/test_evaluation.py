@@ -78,6 +78,42 @@ def test_edit_success_counts_the_judges_agreement(inverted, expected):
     assert report["num_images"] == 6 and set(figures) == {"A"} and len(areas["A"]) == 6
 
 
+class _TwoAttributeModel:
+    """Stub editor of Smiling and Eyeglasses: channel 0 shows the target Smiling, channel 1 the target Eyeglasses,
+    or (leaky) the target Smiling again: its Smiling edit then also changes Eyeglasses."""
+
+    method, task, attribute_names = "stub", "edit", ["Smiling", "Eyeglasses"]
+
+    def __init__(self, leaky):
+        self.leaky = leaky
+
+    def edit(self, images, attributes):
+        out = np.zeros(images.shape, np.uint8)
+        out[..., 0] = 255 * attributes[:, 0, None, None]
+        out[..., 1] = 255 * attributes[:, 0 if self.leaky else 1, None, None]
+        return {"image": out}
+
+
+class _ChannelJudge:
+    attribute_names = ["Smiling", "Eyeglasses"]
+
+    def predict(self, images):
+        return (images[..., :2].mean(axis=(1, 2)) > 0.0).astype(np.float32)  # images in [-1, 1]
+
+
+@pytest.mark.parametrize("leaky, expected", [(False, 1.0), (True, 0.0)])
+def test_unchanged_covers_the_models_other_attributes(leaky, expected):
+    # issue 15's multi-attribute SaGAN check: under the Smiling edit, the judge's Eyeglasses reading must stay
+    attributes = np.array([[0, 0], [1, 1], [0, 0], [1, 1]], np.float32)
+    images = _TwoAttributeModel(leaky=False).edit(np.zeros((4, 8, 8, 3), np.uint8), attributes)["image"]
+    report, _, _ = evaluation._evaluate_edit(
+        _TwoAttributeModel(leaky), [(images, attributes, None)], _ChannelJudge(), {}, None, 0, _Progress()
+    )
+    smiling, eyeglasses = report["attributes"]["Smiling"], report["attributes"]["Eyeglasses"]
+    assert set(smiling["unchanged"]) == {"Eyeglasses"} and set(eyeglasses["unchanged"]) == {"Smiling"}
+    assert smiling["unchanged"]["Eyeglasses"] == expected and smiling["success"] == 1.0
+
+
 def test_refused_attribute_is_not_scored():
     images = np.full((2, 16, 16, 3), 100, np.uint8)
     report, _, _ = evaluation._evaluate_edit(

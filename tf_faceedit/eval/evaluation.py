@@ -16,7 +16,7 @@ metrics dict. What is measured depends on the method's task:
     has several), weighted by 1 - mask; mean attention area per attribute.
   - reconstruction: PSNR/SSIM of the edit to the image's own attributes (for Fader/IcGAN that is encode -> decode).
   - unchanged: with a judge, for each edit, the share of images on which the judge's reading of each other attribute
-    (`UNCHANGED_ATTRIBUTES` it predicts and the model does not edit) is the same on the edit as on the input.
+    (`UNCHANGED_ATTRIBUTES` it predicts, the model's other attributes included) is the same on the edit as on the input.
 * completion (pggan_completion): the split's images with fixed seeded masks (`data.mask` of the run, seed `seed`):
   PSNR/SSIM/L1 inside the hole and whole-image SSIM for the model and for OpenCV's `cv2.inpaint` (Telea,
   Navier-Stokes) on the same masks; preservation outside the hole of the raw generator output. With a judge,
@@ -210,14 +210,16 @@ def _add_success(acc, key, hit, source):
 
 
 # Attributes whose judged reading an edit of another attribute should leave unchanged (issue 15's Fader check:
-# Male, Young, Eyeglasses), reported for those the judge predicts and the model does not edit.
+# Male, Young, Eyeglasses; its multi-attribute SaGAN check: the model's other attributes), reported for those the
+# judge predicts, under every edit but their own.
 UNCHANGED_ATTRIBUTES = ("Male", "Young", "Eyeglasses", "Smiling", "Mouth_Slightly_Open", "Blond_Hair")
 
 
 def _evaluate_edit(model, batches, judge, refused, extractor, seed, progress):
     names = list(model.attribute_names)
     judge_index = {name: i for i, name in enumerate(judge.attribute_names)} if judge is not None else {}
-    others = [name for name in UNCHANGED_ATTRIBUTES if name in judge_index and name not in names]
+    others = [name for name in UNCHANGED_ATTRIBUTES if name in judge_index]
+    others_of = {name: [other for other in others if other != name] for name in names}
     acc = _Accumulator()
     real_features, fake_features, figures, model_seconds, num_images = [], [], {}, 0.0, 0
     for images, attributes, _ in batches:
@@ -247,7 +249,7 @@ def _evaluate_edit(model, batches, judge, refused, extractor, seed, progress):
             acc.add(f"{name}/l1_to_input", metrics.l1(images, edited) / 255.0)
             scored = name in judge_index and name not in refused
             reading = judge.predict(to_float(edited)) > 0.5 if (others or scored) else None  # once per edit
-            for other in others:
+            for other in others_of[name]:
                 j = judge_index[other]
                 acc.add(f"{name}/unchanged/{other}", reading[:, j] == input_reading[:, j])
             if scored:
@@ -278,8 +280,8 @@ def _evaluate_edit(model, batches, judge, refused, extractor, seed, progress):
                 "l1_to_input",
             )
         }
-        if others:
-            entry["unchanged"] = {other: acc.mean(f"{name}/unchanged/{other}") for other in others}
+        if others_of[name]:
+            entry["unchanged"] = {other: acc.mean(f"{name}/unchanged/{other}") for other in others_of[name]}
         entry["count 0->1"] = acc.count(f"{name}/success 0->1")
         entry["count 1->0"] = acc.count(f"{name}/success 1->0")
         if judge is None:
