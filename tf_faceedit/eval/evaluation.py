@@ -218,12 +218,12 @@ UNCHANGED_ATTRIBUTES = ("Male", "Young", "Eyeglasses", "Smiling", "Mouth_Slightl
 def _evaluate_edit(model, batches, judge, refused, extractor, seed, progress):
     names = list(model.attribute_names)
     judge_index = {name: i for i, name in enumerate(judge.attribute_names)} if judge is not None else {}
-    others = [name for name in UNCHANGED_ATTRIBUTES if name in judge_index]
-    others_of = {name: [other for other in others if other != name] for name in names}
+    judged = [other for other in UNCHANGED_ATTRIBUTES if other in judge_index]
+    others_of = {name: [other for other in judged if other != name] for name in names}
     acc = _Accumulator()
     real_features, fake_features, figures, model_seconds, num_images = [], [], {}, 0.0, 0
     for images, attributes, _ in batches:
-        input_reading = judge.predict(to_float(images)) > 0.5 if others else None
+        input_reading = judge.predict(to_float(images)) > 0.5 if any(others_of.values()) else None
         start = time.perf_counter()
         reconstruction = model.edit(images, attributes)["image"]
         model_seconds += time.perf_counter() - start
@@ -248,7 +248,7 @@ def _evaluate_edit(model, batches, judge, refused, extractor, seed, progress):
                 foreground = None
             acc.add(f"{name}/l1_to_input", metrics.l1(images, edited) / 255.0)
             scored = name in judge_index and name not in refused
-            reading = judge.predict(to_float(edited)) > 0.5 if (others or scored) else None  # once per edit
+            reading = judge.predict(to_float(edited)) > 0.5 if (others_of[name] or scored) else None  # once per edit
             for other in others_of[name]:
                 j = judge_index[other]
                 acc.add(f"{name}/unchanged/{other}", reading[:, j] == input_reading[:, j])
