@@ -84,3 +84,44 @@ def test_critic_follows_the_reference_implementation():
         assert len(d.get_layer(name).trainable_weights) == 2  # kernel and bias
     unbiased = sagan.build_discriminator(tiny_config("sagan", "/x", **{"model.d_head_bias": False}))
     assert len(unbiased.get_layer("d_src").trainable_weights) == 1
+
+
+@pytest.mark.parametrize("k", [1, 2])
+def test_generator_update_sharing_the_san_pass_gives_the_same_losses_and_gradients(k):
+    """With an image-only SAN (K = 1) the generator update runs SAN(I) once for G(I, c_t) and G(I, c)
+    (`edit_both`); its losses and gradients equal those of the separate generator calls, and the shared views add
+    no weights. With K > 1 the SAN reads the attributes and nothing is shared."""
+    import tensorflow as tf
+
+    cfg = tiny_config("sagan", "/x", attributes=["Eyeglasses", "Smiling"][:k])
+    trainer = sagan.SaGAN(cfg)
+    assert (trainer._halves is None) == (k > 1)
+    if k > 1:
+        return
+    generator_weights = {id(w) for w in trainer.generator.weights}
+    assert {id(w) for w in trainer._halves.amn.weights + trainer._halves.san.weights} <= generator_weights
+    assert len(trainer._halves.amn.weights) + len(trainer._halves.san.weights) == len(generator_weights)
+    rng = np.random.RandomState(0)
+    batch = {
+        "image": tf.constant(rng.uniform(-1, 1, (3, 32, 32, 3)), tf.float32),
+        "attributes": tf.constant([[0.0], [1.0], [0.0]]),
+    }
+    batch = trainer.prepare_batch(batch, 0)
+    variables = trainer.generator.trainable_variables
+
+    def losses_and_gradients():
+        with tf.GradientTape() as tape:
+            losses = trainer.generator_losses(batch, 0)
+            total = tf.reduce_mean(losses["g_loss"])
+        gradients = tape.gradient(total, variables)
+        return {name: value.numpy() for name, value in losses.items()}, [g.numpy() for g in gradients]
+
+    shared_losses, shared_grads = losses_and_gradients()
+    trainer._halves = None  # the two separate generator calls
+    losses, grads = losses_and_gradients()
+    for name in losses:
+        np.testing.assert_allclose(shared_losses[name], losses[name], rtol=1e-5, atol=1e-6, err_msg=name)
+    scale = max(np.abs(g).max() for g in grads)  # float noise on gradients that are 0 in exact arithmetic
+    for shared, separate in zip(shared_grads, grads):
+        np.testing.assert_allclose(shared, separate, rtol=1e-4, atol=1e-4 * scale)
+    assert max(np.abs(g).max() for g in grads[-4:]) > 0  # the SAN's head gets a gradient: the test can fail

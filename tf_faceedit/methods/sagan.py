@@ -25,6 +25,7 @@ know which attribute is edited to place the mask); `model.san_conditioning` over
 
 import dataclasses
 import math
+import types
 
 import keras
 from keras import ops
@@ -161,6 +162,17 @@ def build_discriminator(config):
     return keras.Model(image, {"src": src, "cls": cls}, name="sagan_discriminator")
 
 
+def _generator_halves(generator):
+    """The AMN ({"image", "attributes"} -> I_a), the SAN (image -> b) and the blend layer of a generator built by
+    `build_generator` with an image-only SAN, as views sharing its layers and weights."""
+    edited, attention = generator.get_layer("amn_out").output, generator.get_layer("san_out").output
+    return types.SimpleNamespace(
+        amn=keras.Model(generator.input, edited, name="sagan_amn"),
+        san=keras.Model(generator.input["image"], attention, name="sagan_san"),
+        blend=generator.get_layer("blend"),
+    )
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Trainer
 
@@ -177,6 +189,10 @@ class SaGAN(GANTrainer):
         self.generator = build_generator(config)
         self.discriminator = build_discriminator(config)
         self.g_adv, self.d_adv = get_adversarial_loss(config.loss.adversarial)
+        # The generator's two halves as models over its own layers (no new weights), for the generator update
+        # when the SAN reads the image only: then G(I, c_t) and G(I, c) share one SAN(I) pass. A plain holder,
+        # so Keras does not track the views as extra networks.
+        self._halves = None if san_uses_attributes(config) else _generator_halves(self.generator)
 
     def prepare_batch(self, batch, seed):
         return {**batch, "target_attributes": flip_one_attribute(batch["attributes"], seed)}
@@ -207,13 +223,13 @@ class SaGAN(GANTrainer):
     def generator_losses(self, batch, seed):
         cfg = self.config.loss
         real, c_src, c_tgt = batch["image"], batch["attributes"], batch["target_attributes"]
-        fake = self.edit(real, c_tgt, training=True)["image"]
+        fake, identity = self.edit_both(real, c_tgt, c_src, training=True)
         fake_out = self.discriminator(fake, training=True)
         losses = {
             "g_adv": self.g_adv(fake_out["src"]),
             "g_cls": attribute_bce_loss(c_tgt, fake_out["cls"]),
             "g_rec_cycle": l1_loss(real, self.edit(fake, c_src, training=True)["image"]),
-            "g_rec_id": l1_loss(real, self.edit(real, c_src, training=True)["image"]),
+            "g_rec_id": l1_loss(real, identity),
         }
         losses["g_loss"] = (
             losses["g_adv"]
@@ -222,6 +238,18 @@ class SaGAN(GANTrainer):
             + cfg.lambda_rec_id * losses["g_rec_id"]
         )
         return losses
+
+    def edit_both(self, images, target_attributes, source_attributes, training=False):
+        """(G(I, c_t)["image"], G(I, c)["image"]), equal to two `edit` calls; with an image-only SAN its pass on
+        `images` runs once for both (5 of the generator update's 6 network passes, same values and gradients)."""
+        if self._halves is None:
+            return tuple(self.edit(images, c, training)["image"] for c in (target_attributes, source_attributes))
+        amn, san, blend = self._halves.amn, self._halves.san, self._halves.blend
+        attention = san(images, training=training)
+        return tuple(
+            blend([amn({"image": images, "attributes": c}, training=training), images, attention])
+            for c in (target_attributes, source_attributes)
+        )
 
     def sample_rows(self, batch):
         """Rows: input, then for each attribute the edit with that attribute flipped and its attention mask."""
