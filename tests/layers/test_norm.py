@@ -47,6 +47,41 @@ def test_instance_norm_equals_group_norm_one_group_per_channel(shape):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * max(1.0, float(np.abs(b).max())))
 
 
+@pytest.mark.parametrize("center, scale", [(True, True), (False, True), (True, False)])
+@pytest.mark.parametrize("compiled", [False, True])
+def test_instance_norm_closed_form_gradient_matches_autodiff_to_second_order(center, scale, compiled):
+    """The hand-written TensorFlow gradient (`backend.instance_norm`) against GroupNormalization's autodiff: the
+    first-order gradients and the gradient of a gradient-penalty-like ||d loss / dx||^2, with and without the
+    affine weights."""
+    import tensorflow as tf
+
+    shape = (2, 6, 5, 3)
+    rng = np.random.default_rng(11)
+    x = tf.constant((rng.normal(size=shape) * 2 + 1).astype("float32"))
+    ours = InstanceNormalization(epsilon=1e-5, center=center, scale=scale)
+    theirs = keras.layers.GroupNormalization(groups=-1, epsilon=1e-5, center=center, scale=scale)
+    affine = [v for v, used in zip((rng.uniform(0.5, 1.5, 3), rng.normal(0, 0.5, 3)), (scale, center)) if used]
+    results = []
+    for layer in (ours, theirs):
+        layer.build(shape)
+        for weight, values in zip(layer.weights, affine):
+            weight.assign(values.astype("float32"))
+
+        def gradients(x, layer=layer):
+            with tf.GradientTape() as outer:
+                outer.watch(x)
+                with tf.GradientTape() as inner:
+                    inner.watch(x)
+                    loss = tf.reduce_sum(tf.sin(layer(x)) * tf.range(1.0, 4.0))
+                dx = inner.gradient(loss, x)
+                penalty = tf.reduce_sum(dx**2)
+            return [dx, *outer.gradient(penalty, [x, *layer.weights])]
+
+        results.append([np.asarray(g) for g in (tf.function(gradients) if compiled else gradients)(x)])
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * max(1.0, float(np.abs(b).max())))
+
+
 def test_instance_norm_under_bfloat16_policy_matches_float32():
     x = np.random.default_rng(5).normal(size=(2, 8, 8, 4)).astype("float32") * 3 + 1
     exact = np.asarray(InstanceNormalization()(x))
