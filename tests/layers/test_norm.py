@@ -34,16 +34,18 @@ def _value_and_grads(layer, x, **kwargs):
     return [np.asarray(tf.cast(t, "float32")) for t in [y, *grads]]
 
 
+@pytest.mark.parametrize("training", [False, True])
 @pytest.mark.parametrize("shape", [(3, 7, 5, 6), (2, 1, 1, 4), (2, 16, 16, 32)])
-def test_instance_norm_equals_group_norm_one_group_per_channel(shape):
-    """The layer that replaced `GroupNormalization(groups=-1)` (issue 17) computes the same values and gradients."""
+def test_instance_norm_equals_group_norm_one_group_per_channel(shape, training):
+    """The layer that replaced `GroupNormalization(groups=-1)` (issue 17) computes the same values and gradients,
+    in inference (plain ops) and in training (the closed-form gradient on TensorFlow)."""
     rng = np.random.default_rng(4)
     x = (rng.normal(size=shape) * rng.uniform(0.5, 3.0, shape[-1]) + rng.normal(0, 2, shape[-1])).astype("float32")
     ours, theirs = InstanceNormalization(epsilon=1e-5), keras.layers.GroupNormalization(groups=-1, epsilon=1e-5)
     for layer in (ours, theirs):
         layer.build(shape)
         _affine(layer, shape[-1], np.random.default_rng(9))
-    for a, b in zip(_value_and_grads(ours, x), _value_and_grads(theirs, x)):
+    for a, b in zip(_value_and_grads(ours, x, training=training), _value_and_grads(theirs, x)):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * max(1.0, float(np.abs(b).max())))
 
 
@@ -72,7 +74,7 @@ def test_instance_norm_closed_form_gradient_matches_autodiff_to_second_order(cen
                 outer.watch(x)
                 with tf.GradientTape() as inner:
                     inner.watch(x)
-                    loss = tf.reduce_sum(tf.sin(layer(x)) * tf.range(1.0, 4.0))
+                    loss = tf.reduce_sum(tf.sin(layer(x, training=True)) * tf.range(1.0, 4.0))
                 dx = inner.gradient(loss, x)
                 penalty = tf.reduce_sum(dx**2)
             return [dx, *outer.gradient(penalty, [x, *layer.weights])]

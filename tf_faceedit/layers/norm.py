@@ -65,8 +65,8 @@ class InstanceNormalization(keras.layers.Layer):
     It computes the same function as `GroupNormalization(groups=-1)` (equal within float rounding: a test), but
     reduces the input directly over its spatial axes where GroupNormalization reshapes it to [N, H, W, C, 1] and
     back, and folds the affine part into one scale-and-shift (x * a + b). Statistics are taken in float32 under a
-    mixed-precision policy; the output is in the layer's compute dtype. On TensorFlow the gradient is the closed
-    form of `tf_faceedit.backend.instance_norm` (same forward values, about half the passes of autodiff).
+    mixed-precision policy; the output is in the layer's compute dtype. In training on TensorFlow the gradient is the
+    closed form of `tf_faceedit.backend.instance_norm` (same forward values, about half the passes of autodiff).
 
     Args:
       epsilon: added to the variance.
@@ -99,11 +99,12 @@ class InstanceNormalization(keras.layers.Layer):
             self.add_weight(shape=(dim,), name="beta", initializer="zeros", autocast=False) if self.center else None
         )
 
-    def call(self, inputs: Any) -> Any:
+    def call(self, inputs: Any, training: bool | None = None) -> Any:
         x = inputs
         if keras.backend.standardize_dtype(x.dtype) in ("float16", "bfloat16"):
             x = keras.ops.cast(x, "float32")
-        if backend.has_instance_norm_gradient() and keras.backend.standardize_dtype(x.dtype) == "float32":
+        if training and backend.has_instance_norm_gradient() and keras.backend.standardize_dtype(x.dtype) == "float32":
+            # in training only: inference, export and TFLite keep the plain ops (the same forward values)
             gamma = None if self.gamma is None else keras.ops.cast(self.gamma, x.dtype)
             beta = None if self.beta is None else keras.ops.cast(self.beta, x.dtype)
             return keras.ops.cast(backend.instance_norm(x, gamma, beta, self.epsilon), self.compute_dtype)
