@@ -17,7 +17,7 @@ where `keras.ops` computes batch norm in several passes); `layers.BatchNormaliza
 `has_fused_batch_norm()` says the backend has it, and Keras' own computation elsewhere.
 
 `instance_norm` is instance norm with a closed-form gradient on TensorFlow (its autodiff of the moments is about
-twice the passes); `layers.InstanceNormalization` uses it there for float32 statistics.
+twice the passes); `layers.InstanceNormalization` uses it there in training, for float32 statistics.
 
 `xla_conv2d` is a stride-1 convolution compiled by XLA on TensorFlow (one nested `tf.function(jit_compile=True)`,
 its gradient compiled too): `layers.ConvNormAct` runs thin-output heads through it in float32 training, where
