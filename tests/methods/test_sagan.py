@@ -124,4 +124,5 @@ def test_generator_update_sharing_the_san_pass_gives_the_same_losses_and_gradien
     scale = max(np.abs(g).max() for g in grads)  # float noise on gradients that are 0 in exact arithmetic
     for shared, separate in zip(shared_grads, grads):
         np.testing.assert_allclose(shared, separate, rtol=1e-4, atol=1e-4 * scale)
-    assert max(np.abs(g).max() for g in grads[-4:]) > 0  # the SAN's head gets a gradient: the test can fail
+    san = [g for v, g in zip(variables, grads) if v.path.startswith("san_")]
+    assert san and max(np.abs(g).max() for g in san) > 0  # the shared SAN pass gets a gradient: the test can fail
