@@ -92,7 +92,7 @@ def time_it(fn, warmup, min_iters, min_time, max_iters):
             return times
 
 
-def make_config(method, size, batch):
+def make_config(method, size, batch, extra=()):
     from tf_faceedit import registry
 
     spec = registry.get(method)
@@ -124,6 +124,7 @@ def make_config(method, size, batch):
         f"train.batch_size={batch}",
         "train.mixed_precision=none",
         "train.verbose=0",
+        *extra,
     ]
     for assignment in overrides:
         cfg = cfg.override(assignment)
@@ -216,6 +217,9 @@ def forward_case(trainer, method, size, compiled, freeze=False):
 def child(spec, opts):
     import resource
 
+    from tf_faceedit import onednn  # before TensorFlow: it chooses TensorFlow's CPU kernels
+
+    # isort: split
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(opts.threads)
@@ -229,7 +233,7 @@ def child(spec, opts):
     keras.utils.set_random_seed(0)
     from tf_faceedit.training import precision
 
-    cfg = make_config(method, size, batch)
+    cfg = make_config(method, size, batch, opts.set)
     forward_bfloat16 = case != "train_iter" and opts.inference == "frozen_bfloat16"
     with precision.policy_scope("mixed_bfloat16" if forward_bfloat16 else "none"):  # as load(precision=...)
         trainer = registry.get(method).trainer_class(cfg)
@@ -264,6 +268,8 @@ def child(spec, opts):
         "params": {name: count_params(net) for name, net in networks.items()},
         "jit_compile": str(getattr(trainer, "jit_compile", cfg.train.jit_compile)),
         "inference": None if case == "train_iter" or case.endswith("_eager") else opts.inference,
+        "overrides": list(opts.set),
+        "onednn": onednn.describe(),
     }
     print("RESULT " + json.dumps(result), flush=True)
 
@@ -341,6 +347,7 @@ def run_ours(case, opts):
             spec,
             "--inference",
             opts.inference,
+            *[flag for assignment in opts.set for flag in ("--set", assignment)],
             *timing_flags(opts, "ours"),
         ],
         env,
@@ -478,6 +485,12 @@ def main():
         type=float,
         default=0.0,
         help="before each case (ours and the driver's), wait up to this many seconds for a quiet machine (< 10%% busy)",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        help="config override for our side (repeatable), e.g. train.jit_compile=true; recorded in the json",
     )
     parser.add_argument("--json", help="write our results here (the driver's --compare schema)")
     parser.add_argument("--child", help=argparse.SUPPRESS)

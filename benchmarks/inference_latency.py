@@ -30,6 +30,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import tf_faceedit  # noqa: E402, F401  (first: it chooses TensorFlow's CPU kernels, see tf_faceedit/onednn.py)
+
+# isort: split
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
@@ -96,7 +99,6 @@ def main():
     parser.add_argument("--no_eager", action="store_true", help="leave out the eager row")
     args = parser.parse_args()
 
-    import tf_faceedit
     from tf_faceedit.serving import processing
 
     tmp = None

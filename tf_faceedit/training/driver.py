@@ -24,7 +24,7 @@ import numpy as np
 
 from tf_faceedit import config as config_lib
 from tf_faceedit import configs as presets
-from tf_faceedit import io_util, registry
+from tf_faceedit import io_util, onednn, registry
 from tf_faceedit.data import celeba
 from tf_faceedit.errors import DataError, TrainingError
 from tf_faceedit.lazy_tf import tf  # TensorFlow is imported on first use (the JAX path runs without it)
@@ -368,6 +368,9 @@ def _run(cfg, model_dir, overwrite, strategy, scratch=None, stopper=None):
     sample_batch = _sample_batch(cfg, spec.trainer_class, records)
     if cfg.train.mixed_precision == "auto":
         log.info("train.mixed_precision auto: %s on this machine", precision.resolve("auto"))
+    log.info("TensorFlow oneDNN CPU kernels: %s", onednn.describe())
+    if onednn.advice():
+        log.warning("%s", onednn.advice())
     with strategy.scope():
         with precision.policy_scope(cfg.train.mixed_precision):  # build-time only: never leaks into the next run
             trainer = spec.trainer_class(cfg)
