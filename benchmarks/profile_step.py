@@ -51,6 +51,9 @@ def main():
     parser.add_argument("--method", choices=("sagan", "fader"), default="fader")
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--forward", action="store_true", help="profile the batch-1 compiled forward instead")
+    parser.add_argument(
+        "--frozen", action="store_true", help="with --forward: the weights folded into constants, as tf_faceedit.load"
+    )
     parser.add_argument("--steps", type=int, default=3, help="profiled steps (after 2 warm-up steps)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--set", action="append", default=[], help="config override, e.g. train.jit_compile=true")
@@ -76,7 +79,7 @@ def main():
     cfg = cfg.validate()
     trainer = registry.get(opts.method).trainer_class(cfg)
     if opts.forward:
-        fn = compare_peers.forward_case(trainer, opts.method, opts.size, compiled=True)
+        fn = compare_peers.forward_case(trainer, opts.method, opts.size, compiled=True, freeze=opts.frozen)
     else:
         trainer.compile(optimizers=trainer.make_optimizers())
         trainer.set_phase(trainer.phase_at(0))
@@ -103,7 +106,7 @@ def main():
         fn()
     seconds = (time.perf_counter() - start) / opts.steps
     tf.profiler.experimental.stop()
-    what = "forward, batch 1" if opts.forward else "train iteration, batch 16"
+    what = ("frozen " if opts.frozen else "") + "forward, batch 1" if opts.forward else "train iteration, batch 16"
     print(f"{opts.method} {opts.size}² {what}: {seconds * 1000:.1f} ms per call under the profiler; trace in {logdir}")
     rows = op_stats(logdir)
     if rows is None:
