@@ -321,12 +321,14 @@ def test_small_map_convolutions_are_matrix_products(shape, kernel, strides, padd
         (3, 7, (2, 16, 16, 8), False),  # a small map
     ],
 )
-def test_thin_output_convolutions_run_through_xla_in_training(filters, kernel, shape, xla):
-    """Thin-output convolutions on large maps run XLA-compiled in training on TensorFlow (issue 17): same values and
-    first and second derivatives as the Keras layer, and inference keeps the plain layer."""
+def test_thin_output_convolutions_run_through_xla_in_training(filters, kernel, shape, xla, monkeypatch):
+    """Thin-output convolutions on large maps run XLA-compiled in training on TensorFlow's Eigen kernels (issue 17):
+    same values and first and second derivatives as the Keras layer, and inference keeps the plain layer."""
     import tensorflow as tf
 
     from tf_faceedit.layers import blocks
+
+    monkeypatch.setattr(blocks, "_onednn_on", lambda: False)  # the Eigen case, whatever this process runs
 
     rng = np.random.default_rng(5)
     layer = ConvNormAct(filters, kernel, norm="none", activation="tanh")
@@ -366,3 +368,21 @@ def test_thin_output_convolutions_run_through_xla_in_training(filters, kernel, s
     plain = run(lambda t: layer.act(layer.conv(t)))
     for a, b in zip(ours, plain):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * max(1.0, float(np.abs(b).max())))
+
+
+def test_thin_output_convolutions_keep_the_plain_layer_with_onednn(monkeypatch):
+    """With TensorFlow's oneDNN kernels on, the plain convolution is faster than XLA's (docs/RESULTS.md, 2026-12-04):
+    no thin head goes through XLA, and `_onednn_on` reports what this process runs."""
+    import tensorflow as tf
+
+    from tf_faceedit import onednn
+    from tf_faceedit.layers import blocks
+
+    assert blocks._onednn_on() == onednn.enabled()
+    layer = ConvNormAct(3, 7, norm="none", activation="tanh")
+    x = tf.zeros((2, 32, 32, 8))
+    layer.build(x.shape)
+    monkeypatch.setattr(blocks, "_onednn_on", lambda: False)
+    assert layer._thin_output_xla(x)
+    monkeypatch.setattr(blocks, "_onednn_on", lambda: True)
+    assert not layer._thin_output_xla(x)

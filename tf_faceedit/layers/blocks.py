@@ -17,7 +17,7 @@ from typing import Any
 
 import keras
 
-from tf_faceedit import backend
+from tf_faceedit import backend, onednn
 from tf_faceedit.layers.norm import activation_layer, gan_initializer, normalization
 from tf_faceedit.tensor_types import Shape, Tensor
 
@@ -41,10 +41,21 @@ SMALL_MAP = 4
 
 # A stride-1 convolution with at most THIN_OUTPUT output channels, a kernel of at least 3x3 and a map of at least
 # THIN_MIN_POSITIONS positions (the generators' 7x7 image and mask heads) runs in training through an XLA-compiled
-# function on TensorFlow, in float32: oneDNN's kernels for it are 2x slower than XLA's, forward and both gradients,
-# on AVX2 (docs/RESULTS.md, 2026-12-03). Inference, export and bfloat16 keep the plain layer.
+# function on TensorFlow, in float32, where TensorFlow runs Eigen's kernels (oneDNN off): Eigen's kernels for it are
+# 2x slower than XLA's, forward and both gradients (docs/RESULTS.md, 2026-12-03). With oneDNN on (the default of
+# `import tf_faceedit` on x86-64 Linux) the plain layer is 1.9x faster than XLA (2026-12-04) and is kept, as in
+# inference, export and bfloat16.
 THIN_OUTPUT = 4
 THIN_MIN_POSITIONS = 32 * 32
+
+_ONEDNN: list[bool] = []
+
+
+def _onednn_on() -> bool:
+    """Whether TensorFlow runs its oneDNN kernels in this process (read once; a module function: tests patch it)."""
+    if not _ONEDNN:
+        _ONEDNN.append(onednn.enabled())
+    return _ONEDNN[0]
 
 
 def _xla_conv2d(x: Tensor, kernel: Tensor, padding: str) -> Tensor:
@@ -192,6 +203,7 @@ class ConvNormAct(keras.layers.Layer):
             and h is not None
             and w is not None
             and h * w >= THIN_MIN_POSITIONS
+            and not _onednn_on()
         )
 
     def _small_map_plan(self, shape: Shape) -> tuple[str, Any] | None:
