@@ -181,6 +181,14 @@ def xla_conv2d(x, kernel, padding):
     return _XLA_CONV2D[0](x, kernel, padding)
 
 
+def onednn_enabled():
+    """Whether TensorFlow runs its oneDNN CPU kernels in this process (`tf_faceedit.onednn.enabled`; False without
+    TensorFlow). The layers ask here: they import no backend themselves (STYLE rule 0)."""
+    from tf_faceedit import onednn
+
+    return onednn.enabled()
+
+
 def accelerator_visible():
     """True when the current Keras backend computes on a GPU or TPU (what `train.mixed_precision=auto` asks)."""
     name = keras.backend.backend()

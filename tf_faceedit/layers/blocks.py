@@ -17,7 +17,7 @@ from typing import Any
 
 import keras
 
-from tf_faceedit import backend, onednn
+from tf_faceedit import backend
 from tf_faceedit.layers.norm import activation_layer, gan_initializer, normalization
 from tf_faceedit.tensor_types import Shape, Tensor
 
@@ -54,7 +54,7 @@ _ONEDNN: list[bool] = []
 def _onednn_on() -> bool:
     """Whether TensorFlow runs its oneDNN kernels in this process (read once; a module function: tests patch it)."""
     if not _ONEDNN:
-        _ONEDNN.append(onednn.enabled())
+        _ONEDNN.append(backend.onednn_enabled())
     return _ONEDNN[0]
 
 
