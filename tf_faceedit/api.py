@@ -47,8 +47,9 @@ def restore_trainer(model_dir: str | Path, checkpoint: str | Path | None = None)
 
 
 class _TrainerBackend:
-    def __init__(self, trainer, cfg):
+    def __init__(self, trainer, cfg, engine="tensorflow"):
         self.trainer = trainer
+        self.engine = engine
         from tf_faceedit import registry
 
         self.method, self.task = cfg.method, trainer.task
@@ -73,6 +74,7 @@ class _TrainerBackend:
                 len(self.attribute_names),
                 predict=self.trainer.predict_attributes if self.can_predict else None,
                 freeze=True,  # a loaded model does not train: its weights become constants (faster on CPU)
+                engine=self.engine,
             )
         return self._compiled
 
@@ -125,6 +127,19 @@ class _SavedModelBackend:
 
     def predict(self, image):
         return self.loaded.signatures["predict_attributes"](image=image)["attributes"].numpy()
+
+
+def _check_engine(engine: str, precision: str) -> str:
+    """`load`'s engine= (ConfigError naming the choices); "auto" with bfloat16 is "tensorflow"."""
+    from tf_faceedit.serving import processing
+
+    if engine not in processing.ENGINES:
+        raise ConfigError(f"engine must be one of {', '.join(processing.ENGINES)}, got {engine!r}")
+    if precision != "float32":
+        if engine == "tflite":
+            raise ConfigError(f"engine='tflite' runs float32 networks; precision={precision!r} runs in TensorFlow")
+        return "tensorflow"
+    return engine
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -267,7 +282,9 @@ class FaceEditModel:
         return {key: value[0] for key, value in out.items()} if single else out
 
 
-def load(path: str | Path, checkpoint: str | Path | None = None, precision: str = "float32") -> FaceEditModel:
+def load(
+    path: str | Path, checkpoint: str | Path | None = None, precision: str = "float32", engine: str = "auto"
+) -> FaceEditModel:
     """Loads a training run (a folder with config.yaml), an export version dir (saved_model.pb) or a zoo model by
     name (`tf_faceedit.pretrained`: `python -m tf_faceedit.pretrained` lists them).
 
@@ -280,6 +297,11 @@ def load(path: str | Path, checkpoint: str | Path | None = None, precision: str 
         Sapphire Rapids and later), slower on CPUs without native bfloat16; outputs within a few uint8 levels of
         float32's (docs/RESULTS.md). Applies to a model_dir or a zoo name; an export keeps the precision it was
         exported with.
+      engine: what runs a model_dir's or zoo model's networks (`processing.CompiledInference`): "auto" (default:
+        for each batch size up to 4, whichever of TensorFlow and the TFLite interpreter is faster on this machine,
+        timed at its first call; TensorFlow for larger batches, for bfloat16 and where TFLite cannot run the
+        network), "tensorflow", or "tflite" (float32 only). Both compute the same float32 network (outputs within
+        about 1e-5; a uint8 pixel may move by one level). An export always runs its SavedModel.
     Returns:
       FaceEditModel.
     """
@@ -287,6 +309,7 @@ def load(path: str | Path, checkpoint: str | Path | None = None, precision: str 
     from tf_faceedit.training import run_dir
 
     run_dir.check_inference_precision(precision)
+    engine = _check_engine(engine, precision)
     entry = pretrained.resolve(path)  # a zoo name -> its entry (unknown name: ConfigError listing them); else None
     if entry is not None:
         if entry.task not in ("edit", "complete"):
@@ -297,7 +320,7 @@ def load(path: str | Path, checkpoint: str | Path | None = None, precision: str 
         # the files are checked against their sha256
         trainer, cfg, info = pretrained.restore_trainer(entry, checkpoint, precision)
         info = {**info, "precision": precision}
-        return FaceEditModel(_TrainerBackend(trainer, cfg), cfg, info)
+        return FaceEditModel(_TrainerBackend(trainer, cfg, engine), cfg, info)
     path = Path(path)
     kind = run_dir.kind(path)
     if kind == "export":
@@ -305,6 +328,8 @@ def load(path: str | Path, checkpoint: str | Path | None = None, precision: str 
             raise ConfigError(f"checkpoint= applies to a model_dir; {path} is an export")
         if precision != "float32":
             raise ConfigError(f"precision= applies to a model_dir or a zoo name; {path} is an export")
+        if engine == "tflite":
+            raise ConfigError(f"engine='tflite' applies to a model_dir or a zoo name; {path} is an export")
         return FaceEditModel(_SavedModelBackend(path), None, {"export_dir": str(path)})
     if kind == "run":
         trainer, cfg, info = run_dir.restore_trainer(path, checkpoint, precision)
@@ -314,7 +339,7 @@ def load(path: str | Path, checkpoint: str | Path | None = None, precision: str 
                 "edit and complete tasks"
             )
         info = {**info, "precision": precision}
-        return FaceEditModel(_TrainerBackend(trainer, cfg), cfg, info)
+        return FaceEditModel(_TrainerBackend(trainer, cfg, engine), cfg, info)
     raise ConfigError(
         f"{path} is neither a training run (no config.yaml) nor an export version dir (no saved_model.pb)"
     )

@@ -33,7 +33,7 @@ def inputs(task, k, batch, height, width, seed):
     return image, attributes, mask
 
 
-def assert_close(compiled, eager):
+def assert_close(compiled, eager, atol=1e-5):
     assert set(compiled) == set(eager)
     for key, value in compiled.items():
         reference = np.asarray(eager[key])
@@ -42,13 +42,15 @@ def assert_close(compiled, eager):
             diff = np.abs(value.astype(int) - reference.astype(int))
             assert diff.max() <= 1 and diff.mean() < 0.01, key
         else:
-            np.testing.assert_allclose(value, reference, atol=1e-5, err_msg=key)
+            np.testing.assert_allclose(value, reference, atol=atol, err_msg=key)
 
 
-def test_load_traces_once_and_matches_eager(run):
+@pytest.mark.parametrize("engine", ["tensorflow", "tflite"])
+def test_load_traces_once_and_matches_eager(run, engine):
     model_dir, _ = run
-    model = tf_faceedit.load(model_dir)
+    model = tf_faceedit.load(model_dir, engine=engine)
     k = len(model.attribute_names)
+    traced = None
     for i, (batch, height, width) in enumerate(CALLS):
         image, attributes, mask = inputs(model.task, k, batch, height, width, seed=i)
         if model.task == "complete":
@@ -56,23 +58,43 @@ def test_load_traces_once_and_matches_eager(run):
         else:
             out = model.edit(image, attributes)
         eager = processing.run_inference(model.trainer.infer, model.task, image, attributes, model.image_size, k, mask)
-        assert_close(out, eager)
+        assert_close(out, eager, atol=1e-5 if engine == "tensorflow" else 1e-4)
         assert out["image" if model.task == "edit" else "completed"].shape[1:3] == (height, width)
-        # traced (and frozen) once, at the first call; never again, at any new batch size or image size
-        traced = 1 + int(model.can_predict_attributes)  # the frozen backend traces predict up front too
-        assert model._backend.compiled._frozen_run is not None  # load() freezes the weights
-        assert model._backend.compiled.tracing_count() == traced, (i, batch, height, width)
+        compiled = model._backend.compiled
+        assert compiled.engine_for(batch) == engine
+        # traced (and frozen) at the first call; never again, at any new batch size or image size. tensorflow: the
+        # whole run (1); tflite: the pre- and post-processing around the interpreter (2); the frozen backend
+        # traces predict up front too
+        if traced is None:
+            traced = compiled.tracing_count()
+            assert traced == (1 if engine == "tensorflow" else 2) + int(model.can_predict_attributes)
+        assert (compiled._frozen_run is not None) == (engine == "tensorflow")  # load() freezes the weights
+        assert compiled.tracing_count() == traced, (i, batch, height, width)
     if model.task == "edit":  # one [H, W, 3] image, and the attribute prediction (its own function: one trace)
         image, attributes, _ = inputs(model.task, k, 1, 23, 19, seed=9)
         assert model.edit(image[0], attributes[0])["image"].shape == (23, 19, 3)
-        expected = 1
         if model.can_predict_attributes:
             for batch, height, width in CALLS[:2]:
                 image, _, _ = inputs(model.task, k, batch, height, width, seed=batch)
                 eager = processing.predict_attributes(model.trainer.predict_attributes, image, model.image_size)
                 np.testing.assert_array_equal(model.predict_attributes(image), eager.numpy())
-            expected = 2
-        assert model._backend.compiled.tracing_count() == expected  # still no new trace
+        assert model._backend.compiled.tracing_count() == traced  # still no new trace
+
+
+def test_load_auto_engine_chooses_per_batch_size_and_matches_eager(run):
+    """engine="auto" (load's default): an engine per batch size up to AUTO_MAX_BATCH, chosen once; TensorFlow above."""
+    model_dir, _ = run
+    model = tf_faceedit.load(model_dir)
+    k = len(model.attribute_names)
+    compiled = model._backend.compiled
+    assert compiled.engine == "auto"
+    for batch in (1, 2, processing.AUTO_MAX_BATCH + 1, 1):
+        image, attributes, mask = inputs(model.task, k, batch, 20, 18, seed=batch)
+        out = model.complete(image, mask, attributes) if model.task == "complete" else model.edit(image, attributes)
+        eager = processing.run_inference(model.trainer.infer, model.task, image, attributes, model.image_size, k, mask)
+        assert_close(out, eager, atol=1e-4)
+    assert compiled.engine_for(processing.AUTO_MAX_BATCH + 1) == "tensorflow"
+    assert set(compiled._engines) == {1, 2} and set(compiled._engines.values()) <= {"tensorflow", "tflite"}
 
 
 def test_compiled_inference_counts_python_traces():

@@ -268,13 +268,15 @@ class ConvNormAct(keras.layers.Layer):
         # Conv2DTranspose's kernel is [kh, kw, filters, channels]: row-major [kh kw filters, channels], no copy
         kernel = ops.reshape(ops.cast(self.conv.kernel, dtype), (kh * kw * self.filters, channels))
         z = ops.matmul(ops.reshape(ops.cast(x, dtype), (-1, channels)), ops.transpose(kernel))
-        z = ops.reshape(z, (-1, h, w, kh, kw, self.filters))
+        # at most rank 4 throughout (TFLite's slicing kernels take at most 5 dimensions)
+        z = ops.reshape(z, (-1, h * w, kh, kw * self.filters))
         canvas_h, canvas_w = (h - 1) * sh + kh, (w - 1) * sw + kw
         y = None
         for i in range(h):
             for j in range(w):
+                patch = ops.reshape(z[:, i * w + j], (-1, kh, kw, self.filters))
                 placed = ops.pad(
-                    z[:, i, j], [[0, 0], [i * sh, canvas_h - kh - i * sh], [j * sw, canvas_w - kw - j * sw], [0, 0]]
+                    patch, [[0, 0], [i * sh, canvas_h - kh - i * sh], [j * sw, canvas_w - kw - j * sw], [0, 0]]
                 )
                 y = placed if y is None else y + placed
         if self.padding == "same":

@@ -22,13 +22,18 @@ Contract (S = the model's `data.image_size`, K attributes):
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Callable, Mapping
+from typing import NamedTuple
 
 import numpy as np
 import tensorflow as tf
 
 from tf_faceedit import images as images_lib
 from tf_faceedit.tensor_types import Tensor
+
+log = logging.getLogger("tf_faceedit")
 
 TASKS = ("edit", "complete")  # the tasks a serving signature exists for
 EDIT_OUTPUTS = ("image",)
@@ -122,22 +127,45 @@ def run_inference(
       dict: "edit": "image" uint8 [N, H, W, 3]; "complete": "completed" and "raw" uint8 [N, H, W, 3]; plus every
       extra of `infer` (float32, model resolution) under its own name.
     """
+    prepared = prepare_inputs(task, image, attributes, image_size, num_attributes, mask)
+    return finish_outputs(task, infer(prepared.network_inputs), prepared)
+
+
+class Prepared(NamedTuple):
+    """What `prepare_inputs` gives: the network's inputs at S x S and what `finish_outputs` needs of the request."""
+
+    network_inputs: dict[str, tf.Tensor]  # "image" float32 [N, S, S, 3], "attributes" [N, K] (+ "mask" [N, S, S, 1])
+    image: tf.Tensor  # the request's uint8 [N, H, W, 3]
+    mask: tf.Tensor | None  # its uint8 [N, H, W, 1] ("complete"), else None
+    height: tf.Tensor
+    width: tf.Tensor
+
+
+def prepare_inputs(
+    task: str, image: Tensor, attributes: Tensor, image_size: int, num_attributes: int, mask: Tensor | None = None
+) -> Prepared:
+    """The first half of `run_inference`: checks, and the network's inputs at the model resolution."""
     image, attributes, mask = check_inputs(image, attributes, num_attributes, mask if task == "complete" else None)
     height, width = tf.shape(image)[1], tf.shape(image)[2]
     inputs = {"image": preprocess_images(image, image_size), "attributes": attributes}
     if task == "complete":
         inputs["mask"] = preprocess_masks(mask, image_size)
-    out = dict(infer(inputs))
+    return Prepared(inputs, image, mask, height, width)
+
+
+def finish_outputs(task: str, out: Mapping[str, Tensor], prepared: Prepared) -> dict[str, tf.Tensor]:
+    """The second half of `run_inference`: the network's outputs `out` back at the request's size, as uint8."""
+    out = dict(out)
     images = EDIT_OUTPUTS if task == "edit" else COMPLETE_OUTPUTS
     missing = [key for key in images if key not in out]
     if missing:
         raise KeyError(f"infer() of a {task!r} model must return {', '.join(images)}; missing {', '.join(missing)}")
     result = {key: tf.cast(value, tf.float32) for key, value in out.items() if key not in images}
-    for key in images:
-        result[key] = postprocess_images(tf.cast(out[key], tf.float32), height, width)  # bfloat16 networks too
+    for key in images:  # bfloat16 networks too
+        result[key] = postprocess_images(tf.cast(out[key], tf.float32), prepared.height, prepared.width)
     if task == "complete":
-        hole = tf.not_equal(mask, 0)  # [N, H, W, 1], broadcast over the channels
-        result["completed"] = tf.where(hole, result["completed"], tf.cast(image, tf.uint8))
+        hole = tf.not_equal(prepared.mask, 0)  # [N, H, W, 1], broadcast over the channels
+        result["completed"] = tf.where(hole, result["completed"], tf.cast(prepared.image, tf.uint8))
     return result
 
 
@@ -149,26 +177,44 @@ def predict_attributes(predict: Callable[[tf.Tensor], Tensor], image: Tensor, im
     return tf.cast(predict(preprocess_images(image, image_size)), tf.float32)
 
 
-class CompiledInference:
-    """`run_inference` (and `predict_attributes`) around one model as `tf.function`s, traced ONCE for every batch
-    size and image size: the input signatures have None batch, height and width (the network itself always runs
-    at S x S). This is the `tf_faceedit.load(model_dir)` backend's path, so edit, augment, evaluate and the demo
-    never run the networks eagerly; it computes what the exported `serving_default` signature computes.
+ENGINES = ("auto", "tensorflow", "tflite")
+# engine="auto" considers TFLite for batches up to this size (batch 1 serving and editing, where TensorFlow's per-op
+# overhead matters; at batch 16 TensorFlow's oneDNN kernels were 2.8x faster than XNNPACK, docs/RESULTS.md)
+AUTO_MAX_BATCH = 4
+AUTO_TIMING_CALLS = 5  # calls of each engine timed (after 2 warm-up calls) when engine="auto" meets a new batch size
 
-    With `freeze=True` each function is traced at construction and its variables are folded into constants
-    (TensorFlow's `convert_variables_to_constants_v2`, what a frozen serving graph is): oneDNN then prepares each
-    convolution's weights once instead of on every call, 6-30 % of a batch-1 forward on CPU (issue 17, see
-    docs/RESULTS.md). The weights are those of that moment: later changes to the model's variables are not seen
-    (`tf_faceedit.load` freezes, since a loaded model does not train). Inputs of another dtype or shape than the
-    signature's (e.g. a wrong number of attributes) go through the unfrozen function, which gives the same
-    one-line errors as without freezing.
+
+class CompiledInference:
+    """`run_inference` (and `predict_attributes`) around one model, compiled: the `tf_faceedit.load(model_dir)`
+    backend's path, so edit, augment, evaluate and the demo never run the networks eagerly; it computes what the
+    exported `serving_default` signature computes.
+
+    Engines (`engine=`):
+      * "tensorflow": `run_inference` as ONE `tf.function`, traced once for every batch size and image size (the
+        input signatures have None batch, height and width; the network itself always runs at S x S). With
+        `freeze=True` it is traced at construction and its variables are folded into constants (TensorFlow's
+        `convert_variables_to_constants_v2`, what a frozen serving graph is): oneDNN then prepares each
+        convolution's weights once instead of on every call, 6-30 % of a batch-1 forward on CPU (issue 17). The
+        weights are those of that moment: later changes to the model's variables are not seen. Inputs of another
+        dtype or shape than the signature's go through the unfrozen function, which gives the same one-line errors.
+      * "tflite": the pre- and post-processing as `tf.function`s (traced once), the network between them run by
+        the TFLite interpreter (`tflite_runtime.TFLiteNetwork`: float32, its weights frozen at construction, the
+        same outputs within ~1e-5). Much faster where TensorFlow's per-op overhead dominates (the Fader
+        autoencoder at 64², batch 1: 1.0 against 2.9 ms); raises `TFLiteUnavailable` for a network that does not
+        convert.
+      * "auto" (what `tf_faceedit.load` uses): both, and for each new batch size up to `AUTO_MAX_BATCH` the one
+        that is faster on this machine, timed on that first call (`AUTO_TIMING_CALLS` calls of each); larger
+        batches, and networks TFLite cannot run, use "tensorflow". `engine_for(batch)` says which was chosen.
+        A one-time cost at the first call: the conversion (1-4 s for the paper-size networks) and the timing.
+    "tflite" and "auto" apply to float32 networks with `freeze=True` (a bfloat16 network runs in TensorFlow).
 
     Args:
       infer: the model's `infer` (see `run_inference`); predict: its `predict_attributes`, or None.
       task, image_size, num_attributes: as for `run_inference`.
       freeze: fold the variables into constants (see above).
+      engine: see above.
     Call: `compiled(image, attributes, mask=None)` -> the dict of `run_inference` (tensors);
-      `compiled.predict(image)` -> float32 [N, K]. `tracing_count()`: traces so far (1 per function used).
+      `compiled.predict(image)` -> float32 [N, K] (TensorFlow). `tracing_count()`: Python traces so far.
     """
 
     def __init__(
@@ -179,25 +225,33 @@ class CompiledInference:
         num_attributes: int,
         predict: Callable[[tf.Tensor], Tensor] | None = None,
         freeze: bool = False,
+        engine: str = "tensorflow",
     ) -> None:
         if task not in TASKS:
             raise ValueError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
+        if engine not in ENGINES:
+            raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+        if engine != "tensorflow" and not freeze:
+            raise ValueError(f"engine={engine!r} runs a frozen network: pass freeze=True")
         self.task, self.image_size, self.num_attributes = task, int(image_size), int(num_attributes)
+        self.engine = engine
+        self._infer = infer
         image_spec = tf.TensorSpec([None, None, None, 3], tf.uint8, name="image")
         attributes_spec = tf.TensorSpec([None, self.num_attributes], tf.float32, name="attributes")
+        signature = [image_spec, attributes_spec]
         if task == "complete":
-            mask_spec = tf.TensorSpec([None, None, None, 1], tf.uint8, name="mask")
+            signature.append(tf.TensorSpec([None, None, None, 1], tf.uint8, name="mask"))
 
-            @tf.function(input_signature=[image_spec, attributes_spec, mask_spec])
-            def run(image, attributes, mask):
-                return run_inference(infer, task, image, attributes, self.image_size, self.num_attributes, mask)
-        else:
+        def run(image, attributes, mask=None):
+            return run_inference(infer, task, image, attributes, self.image_size, self.num_attributes, mask)
 
-            @tf.function(input_signature=[image_spec, attributes_spec])
-            def run(image, attributes):
-                return run_inference(infer, task, image, attributes, self.image_size, self.num_attributes)
+        def prepare(image, attributes, mask=None):
+            return prepare_inputs(task, image, attributes, self.image_size, self.num_attributes, mask)
 
-        self._run = run
+        self._run = tf.function(run, input_signature=signature)
+        self._prepare = tf.function(prepare, input_signature=signature)
+        self._signature = signature
+        self._finish = None  # made with the TFLite network (its outputs' signature)
         self._predict = None
         if predict is not None:
 
@@ -208,8 +262,60 @@ class CompiledInference:
             self._predict = predict_fn
         self._frozen_run = self._frozen_predict = None
         if freeze:
-            self._frozen_run = _frozen(self._run)
+            self._frozen_run = _frozen(self._run) if engine != "tflite" else None
             self._frozen_predict = _frozen(self._predict) if self._predict is not None else None
+        self._network = None  # tflite_runtime.TFLiteNetwork, made on the first call that needs it
+        self._network_error: str | None = None
+        self._engines: dict[int, str] = {}  # engine="auto": batch size -> the engine chosen
+        self._lock = threading.Lock()
+        if engine == "tflite":
+            self._tflite_network()  # TFLiteUnavailable at construction
+
+    def _tflite_network(self):
+        if self._network is None and self._network_error is None:
+            from tf_faceedit.serving import tflite_runtime
+
+            specs = {
+                key: tf.TensorSpec([None, *value.shape[1:]], value.dtype)
+                for key, value in self._network_specs().items()
+            }
+            try:
+                self._network = tflite_runtime.TFLiteNetwork(self._infer, specs)
+                self._finish = self._finish_function(self._network.output_specs)
+            except tflite_runtime.TFLiteUnavailable as err:
+                self._network_error = str(err)
+                if self.engine == "tflite":
+                    raise
+                log.info("inference engine: tensorflow (TFLite cannot run this network: %s)", err)
+        return self._network
+
+    def _finish_function(self, output_specs: Mapping[str, tf.TensorSpec]):
+        """`finish_outputs` as a `tf.function` traced once: any batch and request size."""
+        task = self.task
+        size_spec = tf.TensorSpec([], tf.int32)
+        signature = [dict(output_specs), self._signature[0], size_spec, size_spec]
+        if task == "complete":
+
+            @tf.function(input_signature=[*signature, self._signature[2]])
+            def finish(out, image, height, width, mask):
+                return finish_outputs(task, out, Prepared({}, image, mask, height, width))
+        else:
+
+            @tf.function(input_signature=signature)
+            def finish(out, image, height, width):
+                return finish_outputs(task, out, Prepared({}, image, None, height, width))
+
+        return finish
+
+    def _network_specs(self) -> dict[str, tf.TensorSpec]:
+        size, k = self.image_size, self.num_attributes
+        specs = {
+            "image": tf.TensorSpec([1, size, size, 3], tf.float32),
+            "attributes": tf.TensorSpec([1, k], tf.float32),
+        }
+        if self.task == "complete":
+            specs["mask"] = tf.TensorSpec([1, size, size, 1], tf.float32)
+        return specs
 
     def __call__(self, image: Tensor, attributes: Tensor, mask: Tensor | None = None) -> dict[str, tf.Tensor]:
         if self.task == "complete":
@@ -218,7 +324,62 @@ class CompiledInference:
             args = (image, attributes, mask)
         else:
             args = (image, attributes)
+        if self.engine_for(_batch_of(image)) == "tflite":
+            return self._call_tflite(args)
         return _call(self._run, self._frozen_run, args)
+
+    def _call_tflite(self, args: tuple) -> dict[str, tf.Tensor]:
+        prepared = self._prepare(*args)
+        out = self._network({key: value.numpy() for key, value in prepared.network_inputs.items()})
+        rest = (prepared.mask,) if self.task == "complete" else ()
+        return self._finish(out, prepared.image, prepared.height, prepared.width, *rest)
+
+    def engine_for(self, batch: int | None) -> str:
+        """The engine that runs a call of `batch` images ("tensorflow" or "tflite"; see the class docstring)."""
+        if self.engine != "auto":
+            return self.engine
+        if batch is None or batch < 1 or batch > AUTO_MAX_BATCH:
+            return "tensorflow"
+        with self._lock:  # one conversion and one timing, whatever the threads calling
+            if batch not in self._engines:
+                self._engines[batch] = self._choose(batch)
+            return self._engines[batch]
+
+    def _choose(self, batch: int) -> str:
+        """The faster engine at `batch` on this machine (median of `AUTO_TIMING_CALLS` calls each, interleaved)."""
+        import time
+
+        if self._tflite_network() is None:
+            return "tensorflow"
+        rng = np.random.RandomState(0)
+        size = self.image_size
+        args = [
+            rng.randint(0, 256, (batch, size, size, 3)).astype(np.uint8),
+            np.zeros((batch, self.num_attributes), np.float32),
+        ]
+        if self.task == "complete":
+            args.append(np.zeros((batch, size, size, 1), np.uint8))
+        runs = {
+            "tensorflow": lambda: _call(self._run, self._frozen_run, args),
+            "tflite": lambda: self._call_tflite(tuple(args)),
+        }
+        times: dict[str, list[float]] = {name: [] for name in runs}
+        for i in range(2 + AUTO_TIMING_CALLS):
+            for name, fn in runs.items():
+                start = time.perf_counter()
+                tf.nest.map_structure(lambda t: t.numpy(), fn())
+                if i >= 2:
+                    times[name].append(time.perf_counter() - start)
+        medians = {name: float(np.median(values)) for name, values in times.items()}
+        chosen = min(medians, key=medians.get)
+        log.info(
+            "inference engine at batch %d: %s (tflite %.2f ms, tensorflow %.2f ms a call)",
+            batch,
+            chosen,
+            1000 * medians["tflite"],
+            1000 * medians["tensorflow"],
+        )
+        return chosen
 
     def predict(self, image: Tensor) -> tf.Tensor:
         if self._predict is None:
@@ -227,8 +388,16 @@ class CompiledInference:
 
     def tracing_count(self) -> int:
         """How many times the functions were traced (a retrace per call would show here)."""
-        count = self._run.experimental_get_tracing_count()
-        return count + (self._predict.experimental_get_tracing_count() if self._predict is not None else 0)
+        functions = [self._run, self._prepare, self._finish, self._predict]
+        functions = [f for f in functions if f is not None]
+        return sum(f.experimental_get_tracing_count() for f in functions)
+
+
+def _batch_of(image: Tensor) -> int | None:
+    shape = getattr(image, "shape", None)
+    if shape is None:
+        shape = np.shape(image)
+    return int(shape[0]) if len(shape) == 4 and shape[0] is not None else None
 
 
 def _frozen(function):
