@@ -24,6 +24,9 @@ and >= --min_time seconds, at most --max_iters; the median), as the driver defin
     `--inference frozen`: the function with its weights folded into constants, what `tf_faceedit.load` runs;
     `--inference frozen_bfloat16`: that, with the network built under Keras' mixed_bfloat16 policy, what
     `tf_faceedit.load(precision="bfloat16")` runs (the reference stays float32);
+    `--inference tflite`: the network in the TFLite interpreter (`serving.tflite_runtime.TFLiteNetwork`, XNNPACK,
+    float32, `--threads` threads), what `tf_faceedit.load` runs at batch sizes <= 4 where it is faster than frozen
+    (its default engine="auto" times both);
   * *_forward_eager, batch 1: the same network called eagerly (a plain Keras call), compared with the same
     reference forward.
 float32, the configs' default `train.jit_compile` (auto). Ratio = ours / reference time (< 1: ours is faster);
@@ -198,6 +201,21 @@ def forward_case(trainer, method, size, compiled, freeze=False):
         return network(x, training=False)
 
     run = tf.function(call) if compiled else call
+    if freeze == "tflite":
+        from tf_faceedit.serving import tflite_runtime
+
+        specs = {key: tf.TensorSpec([None, *value.shape[1:]], value.dtype) for key, value in inputs.items()}
+        def named(x):
+            out = call(x)
+            return dict(out) if isinstance(out, dict) else {f"out{i}": v for i, v in enumerate(tf.nest.flatten(out))}
+
+        network = tflite_runtime.TFLiteNetwork(named, specs)
+        arrays = {key: value.numpy() for key, value in inputs.items()}
+
+        def fn():
+            return list(network(arrays).values())
+
+        return fn
     if freeze:
         from tf_faceedit.serving import processing
 
@@ -241,7 +259,8 @@ def child(spec, opts):
         times, images = train_case(trainer, cfg, opts)
     else:
         eager = case.endswith("_eager")
-        fn = forward_case(trainer, method, size, compiled=not eager, freeze=not eager and opts.inference != "function")
+        freeze = "tflite" if opts.inference == "tflite" else opts.inference != "function"
+        fn = forward_case(trainer, method, size, compiled=not eager, freeze=not eager and freeze)
         times, images = time_it(fn, opts.warmup, opts.min_iters, opts.min_time, opts.max_iters), batch
     networks = (
         {"G": trainer.generator, "D": trainer.discriminator}
@@ -466,10 +485,11 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
         "--inference",
-        choices=["function", "frozen", "frozen_bfloat16"],
+        choices=["function", "frozen", "frozen_bfloat16", "tflite"],
         default="function",
         help="compiled forwards: the network's tf.function; frozen = with its weights folded into constants, what "
-        "tf_faceedit.load runs; frozen_bfloat16 = that, built under mixed_bfloat16 (load(precision='bfloat16'))",
+        "tf_faceedit.load runs; frozen_bfloat16 = that, built under mixed_bfloat16 (load(precision='bfloat16')); "
+        "tflite = the TFLite interpreter (what load's engine='auto' runs where it is faster)",
     )
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--min_iters", type=int, default=3)

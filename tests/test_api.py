@@ -157,3 +157,12 @@ def test_progressive_model_loads_at_the_stage_of_its_checkpoint(tmp_path, synthe
 
     generator = keras.models.load_model(result["networks"]["generator"])
     assert generator.stage == 0 and generator.current_resolution == 4
+
+
+def test_an_export_runs_its_saved_model_whatever_the_engine(both):
+    run, _, _ = both
+    assert tf_faceedit.load(run.export_dir, engine="tensorflow").method == run.trainer.config.method
+    with pytest.raises(ConfigError, match="engine='tflite' applies to a model_dir or a zoo name"):
+        tf_faceedit.load(run.export_dir, engine="tflite")
+    with pytest.raises(ConfigError, match="precision= applies to a model_dir or a zoo name"):
+        tf_faceedit.load(run.export_dir, precision="bfloat16")

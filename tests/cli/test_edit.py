@@ -63,26 +63,32 @@ def test_edit_a_photo(runs, photo, tmp_path, capsys):
     assert np.abs(after.astype(int) - before.astype(int))[60:240, 90:230].mean() > 1.0  # the face was edited
 
 
-def test_edit_precision_bfloat16_builds_bfloat16_networks(runs, photo, tmp_path, monkeypatch):
-    """--precision bfloat16 reaches tf_faceedit.load, and the photo is written close to the float32 edit."""
+def test_edit_precision_and_engine_reach_load(runs, photo, tmp_path, monkeypatch):
+    """--precision bfloat16 and --engine reach tf_faceedit.load, and every photo is written close to the float32
+    TensorFlow edit."""
     from tf_faceedit import api
 
-    precisions = []
+    calls = []
     load = api.load
 
-    def spy(path, checkpoint=None, precision="float32"):
-        precisions.append(precision)
-        return load(path, checkpoint, precision)
+    def spy(path, checkpoint=None, precision="float32", engine="auto"):
+        calls.append((precision, engine))
+        return load(path, checkpoint, precision, engine)
 
     monkeypatch.setattr(api, "load", spy)
     outs = {}
-    for precision in ("float32", "bfloat16"):
-        outs[precision] = tmp_path / f"{precision}.png"
+    for name, flags in {
+        "float32": ["--engine", "tensorflow"],
+        "bfloat16": ["--precision", "bfloat16"],
+        "tflite": ["--engine", "tflite"],
+    }.items():
+        outs[name] = tmp_path / f"{name}.png"
         argv = ["--model_dir", str(runs["sagan"]), "--image", str(photo), "--set", "Eyeglasses=1"]
-        assert edit.main([*argv, "--out", str(outs[precision]), "--precision", precision, "--quiet"]) == 0
-    assert precisions == ["float32", "bfloat16"]
-    full, half = (align.read_image(outs[p]).astype(int) for p in ("float32", "bfloat16"))
-    assert full.shape == half.shape and np.abs(full - half).mean() < 1.0
+        assert edit.main([*argv, "--out", str(outs[name]), *flags, "--quiet"]) == 0
+    assert calls == [("float32", "tensorflow"), ("bfloat16", "auto"), ("float32", "tflite")]
+    full, half, lite = (align.read_image(outs[p]).astype(int) for p in ("float32", "bfloat16", "tflite"))
+    assert full.shape == half.shape == lite.shape and np.abs(full - half).mean() < 1.0
+    assert np.abs(full - lite).max() <= 1
 
 
 def test_edit_a_folder_skips_photos_without_faces(runs, photo, tmp_path):

@@ -386,3 +386,50 @@ def test_thin_output_convolutions_keep_the_plain_layer_with_onednn(monkeypatch):
     assert layer._thin_output_xla(x)
     monkeypatch.setattr(blocks, "_onednn_on", lambda: True)
     assert not layer._thin_output_xla(x)
+
+
+@pytest.mark.parametrize(
+    "filters, kernel, shape, bias, blocked",
+    [
+        (3, 7, (2, 32, 32, 8), True, True),  # a generator's image head
+        (1, 7, (1, 32, 48, 5), True, True),  # the SaGAN attention head
+        (4, 6, (2, 32, 32, 3), False, True),  # an even kernel: TF's "same" puts the extra tap after
+        (2, 5, (1, 40, 32, 3), True, True),
+        (5, 7, (2, 32, 32, 8), True, False),  # too many output channels
+        (3, 3, (2, 32, 32, 8), True, False),  # a small kernel
+        (3, 7, (2, 16, 16, 8), True, False),  # a small map
+        (3, 7, (1, 33, 32, 8), True, False),  # an odd size: no 2x2 blocks
+    ],
+)
+def test_thin_output_convolutions_run_blocked_in_inference(filters, kernel, shape, bias, blocked):
+    """In inference a thin head on a large map is a convolution of the 2x2 space-to-depth map (issue 17): the
+    values of the plain layer; training keeps the plain (or XLA) path."""
+    from tf_faceedit.layers import blocks
+
+    rng = np.random.default_rng(7)
+    layer = ConvNormAct(filters, kernel, norm="none", activation="tanh", use_bias=bias)
+    layer.build(shape)
+    if bias:
+        layer.conv.bias.assign(rng.normal(size=filters).astype("float32"))
+    x = rng.normal(size=shape).astype("float32")
+    assert layer._thin_output_blocked(shape) == blocked
+    calls = []
+    original = ConvNormAct._blocked_conv
+
+    def counting(self, t):
+        calls.append(1)
+        return original(self, t)
+
+    ConvNormAct._blocked_conv = counting
+    try:
+        inference = np.asarray(layer(x, training=False))
+        assert len(calls) == int(blocked)
+        layer(x, training=True)
+        assert len(calls) == int(blocked)  # never in training
+    finally:
+        ConvNormAct._blocked_conv = original
+    plain = np.asarray(layer.act(layer.conv(x)))
+    np.testing.assert_allclose(inference, plain, atol=2e-6)
+    if blocked:  # the placement covers every tap once
+        placement = blocks._block_placement(kernel, blocks.THIN_BLOCK)
+        np.testing.assert_array_equal(placement.sum(axis=(0, 1)), np.ones((blocks.THIN_BLOCK, kernel)))

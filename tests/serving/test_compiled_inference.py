@@ -182,3 +182,12 @@ def test_load_rejects_an_unknown_precision(run):
     model_dir, _ = run
     with pytest.raises(ConfigError, match="precision must be one of float32, bfloat16"):
         tf_faceedit.load(model_dir, precision="float16")
+
+
+def test_load_checks_its_engine(run):
+    model_dir, _ = run
+    with pytest.raises(ConfigError, match="engine must be one of auto, tensorflow, tflite"):
+        tf_faceedit.load(model_dir, engine="onnx")
+    with pytest.raises(ConfigError, match="engine='tflite' runs float32 networks"):
+        tf_faceedit.load(model_dir, precision="bfloat16", engine="tflite")
+    assert tf_faceedit.load(model_dir, precision="bfloat16")._backend.engine == "tensorflow"  # auto: no TFLite

@@ -42,12 +42,14 @@ def augment(
     quality=95,
     verbose=1,
     precision="float32",
+    engine="auto",
 ):
     """Writes the augmented copy (see the module docstring). Returns a summary dict. `precision`: the compute dtype
-    `tf_faceedit.load` builds the networks with ("float32" or "bfloat16")."""
+    `tf_faceedit.load` builds the networks with ("float32" or "bfloat16"); `engine`: what runs them (see
+    `tf_faceedit.load`)."""
     from tf_faceedit import api
 
-    model = api.load(model_dir, precision=precision)
+    model = api.load(model_dir, precision=precision, engine=engine)
     if model.task != "edit":
         raise ConfigError(
             f"{model_dir} holds a {model.method} run (task {model.task}); augment needs an editing "

@@ -83,7 +83,16 @@ def _read_mask(path, shape):
 
 
 def edit_photos(
-    model, image, out, attributes=None, face=None, mask=None, detector_model=None, feather=0.1, precision="float32"
+    model,
+    image,
+    out,
+    attributes=None,
+    face=None,
+    mask=None,
+    detector_model=None,
+    feather=0.1,
+    precision="float32",
+    engine="auto",
 ):
     """Edits one photo or a folder of photos; see the module docstring.
 
@@ -92,7 +101,8 @@ def edit_photos(
       image: photo file or folder of photos. out: output file (one photo) or folder.
       attributes: {name: value}. face: index (0-based, left to right) of the one face to edit; None = all.
       mask: mask image for completion models (one photo only).
-      precision: when `model` is a path or zoo name, the compute dtype `tf_faceedit.load` builds it with.
+      precision: when `model` is a path or zoo name, the compute dtype `tf_faceedit.load` builds it with;
+        engine: what runs its networks (see `tf_faceedit.load`).
     Returns:
       `EditReport`. A single photo that cannot be edited (unreadable, no face) is an error and nothing is written.
       In a folder such photos are skipped with a warning each and counted; the CLI then exits 1 when any was
@@ -109,7 +119,7 @@ def edit_photos(
     if single:
         images.read_header(inputs[0])  # a bad photo is reported before the model is loaded (seconds)
     if not hasattr(model, "edit"):
-        model = api.load(model, precision=precision)
+        model = api.load(model, precision=precision, engine=engine)
     unknown = [name for name in attributes if name not in model.attribute_names]
     if unknown:
         raise ConfigError(

@@ -28,6 +28,7 @@ def parse_args(argv=None):
     parser.add_argument("--max_images", type=int, help="use only the first N source images")
     parser.add_argument("--batch_size", type=int, default=16)
     common.add_precision_argument(parser)
+    common.add_engine_argument(parser)
     parser.add_argument("--overwrite", action="store_true", help="write into a non-empty --out_dir")
     parser.add_argument("--quiet", action="store_true", help="no progress bar, warnings only")
     return parser.parse_args(argv)
@@ -51,6 +52,7 @@ def main(argv=None):
             overwrite=args.overwrite,
             verbose=0 if args.quiet else 1,
             precision=args.precision,
+            engine=args.engine,
         )
         print(f"wrote {summary['images']} images ({summary['source_images']} source images) to {args.out_dir}")
         return 0

@@ -52,6 +52,18 @@ def add_precision_argument(parser):
     )
 
 
+def add_engine_argument(parser):
+    """`--engine auto|tensorflow|tflite`: what runs the networks, as `tf_faceedit.load(engine=...)` takes."""
+    return parser.add_argument(
+        "--engine",
+        choices=["auto", "tensorflow", "tflite"],
+        default="auto",
+        help="what runs the networks of a model_dir or zoo model: auto (default) = TensorFlow or the TFLite "
+        "interpreter, whichever is faster on this machine at batch sizes <= 4 (timed at the first call); "
+        "tflite: float32 only",
+    )
+
+
 def run_cli(work, verbose=True):
     """The shared tail of a CLI's main(): quiet TensorFlow start-up, logging, then `main_wrapper(work)`.
 

@@ -48,6 +48,7 @@ def parse_args(argv=None):
         "when installed, pip install 'tf_faceedit[faces]'; else haar)",
     )
     common.add_precision_argument(parser)
+    common.add_engine_argument(parser)
     parser.add_argument("--feather", type=float, default=0.1, help="width of the blended border (fraction of face)")
     parser.add_argument("--quiet", action="store_true", help="warnings only")
     return parser.parse_args(argv)
@@ -85,6 +86,7 @@ def main(argv=None):
             detector_model=args.detector_model,
             feather=args.feather,
             precision=args.precision,
+            engine=args.engine,
         )
         for result in report.written:
             print(f"{result['input']}: {result['faces']} face(s) -> {result['output']}")

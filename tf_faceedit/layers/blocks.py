@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import keras
+import numpy as np
 
 from tf_faceedit import backend
 from tf_faceedit.layers.norm import activation_layer, gan_initializer, normalization
@@ -47,6 +48,13 @@ SMALL_MAP = 4
 # inference, export and bfloat16.
 THIN_OUTPUT = 4
 THIN_MIN_POSITIONS = 32 * 32
+# In inference (training not True) such a head with "same" zero padding and a kernel of at least THIN_BLOCKED_KERNEL
+# runs as a convolution of the map's THIN_BLOCK x THIN_BLOCK space-to-depth rearrangement: the same sums, with
+# THIN_BLOCK**2 times the output channels (and a few zero taps). oneDNN vectorizes over output channels, so 1-3
+# outputs waste most of each vector: on 128x128x32, 7x7 to 1 output 1.9 -> 0.9 ms, to 3 outputs 1.9 -> 1.2 ms
+# (docs/RESULTS.md, 2026-12-04 eighth sitting). `_blocked_conv`.
+THIN_BLOCK = 2
+THIN_BLOCKED_KERNEL = 5
 
 _ONEDNN: list[bool] = []
 
@@ -56,6 +64,17 @@ def _onednn_on() -> bool:
     if not _ONEDNN:
         _ONEDNN.append(backend.onednn_enabled())
     return _ONEDNN[0]
+
+
+def _block_placement(k: int, b: int) -> Any:
+    """P[D, s, r, i] = 1 where b D + s = r + i (D < blocks, s, r < b, i < k): where kernel tap i of output phase r
+    lands in a b-blocked kernel (`ConvNormAct._blocked_conv`), along one axis."""
+    blocks = (b - 1 + k - 1) // b + 1
+    placement = np.zeros((blocks, b, b, k), np.float32)
+    for r in range(b):
+        for i in range(k):
+            placement[(r + i) // b, (r + i) % b, r, i] = 1.0
+    return placement
 
 
 def _xla_conv2d(x: Tensor, kernel: Tensor, padding: str) -> Tensor:
@@ -178,6 +197,8 @@ class ConvNormAct(keras.layers.Layer):
         for thin outputs in training (see `THIN_OUTPUT`)."""
         plan = self._small_map_plan(x.shape)
         if plan is None:
+            if training is not True and self._thin_output_blocked(x.shape):
+                return self._blocked_conv(x)
             if training is True and self._thin_output_xla(x):
                 y = _xla_conv2d(x, keras.ops.cast(self.conv.kernel, x.dtype), self.conv.padding.upper())
                 return y + keras.ops.cast(self.conv.bias, x.dtype) if self.use_bias else y
@@ -205,6 +226,58 @@ class ConvNormAct(keras.layers.Layer):
             and h * w >= THIN_MIN_POSITIONS
             and not _onednn_on()
         )
+
+    def _thin_output_blocked(self, shape: Shape) -> bool:
+        """Whether the inference convolution of a map of `shape` goes through `_blocked_conv` (see `THIN_BLOCK`)."""
+        if self.transpose or self._pad_width is not None or self.padding != "same" or len(shape) != 4:
+            return False
+        h, w = shape[1], shape[2]
+        (kh, kw), b = self.conv.kernel_size, THIN_BLOCK
+        return (
+            self.filters <= THIN_OUTPUT
+            and min(kh, kw) >= THIN_BLOCKED_KERNEL
+            and tuple(self.conv.strides) == (1, 1)
+            and tuple(self.conv.dilation_rate) == (1, 1)
+            and h is not None
+            and w is not None
+            and h * w >= THIN_MIN_POSITIONS
+            and h % b == 0
+            and w % b == 0
+        )
+
+    def _blocked_conv(self, x: Tensor) -> Tensor:
+        """The "same" stride-1 convolution as a "valid" one on the b x b space-to-depth map (b = THIN_BLOCK).
+
+        With p the "same" padding before, y[b Q + r] = sum_i k[i] x_p[b Q + r + i] and b Q + r + i = b (Q + D) + s
+        for (D, s) = divmod(r + i, b): a convolution of the blocked padded input (channels (s, c)) with the kernel
+        K[D, (s, c), (r, f)] = k[i] where b D + s = r + i, into b x b blocks of outputs (channels (r, f)); the kernel is
+        rearranged in the graph (constant-folded once the weights are frozen)."""
+        ops = keras.ops
+        dtype = self.conv.compute_dtype
+        (kh, kw), b = self.conv.kernel_size, THIN_BLOCK
+        n_h, n_w, channels = int(x.shape[1]) // b, int(x.shape[2]) // b, int(x.shape[3])
+        blocks_h, blocks_w = (b - 1 + kh - 1) // b + 1, (b - 1 + kw - 1) // b + 1
+        before_h, before_w = (kh - 1) // 2, (kw - 1) // 2
+        x = ops.pad(
+            ops.cast(x, dtype),
+            [[0, 0], [before_h, b * (blocks_h - 1) - before_h], [before_w, b * (blocks_w - 1) - before_w], [0, 0]],
+        )
+        rows_h, rows_w = n_h + blocks_h - 1, n_w + blocks_w - 1
+        x = ops.reshape(x, (-1, rows_h, b, rows_w, b, channels))
+        x = ops.reshape(ops.transpose(x, (0, 1, 3, 2, 4, 5)), (-1, rows_h, rows_w, b * b * channels))
+        kernel = ops.einsum(
+            "asri,btqj,ijcf->abstcrqf",
+            ops.convert_to_tensor(_block_placement(kh, b), dtype),
+            ops.convert_to_tensor(_block_placement(kw, b), dtype),
+            ops.cast(self.conv.kernel, dtype),
+        )
+        kernel = ops.reshape(kernel, (blocks_h, blocks_w, b * b * channels, b * b * self.filters))
+        y = ops.conv(x, kernel, strides=1, padding="valid")  # [N, n_h, n_w, (r_h, r_w, f)]
+        y = ops.reshape(y, (-1, n_h, n_w, b, b, self.filters))
+        y = ops.reshape(ops.transpose(y, (0, 1, 3, 2, 4, 5)), (-1, n_h * b, n_w * b, self.filters))
+        if self.use_bias:
+            y = y + ops.cast(self.conv.bias, dtype)
+        return y
 
     def _small_map_plan(self, shape: Shape) -> tuple[str, Any] | None:
         """How `call` computes the convolution on a small map, or None for the plain Keras layer.
