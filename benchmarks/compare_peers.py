@@ -205,6 +205,7 @@ def forward_case(trainer, method, size, compiled, freeze=False):
         from tf_faceedit.serving import tflite_runtime
 
         specs = {key: tf.TensorSpec([None, *value.shape[1:]], value.dtype) for key, value in inputs.items()}
+
         def named(x):
             out = call(x)
             return dict(out) if isinstance(out, dict) else {f"out{i}": v for i, v in enumerate(tf.nest.flatten(out))}
