@@ -96,6 +96,12 @@ def main():
     )
     parser.add_argument("--repeats", type=int, default=30, help="timed calls per path (the median is reported)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed calls per path (the first one traces)")
+    parser.add_argument(
+        "--engine",
+        choices=["auto", "tensorflow", "tflite"],
+        default="auto",
+        help="load()'s engine (auto: TensorFlow or TFLite, whichever is faster here at batch 1)",
+    )
     parser.add_argument("--no_eager", action="store_true", help="leave out the eager row")
     args = parser.parse_args()
 
@@ -107,7 +113,7 @@ def main():
         tmp = tempfile.TemporaryDirectory(prefix="inference_latency_")
         print(f"building a {args.preset} run in {tmp.name} ...", file=sys.stderr, flush=True)
         model_dir = make_run(args.preset, Path(tmp.name))
-    model = tf_faceedit.load(model_dir)
+    model = tf_faceedit.load(model_dir, engine=args.engine)
     if model.task != "edit":
         parser.error(f"{model_dir} holds a {model.task!r} model; this benchmark times edit()")
     trainer, size, k = model.trainer, model.image_size, len(model.attribute_names)

@@ -431,5 +431,5 @@ def test_thin_output_convolutions_run_blocked_in_inference(filters, kernel, shap
     plain = np.asarray(layer.act(layer.conv(x)))
     np.testing.assert_allclose(inference, plain, atol=2e-6)
     if blocked:  # the placement covers every tap once
-        placement = blocks._block_placement(kernel, blocks.THIN_BLOCK)
+        placement = np.array(blocks._block_placement(kernel, blocks.THIN_BLOCK))
         np.testing.assert_array_equal(placement.sum(axis=(0, 1)), np.ones((blocks.THIN_BLOCK, kernel)))

@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import keras
-import numpy as np
 
 from tf_faceedit import backend
 from tf_faceedit.layers.norm import activation_layer, gan_initializer, normalization
@@ -66,15 +65,14 @@ def _onednn_on() -> bool:
     return _ONEDNN[0]
 
 
-def _block_placement(k: int, b: int) -> Any:
-    """P[D, s, r, i] = 1 where b D + s = r + i (D < blocks, s, r < b, i < k): where kernel tap i of output phase r
-    lands in a b-blocked kernel (`ConvNormAct._blocked_conv`), along one axis."""
+def _block_placement(k: int, b: int) -> list:
+    """P[D][s][r][i] = 1 where b D + s = r + i (D < blocks, s, r < b, i < k): where kernel tap i of output phase r
+    lands in a b-blocked kernel (`ConvNormAct._blocked_conv`), along one axis (nested lists: no array library here)."""
     blocks = (b - 1 + k - 1) // b + 1
-    placement = np.zeros((blocks, b, b, k), np.float32)
-    for r in range(b):
-        for i in range(k):
-            placement[(r + i) // b, (r + i) % b, r, i] = 1.0
-    return placement
+    return [
+        [[[1.0 if b * d + s == r + i else 0.0 for i in range(k)] for r in range(b)] for s in range(b)]
+        for d in range(blocks)
+    ]
 
 
 def _xla_conv2d(x: Tensor, kernel: Tensor, padding: str) -> Tensor:
