@@ -208,39 +208,36 @@ class ConvNormAct(keras.layers.Layer):
             return self._patches_conv(x, arg)
         return self._scatter_transposed_conv(x, arg)
 
-    def _thin_output_xla(self, x: Tensor) -> bool:
-        """Whether the training convolution of `x` goes through `_xla_conv2d` (see `THIN_OUTPUT`)."""
-        h, w = x.shape[1], x.shape[2]
+    def _thin_head(self, shape: Shape) -> bool:
+        """A stride-1 convolution to at most THIN_OUTPUT channels on a known map of at least THIN_MIN_POSITIONS: what
+        both thin-head paths (`_thin_output_xla`, `_thin_output_blocked`) ask first."""
+        if self.transpose or len(shape) != 4 or shape[1] is None or shape[2] is None:
+            return False
         return (
-            keras.backend.backend() == "tensorflow"
-            and not self.transpose
-            and self.filters <= THIN_OUTPUT
-            and keras.backend.standardize_dtype(x.dtype) == "float32"
-            and self.conv.kernel_size[0] * self.conv.kernel_size[1] >= 9
+            self.filters <= THIN_OUTPUT
             and tuple(self.conv.strides) == (1, 1)
             and tuple(self.conv.dilation_rate) == (1, 1)
-            and h is not None
-            and w is not None
-            and h * w >= THIN_MIN_POSITIONS
+            and shape[1] * shape[2] >= THIN_MIN_POSITIONS
+        )
+
+    def _thin_output_xla(self, x: Tensor) -> bool:
+        """Whether the training convolution of `x` goes through `_xla_conv2d` (see `THIN_OUTPUT`)."""
+        return (
+            keras.backend.backend() == "tensorflow"
+            and self._thin_head(x.shape)
+            and keras.backend.standardize_dtype(x.dtype) == "float32"
+            and self.conv.kernel_size[0] * self.conv.kernel_size[1] >= 9
             and not _onednn_on()
         )
 
     def _thin_output_blocked(self, shape: Shape) -> bool:
         """Whether the inference convolution of a map of `shape` goes through `_blocked_conv` (see `THIN_BLOCK`)."""
-        if self.transpose or self._pad_width is not None or self.padding != "same" or len(shape) != 4:
-            return False
-        h, w = shape[1], shape[2]
-        (kh, kw), b = self.conv.kernel_size, THIN_BLOCK
         return (
-            self.filters <= THIN_OUTPUT
-            and min(kh, kw) >= THIN_BLOCKED_KERNEL
-            and tuple(self.conv.strides) == (1, 1)
-            and tuple(self.conv.dilation_rate) == (1, 1)
-            and h is not None
-            and w is not None
-            and h * w >= THIN_MIN_POSITIONS
-            and h % b == 0
-            and w % b == 0
+            self.padding == "same"  # zero padding ("reflect" pads explicitly and convolves "valid")
+            and self._thin_head(shape)
+            and min(self.conv.kernel_size) >= THIN_BLOCKED_KERNEL
+            and shape[1] % THIN_BLOCK == 0
+            and shape[2] % THIN_BLOCK == 0
         )
 
     def _blocked_conv(self, x: Tensor) -> Tensor:

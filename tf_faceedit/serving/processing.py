@@ -275,12 +275,8 @@ class CompiledInference:
         if self._network is None and self._network_error is None:
             from tf_faceedit.serving import tflite_runtime
 
-            specs = {
-                key: tf.TensorSpec([None, *value.shape[1:]], value.dtype)
-                for key, value in self._network_specs().items()
-            }
             try:
-                self._network = tflite_runtime.TFLiteNetwork(self._infer, specs)
+                self._network = tflite_runtime.TFLiteNetwork(self._infer, self._network_specs())
                 self._finish = self._finish_function(self._network.output_specs)
             except tflite_runtime.TFLiteUnavailable as err:
                 self._network_error = str(err)
@@ -308,13 +304,14 @@ class CompiledInference:
         return finish
 
     def _network_specs(self) -> dict[str, tf.TensorSpec]:
+        """The network's inputs as `prepare_inputs` makes them (any batch)."""
         size, k = self.image_size, self.num_attributes
         specs = {
-            "image": tf.TensorSpec([1, size, size, 3], tf.float32),
-            "attributes": tf.TensorSpec([1, k], tf.float32),
+            "image": tf.TensorSpec([None, size, size, 3], tf.float32),
+            "attributes": tf.TensorSpec([None, k], tf.float32),
         }
         if self.task == "complete":
-            specs["mask"] = tf.TensorSpec([1, size, size, 1], tf.float32)
+            specs["mask"] = tf.TensorSpec([None, size, size, 1], tf.float32)
         return specs
 
     def __call__(self, image: Tensor, attributes: Tensor, mask: Tensor | None = None) -> dict[str, tf.Tensor]:
@@ -340,6 +337,9 @@ class CompiledInference:
             return self.engine
         if batch is None or batch < 1 or batch > AUTO_MAX_BATCH:
             return "tensorflow"
+        chosen = self._engines.get(batch)
+        if chosen is not None:  # every call after the first of its batch size: no lock
+            return chosen
         with self._lock:  # one conversion and one timing, whatever the threads calling
             if batch not in self._engines:
                 self._engines[batch] = self._choose(batch)
