@@ -166,3 +166,136 @@ def test_an_export_runs_its_saved_model_whatever_the_engine(both):
         tf_faceedit.load(run.export_dir, engine="tflite")
     with pytest.raises(ConfigError, match="precision= applies to a model_dir or a zoo name"):
         tf_faceedit.load(run.export_dir, precision="bfloat16")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Full-resolution paste-back (keep_detail) and degenerate batches
+
+
+class _StubBackend:
+    """A backend whose network is `change(image at S)` inside the real pre/post-processing (`run_inference`): the
+    identity by default, so that an edit to the image's own values is an identity edit."""
+
+    method, task, attribute_names, image_size = "stub", "edit", ["Smiling"], 16
+    crop_fraction, attribute_range, can_predict = 1.0, (0.0, 1.0), False
+
+    def __init__(self, change=None):
+        from tf_faceedit import registry
+
+        self.capabilities = registry.Capabilities()
+        self.change = change or (lambda image: image)
+        self.seen = []
+
+    def run(self, image, attributes, mask=None):
+        from tf_faceedit.serving import processing
+
+        self.seen.append(np.asarray(image).shape)
+        out = processing.run_inference(
+            lambda inputs: {"image": self.change(inputs["image"])}, "edit", image, attributes, self.image_size, 1
+        )
+        return {key: value.numpy() for key, value in out.items()}
+
+    def predict(self, image):
+        raise AssertionError("not called")
+
+
+def _stub_model(change=None):
+    return tf_faceedit.FaceEditModel(_StubBackend(change))
+
+
+@pytest.mark.parametrize("shape", [(70, 50), (1, 1), (16, 16), (17, 15), (9, 40)])
+def test_identity_edit_returns_the_input_exactly(shape):
+    images = np.random.RandomState(3).randint(0, 256, (2, *shape, 3)).astype(np.uint8)
+    model = _stub_model()
+    out = model.edit(images, {"Smiling": 0.0})
+    assert out["image"].dtype == np.uint8
+    np.testing.assert_array_equal(out["image"], images)
+    np.testing.assert_array_equal(model.edit(images[0], [0.0])["image"], images[0])  # one image, [K] attributes
+    plain = model.edit(images, {"Smiling": 0.0}, keep_detail=False)["image"]  # today's output: resampled from S
+    assert plain.shape == images.shape
+    if shape not in ((16, 16), (1, 1)):
+        assert np.abs(plain.astype(int) - images).max() > 8  # noise does not survive the trip through 16 x 16
+
+
+def test_pixels_the_edit_does_not_touch_stay_bit_exact():
+    """A network that changes only a 4 x 4 block of its 16 x 16 view: every full-resolution pixel outside the
+    block's bilinear footprint is the input's exactly; inside, the change is there."""
+    import tensorflow as tf
+
+    def change(image):  # [-1, 1]: +0.5 on rows 4-7, columns 8-11
+        box = np.zeros((1, 16, 16, 1), np.float32)
+        box[:, 4:8, 8:12] = 0.5
+        return tf.clip_by_value(image + box, -1.0, 1.0)
+
+    height, width = 96, 80
+    images = np.random.RandomState(4).randint(0, 200, (1, height, width, 3)).astype(np.uint8)
+    out = _stub_model(change).edit(images, [1.0])["image"]
+    # photo pixel x sits at (x + 0.5) * 16 / width - 0.5 in the model's view; bilinear reads floor and floor + 1
+    u = (np.arange(width) + 0.5) * 16 / width - 0.5
+    v = (np.arange(height) + 0.5) * 16 / height - 0.5
+    cols = (np.floor(u) + 1 >= 8) & (np.floor(u) <= 11)
+    rows = (np.floor(v) + 1 >= 4) & (np.floor(v) <= 7)
+    touched = rows[:, None] & cols[None, :]
+    np.testing.assert_array_equal(out[0][~touched], images[0][~touched])
+    inside = np.zeros_like(touched)
+    inside[int(height * 5 / 16) : int(height * 7 / 16), int(width * 9 / 16) : int(width * 11 / 16)] = True
+    assert (out[0][inside].astype(int) - images[0][inside]).min() > 30
+
+
+def test_the_api_and_the_edit_cli_share_one_paste_back(monkeypatch):
+    from tf_faceedit.data import align
+
+    calls = []
+    original = align.paste_back
+    monkeypatch.setattr(align, "paste_back", lambda *a, **k: calls.append(k) or original(*a, **k))
+    images = np.random.RandomState(5).randint(0, 256, (2, 40, 30, 3)).astype(np.uint8)
+    model = _stub_model()
+    model.edit(images, [1.0])
+    assert len(calls) == 2 and all(call["original_face"] is not None for call in calls)
+    assert model._backend.seen == [(2, 16, 16, 3)]  # the network saw the image as preprocessing makes it
+    model.edit(images, [1.0], keep_detail=False)
+    assert len(calls) == 2 and model._backend.seen[-1] == (2, 40, 30, 3)
+
+
+def check_degenerate_batches(model):
+    """An empty batch gives empty outputs (the keys of a real call), a 1 x 1 image is edited, a grayscale or RGBA
+    image or one with no pixel is a one-line DataError naming the problem: never a TensorFlow error."""
+    k = len(model.attribute_names)
+    one = np.full((1, 1, 1, 3), 120, np.uint8)
+    hole = np.ones((1, 1, 1, 1), np.uint8)
+    normal = call(model, one, hole, np.zeros((1, k), np.float32))
+    main = "image" if model.task == "edit" else "completed"
+    assert normal[main].shape == (1, 1, 1, 3) and normal[main].dtype == np.uint8
+    empty = call(model, np.zeros((0, 7, 5, 3), np.uint8), np.zeros((0, 7, 5, 1), np.uint8), np.zeros((0, k)))
+    assert set(empty) == set(normal)
+    for key, value in empty.items():
+        assert value.dtype == normal[key].dtype and len(value) == 0, key
+        if value.dtype == np.uint8:
+            assert value.shape == (0, 7, 5, 3), key
+        else:
+            assert value.shape[1:] == normal[key].shape[1:], key
+    if model.task == "edit":  # a dict leaves the other attributes to predict: nothing to predict them on
+        edited = model.edit(np.zeros((0, 7, 5, 3), np.uint8), {model.attribute_names[0]: 1.0})
+        assert edited["image"].shape == (0, 7, 5, 3)
+    if model.can_predict_attributes:
+        assert model.predict_attributes(np.zeros((0, 7, 5, 3), np.uint8)).shape == (0, k)
+    masks = np.zeros((1, 6, 6, 1), np.uint8)
+    for images, what in [
+        (np.zeros((6, 6), np.uint8), "grayscale"),
+        (np.zeros((1, 6, 6, 1), np.uint8), "grayscale"),
+        (np.zeros((6, 6, 4), np.uint8), "RGBA"),
+        (np.zeros((1, 0, 6, 3), np.uint8), "at least 1 x 1"),
+    ]:
+        with pytest.raises(DataError, match=what) as info:
+            call(model, images, masks, np.zeros(k, np.float32))
+        assert "\n" not in str(info.value)
+
+
+def test_degenerate_batches_on_a_run_and_an_export(both):
+    _, from_dir, from_export = both
+    for model in (from_dir, from_export):
+        check_degenerate_batches(model)
+
+
+def test_degenerate_batches_through_the_stub():
+    check_degenerate_batches(_stub_model())

@@ -4,11 +4,27 @@
     model = tf_faceedit.load("exports/sagan/1")             # or an export version dir (saved_model.pb)
     out = model.edit(images, {"Eyeglasses": 1})             # images uint8 [N, H, W, 3] or [H, W, 3], any size
     out["image"]                                            # uint8, the input's size; extras float32 at S x S
+    model.edit(images, attrs, keep_detail=False)            # the whole image resampled from the S x S output
     out = completion_model.complete(images, masks, attrs)   # masks uint8 [N, H, W, 1] (or [H, W]), nonzero = hole
 
 Both sources give the same results: the pre/post-processing is `tf_faceedit.serving.processing` in both (around
 the trainer's `infer` in one `tf.function` for a model_dir, `processing.CompiledInference`, traced on the first
 call only, whatever the batch and image size; inside the exported signature for an export).
+
+Full-resolution images (`edit`, `keep_detail=True`, the default): an image of another size than the model's S x S
+gets only the edit's CHANGE (the network's output minus its input, at S x S) warped back and added, by the same
+paste-back function as `python -m tf_faceedit.edit` (`tf_faceedit.data.align.paste_back`, via `paste_back_resized`):
+pixels the edit leaves alone keep their full-resolution detail, and an identity edit returns the image exactly.
+`keep_detail=False` gives the whole image resampled from the S x S output (every pixel as sharp as S allows). An S x S
+image is the network's output either way. `complete` keeps the input exactly outside the hole already.
+
+Degenerate batches, on every source (a run, a zoo name, an export): an empty batch [0, H, W, 3] gives each output
+with 0 rows; a 1 x 1 image is edited like any other; a grayscale ([H, W] or [..., 1]) or RGBA image, or an image
+with no pixel, is a one-line DataError saying so. No TensorFlow error reaches the caller for these.
+
+Data locations (`with_data`): `load(with_data(source, partition_file=...))` replaces the data config's file
+locations (`tf_faceedit.pretrained.zoo.MACHINE_PATH_FIELDS`) in `model.config`: what `python -m tf_faceedit.evaluate
+--set data.partition_file=...` passes. A zoo model's config names no file of the machine it was trained on.
 
 Attributes are the TARGET values: an [N, K] or [K] array, or a dict {name: value}. Names not in the dict come from
 `predict_attributes(images)` when the method can predict them (SaGAN's critic head, IcGAN's E_y), otherwise 0
@@ -18,7 +34,9 @@ Attributes are the TARGET values: an [N, K] or [K] array, or a dict {name: value
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -40,6 +58,57 @@ def restore_trainer(model_dir: str | Path, checkpoint: str | Path | None = None)
     from tf_faceedit.training import run_dir
 
     return run_dir.restore_trainer(model_dir, checkpoint)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# A source with the user's data locations
+
+
+@dataclasses.dataclass(frozen=True)
+class SourceWithData(os.PathLike):
+    """A model source (run folder, export folder or zoo name) and replacements of its data config's file locations
+    (`with_data`). Path-like: it reads as `source` wherever a path is expected."""
+
+    source: str | os.PathLike
+    data: tuple  # ((field, value), ...) of `zoo.MACHINE_PATH_FIELDS`
+
+    def __fspath__(self):
+        return os.fspath(self.source)
+
+    def __str__(self):
+        return os.fspath(self.source)
+
+
+def with_data(source: str | os.PathLike, **fields: str) -> SourceWithData:
+    """`source` whose loaded config takes `fields` (data_dir, image_dir, attr_file, partition_file: where the data
+    is on THIS machine) instead of the run's; e.g. `load(with_data("sagan-eyeglasses-64", partition_file=P))`.
+    A relative value is read inside data_dir, as in training. ConfigError naming an unknown field."""
+    from tf_faceedit.pretrained import zoo
+
+    for name, value in fields.items():
+        if name not in zoo.MACHINE_PATH_FIELDS:
+            raise ConfigError(
+                f"--set data.{name}: only the data locations can be set here "
+                f"({', '.join('data.' + f for f in zoo.MACHINE_PATH_FIELDS)})"
+            )
+        if not isinstance(value, (str, os.PathLike)):
+            raise ConfigError(f"--set data.{name} must be a path, got {value!r}")
+    if isinstance(source, SourceWithData):
+        fields = {**dict(source.data), **fields}
+        source = source.source
+    return SourceWithData(source, tuple(sorted((name, os.fspath(value)) for name, value in fields.items())))
+
+
+def split_source(source: Any) -> tuple[Any, dict]:
+    """(the plain source, {field: value} data locations to set) of a `load` argument."""
+    if isinstance(source, SourceWithData):
+        return source.source, dict(source.data)
+    return source, {}
+
+
+def apply_data(cfg: Any, data: Mapping[str, str]) -> Any:
+    """`cfg` with its data config's fields replaced by `data` (see `with_data`)."""
+    return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, **data)) if data else cfg
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -193,16 +262,23 @@ class FaceEditModel:
         array = np.asarray(images)
         if array.dtype != np.uint8:
             raise DataError(f"{what} must be uint8 (0-255), got {array.dtype}")
+        shape = array.shape
         if channels == 1 and array.ndim == 2:
             array = array[..., None]
+        if channels == 3 and (array.ndim == 2 or array.ndim in (3, 4) and shape[-1] in (1, 4)):
+            if array.ndim > 2 and shape[-1] == 4:
+                kind = "an RGBA image: drop its alpha channel (image[..., :3])"
+            else:
+                gray = "image[..., None]" if array.ndim == 2 else "image"
+                kind = f"a single-channel (grayscale) image: convert it to RGB (np.repeat({gray}, 3, axis=-1))"
+            raise DataError(f"{what} must be RGB uint8 [N, H, W, 3] or [H, W, 3]; got shape {shape}, {kind}")
         single = array.ndim == 3
         if single:
             array = array[None]
-        if array.ndim != 4 or array.shape[-1] != channels or min(array.shape[1:3]) < 1:
-            raise DataError(
-                f"{what} must be uint8 [N, H, W, {channels}] or [H, W, {channels}], got shape "
-                f"{np.asarray(images).shape}"
-            )
+        if array.ndim != 4 or array.shape[-1] != channels:
+            raise DataError(f"{what} must be uint8 [N, H, W, {channels}] or [H, W, {channels}], got shape {shape}")
+        if min(array.shape[1:3]) < 1:
+            raise DataError(f"{what} must be at least 1 x 1 pixel, got shape {shape} (no pixel to edit)")
         return array, single
 
     def predict_attributes(self, images: np.ndarray) -> np.ndarray:
@@ -213,6 +289,8 @@ class FaceEditModel:
                 f"({', '.join(self.attribute_names)})"
             )
         array, single = self._images(images)
+        if not len(array):  # an empty batch: nothing to run (a network, or a signature, refuses 0 rows)
+            return np.zeros((0, len(self.attribute_names)), np.float32)
         predicted = self._backend.predict(array)
         return predicted[0] if single else predicted
 
@@ -228,7 +306,7 @@ class FaceEditModel:
                     f"this model's attributes: {', '.join(self.attribute_names)}"
                 )
             missing = [name for name in self.attribute_names if name not in attributes]
-            if missing and self.can_predict_attributes:
+            if missing and self.can_predict_attributes and n:
                 values = np.array(self._backend.predict(array), dtype=np.float32)
             else:
                 if missing:
@@ -259,12 +337,47 @@ class FaceEditModel:
         check_attribute_values(values, self.attribute_names, self.attribute_range, self.method, flag)
 
     # -- inference ----------------------------------------------------------------------------------------------
-    def edit(self, images: np.ndarray, attributes: np.ndarray | Mapping[str, float]) -> dict[str, np.ndarray]:
-        """Edits uint8 faces to the target `attributes`. Returns {"image": uint8 like `images`, extras float32}."""
+    def _empty_result(self, array, mask=None):
+        """The outputs of an empty batch: each of the model's outputs with 0 rows (their names, shapes and dtypes
+        from one blank S x S image; the images at the input's H x W)."""
+        size, k = self.image_size, len(self.attribute_names)
+        low = self.attribute_range[0] if self.attribute_range else 0.0
+        high = self.attribute_range[1] if self.attribute_range else 0.0
+        blank = np.zeros((1, size, size, 3), np.uint8)
+        values = np.full((1, k), min(max(0.0, low), high) if self.attribute_range else 0.0, np.float32)
+        probe = self._backend.run(blank, values, None if mask is None else np.zeros((1, size, size, 1), np.uint8))
+        out = {key: value[:0] for key, value in probe.items()}
+        for key, value in out.items():
+            if value.dtype == np.uint8:
+                out[key] = np.zeros((0, *array.shape[1:]), np.uint8)
+        return out
+
+    def edit(
+        self, images: np.ndarray, attributes: np.ndarray | Mapping[str, float], keep_detail: bool = True
+    ) -> dict[str, np.ndarray]:
+        """Edits uint8 faces to the target `attributes`. Returns {"image": uint8 like `images`, extras float32}.
+
+        keep_detail: for an image of another size than S x S, add only the edit's change back onto the
+          full-resolution image (`tf_faceedit.data.align.paste_back_resized`: the paste-back of `python -m
+          tf_faceedit.edit`), so an identity edit returns it exactly; False: the whole image resampled from the
+          model's S x S output. An empty batch gives empty outputs.
+        """
         if self.task != "edit":
             raise ConfigError(f"method {self.method!r} is a {self.task!r} model: use .{self.task}()")
         array, single = self._images(images)
-        out = self._backend.run(array, self.attributes_array(attributes, array))
+        values = self.attributes_array(attributes, array)
+        size = self.image_size
+        if not len(array):
+            out = self._empty_result(array)
+        elif keep_detail and array.shape[1:3] != (size, size):
+            from tf_faceedit.data import align
+            from tf_faceedit.serving import processing
+
+            seen = processing.resize_images(array, size).numpy().astype(np.uint8)  # what the network sees
+            out = self._backend.run(seen, values)  # an S x S input is not resized again: the same network input
+            out["image"] = align.paste_back_resized(array, seen, out["image"])
+        else:
+            out = self._backend.run(array, values)
         return {key: value[0] for key, value in out.items()} if single else out
 
     def complete(
@@ -278,7 +391,10 @@ class FaceEditModel:
         mask, _ = self._images(masks, "masks", channels=1)
         if mask.shape[:3] != array.shape[:3]:
             raise DataError(f"masks must match the images' N, H, W {array.shape[:3]}, got {mask.shape[:3]}")
-        out = self._backend.run(array, self.attributes_array(attributes, array), mask)
+        values = self.attributes_array(attributes, array)
+        if not len(array):
+            return self._empty_result(array, mask)
+        out = self._backend.run(array, values, mask)
         return {key: value[0] for key, value in out.items()} if single else out
 
 
@@ -289,7 +405,8 @@ def load(
     name (`tf_faceedit.pretrained`: `python -m tf_faceedit.pretrained` lists them).
 
     Args:
-      path: model_dir, export dir or zoo name (a run or export folder of that name wins).
+      path: model_dir, export dir or zoo name (a run or export folder of that name wins); `with_data(path, ...)`
+        sets where its data is on this machine (a run or a zoo name).
       checkpoint: for a model_dir, a `ckpt-XXXXXXXX` folder (default: the newest intact one; a damaged newer one
         is skipped with a warning naming it and why; none intact: TrainingError).
       precision: "float32" (default) or "bfloat16": the networks' convolutions and matmuls in bfloat16 (Keras'
@@ -310,6 +427,7 @@ def load(
 
     run_dir.check_inference_precision(precision)
     engine = _check_engine(engine, precision)
+    path, data = split_source(path)
     entry = pretrained.resolve(path)  # a zoo name -> its entry (unknown name: ConfigError listing them); else None
     if entry is not None:
         if entry.task not in ("edit", "complete"):
@@ -319,6 +437,7 @@ def load(
             )
         # the files are checked against their sha256
         trainer, cfg, info = pretrained.restore_trainer(entry, checkpoint, precision)
+        cfg = apply_data(cfg, data)
         info = {**info, "precision": precision}
         return FaceEditModel(_TrainerBackend(trainer, cfg, engine), cfg, info)
     path = Path(path)
@@ -330,6 +449,8 @@ def load(
             raise ConfigError(f"precision= applies to a model_dir or a zoo name; {path} is an export")
         if engine == "tflite":
             raise ConfigError(f"engine='tflite' applies to a model_dir or a zoo name; {path} is an export")
+        if data:
+            raise ConfigError(f"data locations (--set data.*) apply to a model_dir or a zoo name; {path} is an export")
         return FaceEditModel(_SavedModelBackend(path), None, {"export_dir": str(path)})
     if kind == "run":
         trainer, cfg, info = run_dir.restore_trainer(path, checkpoint, precision)
@@ -338,6 +459,7 @@ def load(
                 f"{path} holds a {cfg.method!r} model (task {trainer.task!r}); load() serves the "
                 "edit and complete tasks"
             )
+        cfg = apply_data(cfg, data)
         info = {**info, "precision": precision}
         return FaceEditModel(_TrainerBackend(trainer, cfg, engine), cfg, info)
     raise ConfigError(

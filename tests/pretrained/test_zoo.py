@@ -233,6 +233,13 @@ def test_load_by_name_edits_and_matches_the_run(zoo_env):
             assert np.abs(ref[key].astype(int) - got[key].astype(int)).max() <= limit, (name, key)
 
 
+def test_degenerate_batches_on_a_zoo_name(zoo_env):
+    from tests.test_api import check_degenerate_batches
+
+    for name in TINY:
+        check_degenerate_batches(tf_faceedit.load(name))
+
+
 def test_an_entry_folder_loads_by_path(tiny):
     model = tf_faceedit.load(tiny.root / "tiny-sagan")
     assert model.info["zoo"] == "tiny-sagan"
@@ -293,6 +300,98 @@ def test_a_local_run_folder_of_the_same_name_wins(zoo_env, tmp_path, monkeypatch
     shutil.copytree(zoo_env.runs["tiny-pggan"], tmp_path / "tiny-sagan")
     monkeypatch.chdir(tmp_path)
     assert tf_faceedit.load("tiny-sagan").method == "pggan_completion"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# No path of the training machine in a released entry (issue 34)
+
+
+def absolute_paths(value, where="config"):
+    """The string values of a nested config dict that are absolute paths (POSIX, Windows or ~): [(where, value)]."""
+    if isinstance(value, dict):
+        return [found for key, item in value.items() for found in absolute_paths(item, f"{where}.{key}")]
+    if isinstance(value, list):
+        return [found for item in value for found in absolute_paths(item, where)]
+    if isinstance(value, str) and (value.startswith(("/", "~", "\\")) or (len(value) > 2 and value[1:3] == ":\\")):
+        return [(where, value)]
+    return []
+
+
+def config_of(entry):
+    from tf_faceedit.config import load_run_config
+
+    return load_run_config(entry.directory / "config.yaml")
+
+
+def test_add_keeps_the_machine_paths_as_provenance_only(tiny, synthetic_celeba):
+    for entry in zoo.entries(tiny.root):
+        saved = config_of(entry)
+        assert absolute_paths(saved) == [] and zoo.machine_paths(saved) == {}, entry.name
+        assert entry.data["provenance"]["data.data_dir"] == str(synthetic_celeba)  # where it was trained
+        model = tf_faceedit.load(entry.directory)
+        assert (model.config.data.data_dir, model.config.data.partition_file) == ("", "")
+
+
+def make_old_style_entry(root, name="tiny-sagan"):
+    """Rewrites an entry's config.yaml as `add` wrote it before issue 34 (the training machine's data_dir and
+    partition file, which this machine does not have), its manifest record updated to match."""
+    path = root / name / "config.yaml"
+    text = path.read_text()
+    text = text.replace("data_dir: ''", "data_dir: /nonexistent/train-machine/celeba")
+    text = text.replace("partition_file: ''", "partition_file: /nonexistent/train-machine/split9k.txt")
+    assert "/nonexistent/train-machine/split9k.txt" in text
+    path.write_text(text)
+    manifest = json.loads((root / "manifest.json").read_text())
+    for record in manifest["entries"]:
+        if record["name"] == name:
+            record["files"][f"{name}/config.yaml"] = zoo.file_record(path)
+            record.pop("provenance", None)
+    (root / "manifest.json").write_text(json.dumps(manifest, indent=2))
+
+
+def test_a_zoo_model_reads_the_users_data_dir_not_the_training_machines(zoo_copy, synthetic_celeba, tmp_path):
+    """`evaluate --model NAME --data_dir MINE` resolves MINE's own partition file, even for an entry whose config
+    still names the training machine's (before the fix: "partition file not found: /nonexistent/...")."""
+    from tf_faceedit import api
+
+    make_old_style_entry(zoo_copy)
+    problems = zoo.verify(zoo_copy)["tiny-sagan"]
+    assert len(problems) == 2 and "keeps data.partition_file: /nonexistent/train-machine/split9k.txt" in problems[1]
+    model = tf_faceedit.load("tiny-sagan")
+    assert (model.config.data.data_dir, model.config.data.partition_file) == ("", "")
+    data_cfg, records = evaluation._records(model, "train", str(synthetic_celeba))  # what evaluate reads
+    assert data_cfg.data_dir == str(synthetic_celeba) and len(records) == 38  # the user's list_eval_partition.txt
+    # the user's own partition file: every image in "test" (absolute, or relative to --data_dir)
+    names = sorted(p.name for p in (Path(synthetic_celeba) / "images").iterdir())
+    split = tmp_path / "my_split.txt"
+    split.write_text("".join(f"{name} 2\n" for name in names))
+    mine = tf_faceedit.load(api.with_data("tiny-sagan", partition_file=str(split)))
+    assert mine.config.data.partition_file == str(split)
+    assert len(evaluation._records(mine, "test", str(synthetic_celeba))[1]) == len(names) == 48
+    with pytest.raises(ConfigError, match="only the data locations"):
+        api.with_data("tiny-sagan", image_size=3)
+
+
+def test_evaluate_cli_on_a_zoo_model_with_data_dir_alone(zoo_copy, synthetic_celeba, tmp_path, monkeypatch, capsys):
+    make_old_style_entry(zoo_copy)
+    monkeypatch.chdir(tmp_path)
+    common = ["--model", "tiny-sagan", "--data_dir", str(synthetic_celeba), "--max_images", "2", "--batch_size", "2"]
+    assert evaluate.main([*common, "--split", "train", "--quiet"]) == 0, capsys.readouterr().err
+    report = json.loads((tmp_path / "eval" / "tiny-sagan" / "train" / "metrics.json").read_text())
+    assert report["data_dir"] == str(synthetic_celeba)
+    split = tmp_path / "my_split.txt"
+    split.write_text("".join(f"{p.name} 2\n" for p in sorted((Path(synthetic_celeba) / "images").iterdir())))
+    assert evaluate.main([*common, "--split", "test", "--set", f"data.partition_file={split}", "--quiet"]) == 0
+    assert json.loads((tmp_path / "eval" / "tiny-sagan" / "test" / "metrics.json").read_text())["model_dir"] == (
+        "tiny-sagan"
+    )
+    capsys.readouterr()
+    missing = tmp_path / "nope.txt"
+    assert evaluate.main([*common, "--set", f"data.partition_file={missing}", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"partition file not found: {missing}" in err  # the user's file, named
+    assert evaluate.main([*common, "--set", "data.data_dir=x", "--quiet"]) == 2
+    assert "the dataset folder is --data_dir" in capsys.readouterr().err
 
 
 def test_cli_lists_one_name_per_line(tiny):
@@ -574,6 +673,16 @@ def test_packaged_manifest_is_well_formed():
     manifest = json.loads((PACKAGED / "manifest.json").read_text())
     assert zoo.total_bytes(manifest) <= zoo.MAX_TOTAL_BYTES
     assert [e["name"] for e in manifest["entries"]] == sorted(e["name"] for e in manifest["entries"])
+
+
+@pytest.mark.parametrize("entry", packaged_entries(tasks=zoo.TASKS))
+def test_packaged_entry_names_no_path_of_the_training_machine(entry):
+    """A released config.yaml keeps what describes the model; where it was trained is the manifest's provenance."""
+    saved = config_of(entry)
+    assert absolute_paths(saved) == [], absolute_paths(saved)
+    assert zoo.machine_paths(saved) == {}
+    assert saved["data"]["attributes"] == entry.attributes and saved["data"]["image_size"] == entry.image_size
+    assert entry.data["provenance"]["data.partition_file"]  # the training split stays on record
 
 
 @pytest.mark.parametrize("entry", packaged_entries())

@@ -55,8 +55,8 @@ def test_load_traces_once_and_matches_eager(run, engine):
         image, attributes, mask = inputs(model.task, k, batch, height, width, seed=i)
         if model.task == "complete":
             out = model.complete(image, mask, attributes)
-        else:
-            out = model.edit(image, attributes)
+        else:  # the serving computation (keep_detail pastes back its S x S output: tests/test_api.py)
+            out = model.edit(image, attributes, keep_detail=False)
         eager = processing.run_inference(model.trainer.infer, model.task, image, attributes, model.image_size, k, mask)
         assert_close(out, eager, atol=1e-5 if engine == "tensorflow" else 1e-4)
         assert out["image" if model.task == "edit" else "completed"].shape[1:3] == (height, width)
@@ -90,7 +90,10 @@ def test_load_auto_engine_chooses_per_batch_size_and_matches_eager(run):
     assert compiled.engine == "auto"
     for batch in (1, 2, processing.AUTO_MAX_BATCH + 1, 1):
         image, attributes, mask = inputs(model.task, k, batch, 20, 18, seed=batch)
-        out = model.complete(image, mask, attributes) if model.task == "complete" else model.edit(image, attributes)
+        if model.task == "complete":
+            out = model.complete(image, mask, attributes)
+        else:
+            out = model.edit(image, attributes, keep_detail=False)
         eager = processing.run_inference(model.trainer.infer, model.task, image, attributes, model.image_size, k, mask)
         assert_close(out, eager, atol=1e-4)
     assert compiled.engine_for(processing.AUTO_MAX_BATCH + 1) == "tensorflow"

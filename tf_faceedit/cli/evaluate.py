@@ -3,9 +3,13 @@
     python -m tf_faceedit.evaluate --model_dir=RUN --data_dir=DIR --split=test --classifier=CLS_RUN \
         [--inception_weights=inception_v3_notop.h5] [--max_images=500] [--min_classifier_accuracy=0.8]
     python -m tf_faceedit.evaluate --model sagan-eyeglasses-64 --data_dir=DIR ...     # a zoo model
+    python -m tf_faceedit.evaluate --model NAME --data_dir=DIR --set data.partition_file=MY_SPLIT.txt ...
 
 Writes RUN/eval/<split>/metrics.json, metrics.md and figures/*.png (see `tf_faceedit.eval.evaluation` for what is
 measured).
+A zoo model reads --data_dir's own files (list_eval_partition.txt when there is one; --set data.partition_file=FILE
+for another split file, relative to --data_dir or absolute): its config names no file of the machine it was trained
+on. A run folder reads its own config's locations unless --data_dir / --set replace them.
 CLS_RUN is a run of `python -m tf_faceedit.train --method=classifier` or a zoo judge (classifier-celeba-64, the
 judge of docs/BENCHMARK.md); without it, edit success is not scored and FID/KID need --inception_weights.
 The CLI only parses: `tf_faceedit.eval.evaluation.evaluate` does the work.
@@ -29,6 +33,15 @@ def parse_args(argv=None):
     parser.add_argument("--data_dir", help="dataset folder (default: the run's data.data_dir)")
     parser.add_argument("--split", default="test", choices=["train", "val", "test", "all"])
     parser.add_argument(
+        "--set",
+        dest="data_locations",
+        action="append",
+        default=[],
+        metavar="data.FIELD=PATH",
+        help="where the data is on this machine: data.partition_file, data.image_dir or data.attr_file (relative to "
+        "--data_dir, or absolute); repeatable",
+    )
+    parser.add_argument(
         "--classifier",
         help="the judge of edit success: a --method=classifier run folder, or a zoo judge name "
         "(classifier-celeba-64: the judge of docs/BENCHMARK.md)",
@@ -45,12 +58,32 @@ def parse_args(argv=None):
     parser.add_argument("--seed", type=int, default=0, help="seed of the completion masks and KID subsets")
     parser.add_argument(
         "--mask_kind",
-        choices=["noise", "rect", "mixed"],
-        help="completion: hole kind of the evaluation masks (default: the run's data.mask.kind)",
+        choices=["noise", "rect", "mixed", "parts", "noise+parts"],
+        help="completion: hole kind of the run-mask table (default: the run's data.mask.kind); the noise and "
+        "face-part box tables are always measured",
     )
     parser.add_argument("--out_dir", help="report folder (default RUN/eval/<split>; a zoo model: eval/NAME/<split>)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar, warnings only")
     return parser.parse_args(argv)
+
+
+def parse_data_locations(assignments):
+    """["data.partition_file=split.txt"] -> {"partition_file": "split.txt"}; ConfigError naming a malformed one or a
+    field that is not a data location (data.data_dir: use --data_dir)."""
+    from tf_faceedit.errors import ConfigError
+
+    allowed = ("partition_file", "image_dir", "attr_file")
+    values = {}
+    for assignment in assignments:
+        key, sep, value = assignment.partition("=")
+        field = key.strip().removeprefix("data.")
+        if not sep or not key.strip().startswith("data.") or field not in allowed or not value.strip():
+            hint = " (the dataset folder is --data_dir)" if field == "data_dir" else ""
+            raise ConfigError(
+                f"--set expects data.FIELD=PATH with FIELD one of {', '.join(allowed)}{hint}, got {assignment!r}"
+            )
+        values[field] = value.strip()
+    return values
 
 
 def main(argv=None):
@@ -64,10 +97,13 @@ def main(argv=None):
             raise ConfigError(f"--batch_size must be >= 1, got {args.batch_size}")
         if args.max_images is not None and args.max_images < 1:
             raise ConfigError(f"--max_images must be >= 1, got {args.max_images}")
-        from tf_faceedit import pretrained
+        from tf_faceedit import api, pretrained
 
         model, out_dir = args.model or args.model_dir, args.out_dir
         entry = pretrained.resolve(model)
+        locations = parse_data_locations(args.data_locations)
+        if locations:
+            model = api.with_data(model, **locations)
         if entry is not None and not args.data_dir:
             raise ConfigError(f"--model {entry.name} is a zoo model: give --data_dir (a CelebA-format folder)")
         if entry is not None and out_dir is None:  # not into the installed package

@@ -33,7 +33,10 @@ user-supplied .onnx file and takes the eyes from its landmarks. Haar and YuNet f
 
 Paste-back. `paste_back` warps the edited face back with the inverse transform and blends it with a mask that is 1
 inside the face square and falls smoothly to exactly 0 at its border (`feather`): pixels outside the square are
-returned bit-for-bit unchanged.
+returned bit-for-bit unchanged. With `original_face` (the default of every caller: `edit_photo(keep_detail=True)`
+for photos, `paste_back_resized` for `tf_faceedit.load(...).edit` of whole images) only the change the edit made
+is warped back and added, so detail the model cannot draw at its size survives and an identity edit returns the
+photo exactly. This is the one paste-back rule of the package.
 """
 
 import dataclasses
@@ -344,6 +347,8 @@ def paste_back(photo, edited_face, transform, feather=0.1, original_face=None):
       edited_face: RGB uint8 [S, S, 3], the edited aligned face.
       transform: 2x3 photo -> face transform from `align_face`.
       feather: width of the blend ramp at the border of the face square, as a fraction of S (0: a hard edge).
+        None: no blend mask, every pixel of the photo takes the edit (the face square is the whole photo, as for an
+        image resized whole to S x S: `whole_image_transform`, `paste_back_resized`).
       original_face: optional, the aligned face before editing. Then only the change `edited - original` is warped back
         and added, so the photo keeps its full-resolution detail wherever the edit changed nothing (an identity edit
         returns the photo exactly). Without it the face square is replaced by the upsampled edit (an identity edit
@@ -360,14 +365,17 @@ def paste_back(photo, edited_face, transform, feather=0.1, original_face=None):
     height, width = photo.shape[:2]
     transform = np.asarray(transform, np.float64)
     flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
-    mask = cv2.warpAffine(
-        feather_mask(size, feather),
-        transform,
-        (width, height),
-        flags=flags,
-        borderMode=cv2.BORDER_CONSTANT,
-        borderValue=0.0,
-    )
+    if feather is None:
+        mask = np.ones((height, width), np.float32)
+    else:
+        mask = cv2.warpAffine(
+            feather_mask(size, feather),
+            transform,
+            (width, height),
+            flags=flags,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=0.0,
+        )
     rows, cols = np.nonzero(mask > 0)
     out = photo.copy()
     if rows.size == 0:
@@ -394,6 +402,39 @@ def paste_back(photo, edited_face, transform, feather=0.1, original_face=None):
     blended = np.where(weight > 0, blended, region)  # keep zero-weight pixels bit-exact
     out[y0:y1, x0:x1] = np.clip(np.round(blended), 0, 255).astype(np.uint8)
     return out
+
+
+def whole_image_transform(height, width, size):
+    """The photo -> face transform of an image resized whole (stretched) to size x size, with the pixel-centre
+    convention of `tf.image.resize` and `cv2.resize`: photo pixel x sits at (x + 0.5) * size / width - 0.5."""
+    sx, sy = size / float(width), size / float(height)
+    return np.array([[sx, 0.0, 0.5 * sx - 0.5], [0.0, sy, 0.5 * sy - 0.5]], np.float64)
+
+
+def paste_back_resized(images, original, edited):
+    """`paste_back` for images the model saw whole (resized to S x S): each image plus the change the edit made,
+    `edited - original` at S x S, warped back to its size (bilinear). What `tf_faceedit.load(...).edit` returns by
+    default for an image of another size than S; the same rule as `edit_photo(keep_detail=True)`.
+
+    Args:
+      images: uint8 [N, H, W, 3], the full-resolution inputs.
+      original: uint8 [N, S, S, 3], the inputs as the model saw them (`processing.resize_images`).
+      edited: uint8 [N, S, S, 3], the model's output for them.
+    Returns:
+      uint8 [N, H, W, 3]: `images` exactly where the edit changed nothing (an identity edit returns them exactly).
+    """
+    images, original, edited = np.asarray(images), np.asarray(original), np.asarray(edited)
+    if images.ndim != 4 or original.shape != edited.shape or len(original) != len(images):
+        raise ValueError(
+            f"images [N, H, W, 3] and original, edited [N, S, S, 3] must agree, got {images.shape}, "
+            f"{original.shape}, {edited.shape}"
+        )
+    transform = whole_image_transform(images.shape[1], images.shape[2], original.shape[1])
+    out = [
+        paste_back(image, face, transform, None, original_face=before)
+        for image, face, before in zip(images, edited, original)
+    ]
+    return np.stack(out) if out else images.copy()
 
 
 # ----------------------------------------------------------------------------------------------------- detection

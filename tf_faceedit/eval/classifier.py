@@ -142,13 +142,16 @@ def load_classifier(run_dir, checkpoint=None, batch_size=64):
     Returns a `LoadedClassifier` with `.predict(images) -> probs [N, K]`, `.features(images) -> [N, F]`,
     `.attribute_names` and `.image_size`. Raises ConfigError when run_dir is not a trained classifier run.
     """
+    from tf_faceedit import api
     from tf_faceedit.training import run_dir as run_folder
 
+    run_dir, data = api.split_source(run_dir)  # `api.with_data`: the data locations of this machine
     entry = zoo_judge(run_dir)
     if entry is not None:
         from tf_faceedit import pretrained
 
         trainer, cfg, info = pretrained.restore_trainer(entry, checkpoint)
+        cfg = api.apply_data(cfg, data)
         return LoadedClassifier(
             trainer.networks["classifier"], cfg, checkpoint=entry.directory, step=info["step"], batch_size=batch_size
         )
@@ -159,6 +162,7 @@ def load_classifier(run_dir, checkpoint=None, batch_size=64):
     if checkpoint is not None and not (Path(checkpoint) / "classifier.weights.h5").is_file():
         raise ConfigError(f"checkpoint {checkpoint} has no classifier.weights.h5 (--classifier_dir)")
     trainer, cfg, info = run_folder.restore_trainer(run_dir, checkpoint)  # the one restore path (validated)
+    cfg = api.apply_data(cfg, data)
     return LoadedClassifier(
         trainer.networks["classifier"],
         cfg,

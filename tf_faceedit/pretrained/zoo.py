@@ -8,7 +8,9 @@ Layout of the zoo root (default: this package folder; `TF_FACEEDIT_ZOO=DIR` or a
   manifest.json            {"format": 1, "max_total_bytes": int, "entries": [entry, ...]}, entries sorted by name
   <name>.md                the entry's model card (method, attributes, data, split, steps, wall time, metrics,
                            CelebA's terms; `CARD_TEMPLATE.md`)
-  <name>/config.yaml       the run's resolved config (what builds the networks: method, model, data, phases)
+  <name>/config.yaml       the run's resolved config (what builds the networks: method, model, data, phases), without
+                           the training machine's file locations (`MACHINE_PATH_FIELDS` at their defaults: the
+                           user's own `--data_dir` is what evaluate reads; see `strip_machine_paths`)
   <name>/<network>.weights.h5   Keras weights of each INFERENCE network only (`INFERENCE_NETWORKS`: e.g. SaGAN's
                            generator and critic (it predicts the attributes not given), never an optimizer state)
   <name>/classifier_accuracy.json   a judge (method classifier, task "classify") only: its run's balanced
@@ -17,8 +19,10 @@ Layout of the zoo root (default: this package folder; `TF_FACEEDIT_ZOO=DIR` or a
                            the edit and complete tasks)
 An entry: name, description, method, task, attributes, image_size, dtype ("float16": the float32 weights stored
 as float16 and cast back to float32 on load; "float32": as trained), step, card, networks, files ({relative path:
-{"sha256", "size"}} of the config, the weights and the card), source (the run and checkpoint it came from) and
-precision (what float16 storage changes in the outputs on a fixed batch: `compare_outputs`).
+{"sha256", "size"}} of the config, the weights and the card), source (the run and checkpoint it came from),
+provenance ({"data.data_dir": ..., "data.partition_file": ...}: where its training data lay on the training machine,
+a record only: nothing loads from it) and precision (what float16 storage changes in the outputs on a fixed batch:
+`compare_outputs`).
 
 Every file `load` reads is checked against the manifest first: a missing file, a wrong size or a SHA-256 mismatch
 is one `DataError` line naming the file. The zoo's files together must stay under `MAX_TOTAL_BYTES` (40 MB, the
@@ -64,6 +68,10 @@ INFERENCE_NETWORKS = {
     "attentiongan": ("generator_ab", "generator_ba"),
     "classifier": ("classifier",),
 }
+# The data config's fields that locate files on the training machine. A released entry's config.yaml keeps them at
+# their defaults (its manifest record keeps the original values under "provenance"), so that `evaluate --model NAME
+# --data_dir DIR` reads DIR's own partition file and never looks for a path the user never had.
+MACHINE_PATH_FIELDS = ("data_dir", "image_dir", "attr_file", "partition_file")
 TASKS = ("edit", "complete", "classify")  # what an entry can serve; "classify": an evaluation judge
 JUDGE_ACCURACY_FILE = "classifier_accuracy.json"  # a judge's val report: the run's eval/ file of that name
 
@@ -225,6 +233,44 @@ def resolve(source, root=None):
     return get(text, root)
 
 
+def strip_machine_paths(cfg):
+    """`cfg` with its data config's `MACHINE_PATH_FIELDS` at their defaults (what a released entry stores and loads).
+
+    Returns:
+      (config, provenance): provenance {"data.<field>": value} of the fields that were set (empty when none was).
+    """
+    defaults = {field.name: field for field in dataclasses.fields(cfg.data)}
+    provenance, cleared = {}, {}
+    for name in MACHINE_PATH_FIELDS:
+        field = defaults.get(name)
+        if field is None:
+            continue
+        default = field.default if field.default is not dataclasses.MISSING else ""
+        value = getattr(cfg.data, name)
+        if value != default:
+            provenance[f"data.{name}"] = str(value)
+            cleared[name] = default
+    if not cleared:
+        return cfg, provenance
+    return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, **cleared)), provenance
+
+
+def validate_released(cfg):
+    """Validates a released config (`ExperimentConfig.validate`), whose data_dir is empty by design: the user's own
+    folder is given where data is read (`evaluate --data_dir`). Returns the validated config, data_dir still empty."""
+    field = "data_dir"
+    if getattr(cfg.data, field):
+        return cfg.validate()
+    checked = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, **{field: "<data_dir>"})).validate()
+    return dataclasses.replace(checked, data=dataclasses.replace(checked.data, **{field: ""}))
+
+
+def machine_paths(config_dict):
+    """The `MACHINE_PATH_FIELDS` a config dict (a config.yaml) sets: {"data.<field>": value} (empty: none)."""
+    data = (config_dict or {}).get("data") or {}
+    return {f"data.{name}": str(data[name]) for name in MACHINE_PATH_FIELDS if data.get(name)}
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Files
 
@@ -340,7 +386,9 @@ def restore_trainer(entry, checkpoint=None, precision="float32"):
 
     config_path = entry.directory / CONFIG_FILE
     saved = config_lib.load_run_config(config_path)
-    cfg = registry.get(saved.get("method", "")).config_class().merge_dict(saved, source=str(config_path)).validate()
+    cfg = registry.get(saved.get("method", "")).config_class().merge_dict(saved, source=str(config_path))
+    # an entry written before `add` stripped them may still name the training machine's files: never follow them
+    cfg = validate_released(strip_machine_paths(cfg)[0])
     got = {"method": cfg.method, "attributes": list(cfg.data.attributes), "image_size": int(cfg.data.image_size)}
     want = {"method": entry.method, "attributes": entry.attributes, "image_size": entry.image_size}
     for key in got:
@@ -544,6 +592,9 @@ def add(
     """Writes a zoo entry from a training run: config.yaml, the inference networks' weights (as `dtype`) and the
     model card, then the manifest record with each file's sha256 and size.
 
+    The config is stored without the training machine's file locations (`strip_machine_paths`); their values go to
+    the record's "provenance".
+
     Checks: the name's form; the card (`check_card`); the zoo's size budget (`MAX_TOTAL_BYTES`); that the entry,
     loaded back in float32, reproduces the run's outputs on a fixed batch within 1 level (else the method's
     `INFERENCE_NETWORKS` miss a network). Records in `precision` what float16 storage changes on that batch.
@@ -582,7 +633,8 @@ def add(
     staged = tmp_root / name
     staged.mkdir(parents=True)
     try:
-        cfg.to_yaml(staged / CONFIG_FILE)
+        released, provenance = strip_machine_paths(cfg)
+        released.to_yaml(staged / CONFIG_FILE)
         for net in networks:
             trainer.networks[net].save_weights(str(staged / f"{net}.weights.h5"))
         shutil.copyfile(card, tmp_root / f"{name}.md")
@@ -643,6 +695,7 @@ def add(
             "batch": f"{len(batch['image'])} synthetic faces (seed {seed}), seeded targets",
         }
         record["source"] = {"model_dir": str(Path(model_dir).resolve()), "checkpoint": Path(info["checkpoint"]).name}
+        record["provenance"] = provenance
         record["files"] = staged_entry().files
         record["description"] = description or (
             f"{cfg.method}: {', '.join(cfg.data.attributes)} at "
@@ -774,6 +827,13 @@ def verify(root=None, only=None, load=False):
                 problems.append(f"card {entry.data['card']} is not in its files")
             problems.extend(f"{rel} is not in its files" for rel in entry.extra_files() if rel not in entry.files)
             check_card(entry.card, flag="card")
+            from tf_faceedit import config as config_lib
+
+            for key, value in machine_paths(config_lib.load_run_config(entry.directory / CONFIG_FILE)).items():
+                problems.append(
+                    f"{entry.name}/{CONFIG_FILE} keeps {key}: {value} (a path of the training machine; "
+                    "re-add the entry, or empty it and move it to the manifest's provenance)"
+                )
             if load:
                 problems.extend(check_model(entry))
         except (ConfigError, DataError) as err:

@@ -43,12 +43,17 @@ COMPLETE_OUTPUTS = ("completed", "raw")
 to_uint8 = images_lib.to_uint8_tf  # [-1, 1] float images -> uint8: clip(round((x + 1) * 127.5), 0, 255)
 
 
-def preprocess_images(images: Tensor, size: int) -> tf.Tensor:
-    """uint8 [N, H, W, 3] -> float32 [N, S, S, 3] in [-1, 1] (the training pipeline's resize and rounding)."""
+def resize_images(images: Tensor, size: int) -> tf.Tensor:
+    """uint8 [N, H, W, 3] -> float32 [N, S, S, 3] of whole levels in [0, 255]: the image as the model sees it (the
+    training pipeline's bilinear antialiased resize, rounded). An S x S image comes back unchanged."""
     images = tf.convert_to_tensor(images)
     resized = tf.image.resize(tf.cast(images, tf.float32), [size, size], method="bilinear", antialias=True)
-    resized = tf.clip_by_value(tf.round(resized), 0.0, 255.0)
-    return images_lib.to_float_tf(resized)
+    return tf.clip_by_value(tf.round(resized), 0.0, 255.0)
+
+
+def preprocess_images(images: Tensor, size: int) -> tf.Tensor:
+    """uint8 [N, H, W, 3] -> float32 [N, S, S, 3] in [-1, 1] (the training pipeline's resize and rounding)."""
+    return images_lib.to_float_tf(resize_images(images, size))
 
 
 def preprocess_masks(masks: Tensor, size: int) -> tf.Tensor:
