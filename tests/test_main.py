@@ -9,7 +9,7 @@ from tf_faceedit import __main__ as cli
 
 
 def test_every_command_is_a_module_with_main():
-    assert set(cli.COMMANDS) == {"train", "evaluate", "edit", "export", "demo", "augment"}
+    assert set(cli.COMMANDS) == {"train", "evaluate", "edit", "export", "demo", "augment", "loss-balance"}
     for module, _ in cli.COMMANDS.values():
         assert callable(importlib.import_module(module).main)
 

@@ -19,6 +19,7 @@ COMMANDS = {
     "export": ("tf_faceedit.cli.export", "write a SavedModel for TF Serving"),
     "demo": ("tf_faceedit.cli.demo", "the web demo (needs the [demo] extra)"),
     "augment": ("tf_faceedit.cli.augment", "grow a dataset with edited copies of its faces"),
+    "loss-balance": ("tf_faceedit.cli.loss_balance", "each generator loss term's weight in value and gradient"),
 }
 
 

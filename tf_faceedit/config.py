@@ -53,7 +53,9 @@ class MaskConfig:
     """Random masks generated inside the input pipeline (1 = hole).
 
     kind: "none" (no mask in the batch), "noise" (rectangle filled with thresholded upsampled uniform noise,
-      Chen & Zhong 2018), "rect" (filled rectangle) or "mixed" (noise or rect, each with probability 1/2).
+      Chen & Zhong 2018), "rect" (filled rectangle), "mixed" (noise or rect, each with probability 1/2), "parts" (a
+      solid box over the eyes, nose or mouth of an aligned face, sides in [part_min_ratio, part_max_ratio] * side)
+      or "noise+parts" (noise or parts, each with probability 1/2).
     min_ratio, max_ratio: the rectangle's height and width are each drawn in [min_ratio, max_ratio] * image side.
     noise_resolution: side of the low-resolution uniform noise that is upsampled bilinearly to the rectangle.
     threshold: noise values above it become hole pixels.
@@ -64,9 +66,13 @@ class MaskConfig:
     max_ratio: float = 0.5
     noise_resolution: int = 4
     threshold: float = 0.5
+    part_min_ratio: float = 0.30
+    part_max_ratio: float = 0.45
 
     def validate(self, prefix="data.mask"):
-        check_choice(self.kind, f"{prefix}.kind", ["none", "noise", "rect", "mixed"])
+        check_choice(self.kind, f"{prefix}.kind", ["none", "noise", "rect", "mixed", "parts", "noise+parts"])
+        check_range(self.part_min_ratio, f"{prefix}.part_min_ratio", 0.0, 1.0, low_inclusive=False)
+        check_range(self.part_max_ratio, f"{prefix}.part_max_ratio", self.part_min_ratio, 1.0)
         check_range(self.min_ratio, f"{prefix}.min_ratio", 0.0, 1.0, low_inclusive=False)
         check_range(self.max_ratio, f"{prefix}.max_ratio", self.min_ratio, 1.0)
         check_range(self.noise_resolution, f"{prefix}.noise_resolution", 1)

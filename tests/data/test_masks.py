@@ -145,3 +145,28 @@ def test_numpy_masks_know_the_same_kinds():
     fn = numpy_masks.make_mask_fn(MaskConfig(kind="mixed", min_ratio=0.5, max_ratio=0.5), SIZE)
     full = [fn(rng).sum() == (SIZE // 2) ** 2 for _ in range(40)]
     assert 10 <= sum(full) <= 30
+
+
+@pytest.mark.parametrize("kind", ["parts", "noise+parts"])
+def test_face_part_masks_in_both_pipelines(kind):
+    from tf_faceedit.data import masks as tf_masks
+    from tf_faceedit.data import numpy_masks
+    from tf_faceedit.data.numpy_masks import FACE_PARTS
+
+    cfg = MaskConfig(kind=kind)
+    tf_fn, np_fn = tf_masks.make_mask_fn(cfg, 64), numpy_masks.make_mask_fn(cfg, 64)
+    rng = np.random.default_rng(0)
+    draws = [tf_fn(tf.constant([i, 1])).numpy()[..., 0] for i in range(40)] + [np_fn(rng)[..., 0] for _ in range(40)]
+    solid = 0
+    for mask in draws:
+        rows, cols = np.nonzero(mask)
+        box = mask[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+        if not box.all():
+            assert kind == "noise+parts"  # a noise mask
+            continue
+        solid += 1
+        h, w = box.shape
+        assert 19 <= h <= 28 and 19 <= w <= 28  # sides in [0.30, 0.45] * 64
+        centre = ((rows.min() + rows.max() + 1) / 128, (cols.min() + cols.max() + 1) / 128)
+        assert min(abs(centre[0] - r) + abs(centre[1] - c) for r, c in FACE_PARTS.values()) <= 0.1 + 2 / 64
+    assert solid == len(draws) if kind == "parts" else 10 < solid < 70

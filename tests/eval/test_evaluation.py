@@ -213,6 +213,16 @@ def test_evaluate_completion_against_cv2_baselines(runs, synthetic_celeba, tmp_p
         assert entry["psnr"] > 0 and entry["l1"] >= 0
     assert 0 < report["mean_hole_area"] < 1
     assert (tmp_path / "figures" / "completions.png").is_file()
+    # the noise and face-part box hole sets, each against both cv2 baselines on the same masks
+    assert set(report["holes"]) == {"noise", "eyes", "nose", "mouth", "boxes"}
+    for kind in ("noise", "eyes", "nose", "mouth"):
+        entry = report["holes"][kind]
+        assert 0 < entry["mean_hole_area"] < 1
+        for label in ("model", "cv2.inpaint (telea)", "cv2.inpaint (ns)"):
+            assert entry[label]["psnr"] > 0
+        assert entry["psnr_gain_over_ns"] == pytest.approx(entry["model"]["psnr"] - entry["cv2.inpaint (ns)"]["psnr"])
+    assert (tmp_path / "figures" / "control_holes.png").is_file()
+    assert "| mouth |" in (tmp_path / "metrics.md").read_text()
     # --mask_kind=rect: filled rectangles instead of the run's noise holes, so more of the image is a hole
     rect = evaluation.evaluate(
         runs["pggan_completion"],
@@ -254,6 +264,27 @@ def test_evaluate_completion_scores_attribute_control_with_a_judge(runs, synthet
         assert (tmp_path / "figures" / f"control_{name}.png").is_file()
     assert all(entry["ssim_whole"] is None or 0 < entry["ssim_whole"] <= 1 for entry in report["completion"].values())
     assert "Attribute control" in (tmp_path / "metrics.md").read_text()
+    # structure in the hole: the judge's reading of what each box hides, on the model, cv2 and the real face
+    eyes = report["structure"]["eyes"]["Eyeglasses"]
+    for label in ("model", "cv2.inpaint (ns)", "real face"):
+        assert 0.0 <= eyes[label]["agreement"] <= 1.0
+    assert 0.0 <= eyes["positive_rate"] <= 1.0
+    assert "Structure in the hole" in (tmp_path / "metrics.md").read_text()
+
+
+@pytest.mark.parametrize("part", ["eyes", "nose", "mouth"])
+def test_face_part_boxes_cover_their_part(part):
+    from tf_faceedit.config import MaskConfig
+    from tf_faceedit.data.numpy_masks import FACE_PARTS
+
+    masks = evaluation.hole_masks(part, 50, 64, MaskConfig(), np.random.default_rng(0))
+    row, col = FACE_PARTS[part]
+    for mask in masks[..., 0]:
+        rows, cols = np.nonzero(mask)
+        assert mask[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1].all()  # one solid box
+        assert 0.30 * 64 - 1 <= rows.max() + 1 - rows.min() <= 0.45 * 64 + 1
+        assert abs((rows.min() + rows.max() + 1) / 2 / 64 - row) <= 0.05 + 1 / 64
+        assert abs((cols.min() + cols.max() + 1) / 2 / 64 - col) <= 0.05 + 1 / 64
 
 
 def test_evaluate_a_classifier_run_reports_its_accuracy_without_replacing_the_val_gate(

@@ -48,3 +48,27 @@ def test_boundary_loss_golden():
 def test_bad_kernel(k):
     with pytest.raises(ValueError, match="odd"):
         boundary_weights(_left_half_mask(), k)
+
+
+def test_boundary_weights_of_a_soft_mask_are_those_of_its_support():
+    # a pooled stage mask may be fractional everywhere in a region: no boundary inside it, so no weight there
+    soft = np.full((1, 12, 12, 1), 0.5, "float32")
+    np.testing.assert_array_equal(ops.convert_to_numpy(boundary_weights(soft, kernel_size=3)), 0.0)
+
+
+@pytest.mark.parametrize("factor", [1, 2, 4])  # the stages 64, 32, 16 of a 64x64 binary mask
+def test_boundary_weights_vanish_far_from_a_pooled_binary_mask_edge(factor):
+    mask = np.zeros((1, 64, 64, 1), "float32")
+    mask[:, 13:43, 9:50] = 1.0  # a solid box, not aligned to the pooling grid
+    pooled = ops.convert_to_numpy(ops.average_pool(mask, factor, factor, "valid")) if factor > 1 else mask
+    k = 3
+    w = ops.convert_to_numpy(boundary_weights(pooled, kernel_size=k))[0, :, :, 0]
+    support = pooled[0, :, :, 0] > 0
+    size = support.shape[0]
+    for i in range(size):
+        for j in range(size):
+            window = support[max(i - k // 2, 0) : i + k // 2 + 1, max(j - k // 2, 0) : j + k // 2 + 1]
+            if window.all() or not window.any():  # no edge within k // 2: no weight
+                assert w[i, j] == 0.0, (i, j)
+            else:
+                assert w[i, j] > 0.0, (i, j)

@@ -44,8 +44,9 @@ def test_weights_file_round_trip(tmp_path, random_extractor):
     extractor = vgg16_feature_extractor(str(path))
     x = np.random.RandomState(1).uniform(-1, 1, (1, 8, 8, 3)).astype("float32")
     trunk = keras.Model(vgg.input, vgg.get_layer("block2_conv2").output)
-    expected = trunk(perceptual.CaffePreprocess()(x))
-    np.testing.assert_allclose(ops.convert_to_numpy(extractor(x)), ops.convert_to_numpy(expected), rtol=1e-5)
+    expected = ops.convert_to_numpy(trunk(perceptual.CaffePreprocess()(x))) / 12.75  # SRGAN's feature scale
+    np.testing.assert_allclose(ops.convert_to_numpy(extractor(x)), expected, rtol=1e-5)
+    assert perceptual.FEATURE_SCALE == 12.75
 
 
 def test_bad_weights_paths(tmp_path):

@@ -302,12 +302,13 @@ def test_build_trackers_leaves_the_state_alone():
 @pytest.mark.parametrize(
     "overrides, d_keys, g_keys",
     [
-        ({}, {"d_adv", "d_attr", "d_loss"}, {"g_adv", "g_attr", "g_rec", "g_bdy", "g_loss"}),
+        ({}, {"d_adv", "d_attr", "d_attr_fake", "d_loss"}, {"g_adv", "g_attr", "g_rec", "g_bdy", "g_loss"}),
         (
-            {"loss.adversarial": "wgan", "loss.lambda_feat": 10, "loss.vgg_weights": "random"},
-            {"d_adv", "d_attr", "d_gp", "d_loss"},
-            {"g_adv", "g_attr", "g_rec", "g_bdy", "g_feat", "g_loss"},
+            {"loss.adversarial": "wgan", "loss.lambda_feat": 10, "loss.vgg_weights": "random", "loss.lambda_dfm": 3},
+            {"d_adv", "d_attr", "d_attr_fake", "d_gp", "d_loss"},
+            {"g_adv", "g_attr", "g_rec", "g_bdy", "g_feat", "g_dfm", "g_loss"},
         ),
+        ({"loss.d_attr_fakes": False}, {"d_adv", "d_attr", "d_loss"}, {"g_adv", "g_attr", "g_rec", "g_bdy", "g_loss"}),
     ],
 )
 def test_loss_dicts(overrides, d_keys, g_keys):
@@ -327,6 +328,7 @@ def test_loss_dicts(overrides, d_keys, g_keys):
         + lam.lambda_rec * g["g_rec"]
         + lam.lambda_bdy * g["g_bdy"]
         + lam.lambda_feat * g.get("g_feat", 0.0)
+        + lam.lambda_dfm * g.get("g_dfm", 0.0)
     )
     np.testing.assert_allclose(_np(g["g_loss"]), _np(expected), rtol=1e-5)
 
@@ -375,7 +377,9 @@ def test_smoke_train_across_a_stage_and_resume_mid_fade(synthetic_celeba, tmp_pa
     cfg = tiny_config("pggan_completion", synthetic_celeba, **{"train.steps": 4})
     result = driver.run(cfg, run_dir)
     assert result["step"] == 4
-    assert {"d_adv", "d_attr", "d_loss", "g_adv", "g_attr", "g_rec", "g_bdy", "g_loss"} == set(result["logs"])
+    assert {"d_adv", "d_attr", "d_attr_fake", "d_loss", "g_adv", "g_attr", "g_rec", "g_bdy", "g_loss"} == set(
+        result["logs"]
+    )
     assert all(np.isfinite(v) for v in result["logs"].values())
     assert result["sample_grid"].is_file()
     stage0 = json.loads((run_dir / "checkpoints" / "ckpt-00000002" / "state.json").read_text())
@@ -481,3 +485,115 @@ def test_a_new_stage_starts_with_fresh_optimizer_states(synthetic_celeba, tmp_pa
     kept._run_update(kept.updates()[1], kept.prepare_batch(_batch(cfg_off), kept.seed_generator))
     kept.start_phase(kept.phases()[1])
     assert int(_np(kept.g_optimizer.iterations)) == 1
+
+
+# -- issue 33: the loss balance -------------------------------------------------------------------------------------
+
+
+def test_fade_real_blends_like_the_fading_generator():
+    image = np.random.RandomState(0).uniform(-1, 1, (2, 8, 8, 3)).astype("float32")
+    blocky = _np(upsample2x(downsample2x(image)))
+    np.testing.assert_allclose(_np(pgc.fade_real(image, 0.0)), blocky, atol=1e-6)
+    np.testing.assert_allclose(_np(pgc.fade_real(image, 1.0)), image, atol=1e-6)
+    np.testing.assert_allclose(_np(pgc.fade_real(image, 0.25)), 0.75 * blocky + 0.25 * image, atol=1e-6)
+
+
+def test_prepare_batch_fades_the_real_during_a_fade_in():
+    cfg = tiny_config("pggan_completion", "/x")
+    trainer = pgc.PGGANCompletion(cfg)
+    batch = _batch(cfg, n=4)
+    fade = trainer.phases()[1]  # 8x8 with a fade-in
+    trainer.set_phase(fade)
+    trainer.step.assign(fade.start_step)  # alpha = 0
+    prepared = trainer.prepare_batch(batch, trainer.seed_generator)
+    pooled = _np(downsample2x(batch["image"], cfg.data.image_size // 8))
+    np.testing.assert_allclose(_np(prepared["image"]), _np(upsample2x(downsample2x(pooled))), atol=1e-6)
+    off = pgc.PGGANCompletion(tiny_config("pggan_completion", "/x", **{"loss.fade_reals": False}))
+    off.set_phase(off.phases()[1])
+    off.step.assign(fade.start_step)
+    np.testing.assert_allclose(_np(off.prepare_batch(batch, off.seed_generator)["image"]), pooled, atol=1e-6)
+
+
+def test_discriminator_attribute_loss_reads_the_fakes_with_their_requested_attributes():
+    cfg = tiny_config("pggan_completion", "/x", **{"loss.history_size": 0})
+    trainer = pgc.PGGANCompletion(cfg)
+    batch = trainer.prepare_batch(_batch(cfg, n=4), trainer.seed_generator)
+    seed = keras.random.SeedGenerator(3)
+    d = trainer.discriminator_losses(batch, seed)
+    flipped = {**batch, "target_attributes": 1.0 - batch["target_attributes"]}
+    d_flipped = trainer.discriminator_losses(flipped, keras.random.SeedGenerator(3))
+    # the fakes' attribute term changes with the attributes G was asked for (the real term does not)
+    assert not np.allclose(_np(d["d_attr_fake"]), _np(d_flipped["d_attr_fake"]))
+    np.testing.assert_allclose(_np(d["d_attr"]), _np(d_flipped["d_attr"]), rtol=1e-6)
+    np.testing.assert_allclose(
+        _np(d["d_loss"]),
+        _np(d["d_adv"] + cfg.loss.lambda_attr * (d["d_attr"] + d["d_attr_fake"])),
+        rtol=1e-5,
+    )
+
+
+def test_paper_presets_judge_the_raw_output():
+    from tf_faceedit.training.driver import resolve_config
+
+    assert pgc.PGGANCompletionConfig().loss.d_fake == "raw"
+    for preset in ("pggan_completion_celeba128", "pggan_completion_celeba1024", "pggan_completion_cpu64"):
+        assert resolve_config(config_file=preset, data_dir="/x").loss.d_fake == "raw", preset
+
+
+@pytest.mark.parametrize("resolution, used", [(4, False), (8, False), (16, True), (32, True)])
+def test_boundary_term_only_from_its_minimum_resolution(resolution, used):
+    cfg = tiny_config("pggan_completion", "/x", **{"data.image_size": 32})
+    trainer = pgc.PGGANCompletion(cfg)
+    stage = [p for p in trainer.schedule() if p.info["resolution"] == resolution][0]
+    trainer.set_phase(stage)
+    batch = trainer.prepare_batch(_batch(cfg, n=2), trainer.seed_generator)
+    terms = trainer.generator_terms(batch, trainer.generator_output(batch))
+    weight, value = terms["g_bdy"]
+    assert (weight > 0) == used
+    assert np.any(_np(value) > 0) == used
+
+
+def test_flipped_rows_keep_only_the_context_reconstruction():
+    cfg = tiny_config("pggan_completion", "/x", **{"loss.rec_on_flipped": "context"})
+    trainer = pgc.PGGANCompletion(cfg)
+    batch = trainer.prepare_batch(_batch(cfg, n=4), trainer.seed_generator)
+    batch["kept"] = ops.convert_to_tensor(np.array([1, 0, 1, 0], "float32"))
+    raw = trainer.generator_output(batch)
+    hole = _np(batch["mask"]) >= 1.0  # pixels wholly in the hole (the pooled mask is fractional at its edge)
+    assert hole.any()
+    changed = np.where(hole, _np(raw) + 0.5, _np(raw)).astype("float32")  # only the hole differs
+    rec = _np(trainer.generator_terms(batch, ops.convert_to_tensor(raw))["g_rec"][1])
+    rec_changed = _np(trainer.generator_terms(batch, ops.convert_to_tensor(changed))["g_rec"][1])
+    np.testing.assert_allclose(rec[[1, 3]], rec_changed[[1, 3]], rtol=1e-5)  # flipped rows: the hole is free
+    assert np.all(rec[[0, 2]] != rec_changed[[0, 2]])  # kept rows: still reconstructed in the hole
+    full = pgc.PGGANCompletion(tiny_config("pggan_completion", "/x"))
+    full_batch = {**batch}
+    a = _np(full.generator_terms(full_batch, ops.convert_to_tensor(raw))["g_rec"][1])
+    b = _np(full.generator_terms(full_batch, ops.convert_to_tensor(changed))["g_rec"][1])
+    assert np.all(a != b)  # the paper's choice: every row is reconstructed in the hole
+
+
+def test_generator_terms_sum_to_the_loss_and_the_readout_shares_sum_to_one():
+    from tf_faceedit.training.loss_balance import format_balance, loss_balance
+
+    cfg = tiny_config("pggan_completion", "/x", **{"loss.lambda_dfm": 2.0})
+    trainer = pgc.PGGANCompletion(cfg)
+    trainer.set_phase(trainer.schedule()[-1])
+    before = [_np(v).copy() for v in trainer.state_variables()]
+    rows = loss_balance(trainer, _batch(cfg, n=4))
+    assert set(rows) == {"g_adv", "g_attr", "g_rec", "g_bdy", "g_dfm"}
+    assert abs(sum(row["grad_share"] for row in rows.values()) - 1.0) < 1e-6
+    for row in rows.values():
+        assert row["weighted"] == pytest.approx(row["weight"] * row["value"], rel=1e-5)
+    for variable, value in zip(trainer.state_variables(), before):  # the readout leaves the run as it was
+        np.testing.assert_array_equal(_np(variable), value)
+    heavier = pgc.PGGANCompletion(
+        tiny_config("pggan_completion", "/x", **{"loss.lambda_dfm": 2.0, "loss.lambda_rec": 5000.0})
+    )
+    heavier.set_weights(trainer.get_weights())
+    heavier.set_phase(heavier.schedule()[-1])
+    rows_heavy = loss_balance(heavier, _batch(cfg, n=4))
+    # a 10x weight is a 10x pull on G's output (the readout is linear in the weights)
+    assert rows_heavy["g_rec"]["grad_norm"] == pytest.approx(10 * rows["g_rec"]["grad_norm"], rel=1e-3)
+    assert rows_heavy["g_rec"]["grad_share"] > rows["g_rec"]["grad_share"]
+    assert "g_rec" in format_balance(rows)

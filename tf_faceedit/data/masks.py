@@ -13,9 +13,12 @@ Masks:
   * `random_noise_mask`: the rectangle filled with thresholded, bilinearly upsampled uniform noise
     (Chen & Zhong, "High Resolution Face Completion with Multiple Controllable Attributes via Fully End-to-End
     Progressive Generative Adversarial Networks", 2018);
-  * `random_rectangle_mask`: the rectangle filled with ones.
+  * `random_rectangle_mask`: the rectangle filled with ones;
+  * `random_face_part_mask`: a solid box over the eyes, nose or mouth of an aligned face (kinds "parts" and
+    "noise+parts", the latter half noise masks).
 """
 
+from tf_faceedit.data.numpy_masks import FACE_PARTS, MASK_KINDS
 from tf_faceedit.errors import ConfigError, suggest
 from tf_faceedit.lazy_tf import tf  # TensorFlow is imported on first use (the JAX path runs without it)
 
@@ -96,6 +99,23 @@ def random_rectangle_mask(height, width, seed, min_ratio=0.25, max_ratio=0.5):
     return _place(patch, top, left, height, width)
 
 
+def random_face_part_mask(size, seed, min_ratio=0.30, max_ratio=0.45, jitter=0.05):
+    """A solid box over the eyes, the nose or the mouth (one of `FACE_PARTS` at random) of an aligned face, float32
+    [size, size, 1]: the TensorFlow twin of `numpy_masks.face_part_mask` (same rule: sides in [min_ratio,
+    max_ratio] * size, centre moved by up to jitter * size)."""
+    part_seed, box_seed = _split_seed(seed, 2)
+    centres = tf.constant(list(FACE_PARTS.values()), tf.float32)
+    part = tf.random.stateless_uniform([], part_seed, 0, len(FACE_PARTS), dtype=tf.int32)
+    u = tf.random.stateless_uniform([4], box_seed)
+    low, high = _side_range(size, min_ratio, max_ratio)
+    sides = _uniform_int(u[:2], tf.stack([low, low]), tf.stack([high, high]))
+    centre = (tf.gather(centres, part) + jitter * (2.0 * u[2:] - 1.0)) * float(size)
+    corner = tf.cast(tf.round(centre - tf.cast(sides, tf.float32) / 2.0), tf.int32)
+    corner = tf.clip_by_value(corner, 0, size - sides)
+    patch = tf.ones(tf.stack([sides[0], sides[1], 1]), tf.float32)
+    return _place(patch, corner[0], corner[1], size, size)
+
+
 def make_mask_fn(mask_cfg, image_size):
     """Returns `fn(seed) -> float32 [image_size, image_size, 1]` for a `MaskConfig`, or None when kind is "none"."""
     kind = mask_cfg.kind
@@ -142,5 +162,24 @@ def make_mask_fn(mask_cfg, image_size):
             return tf.where(tf.random.stateless_uniform([], choice_seed) < 0.5, noise, rect)
 
         return mixed_mask_fn
-    kinds = ["none", "noise", "rect", "mixed"]
+    if kind in ("parts", "noise+parts"):
+
+        def parts_mask_fn(seed):
+            choice_seed, mask_seed = _split_seed(seed, 2)
+            part = random_face_part_mask(image_size, mask_seed, mask_cfg.part_min_ratio, mask_cfg.part_max_ratio)
+            if kind == "parts":
+                return part
+            noise = random_noise_mask(
+                image_size,
+                image_size,
+                mask_seed,
+                min_ratio=mask_cfg.min_ratio,
+                max_ratio=mask_cfg.max_ratio,
+                noise_resolution=mask_cfg.noise_resolution,
+                threshold=mask_cfg.threshold,
+            )
+            return tf.where(tf.random.stateless_uniform([], choice_seed) < 0.5, noise, part)
+
+        return parts_mask_fn
+    kinds = MASK_KINDS
     raise ConfigError(f"data.mask.kind must be one of {', '.join(kinds)}, got {kind!r}{suggest(kind, kinds)}")

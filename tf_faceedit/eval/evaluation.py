@@ -57,13 +57,17 @@ NUM_FIGURE_IMAGES = 8
 # Inputs
 
 
-def _records(model, split, data_dir):
-    """The split's records with the run's attributes (both domains for unpaired data), and the data config used."""
+def _records(model, split, data_dir, extra_attributes=()):
+    """The split's records with the run's attributes (both domains for unpaired data) followed by
+    `extra_attributes` (labels the evaluation needs beyond the model's), and the data config used."""
     from tf_faceedit import registry
 
     data_cfg = model.config.data
     if data_dir:
         data_cfg = dataclasses.replace(data_cfg, data_dir=str(data_dir))
+    extra = [name for name in extra_attributes if name not in data_cfg.attributes]
+    if extra:
+        data_cfg = dataclasses.replace(data_cfg, attributes=list(data_cfg.attributes) + extra)
     records = registry.get(model.method).trainer_class.load_records(data_cfg, split)
     if hasattr(records, "a"):  # unpaired: both directions, the domains interleaved (so --max_images takes both)
         paths = records.a.paths + records.b.paths
@@ -326,7 +330,123 @@ def mouth_mask(size, box=MOUTH_BOX):
     return mask
 
 
-def _evaluate_completion(model, batches, extractor, seed, progress, judge=None, refused=None):
+# The hole sets every completion is scored on besides the run's own masks: the paper's noise-in-rectangle masks and a
+# solid box over each face part (sides 30-45% of the image; data/numpy_masks.FACE_PARTS), each seeded per image.
+HOLE_KINDS = ("noise", "eyes", "nose", "mouth")
+# The attributes a face-part box hides: with the true attributes given, a completion that draws the part lets the
+# judge read them as on the real face; a skin-coloured blob does not.
+HIDDEN_ATTRIBUTES = {"eyes": ("Eyeglasses",), "mouth": ("Smiling", "Mouth_Slightly_Open")}
+HOLE_METHODS = ("model", "cv2.inpaint (telea)", "cv2.inpaint (ns)")
+
+
+def hole_masks(kind, n, size, mask_cfg, rng):
+    """uint8 [n, size, size, 1] masks of one hole set (`HOLE_KINDS`), drawn from `rng`."""
+    from tf_faceedit.data import numpy_masks
+
+    if kind == "noise":
+        masks = [
+            numpy_masks.random_noise_mask(
+                size, size, rng, mask_cfg.min_ratio, mask_cfg.max_ratio, mask_cfg.noise_resolution, mask_cfg.threshold
+            )
+            for _ in range(n)
+        ]
+    else:
+        masks = [
+            numpy_masks.face_part_mask(size, rng, kind, mask_cfg.part_min_ratio, mask_cfg.part_max_ratio)
+            for _ in range(n)
+        ]
+    return np.stack(masks).astype(np.uint8)
+
+
+def _score_holes(model, images, attributes, hidden_labels, mask_cfg, rng, acc, judge, judge_index, figure):
+    """Every `HOLE_KINDS` set on one batch: hole PSNR/SSIM/L1 and whole-image SSIM of the model and cv2.inpaint,
+    and, with a judge, its reading of the hidden attributes on each completion and on the real face."""
+    n, size = len(images), images.shape[1]
+    for kind in HOLE_KINDS:
+        masks = hole_masks(kind, n, size, mask_cfg, rng)
+        hole = masks.astype(np.float32)
+        results = {"model": model.complete(images, masks, attributes)["completed"]}
+        for method in ("telea", "ns"):
+            results[f"cv2.inpaint ({method})"] = metrics.inpaint_baseline(images, masks, method=method)
+        for label, completed in results.items():
+            acc.add(f"holes/{kind}/{label}/psnr", _psnr(images, completed, mask=hole))
+            acc.add(f"holes/{kind}/{label}/ssim", _ssim(images, completed, hole))
+            acc.add(f"holes/{kind}/{label}/ssim_whole", _ssim(images, completed))
+            acc.add(f"holes/{kind}/{label}/l1", metrics.l1(images, completed, mask=hole) / 255.0)
+        acc.add(f"holes/{kind}/area", hole.mean(axis=(1, 2, 3)))
+        hidden = [name for name in HIDDEN_ATTRIBUTES.get(kind, ()) if name in judge_index and name in hidden_labels]
+        if judge is not None and hidden:
+            readings = {label: judge.predict(to_float(done)) > 0.5 for label, done in results.items()}
+            readings["real face"] = judge.predict(to_float(images)) > 0.5
+            for name in hidden:
+                truth = hidden_labels[name] > 0.5
+                acc.add(f"structure/{kind}/{name}/positive", truth)
+                for label, reading in readings.items():
+                    agree = reading[:, judge_index[name]] == truth
+                    acc.add(f"structure/{kind}/{name}/{label}/agreement", agree)
+                    acc.add(f"structure/{kind}/{name}/{label}/tpr", np.where(truth, agree, np.nan))
+                    acc.add(f"structure/{kind}/{name}/{label}/tnr", np.where(~truth, agree, np.nan))
+        if figure is not None and kind not in figure:
+            k = NUM_FIGURE_IMAGES
+            figure[kind] = [
+                (f"{kind} hole", np.where(masks[:k] > 0, 255, images[:k]).astype(np.uint8)),
+                ("model", results["model"][:k]),
+                ("cv2 NS", results["cv2.inpaint (ns)"][:k]),
+            ]
+
+
+def _mean_or_none(values):
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else None
+
+
+def _gain(model, baseline):
+    return None if model is None or baseline is None else model - baseline
+
+
+def _holes_report(acc):
+    report = {}
+    for kind in HOLE_KINDS:
+        entry = {
+            label: {key: acc.mean(f"holes/{kind}/{label}/{key}") for key in ("psnr", "ssim", "l1", "ssim_whole")}
+            for label in HOLE_METHODS
+        }
+        entry["mean_hole_area"] = acc.mean(f"holes/{kind}/area")
+        entry["psnr_gain_over_ns"] = _gain(entry["model"]["psnr"], entry["cv2.inpaint (ns)"]["psnr"])
+        report[kind] = entry
+    boxes = [k for k in HOLE_KINDS if k != "noise"]
+    report["boxes"] = {
+        label: {key: _mean_or_none([report[k][label][key] for k in boxes]) for key in ("psnr", "ssim", "ssim_whole")}
+        for label in HOLE_METHODS
+    }
+    report["boxes"]["mean_hole_area"] = _mean_or_none([report[k]["mean_hole_area"] for k in boxes])
+    report["boxes"]["psnr_gain_over_ns"] = _gain(
+        report["boxes"]["model"]["psnr"], report["boxes"]["cv2.inpaint (ns)"]["psnr"]
+    )
+    return report
+
+
+def _structure_report(acc):
+    report = {}
+    for kind, names in HIDDEN_ATTRIBUTES.items():
+        for name in names:
+            rows = {}
+            for label in (*HOLE_METHODS, "real face"):
+                key = f"structure/{kind}/{name}/{label}"
+                if not acc.count(f"{key}/agreement"):
+                    continue
+                tpr, tnr = acc.mean(f"{key}/tpr"), acc.mean(f"{key}/tnr")
+                balanced = None if tpr is None or tnr is None else (tpr + tnr) / 2.0
+                rows[label] = {"agreement": acc.mean(f"{key}/agreement"), "balanced": balanced}
+            if rows:
+                rows["positive_rate"] = acc.mean(f"structure/{kind}/{name}/positive")
+                report.setdefault(kind, {})[name] = rows
+    return report
+
+
+def _evaluate_completion(
+    model, batches, extractor, seed, progress, judge=None, refused=None, hidden_names=(), mask_cfg=None
+):
     """Hole metrics of the model and cv2.inpaint on the run's seeded masks; with a judge, attribute control: every
     image's MOUTH_BOX hole completed with each judged attribute flipped, and the judge's reading of the result."""
     refused = refused or {}
@@ -335,10 +455,17 @@ def _evaluate_completion(model, batches, extractor, seed, progress, judge=None, 
     controlled = [name for name in names if name in judge_index and name not in refused]
     acc = _Accumulator()
     real_features, fake_features, figure, model_seconds, num_images = [], [], None, 0.0, 0
-    control_figure = {}
-    for images, attributes, masks in batches:
+    control_figure, holes_figure = {}, {}
+    k_model = len(names)
+    mask_cfg = mask_cfg or model.config.data.mask
+    for batch_index, (images, all_attributes, masks) in enumerate(batches):
         if masks is None:
             raise DataError("the run's data.mask.kind is none: completion needs masks (set data.mask.kind)")
+        attributes = all_attributes[:, :k_model]
+        hidden_labels = {name: all_attributes[:, k_model + i] for i, name in enumerate(hidden_names)}
+        hidden_labels.update({name: attributes[:, i] for i, name in enumerate(names)})
+        rng = np.random.default_rng([seed, batch_index])
+        _score_holes(model, images, attributes, hidden_labels, mask_cfg, rng, acc, judge, judge_index, holes_figure)
         start = time.perf_counter()
         out = model.complete(images, masks, attributes)
         model_seconds += time.perf_counter() - start
@@ -358,6 +485,7 @@ def _evaluate_completion(model, batches, extractor, seed, progress, judge=None, 
             fake_features.append(extractor(to_float(out["completed"])))
         if figure is None:
             k = NUM_FIGURE_IMAGES
+            first_images = images
             figure = [("input", images[:k]), ("masked", np.where(masks[:k] > 0, 255, images[:k]).astype(np.uint8))]
             figure += [(label, completed[:k]) for label, completed in results.items()]
         if controlled:
@@ -393,6 +521,14 @@ def _evaluate_completion(model, batches, extractor, seed, progress, judge=None, 
         "speed": {"images_per_second": num_images / max(model_seconds, 1e-9), "forward_passes": num_images},
         "num_images": num_images,
     }
+    report["holes"] = _holes_report(acc)
+    if judge is not None:
+        report["structure"] = _structure_report(acc)
+    if holes_figure:
+        k = NUM_FIGURE_IMAGES
+        control_figure["holes"] = [("input", first_images[:k])] + [
+            row for kind in HOLE_KINDS for row in holes_figure.get(kind, [])
+        ]
     if controlled:
         report["control"] = {"hole": {"rows": list(MOUTH_BOX[0]), "columns": list(MOUTH_BOX[1])}}
         for name in controlled:
@@ -492,6 +628,41 @@ def markdown_report(report):
                 f"| {label} | {_fmt(entry['psnr'], 2)} | {_fmt(entry['ssim'])} | {_fmt(entry['l1'])} | "
                 f"{_fmt(entry.get('ssim_whole'))} |"
             )
+        if report.get("holes"):
+            lines += [
+                "",
+                "Hole sets (seeded per image): the paper's noise masks and a solid box (sides 30-45% of the image) "
+                "over each face part:",
+                "",
+                "| holes | mean area | model hole PSNR | Telea | NS | model - NS (dB) | model whole SSIM "
+                "| NS whole SSIM |",
+                "|---|---|---|---|---|---|---|---|",
+            ]
+            for kind, entry in report["holes"].items():
+                lines.append(
+                    f"| {kind} | {_fmt(entry.get('mean_hole_area'))} | {_fmt(entry['model']['psnr'], 2)} | "
+                    f"{_fmt(entry['cv2.inpaint (telea)']['psnr'], 2)} | "
+                    f"{_fmt(entry['cv2.inpaint (ns)']['psnr'], 2)} | "
+                    f"{_fmt(entry['psnr_gain_over_ns'], 2)} | {_fmt(entry['model']['ssim_whole'])} | "
+                    f"{_fmt(entry['cv2.inpaint (ns)']['ssim_whole'])} |"
+                )
+        if report.get("structure"):
+            lines += [
+                "",
+                "Structure in the hole (true attributes given; the judge reads the attribute the box hides; "
+                "agreement with the labels, balanced = (TPR + TNR) / 2):",
+                "",
+                "| box | attribute | positive rate | model | model balanced | cv2 NS | NS balanced | real face "
+                "| real balanced |",
+                "|---|---|---|---|---|---|---|---|---|",
+            ]
+            for kind, by_name in report["structure"].items():
+                for name, rows in by_name.items():
+                    cells = [kind, name, _fmt(rows.get("positive_rate"))]
+                    for label in ("model", "cv2.inpaint (ns)", "real face"):
+                        row = rows.get(label, {})
+                        cells += [_fmt(row.get("agreement")), _fmt(row.get("balanced"))]
+                    lines.append("| " + " | ".join(cells) + " |")
         if report.get("control"):
             lines += [
                 "",
@@ -639,7 +810,10 @@ def evaluate(
     if _is_classifier_run(model_dir):
         return evaluate_judge(model_dir, data_dir=data_dir, split=split, out_dir=out_dir)
     model = api.load(model_dir)
-    data_cfg, records = _records(model, split, data_dir)
+    hidden = []
+    if model.task == "complete" and classifier:  # the labels of what a face-part box hides, for the judge
+        hidden = [n for names in HIDDEN_ATTRIBUTES.values() for n in names if n not in model.attribute_names]
+    data_cfg, records = _records(model, split, data_dir, hidden)
     if mask_kind:
         data_cfg = dataclasses.replace(data_cfg, mask=dataclasses.replace(data_cfg.mask, kind=mask_kind))
         data_cfg.mask.validate()
@@ -659,7 +833,9 @@ def evaluate(
     figure_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     if model.task == "complete":
-        report, figure, control_figure = _evaluate_completion(model, batches, extractor, seed, progress, judge, refused)
+        report, figure, control_figure = _evaluate_completion(
+            model, batches, extractor, seed, progress, judge, refused, hidden, data_cfg.mask
+        )
         report["figures"] = []
         for path, rows in [(figure_dir / "completions.png", figure)] + [
             (figure_dir / f"control_{name}.png", rows) for name, rows in control_figure.items()

@@ -4,10 +4,12 @@
     loss = perceptual_loss(extractor, real, fake)      # [N]
 
 The extractor maps [N, H, W, 3] RGB images in [-1, 1] to the `block2_conv2` (relu2_2) features [N, H/2, W/2, 128]
-of VGG16 (Simonyan & Zisserman, 2015). The Caffe preprocessing the Keras ImageNet weights expect is inside the
-model: x -> (x + 1) * 127.5, RGB -> BGR, minus the ImageNet mean [103.939, 116.779, 123.68]. The features are
-therefore on the Caffe scale (activations of tens to hundreds), so squared feature differences are large; weight
-the loss accordingly (see docs/methods/pggan_completion.md).
+of VGG16 (Simonyan & Zisserman, 2015), divided by FEATURE_SCALE = 12.75. The Caffe preprocessing the Keras ImageNet
+weights expect is inside the model: x -> (x + 1) * 127.5, RGB -> BGR, minus the ImageNet mean [103.939, 116.779,
+123.68]. On that input range relu2_2 activations are tens to hundreds, and a mean squared difference of them is
+10^2-10^3 times a pixel loss; dividing the features by 12.75 (Ledig et al., SRGAN, 2017: 1/12.75 = the ratio of the
+0-255 Caffe range to the [-1, 1] range, 255 / 2 / 10) brings the loss to order 1, so loss weights quoted for VGG
+features of [-1, 1] inputs (lambda_feat = 10 in the face-completion re-implementation) keep their meaning.
 
 Weights (`loss.vgg_weights`):
   * a path to a `.h5` / `.weights.h5` file of VGG16 with include_top=False (Keras' own notop file or one written by
@@ -29,6 +31,7 @@ from tf_faceedit.tensor_types import Shape, Tensor
 
 VGG_MEAN_BGR = (103.939, 116.779, 123.68)
 FEATURE_LAYER = "block2_conv2"
+FEATURE_SCALE = 12.75  # relu2_2 features are divided by it (SRGAN's scale; see the module docstring)
 IMAGENET_HELP = (
     'nothing can be downloaded here; on a connected machine run `python -c "import keras; '
     "keras.applications.VGG16(include_top=False, weights='imagenet').save_weights('vgg16_notop.weights.h5')\"` and "
@@ -86,7 +89,7 @@ def _vgg16(weights: str | Path) -> keras.Model:
 
 
 def vgg16_feature_extractor(weights: str | Path = "imagenet") -> keras.Model:
-    """A frozen `keras.Model`: [N, H, W, 3] RGB in [-1, 1] -> VGG16 relu2_2 features [N, H/2, W/2, 128].
+    """A frozen `keras.Model`: [N, H, W, 3] RGB in [-1, 1] -> VGG16 relu2_2 features / 12.75 [N, H/2, W/2, 128].
 
     Args:
       weights: "imagenet", "random" or a path to a VGG16 include_top=False weights file (see the module docstring).
@@ -98,7 +101,9 @@ def vgg16_feature_extractor(weights: str | Path = "imagenet") -> keras.Model:
     vgg = _vgg16(weights)
     trunk = keras.Model(vgg.input, vgg.get_layer(FEATURE_LAYER).output, name="vgg16_to_relu2_2")
     images = keras.Input((None, None, 3), name="image")
-    model = keras.Model(images, trunk(CaffePreprocess(name="caffe_preprocess")(images)), name="vgg16_relu2_2")
+    features = trunk(CaffePreprocess(name="caffe_preprocess")(images))
+    features = keras.layers.Rescaling(1.0 / FEATURE_SCALE, name="feature_scale")(features)
+    model = keras.Model(images, features, name="vgg16_relu2_2")
     model.trainable = False
     return model
 

@@ -156,12 +156,13 @@ def make_summary_writer(logdir):
 
 
 def read_scalars_jsonl(path):
-    """step -> {loss: value} from a `scalars.jsonl` (the last line of a step wins, as after a resume)."""
+    """step -> {key: value} from a `scalars.jsonl`: the lines of one step are merged (losses, the loss-balance
+    readout), and where a key repeats the last line wins, as after a resume."""
     out = {}
     for line in Path(path).read_text().splitlines():
         if line.strip():
             row = json.loads(line)
-            out[int(row.pop("step"))] = row
+            out.setdefault(int(row.pop("step")), {}).update(row)
     return out
 
 

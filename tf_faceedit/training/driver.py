@@ -29,7 +29,7 @@ from tf_faceedit.data import celeba
 from tf_faceedit.errors import DataError, TrainingError
 from tf_faceedit.lazy_tf import tf  # TensorFlow is imported on first use (the JAX path runs without it)
 from tf_faceedit.training import callbacks as cb
-from tf_faceedit.training import precision, run_dir
+from tf_faceedit.training import loss_balance, precision, run_dir
 from tf_faceedit.training.checkpoint import CheckpointManager
 from tf_faceedit.training.lock import ModelDirLock
 
@@ -510,6 +510,9 @@ def _fit_phase(
         cb.ScalarSummaries(writer, t.log_every, jsonl_path),
         grid,
     ]
+    if keras.backend.backend() == "tensorflow" and loss_balance.supports_balance(trainer):
+        # the loss-balance readout of G's terms on the sample batch, at every sample grid
+        callbacks.append(loss_balance.LossBalance(grid.batch, t.sample_every, writer, jsonl_path))
     callbacks += [StopOnSignalCallback(stopper)] if stopper is not None else []
     chunk = min(t.log_every, end)
     logs, step = {}, start

@@ -91,6 +91,7 @@ from tf_faceedit.methods.pggan_completion.networks import (
     build_discriminator,
     build_generator,
     complete,
+    fade_real,
     observe,
 )
 from tf_faceedit.methods.pggan_completion.trainer import SAMPLE_MIN_SIZE, PGGANCompletion, log
@@ -110,6 +111,7 @@ __all__ = [
     "build_discriminator",
     "build_generator",
     "complete",
+    "fade_real",
     "filters_at",
     "log",
     "observe",

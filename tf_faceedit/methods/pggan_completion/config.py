@@ -68,13 +68,34 @@ class ProgressiveConfig:
 
 @dataclasses.dataclass
 class PGGANCompletionLossConfig:
-    """Loss weights (see the package docstring). adversarial: "gan" (non-saturating, the paper's form), "lsgan",
-    "hinge" or "wgan" (with lambda_gp, ignored otherwise). vgg_weights: "imagenet", a path to a VGG16
-    include_top=False .h5/.weights.h5 file, or "random" (tests). history_size: earlier fakes kept for D (0 = off);
-    history_fraction: share of D's fake batch drawn from them once the buffer is full. d_fake: what D judges as a
-    fake, "composited" (I_syn in the hole, the input elsewhere) or "raw" (I_syn everywhere, the paper's choice).
+    """Loss weights and choices (see the package docstring and docs/methods/pggan_completion.md).
+
+    adversarial: "gan" (non-saturating, the paper's form), "lsgan", "hinge" or "wgan" (with lambda_gp, ignored
+      otherwise).
+    lambda_rec, hole_weight: the reconstruction L1 (hole_weight inside the hole, 1 - hole_weight outside). Like
+      every image term here it is a per-element MEAN (divided by H * W * C), so a weight means the same at every
+      stage resolution; the re-implementation's per-example sums equal these means times H * W * C.
+    lambda_feat, vgg_weights, feature_min_resolution: the VGG16 relu2_2 feature loss, on features divided by 12.75
+      (SRGAN's scale for Caffe-range VGG features, so the mean squared difference is of order 1), only at stages
+      of at least `feature_min_resolution` (relu2_2 of a 4x4 or 8x8 image is border effects). vgg_weights:
+      "imagenet", a path to a VGG16 include_top=False .h5/.weights.h5 file, or "random" (tests).
+    lambda_dfm: feature matching on the discriminator's own intermediate features (pix2pixHD), mean |D_l(real) -
+      D_l(I_syn)| over its conv layers: a feature loss that needs no download (0 = off). A deviation.
+    lambda_bdy, boundary_kernel, boundary_min_resolution: the boundary L1, only at stages of at least
+      `boundary_min_resolution` (below 16x16 a 7x7 window spans the whole image and the term is a global L1).
+    lambda_attr: attribute loss; d_attr_fakes: D's attribute head also learns on G's fakes with the attributes G
+      was asked for (the synthesized term of the paper's L_attr); false: real images only.
+    rec_on_flipped: "full" (the paper: L_rec pulls I_syn towards I_real in the hole even when an attribute was
+      flipped) or "context" (rows with a flipped attribute get the reconstruction and feature losses outside the
+      hole only, so nothing teaches G to ignore the requested attribute; a deviation).
+    history_size: earlier fakes kept for D (0 = off); history_fraction: share of D's fake batch drawn from them
+      once the buffer is full.
+    d_fake: what D judges as a fake, "raw" (I_syn everywhere, the paper's choice) or "composited" (I_syn in the
+      hole, the input elsewhere).
+    fade_reals: blend the reals D sees (and the loss targets) as PGGAN does during a fade-in, lerp(up(down(x)), x,
+      alpha), so that D cannot tell a fading-in G by blockiness alone.
     reset_optimizers_per_stage: zero both Adam states when a new resolution starts (PGGAN builds fresh optimizers
-    per resolution; newly faded-in layers otherwise start with zero moments under a large step count)."""
+      per resolution; newly faded-in layers otherwise start with zero moments under a large step count)."""
 
     adversarial: str = "gan"
     lambda_gp: float = 10.0
@@ -82,17 +103,23 @@ class PGGANCompletionLossConfig:
     hole_weight: float = 0.7
     lambda_feat: float = 10.0
     vgg_weights: str = "imagenet"
+    feature_min_resolution: int = 32
+    lambda_dfm: float = 0.0
     lambda_bdy: float = 5000.0
     boundary_kernel: int = 7
+    boundary_min_resolution: int = 16
     lambda_attr: float = 2.0
+    d_attr_fakes: bool = True
+    rec_on_flipped: str = "full"
     history_size: int = 64
     history_fraction: float = 0.5
-    d_fake: str = "composited"
+    d_fake: str = "raw"
+    fade_reals: bool = True
     reset_optimizers_per_stage: bool = True
 
     def validate(self, prefix="loss"):
         check_choice(self.adversarial, f"{prefix}.adversarial", ["gan", "lsgan", "hinge", "wgan"])
-        for name in ("lambda_gp", "lambda_rec", "lambda_feat", "lambda_bdy", "lambda_attr"):
+        for name in ("lambda_gp", "lambda_rec", "lambda_feat", "lambda_dfm", "lambda_bdy", "lambda_attr"):
             check_range(getattr(self, name), f"{prefix}.{name}", 0.0)
         check_range(self.hole_weight, f"{prefix}.hole_weight", 0.0, 1.0)
         check(
@@ -107,7 +134,10 @@ class PGGANCompletionLossConfig:
         )
         check_range(self.history_size, f"{prefix}.history_size", 0)
         check_range(self.history_fraction, f"{prefix}.history_fraction", 0.0, 1.0)
-        check_choice(self.d_fake, f"{prefix}.d_fake", ["composited", "raw"])
+        check_choice(self.d_fake, f"{prefix}.d_fake", ["raw", "composited"])
+        check_choice(self.rec_on_flipped, f"{prefix}.rec_on_flipped", ["full", "context"])
+        check_range(self.feature_min_resolution, f"{prefix}.feature_min_resolution", 1)
+        check_range(self.boundary_min_resolution, f"{prefix}.boundary_min_resolution", 1)
 
 
 @dataclasses.dataclass

@@ -220,20 +220,29 @@ class PGGANCompletionDiscriminator(ProgressiveNetwork):
         self.cls = keras.layers.Dense(self.num_attributes, kernel_initializer=head_init, name="d_cls")
         self._build_all_stages(lambda r: ops.zeros((1, r, r, 3)), stage)
 
-    def call(self, inputs, training=None):
+    def call(self, inputs, training=None, return_features=False):
+        """{"src", "cls"}; with return_features=True also "features": the trunk's feature maps (after every
+        resolution block, then the final conv), for feature matching."""
         image = inputs
         self._check_size(image)
         s = self.stage
         h = self.from_rgb[s](image, training=training)
+        features = []
         for t in range(s, 0, -1):
             h = downsample2x(run_layers(self.blocks[t - 1], h, training))
             if t == s:
                 old = self.from_rgb[s - 1](downsample2x(image), training=training)
                 h = self.fade([h, old, ops.convert_to_tensor(self.alpha)])
+            features.append(h)
         if self.mbstd is not None:
             h = self.mbstd(h)
-        h = self.act(self.dense(self.flatten(self.final_conv(h, training=training))))
-        return {"src": self.src(h), "cls": self.cls(h)}
+        h = self.final_conv(h, training=training)
+        features.append(h)
+        h = self.act(self.dense(self.flatten(h)))
+        out = {"src": self.src(h), "cls": self.cls(h)}
+        if return_features:
+            out["features"] = features
+        return out
 
     def _used(self):
         s = self.stage
@@ -293,6 +302,18 @@ def observe(image, mask, factor=1):
     image = ops.convert_to_tensor(image)
     mask = ops.cast(mask, image.dtype)
     return downsample2x(image, factor), downsample2x(mask, factor), downsample2x(image * (1.0 - mask), factor)
+
+
+def fade_real(image, alpha):
+    """PGGAN's real-image fade-in: lerp(up2x(down2x(image)), image, alpha), [N, R, R, C].
+
+    During the fade-in of stage R the generator's output is (1 - alpha) parts the upsampled R/2 output, so the reals
+    D compares it with (and the loss targets) are blended the same way; at alpha = 1 the image is returned as is.
+    """
+    image = ops.convert_to_tensor(image)
+    alpha = ops.cast(alpha, image.dtype)
+    blocky = upsample2x(downsample2x(image))
+    return blocky + alpha * (image - blocky)
 
 
 def complete(generator, image, mask, attributes, training=False):

@@ -20,7 +20,14 @@ from tf_faceedit.losses import (
     perceptual_loss,
     vgg16_feature_extractor,
 )
-from tf_faceedit.methods.pggan_completion.networks import build_discriminator, build_generator, complete, observe
+from tf_faceedit.losses.reduction import per_example_mean
+from tf_faceedit.methods.pggan_completion.networks import (
+    build_discriminator,
+    build_generator,
+    complete,
+    fade_real,
+    observe,
+)
 from tf_faceedit.training.gan_trainer import GANTrainer, Phase
 from tf_faceedit.training.image_pool import HistoryBuffer
 
@@ -132,14 +139,18 @@ class PGGANCompletion(GANTrainer):
 
     def prepare_batch(self, batch, seed):
         # 1. images and masks at the stage resolution; 2. A_obs: A_real or one attribute flipped, 1/2 each;
-        # 3. this step's fade-in weight into both networks
+        # 3. this step's fade-in weight into both networks; 4. during a fade-in, the real blended like G's output
+        #    (loss.fade_reals); I_obs stays the pooled observation G has always been given
         attributes = batch["attributes"]
         keep = keras.random.uniform((ops.shape(attributes)[0],), seed=seed) < 0.5
         target = ops.where(keep[:, None], attributes, flip_one_attribute(attributes, seed))
         alpha = self.alpha_at(self.step)
         for network in self.networks.values():
             network.alpha.assign(alpha)
-        return {**self.at_stage_resolution(batch), "attributes": attributes, "target_attributes": target}
+        pooled = self.at_stage_resolution(batch)
+        if self.config.loss.fade_reals and self.phase.info["fade_steps"] > 0:
+            pooled["image"] = fade_real(pooled["image"], alpha)
+        return {**pooled, "attributes": attributes, "target_attributes": target, "kept": ops.cast(keep, "float32")}
 
     # -- losses ---------------------------------------------------------------------------------------------------
     def _generate(self, batch, training):
@@ -148,13 +159,18 @@ class PGGANCompletion(GANTrainer):
             training=training,
         )
 
-    def _d_fake_key(self):
-        return "composited" if self.config.loss.d_fake == "composited" else "image"
+    def _d_input(self, batch, raw):
+        """What D judges as a fake (loss.d_fake): the raw I_syn, or I_syn in the hole and I_obs elsewhere."""
+        if self.config.loss.d_fake == "raw":
+            return raw
+        mask = ops.cast(batch["mask"], raw.dtype)
+        return raw * mask + ops.cast(batch["observed"], raw.dtype)
 
     def discriminator_losses(self, batch, seed):
         cfg = self.config.loss
         real = batch["image"]
-        fake = ops.stop_gradient(self._generate(batch, training=True)[self._d_fake_key()])
+        raw = ops.stop_gradient(self._generate(batch, training=True)["image"])
+        fake = self._d_input(batch, raw)
         if self.history_buffer is not None:
             fake = self.history_buffer.query(fake, seed)
         real_out = self.discriminator(real, training=True)
@@ -164,6 +180,15 @@ class PGGANCompletion(GANTrainer):
             "d_attr": attribute_bce_loss(batch["attributes"], real_out["cls"]),
         }
         total = losses["d_adv"] + cfg.lambda_attr * losses["d_attr"]
+        if cfg.d_attr_fakes:
+            # the synthesized term of L_attr: D's attribute head also reads this step's fakes (the raw I_syn; the
+            # history buffer's older fakes have no attributes on record) with the attributes G was asked for
+            if cfg.d_fake == "raw" and self.history_buffer is None:
+                fresh = fake_out
+            else:
+                fresh = self.discriminator(raw, training=True)
+            losses["d_attr_fake"] = attribute_bce_loss(batch["target_attributes"], fresh["cls"])
+            total = total + cfg.lambda_attr * losses["d_attr_fake"]
         if cfg.adversarial == "wgan" and cfg.lambda_gp > 0:
             losses["d_gp"] = gradient_penalty(
                 lambda x: self.discriminator(x, training=True)["src"], real, fake, seed=seed
@@ -172,27 +197,62 @@ class PGGANCompletion(GANTrainer):
         losses["d_loss"] = total
         return losses
 
-    def generator_losses(self, batch, seed):
+    def generator_terms(self, batch, raw):
+        """G's loss terms from its raw output I_syn [N, R, R, 3]: name -> (weight, per-example value [N]).
+
+        `generator_losses` sums weight * value; the loss-balance readout (`tf_faceedit.training.loss_balance`)
+        differentiates each weighted term with respect to `raw`. A term whose weight is 0 or whose stage is below
+        its minimum resolution is 0 (the term is kept, as zeros, so that every stage logs the same keys).
+        """
         cfg = self.config.loss
         real, mask = batch["image"], batch["mask"]
-        out = self._generate(batch, training=True)
-        raw = out["image"]
-        losses = {
-            "g_adv": self.g_adv(self.discriminator(out[self._d_fake_key()], training=True)["src"]),
-            "g_attr": attribute_bce_loss(batch["target_attributes"], self.discriminator(raw, training=True)["cls"]),
-            "g_rec": masked_l1_loss(real, raw, mask, cfg.hole_weight),
-            "g_bdy": boundary_loss(real, raw, mask, cfg.boundary_kernel),
+        r = self.generator.current_resolution
+        dfm = cfg.lambda_dfm > 0
+        fake_out = self.discriminator(self._d_input(batch, raw), training=True, return_features=dfm)
+        raw_out = fake_out if cfg.d_fake == "raw" else self.discriminator(raw, training=True)
+        terms = {
+            "g_adv": (1.0, self.g_adv(fake_out["src"])),
+            "g_attr": (cfg.lambda_attr, attribute_bce_loss(batch["target_attributes"], raw_out["cls"])),
         }
-        total = (
-            losses["g_adv"]
-            + cfg.lambda_attr * losses["g_attr"]
-            + cfg.lambda_rec * losses["g_rec"]
-            + cfg.lambda_bdy * losses["g_bdy"]
-        )
+        # rows whose attributes were flipped keep only their context terms under loss.rec_on_flipped=context
+        kept = batch["kept"] if cfg.rec_on_flipped == "context" else None
+        if kept is None:
+            rec = masked_l1_loss(real, raw, mask, cfg.hole_weight)
+        else:
+            hole = masked_l1_loss(real, raw, mask)
+            context = masked_l1_loss(real, raw, 1.0 - ops.cast(mask, "float32"))
+            rec = cfg.hole_weight * ops.cast(kept, hole.dtype) * hole + (1.0 - cfg.hole_weight) * context
+        terms["g_rec"] = (cfg.lambda_rec, rec)
+        zeros = ops.zeros_like(rec)
+        if cfg.lambda_bdy > 0:
+            used = r >= cfg.boundary_min_resolution
+            bdy = boundary_loss(real, raw, mask, cfg.boundary_kernel) if used else zeros
+            terms["g_bdy"] = (cfg.lambda_bdy if used else 0.0, bdy)
         if self.feature_extractor is not None:
-            losses["g_feat"] = perceptual_loss(self.feature_extractor, real, raw)
-            total = total + cfg.lambda_feat * losses["g_feat"]
-        losses["g_loss"] = total
+            used = r >= cfg.feature_min_resolution
+            feat = perceptual_loss(self.feature_extractor, real, raw) if used else zeros
+            terms["g_feat"] = (
+                cfg.lambda_feat if used else 0.0,
+                feat if kept is None else feat * ops.cast(kept, feat.dtype),
+            )
+        if dfm:
+            real_features = self.discriminator(real, training=True, return_features=True)["features"]
+            matched = [
+                per_example_mean(ops.abs(ops.stop_gradient(ops.cast(a, "float32")) - ops.cast(b, "float32")))
+                for a, b in zip(real_features, fake_out["features"])
+            ]
+            value = sum(matched) / len(matched)
+            terms["g_dfm"] = (cfg.lambda_dfm, value if kept is None else value * ops.cast(kept, value.dtype))
+        return terms
+
+    def generator_output(self, batch):
+        """G's raw output I_syn for the batch (training mode), what `generator_terms` takes."""
+        return self._generate(batch, training=True)["image"]
+
+    def generator_losses(self, batch, seed):
+        terms = self.generator_terms(batch, self.generator_output(batch))
+        losses = {name: value for name, (_, value) in terms.items()}
+        losses["g_loss"] = sum(weight * value for weight, value in terms.values())
         return losses
 
     # -- inference and samples ------------------------------------------------------------------------------------
