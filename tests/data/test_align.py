@@ -534,3 +534,23 @@ def test_haar_on_real_celeba_photos_plain_and_rotated():
                 errors.append(np.hypot(*(np.array(face.eyes) - truth).T).max())
         assert len(errors) >= 24, f"found faces in {len(errors)} of 30 photos rotated by {degrees}"
         assert np.median(errors) < 6.0
+
+
+def test_completion_keeps_no_detail_of_the_photo_inside_the_hole():
+    photo = _background(200, 320, seed=7)
+    faces = [align.Face(box=(200, 60, 80, 80), eyes=((220.0, 90.0), (260.0, 92.0)), score=1.0)]
+    detector = _FixedDetector(faces)
+    stripes = photo.copy()
+    stripes[80:110, 220:260] = np.where((np.arange(40) % 2 == 0)[None, :, None], 255, 0)  # detail to be removed
+    mask = np.zeros(photo.shape[:2], np.uint8)
+    mask[80:110, 220:260] = 1
+
+    def flat_fill(images, masks):
+        return np.where(masks > 0.5, 128, images).astype(np.uint8)
+
+    out, _, _ = align.edit_photo(stripes, flat_fill, 32, detector=detector, mask=mask)
+    inside = out[84:106, 224:256].astype(float)
+    assert inside.std() < 10  # the flat fill, not the stripes the hole covered
+    outside = np.ones(photo.shape[:2], bool)
+    outside[70:120, 210:270] = False
+    np.testing.assert_array_equal(out[outside], stripes[outside])  # away from the face: untouched

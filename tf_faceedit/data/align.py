@@ -819,7 +819,8 @@ def edit_photo(
       edit_fn: called with the aligned faces uint8 [N, S, S, 3] (and, when `mask` is given, their masks float32
         [N, S, S, 1], 1 = hole); returns the edited faces uint8 [N, S, S, 3].
       mask: optional photo-sized mask (nonzero = region to complete), warped with each face.
-      keep_detail: paste back only the change the edit made (see `paste_back(original_face=...)`).
+      keep_detail: paste back only the change the edit made (see `paste_back(original_face=...)`); inside a
+        completion's `mask` the completed face is pasted as is (the photo's content there is what is replaced).
       Other arguments: see `align_faces` and `paste_back`.
 
     Returns:
@@ -842,6 +843,11 @@ def edit_photo(
     if edited.shape != faces.shape or edited.dtype != np.uint8:
         raise ValueError(f"edit_fn must return uint8 {faces.shape}, got {edited.dtype} {edited.shape}")
     out = image
+    hole = None if mask is None else (mask.reshape(mask.shape[:2]) > 0)[..., None]
     for a, face in zip(aligned, edited):
-        out = paste_back(out, face, a.transform, feather, original_face=a.image if keep_detail else None)
+        pasted = paste_back(out, face, a.transform, feather, original_face=a.image if keep_detail else None)
+        if keep_detail and hole is not None:
+            # inside a completion's hole the photo's own content is what is being replaced: keep no detail of it
+            pasted = np.where(hole, paste_back(out, face, a.transform, feather), pasted)
+        out = pasted
     return out, aligned, edited
