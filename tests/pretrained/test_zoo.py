@@ -721,3 +721,31 @@ def test_packaged_judge_loads_classifies_and_gates(entry, monkeypatch):
     accuracy = classifier_lib.load_or_evaluate_accuracy(entry.name, metric="balanced_accuracy")
     assert set(accuracy) == set(entry.attributes) | {"mean"}
     assert all(0.5 <= accuracy[name] <= 1.0 for name in entry.attributes)
+
+
+def test_cast_weights_file_compresses_large_arrays_losslessly(tmp_path):
+    import h5py
+
+    src, dst = tmp_path / "a.weights.h5", tmp_path / "b.weights.h5"
+    rng = np.random.default_rng(0)
+    with h5py.File(src, "w") as f:
+        group = f.create_group("layers/conv/vars")
+        group.create_dataset("0", data=rng.normal(size=(3, 3, 64, 64)).astype(np.float16))
+        group.create_dataset("1", data=np.zeros(64, np.float16))
+        f.attrs["keras"] = "x"
+    assert zoo.cast_weights_file(src, dst, "float16") == []
+    with h5py.File(src) as a, h5py.File(dst) as b:
+        assert b["layers/conv/vars/0"].compression == "gzip"  # 36,864 values
+        assert b["layers/conv/vars/1"].compression is None  # small: stored as is
+        for key in ("0", "1"):
+            np.testing.assert_array_equal(a[f"layers/conv/vars/{key}"][()], b[f"layers/conv/vars/{key}"][()])
+        assert b.attrs["keras"] == "x"
+
+
+def test_compact_keeps_every_entry_loading_and_verified(zoo_copy):
+    before = {e.name: e.data["files"] for e in zoo.entries(zoo_copy)}
+    sizes = zoo.compact(root=zoo_copy)
+    assert set(sizes) == set(before)
+    assert all(after <= size for size, after in sizes.values())
+    problems = zoo.verify(zoo_copy, load=True)  # sha256 and size records, and each entry loads and runs
+    assert not any(problems.values()), problems

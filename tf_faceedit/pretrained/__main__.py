@@ -6,6 +6,7 @@
     python -m tf_faceedit.pretrained add --model_dir RUN --name NAME --card CARD.md [--dtype float16|float32]
     python -m tf_faceedit.pretrained verify [NAME ...] [--load]
     python -m tf_faceedit.pretrained remove NAME
+    python -m tf_faceedit.pretrained compact [NAME ...]   # re-store weights gzip-compressed (arrays unchanged)
 
 --root DIR (or TF_FACEEDIT_ZOO=DIR) works on another zoo folder than the installed package's.
 """
@@ -61,7 +62,11 @@ def parse_args(argv=None):
     compare.add_argument("--seed", type=int, default=0)
     remove = commands.add_parser("remove", parents=[common], help="delete an entry's files and manifest record")
     remove.add_argument("name")
-    for sub in (parser, add, verify, compare, remove):
+    compact = commands.add_parser(
+        "compact", parents=[common], help="re-store entries' weights gzip-compressed (the arrays are unchanged)"
+    )
+    compact.add_argument("names", nargs="*", help="entries (default: all)")
+    for sub in (parser, add, verify, compare, remove, compact):
         sub.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS, help="warnings only")
     args = parser.parse_args(argv)
     args.root = getattr(args, "root", None)
@@ -99,6 +104,10 @@ def main(argv=None):
             entry = zoo.get(args.name, args.root)
             zoo.check_files(entry, [entry.data["card"]])
             print(entry.card.read_text(encoding="utf-8"), end="")
+            return 0
+        if args.command == "compact":
+            for name, (before, after) in zoo.compact(args.names, args.root).items():
+                print(f"{name}: weights {before / 1e6:.2f} MB -> {after / 1e6:.2f} MB")
             return 0
         if args.command == "remove":
             zoo.remove(args.name, args.root)

@@ -314,9 +314,16 @@ def total_bytes(manifest, skip=()):
     )
 
 
+# Arrays of at least this many values are stored gzip-compressed with HDF5's byte-shuffle filter (h5py's standard
+# filters: Keras and any HDF5 reader decompress them transparently); float16 weights shrink by about 10-20%.
+COMPRESS_MIN_SIZE = 16384  # smaller arrays gain less than their chunk index costs
+
+
 def cast_weights_file(src, dst, dtype):
     """Copies a Keras `.weights.h5` file with its float32 arrays stored as `dtype` ("float16" or "float32"); an
-    array with values beyond float16's range stays float32. Returns the names of the arrays kept float32."""
+    array with values beyond float16's range stays float32. Arrays of `COMPRESS_MIN_SIZE` values or more are
+    written gzip-compressed (shuffle + gzip 9), which loads unchanged. Returns the names of the arrays kept
+    float32."""
     import h5py
     import numpy as np
 
@@ -334,7 +341,9 @@ def cast_weights_file(src, dst, dtype):
                         data = data.astype(np.float16)
                     else:
                         kept.append(f"{prefix}/{key}")
-                dataset = target.create_dataset(key, data=data)
+                packed = getattr(data, "size", 0) >= COMPRESS_MIN_SIZE and getattr(data, "ndim", 0) >= 1
+                options = {"compression": "gzip", "compression_opts": 9, "shuffle": True} if packed else {}
+                dataset = target.create_dataset(key, data=data, **options)
                 for attr, attr_value in item.attrs.items():
                     dataset.attrs[attr] = attr_value
             else:
@@ -727,6 +736,37 @@ def add(
         shutil.rmtree(tmp_root, ignore_errors=True)
     log.info("added zoo entry %s (%s, %.2f MB) from %s", name, record["dtype"], size / 1e6, info["checkpoint"])
     return Entry(root, record)
+
+
+def compact(names=None, root=None):
+    """Re-stores the weights of existing entries compressed (`cast_weights_file` with the entry's dtype: the arrays
+    are unchanged, only their storage) and updates their manifest records. Returns {name: (bytes before, after)}."""
+    root = zoo_root(root)
+    manifest = read_manifest(root)
+    out = {}
+    for record in manifest["entries"]:
+        if names and record["name"] not in names:
+            continue
+        entry = get(record["name"], root)
+        check_files(entry)
+        before = after = 0
+        for rel in list(record["files"]):
+            if not rel.endswith(".weights.h5"):
+                continue
+            path = root / rel
+            staged = path.with_name(path.name + ".compact")
+            cast_weights_file(path, staged, record["dtype"])
+            size = path.stat().st_size
+            before += size
+            if staged.stat().st_size < size:
+                os.replace(staged, path)
+            else:  # nothing to gain (already compact): keep the file as it is
+                staged.unlink()
+            after += path.stat().st_size
+            record["files"][rel] = file_record(path)
+        out[record["name"]] = (before, after)
+    _write_json_atomic(root / MANIFEST, manifest)
+    return out
 
 
 def remove(name, root=None):
