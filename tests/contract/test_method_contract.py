@@ -107,7 +107,10 @@ EXPECTED = {
             "generator": {"image": (4, 4, 3), "composited": (4, 4, 3)},
             "discriminator": {"src": (1,), "cls": (2,)},
         },
-        losses={"d": {"d_adv", "d_attr", "d_loss"}, "g": {"g_adv", "g_attr", "g_rec", "g_bdy", "g_loss"}},
+        losses={
+            "d": {"d_adv", "d_attr", "d_attr_fake", "d_loss"},
+            "g": {"g_adv", "g_attr", "g_rec", "g_bdy", "g_loss"},
+        },
         rows=["masked input", "completion", "Male flipped", "Smiling flipped", "ground truth"],
         inputs={"generator": {"image": (4, 4, 3), "mask": (4, 4, 1), "attributes": (2,)}, "discriminator": (4, 4, 3)},
     ),
