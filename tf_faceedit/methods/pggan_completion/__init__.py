@@ -29,14 +29,19 @@ So at alpha = 0, G_s(x) = upsample2x(G_{s-1}(avgpool2x(x))). alpha is a non-trai
 assigned by the trainer every step from its step counter: alpha = clip((step - phase start) / fade_steps, 0, 1).
 
 Losses, per example (the trainer reduces them once over the global batch). A_obs = A_real with probability 1/2,
-else A_real with one random attribute flipped; fakes = composited I_syn (loss.d_fake "composited") or the raw
-I_syn (loss.d_fake "raw", the paper's D input):
+else A_real with one random attribute flipped (kept = 1 for the unflipped rows); fakes = the raw I_syn (loss.d_fake
+"raw", the paper's D input) or the composited one ("composited"); during a fade-in I_real is PGGAN's faded real,
+lerp(up2x(down2x(x)), x, alpha) (loss.fade_reals). Every image term is a per-element mean:
   D: adv(D_src(I_real), D_src(fakes mixed with the history buffer)) + lambda_attr * BCE(D_cls(I_real), A_real)
-     [+ lambda_gp * GP for adversarial "wgan"]
+     + lambda_attr * BCE(D_cls(I_syn), A_obs) [loss.d_attr_fakes] [+ lambda_gp * GP for adversarial "wgan"]
   G: adv(D_src(fakes)) + lambda_attr * BCE(D_cls(I_syn), A_obs)
-     + lambda_rec * masked_l1(I_real, I_syn, M, hole_weight)             (hole_weight 0.7 inside, 0.3 outside)
-     + lambda_feat * mean((VGG16_relu2_2(I_real) - VGG16_relu2_2(I_syn))^2)
-     + lambda_bdy * mean(w * |I_real - I_syn|), w = 1 - |2 mean_filter_k(M) - 1|
+     + lambda_rec * masked_l1(I_real, I_syn, M, hole_weight)      (hole_weight 0.7 inside, 0.3 outside; the hole
+                                                                    part x kept under loss.rec_on_flipped "context")
+     + lambda_feat * mean((VGG16_relu2_2(I_real) - VGG16_relu2_2(I_syn))^2 / 12.75^2)   (from 32x32)
+     + lambda_dfm * mean over D's trunk layers of mean|D_l(I_real) - D_l(I_syn)|          (feature matching)
+     + lambda_bdy * mean(w * |I_real - I_syn|), w = 1 - |2 mean_filter_k([M > 0]) - 1|  (from 16x16)
+`PGGANCompletion.generator_terms` returns them as name -> (weight, value); the loss-balance readout
+(`tf_faceedit.training.loss_balance`) differentiates each at G's output.
 Defaults: lambda_rec 500, lambda_feat 10, lambda_bdy 5000 (k = 7), lambda_attr 2, Adam 2e-4 (0.5, 0.99), batch 16.
 
 Layout (as mmagic's editors/pggan/): `config.py` (the typed config), `networks.py` (generator, discriminator,
