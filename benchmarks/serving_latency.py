@@ -116,12 +116,12 @@ def bare_forward(model_dir, task, image_size):
 
 def tflite_runners(model_dir, task, image_size, num_attributes):
     """{"TFLite float32 (interpreter)": runner, "TFLite float16 (interpreter)": runner} of the run's generator."""
-    from tf_faceedit.serving import tflite_export
+    from tf_faceedit.serving import tflite_export, tflite_runtime
 
     trainer = restore(model_dir)
     flatbuffers = tflite_export.convert(trainer, task, image_size, num_attributes)
     return {
-        f"TFLite {precision} (interpreter)": tflite_export.make_interpreter(
+        f"TFLite {precision} (interpreter)": tflite_runtime.make_interpreter(
             data, num_threads=os.cpu_count()
         ).get_signature_runner("serving_default")
         for precision, data in flatbuffers.items()

@@ -8,6 +8,7 @@ from tests import hostile
 from tf_faceedit import images
 from tf_faceedit.config import DataConfig
 from tf_faceedit.data import align, celeba
+from tf_faceedit.data.records import drop_corrupt
 from tf_faceedit.errors import ConfigError, DataError
 
 
@@ -42,7 +43,7 @@ def test_pipeline_uses_or_skips_each_hostile_image(tmp_path):
     )
     records = celeba.load_records(cfg, "train")
     assert len(records) == len(names)  # every listed file exists, the unicode name included
-    kept = celeba.drop_corrupt(records, cfg.max_corrupt_fraction)
+    kept = drop_corrupt(records, cfg.max_corrupt_fraction)
     kept_names = {p.rsplit("/", 1)[-1] for p in kept.paths}
     for name, expected in hostile.PIPELINE_EXPECTATION.items():
         if expected == "skip":
@@ -64,7 +65,7 @@ def test_too_many_bad_images_fail_naming_one(tmp_path):
     folder, _ = hostile.make_dataset_with(tmp_path / "ds", num_good=4, extra=extra)
     cfg = DataConfig(data_dir=str(folder), attributes=hostile.ATTRIBUTES, image_size=16, max_corrupt_fraction=0.01)
     with pytest.raises(DataError, match="max_corrupt_fraction") as info:
-        celeba.drop_corrupt(celeba.load_records(cfg, "train"), cfg.max_corrupt_fraction)
+        drop_corrupt(celeba.load_records(cfg, "train"), cfg.max_corrupt_fraction)
     assert any(name in str(info.value) for name in extra)
 
 
@@ -247,7 +248,7 @@ def test_jpeg_bomb_after_comments_is_refused_wherever_an_image_is_read(tmp_path)
         demo_handlers.read_photo(bomb)
     folder, names = hostile.make_dataset_with(tmp_path / "ds", num_good=6, extra={"bomb.jpg": bomb.read_bytes()})
     cfg = DataConfig(data_dir=str(folder), attributes=hostile.ATTRIBUTES, image_size=16, max_corrupt_fraction=0.5)
-    kept = celeba.drop_corrupt(celeba.load_records(cfg, "train"), cfg.max_corrupt_fraction)
+    kept = drop_corrupt(celeba.load_records(cfg, "train"), cfg.max_corrupt_fraction)
     assert len(kept) == 6 and not any(p.endswith("bomb.jpg") for p in kept.paths)
 
 
@@ -262,7 +263,7 @@ def test_dataset_whose_files_pass_the_scan_but_never_decode(tmp_path, capsys):
     folder, names = _undecodable_dataset(tmp_path / "ds")
     cfg = DataConfig(data_dir=str(folder), attributes=hostile.ATTRIBUTES, image_size=16, max_corrupt_fraction=0.0)
     records = celeba.load_records(cfg, "train")
-    assert len(celeba.drop_corrupt(records, 0.0)) == len(names)  # every header is valid
+    assert len(drop_corrupt(records, 0.0)) == len(names)  # every header is valid
     argv = [
         "--method=sagan",
         f"--data_dir={folder}",

@@ -9,7 +9,9 @@ from tf_faceedit import __main__ as cli
 
 
 def test_every_command_is_a_module_with_main():
-    assert set(cli.COMMANDS) == {"train", "evaluate", "edit", "export", "demo", "augment", "loss-balance"}
+    assert set(cli.COMMANDS) == (
+        {"train", "evaluate", "edit", "export", "demo", "augment", "loss-balance"} | {"serve-client", "grpc-server"}
+    )
     for module, _ in cli.COMMANDS.values():
         assert callable(importlib.import_module(module).main)
 

@@ -1,8 +1,9 @@
 """The `tf-faceedit` command: one entry point for the command-line tools.
 
     tf-faceedit train --method=sagan --config=sagan_quick --model_dir=RUN [...]
-    tf-faceedit evaluate|edit|export|demo|augment [...]      (each command's own flags: tf-faceedit CMD --help)
-    python -m tf_faceedit CMD [...]                          (the same, without the console script)
+    tf-faceedit evaluate|edit|export|demo|augment|loss-balance [...]   (each command's flags: tf-faceedit CMD --help)
+    tf-faceedit serve-client|grpc-server [...]                         (a TF Serving client; the gRPC test server)
+    python -m tf_faceedit CMD [...]                                    (the same, without the console script)
 
 Each command is the `main(argv)` of `tf_faceedit.cli.CMD` (also `python -m tf_faceedit.CMD`); this module only
 picks it.
@@ -20,12 +21,14 @@ COMMANDS = {
     "demo": ("tf_faceedit.cli.demo", "the web demo (needs the [demo] extra)"),
     "augment": ("tf_faceedit.cli.augment", "grow a dataset with edited copies of its faces"),
     "loss-balance": ("tf_faceedit.cli.loss_balance", "each generator loss term's weight in value and gradient"),
+    "serve-client": ("tf_faceedit.cli.serve_client", "edit one photo with a model served by TF Serving"),
+    "grpc-server": ("tf_faceedit.cli.grpc_server", "a local gRPC server with TF Serving's API, for tests"),
 }
 
 
 def usage():
     lines = ["usage: tf-faceedit COMMAND [flags]   (tf-faceedit COMMAND --help for a command's flags)", "", "commands:"]
-    lines += [f"  {name:10s} {summary}" for name, (_, summary) in COMMANDS.items()]
+    lines += [f"  {name:12s} {summary}" for name, (_, summary) in COMMANDS.items()]
     return "\n".join(lines)
 
 

@@ -16,7 +16,7 @@ from tests import model_runs
 from tf_faceedit.cli import export as export_cli
 from tf_faceedit.data.synthetic import make_face
 from tf_faceedit.errors import ConfigError
-from tf_faceedit.serving import export_lib, processing, tflite_export
+from tf_faceedit.serving import export_lib, processing, tflite_export, tflite_runtime
 
 # float extras (attention, content, latent): absolute tolerance
 EXTRA_ATOL = {"float32": 1e-4, "float16": 0.01}
@@ -62,7 +62,7 @@ def test_tflite_matches_the_saved_model_signature(method, tmp_path_factory, synt
         inputs = fixed_face(trainer, batch)
         expected = {k: v.numpy() for k, v in signature(**{n: tf.constant(v) for n, v in inputs.items()}).items()}
         for precision, path in result["files"].items():
-            runner = tflite_export.make_interpreter(path).get_signature_runner("serving_default")
+            runner = tflite_runtime.make_interpreter(path).get_signature_runner("serving_default")
             got = runner(**inputs)
             assert sorted(got) == sorted(expected), f"{precision}: outputs {sorted(got)} != {sorted(expected)}"
             tolerance = tflite_export.FLOAT32_TOLERANCE if precision == "float32" else tflite_export.FLOAT16_TOLERANCE

@@ -24,6 +24,7 @@ import numpy as np
 
 from tf_faceedit import images as images_lib
 from tf_faceedit.data import celeba
+from tf_faceedit.data.records import SPLITS, Records
 from tf_faceedit.errors import ConfigError, DataError
 from tf_faceedit.images import to_uint8
 
@@ -75,7 +76,7 @@ def augment(
 
     filenames, rows, partition = [], [], {}
     written = 0
-    for split, split_id in celeba.SPLITS.items():
+    for split, split_id in SPLITS.items():
         try:
             records = celeba.load_records(all_cfg, split)
         except DataError as err:
@@ -83,7 +84,7 @@ def augment(
             continue
         if max_images:
             keep = max(0, int(max_images) - written)
-            records = celeba.Records(records.paths[:keep], records.attributes[:keep], records.attribute_names, split)
+            records = Records(records.paths[:keep], records.attributes[:keep], records.attribute_names, split)
         if not len(records):
             continue
         dataset = celeba.build_dataset(

@@ -1,7 +1,7 @@
 """Serve exported SavedModels with the in-process gRPC test server (NOT TF Serving).
 
-    python -m tf_faceedit.serving.grpc_server --model sagan=EXPORT/sagan --model fader=EXPORT/fader/3 --port 8500
-    python -m tf_faceedit.serving.grpc_server --model_config_file serving/models.config --models_root EXPORT
+    tf-faceedit grpc-server --model sagan=EXPORT/sagan --model fader=EXPORT/fader/3 --port 8500
+    tf-faceedit grpc-server --model_config_file serving/models.config --models_root EXPORT
 
 The CLI only parses: `tf_faceedit.serving.grpc_server.start_server` does the work.
 """
@@ -15,7 +15,7 @@ from tf_faceedit.cli import common
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
-        prog="python -m tf_faceedit.serving.grpc_server",
+        prog="tf-faceedit grpc-server",
         description="In-process TF Serving stand-in (Predict, GetModelMetadata) for "
         "development and tests; NOT TF Serving.",
     )

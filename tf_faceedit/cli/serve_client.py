@@ -1,6 +1,6 @@
 """Edit (or complete) one face image with a model served by TF Serving (or the test server).
 
-    python -m tf_faceedit.serving.client --server localhost:8500 --model sagan --image face.jpg \
+    tf-faceedit serve-client --server localhost:8500 --model sagan --image face.jpg \
         --set Eyeglasses=1 --out edited.png [--rest] [--mask hole.png] [--save_extras]
 
 The CLI only parses: `tf_faceedit.serving.client.edit_file` (over `make_client`: gRPC or REST) does the work.
@@ -14,7 +14,7 @@ from tf_faceedit.cli import common
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
-        prog="python -m tf_faceedit.serving.client",
+        prog="tf-faceedit serve-client",
         description="Edit (or complete) one face image with a model served by TF Serving.",
     )
     parser.add_argument(

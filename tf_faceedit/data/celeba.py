@@ -27,18 +27,16 @@ Pipeline order (one element = one image):
      seed gives the same batches, and since repeat comes before this step, every epoch gets new flips and masks.
   8. batch(B, drop_remainder), prefetch(AUTOTUNE)
 
-Before the pipeline is built, a cheap scan drops files that are empty, not JPEG/PNG/GIF/BMP, whose header does not
-parse, or whose header declares more than `MAX_IMAGE_PIXELS` pixels (a decompression-bomb guard: a tiny PNG may
-declare 20000x20000 and decode to 1.2 GB; the JPEG header is walked marker by marker up to its frame header, however
-many comment bytes come first), with one counted warning, and fails when their share exceeds
+Before the pipeline is built, a cheap scan (`records.drop_corrupt`) drops files that are empty, not JPEG/PNG/GIF/BMP,
+whose header does not parse, or whose header declares more than `MAX_IMAGE_PIXELS` pixels (a decompression-bomb
+guard: a tiny PNG may declare 20000x20000 and decode to 1.2 GB; the JPEG header is walked marker by marker up to its
+frame header, however many comment bytes come first), with one counted warning, and fails when their share exceeds
 `max_corrupt_fraction`. Headers are read by `tf_faceedit.images`, the parser every image reader uses. Files that pass
 the scan but fail to decode are skipped by the pipeline (step 3); when none decodes, the first batch raises
 DataError (`first_batch`).
 """
 
-import concurrent.futures
 import csv
-import dataclasses
 import logging
 import os
 import random
@@ -49,6 +47,7 @@ import numpy as np
 from tf_faceedit import images
 from tf_faceedit.data import tfds_source
 from tf_faceedit.data.masks import make_mask_fn
+from tf_faceedit.data.records import SPLITS, Records, drop_corrupt
 from tf_faceedit.errors import DataError, suggest
 from tf_faceedit.lazy_tf import tf  # TensorFlow is imported on first use (the JAX path runs without it)
 
@@ -58,28 +57,8 @@ CELEBA_ATTR_FILE = "list_attr_celeba.txt"
 CSV_ATTR_FILE = "attributes.csv"
 PARTITION_FILE = "list_eval_partition.txt"
 IMAGE_DIR_CANDIDATES = ("images", "img_align_celeba")
-SPLITS = {"train": 0, "val": 1, "test": 2}
 
-# The image formats tf.io.decode_image reads (`images.parse_header` names).
-_FORMATS = ("jpeg", "png", "gif", "bmp")
 _FILENAME_COLUMNS = ("filename", "file", "image", "image_id", "img", "name", "path", "file_name", "image_name")
-
-
-@dataclasses.dataclass
-class Records:
-    """The images of one split and their selected attributes.
-
-    paths: full image paths; attributes: float32 [N, K] in {0, 1}; attribute_names: the K names, in column order;
-    split: "train", "val", "test" or "all".
-    """
-
-    paths: list[str]
-    attributes: np.ndarray
-    attribute_names: list[str]
-    split: str
-
-    def __len__(self):
-        return len(self.paths)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -408,59 +387,6 @@ def load_records(cfg, split):
 
 # ---------------------------------------------------------------------------------------------------------------
 # Input pipeline
-
-
-# The size guard and the header parser are `tf_faceedit.images` (one for every reader of images).
-MAX_IMAGE_PIXELS = images.MAX_IMAGE_PIXELS
-
-
-def _check_file(path):
-    """Returns True when the file is a JPEG/PNG/GIF/BMP (what tf.io.decode_image reads) whose header parses
-    (`images.parse_header`: the real header, not a fixed prefix) and declares at most MAX_IMAGE_PIXELS."""
-    return images.check_file(path, MAX_IMAGE_PIXELS, formats=_FORMATS)
-
-
-def _scan_images(paths):
-    """Returns a boolean array: which files look like readable images (threaded; I/O bound)."""
-
-    def check_chunk(chunk):
-        return [_check_file(p) for p in chunk]
-
-    chunk_size = 4096
-    chunks = [paths[i : i + chunk_size] for i in range(0, len(paths), chunk_size)]
-    if len(chunks) <= 1:
-        return np.array(check_chunk(paths), dtype=bool)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=min(8, len(chunks))) as pool:
-        return np.array([ok for chunk in pool.map(check_chunk, chunks) for ok in chunk], dtype=bool)
-
-
-def drop_corrupt(records, max_corrupt_fraction):
-    """Returns `records` without empty or non-image files; raises DataError when more than the allowed share is bad."""
-    ok = _scan_images(records.paths)
-    bad = int((~ok).sum())
-    if not bad:
-        return records
-    first = records.paths[int(np.argmin(ok))]
-    if bad / len(ok) > max_corrupt_fraction:
-        raise DataError(
-            f"{bad} of {len(ok)} images of split '{records.split}' are empty, not JPEG/PNG/GIF/BMP or "
-            f"over MAX_IMAGE_PIXELS (first: {first}); above "
-            f"data.max_corrupt_fraction={max_corrupt_fraction}"
-        )
-    logger.warning(
-        "skipping %d of %d images of split '%s' that are empty, not JPEG/PNG/GIF/BMP or too large (first: %s)",
-        bad,
-        len(ok),
-        records.split,
-        first,
-    )
-    keep = np.flatnonzero(ok)
-    return Records(
-        paths=[records.paths[i] for i in keep],
-        attributes=records.attributes[keep],
-        attribute_names=records.attribute_names,
-        split=records.split,
-    )
 
 
 def decode_and_resize(contents, image_size, crop_fraction=1.0):

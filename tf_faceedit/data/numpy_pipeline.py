@@ -5,7 +5,7 @@
   "mask": float32 [B, S, S, 1] in {0, 1} (1 = hole), only when `DataConfig.mask.kind != "none"`.
 `make_dataset(trainer_class, ...)` also handles the two-domain records of AttentionGAN ({"image_a", "image_b"}).
 
-Same steps as the tf.data pipeline: records and the corrupt-file scan from `celeba` (TensorFlow-free on import),
+Same steps as the tf.data pipeline: records (`celeba`) and the corrupt-file scan (`records`), TensorFlow-free on import,
 decode (JPEG/PNG/BMP/GIF via OpenCV, grayscale -> RGB), centre-crop a square of side round(min(h, w) *
 crop_fraction), resize to S x S (area averaging when shrinking, which antialiases like `antialias=True`, bilinear
 when enlarging), round to uint8; files that fail to decode are skipped with a logged warning; optional in-memory
@@ -25,6 +25,7 @@ import numpy as np
 
 from tf_faceedit.data import celeba
 from tf_faceedit.data.numpy_masks import make_mask_fn
+from tf_faceedit.data.records import drop_corrupt
 from tf_faceedit.errors import DataError
 from tf_faceedit.images import to_float
 
@@ -135,7 +136,7 @@ def build_dataset(cfg, split, batch_size, training, seed=0, repeat=None, drop_re
         raise DataError(f"split '{records.split}' has no images")
     if str(records.paths[0]).startswith("tfds:"):
         raise DataError(f"--data_dir={cfg.data_dir}: TFDS input needs the tf.data pipeline (--backend=tensorflow)")
-    records = celeba.drop_corrupt(records, cfg.max_corrupt_fraction)
+    records = drop_corrupt(records, cfg.max_corrupt_fraction)
     if drop_remainder and not repeat and len(records) < batch_size:
         raise DataError(
             f"split '{records.split}' has {len(records)} images, fewer than the batch size {batch_size}, "

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from tf_faceedit.data import celeba
+from tf_faceedit.data.records import SPLITS
 from tf_faceedit.errors import FaceEditError
 
 
@@ -64,7 +65,7 @@ def write_for_folder(data_dir, out, val=500, test=1000, scheme="ordered", seed=0
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     celeba.write_partition(out, partition)
-    return {name: sum(1 for v in partition.values() if v == i) for i, name in enumerate(celeba.SPLITS)}
+    return {name: sum(1 for v in partition.values() if v == i) for i, name in enumerate(SPLITS)}
 
 
 def main(argv=None):

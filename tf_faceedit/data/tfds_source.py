@@ -14,7 +14,7 @@ The splits are TFDS's official ones: train -> "train", val -> "validation", test
 that order.
 
 Records. `load_records` reads the attributes of a split once (image bytes are read but not decoded; the table is
-kept for the process) and returns `celeba.Records` whose `paths` are keys `tfds:NAME/SPLIT_INDEX` (INDEX: position in
+kept for the process) and returns `records.Records` whose `paths` are keys `tfds:NAME/SPLIT_INDEX` (INDEX: position in
 the split's file order), so subsets made by the callers (the unpaired domains, `max_images`) stay `Records`.
 `encoded_dataset` turns such records back into a stream of (encoded image bytes, attributes): each split is read in
 file order (sequentially, so the order does not depend on tf.data's determinism setting) and filtered to the
@@ -26,6 +26,7 @@ import re
 
 import numpy as np
 
+from tf_faceedit.data.records import SPLITS, Records
 from tf_faceedit.errors import DataError, suggest
 from tf_faceedit.lazy_tf import tf
 
@@ -135,9 +136,7 @@ def _key(name, split, index):
 
 
 def load_records(cfg, split):
-    """The `celeba.Records` of `split` ("train", "val", "test" or "all") of the TFDS dataset in `cfg.data_dir`."""
-    from tf_faceedit.data.celeba import SPLITS, Records
-
+    """The `records.Records` of `split` ("train", "val", "test" or "all") of the TFDS dataset in `cfg.data_dir`."""
     if split not in SPLIT_NAMES:
         raise DataError(f"split must be one of train, val, test, all, got {split!r}{suggest(split, [*SPLITS, 'all'])}")
     name, data_dir = parse_spec(cfg.data_dir)

@@ -26,6 +26,7 @@ import numpy as np
 
 from tf_faceedit.config import DataConfig, check, check_choice
 from tf_faceedit.data import celeba, tfds_source
+from tf_faceedit.data.records import Records
 from tf_faceedit.errors import DataError
 from tf_faceedit.lazy_tf import tf  # TensorFlow is imported on first use (the JAX path runs without it)
 
@@ -62,10 +63,10 @@ class UnpairedDataConfig(DataConfig):
 
 @dataclasses.dataclass
 class UnpairedRecords:
-    """The two domains' `celeba.Records` of one split."""
+    """The two domains' `Records` of one split."""
 
-    a: celeba.Records
-    b: celeba.Records
+    a: Records
+    b: Records
     split: str
 
     def __len__(self):
@@ -95,7 +96,7 @@ def _folder_records(cfg, split, suffix, value):
         wanted = " or ".join(f"{data_dir / (n + suffix)}/" for n in names)
         raise DataError(f"no images for split '{split}' of domain {suffix}: looked in {wanted}")
     attributes = np.full((len(paths), 1), float(value), dtype=np.float32)
-    return celeba.Records(paths=paths, attributes=attributes, attribute_names=list(cfg.attributes), split=split)
+    return Records(paths=paths, attributes=attributes, attribute_names=list(cfg.attributes), split=split)
 
 
 def load_unpaired_records(cfg, split):
@@ -124,7 +125,7 @@ def load_unpaired_records(cfg, split):
                 f"{'X' if value == a_value else 'Y'} is empty (data.domain_attribute)"
             )
         parts.append(
-            celeba.Records(
+            Records(
                 paths=[records.paths[i] for i in index],
                 attributes=records.attributes[index],
                 attribute_names=records.attribute_names,

@@ -42,6 +42,7 @@ import keras
 import numpy as np
 
 from tf_faceedit.data import celeba
+from tf_faceedit.data.records import Records
 from tf_faceedit.errors import ConfigError, DataError, EvaluationError
 from tf_faceedit.eval import metrics
 from tf_faceedit.images import foreground_attention, to_float, to_uint8
@@ -74,7 +75,7 @@ def _records(model, split, data_dir, extra_attributes=()):
         attributes = np.concatenate([records.a.attributes, records.b.attributes])
         n_a, n_b = len(records.a), len(records.b)
         order = sorted(range(n_a + n_b), key=lambda i: (i / n_a) if i < n_a else ((i - n_a) + 0.5) / n_b)
-        records = celeba.Records(
+        records = Records(
             paths=[paths[i] for i in order],
             attributes=attributes[order],
             attribute_names=records.a.attribute_names,
@@ -87,7 +88,7 @@ def _batches(data_cfg, records, batch_size, max_images, seed):
     """Yields (uint8 images [B,S,S,3], attributes [B,K], masks uint8 [B,S,S,1] or None); no flips, no shuffling."""
     n = len(records) if not max_images else min(len(records), int(max_images))
     if n < len(records):
-        records = celeba.Records(
+        records = Records(
             paths=records.paths[:n],
             attributes=records.attributes[:n],
             attribute_names=records.attribute_names,

@@ -1,10 +1,10 @@
 """Clients for tf_faceedit models served by TF Serving: gRPC (tensorflow-serving-api) and REST (urllib).
 
-    python -m tf_faceedit.serving.client --server localhost:8500 --model sagan --image face.jpg \
+    tf-faceedit serve-client --server localhost:8500 --model sagan --image face.jpg \
         --set Eyeglasses=1 --out edited.png
-    python -m tf_faceedit.serving.client --server localhost:8500 --model pggan_completion --image face.jpg \
+    tf-faceedit serve-client --server localhost:8500 --model pggan_completion --image face.jpg \
         --mask hole.png --set Smiling=1 --out completed.png
-    python -m tf_faceedit.serving.client --rest --server localhost:8501 --model sagan --image face.jpg \
+    tf-faceedit serve-client --rest --server localhost:8501 --model sagan --image face.jpg \
         --attributes 1 --out edited.png
 
     from tf_faceedit.serving.client import GrpcClient
@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import sys
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -486,9 +485,3 @@ def make_client(
     server: str, model: str, rest: bool = False, version: int | None = None, timeout: float = 60.0
 ) -> GrpcClient | RestClient:
     return (RestClient if rest else GrpcClient)(server, model, version=version, timeout=timeout)
-
-
-if __name__ == "__main__":  # `python -m tf_faceedit.serving.client`: the command is tf_faceedit/cli/serve_client.py
-    from tf_faceedit.cli.serve_client import main
-
-    sys.exit(main())

@@ -6,8 +6,8 @@ by calling the exported SavedModel's signatures in this Python process. Producti
 `tensorflow/serving` docker image (see serving/README.md); this server lets the client, the CLI and the latency
 benchmark run where that binary cannot be installed, over a real socket.
 
-    python -m tf_faceedit.serving.grpc_server --model sagan=EXPORT/sagan --model fader=EXPORT/fader/3 --port 8500
-    python -m tf_faceedit.serving.grpc_server --model_config_file serving/models.config --models_root EXPORT
+    tf-faceedit grpc-server --model sagan=EXPORT/sagan --model fader=EXPORT/fader/3 --port 8500
+    tf-faceedit grpc-server --model_config_file serving/models.config --models_root EXPORT
 
     from tf_faceedit.serving.grpc_server import start_server
     server, port = start_server({"sagan": "EXPORT/sagan"}, port=0)   # port 0: a free port is picked
@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import logging
 import re
-import sys
 from collections.abc import Mapping
 from concurrent import futures
 from pathlib import Path
@@ -368,9 +367,3 @@ def models_from_config_file(config_file: str | Path, models_root: str | Path | N
             base = str(Path(models_root) / base[len("/models/") :])
         result[entry.name] = base
     return result
-
-
-if __name__ == "__main__":  # `python -m tf_faceedit.serving.grpc_server`: the command is tf_faceedit/cli/grpc_server.py
-    from tf_faceedit.cli.grpc_server import main
-
-    sys.exit(main())

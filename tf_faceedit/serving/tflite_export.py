@@ -45,6 +45,7 @@ from tf_faceedit import images as images_lib
 from tf_faceedit import io_util, registry
 from tf_faceedit.errors import ConfigError
 from tf_faceedit.serving import processing
+from tf_faceedit.serving.tflite_runtime import make_interpreter
 
 log = logging.getLogger("tf_faceedit")
 
@@ -171,22 +172,6 @@ def _why(err: Exception) -> str:
     if ops:
         return f"its generator uses ops TFLite has no builtin kernel for: {', '.join(ops)}"
     return f"the converter failed: {text.splitlines()[-1][:300] if text else type(err).__name__}"
-
-
-def make_interpreter(model: str | Path | bytes, num_threads: int | None = None) -> Any:
-    """A TFLite interpreter over a .tflite path or flatbuffer bytes: LiteRT's (`ai_edge_litert`, the interpreter's
-    new home) when installed, else `tf.lite.Interpreter`. `interpreter.get_signature_runner()` runs the model."""
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError:
-        import warnings
-
-        Interpreter = tf.lite.Interpreter
-        warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated.*")
-    kwargs = {"model_content": model} if isinstance(model, bytes) else {"model_path": str(model)}
-    interpreter = Interpreter(num_threads=num_threads, **kwargs)
-    interpreter.allocate_tensors()
-    return interpreter
 
 
 def export_tflite(

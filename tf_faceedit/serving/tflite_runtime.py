@@ -22,6 +22,7 @@ import os
 import re
 import threading
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -46,6 +47,22 @@ def default_threads() -> int:
     if threads > 0:
         return threads
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def make_interpreter(model: str | Path | bytes, num_threads: int | None = None) -> Any:
+    """A TFLite interpreter over a .tflite path or flatbuffer bytes: LiteRT's (`ai_edge_litert`, the interpreter's
+    new home) when installed, else `tf.lite.Interpreter`. `interpreter.get_signature_runner()` runs the model."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        import warnings
+
+        Interpreter = tf.lite.Interpreter
+        warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated.*")
+    kwargs = {"model_content": model} if isinstance(model, bytes) else {"model_path": str(model)}
+    interpreter = Interpreter(num_threads=num_threads, **kwargs)
+    interpreter.allocate_tensors()
+    return interpreter
 
 
 class TFLiteNetwork:
@@ -101,8 +118,6 @@ class TFLiteNetwork:
         if plan is not None:
             self._plans.move_to_end(batch)
             return plan
-        from tf_faceedit.serving.tflite_export import make_interpreter
-
         interpreter = make_interpreter(self.model, num_threads=self.num_threads)
         details = interpreter.get_input_details()
         inputs = [self._find(details, name, i) for i, name in enumerate(self.input_names)]
