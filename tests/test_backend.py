@@ -145,8 +145,6 @@ KNOWN_CIRCLES = [
     # The package face (`api`: restore, load) and the model zoo, whose entries are restored through `api`, and the
     # attribute judge, which is both a zoo entry and restored through `api`.
     {"tf_faceedit.api", "tf_faceedit.eval.classifier", "tf_faceedit.pretrained", "tf_faceedit.pretrained.zoo"},
-    # The loss-balance report builds its probe batch with the driver's `make_dataset`; the driver adds its callback.
-    {"tf_faceedit.training.driver", "tf_faceedit.training.loss_balance"},
 ]
 
 

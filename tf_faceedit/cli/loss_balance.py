@@ -3,7 +3,7 @@ at G's output, at step 0 of every stage (or `--stage`).
 
     python -m tf_faceedit.loss_balance --config=pggan_completion_cpu64 --data_dir=DIR [--set loss.lambda_feat=10]
 
-The CLI only parses: `tf_faceedit.training.loss_balance.readout_for_config` does the work. Without --data_dir a
+The CLI only parses: `tf_faceedit.training.balance_readout.readout_for_config` does the work. Without --data_dir a
 small synthetic face set is generated in a temporary folder.
 """
 
@@ -35,14 +35,14 @@ def main(argv=None):
 
     def work():
         from tf_faceedit.errors import ConfigError
-        from tf_faceedit.training import driver, loss_balance
+        from tf_faceedit.training import balance_readout, driver, loss_balance
 
         if not args.config and not args.method:
             raise ConfigError("--config or --method is required")
         with tempfile.TemporaryDirectory(prefix="tf_faceedit_balance_") as scratch:
             data_dir = args.data_dir or str(driver.ensure_synthetic_data(f"{scratch}/synthetic", num_images=64))
             cfg = driver.resolve_config(args.method, None, args.config, args.overrides, data_dir)
-            for name, rows in loss_balance.readout_for_config(cfg, args.stage, args.batch_size):
+            for name, rows in balance_readout.readout_for_config(cfg, args.stage, args.batch_size):
                 print(f"stage {name}")
                 print(loss_balance.format_balance(rows))
                 print()
