@@ -121,65 +121,43 @@ def make_mask_fn(mask_cfg, image_size):
     kind = mask_cfg.kind
     if kind == "none":
         return None
-    if kind == "noise":
 
-        def noise_mask_fn(seed):
-            return random_noise_mask(
-                image_size,
-                image_size,
-                seed,
-                min_ratio=mask_cfg.min_ratio,
-                max_ratio=mask_cfg.max_ratio,
-                noise_resolution=mask_cfg.noise_resolution,
-                threshold=mask_cfg.threshold,
-            )
+    def noise(seed):
+        return random_noise_mask(
+            image_size,
+            image_size,
+            seed,
+            min_ratio=mask_cfg.min_ratio,
+            max_ratio=mask_cfg.max_ratio,
+            noise_resolution=mask_cfg.noise_resolution,
+            threshold=mask_cfg.threshold,
+        )
 
-        return noise_mask_fn
-    if kind == "rect":
+    def rect(seed):
+        return random_rectangle_mask(
+            image_size, image_size, seed, min_ratio=mask_cfg.min_ratio, max_ratio=mask_cfg.max_ratio
+        )
 
-        def rect_mask_fn(seed):
-            return random_rectangle_mask(
-                image_size, image_size, seed, min_ratio=mask_cfg.min_ratio, max_ratio=mask_cfg.max_ratio
-            )
+    def part(seed):
+        return random_face_part_mask(image_size, seed, mask_cfg.part_min_ratio, mask_cfg.part_max_ratio)
 
-        return rect_mask_fn
-    if kind == "mixed":
+    def half_each(first, second):
+        """`first` or `second`, each with probability 1/2; both are drawn from the same derived seed."""
 
-        def mixed_mask_fn(seed):
+        def mask_fn(seed):
             choice_seed, mask_seed = _split_seed(seed, 2)
-            noise = random_noise_mask(
-                image_size,
-                image_size,
-                mask_seed,
-                min_ratio=mask_cfg.min_ratio,
-                max_ratio=mask_cfg.max_ratio,
-                noise_resolution=mask_cfg.noise_resolution,
-                threshold=mask_cfg.threshold,
-            )
-            rect = random_rectangle_mask(
-                image_size, image_size, mask_seed, min_ratio=mask_cfg.min_ratio, max_ratio=mask_cfg.max_ratio
-            )
-            return tf.where(tf.random.stateless_uniform([], choice_seed) < 0.5, noise, rect)
+            return tf.where(tf.random.stateless_uniform([], choice_seed) < 0.5, first(mask_seed), second(mask_seed))
 
-        return mixed_mask_fn
-    if kind in ("parts", "noise+parts"):
+        return mask_fn
 
-        def parts_mask_fn(seed):
-            choice_seed, mask_seed = _split_seed(seed, 2)
-            part = random_face_part_mask(image_size, mask_seed, mask_cfg.part_min_ratio, mask_cfg.part_max_ratio)
-            if kind == "parts":
-                return part
-            noise = random_noise_mask(
-                image_size,
-                image_size,
-                mask_seed,
-                min_ratio=mask_cfg.min_ratio,
-                max_ratio=mask_cfg.max_ratio,
-                noise_resolution=mask_cfg.noise_resolution,
-                threshold=mask_cfg.threshold,
-            )
-            return tf.where(tf.random.stateless_uniform([], choice_seed) < 0.5, noise, part)
-
-        return parts_mask_fn
+    makers = {
+        "noise": noise,
+        "rect": rect,
+        "mixed": half_each(noise, rect),
+        "parts": lambda seed: part(_split_seed(seed, 2)[1]),  # the box of "noise+parts" for the same seed
+        "noise+parts": half_each(noise, part),
+    }
+    if kind in makers:
+        return makers[kind]
     kinds = MASK_KINDS
     raise ConfigError(f"data.mask.kind must be one of {', '.join(kinds)}, got {kind!r}{suggest(kind, kinds)}")

@@ -86,8 +86,9 @@ def make_mask_fn(mask_cfg, image_size):
     kind = mask_cfg.kind
     if kind == "none":
         return None
-    if kind == "noise":
-        return lambda rng: random_noise_mask(
+
+    def noise(rng):
+        return random_noise_mask(
             image_size,
             image_size,
             rng,
@@ -96,40 +97,25 @@ def make_mask_fn(mask_cfg, image_size):
             mask_cfg.noise_resolution,
             mask_cfg.threshold,
         )
-    if kind == "rect":
-        return lambda rng: random_rectangle_mask(image_size, image_size, rng, mask_cfg.min_ratio, mask_cfg.max_ratio)
-    if kind == "mixed":
 
-        def mixed(rng):
-            noise = rng.random() < 0.5
-            if noise:
-                return random_noise_mask(
-                    image_size,
-                    image_size,
-                    rng,
-                    mask_cfg.min_ratio,
-                    mask_cfg.max_ratio,
-                    mask_cfg.noise_resolution,
-                    mask_cfg.threshold,
-                )
-            return random_rectangle_mask(image_size, image_size, rng, mask_cfg.min_ratio, mask_cfg.max_ratio)
+    def rect(rng):
+        return random_rectangle_mask(image_size, image_size, rng, mask_cfg.min_ratio, mask_cfg.max_ratio)
 
-        return mixed
-    if kind in ("parts", "noise+parts"):
+    def part(rng):
+        return face_part_mask(image_size, rng, None, mask_cfg.part_min_ratio, mask_cfg.part_max_ratio)
 
-        def parts(rng):
-            if kind == "noise+parts" and rng.random() < 0.5:
-                return random_noise_mask(
-                    image_size,
-                    image_size,
-                    rng,
-                    mask_cfg.min_ratio,
-                    mask_cfg.max_ratio,
-                    mask_cfg.noise_resolution,
-                    mask_cfg.threshold,
-                )
-            return face_part_mask(image_size, rng, None, mask_cfg.part_min_ratio, mask_cfg.part_max_ratio)
+    def half_each(first, second):
+        """`first` or `second`, each with probability 1/2."""
+        return lambda rng: first(rng) if rng.random() < 0.5 else second(rng)
 
-        return parts
+    makers = {
+        "noise": noise,
+        "rect": rect,
+        "mixed": half_each(noise, rect),
+        "parts": part,
+        "noise+parts": half_each(noise, part),
+    }
+    if kind in makers:
+        return makers[kind]
     kinds = MASK_KINDS
     raise ConfigError(f"data.mask.kind must be one of {', '.join(kinds)}, got {kind!r}{suggest(kind, kinds)}")
