@@ -340,6 +340,29 @@ HIDDEN_ATTRIBUTES = {"eyes": ("Eyeglasses",), "mouth": ("Smiling", "Mouth_Slight
 HOLE_METHODS = ("model", "cv2.inpaint (telea)", "cv2.inpaint (ns)")
 
 
+HOLE_METRICS = ("psnr", "ssim", "l1", "ssim_whole")
+
+
+def _score_fills(acc, prefix, images, masks, completed_by_model):
+    """Adds `HOLE_METRICS` under "<prefix><label>/<metric>" for the model's completion and both `cv2.inpaint`
+    methods on the same masks; returns {label: completed uint8 images}."""
+    hole = masks.astype(np.float32)
+    results = {"model": completed_by_model}
+    for method in ("telea", "ns"):
+        results[f"cv2.inpaint ({method})"] = metrics.inpaint_baseline(images, masks, method=method)
+    for label, completed in results.items():
+        acc.add(f"{prefix}{label}/psnr", _psnr(images, completed, mask=hole))
+        acc.add(f"{prefix}{label}/ssim", _ssim(images, completed, hole))
+        acc.add(f"{prefix}{label}/ssim_whole", _ssim(images, completed))
+        acc.add(f"{prefix}{label}/l1", metrics.l1(images, completed, mask=hole) / 255.0)
+    return results
+
+
+def _fills_report(acc, prefix):
+    """{label: {metric: mean}} of what `_score_fills` added under `prefix`."""
+    return {label: {key: acc.mean(f"{prefix}{label}/{key}") for key in HOLE_METRICS} for label in HOLE_METHODS}
+
+
 def hole_masks(kind, n, size, mask_cfg, rng):
     """uint8 [n, size, size, 1] masks of one hole set (`HOLE_KINDS`), drawn from `rng`."""
     from tf_faceedit.data import numpy_masks
@@ -365,16 +388,9 @@ def _score_holes(model, images, attributes, hidden_labels, mask_cfg, rng, acc, j
     n, size = len(images), images.shape[1]
     for kind in HOLE_KINDS:
         masks = hole_masks(kind, n, size, mask_cfg, rng)
-        hole = masks.astype(np.float32)
-        results = {"model": model.complete(images, masks, attributes)["completed"]}
-        for method in ("telea", "ns"):
-            results[f"cv2.inpaint ({method})"] = metrics.inpaint_baseline(images, masks, method=method)
-        for label, completed in results.items():
-            acc.add(f"holes/{kind}/{label}/psnr", _psnr(images, completed, mask=hole))
-            acc.add(f"holes/{kind}/{label}/ssim", _ssim(images, completed, hole))
-            acc.add(f"holes/{kind}/{label}/ssim_whole", _ssim(images, completed))
-            acc.add(f"holes/{kind}/{label}/l1", metrics.l1(images, completed, mask=hole) / 255.0)
-        acc.add(f"holes/{kind}/area", hole.mean(axis=(1, 2, 3)))
+        completed = model.complete(images, masks, attributes)["completed"]
+        results = _score_fills(acc, f"holes/{kind}/", images, masks, completed)
+        acc.add(f"holes/{kind}/area", masks.astype(np.float32).mean(axis=(1, 2, 3)))
         hidden = [name for name in HIDDEN_ATTRIBUTES.get(kind, ()) if name in judge_index and name in hidden_labels]
         if judge is not None and hidden:
             readings = {label: judge.predict(to_float(done)) > 0.5 for label, done in results.items()}
@@ -408,10 +424,7 @@ def _gain(model, baseline):
 def _holes_report(acc):
     report = {}
     for kind in HOLE_KINDS:
-        entry = {
-            label: {key: acc.mean(f"holes/{kind}/{label}/{key}") for key in ("psnr", "ssim", "l1", "ssim_whole")}
-            for label in HOLE_METHODS
-        }
+        entry = _fills_report(acc, f"holes/{kind}/")
         entry["mean_hole_area"] = acc.mean(f"holes/{kind}/area")
         entry["psnr_gain_over_ns"] = _gain(entry["model"]["psnr"], entry["cv2.inpaint (ns)"]["psnr"])
         report[kind] = entry
@@ -471,14 +484,7 @@ def _evaluate_completion(
         out = model.complete(images, masks, attributes)
         model_seconds += time.perf_counter() - start
         hole = masks.astype(np.float32)
-        results = {"model": out["completed"]}
-        for method in ("telea", "ns"):
-            results[f"cv2.inpaint ({method})"] = metrics.inpaint_baseline(images, masks, method=method)
-        for label, completed in results.items():
-            acc.add(f"{label}/psnr", _psnr(images, completed, mask=hole))
-            acc.add(f"{label}/ssim", _ssim(images, completed, hole))
-            acc.add(f"{label}/ssim_whole", _ssim(images, completed))
-            acc.add(f"{label}/l1", metrics.l1(images, completed, mask=hole) / 255.0)
+        results = _score_fills(acc, "", images, masks, out["completed"])
         acc.add("raw_preservation_psnr", _psnr(images, out["raw"], mask=1.0 - hole))
         acc.add("hole_area", hole.mean(axis=(1, 2, 3)))
         if extractor is not None:
@@ -511,11 +517,8 @@ def _evaluate_completion(
                     ]
         num_images += len(images)
         progress.add(len(images))
-    labels = ["model", "cv2.inpaint (telea)", "cv2.inpaint (ns)"]
     report = {
-        "completion": {
-            label: {key: acc.mean(f"{label}/{key}") for key in ("psnr", "ssim", "l1", "ssim_whole")} for label in labels
-        },
+        "completion": _fills_report(acc, ""),
         "preservation": {"raw_psnr_outside_hole": acc.mean("raw_preservation_psnr")},
         "mean_hole_area": acc.mean("hole_area"),
         "distribution": _distribution(extractor, real_features, fake_features, seed),
