@@ -2,8 +2,6 @@
 trainer and one training batch, then runs `loss_balance.loss_balance` per stage. Kept apart from
 `training/loss_balance.py`, which the training driver imports, because this module imports the driver."""
 
-import dataclasses
-
 import keras
 
 from tf_faceedit import registry
@@ -46,6 +44,6 @@ def readout_for_config(cfg, stages=None, batch_size=None):
         phase = schedule[stage]
         fade = phase.info.get("fade_steps", 0) if phase.info else 0
         trainer.step.assign(phase.start_step + fade)  # alpha = 1: the stage's own layers
-        trainer.set_phase(dataclasses.replace(phase))
+        trainer.set_phase(phase)
         out.append((phase.name, loss_balance(trainer, batch)))
     return out

@@ -18,7 +18,8 @@ from tf_faceedit.lazy_tf import tf  # TensorFlow is imported on first use (the J
 log = logging.getLogger(__name__)
 
 
-def _step(trainer):
+def trainer_step(trainer):
+    """The trainer's own step counter as an int (callbacks use it, not Keras' epoch/batch numbers)."""
     return int(keras.ops.convert_to_numpy(trainer.step))
 
 
@@ -70,7 +71,7 @@ class StopAtStep(keras.callbacks.Callback):
         self.steps = steps
 
     def on_train_batch_end(self, batch, logs=None):
-        if _step(self.model) >= self.steps:
+        if trainer_step(self.model) >= self.steps:
             self.model.stop_training = True
 
 
@@ -84,7 +85,7 @@ class NaNGuard(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         for key, value in (logs or {}).items():
             if not np.all(np.isfinite(np.asarray(value, dtype=np.float64))):
-                self.failure = (key, _step(self.model), float(np.asarray(value)))
+                self.failure = (key, trainer_step(self.model), float(np.asarray(value)))
                 self.model.stop_training = True
                 return
 
@@ -99,7 +100,7 @@ class CheckpointCallback(keras.callbacks.Callback):
         self.last_saved = None
 
     def _save(self):
-        step = _step(self.model)
+        step = trainer_step(self.model)
         if step != self.last_saved and step > 0:
             path = self.manager.save(step, self.extra_state())
             self.last_saved = step
@@ -109,7 +110,7 @@ class CheckpointCallback(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         if self.nan_guard is not None and self.nan_guard.failure:
             return
-        if _step(self.model) % self.every == 0:
+        if trainer_step(self.model) % self.every == 0:
             self._save()
 
     def on_train_end(self, logs=None):
@@ -130,18 +131,25 @@ class ScalarSummaries(keras.callbacks.Callback):
         self.jsonl_path = Path(jsonl_path) if jsonl_path else None
 
     def on_train_batch_end(self, batch, logs=None):
-        step = _step(self.model)
+        step = trainer_step(self.model)
         if step % self.every == 0 and logs:
-            values = {key: float(np.asarray(value)) for key, value in logs.items()}
-            if self.writer is not None:  # None: no TensorFlow (the JAX backend on a machine without it)
-                with self.writer.as_default(step=step):
-                    for key, value in values.items():
-                        tf.summary.scalar(f"losses/{key}", value)
-                self.writer.flush()
-            if self.jsonl_path is not None:
-                self.jsonl_path.parent.mkdir(parents=True, exist_ok=True)
-                with open(self.jsonl_path, "a") as f:  # NaN/Infinity are written as such (Python's json)
-                    f.write(json.dumps({"step": step, **values}) + "\n")
+            write_scalars(self.writer, self.jsonl_path, step, logs, tag_prefix="losses/")
+
+
+def write_scalars(writer, jsonl_path, step, values, tag_prefix=""):
+    """Writes {key: value} at `step` to TensorBoard (tags `tag_prefix + key`; skipped when `writer` is None, i.e.
+    no TensorFlow) and appends it as one JSON line `{"step": s, key: value, ...}` to `jsonl_path` (when given)."""
+    values = {key: float(np.asarray(value)) for key, value in values.items()}
+    if writer is not None:
+        with writer.as_default(step=step):
+            for key, value in values.items():
+                tf.summary.scalar(f"{tag_prefix}{key}", value)
+        writer.flush()
+    if jsonl_path is not None:
+        jsonl_path = Path(jsonl_path)
+        jsonl_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(jsonl_path, "a") as f:  # NaN/Infinity are written as such (Python's json)
+            f.write(json.dumps({"step": step, **values}) + "\n")
 
 
 def make_summary_writer(logdir):
@@ -180,7 +188,7 @@ class SampleGrid(keras.callbacks.Callback):
         self.last_path = None
 
     def write(self):
-        step = _step(self.model)
+        step = trainer_step(self.model)
         if step == self.last_written:
             return self.last_path
         grid = make_grid(self.model.sample_rows(self.batch))
@@ -198,7 +206,7 @@ class SampleGrid(keras.callbacks.Callback):
         self.write()
 
     def on_train_batch_end(self, batch, logs=None):
-        if _step(self.model) % self.every == 0:
+        if trainer_step(self.model) % self.every == 0:
             self.write()
 
     def on_train_end(self, logs=None):

@@ -23,6 +23,7 @@ lives here and only here, so the model and loss code stays backend-portable (STY
 scopes, `jax.value_and_grad`) is `training/jax_trainer.py`. `compile` picks the backend's step once.
 """
 
+import contextlib
 import dataclasses
 import typing
 
@@ -279,23 +280,29 @@ class GANTrainer(keras.Model):
     def metrics(self):
         return list(self._trackers.values())
 
-    def build_trackers(self, batch):
-        """Creates the metric trackers eagerly, for the updates of every phase (a train function must not create
-        any), and remembers which loss keys each update logs.
-
-        The eager pass leaves no trace: the state variables (RNG, e.g. a history buffer) and every network weight
-        (BatchNorm statistics move with training=True) are put back afterwards.
-        """
+    @contextlib.contextmanager
+    def state_kept(self):
+        """Runs the block eagerly and then puts back the state variables (RNG, e.g. a history buffer) and every
+        network weight (BatchNorm statistics and fade-in alphas move in a training-mode pass), so the block leaves
+        no trace on the run."""
         variables = list(self.state_variables()) + [w for net in self.networks.values() for w in net.weights]
         saved = [keras.ops.convert_to_numpy(v) for v in variables]
-        batch = self.prepare_batch(batch, self.seed_generator)
-        for update in self.all_updates():
-            keys = list(update.loss_fn(batch, self.seed_generator))
-            self._update_keys[update.name] = keys
-            for key in keys:
-                self._get_tracker(key)
-        for variable, value in zip(variables, saved):
-            variable.assign(value)
+        try:
+            yield
+        finally:
+            for variable, value in zip(variables, saved):
+                variable.assign(value)
+
+    def build_trackers(self, batch):
+        """Creates the metric trackers eagerly, for the updates of every phase (a train function must not create
+        any), and remembers which loss keys each update logs. The eager pass leaves no trace (`state_kept`)."""
+        with self.state_kept():
+            batch = self.prepare_batch(batch, self.seed_generator)
+            for update in self.all_updates():
+                keys = list(update.loss_fn(batch, self.seed_generator))
+                self._update_keys[update.name] = keys
+                for key in keys:
+                    self._get_tracker(key)
 
     # -- the step: one skeleton, a gradient step per backend ------------------------------------------------------
     def train_step(self, *args):

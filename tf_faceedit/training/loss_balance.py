@@ -19,15 +19,13 @@ back), so logging it during training does not change the run.
 (`balance/<term>/grad_share`, `balance/<term>/weighted`) and to `logs/scalars.jsonl` (the same keys).
 """
 
-import json
 import math
-from pathlib import Path
 
 import keras
-import numpy as np
 
 from tf_faceedit.errors import ConfigError
 from tf_faceedit.lazy_tf import tf
+from tf_faceedit.training.callbacks import trainer_step, write_scalars
 
 
 def supports_balance(trainer):
@@ -50,9 +48,7 @@ def loss_balance(trainer, batch, seed=None):
         raise ConfigError(f"method {trainer.config.method!r} has no loss-balance readout (no generator_terms)")
     if keras.backend.backend() != "tensorflow":
         raise ConfigError("the loss-balance readout runs on the TensorFlow backend (KERAS_BACKEND=tensorflow)")
-    state = list(trainer.state_variables()) + [w for net in trainer.networks.values() for w in net.weights]
-    saved = [keras.ops.convert_to_numpy(v) for v in state]
-    try:
+    with trainer.state_kept():
         prepared = trainer.prepare_batch(batch, trainer.seed_generator if seed is None else seed)
         with tf.GradientTape(persistent=True) as tape:
             output = trainer.generator_output(prepared)
@@ -70,9 +66,6 @@ def loss_balance(trainer, batch, seed=None):
                 "grad_norm": norm,
             }
         del tape
-    finally:
-        for variable, value in zip(state, saved):
-            variable.assign(value)
     total = sum(row["grad_norm"] for row in rows.values())
     for row in rows.values():
         row["grad_share"] = row["grad_norm"] / total if total > 0 else float("nan")
@@ -108,28 +101,18 @@ class LossBalance(keras.callbacks.Callback):
     def __init__(self, batch, every, writer=None, jsonl_path=None):
         super().__init__()
         self.batch, self.every, self.writer = batch, every, writer
-        self.jsonl_path = Path(jsonl_path) if jsonl_path else None
+        self.jsonl_path = jsonl_path
         self.last = None
 
     def write(self):
-        step = int(keras.ops.convert_to_numpy(self.model.step))
-        if step == self.last:
-            return
-        values = balance_scalars(loss_balance(self.model, self.batch))
-        if self.writer is not None:
-            with self.writer.as_default(step=step):
-                for key, value in values.items():
-                    tf.summary.scalar(key, value)
-            self.writer.flush()
-        if self.jsonl_path is not None:
-            self.jsonl_path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.jsonl_path, "a") as f:
-                f.write(json.dumps({"step": step, **{k: float(np.asarray(v)) for k, v in values.items()}}) + "\n")
-        self.last = step
+        step = trainer_step(self.model)
+        if step != self.last:
+            write_scalars(self.writer, self.jsonl_path, step, balance_scalars(loss_balance(self.model, self.batch)))
+            self.last = step
 
     def on_train_begin(self, logs=None):
         self.write()
 
     def on_train_batch_end(self, batch, logs=None):
-        if int(keras.ops.convert_to_numpy(self.model.step)) % self.every == 0:
+        if trainer_step(self.model) % self.every == 0:
             self.write()
