@@ -3,9 +3,9 @@ import pytest
 from tf_faceedit import configs as presets
 from tf_faceedit import registry
 from tf_faceedit.config import ExperimentConfig, diff, load_yaml
+from tf_faceedit.configs import resolution
 from tf_faceedit.errors import ConfigError
 from tf_faceedit.methods.sagan import SaGANConfig
-from tf_faceedit.training import driver
 
 
 def test_yaml_round_trip(tmp_path):
@@ -94,16 +94,16 @@ def test_presets_resolve_by_name_legacy_path_or_file(tmp_path, monkeypatch):
 
 
 def test_train_resolves_a_preset_by_name(tmp_path):
-    cfg = driver.resolve_config("sagan", tmp_path / "run", "sagan_quick", ["train.steps=5"], str(tmp_path))
-    paper = driver.resolve_config("sagan", tmp_path / "run2", "sagan_celeba128", [], str(tmp_path))
+    cfg = resolution.resolve_config("sagan", tmp_path / "run", "sagan_quick", ["train.steps=5"], str(tmp_path))
+    paper = resolution.resolve_config("sagan", tmp_path / "run2", "sagan_celeba128", [], str(tmp_path))
     assert (cfg.model.g_filters, cfg.data.image_size, cfg.train.steps) == (16, 64, 5)
     assert cfg.model.g_filters != paper.model.g_filters and paper.data.image_size == 128
     with pytest.raises(ConfigError, match="is a preset for method 'fader'"):
-        driver.resolve_config("sagan", tmp_path / "run3", "fader_quick", [], str(tmp_path))
+        resolution.resolve_config("sagan", tmp_path / "run3", "fader_quick", [], str(tmp_path))
     # without --method, the preset's own `method:` decides; with neither (and no saved run) it is an error
-    assert driver.resolve_config(None, tmp_path / "run4", "fader_quick", [], str(tmp_path)).method == "fader"
+    assert resolution.resolve_config(None, tmp_path / "run4", "fader_quick", [], str(tmp_path)).method == "fader"
     with pytest.raises(ConfigError, match="--method is required"):
-        driver.resolve_config(None, tmp_path / "run5", None, [], str(tmp_path))
+        resolution.resolve_config(None, tmp_path / "run5", None, [], str(tmp_path))
 
 
 def test_paper_defaults_of_sagan_reach_the_trainer():

@@ -9,8 +9,8 @@ import pytest
 
 from tf_faceedit import registry
 from tf_faceedit.cli import train as train_cli
+from tf_faceedit.configs import resolution
 from tf_faceedit.errors import suggest
-from tf_faceedit.training import driver
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout (this file is tests/cli/test_train.py)
 TINY = [
@@ -118,7 +118,7 @@ def test_list_methods():
 
 
 def test_missing_data_dir_generates_synthetic_faces(tmp_path):
-    cfg = driver.resolve_config(method="sagan", model_dir=tmp_path / "run", overrides=["data.image_size=16"])
+    cfg = resolution.resolve_config(method="sagan", model_dir=tmp_path / "run", overrides=["data.image_size=16"])
     data_dir = Path(cfg.data.data_dir)
     assert data_dir == tmp_path / "run" / "synthetic_data"
     assert (data_dir / "list_attr_celeba.txt").is_file()

@@ -57,11 +57,11 @@ def test_sagan_trains_under_jax_without_tensorflow_and_exports_with_equal_output
     # the same weights under TensorFlow: eager networks and the exported SavedModel give the JAX outputs
     from tests.jax.jax_worker import fixed_inputs
     from tf_faceedit import registry
+    from tf_faceedit.configs import resolution
     from tf_faceedit.serving import export_lib
-    from tf_faceedit.training import driver
     from tf_faceedit.training.checkpoint import CheckpointManager
 
-    cfg = driver.resolve_config(model_dir=model_dir)
+    cfg = resolution.resolve_config(model_dir=model_dir)
     trainer = registry.get("sagan").trainer_class(cfg)
     CheckpointManager(model_dir / "checkpoints", trainer).restore_networks()
     import keras

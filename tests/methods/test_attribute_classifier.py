@@ -8,8 +8,8 @@ from keras import ops
 from tests.helpers import tiny_config
 from tf_faceedit import registry
 from tf_faceedit.config import ConfigError
+from tf_faceedit.configs import resolution
 from tf_faceedit.methods import attribute_classifier as ac
-from tf_faceedit.training import driver
 
 
 def _np(x):
@@ -53,7 +53,7 @@ def test_validation_errors(assignment, needle):
 
 def test_presets_load(tmp_path):
     for name in ("classifier_quick", "classifier_celeba64"):
-        cfg = driver.resolve_config("classifier", None, f"configs/{name}.yaml", [], str(tmp_path))
+        cfg = resolution.resolve_config("classifier", None, f"configs/{name}.yaml", [], str(tmp_path))
         assert cfg.data.image_size == 64 and len(cfg.data.attributes) == 40
 
 

@@ -533,7 +533,7 @@ def test_discriminator_attribute_loss_reads_the_fakes_with_their_requested_attri
 
 
 def test_paper_presets_judge_the_raw_output():
-    from tf_faceedit.training.driver import resolve_config
+    from tf_faceedit.configs.resolution import resolve_config
 
     assert pgc.PGGANCompletionConfig().loss.d_fake == "raw"
     for preset in ("pggan_completion_celeba128", "pggan_completion_celeba1024", "pggan_completion_cpu64"):

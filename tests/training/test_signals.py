@@ -106,7 +106,7 @@ def test_second_signal_exits_at_once(tmp_path):
     """The second signal does not wait for the step: a 'step' that never ends (a sleep) is abandoned; the lock goes."""
     script = (
         "import sys, time\n"
-        "from tf_faceedit.training.driver import StopOnSignal\n"
+        "from tf_faceedit.training.recovery import StopOnSignal\n"
         "from tf_faceedit.training.lock import ModelDirLock\n"
         "with StopOnSignal(grace_s=300) as stopper, ModelDirLock(sys.argv[1]) as lock:\n"
         "    stopper.lock = lock\n"
@@ -138,7 +138,7 @@ def test_second_signal_exits_at_once(tmp_path):
 def test_no_stop_within_the_grace_time_exits(tmp_path):
     script = (
         "import sys, time\n"
-        "from tf_faceedit.training.driver import StopOnSignal\n"
+        "from tf_faceedit.training.recovery import StopOnSignal\n"
         "with StopOnSignal(grace_s=2):\n"
         "    print('ready', flush=True)\n"
         "    time.sleep(120)\n"

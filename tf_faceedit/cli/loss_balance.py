@@ -34,14 +34,15 @@ def main(argv=None):
     args = parse_args(argv)
 
     def work():
+        from tf_faceedit.configs import resolution
         from tf_faceedit.errors import ConfigError
-        from tf_faceedit.training import balance_readout, driver, loss_balance
+        from tf_faceedit.training import balance_readout, loss_balance
 
         if not args.config and not args.method:
             raise ConfigError("--config or --method is required")
         with tempfile.TemporaryDirectory(prefix="tf_faceedit_balance_") as scratch:
-            data_dir = args.data_dir or str(driver.ensure_synthetic_data(f"{scratch}/synthetic", num_images=64))
-            cfg = driver.resolve_config(args.method, None, args.config, args.overrides, data_dir)
+            data_dir = args.data_dir or str(resolution.ensure_synthetic_data(f"{scratch}/synthetic", num_images=64))
+            cfg = resolution.resolve_config(args.method, None, args.config, args.overrides, data_dir)
             for name, rows in balance_readout.readout_for_config(cfg, args.stage, args.batch_size):
                 print(f"stage {name}")
                 print(loss_balance.format_balance(rows))

@@ -67,6 +67,7 @@ def main(argv=None):
 
     def work():
         from tf_faceedit import registry
+        from tf_faceedit.configs import resolution
         from tf_faceedit.errors import ConfigError
         from tf_faceedit.training import driver
 
@@ -77,7 +78,7 @@ def main(argv=None):
         if not args.model_dir:
             raise ConfigError("--model_dir is required")
         overrides = list(args.overrides) + ([f"train.strategy={args.strategy}"] if args.strategy else [])
-        cfg = driver.resolve_config(
+        cfg = resolution.resolve_config(
             args.method, args.model_dir, args.config, overrides, args.data_dir, use_saved=not args.overwrite
         )
         result = driver.run(cfg, args.model_dir, overwrite=args.overwrite)
