@@ -39,6 +39,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from tf_faceedit.data import align  # noqa: E402
+from tf_faceedit.images import IMAGE_EXTENSIONS, read_image
 
 FACE_CENTRE = (88.5, 131.0)  # between the eyes and the mouth in the 178x218 frame
 FACE_WIDTH = 100.0  # about the MTCNN / Haar box side of an aligned CelebA face, 178x218 pixels
@@ -48,8 +49,8 @@ def load_faces(data_dir, limit):
     folder = Path(data_dir) / "images"
     if not folder.is_dir():
         sys.exit(f"error: {folder} does not exist (give --data_dir, a folder of aligned 178x218 CelebA images)")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in align.IMAGE_EXTENSIONS)[:limit]
-    faces = [align.read_image(p) for p in files]
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)[:limit]
+    faces = [read_image(p) for p in files]
     if not faces or faces[0].shape[:2] != (218, 178):
         sys.exit(f"error: {folder} must hold aligned 178x218 CelebA images")
     return faces

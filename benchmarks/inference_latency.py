@@ -62,14 +62,14 @@ def make_run(preset, root):
     from tf_faceedit.config import load_yaml
     from tf_faceedit.configs import resolve
     from tf_faceedit.data.synthetic import make_synthetic_celeba
-    from tf_faceedit.training import driver
+    from tf_faceedit.training import run_dir
     from tf_faceedit.training.checkpoint import CheckpointManager
 
     values = load_yaml(resolve(preset))
     spec = registry.get(values["method"])
     data_dir = make_synthetic_celeba(root / "faces", num_images=12)
     cfg = spec.config_class().merge_dict(values).override(f"data.data_dir={data_dir}").validate()
-    model_dir = driver.prepare_model_dir(cfg, root / "run")
+    model_dir = run_dir.prepare(cfg, root / "run")
     keras.utils.set_random_seed(cfg.train.seed)
     trainer = spec.trainer_class(cfg)
     trainer.compile(optimizers=trainer.make_optimizers())

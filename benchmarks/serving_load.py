@@ -174,11 +174,11 @@ def demo_photos(out_dir, scales=DEMO_SCALES):
     import cv2
 
     from tf_faceedit.apps.demo import handlers as demo_handlers
-    from tf_faceedit.data import align
+    from tf_faceedit.images import read_image
 
     photos = []
     for path in demo_handlers.make_example_photos(out_dir):
-        photo = align.read_image(path)
+        photo = read_image(path)
         for scale in scales:
             size = (int(photo.shape[1] * scale), int(photo.shape[0] * scale))
             photos.append(cv2.resize(photo, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR))

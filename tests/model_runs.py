@@ -6,7 +6,7 @@ from pathlib import Path
 
 from tests import helpers
 from tf_faceedit import registry
-from tf_faceedit.training import driver
+from tf_faceedit.training import run_dir
 from tf_faceedit.training.checkpoint import CheckpointManager
 
 
@@ -46,7 +46,7 @@ def checkpointed_run(method, data_dir, model_dir, **overrides):
     tiny schedule (`train.steps`, the last phase: e.g. pggan_completion's final stage with alpha 1).
     Returns (model_dir, trainer)."""
     cfg = tiny_config_builder(method)(data_dir, **overrides)
-    model_dir = driver.prepare_model_dir(cfg, Path(model_dir))
+    model_dir = run_dir.prepare(cfg, Path(model_dir))
     import keras
 
     keras.utils.set_random_seed(cfg.train.seed)

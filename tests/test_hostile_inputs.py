@@ -7,9 +7,10 @@ import pytest
 from tests import hostile
 from tf_faceedit import images
 from tf_faceedit.config import DataConfig
-from tf_faceedit.data import align, celeba
+from tf_faceedit.data import celeba
 from tf_faceedit.data.records import drop_corrupt
 from tf_faceedit.errors import ConfigError, DataError
+from tf_faceedit.images import read_image
 
 
 def _cli(main, argv, capsys):
@@ -81,7 +82,7 @@ def test_read_image_handles_or_names_the_file(tmp_path):
     for name, path in hostile.hostile_images(tmp_path).items():
         expected = hostile.PIPELINE_EXPECTATION[name]
         try:
-            image = align.read_image(path)
+            image = read_image(path)
         except DataError as err:
             assert expected != "use", f"{name}: {err}"
             assert name in str(err) and "\n" not in str(err)
@@ -240,7 +241,7 @@ def test_jpeg_bomb_after_comments_is_refused_wherever_an_image_is_read(tmp_path)
 
     bomb = tmp_path / "bomb.jpg"
     bomb.write_bytes(hostile.jpeg_bomb())
-    for read in (align.read_image, lambda p: client.read_image(p, "--image"), images.read_image_alpha):
+    for read in (read_image, lambda p: client.read_image(p, "--image"), images.read_image_alpha):
         with pytest.raises(DataError, match="16000x16000") as info:
             read(bomb)
         assert "bomb.jpg" in str(info.value) and "\n" not in str(info.value)

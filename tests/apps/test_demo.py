@@ -20,6 +20,7 @@ from tf_faceedit.apps.demo import page as demo_page
 from tf_faceedit.cli import demo
 from tf_faceedit.data import align
 from tf_faceedit.errors import ConfigError, DataError
+from tf_faceedit.images import read_image
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +45,7 @@ def examples(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def photo(examples):
-    return align.read_image(examples[0])
+    return read_image(examples[0])
 
 
 def _blank(path, size=(120, 160)):
@@ -58,7 +59,7 @@ def _blank(path, size=(120, 160)):
 def test_example_photos_have_the_faces_they_claim(examples):
     assert len(examples) == 4 and examples[-1].endswith("example_two_faces.png")
     detector = align.HaarDetector()
-    counts = [len(align.detect_faces(align.read_image(path), detector)) for path in examples]
+    counts = [len(align.detect_faces(read_image(path), detector)) for path in examples]
     assert counts == [1, 1, 1, 2]
 
 
@@ -287,7 +288,7 @@ def test_browser_end_to_end(handlers, examples, tmp_path):
                 result = cv2.cvtColor(
                     cv2.imdecode(np.frombuffer(response.read(), np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB
                 )
-            photo = align.read_image(examples[0])
+            photo = read_image(examples[0])
             assert result.shape == photo.shape
             assert np.abs(result.astype(int) - photo.astype(int))[60:240, 90:230].mean() > 1.0  # the face changed
             np.testing.assert_array_equal(result[:30], photo[:30])  # outside it, nothing did

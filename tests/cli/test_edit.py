@@ -10,6 +10,7 @@ from tests import model_runs
 from tf_faceedit.cli import edit
 from tf_faceedit.data import align
 from tf_faceedit.data.synthetic import make_synthetic_celeba
+from tf_faceedit.images import read_image, write_image
 
 
 @pytest.fixture(scope="module")
@@ -27,12 +28,12 @@ def photo(tmp_path_factory):
     folder = make_synthetic_celeba(tmp_path_factory.mktemp("faces"), num_images=8, width=178, height=218, seed=0)
     detector = align.HaarDetector()
     for path in sorted((Path(folder) / "images").iterdir()):
-        face = align.read_image(path)
+        face = read_image(path)
         if align.detect_faces(face, detector):
             canvas = np.full((300, 320, 3), 128, np.uint8)
             canvas[40:258, 70:248] = face
             out = tmp_path_factory.mktemp("photo") / "photo.png"
-            align.write_image(out, canvas)
+            write_image(out, canvas)
             return out
     pytest.fail("the cascade found none of the drawn faces")
 
@@ -56,7 +57,7 @@ def test_edit_a_photo(runs, photo, tmp_path, capsys):
         == 0
     )
     assert "1 face(s)" in capsys.readouterr().out
-    before, after = align.read_image(photo), align.read_image(out)
+    before, after = read_image(photo), read_image(out)
     assert after.shape == before.shape
     np.testing.assert_array_equal(after[:20], before[:20])  # far from the face: untouched
     np.testing.assert_array_equal(after[:, :40], before[:, :40])
@@ -86,7 +87,7 @@ def test_edit_precision_and_engine_reach_load(runs, photo, tmp_path, monkeypatch
         argv = ["--model_dir", str(runs["sagan"]), "--image", str(photo), "--set", "Eyeglasses=1"]
         assert edit.main([*argv, "--out", str(outs[name]), *flags, "--quiet"]) == 0
     assert calls == [("float32", "tensorflow"), ("bfloat16", "auto"), ("float32", "tflite")]
-    full, half, lite = (align.read_image(outs[p]).astype(int) for p in ("float32", "bfloat16", "tflite"))
+    full, half, lite = (read_image(outs[p]).astype(int) for p in ("float32", "bfloat16", "tflite"))
     assert full.shape == half.shape == lite.shape and np.abs(full - half).mean() < 1.0
     assert np.abs(full - lite).max() <= 1
 
@@ -127,7 +128,7 @@ def test_edit_errors(runs, photo, tmp_path, capsys):
 
 
 def test_complete_a_photo(runs, photo, tmp_path):
-    before = align.read_image(photo)
+    before = read_image(photo)
     mask = np.zeros(before.shape[:2], np.uint8)
     mask[150:190, 120:200] = 255
     cv2.imwrite(str(tmp_path / "mask.png"), mask)
@@ -148,13 +149,13 @@ def test_complete_a_photo(runs, photo, tmp_path):
         )
         == 0
     )
-    after = align.read_image(out)
+    after = read_image(out)
     np.testing.assert_array_equal(after[:20], before[:20])
     assert np.abs(after.astype(int) - before.astype(int))[150:190, 120:200].mean() > 1.0
 
 
 def _rgba(photo_path):
-    rgb = align.read_image(photo_path)
+    rgb = read_image(photo_path)
     alpha = np.full(rgb.shape[:2], 255, np.uint8)
     alpha[:25], alpha[-25:], alpha[:, :25], alpha[:, -25:] = 0, 0, 0, 0  # a transparent frame
     alpha[25:35] = 100  # and a half-transparent band

@@ -14,6 +14,7 @@ import pytest
 from tf_faceedit.data import align
 from tf_faceedit.data.synthetic import make_synthetic_celeba
 from tf_faceedit.errors import DataError, FaceEditError
+from tf_faceedit.images import read_image, write_image
 
 REAL_CELEBA = Path(os.environ.get("TF_FACEEDIT_CELEBA_178", "/work/shared/data/celeba-100-178x218"))
 
@@ -273,21 +274,21 @@ def test_read_image_formats_and_errors(tmp_path):
     rgb = _background(20, 30)
     rgb[0, 0] = RED
     cv2.imwrite(str(tmp_path / "colour.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    np.testing.assert_array_equal(align.read_image(tmp_path / "colour.png"), rgb)
+    np.testing.assert_array_equal(read_image(tmp_path / "colour.png"), rgb)
     gray = rgb[..., 1].copy()
     cv2.imwrite(str(tmp_path / "gray.png"), gray)
-    loaded = align.read_image(tmp_path / "gray.png")
+    loaded = read_image(tmp_path / "gray.png")
     assert loaded.shape == (20, 30, 3) and np.all(loaded[..., 0] == gray) and np.all(loaded[..., 2] == gray)
     rgba = np.concatenate([cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), np.full((20, 30, 1), 128, np.uint8)], axis=2)
     cv2.imwrite(str(tmp_path / "alpha.png"), rgba)
-    np.testing.assert_array_equal(align.read_image(tmp_path / "alpha.png"), rgb)
+    np.testing.assert_array_equal(read_image(tmp_path / "alpha.png"), rgb)
     (tmp_path / "broken.jpg").write_bytes(b"this is not a jpeg")
     with pytest.raises(DataError, match="cannot read image .*broken.jpg"):
-        align.read_image(tmp_path / "broken.jpg")
+        read_image(tmp_path / "broken.jpg")
     with pytest.raises(DataError, match="missing.jpg does not exist"):
-        align.read_image(tmp_path / "missing.jpg")
-    align.write_image(tmp_path / "sub" / "copy.png", rgb)
-    np.testing.assert_array_equal(align.read_image(tmp_path / "sub" / "copy.png"), rgb)
+        read_image(tmp_path / "missing.jpg")
+    write_image(tmp_path / "sub" / "copy.png", rgb)
+    np.testing.assert_array_equal(read_image(tmp_path / "sub" / "copy.png"), rgb)
     assert [p.name for p in align.list_images(tmp_path)] == ["alpha.png", "broken.jpg", "colour.png", "gray.png"]
     assert align.list_images(tmp_path / "colour.png") == [tmp_path / "colour.png"]
     with pytest.raises(DataError, match="has no images"):
@@ -489,7 +490,7 @@ def cartoon_faces(tmp_path_factory):
     folder = make_synthetic_celeba(
         tmp_path_factory.mktemp("cartoon_faces"), num_images=8, width=178, height=218, seed=0
     )
-    return [align.read_image(p) for p in sorted((Path(folder) / "images").iterdir())]
+    return [read_image(p) for p in sorted((Path(folder) / "images").iterdir())]
 
 
 def test_haar_detects_drawn_faces_upright_and_rolled(cartoon_faces):
@@ -525,7 +526,7 @@ def test_haar_on_real_celeba_photos_plain_and_rotated():
     for degrees in (0.0, 20.0):
         errors = []
         for path in files:
-            image = align.read_image(path)
+            image = read_image(path)
             photo, to_photo = _rotate_padded(image, degrees) if degrees else (image, np.eye(2, 3))
             truth = align.apply_transform(to_photo, [align.CELEBA_LEFT_EYE, align.CELEBA_RIGHT_EYE])
             faces = align.detect_faces(photo, detector)

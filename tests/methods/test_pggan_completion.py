@@ -9,9 +9,11 @@ from keras import ops
 from tests.helpers import tiny_config
 from tf_faceedit.errors import ConfigError
 from tf_faceedit.layers import downsample2x, upsample2x
+from tf_faceedit.layers.progressive import filters_at
 from tf_faceedit.methods import pggan_completion as pgc
 from tf_faceedit.training import driver
 from tf_faceedit.training.checkpoint import CheckpointManager
+from tf_faceedit.training.image_pool import HistoryBuffer
 
 SIZE = 32  # 4 stages: 4, 8, 16, 32
 K = 2
@@ -66,7 +68,7 @@ def test_paper_defaults():
     assert (cfg.data.image_size, cfg.data.attributes, cfg.data.mask.kind) == (128, ["Male", "Smiling"], "noise")
     assert (cfg.progressive.fade_images, cfg.progressive.stable_images) == (600000, 600000)
     # PGGAN's widths
-    assert [pgc.filters_at(4 * 2**i, 8192, 512) for i in range(9)] == [512, 512, 512, 512, 256, 128, 64, 32, 16]
+    assert [filters_at(4 * 2**i, 8192, 512) for i in range(9)] == [512, 512, 512, 512, 256, 128, 64, 32, 16]
 
 
 @pytest.mark.parametrize(
@@ -227,7 +229,7 @@ def test_completion_equals_input_outside_the_hole(generator):
 
 
 def test_history_buffer_returns_stored_images_once_full():
-    buffer = pgc.HistoryBuffer(4, (2, 2, 3), fraction=0.5)
+    buffer = HistoryBuffer(4, (2, 2, 3), fraction=0.5)
     seed = keras.random.SeedGenerator(0)
     first = np.stack([np.full((2, 2, 3), v, "float32") for v in (1, 2)])
     np.testing.assert_array_equal(_np(buffer.query(first, seed)), first)  # empty: fakes pass through
@@ -244,7 +246,7 @@ def test_history_buffer_returns_stored_images_once_full():
     stored = _np(buffer.images)[:, 0, 0, 0]
     assert (stored == -1.0).sum() == 4  # the 4 new fakes went to 4 distinct slots
     # seeded: the same seed state draws the same stored images
-    again = pgc.HistoryBuffer(4, (2, 2, 3), fraction=0.5)
+    again = HistoryBuffer(4, (2, 2, 3), fraction=0.5)
     seed2 = keras.random.SeedGenerator(0)
     again.query(first, seed2)
     again.query(second, seed2)

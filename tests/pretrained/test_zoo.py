@@ -25,6 +25,7 @@ from tf_faceedit.data.synthetic import make_synthetic_celeba
 from tf_faceedit.errors import ConfigError, DataError
 from tf_faceedit.eval import classifier as classifier_lib
 from tf_faceedit.eval import evaluation
+from tf_faceedit.images import read_image, write_image
 from tf_faceedit.pretrained import zoo
 from tf_faceedit.serving import export_lib, processing
 from tf_faceedit.training import driver
@@ -484,12 +485,12 @@ def photo(tmp_path_factory):
     folder = make_synthetic_celeba(tmp_path_factory.mktemp("faces"), num_images=8, width=178, height=218, seed=0)
     detector = align.HaarDetector()
     for path in sorted((Path(folder) / "images").iterdir()):
-        face = align.read_image(path)
+        face = read_image(path)
         if align.detect_faces(face, detector):
             canvas = np.full((300, 320, 3), 128, np.uint8)
             canvas[40:258, 70:248] = face
             out = tmp_path_factory.mktemp("photo") / "photo.png"
-            align.write_image(out, canvas)
+            write_image(out, canvas)
             return out
     pytest.fail("the cascade found none of the drawn faces")
 
@@ -502,7 +503,7 @@ def test_model_flag_on_edit(zoo_env, photo, tmp_path, capsys):
         )
         == 0
     )
-    assert "1 face(s)" in capsys.readouterr().out and align.read_image(out).shape == align.read_image(photo).shape
+    assert "1 face(s)" in capsys.readouterr().out and read_image(out).shape == read_image(photo).shape
     assert evaluate.main(["--model", "tiny-sagan", "--quiet"]) == 2
     assert "--model tiny-sagan is a zoo model: give --data_dir" in capsys.readouterr().err
 

@@ -10,6 +10,7 @@ from tf_faceedit.data import celeba
 from tf_faceedit.errors import TrainingError
 from tf_faceedit.methods.sagan import SaGAN
 from tf_faceedit.training import driver
+from tf_faceedit.training import run_dir as run_folder
 
 
 def _snapshot(network):
@@ -116,7 +117,7 @@ def test_nan_guard_stops_and_names_the_loss(synthetic_celeba, tmp_path, monkeypa
 
 def test_resolve_config_resumes_from_model_dir(synthetic_celeba, tmp_path):
     cfg = tiny_config("sagan", synthetic_celeba, **{"train.steps": 1})
-    driver.prepare_model_dir(cfg, tmp_path / "run")
+    run_folder.prepare(cfg, tmp_path / "run")
     again = resolution.resolve_config(model_dir=tmp_path / "run", overrides=["train.steps=3"])
     assert again.method == "sagan" and again.train.steps == 3
     assert again.model == cfg.model and again.data == cfg.data

@@ -4,8 +4,7 @@ This is the library behind `python -m tf_faceedit.edit --image photo.jpg`: find 
 into exactly the view the training pipeline gives the model, and put the edited faces back into the photo.
 
 Conventions:
-  * Images are RGB uint8 numpy arrays [H, W, 3] (`read_image`, i.e. `tf_faceedit.images.read_image`, converts
-    whatever is on disk).
+  * Images are RGB uint8 numpy arrays [H, W, 3] (`tf_faceedit.images.read_image` converts whatever is on disk).
   * Coordinates are (x, y) in pixels with pixel centres at integer positions (pixel (0, 0) covers [-0.5, 0.5]^2),
     the convention of `cv2.warpAffine`.
   * "Left eye" is the eye on the image's left (the subject's right eye) of an upright face.
@@ -83,8 +82,6 @@ DEFAULT_MIN_CONFIDENCE = 0.9
 HAAR_BOX_LEFT_EYE = (0.30, 0.39)
 HAAR_BOX_RIGHT_EYE = (0.68, 0.39)
 
-IMAGE_EXTENSIONS = images.IMAGE_EXTENSIONS
-
 # Out-of-image pixels of an aligned face are filled by reflection (cv2.BORDER_REFLECT_101): a face near the photo's
 # edge then gets plausible skin/background instead of a black wedge, which the model never saw in training. Those
 # pixels map outside the photo, so paste-back never writes them.
@@ -128,9 +125,7 @@ class AlignedFace:
 
 # ---------------------------------------------------------------------------------------------------- image files
 
-# Reading and writing image files (header check, size guard, alpha) is `tf_faceedit.images`; these are its names.
-read_image = images.read_image
-write_image = images.write_image
+# Reading and writing image files (header check, size guard, alpha) is `tf_faceedit.images`.
 
 
 def list_images(path):
@@ -144,9 +139,9 @@ def list_images(path):
         return [path]
     if not path.is_dir():
         raise DataError(f"{path} does not exist")
-    files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in images.IMAGE_EXTENSIONS)
     if not files:
-        raise DataError(f"folder {path} has no images ({', '.join(IMAGE_EXTENSIONS)})")
+        raise DataError(f"folder {path} has no images ({', '.join(images.IMAGE_EXTENSIONS)})")
     return files
 
 

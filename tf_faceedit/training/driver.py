@@ -33,12 +33,6 @@ from tf_faceedit.training.recovery import NaNRecovery, StopOnSignal
 
 log = logging.getLogger("tf_faceedit")
 
-# The run folder (config.yaml, checkpoints/, resumable fields) belongs to `training/run_dir.py`; these names stay
-# here for the callers of the training driver.
-RESUMABLE_FIELDS = run_dir.RESUMABLE_FIELDS
-saved_config_dict = run_dir.saved_config_dict
-prepare_model_dir = run_dir.prepare
-
 
 class SingleDeviceStrategy:
     """The strategy of the non-TensorFlow backends (JAX): one device, no replicas; `scope()` does nothing."""

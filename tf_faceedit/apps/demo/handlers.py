@@ -271,14 +271,14 @@ def make_example_photos(out_dir, count=3, seed=0, detector=None, tries=40):
         canvas = np.full((300, 320, 3), (150, 160, 170), np.uint8)
         canvas[40:258, 70:248] = face
         paths.append(out_dir / f"example_{i + 1}.png")
-        align.write_image(paths[-1], canvas)
+        images.write_image(paths[-1], canvas)
     if len(faces) >= 2:
         canvas = np.full((300, 440, 3), (170, 160, 150), np.uint8)
         canvas[40:258, 20:198] = faces[0]
         canvas[40:258, 242:420] = faces[-1]
         if len(align.detect_faces(canvas, detector)) == 2:
             paths.append(out_dir / "example_two_faces.png")
-            align.write_image(paths[-1], canvas)
+            images.write_image(paths[-1], canvas)
     return [str(p) for p in paths]
 
 

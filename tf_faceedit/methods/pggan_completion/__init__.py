@@ -47,43 +47,12 @@ Defaults: lambda_rec 500, lambda_feat 10, lambda_bdy 5000 (k = 7), lambda_attr 2
 Layout (as mmagic's editors/pggan/): `config.py` (the typed config), `networks.py` (generator, discriminator,
 `observe`, `complete`), `trainer.py` (schedule, losses, step draws, samples, inference); the progressive machinery
 (`ProgressiveNetwork`, `stage_resolutions`, `filters_at`, `he_std`) is `tf_faceedit.layers.progressive`. This
-package re-exports every name of the former single-file module, so `pgc.X` keeps working; the serializable names
-(`tf_faceedit>PGGANCompletionGenerator`, `tf_faceedit>PGGANCompletionDiscriminator`) are unchanged.
+package exports its own names (`__all__`); the serializable names (`tf_faceedit>PGGANCompletionGenerator`,
+`tf_faceedit>PGGANCompletionDiscriminator`) are those the former single-file module registered, so its saved files
+load.
 """
 
-# The imports marked F401 are the names the single-file module exposed through its own imports (kept so that `pgc.X`
-# of older code still resolves); `__all__` lists this package's own names.
 from tf_faceedit import registry
-from tf_faceedit.config import (  # noqa: F401
-    DataConfig,
-    ExperimentConfig,
-    MaskConfig,
-    TrainConfig,
-    check,
-    check_choice,
-    check_range,
-)
-from tf_faceedit.layers import (  # noqa: F401
-    NORMALIZATIONS,
-    ConvNormAct,
-    FadeIn,
-    MinibatchStddev,
-    ResidualBlock,
-    TileAttributes,
-    downsample2x,
-    upsample2x,
-)
-from tf_faceedit.layers.conditioning import flip_attribute, flip_one_attribute  # noqa: F401
-from tf_faceedit.layers.progressive import MIN_FILTERS, filters_at, stage_resolutions
-from tf_faceedit.losses import (  # noqa: F401
-    attribute_bce_loss,
-    boundary_loss,
-    get_adversarial_loss,
-    gradient_penalty,
-    masked_l1_loss,
-    perceptual_loss,
-    vgg16_feature_extractor,
-)
 from tf_faceedit.methods.pggan_completion.config import (
     PGGANCompletionConfig,
     PGGANCompletionLossConfig,
@@ -99,12 +68,9 @@ from tf_faceedit.methods.pggan_completion.networks import (
     fade_real,
     observe,
 )
-from tf_faceedit.methods.pggan_completion.trainer import SAMPLE_MIN_SIZE, PGGANCompletion, log
-from tf_faceedit.training.gan_trainer import GANTrainer, Phase  # noqa: F401
-from tf_faceedit.training.image_pool import HistoryBuffer  # noqa: F401
+from tf_faceedit.methods.pggan_completion.trainer import SAMPLE_MIN_SIZE, PGGANCompletion
 
 __all__ = [
-    "MIN_FILTERS",
     "SAMPLE_MIN_SIZE",
     "PGGANCompletion",
     "PGGANCompletionConfig",
@@ -117,10 +83,7 @@ __all__ = [
     "build_generator",
     "complete",
     "fade_real",
-    "filters_at",
-    "log",
     "observe",
-    "stage_resolutions",
 ]
 
 registry.register(
