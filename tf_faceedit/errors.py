@@ -24,6 +24,10 @@ class TrainingError(FaceEditError):
     """Training cannot go on (non-finite loss, model_dir conflict, ...)."""
 
 
+class ExportError(FaceEditError):
+    """An export cannot be written (a full disk, a folder that cannot be written); nothing partial is left."""
+
+
 class EvaluationError(FaceEditError):
     """An evaluation refuses to score (e.g. the judging classifier is below the minimum accuracy on an attribute)."""
 

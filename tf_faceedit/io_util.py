@@ -6,19 +6,33 @@
     check_output_dir(path, "--model_dir")           # before any work: a folder can be made / written there
     make_dir(path, "--model_dir")                   # the same, then mkdir -p
     file_digest(path)                               # SHA-256 hex digest (checkpoint manifests, the zoo)
+    is_no_space(err)                                # a full disk or quota (OSError, TF's and h5py's errors)
 
 Images have their own layer (`tf_faceedit.images`: header, size guard, decode, atomic write), built the same way.
 """
 
+import errno
 import hashlib
 import os
 from pathlib import Path
 
 from tf_faceedit.errors import ConfigError
 
+_NO_SPACE = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
 
-def _reason(err):
+
+def reason(err):
+    """The one-line reason of an OSError ("No space left on device", "Permission denied", ...)."""
     return err.strerror or type(err).__name__
+
+
+def is_no_space(err):
+    """Whether an error means a full disk or quota: an OSError's errno, or the text of errors that carry it only
+    there (TensorFlow's ResourceExhaustedError from SaveV2, h5py's "errno = 28")."""
+    if getattr(err, "errno", None) in _NO_SPACE:
+        return True
+    text = str(err)
+    return "No space left" in text or "errno = 28" in text or "Disk quota exceeded" in text
 
 
 def read_text(path, what="file", error=ConfigError):
@@ -35,7 +49,7 @@ def read_text(path, what="file", error=ConfigError):
     try:
         data = path.read_bytes()
     except OSError as err:
-        raise error(f"cannot read {what} {path}: {_reason(err)}") from None
+        raise error(f"cannot read {what} {path}: {reason(err)}") from None
     if b"\x00" in data:
         raise error(f"{what} {path} is a binary file, not text (it holds NUL bytes)")
     try:
@@ -90,7 +104,7 @@ def make_dir(path, flag="folder"):
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise ConfigError(f"{flag} {path}: cannot create the folder: {_reason(err)}") from None
+        raise ConfigError(f"{flag} {path}: cannot create the folder: {reason(err)}") from None
     return path
 
 

@@ -2,6 +2,7 @@
 the TF Serving loader (`saved_model_cli`), signature == eager model within +-1, metadata, input validation,
 version-dir rules, the `.keras` networks and their reuse inside a user's Keras model."""
 
+import errno
 import os
 import re
 import shutil
@@ -17,7 +18,7 @@ import tensorflow as tf
 from tests import model_runs
 from tf_faceedit.cli import export as export_cli
 from tf_faceedit.data.celeba import denormalize
-from tf_faceedit.errors import ConfigError, TrainingError
+from tf_faceedit.errors import ConfigError, ExportError, TrainingError
 from tf_faceedit.methods.pggan_completion import PGGANCompletionDiscriminator, PGGANCompletionGenerator
 from tf_faceedit.serving import export_lib, processing
 
@@ -313,3 +314,85 @@ def test_processing_matches_the_training_pipeline():
     mask[0, 0, 0] = 7  # one hole pixel makes its whole model pixel a hole
     small = processing.preprocess_masks(mask, 10).numpy()
     assert small[0, 0, 0, 0] == 1.0 and small.sum() == 1.0
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The table of formats and its driver: disk faults are the driver's, for every format
+
+
+def _full_disk_savedmodel(monkeypatch):
+    """TensorFlow's SaveV2 on a full disk: some variable bytes written, then ResourceExhaustedError."""
+
+    def save(obj, export_dir, *args, **kwargs):
+        variables = Path(export_dir) / "variables"
+        variables.mkdir(parents=True, exist_ok=True)
+        (variables / "variables.data-00000-of-00001").write_bytes(b"\0" * 64)
+        raise tf.errors.ResourceExhaustedError(
+            None, None, f"{variables}/variables_temp/part-00000-of-00001; No space left on device [Op:SaveV2]"
+        )
+
+    monkeypatch.setattr(tf.saved_model, "save", save)
+
+
+def _full_disk_tflite(monkeypatch):
+    """Python's write of a .tflite file on a full disk: half the bytes written, then OSError(ENOSPC)."""
+    write_bytes = Path.write_bytes
+
+    def write(self, data):
+        if self.suffix == ".tflite":
+            write_bytes(self, data[: len(data) // 2])
+            raise OSError(errno.ENOSPC, "No space left on device", str(self))
+        return write_bytes(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", write)
+
+
+FULL_DISK = {"savedmodel": _full_disk_savedmodel, "tflite": _full_disk_tflite}  # one entry per export format
+
+
+def test_every_export_format_has_a_full_disk_test():
+    assert sorted(FULL_DISK) == sorted(export_lib.FORMATS), "add the new format's full-disk fault to FULL_DISK"
+
+
+@pytest.mark.parametrize("format", sorted(FULL_DISK))
+def test_a_full_disk_is_one_line_naming_the_export_folder(
+    format, tmp_path_factory, synthetic_celeba, tmp_path, monkeypatch, capsys
+):
+    run = model_runs.exported_run("sagan", tmp_path_factory, synthetic_celeba)
+    FULL_DISK[format](monkeypatch)
+    export_dir = tmp_path / "exports" / "sagan" / "1"
+    args = ["--model_dir", str(run.model_dir), "--export_dir", str(export_dir), "--format", format, "--quiet"]
+    assert export_cli.main(args) == 2
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert "Traceback" not in err and len(errors) == 1, err[-3000:]
+    assert f"no space left on the disk of --export_dir {export_dir}" in errors[0], errors
+    assert not (tmp_path / "exports").exists(), "a partial export (or the folders made for it) was left behind"
+
+
+def test_a_new_format_is_one_writer_in_the_table(tmp_path_factory, synthetic_celeba, tmp_path, monkeypatch, capsys):
+    """A format added to FORMATS gets the driver's plumbing: restore, the folder rule, the atomic rename, the
+    result fields, the CLI, and the one-line full-disk error with nothing left behind."""
+    run = model_runs.exported_run("sagan", tmp_path_factory, synthetic_celeba)
+
+    def write(source, folder, export_dir, fill=False):
+        (folder / "networks.txt").write_text("\n".join(sorted(source.trainer.export_networks())))
+        if fill:
+            raise OSError(errno.ENOSPC, "No space left on device", str(folder / "networks.txt"))
+        return {"files": [str(export_dir / "networks.txt")]}
+
+    fmt = export_lib.ExportFormat(
+        write, export_lib.check_export_dir, lambda result: f" as text: {result['files']}", options=("fill",)
+    )
+    monkeypatch.setitem(export_lib.FORMATS, "text", fmt)
+    result = export_lib.export(run.model_dir, tmp_path / "a" / "1", format="text")
+    assert result["method"] == "sagan" and result["step"] == run.result["step"] and result["files"]
+    assert "generator" in (tmp_path / "a" / "1" / "networks.txt").read_text().splitlines()
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["1"]
+    args = ["--model_dir", str(run.model_dir), "--export_dir", str(tmp_path / "b" / "1"), "--format=text", "--quiet"]
+    assert export_cli.main(args) == 0 and " as text: " in capsys.readouterr().out
+    with pytest.raises(ExportError, match=r"^no space left on the disk of --export_dir .*c/1 \(.*networks.txt\)"):
+        export_lib.export(run.model_dir, tmp_path / "c" / "1", format="text", fill=True)
+    assert not (tmp_path / "c").exists()
+    with pytest.raises(ConfigError, match="--format=text takes no option precisions"):
+        export_lib.export(run.model_dir, tmp_path / "d" / "1", format="text", precisions=("float16",))

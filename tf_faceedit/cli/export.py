@@ -6,8 +6,8 @@
 
 VERSION must be an integer (TF Serving's layout) and must not exist yet. --format=tflite writes on-device models
 (model_float32.tflite, model_float16.tflite, tflite.json) into a new folder: `tf_faceedit.serving.tflite_export`.
-The CLI only parses: `tf_faceedit.serving.export_lib.export` does the work (see there for the signatures and the
-layout).
+The CLI only parses: `tf_faceedit.serving.export_lib.export` does the work (see there for the signatures, the
+layout and the table of formats, `FORMATS`).
 """
 
 import argparse
@@ -32,8 +32,7 @@ def parse_args(argv=None):
     parser.add_argument(
         "--format",
         default="savedmodel",
-        choices=["savedmodel", "tflite"],
-        help="savedmodel (TF Serving, default) or tflite (on-device)",
+        help="a name of tf_faceedit.serving.export_lib.FORMATS: savedmodel (TF Serving, default) or tflite (on-device)",
     )
     parser.add_argument(
         "--precision",
@@ -51,22 +50,14 @@ def main(argv=None):
     def work():
         from tf_faceedit.serving import export_lib
 
-        if args.format == "tflite":
-            precisions = ("float32", "float16") if args.precision == "all" else (args.precision,)
-            result = export_lib.export(
-                args.model or args.model_dir, args.export_dir, args.checkpoint, format="tflite", precisions=precisions
-            )
-            print(
-                f"exported {result['method']} step {result['step']} to {result['export_dir']} as TFLite: "
-                f"{', '.join(sorted(result['files']))}  inputs: {', '.join(result['inputs'])}  outputs: "
-                f"{', '.join(result['outputs'])}"
-            )
-            return 0
-        result = export_lib.export(args.model or args.model_dir, args.export_dir, args.checkpoint)
-        print(
-            f"exported {result['method']} step {result['step']} to {result['export_dir']}  "
-            f"signatures: {', '.join(result['signatures'])}  networks: {', '.join(result['networks'])}"
+        fmt = export_lib.FORMATS.get(args.format)
+        # the flags that are format options: each format takes those it names (`ExportFormat.options`)
+        flags = {"precisions": None if args.precision == "all" else (args.precision,)}
+        options = {name: value for name, value in flags.items() if fmt is not None and name in fmt.options}
+        result = export_lib.export(
+            args.model or args.model_dir, args.export_dir, args.checkpoint, format=args.format, **options
         )
+        print(f"exported {result['method']} step {result['step']} to {result['export_dir']}{fmt.describe(result)}")
         return 0
 
     return common.run_cli(work, verbose=not args.quiet)

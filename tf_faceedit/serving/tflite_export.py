@@ -1,6 +1,7 @@
 """On-device export: a trained run's generator as TensorFlow Lite models (float32 and float16).
 
-    result = export_tflite("runs/sagan_quick", "exports/sagan_tflite")   # python -m tf_faceedit.export --format=tflite
+    result = export_lib.export("runs/sagan_quick", "exports/sagan_tflite", format="tflite")  # tf-faceedit export
+    flatbuffers = convert(trainer, "edit", 64, 2)        # {precision: bytes}, no files (benchmarks, tests)
 
 Layout of `export_dir` (a new folder):
   model_float32.tflite    float32 weights and compute
@@ -24,8 +25,9 @@ The numbers are those of the SavedModel signature on an S x S input (its resize 
 by x / 127.5 - 1, back by clip(round((y + 1) * 127.5), 0, 255). The tests hold float32 to within 1 level of the
 SavedModel signature and float16 to within `FLOAT16_TOLERANCE` levels.
 
-A method whose generator uses an op TFLite has no builtin kernel for cannot be converted; `export_tflite` then
-raises `ConfigError` naming the method and the ops.
+A method whose generator uses an op TFLite has no builtin kernel for cannot be converted; the export then raises
+`ConfigError` naming the method and the ops. `write` is this format's entry in `export_lib.FORMATS` (the driver
+there restores the model, owns the folder and its disk faults).
 """
 
 from __future__ import annotations
@@ -33,9 +35,8 @@ from __future__ import annotations
 import json
 import logging
 import re
-import shutil
 import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +130,13 @@ def check_precisions(precisions: Sequence[str]) -> None:
         raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS)} or all, got {', '.join(bad) or '-'}")
 
 
+def check_options(options: dict[str, Any]) -> dict[str, Any]:
+    """The export options of this format: `precisions` (default both), checked."""
+    precisions = tuple(options.get("precisions", PRECISIONS))
+    check_precisions(precisions)
+    return {**options, "precisions": precisions}
+
+
 def convert(
     trainer: Any,
     task: str,
@@ -136,9 +144,11 @@ def convert(
     num_attributes: int,
     precisions: Sequence[str] = PRECISIONS,
     method: str = "model",
+    scratch: str | Path | None = None,
 ) -> dict[str, bytes]:
     """{precision: TFLite flatbuffer bytes} of the trainer's inference at S x S; ConfigError when it does not
-    convert."""
+    convert. `scratch`: the folder for the intermediate SavedModel (default: the system's temporary folder; the
+    export passes its own folder, so that a full disk there is reported as the export's)."""
     check_precisions(precisions)
     module = tf.Module()
     module.network_variables = {
@@ -148,7 +158,7 @@ def convert(
     out = {}
     # Through a SavedModel: the converter keeps the named signature (from_concrete_functions drops it for some
     # multi-input functions).
-    with tempfile.TemporaryDirectory(prefix="tf_faceedit_tflite_") as saved:
+    with tempfile.TemporaryDirectory(prefix="tf_faceedit_tflite_", dir=scratch) as saved:
         tf.saved_model.save(module, saved, signatures={SIGNATURE_KEY: module.serve})
         for precision in precisions:
             converter = tf.lite.TFLiteConverter.from_saved_model(saved, signature_keys=[SIGNATURE_KEY])
@@ -174,37 +184,13 @@ def _why(err: Exception) -> str:
     return f"the converter failed: {text.splitlines()[-1][:300] if text else type(err).__name__}"
 
 
-def export_tflite(
-    model_dir: str | Path,
-    export_dir: str | Path,
-    checkpoint: str | Path | None = None,
-    precisions: Iterable[str] = PRECISIONS,
-) -> dict[str, Any]:
-    """Writes `export_dir`/model_<precision>.tflite and tflite.json (see the module docstring).
-
-    Args:
-      model_dir: a training run folder, or a zoo model name.
-      precisions: a subset of ("float32", "float16").
-    Returns:
-      dict: export_dir, method, task, step, checkpoint, files ({precision: path}), signature inputs and outputs.
-    """
-    from tf_faceedit import pretrained
-    from tf_faceedit.api import restore_trainer
-
+def write(source: Any, folder: Path, export_dir: Path, precisions: Sequence[str] = PRECISIONS) -> dict[str, Any]:
+    """The TFLite format's writer (`export_lib.FORMATS["tflite"]`): fills `folder` with model_<precision>.tflite and
+    tflite.json (see the module docstring); returns files ({precision: path under `export_dir`}), inputs, outputs."""
+    trainer, cfg, info = source.trainer, source.cfg, source.info
     precisions = tuple(precisions)
-    check_precisions(precisions)
-    export_dir = check_export_dir(export_dir)
-    entry = pretrained.resolve(model_dir)
-    trainer, cfg, info = (
-        pretrained.restore_trainer(entry, checkpoint) if entry is not None else restore_trainer(model_dir, checkpoint)
-    )
-    if trainer.task not in processing.TASKS:
-        raise ConfigError(
-            f"--model_dir {model_dir} holds a {cfg.method!r} model (task {trainer.task!r}); export "
-            f"serves the tasks {', '.join(processing.TASKS)}"
-        )
     size, names = int(cfg.data.image_size), list(cfg.data.attributes)
-    flatbuffers = convert(trainer, trainer.task, size, len(names), precisions, cfg.method)
+    flatbuffers = convert(trainer, trainer.task, size, len(names), precisions, cfg.method, scratch=folder)
     runner = make_interpreter(flatbuffers[precisions[0]]).get_signature_runner(SIGNATURE_KEY)
     details = runner.get_input_details(), runner.get_output_details()
     describe = [
@@ -214,54 +200,37 @@ def export_tflite(
         }
         for group in details
     ]
-    tmp = export_dir.parent / f".{export_dir.name}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
     files = {}
-    try:
-        for precision, data in flatbuffers.items():
-            (tmp / f"model_{precision}.tflite").write_bytes(data)
-            files[precision] = str(export_dir / f"model_{precision}.tflite")
-        summary = {
-            "method": cfg.method,
-            "task": trainer.task,
-            "attribute_names": names,
-            "image_size": size,
-            "attribute_range": [float(v) for v in registry.get(cfg.method).capabilities.attribute_range],
-            "signature": SIGNATURE_KEY,
-            "inputs": describe[0],
-            "outputs": describe[1],
-            "files": {
-                p: {
-                    "file": f"model_{p}.tflite",
-                    "bytes": len(d),
-                    "tolerance_levels": FLOAT32_TOLERANCE if p == "float32" else FLOAT16_TOLERANCE,
-                }
-                for p, d in flatbuffers.items()
-            },
-            "step": info["step"],
-            "checkpoint": str(Path(info["checkpoint"]).resolve()),
-        }
-        (tmp / "tflite.json").write_text(json.dumps(summary, indent=2))
-        if export_dir.exists():
-            export_dir.rmdir()  # the empty folder check_export_dir accepted
-        tmp.replace(export_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    log.info(
-        "exported %s (step %d) to %s as TFLite: %s",
-        info["checkpoint"],
-        info["step"],
-        export_dir,
-        ", ".join(f"{p} ({len(d) / 1e6:.2f} MB)" for p, d in flatbuffers.items()),
-    )
-    return {
-        "export_dir": str(export_dir),
+    for precision, data in flatbuffers.items():
+        (folder / f"model_{precision}.tflite").write_bytes(data)
+        files[precision] = str(export_dir / f"model_{precision}.tflite")
+    summary = {
         "method": cfg.method,
         "task": trainer.task,
-        "step": info["step"],
-        "checkpoint": info["checkpoint"],
-        "files": files,
+        "attribute_names": names,
+        "image_size": size,
+        "attribute_range": [float(v) for v in registry.get(cfg.method).capabilities.attribute_range],
+        "signature": SIGNATURE_KEY,
         "inputs": describe[0],
         "outputs": describe[1],
+        "files": {
+            p: {
+                "file": f"model_{p}.tflite",
+                "bytes": len(d),
+                "tolerance_levels": FLOAT32_TOLERANCE if p == "float32" else FLOAT16_TOLERANCE,
+            }
+            for p, d in flatbuffers.items()
+        },
+        "step": info["step"],
+        "checkpoint": str(Path(info["checkpoint"]).resolve()),
     }
+    (folder / "tflite.json").write_text(json.dumps(summary, indent=2))
+    return {"files": files, "inputs": describe[0], "outputs": describe[1]}
+
+
+def describe(result: Mapping[str, Any]) -> str:
+    """The summary after "exported M step N to DIR" (CLI and log)."""
+    return (
+        f" as TFLite: {', '.join(sorted(result['files']))}  inputs: {', '.join(result['inputs'])}  outputs: "
+        f"{', '.join(result['outputs'])}"
+    )

@@ -24,7 +24,6 @@ is full, before writing when the free space is already short; the partial `.tmp`
 earlier checkpoint kept.
 """
 
-import errno
 import json
 import logging
 import os
@@ -36,7 +35,7 @@ import keras
 import numpy as np
 
 from tf_faceedit.errors import TrainingError
-from tf_faceedit.io_util import file_digest
+from tf_faceedit.io_util import file_digest, is_no_space
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +43,6 @@ _NAME = re.compile(r"^ckpt-(\d+)$")
 MANIFEST = "manifest.json"
 STATE = "state.json"
 _REQUIRED_LEGACY = ("optimizers.npz", "trainer_state.npz")  # besides state.json and the .weights.h5 files
-_NO_SPACE = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
 
 
 def write_manifest(folder):
@@ -62,14 +60,6 @@ def write_manifest(folder):
 
 def _mb(n):
     return f"{n / 2**20:.1f} MiB"
-
-
-def is_no_space(err):
-    """Whether an OSError (or h5py's, which may carry the errno only in its text) means a full disk or quota."""
-    if getattr(err, "errno", None) in _NO_SPACE:
-        return True
-    text = str(err)
-    return "No space left" in text or "errno = 28" in text or "Disk quota exceeded" in text
 
 
 def check_checkpoint(path):

@@ -144,9 +144,7 @@ def run(cfg, model_dir, overwrite=False):
                 run_dir.undo_failed_start(model_dir, existed, had_config)
                 raise
         except OSError as err:
-            from tf_faceedit.training.checkpoint import is_no_space
-
-            if is_no_space(err):  # a log line, a sample grid, the config: checkpoints say so themselves
+            if io_util.is_no_space(err):  # a log line, a sample grid, the config: checkpoints say so themselves
                 raise TrainingError(
                     f"no space left on the disk of --model_dir {model_dir} "
                     f"({getattr(err, 'filename', None) or err}); earlier checkpoints are kept; free "
