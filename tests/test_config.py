@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from tf_faceedit import configs as presets
@@ -78,7 +80,8 @@ def test_presets_load_and_validate(name):
 def test_presets_resolve_by_name_legacy_path_or_file(tmp_path, monkeypatch):
     assert "sagan_quick" in presets.names() and len(presets.names()) >= 10
     packaged = presets.path("sagan_quick")
-    assert packaged.is_file() and packaged.parent.name == "configs" and packaged.parent.parent.name == "tf_faceedit"
+    # the checkout's top-level configs/ (an installed wheel: tf_faceedit/configs/presets/, tests/test_wheel.py)
+    assert packaged.is_file() and packaged.parent == Path(__file__).resolve().parents[1] / "configs"
     assert presets.resolve("sagan_quick") == presets.resolve("sagan_quick.yaml") == packaged
     monkeypatch.chdir(tmp_path)  # not the checkout: the pre-0.2 path falls back to the packaged preset
     assert presets.resolve("configs/sagan_quick.yaml") == packaged

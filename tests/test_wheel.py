@@ -32,9 +32,10 @@ def _run(args, cwd, timeout=600, env=None):
 def wheel(tmp_path_factory):
     """Builds the wheel from a copy of the sources (the build writes build/ and *.egg-info/ next to them)."""
     src = tmp_path_factory.mktemp("src")
-    shutil.copy(ROOT / "pyproject.toml", src)
-    shutil.copy(ROOT / "README.md", src)
+    for name in ("pyproject.toml", "setup.py", "README.md"):
+        shutil.copy(ROOT / name, src)
     shutil.copytree(ROOT / "tf_faceedit", src / "tf_faceedit", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copytree(ROOT / "configs", src / "configs")  # the presets' home, packaged as tf_faceedit/configs/presets
     dist = tmp_path_factory.mktemp("dist")
     _run(
         [
@@ -74,8 +75,8 @@ def test_the_wheel_holds_the_package_data(wheel):
     import zipfile
 
     names = set(zipfile.ZipFile(wheel).namelist())
-    presets = sorted(p.name for p in (ROOT / "tf_faceedit" / "configs").glob("*.yaml"))
-    assert presets and all(f"tf_faceedit/configs/{name}" in names for name in presets)
+    presets = sorted(p.name for p in (ROOT / "configs").glob("*.yaml"))
+    assert presets and all(f"tf_faceedit/configs/presets/{name}" in names for name in presets)
     pretrained = ROOT / "tf_faceedit" / "pretrained"
     shipped = (
         [p for p in pretrained.rglob("*") if p.is_file() and "__pycache__" not in p.parts]

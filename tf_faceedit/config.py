@@ -2,7 +2,7 @@
 
 An experiment config has five parts: `method` (registered name), `data` (`DataConfig`), `model` and `loss`
 (method-specific dataclasses) and `train` (`TrainConfig`). Paper defaults live in the dataclass defaults of each
-method's config class; YAML presets in `tf_faceedit/configs/` (by name: `--config=sagan_quick`) override them;
+method's config class; YAML presets in the top-level `configs/` (by name: `--config=sagan_quick`) override them;
 `--set` overrides come last. The resolved config is written to `model_dir/config.yaml`, and
 evaluate/edit/export/resume reload it from there.
 

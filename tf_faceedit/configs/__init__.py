@@ -1,7 +1,12 @@
-"""The YAML presets shipped with the package, reachable by name: `--config=sagan_quick`.
+"""The YAML presets, reachable by name: `--config=sagan_quick`.
+
+Their home is the top-level `configs/` folder of the checkout; the wheel packages that folder as
+`tf_faceedit/configs/presets/` (setup.py maps it), so a name works from an installed wheel and from the checkout
+alike (`PRESET_DIR` is whichever of the two exists, the packaged one first).
 
 `<method>_celeba128.yaml` (or the paper's resolution) is the paper setting, `<method>_quick.yaml` / `_cpu64.yaml` a
 narrow CPU setting. A preset only overrides the dataclass defaults of its method's config class (`tf_faceedit.config`).
+How a run's config is put together from them is `tf_faceedit.configs.resolution`.
 
 `resolve(value)` accepts a preset name (`sagan_quick`, `sagan_quick.yaml`), the pre-0.2 path into a checkout
 (`configs/sagan_quick.yaml`, which falls back to the packaged preset when no such file exists), or the path of any
@@ -12,7 +17,15 @@ from pathlib import Path
 
 from tf_faceedit.errors import ConfigError, suggest
 
-PRESET_DIR = Path(__file__).resolve().parent
+
+def _preset_dir() -> Path:
+    """`presets/` beside this file in an installed wheel, else the checkout's top-level `configs/`."""
+    here = Path(__file__).resolve().parent
+    packaged, checkout = here / "presets", here.parents[1] / "configs"
+    return packaged if packaged.is_dir() or not checkout.is_dir() else checkout
+
+
+PRESET_DIR = _preset_dir()
 _SUFFIXES = (".yaml", ".yml")
 
 
