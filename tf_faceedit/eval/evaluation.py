@@ -44,6 +44,7 @@ import numpy as np
 from tf_faceedit.data import celeba
 from tf_faceedit.data.records import Records
 from tf_faceedit.errors import ConfigError, DataError, EvaluationError
+from tf_faceedit.eval import identity as face_identity
 from tf_faceedit.eval import metrics
 from tf_faceedit.images import foreground_attention, to_float, to_uint8
 from tf_faceedit.training.callbacks import make_grid
@@ -220,7 +221,27 @@ def _add_success(acc, key, hit, source):
 UNCHANGED_ATTRIBUTES = ("Male", "Young", "Eyeglasses", "Smiling", "Mouth_Slightly_Open", "Blond_Hair")
 
 
-def _evaluate_edit(model, batches, judge, refused, extractor, seed, progress):
+def _add_identity(acc, key, distances, source=None):
+    """Records identity distances under `key/identity` (and per direction by the source value, when given)."""
+    acc.add(f"{key}/identity", distances)
+    if source is not None:
+        for direction, value in (("0->1", 0.0), ("1->0", 1.0)):
+            selected = source == value
+            if selected.any():
+                acc.add(f"{key}/identity {direction}", distances[selected])
+
+
+def _identity_summary(acc, key, threshold):
+    entry = {}
+    for suffix in ("", " 0->1", " 1->0"):
+        values = acc.values.get(f"{key}/identity{suffix}")
+        if values:
+            s = face_identity.summary(np.concatenate(values), threshold)
+            entry[f"distance{suffix}"], entry[f"same_person{suffix}"] = s["distance"], s["same_person"]
+    return entry
+
+
+def _evaluate_edit(model, batches, judge, refused, extractor, seed, progress, meter=None):
     names = list(model.attribute_names)
     judge_index = {name: i for i, name in enumerate(judge.attribute_names)} if judge is not None else {}
     judged = [other for other in UNCHANGED_ATTRIBUTES if other in judge_index]
@@ -232,6 +253,11 @@ def _evaluate_edit(model, batches, judge, refused, extractor, seed, progress):
         start = time.perf_counter()
         reconstruction = model.edit(images, attributes)["image"]
         model_seconds += time.perf_counter() - start
+        faces = meter.reference(images) if meter is not None else None
+        if faces is not None:
+            for key, distances in meter.reference_distances(faces, images).items():
+                _add_identity(acc, f"identity_reference/{key}", distances)
+            _add_identity(acc, "identity_reference/reconstruction", meter.distances(faces, reconstruction))
         acc.add("reconstruction_psnr", _psnr(images, reconstruction))
         acc.add("reconstruction_ssim", _ssim(images, reconstruction))
         if extractor is not None:
@@ -252,6 +278,8 @@ def _evaluate_edit(model, batches, judge, refused, extractor, seed, progress):
             else:
                 foreground = None
             acc.add(f"{name}/l1_to_input", metrics.l1(images, edited) / 255.0)
+            if faces is not None:
+                _add_identity(acc, name, meter.distances(faces, edited), attributes[:, i])
             scored = name in judge_index and name not in refused
             reading = judge.predict(to_float(edited)) > 0.5 if (others_of[name] or scored) else None  # once per edit
             for other in others_of[name]:
@@ -285,6 +313,8 @@ def _evaluate_edit(model, batches, judge, refused, extractor, seed, progress):
                 "l1_to_input",
             )
         }
+        if meter is not None:
+            entry["identity"] = _identity_summary(acc, name, meter.threshold)
         if others_of[name]:
             entry["unchanged"] = {other: acc.mean(f"{name}/unchanged/{other}") for other in others_of[name]}
         entry["count 0->1"] = acc.count(f"{name}/success 0->1")
@@ -311,6 +341,17 @@ def _evaluate_edit(model, batches, judge, refused, extractor, seed, progress):
         },
         "num_images": num_images,
     }
+    if meter is not None:
+        report["identity"] = {
+            "recognizer": getattr(meter.recognizer, "name", type(meter.recognizer).__name__),
+            "threshold": meter.threshold,
+            "faces_detected": meter.detected,
+            "faces_on_fixed_box": meter.fallback,
+            "reference": {
+                key: _identity_summary(acc, f"identity_reference/{key}", meter.threshold)
+                for key in (f"jpeg{face_identity.JPEG_QUALITY}", "other_person", "reconstruction")
+            },
+        }
     return report, figures, areas
 
 
@@ -625,6 +666,25 @@ def markdown_report(report):
             "",
             f"Reconstruction (edit to own attributes): PSNR {_fmt(rec['psnr'], 2)} dB, SSIM {_fmt(rec['ssim'])}",
         ]
+        if report.get("identity"):
+            ident = report["identity"]
+            lines += [
+                "",
+                f"Identity ({ident['recognizer']}; same person below {ident['threshold']:g}; face box found on "
+                f"{ident['faces_detected']} inputs, the fixed aligned box on {ident['faces_on_fixed_box']}):",
+                "",
+                "| edit | same person | 0->1 | 1->0 | mean distance | 0->1 | 1->0 |",
+                "|---|---|---|---|---|---|---|",
+            ]
+            rows = [(name, entry.get("identity", {})) for name, entry in report["attributes"].items()]
+            rows += [(f"reference: {key}", entry) for key, entry in ident["reference"].items()]
+            for label, entry in rows:
+                cells = [label] + [
+                    _fmt(entry.get(f"{kind}{suffix}"))
+                    for kind in ("same_person", "distance")
+                    for suffix in ("", " 0->1", " 1->0")
+                ]
+                lines.append("| " + " | ".join(cells) + " |")
     if "completion" in report:
         lines += ["| completion | hole PSNR (dB) | hole SSIM | hole L1 | whole-image SSIM |", "|---|---|---|---|---|"]
         for label, entry in report["completion"].items():
@@ -763,6 +823,22 @@ def histogram_image(values_by_name, bins=20, width=480, height=160):
     return np.concatenate(panels, axis=0)
 
 
+def _identity_meter(identity):
+    """The `IdentityMeter` that `evaluate(identity=...)` asks for, or None."""
+    if identity is False or identity is None:
+        return None
+    if identity == "auto":
+        if not face_identity.available():
+            log.info("identity not measured: %s", face_identity.EXTRA)
+            return None
+        identity = True
+    if identity is True:
+        return face_identity.IdentityMeter(face_identity.load_recognizer())
+    if isinstance(identity, str):
+        raise ConfigError(f"--identity must be auto, on or off, got {identity!r}")
+    return face_identity.IdentityMeter(identity)
+
+
 def _is_classifier_run(model_dir):
     from tf_faceedit import registry
     from tf_faceedit.training import run_dir
@@ -804,9 +880,12 @@ def evaluate(
     out_dir=None,
     verbose=1,
     mask_kind=None,
+    identity="auto",
 ):
     """Evaluates the run in `model_dir` (see the module docstring). Returns the metrics dict. `mask_kind` replaces
-    the run's `data.mask.kind` for the completion masks (e.g. "noise" to compare runs trained on other masks)."""
+    the run's `data.mask.kind` for the completion masks (e.g. "noise" to compare runs trained on other masks).
+    `identity`: "auto" (measure it when `tf_faceedit[identity]` is installed), True (a one-line error when it is
+    not), False, or a recognizer object (see `tf_faceedit.eval.identity`)."""
     from tf_faceedit import api
 
     if not 0.0 <= min_classifier_accuracy <= 1.0:
@@ -827,6 +906,7 @@ def evaluate(
         for name, reason in refused.items():
             log.warning("edit success of %s not scored: %s", name, reason)
     extractor = _feature_extractor(inception_weights, judge)
+    meter = _identity_meter(identity) if model.task != "complete" else None
     total = len(records) if not max_images else min(len(records), int(max_images))
     log.info("evaluating %s (%s) on %d images of split '%s'", model_dir, model.method, total, split)
     progress = keras.utils.Progbar(total, verbose=verbose, unit_name="image")
@@ -848,7 +928,7 @@ def evaluate(
             cv2.imwrite(str(path), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
             report["figures"].append(str(path))
     else:
-        report, figures, areas = _evaluate_edit(model, batches, judge, refused, extractor, seed, progress)
+        report, figures, areas = _evaluate_edit(model, batches, judge, refused, extractor, seed, progress, meter)
         report["figures"] = _write_edit_figures(figures, areas, figure_dir)
     report.update(
         {
