@@ -1,16 +1,12 @@
 """The edit CLI on a photo: detect, align, edit, paste back; and its errors."""
 
-from pathlib import Path
-
 import cv2
 import numpy as np
 import pytest
 
 from tests import model_runs
 from tf_faceedit.cli import edit
-from tf_faceedit.data import align
-from tf_faceedit.data.synthetic import make_synthetic_celeba
-from tf_faceedit.images import read_image, write_image
+from tf_faceedit.images import read_image
 
 
 @pytest.fixture(scope="module")
@@ -20,22 +16,6 @@ def runs(tmp_path_factory, synthetic_celeba):
         method: model_runs.checkpointed_run(method, synthetic_celeba, root / method)[0]
         for method in ("sagan", "pggan_completion")
     }
-
-
-@pytest.fixture(scope="module")
-def photo(tmp_path_factory):
-    """A drawn face the Haar cascade finds, padded into a larger grey photo."""
-    folder = make_synthetic_celeba(tmp_path_factory.mktemp("faces"), num_images=8, width=178, height=218, seed=0)
-    detector = align.HaarDetector()
-    for path in sorted((Path(folder) / "images").iterdir()):
-        face = read_image(path)
-        if align.detect_faces(face, detector):
-            canvas = np.full((300, 320, 3), 128, np.uint8)
-            canvas[40:258, 70:248] = face
-            out = tmp_path_factory.mktemp("photo") / "photo.png"
-            write_image(out, canvas)
-            return out
-    pytest.fail("the cascade found none of the drawn faces")
 
 
 def test_edit_a_photo(runs, photo, tmp_path, capsys):

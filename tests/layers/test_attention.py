@@ -4,7 +4,8 @@ import keras
 import numpy as np
 import pytest
 
-from tf_faceedit.layers import AttentionBlend
+from tests.layers.harness import run_layer_test
+from tf_faceedit.layers import AttentionBlend, MultiMaskBlend
 
 
 @pytest.fixture
@@ -42,9 +43,15 @@ def test_functional_unknown_batch_and_config(images):
     model = keras.Model([e, o, m], out)
     mask = np.full((2, 8, 8, 1), 0.25, "float32")
     np.testing.assert_allclose(np.asarray(model([edited, original, mask])), 0.25 * edited + 0.75 * original, atol=1e-6)
-    layer = AttentionBlend(name="blend")
-    clone = AttentionBlend.from_config(layer.get_config())
-    assert clone.get_config() == layer.get_config()
+
+
+def test_layer_harness(images, tmp_path):
+    edited, original = images
+    mask = np.random.default_rng(1).uniform(0, 1, (2, 8, 8, 1)).astype("float32")
+    run_layer_test(AttentionBlend, {"name": "blend"}, [edited, original, mask], (2, 8, 8, 3), tmp_path)
+    content = np.concatenate([edited, original], axis=-1)  # n = 3: two content masks and the original's
+    attention = np.random.default_rng(2).dirichlet(np.ones(3), (2, 8, 8)).astype("float32")
+    run_layer_test(MultiMaskBlend, {}, [content, original, attention], (2, 8, 8, 3), tmp_path)
 
 
 def test_wrong_number_of_inputs(images):
@@ -53,8 +60,6 @@ def test_wrong_number_of_inputs(images):
 
 
 def test_multi_mask_blend_golden_and_n2_equals_attention_blend():
-    from tf_faceedit.layers import MultiMaskBlend
-
     rng = np.random.RandomState(0)
     content = rng.uniform(-1, 1, (2, 3, 3, 6)).astype("float32")  # n = 3: two content masks
     original = rng.uniform(-1, 1, (2, 3, 3, 3)).astype("float32")

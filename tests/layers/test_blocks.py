@@ -1,17 +1,11 @@
-"""Tests of ConvNormAct, ResidualBlock, DownBlock, UpBlock, and a `.keras` round trip of every layer."""
+"""Tests of ConvNormAct, ResidualBlock, DownBlock and UpBlock (each configuration through the layer harness)."""
 
 import keras
 import numpy as np
 import pytest
 
-from tf_faceedit.layers import (
-    AttentionBlend,
-    ConvNormAct,
-    DownBlock,
-    ResidualBlock,
-    TileAttributes,
-    UpBlock,
-)
+from tests.layers.harness import run_layer_test
+from tf_faceedit.layers import ConvNormAct, DownBlock, ResidualBlock, UpBlock
 
 
 @pytest.fixture
@@ -19,37 +13,69 @@ def x():
     return np.random.default_rng(0).uniform(-1, 1, size=(2, 16, 16, 3)).astype("float32")
 
 
+# (class, constructor arguments, output shape for a [2, 16, 16, 3] input): the harness (tests/layers/harness.py)
+# checks each for config round trip, eager and symbolic calls, `.keras` save/load and the dtype policy.
+BLOCKS = [
+    (ConvNormAct, {"filters": 8}, (2, 16, 16, 8)),
+    (ConvNormAct, {"filters": 8, "kernel_size": 4, "strides": 2}, (2, 8, 8, 8)),
+    (ConvNormAct, {"filters": 8, "kernel_size": 4, "strides": 2, "transpose": True}, (2, 32, 32, 8)),
+    (ConvNormAct, {"filters": 8, "kernel_size": 3, "padding": "valid", "norm": "batch"}, (2, 14, 14, 8)),
+    (ConvNormAct, {"filters": 8, "kernel_size": 3, "padding": "reflect"}, (2, 16, 16, 8)),
+    (ConvNormAct, {"filters": 8, "kernel_size": 7, "padding": "reflect", "norm": "layer"}, (2, 16, 16, 8)),
+    (ConvNormAct, {"filters": 8, "kernel_size": 4, "padding": "reflect", "activation": "lrelu"}, (2, 16, 16, 8)),
+    (ConvNormAct, {"filters": 3, "kernel_size": (3, 5), "norm": "none", "activation": "tanh"}, (2, 16, 16, 3)),
+    (
+        ConvNormAct,
+        {
+            "filters": 8,
+            "kernel_size": (3, 5),
+            "strides": 2,
+            "norm": "batch",
+            "activation": "lrelu",
+            "negative_slope": 0.1,
+            "use_bias": False,
+            "kernel_stddev": 0.03,
+            "name": "cna",
+        },
+        (2, 8, 8, 8),
+    ),
+    (ResidualBlock, {"filters": 3}, (2, 16, 16, 3)),
+    (ResidualBlock, {"filters": 3, "padding": "reflect", "norm": "batch"}, (2, 16, 16, 3)),
+    (
+        ResidualBlock,
+        {
+            "filters": 3,
+            "kernel_size": 5,
+            "norm": "layer",
+            "activation": "lrelu",
+            "padding": "reflect",
+            "negative_slope": 0.3,
+        },
+        (2, 16, 16, 3),
+    ),
+    (DownBlock, {"filters": 16}, (2, 8, 8, 16)),
+    (
+        DownBlock,
+        {"filters": 6, "kernel_size": 3, "norm": "none", "activation": "sigmoid", "use_bias": False},
+        (2, 8, 8, 6),
+    ),
+    (UpBlock, {"filters": 8}, (2, 32, 32, 8)),
+    (UpBlock, {"filters": 8, "mode": "resize", "kernel_size": 3, "padding": "reflect"}, (2, 32, 32, 8)),
+    (UpBlock, {"filters": 8, "mode": "resize"}, (2, 32, 32, 8)),
+    (
+        UpBlock,
+        {"filters": 6, "mode": "resize", "kernel_size": 3, "padding": "reflect", "norm": "batch"},
+        (2, 32, 32, 6),
+    ),
+]
+
+
 @pytest.mark.parametrize(
-    "make, shape",
-    [
-        (lambda: ConvNormAct(8), (2, 16, 16, 8)),
-        (lambda: ConvNormAct(8, kernel_size=4, strides=2), (2, 8, 8, 8)),
-        (lambda: ConvNormAct(8, kernel_size=4, strides=2, transpose=True), (2, 32, 32, 8)),
-        (lambda: ConvNormAct(8, kernel_size=3, padding="valid", norm="batch"), (2, 14, 14, 8)),
-        (lambda: ConvNormAct(8, kernel_size=3, padding="reflect"), (2, 16, 16, 8)),
-        (lambda: ConvNormAct(8, kernel_size=7, padding="reflect", norm="layer"), (2, 16, 16, 8)),
-        (lambda: ConvNormAct(8, kernel_size=4, padding="reflect", activation="lrelu"), (2, 16, 16, 8)),
-        (lambda: ConvNormAct(3, kernel_size=(3, 5), norm="none", activation="tanh"), (2, 16, 16, 3)),
-        (lambda: ResidualBlock(3), (2, 16, 16, 3)),
-        (lambda: ResidualBlock(3, padding="reflect", norm="batch"), (2, 16, 16, 3)),
-        (lambda: DownBlock(16), (2, 8, 8, 16)),
-        (lambda: UpBlock(8), (2, 32, 32, 8)),
-        (lambda: UpBlock(8, mode="resize", kernel_size=3, padding="reflect"), (2, 32, 32, 8)),
-        (lambda: UpBlock(8, mode="resize"), (2, 32, 32, 8)),
-    ],
+    "layer_cls, kwargs, shape", BLOCKS, ids=[f"{c.__name__}-{i}" for i, (c, _, _) in enumerate(BLOCKS)]
 )
-def test_shapes_eager_and_functional(make, shape, x):
-    layer = make()
-    out = layer(x)
-    assert tuple(out.shape) == shape
-    assert keras.backend.standardize_dtype(out.dtype) == "float32"
-    assert tuple(layer.compute_output_shape(x.shape)) == shape
-    # Functional model, unknown batch size, then a different batch size.
-    inputs = keras.Input(x.shape[1:])
-    symbolic = make()(inputs)
-    assert tuple(symbolic.shape) == (None,) + shape[1:]
-    model = keras.Model(inputs, symbolic)
-    assert model(np.concatenate([x, x, x])).shape == (6,) + shape[1:]
+def test_layer_harness(layer_cls, kwargs, shape, x, tmp_path):
+    squashing = kwargs.get("activation") in ("tanh", "sigmoid")  # images and masks: float32 under a mixed policy
+    run_layer_test(layer_cls, kwargs, x, shape, tmp_path, mixed_output_dtype="float32" if squashing else None)
 
 
 def test_unknown_spatial_size_in_functional_model(x):
@@ -146,85 +172,6 @@ def test_gan_kernel_initializer(x):
     layer = ConvNormAct(64, kernel_stddev=0.05)
     layer.build(x.shape)
     assert np.asarray(layer.conv.kernel).std() == pytest.approx(0.05, rel=0.15)
-
-
-LAYERS_FOR_CONFIG = [
-    (
-        ConvNormAct(
-            8,
-            kernel_size=(3, 5),
-            strides=2,
-            norm="batch",
-            activation="lrelu",
-            negative_slope=0.1,
-            use_bias=False,
-            kernel_stddev=0.03,
-            name="cna",
-        ),
-        (2, 16, 16, 3),
-    ),
-    (ConvNormAct(8, kernel_size=4, strides=2, transpose=True), (2, 16, 16, 3)),
-    (ConvNormAct(8, kernel_size=7, padding="reflect", activation="tanh"), (2, 16, 16, 3)),
-    (
-        ResidualBlock(3, kernel_size=5, norm="layer", activation="lrelu", padding="reflect", negative_slope=0.3),
-        (2, 16, 16, 3),
-    ),
-    (DownBlock(6, kernel_size=3, norm="none", activation="sigmoid", use_bias=False), (2, 16, 16, 3)),
-    (UpBlock(6, mode="resize", kernel_size=3, padding="reflect", norm="batch"), (2, 16, 16, 3)),
-    (UpBlock(6), (2, 16, 16, 3)),
-]
-
-
-@pytest.mark.parametrize("layer, shape", LAYERS_FOR_CONFIG)
-def test_config_round_trip(layer, shape):
-    x = np.random.default_rng(1).normal(size=shape).astype("float32")
-    expected = np.asarray(layer(x))
-    config = layer.get_config()
-    clone = type(layer).from_config(config)
-    assert clone.get_config() == config
-    for key, value in config.items():
-        if key not in ("name", "trainable", "dtype"):
-            assert getattr(clone, key) == value, key
-    clone.build(shape)
-    clone.set_weights(layer.get_weights())
-    np.testing.assert_allclose(np.asarray(clone(x)), expected, atol=1e-6)
-    # Through the registry, by registered name only.
-    serialized = keras.saving.serialize_keras_object(layer)
-    assert serialized["registered_name"] == f"tf_faceedit>{type(layer).__name__}"
-    assert type(keras.saving.deserialize_keras_object(serialized)) is type(layer)
-
-
-def _all_layers_model():
-    image, attributes = keras.Input((16, 16, 3), name="image"), keras.Input((4,), name="attributes")
-    h = TileAttributes()([image, attributes])
-    h = ConvNormAct(8, kernel_size=7, padding="reflect")(h)
-    h = DownBlock(16, norm="batch")(h)
-    h = ResidualBlock(16, norm="layer", activation="lrelu")(h)
-    h = UpBlock(8)(h)
-    h2 = UpBlock(8, mode="resize", kernel_size=3)(h)
-    edited = ConvNormAct(3, norm="none", activation="tanh")(h)
-    mask = ConvNormAct(1, norm="none", activation="sigmoid", kernel_stddev=0.5)(h)
-    blended = AttentionBlend()([edited, image, mask])
-    low = DownBlock(3, norm="none", activation=None)(h2)
-    return keras.Model([image, attributes], [blended, low])
-
-
-def test_keras_file_round_trip_all_layers(tmp_path):
-    model = _all_layers_model()
-    rng = np.random.default_rng(3)
-    inputs = [rng.uniform(-1, 1, (2, 16, 16, 3)).astype("float32"), rng.integers(0, 2, (2, 4)).astype("float32")]
-    # Move batch-norm statistics away from their initial values so they are checked too.
-    model(inputs, training=True)
-    for variable in model.non_trainable_variables:
-        variable.assign(np.asarray(variable) + rng.uniform(0.1, 0.5, variable.shape).astype("float32"))
-    expected = [np.asarray(t) for t in model(inputs, training=False)]
-    path = tmp_path / "all_layers.keras"
-    model.save(path)
-    reloaded = keras.models.load_model(path)  # no custom_objects: the layers are registered
-    got = [np.asarray(t) for t in reloaded(inputs, training=False)]
-    assert len(reloaded.weights) == len(model.weights)
-    for a, b in zip(got, expected):
-        np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.parametrize(

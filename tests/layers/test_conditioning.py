@@ -4,6 +4,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from tests.layers.harness import run_layer_test
 from tf_faceedit.layers import TileAttributes
 from tf_faceedit.layers.conditioning import flip_attribute, flip_one_attribute
 
@@ -36,11 +37,14 @@ def test_functional_unknown_batch_and_size():
     np.testing.assert_array_equal(result[..., 3:], 1.0)
 
 
-def test_compute_output_shape_and_config():
-    layer = TileAttributes(name="tile")
-    assert layer.compute_output_shape([(None, 16, 16, 3), (None, 5)]) == (None, 16, 16, 8)
-    clone = TileAttributes.from_config(layer.get_config())
-    assert clone.name == "tile" and clone.get_config() == layer.get_config()
+def test_compute_output_shape_and_layer_harness(tmp_path):
+    assert TileAttributes().compute_output_shape([(None, 16, 16, 3), (None, 5)]) == (None, 16, 16, 8)
+    rng = np.random.default_rng(0)
+    features, attributes = (
+        rng.normal(size=(2, 6, 10, 3)).astype("float32"),
+        rng.integers(0, 2, (2, 5)).astype("float32"),
+    )
+    run_layer_test(TileAttributes, {"name": "tile"}, [features, attributes], (2, 6, 10, 8), tmp_path)
 
 
 def test_flip_one_attribute():

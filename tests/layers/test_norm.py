@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import pytest
 
+from tests.layers.harness import run_layer_test
 from tf_faceedit.layers import ConvNormAct, activation_layer, gan_initializer, normalization
 from tf_faceedit.layers.norm import BatchNormalization, InstanceNormalization
 
@@ -219,3 +220,17 @@ def test_activation_negative_slope_and_none():
 def test_unknown_activation():
     with pytest.raises(ValueError, match="relu"):
         activation_layer("swishy")
+
+
+@pytest.mark.parametrize(
+    "layer_cls, kwargs",
+    [
+        (InstanceNormalization, {"epsilon": 1e-3, "center": False}),
+        (InstanceNormalization, {"epsilon": 1e-5, "scale": False}),
+        (BatchNormalization, {"momentum": 0.9, "epsilon": 1e-3}),
+    ],
+    ids=["instance-no-center", "instance-no-scale", "batch"],
+)
+def test_layer_harness(layer_cls, kwargs, tmp_path):
+    x = np.random.default_rng(0).normal(1.0, 2.0, (2, 5, 5, 4)).astype("float32")
+    run_layer_test(layer_cls, kwargs, x, (2, 5, 5, 4), tmp_path)

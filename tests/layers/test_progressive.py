@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 from keras import ops
 
+from tests.layers.harness import run_layer_test
 from tf_faceedit.layers import FadeIn, MinibatchStddev, downsample2x, upsample2x
 
 
@@ -73,44 +74,19 @@ def test_minibatch_stddev_single_example_and_dynamic_batch():
     np.testing.assert_allclose(_np(model(batch))[:, 0, 0, 2], _stddev_reference(batch, 3), rtol=1e-5)
 
 
-def test_config_round_trip_keeps_the_behaviour():
-    """A layer rebuilt from its config computes what the original computes: group_size and epsilon travel (a layer
-    whose get_config dropped them would come back with the defaults, 4 and 1e-8, and compute something else)."""
-    x = np.random.RandomState(3).randn(4, 2, 2, 3).astype("float32")
-    layer = MinibatchStddev(group_size=2, epsilon=1e-2, name="mbstd")
-    again = MinibatchStddev.from_config(layer.get_config())
-    assert again.name == "mbstd"
-    np.testing.assert_array_equal(_np(again(x)), _np(layer(x)))
+def test_layer_harness(tmp_path):
+    """Config (group_size and epsilon travel: a clone that came back with the defaults would compute something
+    else), registration under the stable names `.keras` files of 0.1.0 use (`tf_faceedit>FadeIn`), eager and
+    symbolic calls, `.keras` save/load, dtype policy."""
+    rng = np.random.RandomState(2)
+    x = rng.randn(4, 2, 2, 3).astype("float32")
+    run_layer_test(MinibatchStddev, {"group_size": 2, "epsilon": 1e-2, "name": "mbstd"}, x, (4, 2, 2, 4), tmp_path)
+    layer = MinibatchStddev(group_size=2, epsilon=1e-2)
     assert not np.allclose(_np(MinibatchStddev()(x))[..., 3], _np(layer(x))[..., 3])  # the arguments matter
     constant = np.ones((2, 2, 2, 3), "float32")  # zero variance: the statistic is sqrt(epsilon)
-    np.testing.assert_allclose(_np(again(constant))[..., 3], 0.1, rtol=1e-5)
+    np.testing.assert_allclose(_np(layer(constant))[..., 3], 0.1, rtol=1e-5)
     with pytest.raises(ValueError, match="group_size"):
         MinibatchStddev(0)
-
-
-def test_layers_are_registered_under_stable_names():
-    """`.keras` files name layers by their registered name: renaming or moving a class must keep it (files saved
-    by 0.1.0 say `tf_faceedit>FadeIn`)."""
-    for cls in (FadeIn, MinibatchStddev):
-        assert keras.saving.get_registered_name(cls) == f"tf_faceedit>{cls.__name__}"
-        layer = cls(name="x")
-        config = keras.saving.serialize_keras_object(layer)
-        assert config["registered_name"] == f"tf_faceedit>{cls.__name__}"
-        assert type(keras.saving.deserialize_keras_object(config)) is cls  # found without custom_objects
-
-
-def test_keras_save_and_load(tmp_path):
-    new, old = keras.Input((4, 4, 2), name="new"), keras.Input((4, 4, 2), name="old")
-    alpha = keras.Input((1, 1, 1), name="alpha")
-    out = MinibatchStddev(2)(FadeIn()([new, old, alpha]))
-    model = keras.Model({"new": new, "old": old, "alpha": alpha}, out)
-    path = tmp_path / "progressive.keras"
-    model.save(path)
-    loaded = keras.models.load_model(path)  # no custom_objects: the layers are registered
-    rng = np.random.RandomState(2)
-    inputs = {
-        "new": rng.randn(4, 4, 4, 2).astype("float32"),
-        "old": rng.randn(4, 4, 4, 2).astype("float32"),
-        "alpha": rng.rand(4, 1, 1, 1).astype("float32"),
-    }
-    np.testing.assert_allclose(_np(loaded(inputs)), _np(model(inputs)), rtol=1e-6)
+    new, old = rng.randn(4, 4, 4, 2).astype("float32"), rng.randn(4, 4, 4, 2).astype("float32")
+    alpha = rng.rand(4, 1, 1, 1).astype("float32")
+    run_layer_test(FadeIn, {"name": "fade"}, [new, old, alpha], (4, 4, 4, 2), tmp_path)

@@ -19,13 +19,11 @@ import tf_faceedit
 from tests import model_runs
 from tests.helpers import tiny_config
 from tf_faceedit.cli import edit, evaluate, export
-from tf_faceedit.data import align
 from tf_faceedit.data.celeba import denormalize
-from tf_faceedit.data.synthetic import make_synthetic_celeba
 from tf_faceedit.errors import ConfigError, DataError
 from tf_faceedit.eval import classifier as classifier_lib
 from tf_faceedit.eval import evaluation
-from tf_faceedit.images import read_image, write_image
+from tf_faceedit.images import read_image
 from tf_faceedit.pretrained import zoo
 from tf_faceedit.serving import export_lib, processing
 from tf_faceedit.training import driver
@@ -477,22 +475,6 @@ def test_compare_dtypes(tiny):
     image = report["outputs"]["image"]
     assert 0 <= image["max_abs_diff"] <= 3 and (image["psnr"] is None or image["psnr"] > 35)
     assert report["outputs"]["attention"]["max_abs_diff"] < 1e-2
-
-
-@pytest.fixture(scope="module")
-def photo(tmp_path_factory):
-    """A drawn face the Haar cascade finds, padded into a larger grey photo."""
-    folder = make_synthetic_celeba(tmp_path_factory.mktemp("faces"), num_images=8, width=178, height=218, seed=0)
-    detector = align.HaarDetector()
-    for path in sorted((Path(folder) / "images").iterdir()):
-        face = read_image(path)
-        if align.detect_faces(face, detector):
-            canvas = np.full((300, 320, 3), 128, np.uint8)
-            canvas[40:258, 70:248] = face
-            out = tmp_path_factory.mktemp("photo") / "photo.png"
-            write_image(out, canvas)
-            return out
-    pytest.fail("the cascade found none of the drawn faces")
 
 
 def test_model_flag_on_edit(zoo_env, photo, tmp_path, capsys):

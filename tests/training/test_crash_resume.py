@@ -2,61 +2,20 @@
 again: it resumes from the last checkpoint at that step, finishes, and its per-step losses equal those of an
 uninterrupted run (seeded; the per-step log is `logs/scalars.jsonl` with train.log_every=1)."""
 
-import os
 import random
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from tf_faceedit.training.callbacks import read_scalars_jsonl
 
-ROOT = Path(__file__).resolve().parents[2]
 STEPS = 9
 
 
-def _command(data_dir, model_dir):
-    overrides = {
-        "data.image_size": 16,
-        "data.attributes": "Eyeglasses",
-        "data.shuffle_buffer": 16,
-        "data.cache": "false",
-        "model.g_filters": 4,
-        "model.num_residual_blocks": 1,
-        "model.d_filters": 4,
-        "model.d_max_filters": 8,
-        "train.batch_size": 2,
-        "train.n_critic": 1,
-        "train.steps": STEPS,
-        "train.log_every": 1,
-        "train.checkpoint_every": 3,
-        "train.sample_every": 1000,
-        "train.num_samples": 2,
-        "train.sample_split": "train",
-        "train.verbose": 0,
-        "train.strategy": "default",
-        "train.seed": 3,
-    }
-    command = [
-        sys.executable,
-        "-m",
-        "tf_faceedit.train",
-        "--method=sagan",
-        f"--data_dir={data_dir}",
-        f"--model_dir={model_dir}",
-    ]
-    return command + [f"--set={k}={v}" for k, v in overrides.items()]
-
-
-def _env():
-    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(ROOT)}
-
-
-def _run(command):
-    proc = subprocess.run(command, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=400)
+def _run(train_subprocess, command):
+    proc = train_subprocess.run(command, capture_output=True, timeout=400)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
 
@@ -73,10 +32,10 @@ def _checkpoint_steps(model_dir):
 
 
 @pytest.mark.slow
-def test_sigkill_then_same_command_resumes_and_matches_uninterrupted_run(synthetic_celeba, tmp_path):
+def test_sigkill_then_same_command_resumes_and_matches_uninterrupted_run(synthetic_celeba, tmp_path, train_subprocess):
     killed_dir, reference_dir = tmp_path / "killed", tmp_path / "reference"
-    command = _command(synthetic_celeba, killed_dir)
-    proc = subprocess.Popen(command, cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    command = train_subprocess.command(synthetic_celeba, killed_dir, STEPS, 3)
+    proc = train_subprocess.popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 300
     while not _checkpoint_steps(killed_dir):
         assert proc.poll() is None, f"finished before the first checkpoint: {proc.stderr.read()[-3000:]}"
@@ -89,13 +48,13 @@ def test_sigkill_then_same_command_resumes_and_matches_uninterrupted_run(synthet
     assert (killed_dir / ".lock").exists()  # SIGKILL leaves the lock behind: the restart takes it over
 
     if steps_at_kill[-1] < STEPS:
-        resumed = _run(command)
+        resumed = _run(train_subprocess, command)
         assert f"at step {steps_at_kill[-1]} " in resumed.stderr, resumed.stderr[-3000:]
         assert "stale lock" in resumed.stderr
     assert _checkpoint_steps(killed_dir)[-1] == STEPS
     assert not (killed_dir / ".lock").exists()
 
-    _run(_command(synthetic_celeba, reference_dir))
+    _run(train_subprocess, train_subprocess.command(synthetic_celeba, reference_dir, STEPS, 3))
     reference = read_scalars_jsonl(reference_dir / "logs" / "scalars.jsonl")
     after_resume = read_scalars_jsonl(killed_dir / "logs" / "scalars.jsonl")
     assert sorted(reference) == list(range(1, STEPS + 1)) == sorted(after_resume)

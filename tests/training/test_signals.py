@@ -3,56 +3,15 @@ of that step is written (within a bounded time), `RUN/.lock` is released, one cl
 status is 128 + the signal (143 / 130). A second signal exits at once. Running the same command again resumes from
 that checkpoint, and the per-step losses equal an uninterrupted run's (slow tier)."""
 
-import os
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from tf_faceedit.training.callbacks import read_scalars_jsonl
 from tf_faceedit.training.checkpoint import check_checkpoint
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _command(data_dir, model_dir, steps, checkpoint_every):
-    overrides = {
-        "data.image_size": 16,
-        "data.attributes": "Eyeglasses",
-        "data.shuffle_buffer": 16,
-        "data.cache": "false",
-        "model.g_filters": 4,
-        "model.num_residual_blocks": 1,
-        "model.d_filters": 4,
-        "model.d_max_filters": 8,
-        "train.batch_size": 2,
-        "train.n_critic": 1,
-        "train.steps": steps,
-        "train.log_every": 1,
-        "train.checkpoint_every": checkpoint_every,
-        "train.sample_every": 100000,
-        "train.num_samples": 2,
-        "train.sample_split": "train",
-        "train.verbose": 0,
-        "train.strategy": "default",
-        "train.seed": 3,
-    }
-    command = [
-        sys.executable,
-        "-m",
-        "tf_faceedit.train",
-        "--method=sagan",
-        f"--data_dir={data_dir}",
-        f"--model_dir={model_dir}",
-    ]
-    return command + [f"--set={k}={v}" for k, v in overrides.items()]
-
-
-def _env():
-    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(ROOT)}
 
 
 def _logged_steps(model_dir):
@@ -60,8 +19,8 @@ def _logged_steps(model_dir):
     return sorted(read_scalars_jsonl(path)) if path.is_file() else []
 
 
-def _start_and_wait_for_steps(command, model_dir, steps_logged):
-    proc = subprocess.Popen(command, cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def _start_and_wait_for_steps(train_subprocess, command, model_dir, steps_logged):
+    proc = train_subprocess.popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.time() + 400
     while len(_logged_steps(model_dir)) < steps_logged:
         if proc.poll() is not None:
@@ -85,10 +44,14 @@ def _interrupt(proc, sig, model_dir):
 
 
 @pytest.mark.slow  # a training subprocess (~18 s); the second-signal test stays in the default tier
-def test_sigterm_checkpoints_the_current_step_releases_the_lock_and_exits_143(synthetic_celeba, tmp_path):
+def test_sigterm_checkpoints_the_current_step_releases_the_lock_and_exits_143(
+    synthetic_celeba, tmp_path, train_subprocess
+):
     model_dir = tmp_path / "run"
     # checkpoint_every far away: the step the signal lands on is mid-segment, only the signal writes it
-    proc = _start_and_wait_for_steps(_command(synthetic_celeba, model_dir, 100000, 50000), model_dir, 3)
+    proc = _start_and_wait_for_steps(
+        train_subprocess, train_subprocess.command(synthetic_celeba, model_dir, 100000, 50000), model_dir, 3
+    )
     assert (model_dir / ".lock").exists()
     code, err, seconds, steps = _interrupt(proc, signal.SIGTERM, model_dir)
     assert code == 143, err[-3000:]
@@ -102,7 +65,7 @@ def test_sigterm_checkpoints_the_current_step_releases_the_lock_and_exits_143(sy
     assert seconds < 120
 
 
-def test_second_signal_exits_at_once(tmp_path):
+def test_second_signal_exits_at_once(tmp_path, train_subprocess):
     """The second signal does not wait for the step: a 'step' that never ends (a sleep) is abandoned; the lock goes."""
     script = (
         "import sys, time\n"
@@ -114,13 +77,8 @@ def test_second_signal_exits_at_once(tmp_path):
         "    while True:\n"
         "        time.sleep(0.05)\n"
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-c", script, str(tmp_path / "run")],
-        cwd=ROOT,
-        env=_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    proc = train_subprocess.popen(
+        [sys.executable, "-c", script, str(tmp_path / "run")], stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
     assert proc.stdout.readline().strip() == "ready"
     proc.send_signal(signal.SIGINT)
@@ -135,7 +93,7 @@ def test_second_signal_exits_at_once(tmp_path):
 
 
 @pytest.mark.slow
-def test_no_stop_within_the_grace_time_exits(tmp_path):
+def test_no_stop_within_the_grace_time_exits(tmp_path, train_subprocess):
     script = (
         "import sys, time\n"
         "from tf_faceedit.training.recovery import StopOnSignal\n"
@@ -143,9 +101,7 @@ def test_no_stop_within_the_grace_time_exits(tmp_path):
         "    print('ready', flush=True)\n"
         "    time.sleep(120)\n"
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-c", script], cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    proc = train_subprocess.popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stdout.readline().strip() == "ready"
     started = time.time()
     proc.send_signal(signal.SIGTERM)
@@ -156,22 +112,22 @@ def test_no_stop_within_the_grace_time_exits(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
-def test_interrupted_then_resumed_matches_an_uninterrupted_run(sig, synthetic_celeba, tmp_path):
+def test_interrupted_then_resumed_matches_an_uninterrupted_run(sig, synthetic_celeba, tmp_path, train_subprocess):
     steps, every = 12, 5
     model_dir, reference_dir = tmp_path / "interrupted", tmp_path / "reference"
-    command = _command(synthetic_celeba, model_dir, steps, every)
-    proc = _start_and_wait_for_steps(command, model_dir, 7)  # past the first checkpoint, inside the second segment
+    command = train_subprocess.command(synthetic_celeba, model_dir, steps, every)
+    proc = _start_and_wait_for_steps(
+        train_subprocess, command, model_dir, 7
+    )  # past the first checkpoint, inside the second segment
     code, err, _, ckpts = _interrupt(proc, sig, model_dir)
     assert code == 128 + sig, err[-3000:]
     at = ckpts[-1]
     if at < steps:
         assert at % every, f"the signal's checkpoint should be mid-segment, got step {at}"
-        resumed = subprocess.run(command, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600)
+        resumed = train_subprocess.run(command, capture_output=True, timeout=600)
         assert resumed.returncode == 0 and f"at step {at} " in resumed.stderr, resumed.stderr[-3000:]
-    subprocess.run(
-        _command(synthetic_celeba, reference_dir, steps, every),
-        cwd=ROOT,
-        env=_env(),
+    train_subprocess.run(
+        train_subprocess.command(synthetic_celeba, reference_dir, steps, every),
         check=True,
         capture_output=True,
         timeout=600,
