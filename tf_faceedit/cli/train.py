@@ -25,9 +25,7 @@ def parse_args(argv=None):
     parser.add_argument("--method", help="registered method (see --list_methods)")
     parser.add_argument("--data_dir", help="dataset folder (CelebA format or images + attributes.csv)")
     parser.add_argument("--model_dir", help="run folder: config.yaml, checkpoints/, logs/, samples/")
-    parser.add_argument(
-        "--config", help="YAML preset: a preset name (e.g. sagan_quick; configs/) or a YAML file"
-    )
+    parser.add_argument("--config", help="YAML preset: a preset name (e.g. sagan_quick; configs/) or a YAML file")
     parser.add_argument(
         "--set",
         dest="overrides",
