@@ -75,7 +75,7 @@ def make_run(preset, root):
     trainer.compile(optimizers=trainer.make_optimizers())
     step = 1
     trainer.step.assign(step)
-    trainer.set_phase(trainer.phase_at(step - 1))
+    trainer.set_phase(trainer.phase_of_checkpoint(step))
     CheckpointManager(model_dir / "checkpoints", trainer).save(step, extra_state=trainer.phase_state())
     return model_dir
 

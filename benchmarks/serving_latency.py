@@ -88,11 +88,9 @@ def model_dir_of_export(export_dir):
 
 def restore(model_dir):
     """The trainer of a run folder or of a zoo model name (e.g. sagan-eyeglasses-64)."""
-    from tf_faceedit import pretrained
-    from tf_faceedit.api import restore_trainer
+    from tf_faceedit import model_source
 
-    entry = pretrained.resolve(model_dir)
-    return (pretrained.restore_trainer(entry) if entry is not None else restore_trainer(model_dir))[0]
+    return model_source.restore(model_dir).trainer
 
 
 def bare_forward(model_dir, task, image_size):

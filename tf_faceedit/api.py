@@ -34,9 +34,7 @@ Attributes are the TARGET values: an [N, K] or [K] array, or a dict {name: value
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -44,71 +42,9 @@ from typing import Any
 import numpy as np
 
 from tf_faceedit.errors import ConfigError, DataError, check_attribute_values, suggest
+from tf_faceedit.model_source import SourceWithData, with_data  # noqa: F401 - part of the API: load(with_data(...))
 
 log = logging.getLogger("tf_faceedit")
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Restoring a trainer from a run: the run folder's owner, `training/run_dir.py` (no training driver imported)
-
-
-def restore_trainer(model_dir: str | Path, checkpoint: str | Path | None = None) -> tuple[Any, Any, dict]:
-    """`tf_faceedit.training.run_dir.restore_trainer`: (trainer, cfg, {"checkpoint", "step"}) of a run's newest
-    intact checkpoint (or `checkpoint`); kept here for the callers of the API (export, benchmarks)."""
-    from tf_faceedit.training import run_dir
-
-    return run_dir.restore_trainer(model_dir, checkpoint)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# A source with the user's data locations
-
-
-@dataclasses.dataclass(frozen=True)
-class SourceWithData(os.PathLike):
-    """A model source (run folder, export folder or zoo name) and replacements of its data config's file locations
-    (`with_data`). Path-like: it reads as `source` wherever a path is expected."""
-
-    source: str | os.PathLike
-    data: tuple  # ((field, value), ...) of `zoo.MACHINE_PATH_FIELDS`
-
-    def __fspath__(self):
-        return os.fspath(self.source)
-
-    def __str__(self):
-        return os.fspath(self.source)
-
-
-def with_data(source: str | os.PathLike, **fields: str) -> SourceWithData:
-    """`source` whose loaded config takes `fields` (data_dir, image_dir, attr_file, partition_file: where the data
-    is on THIS machine) instead of the run's; e.g. `load(with_data("sagan-eyeglasses-64", partition_file=P))`.
-    A relative value is read inside data_dir, as in training. ConfigError naming an unknown field."""
-    from tf_faceedit.pretrained import zoo
-
-    for name, value in fields.items():
-        if name not in zoo.MACHINE_PATH_FIELDS:
-            raise ConfigError(
-                f"--set data.{name}: only the data locations can be set here "
-                f"({', '.join('data.' + f for f in zoo.MACHINE_PATH_FIELDS)})"
-            )
-        if not isinstance(value, (str, os.PathLike)):
-            raise ConfigError(f"--set data.{name} must be a path, got {value!r}")
-    if isinstance(source, SourceWithData):
-        fields = {**dict(source.data), **fields}
-        source = source.source
-    return SourceWithData(source, tuple(sorted((name, os.fspath(value)) for name, value in fields.items())))
-
-
-def split_source(source: Any) -> tuple[Any, dict]:
-    """(the plain source, {field: value} data locations to set) of a `load` argument."""
-    if isinstance(source, SourceWithData):
-        return source.source, dict(source.data)
-    return source, {}
-
-
-def apply_data(cfg: Any, data: Mapping[str, str]) -> Any:
-    """`cfg` with its data config's fields replaced by `data` (see `with_data`)."""
-    return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, **data)) if data else cfg
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -422,46 +358,27 @@ def load(
     Returns:
       FaceEditModel.
     """
-    from tf_faceedit import pretrained
+    from tf_faceedit import model_source
     from tf_faceedit.training import run_dir
 
     run_dir.check_inference_precision(precision)
     engine = _check_engine(engine, precision)
-    path, data = split_source(path)
-    entry = pretrained.resolve(path)  # a zoo name -> its entry (unknown name: ConfigError listing them); else None
-    if entry is not None:
-        if entry.task not in ("edit", "complete"):
-            raise ConfigError(
-                f"zoo model {entry.name} is a {entry.method!r} model (task {entry.task!r}); load() serves the edit "
-                "and complete tasks (a judge: tf_faceedit.eval.classifier.load_classifier, or evaluate --classifier)"
-            )
-        # the files are checked against their sha256
-        trainer, cfg, info = pretrained.restore_trainer(entry, checkpoint, precision)
-        cfg = apply_data(cfg, data)
-        info = {**info, "precision": precision}
-        return FaceEditModel(_TrainerBackend(trainer, cfg, engine), cfg, info)
-    path = Path(path)
-    kind = run_dir.kind(path)
-    if kind == "export":
-        if checkpoint is not None:
-            raise ConfigError(f"checkpoint= applies to a model_dir; {path} is an export")
-        if precision != "float32":
-            raise ConfigError(f"precision= applies to a model_dir or a zoo name; {path} is an export")
-        if engine == "tflite":
-            raise ConfigError(f"engine='tflite' applies to a model_dir or a zoo name; {path} is an export")
-        if data:
-            raise ConfigError(f"data locations (--set data.*) apply to a model_dir or a zoo name; {path} is an export")
-        return FaceEditModel(_SavedModelBackend(path), None, {"export_dir": str(path)})
-    if kind == "run":
-        trainer, cfg, info = run_dir.restore_trainer(path, checkpoint, precision)
-        if trainer.task not in ("edit", "complete"):
-            raise ConfigError(
-                f"{path} holds a {cfg.method!r} model (task {trainer.task!r}); load() serves the "
-                "edit and complete tasks"
-            )
-        cfg = apply_data(cfg, data)
-        info = {**info, "precision": precision}
-        return FaceEditModel(_TrainerBackend(trainer, cfg, engine), cfg, info)
-    raise ConfigError(
-        f"{path} is neither a training run (no config.yaml) nor an export version dir (no saved_model.pb)"
-    )
+    source = model_source.locate(path)  # a zoo name, an entry, a run or an export (unknown name: ConfigError)
+    if source.kind == "zoo" and source.entry.task not in ("edit", "complete"):
+        entry = source.entry
+        raise ConfigError(
+            f"zoo model {entry.name} is a {entry.method!r} model (task {entry.task!r}); load() serves the edit "
+            "and complete tasks (a judge: tf_faceedit.eval.classifier.load_classifier, or evaluate --classifier)"
+        )
+    if source.kind == "export" and engine == "tflite":
+        raise ConfigError(f"engine='tflite' applies to a model_dir or a zoo name; {source.path} is an export")
+    restored = model_source.restore(source, checkpoint, precision, exports=True)  # zoo files checked (sha256)
+    if restored.trainer is None:
+        return FaceEditModel(_SavedModelBackend(source.path), None, restored.info)
+    trainer, cfg = restored.trainer, restored.config
+    if trainer.task not in ("edit", "complete"):
+        raise ConfigError(
+            f"{source.path} holds a {cfg.method!r} model (task {trainer.task!r}); load() serves the "
+            "edit and complete tasks"
+        )
+    return FaceEditModel(_TrainerBackend(trainer, cfg, engine), cfg, {**restored.info, "precision": precision})

@@ -327,6 +327,15 @@ def load_run_config(path):
     return values
 
 
+def from_saved(values, source="config"):
+    """A saved config dict (a run's or a zoo entry's config.yaml, as `load_run_config` reads it) -> the typed config
+    of the method it names: the class defaults (paper) under it, so a field added to the library since it was written
+    takes its default. Not validated (the caller validates: a released config has no data_dir by design)."""
+    from tf_faceedit import registry
+
+    return registry.get((values or {}).get("method", "")).config_class().merge_dict(values, source=source)
+
+
 def _deep_merge(base, update):
     out = copy.deepcopy(base)
     for key, value in update.items():

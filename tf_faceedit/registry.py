@@ -37,6 +37,9 @@ class Capabilities:
         a checked box is the other domain).
       inference_overrides: {config field: value} set when a run is restored for inference, for fields that only
         matter to the training losses (PGGAN completion's `loss.lambda_feat`: no VGG16 is built).
+      inference_networks: the names of the trainer's networks that `infer` and `predict_attributes` use: what a zoo
+        entry stores (`python -m tf_faceedit.pretrained add`; never an optimizer state). Empty: all of them (`add`
+        warns).
     """
 
     task: str = "edit"
@@ -47,6 +50,7 @@ class Capabilities:
     attribute_range: tuple = (0.0, 1.0)
     usage_note: str = ""
     inference_overrides: types.MappingProxyType = dataclasses.field(default_factory=lambda: types.MappingProxyType({}))
+    inference_networks: tuple = ()
 
     def __post_init__(self):
         if self.task not in TASKS:
@@ -62,6 +66,7 @@ class Capabilities:
             )
         object.__setattr__(self, "attribute_range", (low, high))
         object.__setattr__(self, "inference_overrides", types.MappingProxyType(dict(self.inference_overrides)))
+        object.__setattr__(self, "inference_networks", tuple(self.inference_networks))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -343,6 +343,8 @@ def test_declared_capabilities_match_the_trainer(case_id, method, overrides, exp
         assert ("content" in out) == caps.content_masks, "content_masks <=> infer returns 'content'"
     for field, value in caps.inference_overrides.items():
         cfg.override(f"{field}={value}").validate()  # names a field of the method's config, with a valid value
+    # what a zoo entry stores: networks of the trainer, at least one
+    assert caps.inference_networks and set(caps.inference_networks) <= set(trainer.networks), caps.inference_networks
 
 
 def test_code_outside_the_methods_does_not_test_method_names():
@@ -360,6 +362,46 @@ def test_code_outside_the_methods_does_not_test_method_names():
         if "methods" not in path.relative_to(root).parts
         for number, line in enumerate(path.read_text().splitlines(), 1)
         if pattern.search(line)
+    ]
+    assert not hits, "declare it on the method's registry.Capabilities instead:\n" + "\n".join(hits)
+
+
+def _method_tables(source, method_names):
+    """(line, keys) of each dict in `source` keyed by method names: a `{...}` literal or a `dict(...)` call with a
+    registered method's name among its keys."""
+    import ast
+
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Dict):
+            keys = [k.value for k in node.keys if isinstance(k, ast.Constant) and isinstance(k.value, str)]
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "dict":
+            keys = [k.arg for k in node.keywords if k.arg]
+        else:
+            continue
+        named = sorted(set(keys) & set(method_names))
+        if named:
+            found.append((node.lineno, named))
+    return found
+
+
+def test_no_table_keyed_by_method_name_outside_the_methods():
+    """A per-method table (a dict keyed by method names, e.g. the zoo's former INFERENCE_NETWORKS) anywhere in the
+    package outside `methods/` is a list a new method would have to join: declare it on `registry.Capabilities`."""
+    from pathlib import Path
+
+    import tf_faceedit
+
+    names = registry.names()
+    table = 'INFERENCE_NETWORKS = {\n    "sagan": ("generator",),\n    "fader": ("autoencoder",),\n}\n'
+    assert _method_tables(table, names) == [(1, ["fader", "sagan"])]  # the check bites
+    assert _method_tables("TABLE = dict(sagan=1, other=2)\n", names) == [(1, ["sagan"])]
+    root = Path(tf_faceedit.__file__).parent
+    hits = [
+        f"{path.relative_to(root)}:{line}: keyed by {', '.join(keys)}"
+        for path in sorted(root.rglob("*.py"))
+        if "methods" not in path.relative_to(root).parts
+        for line, keys in _method_tables(path.read_text(), names)
     ]
     assert not hits, "declare it on the method's registry.Capabilities instead:\n" + "\n".join(hits)
 

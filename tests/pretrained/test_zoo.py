@@ -3,6 +3,7 @@ float16, pggan_completion float32) checks the add tool, load by name, `--model N
 signature, corrupted files and unknown names; then every entry of the REAL packaged manifest is checked the same way
 (load, manifest, edit shapes, export == eager within 1 level)."""
 
+import dataclasses
 import json
 import os
 import shutil
@@ -18,13 +19,15 @@ import tensorflow as tf
 import tf_faceedit
 from tests import model_runs
 from tests.helpers import tiny_config
+from tf_faceedit import model_source, registry
 from tf_faceedit.cli import edit, evaluate, export
 from tf_faceedit.data.celeba import denormalize
 from tf_faceedit.errors import ConfigError, DataError
 from tf_faceedit.eval import classifier as classifier_lib
 from tf_faceedit.eval import evaluation
 from tf_faceedit.images import read_image
-from tf_faceedit.pretrained import zoo
+from tf_faceedit.io_util import file_digest
+from tf_faceedit.pretrained import maintain, zoo
 from tf_faceedit.serving import export_lib, processing
 from tf_faceedit.training import driver
 
@@ -73,7 +76,7 @@ def eager_reference(trainer, inputs):
 def requests(task, num_attributes, n=2, seed=1):
     rng = np.random.RandomState(seed)
     inputs = {
-        "image": zoo.synthetic_faces(n, HEIGHT, WIDTH, seed),
+        "image": maintain.synthetic_faces(n, HEIGHT, WIDTH, seed),
         "attributes": rng.randint(0, 2, (n, num_attributes)).astype(np.float32),
     }
     if task == "complete":
@@ -88,7 +91,7 @@ def check_export_matches_eager(source, tmp_path, entry):
     trainer: uint8 outputs within 1 level, float extras within 1e-4."""
     result = export_lib.export(source, tmp_path / "exports" / entry.name / "1")
     assert sorted(Path(p).stem for p in result["networks"].values()) == sorted(entry.networks)
-    trainer, _, _ = zoo.restore_trainer(entry)
+    trainer = model_source.restore(entry).trainer
     inputs = requests(entry.task, len(entry.attributes))
     loaded = tf.saved_model.load(result["export_dir"])
     out = {k: v.numpy() for k, v in loaded.signatures["serving_default"](**inputs).items()}
@@ -103,7 +106,7 @@ def check_export_matches_eager(source, tmp_path, entry):
 
 
 def check_edits_synthetic_faces(model, entry):
-    faces = zoo.synthetic_faces(2, HEIGHT, WIDTH)
+    faces = maintain.synthetic_faces(2, HEIGHT, WIDTH)
     targets = {name: 1.0 for name in entry.attributes}
     if entry.task == "complete":
         mask = np.zeros((2, HEIGHT, WIDTH, 1), np.uint8)
@@ -140,7 +143,7 @@ def tiny(tmp_path_factory, synthetic_celeba):
     runs = {}
     for name, (method, dtype) in TINY.items():
         runs[name], _ = model_runs.checkpointed_run(method, synthetic_celeba, base / "runs" / method)
-        zoo.add(runs[name], name, card, dtype=dtype, root=base / "zoo")
+        maintain.add(runs[name], name, card, dtype=dtype, root=base / "zoo")
     return types.SimpleNamespace(root=base / "zoo", runs=runs, card=card)
 
 
@@ -174,12 +177,12 @@ def test_add_writes_manifest_and_inference_files_only(tiny):
         assert set(record["files"]) == expected
         for rel, meta in record["files"].items():
             path = tiny.root / rel
-            assert meta == {"sha256": zoo.file_digest(path), "size": path.stat().st_size}
+            assert meta == {"sha256": file_digest(path), "size": path.stat().st_size}
         # only the inference networks: no optimizer or trainer state, no discriminator for pggan
         assert sorted(p.name for p in (tiny.root / name).iterdir()) == sorted(
             ["config.yaml", *(f"{n}.weights.h5" for n in networks[name])]
         )
-        cfg = zoo.restore_trainer(zoo.Entry(tiny.root, record))[1]
+        cfg = model_source.restore(zoo.Entry(tiny.root, record)).config
         assert (cfg.method, list(cfg.data.attributes), cfg.data.image_size) == (
             method,
             record["attributes"],
@@ -226,7 +229,7 @@ def test_load_by_name_edits_and_matches_the_run(zoo_env):
             got = model.complete(inputs["image"], inputs["mask"], targets)
             keys = ("completed", "raw")
         else:
-            ref, got, keys = run.edit(zoo.synthetic_faces(2, HEIGHT, WIDTH), targets), out, ("image",)
+            ref, got, keys = run.edit(maintain.synthetic_faces(2, HEIGHT, WIDTH), targets), out, ("image",)
         for key in keys:
             limit = 0 if dtype == "float32" else 3
             assert np.abs(ref[key].astype(int) - got[key].astype(int)).max() <= limit, (name, key)
@@ -325,7 +328,7 @@ def config_of(entry):
 def test_add_keeps_the_machine_paths_as_provenance_only(tiny, synthetic_celeba):
     for entry in zoo.entries(tiny.root):
         saved = config_of(entry)
-        assert absolute_paths(saved) == [] and zoo.machine_paths(saved) == {}, entry.name
+        assert absolute_paths(saved) == [] and maintain.machine_paths(saved) == {}, entry.name
         assert entry.data["provenance"]["data.data_dir"] == str(synthetic_celeba)  # where it was trained
         model = tf_faceedit.load(entry.directory)
         assert (model.config.data.data_dir, model.config.data.partition_file) == ("", "")
@@ -343,7 +346,7 @@ def make_old_style_entry(root, name="tiny-sagan"):
     manifest = json.loads((root / "manifest.json").read_text())
     for record in manifest["entries"]:
         if record["name"] == name:
-            record["files"][f"{name}/config.yaml"] = zoo.file_record(path)
+            record["files"][f"{name}/config.yaml"] = maintain.file_record(path)
             record.pop("provenance", None)
     (root / "manifest.json").write_text(json.dumps(manifest, indent=2))
 
@@ -354,7 +357,7 @@ def test_a_zoo_model_reads_the_users_data_dir_not_the_training_machines(zoo_copy
     from tf_faceedit import api
 
     make_old_style_entry(zoo_copy)
-    problems = zoo.verify(zoo_copy)["tiny-sagan"]
+    problems = maintain.verify(zoo_copy)["tiny-sagan"]
     assert len(problems) == 2 and "keeps data.partition_file: /nonexistent/train-machine/split9k.txt" in problems[1]
     model = tf_faceedit.load("tiny-sagan")
     assert (model.config.data.data_dir, model.config.data.partition_file) == ("", "")
@@ -433,11 +436,11 @@ def test_add_refusals(tiny, tmp_path):
     run = tiny.runs["tiny-sagan"]
     before = (root / "manifest.json").read_text()
     with pytest.raises(ConfigError, match="already exists .* --replace"):
-        zoo.add(run, "tiny-sagan", tiny.card, root=root)
+        maintain.add(run, "tiny-sagan", tiny.card, root=root)
     with pytest.raises(ConfigError, match="--name 'Tiny/Sagan' must be lowercase"):
-        zoo.add(run, "Tiny/Sagan", tiny.card, root=root)
+        maintain.add(run, "Tiny/Sagan", tiny.card, root=root)
     with pytest.raises(ConfigError, match="--dtype must be one of float16, float32"):
-        zoo.add(run, "other", tiny.card, dtype="bfloat16", root=root)
+        maintain.add(run, "other", tiny.card, dtype="bfloat16", root=root)
     for text, pattern in (
         ("# x\nno terms here\n", "non-commercial research terms"),
         (ROOT.joinpath("tf_faceedit/pretrained/CARD_TEMPLATE.md").read_text(), "TODO"),
@@ -445,32 +448,34 @@ def test_add_refusals(tiny, tmp_path):
         card = tmp_path / "bad.md"
         card.write_text(text)
         with pytest.raises(ConfigError, match=pattern):
-            zoo.add(run, "other", card, root=root)
+            maintain.add(run, "other", card, root=root)
     # the size budget: an entry that would take the zoo over its limit is refused, nothing written
     manifest = json.loads(before)
-    manifest["max_total_bytes"] = zoo.total_bytes(manifest) + 1000
+    manifest["max_total_bytes"] = maintain.total_bytes(manifest) + 1000
     (root / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ConfigError, match=r"would bring the zoo to [\d.]+ MB, over its [\d.]+ MB limit"):
-        zoo.add(run, "other", tiny.card, root=root)
+        maintain.add(run, "other", tiny.card, root=root)
     assert json.loads((root / "manifest.json").read_text()) == manifest
     assert not (root / "other").exists() and not (root / "other.md").exists()
     assert sorted(p.name for p in root.iterdir() if p.name.startswith(".")) == []
     # --replace rewrites the entry (here as float32), the other entry is kept
     (root / "manifest.json").write_text(before)
-    entry = zoo.add(run, "tiny-sagan", tiny.card, dtype="float32", root=root, replace=True)
+    entry = maintain.add(run, "tiny-sagan", tiny.card, dtype="float32", root=root, replace=True)
     assert entry.dtype == "float32" and zoo.names(root) == sorted(TINY)
-    assert zoo.verify(root) == {"": [], **{name: [] for name in TINY}}
+    assert maintain.verify(root) == {"": [], **{name: [] for name in TINY}}
 
 
 def test_inference_networks_must_reproduce_the_run(tiny, tmp_path, monkeypatch):
-    monkeypatch.setitem(zoo.INFERENCE_NETWORKS, "sagan", ("discriminator",))  # the generator forgotten
-    with pytest.raises(ConfigError, match=r"INFERENCE_NETWORKS\['sagan'\] misses a network"):
-        zoo.add(tiny.runs["tiny-sagan"], "broken", tiny.card, root=tmp_path / "zoo")
+    spec = registry.get("sagan")
+    forgot = dataclasses.replace(spec.capabilities, inference_networks=("discriminator",))  # the generator forgotten
+    monkeypatch.setitem(registry.METHODS, "sagan", dataclasses.replace(spec, capabilities=forgot))
+    with pytest.raises(ConfigError, match=r"inference_networks of sagan's registry.Capabilities miss a network"):
+        maintain.add(tiny.runs["tiny-sagan"], "broken", tiny.card, root=tmp_path / "zoo")
     assert not any((tmp_path / "zoo").glob("broken*"))
 
 
 def test_compare_dtypes(tiny):
-    report = zoo.compare_dtypes(tiny.runs["tiny-sagan"], num_images=4)
+    report = maintain.compare_dtypes(tiny.runs["tiny-sagan"], num_images=4)
     assert report["networks"] == ["generator", "discriminator"] and report["num_images"] == 4
     image = report["outputs"]["image"]
     assert 0 <= image["max_abs_diff"] <= 3 and (image["psnr"] is None or image["psnr"] > 35)
@@ -535,11 +540,11 @@ def test_demo_model_flag_resolves_zoo_names(zoo_env, monkeypatch):
 
 @pytest.mark.parametrize("method", model_runs.method_params(fast=set()))
 def test_every_method_makes_a_zoo_entry(method, synthetic_celeba, tmp_path):
-    """The entry of each method reproduces its run (add checks it: INFERENCE_NETWORKS is complete)."""
+    """The entry of each method reproduces its run (add checks it: its Capabilities.inference_networks are complete)."""
     card = tmp_path / "card.md"
     card.write_text(CARD)
     run, _ = model_runs.checkpointed_run(method, synthetic_celeba, tmp_path / "run")
-    entry = zoo.add(run, method.replace("_", "-"), card, root=tmp_path / "zoo")
+    entry = maintain.add(run, method.replace("_", "-"), card, root=tmp_path / "zoo")
     check_edits_synthetic_faces(tf_faceedit.load(entry.directory), entry)
 
 
@@ -559,9 +564,9 @@ def judge_zoo(tmp_path_factory, synthetic_celeba):
     run = base / "run"
     driver.run(tiny_config("classifier", synthetic_celeba), run)
     with pytest.raises(ConfigError, match="newest checkpoint of its run"):
-        zoo.add(run, "tiny-judge", card, checkpoint=run / "checkpoints" / "ckpt-00000002", root=base / "zoo")
+        maintain.add(run, "tiny-judge", card, checkpoint=run / "checkpoints" / "ckpt-00000002", root=base / "zoo")
     assert not classifier_lib.accuracy_path(run).exists()
-    zoo.add(run, "tiny-judge", card, dtype="float32", root=base / "zoo")  # measures the val accuracy first
+    maintain.add(run, "tiny-judge", card, dtype="float32", root=base / "zoo")  # measures the val accuracy first
     assert json.loads(classifier_lib.accuracy_path(run).read_text())["split"] == "val"
     return types.SimpleNamespace(root=base / "zoo", run=run, card=card)
 
@@ -582,14 +587,14 @@ def test_a_zoo_judge_ships_its_val_accuracy_and_judges_as_its_run(judge_zoo, mon
         by_run.image_size,
         by_run.step,
     )
-    faces = zoo.synthetic_faces(4, HEIGHT, WIDTH)
+    faces = maintain.synthetic_faces(4, HEIGHT, WIDTH)
     np.testing.assert_allclose(by_name.predict(faces), by_run.predict(faces), atol=1e-5)
     assert not np.allclose(by_name.predict(faces), by_name.predict(faces[::-1]), atol=1e-4)  # not a constant
     for metric in ("accuracy", "balanced_accuracy"):
         assert classifier_lib.load_or_evaluate_accuracy("tiny-judge", metric=metric) == (
             classifier_lib.load_or_evaluate_accuracy(judge_zoo.run, metric=metric)
         )
-    assert zoo.verify(load=True) == {"": [], "tiny-judge": []}
+    assert maintain.verify(load=True) == {"": [], "tiny-judge": []}
     assert classifier_lib.load_classifier(entry.directory).step == by_run.step  # an entry folder, by path
 
 
@@ -635,7 +640,7 @@ def test_zoo_judge_refusals(judge_zoo, tiny, tmp_path, monkeypatch):
     report.write_text(report.read_text().replace('"split": "val"', '"split": "val" '))
     with pytest.raises(DataError, match="classifier_accuracy.json is corrupted"):
         classifier_lib.load_or_evaluate_accuracy("tiny-judge", metric="balanced_accuracy")
-    assert any("corrupted" in p for p in zoo.verify(root)["tiny-judge"])
+    assert any("corrupted" in p for p in maintain.verify(root)["tiny-judge"])
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -650,11 +655,11 @@ def packaged_entries(tasks=("edit", "complete")):
 
 
 def test_packaged_manifest_is_well_formed():
-    report = zoo.verify(PACKAGED)
+    report = maintain.verify(PACKAGED)
     assert report.pop("") == []
     assert all(problems == [] for problems in report.values()), report
     manifest = json.loads((PACKAGED / "manifest.json").read_text())
-    assert zoo.total_bytes(manifest) <= zoo.MAX_TOTAL_BYTES
+    assert maintain.total_bytes(manifest) <= zoo.MAX_TOTAL_BYTES
     assert [e["name"] for e in manifest["entries"]] == sorted(e["name"] for e in manifest["entries"])
 
 
@@ -663,7 +668,7 @@ def test_packaged_entry_names_no_path_of_the_training_machine(entry):
     """A released config.yaml keeps what describes the model; where it was trained is the manifest's provenance."""
     saved = config_of(entry)
     assert absolute_paths(saved) == [], absolute_paths(saved)
-    assert zoo.machine_paths(saved) == {}
+    assert maintain.machine_paths(saved) == {}
     assert saved["data"]["attributes"] == entry.attributes and saved["data"]["image_size"] == entry.image_size
     assert entry.data["provenance"]["data.partition_file"]  # the training split stays on record
 
@@ -672,8 +677,8 @@ def test_packaged_entry_names_no_path_of_the_training_machine(entry):
 def test_packaged_entry_loads_and_edits(entry, monkeypatch):
     monkeypatch.delenv(zoo.ENV_VAR, raising=False)
     zoo.check_files(entry)  # every file matches the manifest (sha256, size)
-    assert entry.dtype in zoo.DTYPES and entry.task in ("edit", "complete")
-    zoo.check_card(entry.card, flag="card")
+    assert entry.dtype in maintain.DTYPES and entry.task in ("edit", "complete")
+    maintain.check_card(entry.card, flag="card")
     model = tf_faceedit.load(entry.name)
     assert (model.method, model.task, model.attribute_names, model.image_size) == (
         entry.method,
@@ -697,8 +702,8 @@ def test_packaged_judge_loads_classifies_and_gates(entry, monkeypatch):
     accuracy of its run on every attribute it predicts (what `evaluate --classifier NAME` gates on)."""
     monkeypatch.delenv(zoo.ENV_VAR, raising=False)
     zoo.check_files(entry)
-    zoo.check_card(entry.card, flag="card")
-    assert zoo.check_model(entry) == []
+    maintain.check_card(entry.card, flag="card")
+    assert maintain.check_model(entry) == []
     judge = classifier_lib.load_classifier(entry.name)
     assert judge.attribute_names == entry.attributes and judge.step == entry.step
     accuracy = classifier_lib.load_or_evaluate_accuracy(entry.name, metric="balanced_accuracy")
@@ -716,7 +721,7 @@ def test_cast_weights_file_compresses_large_arrays_losslessly(tmp_path):
         group.create_dataset("0", data=rng.normal(size=(3, 3, 64, 64)).astype(np.float16))
         group.create_dataset("1", data=np.zeros(64, np.float16))
         f.attrs["keras"] = "x"
-    assert zoo.cast_weights_file(src, dst, "float16") == []
+    assert maintain.cast_weights_file(src, dst, "float16") == []
     with h5py.File(src) as a, h5py.File(dst) as b:
         assert b["layers/conv/vars/0"].compression == "gzip"  # 36,864 values
         assert b["layers/conv/vars/1"].compression is None  # small: stored as is
@@ -727,8 +732,8 @@ def test_cast_weights_file_compresses_large_arrays_losslessly(tmp_path):
 
 def test_compact_keeps_every_entry_loading_and_verified(zoo_copy):
     before = {e.name: e.data["files"] for e in zoo.entries(zoo_copy)}
-    sizes = zoo.compact(root=zoo_copy)
+    sizes = maintain.compact(root=zoo_copy)
     assert set(sizes) == set(before)
     assert all(after <= size for size, after in sizes.values())
-    problems = zoo.verify(zoo_copy, load=True)  # sha256 and size records, and each entry loads and runs
+    problems = maintain.verify(zoo_copy, load=True)  # sha256 and size records, and each entry loads and runs
     assert not any(problems.values()), problems

@@ -58,16 +58,15 @@ def main(argv=None):
     args = parse_args(argv)
 
     def work():
-        from pathlib import Path
-
-        from tf_faceedit import pretrained
+        from tf_faceedit import model_source
         from tf_faceedit.apps.demo import page
 
         model_dirs, export_dirs = list(args.model_dir), list(args.export_dir)
         for model in args.model:  # a zoo name loads from its entry folder (labelled by the name)
-            entry = pretrained.resolve(model)
-            is_export = entry is None and (Path(model) / "saved_model.pb").is_file()
-            (export_dirs if is_export else model_dirs).append(str(entry.directory) if entry is not None else model)
+            source = model_source.locate(model)
+            (export_dirs if source.kind == "export" else model_dirs).append(
+                str(source.path) if source.kind == "zoo" else model
+            )
         print(
             f"loading {len(model_dirs) + len(export_dirs)} model(s); the page will be at "
             f"http://{args.host}:{args.port}",

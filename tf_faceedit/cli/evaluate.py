@@ -97,10 +97,10 @@ def main(argv=None):
             raise ConfigError(f"--batch_size must be >= 1, got {args.batch_size}")
         if args.max_images is not None and args.max_images < 1:
             raise ConfigError(f"--max_images must be >= 1, got {args.max_images}")
-        from tf_faceedit import api, pretrained
+        from tf_faceedit import api, model_source
 
         model, out_dir = args.model or args.model_dir, args.out_dir
-        entry = pretrained.resolve(model)
+        entry = model_source.locate(model).entry
         locations = parse_data_locations(args.data_locations)
         if locations:
             model = api.with_data(model, **locations)

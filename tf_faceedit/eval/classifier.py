@@ -17,13 +17,12 @@ Inputs of any square or non-square size are resized (bilinear, antialiased) to t
 import dataclasses
 import json
 import logging
-import os
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from tf_faceedit import registry
+from tf_faceedit import model_source
 from tf_faceedit.errors import ConfigError, DataError, EvaluationError, suggest
 from tf_faceedit.images import ensure_float
 
@@ -32,10 +31,10 @@ log = logging.getLogger(__name__)
 ACCURACY_FILE = "classifier_accuracy.json"
 
 
-def _load_run_config(run_dir):
+def _check_classifier_run(run_dir):
+    """ConfigError unless `run_dir` is a classifier run (a config.yaml of method 'classifier')."""
     from tf_faceedit.training import run_dir as run_folder
 
-    run_dir = Path(run_dir).expanduser()
     values = run_folder.saved_config_dict(run_dir)
     if values is None:
         raise ConfigError(
@@ -47,7 +46,6 @@ def _load_run_config(run_dir):
             f"{run_dir} (--classifier_dir) holds a {values.get('method')!r} run, not an attribute "
             "classifier (method 'classifier')"
         )
-    return registry.get("classifier").config_class.from_dict(values, source=str(run_folder.config_path(run_dir)))
 
 
 def latest_checkpoint(run_dir):
@@ -121,13 +119,13 @@ def zoo_judge(source):
     """The zoo entry `source` names when it is a zoo classifier (a name or an entry's folder), else None (a path:
     a run folder). ConfigError for a zoo entry of another method, or a string of the form of a zoo name that is
     neither a run nor a zoo entry (listing the known names)."""
-    from tf_faceedit import pretrained
-
     if source is None:
         return None
-    entry = pretrained.resolve(Path(source).expanduser() if isinstance(source, (str, os.PathLike)) else source)
+    entry = model_source.locate(source).entry
     if entry is not None and entry.task != "classify":
-        judges = [e.name for e in pretrained.entries() if e.task == "classify"]
+        from tf_faceedit.pretrained import zoo
+
+        judges = [e.name for e in zoo.entries() if e.task == "classify"]
         raise ConfigError(
             f"zoo model {entry.name} is a {entry.method!r} model, not an attribute classifier (--classifier); "
             f"zoo judges: {', '.join(judges) or 'none'}"
@@ -142,32 +140,22 @@ def load_classifier(run_dir, checkpoint=None, batch_size=64):
     Returns a `LoadedClassifier` with `.predict(images) -> probs [N, K]`, `.features(images) -> [N, F]`,
     `.attribute_names` and `.image_size`. Raises ConfigError when run_dir is not a trained classifier run.
     """
-    from tf_faceedit import api
     from tf_faceedit.training import run_dir as run_folder
 
-    run_dir, data = api.split_source(run_dir)  # `api.with_data`: the data locations of this machine
-    entry = zoo_judge(run_dir)
-    if entry is not None:
-        from tf_faceedit import pretrained
-
-        trainer, cfg, info = pretrained.restore_trainer(entry, checkpoint)
-        cfg = api.apply_data(cfg, data)
-        return LoadedClassifier(
-            trainer.networks["classifier"], cfg, checkpoint=entry.directory, step=info["step"], batch_size=batch_size
-        )
-    _load_run_config(run_dir)  # ConfigError when run_dir is not a classifier run
-    run_dir = Path(run_dir).expanduser()
-    if checkpoint is None and not run_folder.checkpoint_manager(run_dir).all_checkpoints():
-        raise ConfigError(f"classifier run {run_dir} (--classifier_dir) has no checkpoint yet; train it first")
-    if checkpoint is not None and not (Path(checkpoint) / "classifier.weights.h5").is_file():
-        raise ConfigError(f"checkpoint {checkpoint} has no classifier.weights.h5 (--classifier_dir)")
-    trainer, cfg, info = run_folder.restore_trainer(run_dir, checkpoint)  # the one restore path (validated)
-    cfg = api.apply_data(cfg, data)
+    source = model_source.locate(run_dir)  # `with_data(...)`: the data locations of this machine
+    zoo_judge(source)  # ConfigError for a zoo entry of another method
+    if source.kind != "zoo":
+        _check_classifier_run(source.path)
+        if checkpoint is None and not run_folder.checkpoint_manager(source.path).all_checkpoints():
+            raise ConfigError(f"classifier run {source.path} (--classifier_dir) has no checkpoint yet; train it first")
+        if checkpoint is not None and not (Path(checkpoint) / "classifier.weights.h5").is_file():
+            raise ConfigError(f"checkpoint {checkpoint} has no classifier.weights.h5 (--classifier_dir)")
+    restored = model_source.restore(source, checkpoint, flag="--classifier_dir")
     return LoadedClassifier(
-        trainer.networks["classifier"],
-        cfg,
-        checkpoint=Path(info["checkpoint"]),
-        step=info["step"],
+        restored.trainer.networks["classifier"],
+        restored.config,
+        checkpoint=source.entry.directory if source.entry is not None else Path(restored.info["checkpoint"]),
+        step=restored.info["step"],
         batch_size=batch_size,
     )
 
@@ -309,9 +297,9 @@ def load_or_evaluate_accuracy(run_dir, data_dir=None, split="val", batch_size=64
 def zoo_accuracy_report(entry, split="val"):
     """The accuracy report a zoo judge ships (`<entry>/classifier_accuracy.json`: its run's `evaluate_classifier`
     report on the val split), after checking the file against the manifest. ConfigError for another split."""
-    from tf_faceedit import pretrained
+    from tf_faceedit.pretrained import zoo
 
-    pretrained.check_files(entry, [entry.accuracy_file])
+    zoo.check_files(entry, [entry.accuracy_file])
     report = json.loads((entry.root / entry.accuracy_file).read_text(encoding="utf-8"))
     if report.get("split") != split:
         raise ConfigError(

@@ -437,5 +437,6 @@ registry.register(
         attention_masks=True,
         content_masks=True,
         usage_note="AttentionGAN translates between two domains: checked = the other domain of the attribute.",
+        inference_networks=("generator_ab", "generator_ba"),
     ),
 )

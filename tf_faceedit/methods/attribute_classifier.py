@@ -236,5 +236,5 @@ registry.register(
     ClassifierConfig,
     AttributeClassifier,
     "ResNet-style attribute classifier for evaluation (40 CelebA attributes)",
-    registry.Capabilities(task="classify"),
+    registry.Capabilities(task="classify", inference_networks=("classifier",)),
 )

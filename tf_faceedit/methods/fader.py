@@ -371,5 +371,10 @@ registry.register(
     FaderConfig,
     Fader,
     "Fader Networks: sliding attributes (Lample et al., NeurIPS 2017)",
-    registry.Capabilities(task="edit", attribute_controls="slider", attribute_range=Fader.attribute_range),
+    registry.Capabilities(
+        task="edit",
+        attribute_controls="slider",
+        attribute_range=Fader.attribute_range,
+        inference_networks=("autoencoder",),
+    ),
 )

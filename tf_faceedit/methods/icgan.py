@@ -390,5 +390,8 @@ registry.register(
     IcGANConfig,
     IcGAN,
     "Invertible conditional GAN: cGAN + encoders for attribute editing (Perarnau et al., 2016)",
-    registry.Capabilities(task="edit", predicts_attributes=True),
-)  # E_y predicts the attributes
+    # E_y predicts the attributes; E_z and E_y invert a photo for G
+    registry.Capabilities(
+        task="edit", predicts_attributes=True, inference_networks=("generator", "encoder_z", "encoder_y")
+    ),
+)

@@ -277,5 +277,11 @@ registry.register(
     SaGANConfig,
     SaGAN,
     "Spatial-attention GAN for attribute editing (Zhang et al., ECCV 2018)",
-    registry.Capabilities(task="edit", predicts_attributes=True, attention_masks=True),
+    # the critic's classification head predicts the attributes a caller leaves out: inference needs both networks
+    registry.Capabilities(
+        task="edit",
+        predicts_attributes=True,
+        attention_masks=True,
+        inference_networks=("generator", "discriminator"),
+    ),
 )

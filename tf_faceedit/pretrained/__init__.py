@@ -6,23 +6,18 @@
 
 This package folder holds the zoo: `manifest.json` (each entry's method, attributes, image size, dtype, files with
 sha256 and size), a model card `<name>.md` per entry and `<name>/` with the config and the inference weights. See
-`zoo` for the layout and the rules, `python -m tf_faceedit.pretrained --help` for the maintainer tools (add,
-verify, compare) and docs/pretrained.md. `TF_FACEEDIT_ZOO=DIR` points everything at another zoo folder.
+`zoo` (the read side) for the layout and the rules, `maintain` (`python -m tf_faceedit.pretrained --help`) for the
+maintainer tools (add, remove, compact, compare, verify) and docs/pretrained.md. A model loads by name through
+`tf_faceedit.model_source` (`tf_faceedit.load`). `TF_FACEEDIT_ZOO=DIR` points everything at another zoo folder.
 """
 
-from tf_faceedit.pretrained.zoo import (  # noqa: F401 - the package's face
+from tf_faceedit.pretrained.zoo import (  # noqa: F401 - the package's face: the read side
     ENV_VAR,
     MAX_TOTAL_BYTES,
     Entry,
-    add,
     check_files,
-    compare_dtypes,
     entries,
     get,
     names,
-    remove,
-    resolve,
-    restore_trainer,
-    verify,
     zoo_root,
 )

@@ -91,7 +91,7 @@ def main(argv=None):
     args = parse_args(argv)
 
     def work():
-        from tf_faceedit.pretrained import zoo
+        from tf_faceedit.pretrained import maintain, zoo
 
         if args.command in (None, "list"):
             listed = zoo.entries(args.root)
@@ -106,15 +106,15 @@ def main(argv=None):
             print(entry.card.read_text(encoding="utf-8"), end="")
             return 0
         if args.command == "compact":
-            for name, (before, after) in zoo.compact(args.names, args.root).items():
+            for name, (before, after) in maintain.compact(args.names, args.root).items():
                 print(f"{name}: weights {before / 1e6:.2f} MB -> {after / 1e6:.2f} MB")
             return 0
         if args.command == "remove":
-            zoo.remove(args.name, args.root)
+            maintain.remove(args.name, args.root)
             print(f"removed {args.name}")
             return 0
         if args.command == "compare":
-            report = zoo.compare_dtypes(args.model_dir, args.checkpoint, args.num_images, args.seed, args.images)
+            report = maintain.compare_dtypes(args.model_dir, args.checkpoint, args.num_images, args.seed, args.images)
             print(
                 f"{report['method']} step {report['step']}, {report['num_images']} images, networks "
                 f"{', '.join(report['networks'])}: float16 vs float32: {_format_metrics(report['outputs'])}"
@@ -122,7 +122,7 @@ def main(argv=None):
             print(json.dumps(report["outputs"]))
             return 0
         if args.command == "add":
-            entry = zoo.add(
+            entry = maintain.add(
                 args.model_dir,
                 args.name,
                 args.card,
@@ -139,7 +139,7 @@ def main(argv=None):
                 f"{_format_metrics(entry.data['precision']['float16_vs_float32'])}"
             )
             return 0
-        report = zoo.verify(args.root, args.names, load=args.load)
+        report = maintain.verify(args.root, args.names, load=args.load)
         failed = 0
         for name, problems in report.items():
             if name and not problems:

@@ -221,13 +221,10 @@ FORMATS: dict[str, ExportFormat] = {
 
 def restore_source(model_dir: str | Path, checkpoint: str | Path | None = None) -> ExportSource:
     """The model to export: a run folder's latest (or given) checkpoint, or a zoo model by name."""
-    from tf_faceedit import pretrained
-    from tf_faceedit.api import restore_trainer
+    from tf_faceedit import model_source
 
-    entry = pretrained.resolve(model_dir)  # a zoo name (tf_faceedit/pretrained) exports like a run
-    trainer, cfg, info = (
-        pretrained.restore_trainer(entry, checkpoint) if entry is not None else restore_trainer(model_dir, checkpoint)
-    )
+    restored = model_source.restore(model_dir, checkpoint)  # a zoo name (tf_faceedit/pretrained) exports like a run
+    trainer, cfg, info, entry = restored.trainer, restored.config, restored.info, restored.source.entry
     if trainer.task not in processing.TASKS:
         raise ConfigError(
             f"--model_dir {model_dir} holds a {cfg.method!r} model (task {trainer.task!r}); export "

@@ -190,9 +190,8 @@ def _run(cfg, model_dir, overwrite, strategy, scratch=None, stopper=None):
         trainer.compile(optimizers=trainer.make_optimizers())
         manager = CheckpointManager(model_dir / "checkpoints", trainer, cfg.train.keep_checkpoints, writable=chief)
         saved = manager.peek()
-        # the phase decides the shapes of phase-dependent state: set it before restoring. A checkpoint at step s
-        # holds the state of the phase of step s - 1 (the last step it ran; s may be the first step of the next).
-        trainer.set_phase(trainer.phase_at(saved["step"] - 1 if saved else 0))
+        # the phase decides the shapes of phase-dependent state: set it before restoring
+        trainer.set_phase(trainer.phase_of_checkpoint(saved["step"] if saved else 0))
         trainer.build_trackers(sample_batch)
         state = manager.restore()
     start = state["step"] if state else 0

@@ -159,6 +159,12 @@ class GANTrainer(keras.Model):
                 return phase
         return phases[-1]
 
+    def phase_of_checkpoint(self, step):
+        """The phase a checkpoint written at global step `step` holds: that of its last step, `step - 1` (`step` may
+        be the first step of the next phase); the first phase for step 0. Set it before restoring: the phase decides
+        the shapes of phase-dependent state (a progressive network's graph)."""
+        return self.phase_at(max(int(step) - 1, 0))
+
     def set_phase(self, phase):
         """Switches shapes/schedules to `phase` (called eagerly between phases, before restoring a checkpoint)."""
         self.phase = phase

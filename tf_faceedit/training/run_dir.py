@@ -109,8 +109,7 @@ def load_config(model_dir, flag="--model_dir"):
     saved = saved_config_dict(model_dir)
     if saved is None:
         raise ConfigError(f"{flag} {model_dir} has no {CONFIG_FILE} (is it a training run's folder?)")
-    spec = registry.get(saved.get("method", ""))
-    return spec.config_class().merge_dict(saved, source=str(config_path(model_dir))).validate()
+    return config_lib.from_saved(saved, source=str(config_path(model_dir))).validate()
 
 
 def write_config(cfg, model_dir):
@@ -127,7 +126,7 @@ def with_defaults(saved):
     """A saved config dict completed with the defaults of fields added to the library after it was written (a run
     saved before `data.positive_fraction` existed resumes: the field is its default, not a change)."""
     try:
-        return registry.get(saved.get("method", "")).config_class().merge_dict(saved).to_dict()
+        return config_lib.from_saved(saved).to_dict()
     except ConfigError:  # not mergeable (e.g. a field since removed): compare as saved
         return saved
 
@@ -257,11 +256,8 @@ def restore_trainer(model_dir, checkpoint=None, precision="float32"):
       config or architecture.
     """
     model_dir = Path(model_dir)
+    cfg = load_config(model_dir)
     saved = saved_config_dict(model_dir)
-    if saved is None:
-        raise ConfigError(f"--model_dir {model_dir} has no config.yaml (is it a training run's folder?)")
-    spec = registry.get(saved.get("method", ""))
-    cfg = spec.config_class().merge_dict(saved, source=str(config_path(model_dir))).validate()
     manager = checkpoint_manager(model_dir)  # validates once; the trainer is set below
     if checkpoint is None:
         path = manager.latest()
@@ -285,7 +281,6 @@ def restore_trainer(model_dir, checkpoint=None, precision="float32"):
     trainer = build_inference_trainer(cfg, precision)
     manager.trainer = trainer
     state = manager.peek(path)
-    # the phase decides the networks' graph (progressive stage): a checkpoint at step s ran the phase of s - 1
-    trainer.set_phase(trainer.phase_at(max(int(state["step"]) - 1, 0)))
+    trainer.set_phase(trainer.phase_of_checkpoint(state["step"]))  # the networks' graph (progressive stage)
     manager.restore_networks(path)
     return trainer, cfg, {"checkpoint": str(path), "step": int(state["step"])}

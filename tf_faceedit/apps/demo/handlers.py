@@ -65,8 +65,7 @@ def _unique_label(label, taken):
 def load_models(model_dirs=(), export_dirs=()):
     """Loads every model_dir and export dir with `tf_faceedit.load`. Returns {label: FaceEditModel}, in order,
     labelled by folder name (an export `NAME/1` is "NAME/1"). Raises ConfigError naming the flag of a bad folder."""
-    from tf_faceedit import api
-    from tf_faceedit.training import run_dir
+    from tf_faceedit import api, model_source
 
     models = {}
     for flag, paths in (("--model_dir", model_dirs), ("--export_dir", export_dirs)):
@@ -74,17 +73,13 @@ def load_models(model_dirs=(), export_dirs=()):
             path = Path(path)
             if not path.is_dir():
                 raise ConfigError(f"{flag} {path} does not exist or is not a folder")
-            is_kind, expected = (
-                (run_dir.is_run, run_dir.CONFIG_FILE)
-                if flag == "--model_dir"
-                else (run_dir.is_export, run_dir.EXPORT_FILE)
-            )
-            if not is_kind(path):
-                raise ConfigError(
-                    f"{flag} {path} has no {expected} (is it a "
-                    f"{'training run' if flag == '--model_dir' else 'export version'} folder?)"
-                )
-            model = api.load(path)
+            source = model_source.locate(path)
+            is_run = source.kind in ("run", "zoo")  # a zoo entry's folder loads like a run
+            if flag == "--model_dir" and not is_run:
+                raise ConfigError(f"{flag} {path} has no config.yaml (is it a training run folder?)")
+            if flag == "--export_dir" and source.kind != "export":
+                raise ConfigError(f"{flag} {path} has no saved_model.pb (is it an export version folder?)")
+            model = api.load(source)
             label = path.name if flag == "--model_dir" or not path.name.isdigit() else f"{path.parent.name}/{path.name}"
             models[_unique_label(label or str(path), models)] = model
     if not models:

@@ -92,5 +92,7 @@ registry.register(
     PGGANCompletion,
     "Progressive face completion with controllable attributes (Chen & Zhong, arXiv 1801.07632)",
     # the VGG16 feature loss only trains: restored for inference, no VGG16 is built
-    registry.Capabilities(task="complete", inference_overrides={"loss.lambda_feat": 0}),
+    registry.Capabilities(
+        task="complete", inference_overrides={"loss.lambda_feat": 0}, inference_networks=("generator",)
+    ),
 )
