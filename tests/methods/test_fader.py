@@ -152,6 +152,30 @@ def test_interpolate_swap_and_sample_rows():
     assert all(tuple(images.shape) == (3, 32, 32, 3) for _, images in rows)
 
 
+def test_residual_edit_adds_only_the_sliders_change():
+    plain = fader.Fader(tiny_config("fader", "/x", attributes=("Smiling", "Male")))
+    cfg = tiny_config("fader", "/x", attributes=("Smiling", "Male"), **{"model.residual_edit": True})
+    residual = fader.Fader(cfg)
+    residual.autoencoder.set_weights(plain.autoencoder.get_weights())
+    batch = _batch(4, 32, 2)
+    images, latent = batch["image"], plain.encode(batch["image"])
+    source = _np(residual.source_attributes(images, latent))
+    # the source is the {0, 1} corner whose decode is nearest to each image
+    corners = [np.array([[a, b]] * 4, np.float32) for a in (0.0, 1.0) for b in (0.0, 1.0)]
+    errors = np.stack([np.abs(_np(plain.decode(latent, c)) - _np(images)).mean(axis=(1, 2, 3)) for c in corners], 1)
+    np.testing.assert_array_equal(source, np.stack(corners)[errors.argmin(axis=1), 0])
+    # to its own attributes the edit returns the input; to others, the input plus the change of the decodes
+    own = residual.infer({"image": images, "attributes": source})["image"]
+    np.testing.assert_allclose(_np(own), _np(images), atol=1e-5)
+    target = 1.0 - source
+    change = _np(plain.decode(latent, target)) - _np(plain.decode(latent, source))
+    edited = residual.infer({"image": images, "attributes": target})["image"]
+    np.testing.assert_allclose(_np(edited), np.clip(_np(images) + change, -1, 1), atol=1e-5)
+    assert not np.allclose(_np(edited), _np(plain.infer({"image": images, "attributes": target})["image"]))
+    with pytest.raises(ConfigError, match="model.residual_edit"):
+        tiny_config("fader", "/x", attributes=("A", "B", "C", "D", "E"), **{"model.residual_edit": True}).validate()
+
+
 def test_smoke_train_and_resume_continues_the_schedule(synthetic_celeba, tmp_path):
     run_dir = tmp_path / "run"
     first = driver.run(tiny_config("fader", synthetic_celeba, **{"train.steps": 2}), run_dir)

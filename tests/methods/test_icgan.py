@@ -82,6 +82,20 @@ def test_network_shapes(trainer):
     assert set(np.unique(_np(trainer.predict_attributes(x)))) <= {0.0, 1.0}
 
 
+def test_residual_edit_adds_only_the_change_of_the_attributes(trainer):
+    residual = icgan.IcGAN(tiny_config("icgan", "/x", **{"model.residual_edit": True}))
+    for name in ("generator", "encoder_z", "encoder_y"):
+        getattr(residual, name).set_weights(getattr(trainer, name).get_weights())
+    x = np.random.RandomState(1).uniform(-1, 1, (3, 16, 16, 3)).astype("float32")
+    own = _np(trainer.predict_attributes(x))
+    np.testing.assert_allclose(_np(residual.infer({"image": x, "attributes": own})["image"]), x, atol=1e-5)
+    target = 1.0 - own
+    change = _np(trainer.edit(x, target)) - _np(trainer.reconstruct(x))
+    edited = _np(residual.infer({"image": x, "attributes": target})["image"])
+    np.testing.assert_allclose(edited, np.clip(x + change, -1, 1), atol=1e-5)
+    assert not np.allclose(edited, _np(trainer.infer({"image": x, "attributes": target})["image"]))
+
+
 def test_paper_widths_at_64():
     t = icgan.IcGAN(icgan.IcGANConfig())
     widths = [layer.filters for layer in t.generator.layers if hasattr(layer, "filters")]

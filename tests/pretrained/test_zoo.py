@@ -612,6 +612,7 @@ def test_evaluate_with_a_zoo_judge_scores_as_with_its_run(judge_zoo, tiny, synth
             min_classifier_accuracy=0.0,
             out_dir=tmp_path / key,
             verbose=0,
+            identity=False,  # the judges are compared; dlib's descriptors may differ in the 8th digit run to run
         )
     assert reports["zoo"]["classifier"]["run"] == "tiny-judge"
     scored = [name for name, entry in reports["run"]["attributes"].items() if "success" in entry]

@@ -17,6 +17,7 @@ The CLI only parses: `tf_faceedit.eval.evaluation.evaluate` does the work.
 
 import argparse
 import sys
+from pathlib import Path
 
 from tf_faceedit.cli import common
 
@@ -62,6 +63,19 @@ def parse_args(argv=None):
         help="completion: hole kind of the run-mask table (default: the run's data.mask.kind); the noise and "
         "face-part box tables are always measured",
     )
+    parser.add_argument(
+        "--identity",
+        choices=["auto", "on", "off"],
+        default="auto",
+        help="editing methods: identity (dlib's face recognizer, pip install 'tf_faceedit[identity]'): auto measures "
+        "it when installed, on fails in one line when not",
+    )
+    parser.add_argument(
+        "--photos",
+        metavar="DIR",
+        help="the photo benchmark instead of the test part: a CelebA-format folder of photos larger than the model "
+        "(e.g. celeba-wild-500; never train on it), edited through the photo path (detect, align, edit, paste back)",
+    )
     parser.add_argument("--out_dir", help="report folder (default RUN/eval/<split>; a zoo model: eval/NAME/<split>)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar, warnings only")
     return parser.parse_args(argv)
@@ -104,10 +118,25 @@ def main(argv=None):
         locations = parse_data_locations(args.data_locations)
         if locations:
             model = api.with_data(model, **locations)
-        if entry is not None and not args.data_dir:
+        if entry is not None and not args.data_dir and not args.photos:
             raise ConfigError(f"--model {entry.name} is a zoo model: give --data_dir (a CelebA-format folder)")
         if entry is not None and out_dir is None:  # not into the installed package
             out_dir = f"eval/{entry.name}/{args.split}"
+        if args.photos:
+            from tf_faceedit.eval import photos
+
+            report = photos.evaluate_photos(
+                model,
+                args.photos,
+                classifier=args.classifier,
+                min_classifier_accuracy=args.min_classifier_accuracy,
+                max_images=args.max_images,
+                out_dir=out_dir or f"eval/{Path(str(model)).name}/photos",
+                identity={"auto": "auto", "on": True, "off": False}[args.identity],
+                verbose=0 if args.quiet else 1,
+            )
+            print(photos.markdown_report(report))
+            return 0
         report = evaluation.evaluate(
             model,
             data_dir=args.data_dir,
@@ -121,6 +150,7 @@ def main(argv=None):
             out_dir=out_dir,
             verbose=0 if args.quiet else 1,
             mask_kind=args.mask_kind,
+            identity={"auto": "auto", "on": True, "off": False}[args.identity],
         )
         print(evaluation.markdown_report(report))
         return 0

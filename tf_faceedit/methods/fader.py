@@ -40,6 +40,7 @@ Networks saved: `autoencoder` ({"image", "attributes"} -> {"image": D(E(x), a), 
 """
 
 import dataclasses
+import itertools
 import math
 
 import keras
@@ -53,6 +54,9 @@ from tf_faceedit.losses import attribute_bce_loss, l2_loss
 from tf_faceedit.training import optimizers
 from tf_faceedit.training.gan_trainer import GANTrainer, Update
 
+# model.residual_edit decodes every {0, 1} corner of the attributes to find the input's own: 2^K decodes.
+MAX_RESIDUAL_ATTRIBUTES = 4
+
 # Slider values of the sample grid rows (beyond 1 shows the extrapolation the paper demonstrates).
 SAMPLE_ALPHAS = (0.0, 0.5, 1.0, 1.5)
 
@@ -63,17 +67,25 @@ SAMPLE_ALPHAS = (0.0, 0.5, 1.0, 1.5)
 @dataclasses.dataclass
 class FaderModelConfig:
     """Widths. encoder_filters: first encoder conv (paper 16), doubling per layer up to max_filters (paper 512);
-    lat_dis_fc: hidden units of the latent discriminator's FC layer; lat_dis_dropout: its dropout rate."""
+    lat_dis_fc: hidden units of the latent discriminator's FC layer; lat_dis_dropout: its dropout rate.
+    residual_edit (inference, beyond the paper; default off = the paper's D(E(x), a)): return x + D(E(x), a) -
+    D(E(x), a_src), the input plus the change the slider makes, so the decoder's blur (every pixel of D(E(x), a)
+    comes from the 2x2 code) does not replace the face. a_src, the input's own attributes, is the {0, 1} vector
+    (one of the 2^K corners, K <= 4) whose decode reconstructs the input best (L1). residual_gain g scales the
+    change: x + g (D(E(x), a) - D(E(x), a_src)) (the decoded change is a blurred one, weaker on a sharp face)."""
 
     encoder_filters: int = 16
     max_filters: int = 512
     lat_dis_fc: int = 512
     lat_dis_dropout: float = 0.3
+    residual_edit: bool = False
+    residual_gain: float = 1.0
 
     def validate(self, prefix="model"):
         for name in ("encoder_filters", "max_filters", "lat_dis_fc"):
             check_range(getattr(self, name), f"{prefix}.{name}", 1)
         check_range(self.lat_dis_dropout, f"{prefix}.lat_dis_dropout", 0.0, 1.0)
+        check_range(self.residual_gain, f"{prefix}.residual_gain", 0.0)
         check(self.lat_dis_dropout < 1.0, f"{prefix}.lat_dis_dropout", f"must be < 1, got {self.lat_dis_dropout}")
 
 
@@ -109,6 +121,12 @@ class FaderConfig(ExperimentConfig):
         super().validate()
         check(self.data.image_size >= 8, "data.image_size", f"must be >= 8 for Fader, got {self.data.image_size}")
         check(self.data.mask.kind == "none", "data.mask.kind", "must be none for Fader (it uses no masks)")
+        check(
+            not self.model.residual_edit or len(self.data.attributes) <= MAX_RESIDUAL_ATTRIBUTES,
+            "model.residual_edit",
+            f"needs at most {MAX_RESIDUAL_ATTRIBUTES} attributes (it decodes all 2^K {{0, 1}} corners), "
+            f"got {len(self.data.attributes)}",
+        )
         check(
             self.train.n_critic == 1,
             "train.n_critic",
@@ -326,6 +344,27 @@ class Fader(GANTrainer):
         target = 1.0 - attributes if index is None else flip_attribute(attributes, index)
         return self.decode(self.encode(images), target)
 
+    def source_attributes(self, images, latent):
+        """[N, K] {0, 1}: for each image, the attribute corner whose decode D(E(x), c) is nearest to it (mean L1)."""
+        n_attr = len(self.config.data.attributes)
+        corners = [[float(bit) for bit in bits] for bits in itertools.product((0, 1), repeat=n_attr)]
+        base = ops.zeros((ops.shape(images)[0], n_attr))
+        errors = [
+            ops.mean(
+                ops.abs(ops.cast(self.decode(latent, base + ops.convert_to_tensor([c])), "float32") - images), (1, 2, 3)
+            )
+            for c in corners
+        ]
+        best = ops.argmin(ops.stack(errors, axis=1), axis=1)
+        return ops.take(ops.convert_to_tensor(corners, "float32"), best, axis=0)
+
+    def residual(self, images, latent, edited):
+        """x + g (edited - D(E(x), a_src)), clipped to [-1, 1] (`model.residual_edit`, g = `model.residual_gain`)."""
+        images = ops.cast(images, "float32")
+        own = ops.cast(self.decode(latent, self.source_attributes(images, latent)), "float32")
+        gain = float(self.config.model.residual_gain)
+        return ops.clip(images + gain * (ops.cast(edited, "float32") - own), -1.0, 1.0)
+
     def lambda_e(self, step=None):
         """lambda_E at `step` (default: the trainer's current step), a float32 scalar tensor."""
         cfg = self.config.loss
@@ -360,10 +399,14 @@ class Fader(GANTrainer):
 
     # -- inference contract (GANTrainer.infer) --------------------------------------------------------------------
     def infer(self, inputs):
-        """{"image", "attributes" (any real values: sliders)} -> {"image": D(E(x), a), "latent": E(x)}."""
+        """{"image", "attributes" (any real values: sliders)} -> {"image": D(E(x), a), "latent": E(x)}; with
+        `model.residual_edit` the image is x + D(E(x), a) - D(E(x), a_src)."""
         attributes = ops.cast(inputs["attributes"], "float32")
         out = self.autoencoder({"image": inputs["image"], "attributes": attributes}, training=False)
-        return {"image": out["image"], "latent": out["latent"]}
+        image = out["image"]
+        if self.config.model.residual_edit:
+            image = self.residual(inputs["image"], out["latent"], image)
+        return {"image": image, "latent": out["latent"]}
 
 
 registry.register(

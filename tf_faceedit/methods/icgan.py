@@ -59,6 +59,10 @@ class IcGANModelConfig:
     z_dim: latent size; g_filters: G's 4x4 projection width (halved at each upsampling: 512-256-128-64);
     d_filters: D's first conv (doubled at each downsampling: 64-128-256-512); encoder_filters: the encoders' first
     conv (32-64-128-256); ez_fc / ey_fc: the hidden fully connected width of E_z / E_y.
+    residual_edit (inference, beyond the paper; default off = the paper's G(E_z(x), y')): return
+    x + G(E_z(x), y') - G(E_z(x), y_src) with y_src = E_y(x) > 0.5, the input plus the change the new attributes
+    make, so the face is not replaced by G's reconstruction of it (which keeps pose and colours, not the person).
+    residual_gain g scales that change: x + g (G(E_z(x), y') - G(E_z(x), y_src)).
     """
 
     z_dim: int = 100
@@ -67,10 +71,13 @@ class IcGANModelConfig:
     encoder_filters: int = 32
     ez_fc: int = 4096
     ey_fc: int = 512
+    residual_edit: bool = False
+    residual_gain: float = 1.0
 
     def validate(self, prefix="model"):
         for name in ("z_dim", "g_filters", "d_filters", "encoder_filters", "ez_fc", "ey_fc"):
             check_range(getattr(self, name), f"{prefix}.{name}", 1)
+        check_range(self.residual_gain, f"{prefix}.residual_gain", 0.0)
 
 
 @dataclasses.dataclass
@@ -375,9 +382,16 @@ class IcGAN(GANTrainer):
 
     # -- inference contract (GANTrainer.infer) --------------------------------------------------------------------
     def infer(self, inputs):
-        """{"image", "attributes" (target)} -> {"image": G(E_z(x), y), "latent": E_z(x)}."""
-        z = self.encoder_z(inputs["image"], training=False)
-        return {"image": self.generate(z, inputs["attributes"]), "latent": z}
+        """{"image", "attributes" (target)} -> {"image": G(E_z(x), y), "latent": E_z(x)}; with
+        `model.residual_edit` the image is x + g (G(E_z(x), y) - G(E_z(x), E_y(x) > 0.5))."""
+        images = inputs["image"]
+        z = self.encoder_z(images, training=False)
+        image = self.generate(z, inputs["attributes"])
+        if self.config.model.residual_edit:
+            own = ops.cast(self.generate(z, self.predict_attributes(images)), "float32")
+            gain = float(self.config.model.residual_gain)
+            image = ops.clip(ops.cast(images, "float32") + gain * (ops.cast(image, "float32") - own), -1.0, 1.0)
+        return {"image": image, "latent": z}
 
 
 def ez_loss(z, z_pred):

@@ -41,6 +41,7 @@ import numpy as np
 from tf_faceedit import images
 from tf_faceedit.data import align
 from tf_faceedit.errors import ConfigError, DataError, FaceEditError
+from tf_faceedit.eval import identity as face_identity
 
 log = logging.getLogger("tf_faceedit")
 
@@ -300,6 +301,8 @@ class DemoHandlers:
       models: {label: FaceEditModel} (`load_models`).
       detector: face detector (`align.load_detector`); default Haar cascades.
       max_side, max_pixels, max_file_bytes: photo limits (see `read_photo`).
+      identity: "auto" (the edit's message gives the face recognizer's distance between photo and edit when
+        `tf_faceedit[identity]` is installed), False, or a recognizer (`tf_faceedit.eval.identity`).
     """
 
     models: dict
@@ -307,10 +310,12 @@ class DemoHandlers:
     max_side: int = DEFAULT_MAX_SIDE
     max_pixels: int = DEFAULT_MAX_PIXELS
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+    identity: object = "auto"
 
     def __post_init__(self):
         if self.detector is None:
             self.detector = align.HaarDetector()
+        self._identity = None if self.identity in (False, None) else self.identity  # made at the first edit
         self._lock = threading.Lock()  # one inference at a time: the models and the detector are shared
 
     # -- plumbing -----------------------------------------------------------------------------------------------
@@ -431,6 +436,11 @@ class DemoHandlers:
             gallery = mask_gallery(attention, None if content is None else np.asarray(content)[0])
         settings = ", ".join(f"{k}={v:g}" for k, v in attributes.items())
         message = f"edited face {index + 1} ({settings}); largest change {peak}/255"
+        distance = self._identity_distance(photo, result)
+        if distance is not None:
+            limit = face_identity.SAME_PERSON_THRESHOLD
+            verdict = "same person" if distance < limit else "another person"
+            message += f"; identity distance {distance:.2f} ({verdict}: the same below {limit:g})"
         if region is None:
             message += f"; {model.method} has no attention mask"
         else:
@@ -446,6 +456,16 @@ class DemoHandlers:
             "gallery": gallery,
             "message": message,
         }
+
+    def _identity_distance(self, photo, result):
+        """The face recognizer's distance between the photo and the edited photo (None without the extra)."""
+        if isinstance(self._identity, str):
+            self._identity = face_identity.load_recognizer() if face_identity.available() else None
+        if self._identity is None:
+            return None
+        meter = face_identity.IdentityMeter(self._identity, aligned=False)
+        distance = float(meter.distances(meter.reference(photo[None]), result[None])[0])
+        return None if np.isnan(distance) else distance
 
     # -- completion ---------------------------------------------------------------------------------------------
     def random_mask(self, label, photo, face_index=0, seed=0):
