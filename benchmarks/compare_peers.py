@@ -32,6 +32,16 @@ and >= --min_time seconds, at most --max_iters; the median), as the driver defin
 float32, the configs' default `train.jit_compile` (auto). Ratio = ours / reference time (< 1: ours is faster);
 the targets of issue 17: train <= 0.77, compiled forward <= 0.7. `--json FILE` writes our results in the
 driver's `--compare` schema.
+
+Like for like (issue 36): our SaGAN runs with the reference's critic depth at every size (`model.d_layers=6`: at 64^2
+the reference keeps its 512->1024 layer and a 1x1 last map). The table prints both sides' parameter counts and model
+FLOPs per iteration (`benchmarks/flops.py` says how they are counted: ours from the built Keras models, the
+reference's from its architecture); a case whose two differ by more than 1% is flagged, and
+`tests/benchmarks/test_flops.py` fails on it. `--counts` prints only that comparison (no timing, no torch).
+
+Roofline: before the cases, a child process measures this machine's float32 and bfloat16 matmul peak with the same
+threads (`benchmarks/roofline.py`, `--peak_n`, `--no_peak` to skip); each case's model FLOPs per median iteration
+are shown as a rate and as a share of the float32 peak (and of the bfloat16 peak, the ceiling of a bfloat16 run).
 """
 
 import argparse
@@ -47,6 +57,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from benchmarks import flops, roofline  # noqa: E402 - after the checkout is on the path
+
 DEFAULT_DRIVER = ROOT.parent / "shared" / "bench" / "peers" / "bench_peers.py"
 
 # (method, case, image size, batch); the default run, in the driver's order, plus the eager call of issue 17
@@ -67,6 +79,7 @@ EXTRA_CASES = [  # selectable with --only
     ("fader", "ae_forward_eager", 128, 1),
 ]
 TARGETS = {"train_iter": 0.77, "gen_forward": 0.7, "ae_forward": 0.7}
+LIKE_FOR_LIKE_TOLERANCE = 0.01  # parameters and FLOPs of ours vs the reference, per network and per case
 
 
 def reference_case(case):
@@ -109,6 +122,7 @@ def make_config(method, size, batch, extra=()):
             "model.num_residual_blocks=4",
             "model.d_filters=32",
             "model.d_max_filters=1024",
+            "model.d_layers=6",  # the reference critic's 6 stride-2 convs at every size (64^2: its 512->1024 layer)
         ]
     else:
         overrides = [
@@ -132,10 +146,6 @@ def make_config(method, size, batch, extra=()):
     for assignment in overrides:
         cfg = cfg.override(assignment)
     return cfg.validate()
-
-
-def count_params(model):
-    return int(sum(int(w.numpy().size) for w in model.weights if w.trainable))
 
 
 def train_case(trainer, cfg, opts):
@@ -263,11 +273,7 @@ def child(spec, opts):
         freeze = "tflite" if opts.inference == "tflite" else opts.inference != "function"
         fn = forward_case(trainer, method, size, compiled=not eager, freeze=not eager and freeze)
         times, images = time_it(fn, opts.warmup, opts.min_iters, opts.min_time, opts.max_iters), batch
-    networks = (
-        {"G": trainer.generator, "D": trainer.discriminator}
-        if method == "sagan"
-        else {"ae": trainer.autoencoder, "lat_dis": trainer.lat_dis}
-    )
+    networks = flops.our_networks(trainer, method, size)  # after the timing: an eager batch-1 call of each network
     median = statistics.median(times)
     result = {
         "method": method,
@@ -285,13 +291,71 @@ def child(spec, opts):
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
         "threads": opts.threads,
-        "params": {name: count_params(net) for name, net in networks.items()},
+        "params": flops.case_params(method, networks),
+        "networks": networks,
+        "model_flops_per_iter": flops.case_flops(method, case, networks, batch),
         "jit_compile": str(getattr(trainer, "jit_compile", cfg.train.jit_compile)),
         "inference": None if case == "train_iter" or case.endswith("_eager") else opts.inference,
         "overrides": list(opts.set),
         "onednn": onednn.describe(),
     }
     print("RESULT " + json.dumps(result), flush=True)
+
+
+def peak_child(opts):
+    """The matmul peaks with the cases' thread settings, as one PEAK line (`roofline.measure_peaks`)."""
+    from tf_faceedit import onednn  # noqa: F401 - before TensorFlow: it chooses TensorFlow's CPU kernels
+
+    # isort: split
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(opts.threads)
+    tf.config.threading.set_inter_op_parallelism_threads(opts.threads)
+    peaks = roofline.measure_peaks(n=opts.peak_n, min_time=min(opts.min_time, 5.0))
+    print("PEAK " + json.dumps({"n": opts.peak_n, "threads": opts.threads, **peaks}), flush=True)
+
+
+def network_counts(method, size, batch=16, extra=()):
+    """(ours, reference): {network: {"params", "flops"}} of the compared networks of a case's method and size, ours
+    from the trainer `make_config` builds (no timing, no torch), the reference's from `flops.reference_networks`."""
+    import keras
+
+    from tf_faceedit import registry
+
+    keras.utils.set_random_seed(0)
+    trainer = registry.get(method).trainer_class(make_config(method, size, batch, extra))
+    return flops.our_networks(trainer, method, size), flops.reference_networks(method, size)
+
+
+def like_for_like(case, ours, reference):
+    """[(what, ours, reference, relative difference)] of a case: every network's parameters and forward FLOPs the
+    two sides share, and the case's model FLOPs per iteration."""
+    method, name, _, batch = case
+    rows = []
+    for network in sorted(set(ours) & set(reference)):
+        for key in ("params", "flops"):
+            a, b = ours[network][key], reference[network][key]
+            rows.append((f"{network} {key}", a, b, flops.relative_difference(a, b)))
+    a, b = flops.case_flops(method, name, ours, batch), flops.case_flops(method, name, reference, batch)
+    rows.append(("FLOPs/iter", a, b, flops.relative_difference(a, b)))
+    return rows
+
+
+def print_counts(cases, extra=()):
+    """The like-for-like table of `cases` (params and FLOPs, ours vs reference); returns the rows over tolerance."""
+    print("| case | what | tf_faceedit | reference | difference |")
+    print("|---|---|---|---|---|")
+    built, bad = {}, []
+    for case in cases:
+        method, name, size, batch = case
+        if (method, size) not in built:
+            built[(method, size)] = network_counts(method, size, extra=extra)
+        for what, a, b, diff in like_for_like(case, *built[(method, size)]):
+            flag = "" if diff <= LIKE_FOR_LIKE_TOLERANCE else " **over 1%**"
+            print(f"| {method} {name} {size}² b{batch} | {what} | {a:,} | {b:,} | {100 * diff:.2f}%{flag} |")
+            if flag:
+                bad.append((case, what, a, b))
+    return bad
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -382,6 +446,24 @@ def run_ours(case, opts):
     return results[0]
 
 
+def run_peak(opts):
+    """{"float32": FLOP/s, "bfloat16": FLOP/s} from a child process, or {} when it fails."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
+    cmd = [sys.executable, os.path.abspath(__file__), "--peak_child", "--peak_n", str(opts.peak_n)]
+    proc, other = run_measured(cmd + timing_flags(opts, "ours"), env)
+    lines = [json.loads(line[len("PEAK ") :]) for line in proc.stdout.splitlines() if line.startswith("PEAK ")]
+    if proc.returncode != 0 or not lines:
+        print(f"\n## matmul peak FAILED (rc={proc.returncode})\n{proc.stderr[-2000:]}", flush=True)
+        return {}
+    peaks = {**lines[0], "other_load_frac": other}
+    print(
+        f"matmul peak ({peaks['n']}^3, {peaks['threads']} threads): float32 {roofline.fmt_rate(peaks.get('float32'))},"
+        f" bfloat16 {roofline.fmt_rate(peaks.get('bfloat16'))}",
+        flush=True,
+    )
+    return peaks
+
+
 def run_reference(case, opts):
     method, name, size, _ = case
     with tempfile.TemporaryDirectory(prefix="peers_") as tmp:
@@ -437,7 +519,13 @@ def fmt_ms(seconds):
     return f"{seconds:.3f} s" if seconds >= 1 else f"{seconds * 1000:.1f} ms"
 
 
-def print_table(rows):
+def fmt_params(params):
+    return " + ".join(f"{name} {value / 1e6:.2f} M" for name, value in (params or {}).items()) or "-"
+
+
+def print_table(rows, peaks=None):
+    """rows: (case, ours, reference) results (None where missing); peaks: `run_peak`'s dict."""
+    peaks = peaks or {}
     print("| case | reference (PyTorch) | tf_faceedit | ours / reference | target | other load (ref / ours) |")
     print("|---|---|---|---|---|---|")
     for case, ours, ref in rows:
@@ -461,6 +549,45 @@ def print_table(rows):
         "(other load: the share of the machine other processes used while a case ran; above ~5% the times are "
         "inflated, and PyTorch's more than ours: only a quiet machine gives ratios that count)"
     )
+    f32, bf16 = peaks.get("float32"), peaks.get("bfloat16")
+    print(
+        f"\nLike for like and roofline (model FLOPs: benchmarks/flops.py; matmul peak of this run: float32 "
+        f"{roofline.fmt_rate(f32)}, bfloat16 {roofline.fmt_rate(bf16)})\n"
+    )
+    print(
+        "| case | params reference | params ours | GFLOP/iter reference / ours | reference rate (% f32 peak) "
+        "| ours rate (% f32 peak, % bf16 peak) |"
+    )
+    print("|---|---|---|---|---|---|")
+    for case, ours, ref in rows:
+        method, name, size, batch = case
+        reference_networks = flops.reference_networks(method, size)
+        ref_flops = flops.case_flops(method, name, reference_networks, batch)
+        ref_params = (ref or {}).get("params") or flops.case_params(method, reference_networks)
+        shown = flops.case_params(method, reference_networks)
+        ref_params = {key: ref_params[key] for key in shown if key in ref_params}
+        our_flops = (ours or {}).get("model_flops_per_iter")
+        cells = [f"{method} {name} {size}² b{batch}", fmt_params(ref_params), fmt_params((ours or {}).get("params"))]
+        flops_text = f"{ref_flops / 1e9:.2f} / " + ("-" if our_flops is None else f"{our_flops / 1e9:.2f}")
+        if our_flops is not None and flops.relative_difference(our_flops, ref_flops) > LIKE_FOR_LIKE_TOLERANCE:
+            flops_text += " **not like for like**"
+        cells.append(flops_text)
+        if ref:
+            seconds = ref["sec_median"]
+            fraction = roofline.fraction_of_peak(ref_flops, seconds, f32)
+            cells.append(f"{roofline.fmt_rate(roofline.rate(ref_flops, seconds))} ({roofline.fmt_fraction(fraction)})")
+        else:
+            cells.append("-")
+        if ours and our_flops is not None:
+            seconds = ours["sec_median"]
+            fractions = [roofline.fraction_of_peak(our_flops, seconds, peak) for peak in (f32, bf16)]
+            cells.append(
+                f"{roofline.fmt_rate(roofline.rate(our_flops, seconds))} "
+                f"({', '.join(roofline.fmt_fraction(f) for f in fractions)})"
+            )
+        else:
+            cells.append("-")
+        print("| " + " | ".join(cells) + " |")
 
 
 def select(only):
@@ -514,12 +641,25 @@ def main():
         help="config override for our side (repeatable), e.g. train.jit_compile=true; recorded in the json",
     )
     parser.add_argument("--json", help="write our results here (the driver's --compare schema)")
+    parser.add_argument("--peak_n", type=int, default=2048, help="side of the matmul that measures the peak")
+    parser.add_argument("--no_peak", action="store_true", help="skip the matmul peak (no roofline column)")
+    parser.add_argument(
+        "--counts",
+        action="store_true",
+        help="print only the like-for-like table (parameters and FLOPs, ours vs the reference) and exit 1 when a "
+        "case differs by more than 1%%",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--peak_child", action="store_true", help=argparse.SUPPRESS)
     opts = parser.parse_args()
     if opts.child:
         return child(opts.child, opts)
+    if opts.peak_child:
+        return peak_child(opts)
 
     cases = select(opts.only)
+    if opts.counts:
+        return 1 if print_counts(cases, opts.set) else 0
     run_peers = bool(opts.torch_python or opts.peers_dir)
     if run_peers:
         if not (opts.torch_python and opts.peers_dir):
@@ -553,6 +693,7 @@ def main():
     )
     if os.path.exists("/proc/loadavg"):
         print(f"load average at start: {open('/proc/loadavg').read().split()[0]}", flush=True)
+    peaks = {} if opts.no_peak else run_peak(opts)
     rows, ours_all = [], []
     for case in cases:
         ours = run_ours(case, opts)
@@ -574,11 +715,13 @@ def main():
         commits = {r["method"]: r.get("commit", "?") for r in refs}
         print(f"reference: torch {refs[0].get('torch')}, " + ", ".join(f"{m} commit {c}" for m, c in commits.items()))
     print()
-    print_table(rows)
+    print_table(rows, peaks)
     if opts.json:
+        for result in ours_all:
+            result["matmul_peak"] = peaks or None
         Path(opts.json).write_text(json.dumps(ours_all, indent=1))
         print(f"\nours written to {opts.json}")
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

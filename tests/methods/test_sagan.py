@@ -25,6 +25,22 @@ def test_paper_discriminator_at_128():
     assert [layer.filters for layer in convs] == [32, 64, 128, 256, 512, 1024]
 
 
+def test_reference_depth_critic_at_64():
+    """`model.d_layers=6` at 64^2 is the reference implementation's critic: 6 stride-2 convs down to a 1x1 map, a 1x1
+    cls kernel, and its parameter count (11,187,682: the 6 convs, the 3x3 src head, the 1x1 cls head, all biased);
+    the default depth stops a layer earlier (2x2 last map)."""
+    paper = {"data.image_size": 64, "model.d_filters": 32, "model.d_max_filters": 1024}
+    d = sagan.build_discriminator(tiny_config("sagan", "/x", **paper, **{"model.d_layers": 6}))
+    convs = [layer for layer in d.layers if layer.name.startswith("d_conv")]
+    assert [layer.filters for layer in convs] == [32, 64, 128, 256, 512, 1024]
+    assert tuple(d.output["src"].shape) == (None, 1, 1, 1) and tuple(d.output["cls"].shape) == (None, 1)
+    assert d.count_params() == 11_187_682
+    default = sagan.build_discriminator(tiny_config("sagan", "/x", **paper))
+    assert tuple(default.output["src"].shape) == (None, 2, 2, 1) and default.count_params() < 3_000_000
+    with pytest.raises(ValueError, match="model.d_layers"):
+        tiny_config("sagan", "/x", **paper, **{"model.d_layers": 7})
+
+
 def test_output_is_attention_blend():
     cfg = tiny_config("sagan", "/x")
     g = sagan.build_generator(cfg)

@@ -7,8 +7,10 @@ Generator G(I, c) = attribute manipulation network (AMN) + spatial attention net
 The generator is a functional `keras.Model` with inputs {"image", "attributes"} and outputs
 {"image": I_hat, "attention": b, "edited": I_a}.
 
-Discriminator D(I) -> {"src": [N, 2, 2, 1] WGAN critic map, "cls": [N, K] attribute logits}: 6 convs k4 s2 at 128^2
-(32..1024 filters, LeakyReLU, no norm), fewer at smaller sizes so the last map is always 2x2.
+Discriminator D(I) -> {"src": [N, M, M, 1] WGAN critic map, "cls": [N, K] attribute logits}: `model.d_layers` convs
+k4 s2 (32..1024 filters, LeakyReLU, no norm); by default (0) log2(S) - 1 of them, so the last map is M = 2 (6 at
+128^2, fewer at smaller sizes); the cls head's kernel covers the whole last map. The reference implementation keeps
+its 6 convs at every size (at 64^2 its last map is 1x1, with a 1x1 cls kernel): `model.d_layers=6` gives that critic.
 
 Losses (per example; the trainer reduces them once over the global batch), with c the source attributes and
 c_t the target (one randomly chosen attribute flipped per sample; K = 1: always flipped):
@@ -45,7 +47,10 @@ from tf_faceedit.training.gan_trainer import GANTrainer
 class SaGANModelConfig:
     """Network widths. g_filters: first AMN/SAN conv (paper 32); d_filters: first critic conv (paper 32).
     d_negative_slope: the critic's LeakyReLU slope (0.2, as in the reference implementation; 0.01 before 0.2.0);
-    d_head_bias: biased src/cls head convs (as in the reference; bias-free before 0.2.0)."""
+    d_head_bias: biased src/cls head convs (as in the reference; bias-free before 0.2.0).
+    d_layers: stride-2 convs of the critic; 0 (default): log2(image_size) - 1, so the last map is 2x2; the reference
+    implementation's critic has 6 at every size (`model.d_layers=6` at 64^2: a 1x1 last map, the reference's
+    parameter count; `benchmarks/compare_peers.py` sets it)."""
 
     g_filters: int = 32
     num_residual_blocks: int = 4
@@ -53,6 +58,7 @@ class SaGANModelConfig:
     d_max_filters: int = 1024
     d_negative_slope: float = 0.2
     d_head_bias: bool = True
+    d_layers: int = 0
     norm: str = "instance"
     upsample: str = "transpose"
     san_conditioning: str = "auto"
@@ -61,6 +67,7 @@ class SaGANModelConfig:
         for name in ("g_filters", "d_filters", "d_max_filters"):
             check_range(getattr(self, name), f"{prefix}.{name}", 1)
         check_range(self.num_residual_blocks, f"{prefix}.num_residual_blocks", 0)
+        check_range(self.d_layers, f"{prefix}.d_layers", 0)
         check_range(self.d_negative_slope, f"{prefix}.d_negative_slope", 0.0, 1.0)
         check_choice(self.norm, f"{prefix}.norm", ["instance", "batch", "none"])
         check_choice(self.upsample, f"{prefix}.upsample", ["transpose", "resize"])
@@ -92,6 +99,12 @@ class SaGANConfig(ExperimentConfig):
         super().validate()
         check(self.data.image_size >= 16, "data.image_size", f"must be >= 16 for SaGAN, got {self.data.image_size}")
         check(self.data.mask.kind == "none", "data.mask.kind", "must be none for SaGAN (it uses no masks)")
+        size, layers = self.data.image_size, self.model.d_layers
+        check(
+            layers == 0 or size % 2**layers == 0,
+            "model.d_layers",
+            f"must leave a last critic map of at least 1x1 (image_size {size} divisible by 2^d_layers), got {layers}",
+        )
         return self
 
 
@@ -140,12 +153,18 @@ def build_generator(config):
     )
 
 
+def discriminator_layers(config):
+    """The critic's number of stride-2 convs: `model.d_layers`, or log2(image_size) - 1 (a 2x2 last map) for 0."""
+    return config.model.d_layers or int(math.log2(config.data.image_size)) - 1
+
+
 def build_discriminator(config):
-    """Critic with a real/fake map head ("src", [N,2,2,1]) and an attribute-logit head ("cls", [N,K])."""
+    """Critic with a real/fake map head ("src", [N,M,M,1], M = 2 by default) and an attribute-logit head ("cls",
+    [N,K]) whose kernel covers the last map."""
     size, k, m = config.data.image_size, len(config.data.attributes), config.model
     image = keras.Input((size, size, 3), name="image")
     x = image
-    for i in range(int(math.log2(size)) - 1):
+    for i in range(discriminator_layers(config)):
         filters = min(m.d_filters * 2**i, m.d_max_filters)
         x = ConvNormAct(
             filters,
@@ -157,7 +176,8 @@ def build_discriminator(config):
             name=f"d_conv{i + 1}",
         )(x)
     src = ConvNormAct(1, 3, norm="none", activation=None, use_bias=m.d_head_bias, name="d_src")(x)
-    cls = ConvNormAct(k, 2, norm="none", activation=None, padding="valid", use_bias=m.d_head_bias, name="d_cls")(x)
+    last = int(x.shape[1])  # 2 with the default depth
+    cls = ConvNormAct(k, last, norm="none", activation=None, padding="valid", use_bias=m.d_head_bias, name="d_cls")(x)
     cls = keras.layers.Reshape((k,), name="d_cls_flat")(cls)
     return keras.Model(image, {"src": src, "cls": cls}, name="sagan_discriminator")
 
