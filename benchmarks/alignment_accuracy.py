@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from tf_faceedit.data import align  # noqa: E402
+from tf_faceedit.data import align, detectors  # noqa: E402
 from tf_faceedit.images import IMAGE_EXTENSIONS, read_image
 
 FACE_CENTRE = (88.5, 131.0)  # between the eyes and the mouth in the 178x218 frame
@@ -200,10 +200,10 @@ def row(label, found, total, false_boxes, eyes, aligned, rolls, ms):
 
 def make_detector(name):
     if name == "mtcnn":
-        return align.MtcnnDetector(min_confidence=0.0)  # every box ONet keeps; thresholds are applied afterwards
+        return detectors.MtcnnDetector(min_confidence=0.0)  # every box ONet keeps; thresholds are applied afterwards
     if name == "haar":
-        return align.HaarDetector()
-    return align.DnnDetector(name)
+        return detectors.HaarDetector()
+    return detectors.DnnDetector(name)
 
 
 def run_detector(detector, photos):
@@ -218,7 +218,7 @@ def run_detector(detector, photos):
 
 def measure_canonical(faces):
     """Prints the median 5 MTCNN landmarks (and their spread) over the aligned images: `align.CELEBA_LANDMARKS`."""
-    detector = align.MtcnnDetector(min_confidence=0.0)
+    detector = detectors.MtcnnDetector(min_confidence=0.0)
     points = []
     for image in faces:
         found = detector(image)
@@ -243,7 +243,7 @@ def main(argv=None):
         type=float,
         nargs="*",
         default=[0.8, 0.9, 0.95, 0.99],
-        help="MTCNN confidence thresholds to tabulate besides align.DEFAULT_MIN_CONFIDENCE",
+        help="MTCNN confidence thresholds to tabulate besides detectors.DEFAULT_MIN_CONFIDENCE",
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--measure_canonical", action="store_true")
@@ -269,11 +269,11 @@ def main(argv=None):
         detections = run_detector(detector, photos)
         clean_detections = run_detector(detector, clean)
         if name == "mtcnn":
-            thresholds = sorted(set(args.thresholds) | {align.DEFAULT_MIN_CONFIDENCE})
+            thresholds = sorted(set(args.thresholds) | {detectors.DEFAULT_MIN_CONFIDENCE})
             for threshold in thresholds:
                 print(evaluate(name, detections, photos, threshold))
             print(
-                evaluate(name, clean_detections, clean, align.DEFAULT_MIN_CONFIDENCE).replace(
+                evaluate(name, clean_detections, clean, detectors.DEFAULT_MIN_CONFIDENCE).replace(
                     f"| {name} >=", f"| clean originals: {name} >=", 1
                 )
             )

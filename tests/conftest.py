@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 # The drawn test faces are made for OpenCV's Haar cascades; MTCNN (the default detector when the [faces] extra is
-# installed) finds few of them. Tests that exercise MTCNN construct `align.MtcnnDetector` themselves.
+# installed) finds few of them. Tests that exercise MTCNN construct `detectors.MtcnnDetector` themselves.
 os.environ.setdefault("TF_FACEEDIT_DETECTOR", "haar")
 
 from tf_faceedit.config import DataConfig
@@ -51,14 +51,14 @@ def photo(tmp_path_factory):
     """A drawn face the Haar cascade finds (178x218, CelebA's size), padded into a larger grey photo (PNG path)."""
     import numpy as np
 
-    from tf_faceedit.data import align
+    from tf_faceedit.data import detectors
     from tf_faceedit.images import read_image, write_image
 
     folder = make_synthetic_celeba(tmp_path_factory.mktemp("faces"), num_images=8, width=178, height=218, seed=0)
-    detector = align.HaarDetector()
+    detector = detectors.HaarDetector()
     for path in sorted((Path(folder) / "images").iterdir()):
         face = read_image(path)
-        if align.detect_faces(face, detector):
+        if detectors.detect_faces(face, detector):
             canvas = np.full((300, 320, 3), 128, np.uint8)
             canvas[40:258, 70:248] = face
             out = tmp_path_factory.mktemp("photo") / "photo.png"

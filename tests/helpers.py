@@ -2,8 +2,12 @@
 
 `tiny_config(method, data_dir, attributes=None, **overrides)` is the one entry point; `TINY[method]` holds each
 registered method's small settings. A new method adds its entry here and the contract harness
-(tests/contract/test_method_contract.py) checks it like every other.
+(tests/contract/test_method_contract.py) checks it like every other. `photo_background` makes the plain photos that
+the alignment and detection tests draw on.
 """
+
+import cv2
+import numpy as np
 
 from tf_faceedit import registry
 
@@ -132,3 +136,21 @@ def tiny_config(method, data_dir, attributes=None, **overrides):
     if attributes is not None:
         cfg = cfg.override(f"data.attributes={','.join(attributes)}")
     return cfg.validate()
+
+
+def photo_background(height, width, seed=0, smooth=True):
+    """Low-saturation RGB uint8 background: a gradient plus smooth (or per-pixel) noise, values in [40, 200]."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    base = 60.0 + 80.0 * (xx / width) + 40.0 * (yy / height)
+    if smooth:
+        noise = cv2.resize(
+            rng.uniform(-20, 20, (height // 16 + 2, width // 16 + 2)).astype(np.float32),
+            (width, height),
+            interpolation=cv2.INTER_CUBIC,
+        )
+    else:
+        noise = rng.uniform(-20, 20, (height, width)).astype(np.float32)
+    gray = np.clip(base + noise, 40, 200)
+    tint = np.array([1.0, 0.95, 0.9], np.float32)
+    return np.clip(gray[..., None] * tint, 0, 255).astype(np.uint8)

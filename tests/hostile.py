@@ -179,15 +179,15 @@ def unreadable_image_bytes():
 
 def detectable_face(folder, seed=0):
     """RGB uint8 178x218 drawn face that OpenCV's Haar cascade finds (from `make_synthetic_celeba` in `folder`)."""
-    from tf_faceedit.data import align
+    from tf_faceedit.data import detectors
     from tf_faceedit.data.synthetic import make_synthetic_celeba
     from tf_faceedit.images import read_image
 
     data = make_synthetic_celeba(Path(folder), num_images=8, width=178, height=218, seed=seed)
-    detector = align.HaarDetector()
+    detector = detectors.HaarDetector()
     for path in sorted((Path(data) / "images").iterdir()):
         face = read_image(path)
-        if align.detect_faces(face, detector):
+        if detectors.detect_faces(face, detector):
             return face
     raise AssertionError("the cascade found none of the drawn faces")
 

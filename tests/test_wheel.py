@@ -107,15 +107,15 @@ def test_installed_wheel_trains_a_preset_and_edits_a_photo(venv, tmp_path):
         import json, sys
         import numpy as np
         from pathlib import Path
-        from tf_faceedit.data import align
+        from tf_faceedit.data import detectors
         from tf_faceedit.images import read_image, write_image
         from tf_faceedit.data.synthetic import make_synthetic_celeba
         faces = make_synthetic_celeba("faces", num_images=48, width=44, height=54, seed=0)
         folder = make_synthetic_celeba("big_faces", num_images=8, width=178, height=218, seed=0)
-        detector = align.HaarDetector()
+        detector = detectors.HaarDetector()
         for path in sorted((Path(folder) / "images").iterdir()):
             face = read_image(path)
-            if align.detect_faces(face, detector):
+            if detectors.detect_faces(face, detector):
                 canvas = np.full((300, 320, 3), 128, np.uint8)
                 canvas[40:258, 70:248] = face
                 write_image("photo.png", canvas)

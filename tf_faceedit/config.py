@@ -152,6 +152,46 @@ class DataConfig:
 
 
 @dataclasses.dataclass
+class ValidationConfig:
+    """Periodic validation while training (time to quality; `training/validation.py`). Off by default.
+
+    every: steps between validations (0: off); each writes `val/...` scalars to TensorBoard and logs/scalars.jsonl.
+    num_images: the fixed first images of `split` it scores (kept small: it runs inside training).
+    split: the data split it reads ("val": never the training images).
+    judge: an attribute classifier (a `--method=classifier` run folder or a zoo judge name) for the edit success of
+      editing methods, scored as `evaluate` scores it (the judge's reading of the edit equals the target); without
+      one, editing methods report the reconstruction PSNR only. Completion methods report the hole PSNR.
+    target_metric / target_value: a metric it writes (e.g. "val/edit_success", "val/hole_psnr"; higher is better)
+      and the value that counts as reached; the step and training seconds of the first validation that reaches it
+      are logged and written as "val/target_reached_step" / "val/target_reached_seconds".
+    stop_at_target: end the run (with a checkpoint) once the target is reached.
+    """
+
+    every: int = 0
+    num_images: int = 32
+    split: str = "val"
+    judge: str = ""
+    target_metric: str = ""
+    target_value: float = 0.0
+    stop_at_target: bool = False
+
+    def validate(self, prefix="train.validation"):
+        check_range(self.every, f"{prefix}.every", 0)
+        check_range(self.num_images, f"{prefix}.num_images", 1)
+        check_choice(self.split, f"{prefix}.split", ["train", "val", "test"])
+        check(
+            not self.stop_at_target or bool(self.target_metric),
+            f"{prefix}.stop_at_target",
+            f"needs {prefix}.target_metric (the metric whose target ends the run)",
+        )
+        check(
+            not self.target_metric or self.target_metric.startswith("val/"),
+            f"{prefix}.target_metric",
+            f"must name a validation metric ('val/...', e.g. val/edit_success), got {self.target_metric!r}",
+        )
+
+
+@dataclasses.dataclass
 class TrainConfig:
     """The training loop.
 
@@ -172,6 +212,7 @@ class TrainConfig:
       times, then stop). Needs `nan_guard`.
     replica_seeds: fold the replica id into the seeds drawn inside the train step, so replicas draw different
       noise/targets (replica 0 draws what a single device draws).
+    validation: periodic validation and a quality target (`ValidationConfig`; off by default).
     """
 
     steps: int = 200000
@@ -197,6 +238,7 @@ class TrainConfig:
     nan_lr_factor: float = 0.5
     nan_max_rollbacks: int = 3
     replica_seeds: bool = True
+    validation: ValidationConfig = dataclasses.field(default_factory=ValidationConfig)
 
     def validate(self, prefix="train"):
         for name in [
@@ -225,6 +267,7 @@ class TrainConfig:
         )
         self.jit_compile = str(self.jit_compile).lower()  # YAML reads true/false as booleans
         check_choice(self.jit_compile, f"{prefix}.jit_compile", ["auto", "true", "false"])
+        self.validation.validate(f"{prefix}.validation")
 
 
 @dataclasses.dataclass

@@ -105,6 +105,18 @@ def foreground_attention(attention):
     return 1.0 - attention[..., -1:]
 
 
+def check_rgb(image, name="image"):
+    """`image` as a numpy array, checked to be RGB uint8 [H, W, 3] (a photo of `data.align` / `data.detectors`).
+
+    Raises:
+      ValueError: naming `name`, for another dtype or shape.
+    """
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"{name} must be RGB uint8 [H, W, 3], got {image.dtype} {image.shape}")
+    return image
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Headers
 

@@ -18,7 +18,7 @@ from tests import model_runs
 from tf_faceedit.apps.demo import handlers as demo_handlers
 from tf_faceedit.apps.demo import page as demo_page
 from tf_faceedit.cli import demo
-from tf_faceedit.data import align
+from tf_faceedit.data import align, detectors
 from tf_faceedit.errors import ConfigError, DataError
 from tf_faceedit.images import read_image
 
@@ -58,8 +58,8 @@ def _blank(path, size=(120, 160)):
 
 def test_example_photos_have_the_faces_they_claim(examples):
     assert len(examples) == 4 and examples[-1].endswith("example_two_faces.png")
-    detector = align.HaarDetector()
-    counts = [len(align.detect_faces(read_image(path), detector)) for path in examples]
+    detector = detectors.HaarDetector()
+    counts = [len(detectors.detect_faces(read_image(path), detector)) for path in examples]
     assert counts == [1, 1, 1, 2]
 
 

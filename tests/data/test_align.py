@@ -1,48 +1,24 @@
-"""Tests of tf_faceedit.data.align: eye-based alignment to the CelebA framing, paste-back, detection and errors.
-
-Everything runs on generated images; the real-photo detection check is marked slow and needs
-/work/shared/data/celeba-100-178x218 (skipped when absent)."""
+"""Tests of tf_faceedit.data.align: eye-based alignment to the CelebA framing, paste-back, the photo pipeline over a
+detector (detection itself: test_detectors.py) and errors. Everything runs on generated images."""
 
 import math
-import os
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from tf_faceedit.data import align
-from tf_faceedit.data.synthetic import make_synthetic_celeba
+from tests.helpers import photo_background
+from tf_faceedit.data import align, detectors
 from tf_faceedit.errors import DataError, FaceEditError
 from tf_faceedit.images import read_image, write_image
 
-REAL_CELEBA = Path(os.environ.get("TF_FACEEDIT_CELEBA_178", "/work/shared/data/celeba-100-178x218"))
-
 RED, BLUE = (255, 0, 0), (0, 0, 255)
-
-
-def _background(height, width, seed=0, smooth=True):
-    """Low-saturation RGB uint8 background: a gradient plus smooth (or per-pixel) noise, values in [40, 200]."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
-    base = 60.0 + 80.0 * (xx / width) + 40.0 * (yy / height)
-    if smooth:
-        noise = cv2.resize(
-            rng.uniform(-20, 20, (height // 16 + 2, width // 16 + 2)).astype(np.float32),
-            (width, height),
-            interpolation=cv2.INTER_CUBIC,
-        )
-    else:
-        noise = rng.uniform(-20, 20, (height, width)).astype(np.float32)
-    gray = np.clip(base + noise, 40, 200)
-    tint = np.array([1.0, 0.95, 0.9], np.float32)
-    return np.clip(gray[..., None] * tint, 0, 255).astype(np.uint8)
 
 
 def _eye_photo(roll_degrees, eye_distance, height=240, width=220, radius=None):
     """A photo with a red dot (image-left eye) and a blue dot (image-right eye) rolled by `roll_degrees` (clockwise on
     screen, i.e. the right eye lower for positive values). Returns (photo, (left, right))."""
-    photo = _background(height, width, seed=1)
+    photo = photo_background(height, width, seed=1)
     centre = np.array([width / 2.0 + 3.3, height / 2.0 - 7.7])
     direction = np.array([math.cos(math.radians(roll_degrees)), math.sin(math.radians(roll_degrees))])
     left, right = centre - direction * eye_distance / 2.0, centre + direction * eye_distance / 2.0
@@ -135,7 +111,7 @@ def test_align_puts_the_eyes_at_the_canonical_positions(roll, eye_distance, size
 
 def test_align_is_the_training_view_of_an_aligned_celeba_image():
     """A 178x218 image whose eyes sit at the canonical positions aligns to its centre crop (the pipeline's view)."""
-    image = _background(218, 178, seed=3)
+    image = photo_background(218, 178, seed=3)
     aligned, transform = align.align_face(image, (align.CELEBA_LEFT_EYE, align.CELEBA_RIGHT_EYE), 178)
     np.testing.assert_allclose(transform, [[1, 0, 0], [0, 1, -20]], atol=1e-9)
     np.testing.assert_array_equal(aligned, image[20:198])
@@ -155,7 +131,7 @@ def test_align_fills_outside_the_photo_by_reflection():
 
 @pytest.mark.parametrize("roll,eye_distance", [(0.0, 40.0), (-21.0, 55.0)])
 def test_identity_round_trip_leaves_the_photo_unchanged(roll, eye_distance):
-    photo = _background(240, 220, seed=5)
+    photo = photo_background(240, 220, seed=5)
     _, eyes = _eye_photo(roll, eye_distance)
     size, feather = 64, 0.1
     aligned, transform = align.align_face(photo, eyes, size)
@@ -207,7 +183,7 @@ def test_feather_mask_is_zero_on_the_border_and_one_inside():
 
 
 def test_paste_back_rejects_bad_inputs():
-    photo = _background(64, 64)
+    photo = photo_background(64, 64)
     with pytest.raises(ValueError, match="edited_face"):
         align.paste_back(photo, np.zeros((16, 16, 3), np.float32), np.eye(2, 3))
     with pytest.raises(ValueError, match="square"):
@@ -226,14 +202,14 @@ class _FixedDetector:
 
 
 def test_edit_photo_aligns_edits_and_pastes_back_every_face():
-    photo = _background(200, 320, seed=7)
+    photo = photo_background(200, 320, seed=7)
     faces = [
-        align.Face(box=(200, 60, 80, 80), eyes=((220.0, 90.0), (260.0, 92.0)), score=1.0),
-        align.Face(box=(30, 50, 80, 80), eyes=((50.0, 80.0), (90.0, 78.0)), score=1.0),
+        detectors.Face(box=(200, 60, 80, 80), eyes=((220.0, 90.0), (260.0, 92.0)), score=1.0),
+        detectors.Face(box=(30, 50, 80, 80), eyes=((50.0, 80.0), (90.0, 78.0)), score=1.0),
     ]
     detector = _FixedDetector(faces)
     # detect_faces sorts left to right.
-    assert [f.box[0] for f in align.detect_faces(photo, detector)] == [30, 200]
+    assert [f.box[0] for f in detectors.detect_faces(photo, detector)] == [30, 200]
     same, aligned, edited = align.edit_photo(photo, lambda x: x, 32, detector=detector)
     assert len(aligned) == 2 and edited.shape == (2, 32, 32, 3)
     np.testing.assert_array_equal(same, photo)  # identity edit, detail kept: bit-exact
@@ -262,7 +238,7 @@ def test_edit_photo_aligns_edits_and_pastes_back_every_face():
 
 def test_no_face_is_a_clear_error(tmp_path):
     grey = np.full((120, 100, 3), 128, np.uint8)
-    assert align.detect_faces(grey) == []
+    assert detectors.detect_faces(grey) == []
     out_path = tmp_path / "out.jpg"
     with pytest.raises(DataError, match="no face found in grey.png"):
         align.edit_photo(grey, lambda x: x, 32, source="grey.png")
@@ -271,7 +247,7 @@ def test_no_face_is_a_clear_error(tmp_path):
 
 
 def test_read_image_formats_and_errors(tmp_path):
-    rgb = _background(20, 30)
+    rgb = photo_background(20, 30)
     rgb[0, 0] = RED
     cv2.imwrite(str(tmp_path / "colour.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     np.testing.assert_array_equal(read_image(tmp_path / "colour.png"), rgb)
@@ -303,18 +279,9 @@ def _empty_dir(root):
     return path
 
 
-def test_dnn_detector_errors(tmp_path):
-    with pytest.raises(DataError, match="yunet.onnx does not exist"):
-        align.DnnDetector(tmp_path / "yunet.onnx")
-    (tmp_path / "garbage.onnx").write_bytes(b"\x00not an onnx model")
-    with pytest.raises(DataError, match="cannot load face detector model .*garbage.onnx"):
-        align.load_detector(tmp_path / "garbage.onnx")
-    assert isinstance(align.load_detector("haar"), align.HaarDetector)
-
-
 # ------------------------------------------------------------------------------------------- 5 landmarks, MTCNN
 
-needs_mtcnn = pytest.mark.skipif(not align.mtcnn_available(), reason="mtcnn is not installed (the [faces] extra)")
+needs_mtcnn = pytest.mark.skipif(not detectors.mtcnn_available(), reason="mtcnn is not installed (the [faces] extra)")
 
 
 def _similarity(angle_degrees, scale, shift):
@@ -370,10 +337,10 @@ def test_align_faces_uses_the_five_landmarks():
     size = 64
     to_photo = _similarity(-18.0, 2.2, (80.0, 110.0))  # aligned face -> photo
     landmarks = align.apply_transform(to_photo, align.canonical_landmarks(size))
-    photo = _background(300, 300, seed=2)
+    photo = photo_background(300, 300, seed=2)
     for point, colour in ((landmarks[0], RED), (landmarks[1], BLUE)):
         cv2.circle(photo, tuple(int(round(c * 16)) for c in point), 5 * 16, colour, -1, cv2.LINE_AA, 4)
-    face = align.Face(
+    face = detectors.Face(
         box=(0, 0, 10, 10), eyes=((0.0, 0.0), (1.0, 0.0)), score=0.99, landmarks=tuple(map(tuple, landmarks))
     )
     (aligned,) = align.align_faces(photo, size, detector=_FixedDetector([face]))
@@ -382,28 +349,6 @@ def test_align_faces_uses_the_five_landmarks():
     np.testing.assert_allclose(_centroid(aligned.image, RED), canonical[0], atol=0.5)
     np.testing.assert_allclose(_centroid(aligned.image, BLUE), canonical[1], atol=0.5)
     np.testing.assert_allclose(canonical[:2], (expected_left, expected_right), atol=1.0)
-
-
-def test_missing_mtcnn_falls_back_to_haar_with_one_message(monkeypatch, caplog):
-    monkeypatch.delenv(align.DETECTOR_ENV, raising=False)
-    monkeypatch.setattr(align, "mtcnn_available", lambda: False)
-    monkeypatch.setattr(align, "_warned_missing_mtcnn", False)
-    with caplog.at_level("WARNING", logger="tf_faceedit"):
-        first, second = align.load_detector(None), align.load_detector("")
-    assert isinstance(first, align.HaarDetector) and isinstance(second, align.HaarDetector)
-    messages = [r.getMessage() for r in caplog.records if "mtcnn" in r.getMessage()]
-    assert messages == [align.MTCNN_MISSING_MESSAGE]  # once per process
-    assert "pip install 'tf_faceedit[faces]'" in messages[0] and "\n" not in messages[0]
-    with pytest.raises(DataError, match=r"--detector_model=mtcnn needs the mtcnn package: pip install"):
-        align.load_detector("mtcnn")
-
-
-def test_detector_environment_variable(monkeypatch, tmp_path):
-    monkeypatch.setenv(align.DETECTOR_ENV, "haar")
-    assert isinstance(align.load_detector(None), align.HaarDetector)
-    monkeypatch.setenv(align.DETECTOR_ENV, str(tmp_path / "nowhere.onnx"))
-    with pytest.raises(DataError, match="nowhere.onnx does not exist"):
-        align.load_detector(None)
 
 
 class _FakeMtcnn:
@@ -423,8 +368,8 @@ class _FakeMtcnn:
 def test_mtcnn_rows_become_faces_in_photo_pixels():
     """Confidence filter, landmark order, and the max_side downscale mapped back; the landmarks of a face that is a
     similarity image of the canonical face align exactly onto the canonical points."""
-    detector = align.MtcnnDetector(min_confidence=0.9, max_side=500)
-    photo = _background(400, 1000, seed=4)  # searched at 500 x 200: factor 0.5
+    detector = detectors.MtcnnDetector(min_confidence=0.9, max_side=500)
+    photo = photo_background(400, 1000, seed=4)  # searched at 500 x 200: factor 0.5
     canonical = np.array(align.canonical_landmarks(64))
     to_photo = align.invert_transform(_similarity(12.0, 0.5, (-60.0, 10.0)))
     landmarks = align.apply_transform(to_photo, canonical)
@@ -443,103 +388,12 @@ def test_mtcnn_rows_become_faces_in_photo_pixels():
     (aligned,) = align.align_faces(photo, 64, detector=detector)
     np.testing.assert_allclose(align.apply_transform(aligned.transform, landmarks), canonical, atol=1e-9)
     with pytest.raises(ValueError, match="min_confidence"):
-        align.MtcnnDetector(min_confidence=1.5)
-
-
-@needs_mtcnn
-def test_mtcnn_network_runs_compiled_and_finds_nothing_in_faceless_images():
-    """The real MTCNN (its bundled weights, traced once) on generated images: no face in a flat, a noisy or a tiny
-    image, and the same boxes as mtcnn's own eager call on a drawn face it finds."""
-    import mtcnn
-
-    detector = align.MtcnnDetector()
-    assert detector(np.full((120, 160, 3), 128, np.uint8)) == []
-    assert detector(_background(240, 320, seed=6, smooth=False)) == []
-    assert detector(np.zeros((8, 8, 3), np.uint8)) == []
-    from tf_faceedit.data.synthetic import make_face
-
-    bgr, _ = make_face(0, 1)
-    face = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-    ours = align.MtcnnDetector(min_confidence=0.0)(face)
-    theirs = mtcnn.MTCNN().detect_faces(face, output_type="numpy", box_format="xyxy")
-    assert len(ours) == len(theirs) >= 1
-    for mine, row in zip(sorted(ours, key=lambda f: -f.score), theirs[np.argsort(-theirs[:, 5])]):
-        assert mine.score == pytest.approx(row[5], abs=1e-4)
-        np.testing.assert_allclose(np.array(mine.landmarks)[:, 0], row[6:11], atol=1e-2)
-
-
-# ---------------------------------------------------------------------------------------------------- detection
-
-
-def _rotate_padded(image, degrees, pad=60):
-    """Pads `image` and rotates it counter-clockwise by `degrees`; returns (photo, 2x3 image -> photo)."""
-    canvas = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(90, 110, 130))
-    height, width = canvas.shape[:2]
-    matrix = cv2.getRotationMatrix2D(((width - 1) / 2.0, (height - 1) / 2.0), degrees, 1.0)
-    rotated = cv2.warpAffine(
-        canvas, matrix, (width, height), borderMode=cv2.BORDER_CONSTANT, borderValue=(90, 110, 130)
-    )
-    to_photo = matrix.copy()
-    to_photo[:, 2] += matrix[:, :2] @ [pad, pad]
-    return rotated, to_photo
-
-
-@pytest.fixture(scope="module")
-def cartoon_faces(tmp_path_factory):
-    """8 synthetic cartoon faces at the aligned CelebA size (the Haar cascade finds most of them)."""
-    folder = make_synthetic_celeba(
-        tmp_path_factory.mktemp("cartoon_faces"), num_images=8, width=178, height=218, seed=0
-    )
-    return [read_image(p) for p in sorted((Path(folder) / "images").iterdir())]
-
-
-def test_haar_detects_drawn_faces_upright_and_rolled(cartoon_faces):
-    detector = align.HaarDetector()
-    found = 0
-    for image in cartoon_faces:
-        faces = align.detect_faces(image, detector)
-        if not faces:
-            continue
-        found += 1
-        face = max(faces, key=lambda f: f.score)
-        (lx, ly), (rx, ry) = face.eyes
-        # The cartoon's eyes are drawn centred, at about 45% of the 178-px square below row 20 (rows ~98-104).
-        assert 60 < lx < 89 < rx < 120 and 85 < ly < 115 and 85 < ry < 115
-    assert found >= 5
-    rolled = 0
-    for image in cartoon_faces[5:8]:  # faces whose eyes the cascade finds
-        for degrees in (20.0, -20.0):
-            photo, _ = _rotate_padded(image, degrees)
-            faces = [f for f in align.detect_faces(photo, detector) if f.eyes_detected]
-            # Rotating the photo counter-clockwise by d rolls the face by -d.
-            rolled += any(abs(f.roll_degrees + degrees) < 5.0 for f in faces)
-    assert rolled >= 4
-
-
-@pytest.mark.slow
-@pytest.mark.skipif(not (REAL_CELEBA / "images").is_dir(), reason=f"{REAL_CELEBA} not available")
-def test_haar_on_real_celeba_photos_plain_and_rotated():
-    """Real aligned CelebA faces, plain and padded + rotated by 20 degrees: most are found and their eyes land
-    within a few pixels of the measured canonical positions."""
-    files = sorted((REAL_CELEBA / "images").iterdir())[:30]
-    detector = align.HaarDetector()
-    for degrees in (0.0, 20.0):
-        errors = []
-        for path in files:
-            image = read_image(path)
-            photo, to_photo = _rotate_padded(image, degrees) if degrees else (image, np.eye(2, 3))
-            truth = align.apply_transform(to_photo, [align.CELEBA_LEFT_EYE, align.CELEBA_RIGHT_EYE])
-            faces = align.detect_faces(photo, detector)
-            if faces:
-                face = min(faces, key=lambda f: np.abs(np.array(f.eyes) - truth).sum())
-                errors.append(np.hypot(*(np.array(face.eyes) - truth).T).max())
-        assert len(errors) >= 24, f"found faces in {len(errors)} of 30 photos rotated by {degrees}"
-        assert np.median(errors) < 6.0
+        detectors.MtcnnDetector(min_confidence=1.5)
 
 
 def test_completion_keeps_no_detail_of_the_photo_inside_the_hole():
-    photo = _background(200, 320, seed=7)
-    faces = [align.Face(box=(200, 60, 80, 80), eyes=((220.0, 90.0), (260.0, 92.0)), score=1.0)]
+    photo = photo_background(200, 320, seed=7)
+    faces = [detectors.Face(box=(200, 60, 80, 80), eyes=((220.0, 90.0), (260.0, 92.0)), score=1.0)]
     detector = _FixedDetector(faces)
     stripes = photo.copy()
     stripes[80:110, 220:260] = np.where((np.arange(40) % 2 == 0)[None, :, None], 255, 0)  # detail to be removed

@@ -6,6 +6,7 @@ import pytest
 
 from tf_faceedit.errors import EvaluationError
 from tf_faceedit.eval import evaluation, identity
+from tf_faceedit.eval.report import markdown_report
 
 
 class _MeanColour:
@@ -81,8 +82,8 @@ def test_a_missing_extra_is_one_line_naming_it(monkeypatch):
     with pytest.raises(EvaluationError, match=r"tf_faceedit\[identity\]"):
         identity.load_recognizer()
     with pytest.raises(EvaluationError, match=r"tf_faceedit\[identity\]"):
-        evaluation._identity_meter(True)
-    assert evaluation._identity_meter("auto") is None and evaluation._identity_meter(False) is None
+        evaluation.identity_meter(True)
+    assert evaluation.identity_meter("auto") is None and evaluation.identity_meter(False) is None
 
 
 class _Brighten:
@@ -116,9 +117,7 @@ def test_evaluate_reports_identity_per_direction_and_the_reference_rows():
     assert ref["reconstruction"]["same_person"] == 1.0 and ref["reconstruction"]["distance"] == 0.0
     assert ref["other_person"]["distance"] == pytest.approx(np.sqrt(3) * 80 / 255)  # each face against the next
     assert report["identity"]["recognizer"] == "mean_colour" and report["identity"]["faces_detected"] == 4
-    text = evaluation.markdown_report(
-        {**report, "model_dir": "m", "method": "stub", "split": "test", "classifier": None}
-    )
+    text = markdown_report({**report, "model_dir": "m", "method": "stub", "split": "test", "classifier": None})
     assert "| A | 0.500 | 0.000 | 1.000 |" in text and "| reference: jpeg50 |" in text
 
 

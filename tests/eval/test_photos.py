@@ -9,7 +9,7 @@ import pytest
 
 from tests import model_runs
 from tf_faceedit.cli import evaluate
-from tf_faceedit.data import align
+from tf_faceedit.data import align, detectors
 from tf_faceedit.data.synthetic import make_synthetic_celeba
 from tf_faceedit.errors import ConfigError, DataError
 from tf_faceedit.eval import photos
@@ -28,7 +28,7 @@ class _CentreFace:
             return []
         h, w = image.shape[:2]
         return [
-            align.Face(
+            detectors.Face(
                 box=(w * 0.25, h * 0.25, w * 0.5, h * 0.5), eyes=((w * 0.4, h * 0.42), (w * 0.6, h * 0.42)), score=1.0
             )
         ]

@@ -2,7 +2,7 @@
 
     report = edit_photos("RUN", "photo.jpg", "edited.jpg", {"Smiling": 1})   # report.written, report.skipped
 
-Each photo: detect the faces (`align.load_detector(detector_model)`: MTCNN when installed, else Haar cascades),
+Each photo: detect the faces (`detectors.load_detector(detector_model)`: MTCNN when installed, else Haar cascades),
 align each to the CelebA framing the model was trained on (`data.image_size`, `data.crop_fraction`), edit it, and
 paste the result back with the inverse warp and a feathered blend (`tf_faceedit.data.align.edit_photo`); outside the
 faces the photo is unchanged.
@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from tf_faceedit import images, io_util
-from tf_faceedit.data import align
+from tf_faceedit.data import align, detectors
 from tf_faceedit.errors import ConfigError, DataError
 
 log = logging.getLogger("tf_faceedit")
@@ -132,7 +132,7 @@ def edit_photos(
     if mask is not None and (model.task != "complete" or not single):
         raise ConfigError("--mask applies to completion models and one --image")
     outputs = plan_outputs(inputs, image, out)
-    detector = align.load_detector(detector_model)
+    detector = detectors.load_detector(detector_model)
 
     def edit_fn(faces, masks=None):
         if masks is None:

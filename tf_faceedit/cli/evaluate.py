@@ -106,6 +106,7 @@ def main(argv=None):
     def work():
         from tf_faceedit.errors import ConfigError
         from tf_faceedit.eval import evaluation
+        from tf_faceedit.eval.report import markdown_report
 
         if args.batch_size < 1:
             raise ConfigError(f"--batch_size must be >= 1, got {args.batch_size}")
@@ -152,7 +153,7 @@ def main(argv=None):
             mask_kind=args.mask_kind,
             identity={"auto": "auto", "on": True, "off": False}[args.identity],
         )
-        print(evaluation.markdown_report(report))
+        print(markdown_report(report))
         return 0
 
     return common.run_cli(work, verbose=not args.quiet)

@@ -46,8 +46,14 @@ from tf_faceedit.data.records import Records
 from tf_faceedit.errors import ConfigError, DataError, EvaluationError
 from tf_faceedit.eval import identity as face_identity
 from tf_faceedit.eval import metrics
+from tf_faceedit.eval.report import (
+    CONTROL_METRICS,
+    EDIT_METRICS,
+    markdown_report,
+    write_completion_figures,
+    write_edit_figures,
+)
 from tf_faceedit.images import foreground_attention, to_float, to_uint8
-from tf_faceedit.training.callbacks import make_grid
 
 log = logging.getLogger("tf_faceedit")
 
@@ -111,7 +117,7 @@ def _batches(data_cfg, records, batch_size, max_images, seed):
         yield images, batch["attributes"].numpy(), masks
 
 
-def _judge(classifier, min_accuracy, attributes):
+def load_judge(classifier, min_accuracy, attributes):
     """Loads the classifier run and its balanced validation accuracy (on its own data's val split); returns
     (judge, accuracy, {attribute: reason it is not scored})."""
     from tf_faceedit.eval import classifier as classifier_lib
@@ -165,7 +171,7 @@ def _mean(values):
     return float(np.mean(values)) if values.size else None
 
 
-class _Accumulator:
+class Accumulator:
     """Collects per-image arrays under keys; `mean(key)` averages them all."""
 
     def __init__(self):
@@ -206,7 +212,7 @@ def _distribution(extractor, real_features, fake_features, seed):
 # Editing methods
 
 
-def _add_success(acc, key, hit, source):
+def add_success(acc, key, hit, source):
     """Records edit hits under `key/success`, and per direction (`key/success 0->1`, `1->0`) by the source value."""
     acc.add(f"{key}/success", hit)
     for direction, value in (("0->1", 0.0), ("1->0", 1.0)):
@@ -221,7 +227,7 @@ def _add_success(acc, key, hit, source):
 UNCHANGED_ATTRIBUTES = ("Male", "Young", "Eyeglasses", "Smiling", "Mouth_Slightly_Open", "Blond_Hair")
 
 
-def _add_identity(acc, key, distances, source=None):
+def add_identity(acc, key, distances, source=None):
     """Records identity distances under `key/identity` (and per direction by the source value, when given)."""
     acc.add(f"{key}/identity", distances)
     if source is not None:
@@ -231,7 +237,7 @@ def _add_identity(acc, key, distances, source=None):
                 acc.add(f"{key}/identity {direction}", distances[selected])
 
 
-def _identity_summary(acc, key, threshold):
+def identity_summary(acc, key, threshold):
     entry = {}
     for suffix in ("", " 0->1", " 1->0"):
         values = acc.values.get(f"{key}/identity{suffix}")
@@ -246,7 +252,7 @@ def _evaluate_edit(model, batches, judge, refused, extractor, seed, progress, me
     judge_index = {name: i for i, name in enumerate(judge.attribute_names)} if judge is not None else {}
     judged = [other for other in UNCHANGED_ATTRIBUTES if other in judge_index]
     others_of = {name: [other for other in judged if other != name] for name in names}
-    acc = _Accumulator()
+    acc = Accumulator()
     real_features, fake_features, figures, model_seconds, num_images = [], [], {}, 0.0, 0
     for images, attributes, _ in batches:
         input_reading = judge.predict(to_float(images)) > 0.5 if any(others_of.values()) else None
@@ -256,8 +262,8 @@ def _evaluate_edit(model, batches, judge, refused, extractor, seed, progress, me
         faces = meter.reference(images) if meter is not None else None
         if faces is not None:
             for key, distances in meter.reference_distances(faces, images).items():
-                _add_identity(acc, f"identity_reference/{key}", distances)
-            _add_identity(acc, "identity_reference/reconstruction", meter.distances(faces, reconstruction))
+                add_identity(acc, f"identity_reference/{key}", distances)
+            add_identity(acc, "identity_reference/reconstruction", meter.distances(faces, reconstruction))
         acc.add("reconstruction_psnr", _psnr(images, reconstruction))
         acc.add("reconstruction_ssim", _ssim(images, reconstruction))
         if extractor is not None:
@@ -279,7 +285,7 @@ def _evaluate_edit(model, batches, judge, refused, extractor, seed, progress, me
                 foreground = None
             acc.add(f"{name}/l1_to_input", metrics.l1(images, edited) / 255.0)
             if faces is not None:
-                _add_identity(acc, name, meter.distances(faces, edited), attributes[:, i])
+                add_identity(acc, name, meter.distances(faces, edited), attributes[:, i])
             scored = name in judge_index and name not in refused
             reading = judge.predict(to_float(edited)) > 0.5 if (others_of[name] or scored) else None  # once per edit
             for other in others_of[name]:
@@ -287,7 +293,7 @@ def _evaluate_edit(model, batches, judge, refused, extractor, seed, progress, me
                 acc.add(f"{name}/unchanged/{other}", reading[:, j] == input_reading[:, j])
             if scored:
                 hit = reading[:, judge_index[name]] == (target[:, i] > 0.5)
-                _add_success(acc, name, hit, attributes[:, i])
+                add_success(acc, name, hit, attributes[:, i])
             if extractor is not None:
                 fake_features.append(extractor(to_float(edited)))
             if name not in figures:
@@ -301,20 +307,9 @@ def _evaluate_edit(model, batches, judge, refused, extractor, seed, progress, me
 
     per_attribute = {}
     for name in names:
-        entry = {
-            key: acc.mean(f"{name}/{key}")
-            for key in (
-                "success",
-                "success 0->1",
-                "success 1->0",
-                "preservation_psnr",
-                "preservation_l1",
-                "attention_area",
-                "l1_to_input",
-            )
-        }
+        entry = {key: acc.mean(f"{name}/{key}") for key in EDIT_METRICS}
         if meter is not None:
-            entry["identity"] = _identity_summary(acc, name, meter.threshold)
+            entry["identity"] = identity_summary(acc, name, meter.threshold)
         if others_of[name]:
             entry["unchanged"] = {other: acc.mean(f"{name}/unchanged/{other}") for other in others_of[name]}
         entry["count 0->1"] = acc.count(f"{name}/success 0->1")
@@ -348,7 +343,7 @@ def _evaluate_edit(model, batches, judge, refused, extractor, seed, progress, me
             "faces_detected": meter.detected,
             "faces_on_fixed_box": meter.fallback,
             "reference": {
-                key: _identity_summary(acc, f"identity_reference/{key}", meter.threshold)
+                key: identity_summary(acc, f"identity_reference/{key}", meter.threshold)
                 for key in (f"jpeg{face_identity.JPEG_QUALITY}", "other_person", "reconstruction")
             },
         }
@@ -508,7 +503,7 @@ def _evaluate_completion(
     names = list(model.attribute_names)
     judge_index = {name: i for i, name in enumerate(judge.attribute_names)} if judge is not None else {}
     controlled = [name for name in names if name in judge_index and name not in refused]
-    acc = _Accumulator()
+    acc = Accumulator()
     real_features, fake_features, figure, model_seconds, num_images = [], [], None, 0.0, 0
     control_figure, holes_figure = {}, {}
     k_model = len(names)
@@ -547,7 +542,7 @@ def _evaluate_completion(
                 target[:, i] = 1.0 - target[:, i]
                 flipped = model.complete(images, box, target)["completed"]
                 hit = (judge.predict(to_float(flipped))[:, j] > 0.5) == (target[:, i] > 0.5)
-                _add_success(acc, f"control/{name}", hit, attributes[:, i])
+                add_success(acc, f"control/{name}", hit, attributes[:, i])
                 if name not in control_figure:
                     k = NUM_FIGURE_IMAGES
                     control_figure[name] = [
@@ -577,253 +572,14 @@ def _evaluate_completion(
     if controlled:
         report["control"] = {"hole": {"rows": list(MOUTH_BOX[0]), "columns": list(MOUTH_BOX[1])}}
         for name in controlled:
-            report["control"][name] = {
-                key: acc.mean(f"control/{name}/{key}")
-                for key in ("success", "success 0->1", "success 1->0", "agreement_own")
-            }
+            report["control"][name] = {key: acc.mean(f"control/{name}/{key}") for key in CONTROL_METRICS}
     for name in names:
         if name in refused:
             report.setdefault("control_not_scored", {})[name] = refused[name]
     return report, figure, control_figure
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# Report
-
-
-def _fmt(value, digits=3):
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
-
-
-def markdown_report(report):
-    """The report's tables as markdown."""
-    if report.get("method") == "classifier":
-        lines = [
-            f"# Evaluation of the classifier {report['model_dir']} (split {report['split']}, "
-            f"{report['num_images']} images, step {report['step']})",
-            "",
-            "| attribute | accuracy | balanced accuracy | majority baseline | positive rate |",
-            "|---|---|---|---|---|",
-        ]
-        for name in report["accuracy"]:
-            lines.append(
-                "| "
-                + " | ".join(
-                    [name]
-                    + [
-                        _fmt(report[key].get(name))
-                        for key in ("accuracy", "balanced_accuracy", "majority_baseline", "positive_rate")
-                    ]
-                )
-                + " |"
-            )
-        return "\n".join(lines) + "\n"
-    lines = [
-        f"# Evaluation of {report['model_dir']} ({report['method']}, split {report['split']}, "
-        f"{report['num_images']} images)",
-        "",
-    ]
-    if "attributes" in report:
-        lines += [
-            "| attribute | success | 0->1 | 1->0 | preservation PSNR (dB) | preservation L1 | attention area | "
-            "L1 to input | note |",
-            "|---|---|---|---|---|---|---|---|---|",
-        ]
-        for name, entry in report["attributes"].items():
-            lines.append(
-                "| "
-                + " | ".join(
-                    [name]
-                    + [
-                        _fmt(entry.get(k))
-                        for k in (
-                            "success",
-                            "success 0->1",
-                            "success 1->0",
-                            "preservation_psnr",
-                            "preservation_l1",
-                            "attention_area",
-                            "l1_to_input",
-                        )
-                    ]
-                    + [entry.get("success_note", "")]
-                )
-                + " |"
-            )
-        for name, entry in report["attributes"].items():
-            if entry.get("unchanged"):
-                lines += [
-                    "",
-                    f"Edits of {name}: the judge's reading of the other attributes unchanged on "
-                    + ", ".join(f"{other} {_fmt(rate)}" for other, rate in entry["unchanged"].items()),
-                ]
-        rec = report["reconstruction"]
-        lines += [
-            "",
-            f"Reconstruction (edit to own attributes): PSNR {_fmt(rec['psnr'], 2)} dB, SSIM {_fmt(rec['ssim'])}",
-        ]
-        if report.get("identity"):
-            ident = report["identity"]
-            lines += [
-                "",
-                f"Identity ({ident['recognizer']}; same person below {ident['threshold']:g}; face box found on "
-                f"{ident['faces_detected']} inputs, the fixed aligned box on {ident['faces_on_fixed_box']}):",
-                "",
-                "| edit | same person | 0->1 | 1->0 | mean distance | 0->1 | 1->0 |",
-                "|---|---|---|---|---|---|---|",
-            ]
-            rows = [(name, entry.get("identity", {})) for name, entry in report["attributes"].items()]
-            rows += [(f"reference: {key}", entry) for key, entry in ident["reference"].items()]
-            for label, entry in rows:
-                cells = [label] + [
-                    _fmt(entry.get(f"{kind}{suffix}"))
-                    for kind in ("same_person", "distance")
-                    for suffix in ("", " 0->1", " 1->0")
-                ]
-                lines.append("| " + " | ".join(cells) + " |")
-    if "completion" in report:
-        lines += ["| completion | hole PSNR (dB) | hole SSIM | hole L1 | whole-image SSIM |", "|---|---|---|---|---|"]
-        for label, entry in report["completion"].items():
-            lines.append(
-                f"| {label} | {_fmt(entry['psnr'], 2)} | {_fmt(entry['ssim'])} | {_fmt(entry['l1'])} | "
-                f"{_fmt(entry.get('ssim_whole'))} |"
-            )
-        if report.get("holes"):
-            lines += [
-                "",
-                "Hole sets (seeded per image): the paper's noise masks and a solid box (sides 30-45% of the image) "
-                "over each face part:",
-                "",
-                "| holes | mean area | model hole PSNR | Telea | NS | model - NS (dB) | model whole SSIM "
-                "| NS whole SSIM |",
-                "|---|---|---|---|---|---|---|---|",
-            ]
-            for kind, entry in report["holes"].items():
-                lines.append(
-                    f"| {kind} | {_fmt(entry.get('mean_hole_area'))} | {_fmt(entry['model']['psnr'], 2)} | "
-                    f"{_fmt(entry['cv2.inpaint (telea)']['psnr'], 2)} | "
-                    f"{_fmt(entry['cv2.inpaint (ns)']['psnr'], 2)} | "
-                    f"{_fmt(entry['psnr_gain_over_ns'], 2)} | {_fmt(entry['model']['ssim_whole'])} | "
-                    f"{_fmt(entry['cv2.inpaint (ns)']['ssim_whole'])} |"
-                )
-        if report.get("structure"):
-            lines += [
-                "",
-                "Structure in the hole (true attributes given; the judge reads the attribute the box hides; "
-                "agreement with the labels, balanced = (TPR + TNR) / 2):",
-                "",
-                "| box | attribute | positive rate | model | model balanced | cv2 NS | NS balanced | real face "
-                "| real balanced |",
-                "|---|---|---|---|---|---|---|---|---|",
-            ]
-            for kind, by_name in report["structure"].items():
-                for name, rows in by_name.items():
-                    cells = [kind, name, _fmt(rows.get("positive_rate"))]
-                    for label in ("model", "cv2.inpaint (ns)", "real face"):
-                        row = rows.get(label, {})
-                        cells += [_fmt(row.get("agreement")), _fmt(row.get("balanced"))]
-                    lines.append("| " + " | ".join(cells) + " |")
-        if report.get("control"):
-            lines += [
-                "",
-                "Attribute control (a hole over the mouth, filled with the attribute flipped; the judge's reading):",
-                "",
-                "| attribute | success | 0->1 | 1->0 | judge agrees on own-attribute fill |",
-                "|---|---|---|---|---|",
-            ]
-            for name, entry in report["control"].items():
-                if name != "hole":
-                    lines.append(
-                        "| "
-                        + " | ".join(
-                            [name]
-                            + [_fmt(entry.get(k)) for k in ("success", "success 0->1", "success 1->0", "agreement_own")]
-                        )
-                        + " |"
-                    )
-        lines += [
-            "",
-            f"Mean hole area {_fmt(report['mean_hole_area'])}; raw output PSNR outside the hole "
-            f"{_fmt(report['preservation']['raw_psnr_outside_hole'], 2)} dB",
-        ]
-    dist = report.get("distribution")
-    if dist:
-        lines += [
-            "",
-            f"{dist['fid_name']} {dist['fid']:.2f}, {dist['kid_name']} {dist['kid_mean']:.4f} "
-            f"± {dist['kid_std']:.4f} ({dist['features']}; {dist['num_real']} real vs {dist['num_fake']} "
-            "generated)",
-        ]
-    else:
-        lines += ["", "FID/KID: skipped (give --inception_weights or --classifier)"]
-    lines += [
-        "",
-        f"Speed: {report['speed']['images_per_second']:.1f} images/s "
-        f"({report['speed']['forward_passes']} forward passes)",
-    ]
-    if report.get("classifier"):
-        lines += [
-            "",
-            f"Judge: {report['classifier']['run']} (mean validation accuracy "
-            f"{_fmt(report['classifier']['mean_accuracy'])} balanced; minimum per attribute "
-            f"{report['classifier']['min_accuracy']})",
-        ]
-    return "\n".join(lines) + "\n"
-
-
-def _write_edit_figures(figures, areas, out_dir):
-    paths = []
-    for name, (images, edited, foreground) in figures.items():
-        residual = to_float(np.abs(edited.astype(np.float32) - images.astype(np.float32)))
-        rows = [("input", to_float(images)), (f"{name} flipped", to_float(edited)), ("|residual|", residual)]
-        if foreground is not None:
-            rows.append(("attention", foreground * 2.0 - 1.0))
-        path = out_dir / f"edits_{name}.png"
-        cv2.imwrite(str(path), cv2.cvtColor(make_grid(rows), cv2.COLOR_RGB2BGR))
-        paths.append(str(path))
-    if areas:
-        path = out_dir / "attention_area_histogram.png"
-        cv2.imwrite(str(path), histogram_image(areas))
-        paths.append(str(path))
-    return paths
-
-
-def histogram_image(values_by_name, bins=20, width=480, height=160):
-    """A PNG-ready BGR image: one histogram over [0, 1] per name, stacked vertically, drawn with OpenCV."""
-    panels = []
-    for name, values in values_by_name.items():
-        counts, _ = np.histogram(np.clip(values, 0.0, 1.0), bins=bins, range=(0.0, 1.0))
-        panel = np.full((height, width, 3), 255, np.uint8)
-        top, bottom, left, right = 24, height - 20, 10, width - 10
-        bar = (right - left) / bins
-        peak = max(int(counts.max()), 1)
-        for i, count in enumerate(counts):
-            x0, x1 = int(left + i * bar + 1), int(left + (i + 1) * bar - 1)
-            y0 = int(bottom - (bottom - top) * count / peak)
-            cv2.rectangle(panel, (x0, y0), (x1, bottom), (180, 120, 40), -1)
-        cv2.line(panel, (left, bottom), (right, bottom), (0, 0, 0), 1)
-        for tick in (0.0, 0.5, 1.0):
-            x = int(left + tick * (right - left))
-            cv2.putText(panel, f"{tick:g}", (max(0, x - 8), height - 5), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1)
-        cv2.putText(
-            panel,
-            f"{name}: attention area (n={len(values)}, mean {np.mean(values):.3f}, max count {peak})",
-            (left, 16),
-            cv2.FONT_HERSHEY_SIMPLEX,
-            0.45,
-            (0, 0, 0),
-            1,
-            cv2.LINE_AA,
-        )
-        panels.append(panel)
-    return np.concatenate(panels, axis=0)
-
-
-def _identity_meter(identity):
+def identity_meter(identity):
     """The `IdentityMeter` that `evaluate(identity=...)` asks for, or None."""
     if identity is False or identity is None:
         return None
@@ -902,11 +658,11 @@ def evaluate(
         data_cfg.mask.validate()
     judge, judge_accuracy, refused = (None, None, {})
     if classifier:
-        judge, judge_accuracy, refused = _judge(classifier, min_classifier_accuracy, model.attribute_names)
+        judge, judge_accuracy, refused = load_judge(classifier, min_classifier_accuracy, model.attribute_names)
         for name, reason in refused.items():
             log.warning("edit success of %s not scored: %s", name, reason)
     extractor = _feature_extractor(inception_weights, judge)
-    meter = _identity_meter(identity) if model.task != "complete" else None
+    meter = identity_meter(identity) if model.task != "complete" else None
     total = len(records) if not max_images else min(len(records), int(max_images))
     log.info("evaluating %s (%s) on %d images of split '%s'", model_dir, model.method, total, split)
     progress = keras.utils.Progbar(total, verbose=verbose, unit_name="image")
@@ -920,16 +676,10 @@ def evaluate(
         report, figure, control_figure = _evaluate_completion(
             model, batches, extractor, seed, progress, judge, refused, hidden, data_cfg.mask
         )
-        report["figures"] = []
-        for path, rows in [(figure_dir / "completions.png", figure)] + [
-            (figure_dir / f"control_{name}.png", rows) for name, rows in control_figure.items()
-        ]:
-            grid = make_grid([(label, to_float(images)) for label, images in rows])
-            cv2.imwrite(str(path), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
-            report["figures"].append(str(path))
+        report["figures"] = write_completion_figures(figure, control_figure, figure_dir)
     else:
         report, figures, areas = _evaluate_edit(model, batches, judge, refused, extractor, seed, progress, meter)
-        report["figures"] = _write_edit_figures(figures, areas, figure_dir)
+        report["figures"] = write_edit_figures(figures, areas, figure_dir)
     report.update(
         {
             "model_dir": str(model_dir),

@@ -35,8 +35,9 @@ import keras
 import numpy as np
 
 from tf_faceedit import images as image_io
-from tf_faceedit.data import align
+from tf_faceedit.data import align, detectors
 from tf_faceedit.errors import ConfigError, DataError
+from tf_faceedit.eval.report import fmt
 from tf_faceedit.images import to_float
 
 log = logging.getLogger("tf_faceedit")
@@ -130,14 +131,14 @@ def evaluate_photos(
     names = list(model.attribute_names)
     judge, judge_accuracy, refused = (None, None, {})
     if classifier:
-        judge, judge_accuracy, refused = evaluation._judge(classifier, min_classifier_accuracy, names)
+        judge, judge_accuracy, refused = evaluation.load_judge(classifier, min_classifier_accuracy, names)
     judge_index = {n: i for i, n in enumerate(judge.attribute_names)} if judge is not None else {}
     judge_crop = float(getattr(getattr(judge, "config", None), "data", None).crop_fraction) if judge else 1.0
-    meter = evaluation._identity_meter(identity)
+    meter = evaluation.identity_meter(identity)
     if meter is not None:
         meter.aligned = False
-    detector = detector or align.load_detector(None)
-    acc = evaluation._Accumulator()
+    detector = detector or detectors.load_detector(None)
+    acc = evaluation.Accumulator()
     out_dir = Path(out_dir or "eval/photos")
     (out_dir / "figures").mkdir(parents=True, exist_ok=True)
     figure_rows, skipped, lost = [], [], {n: 0 for n in names}
@@ -147,7 +148,7 @@ def evaluate_photos(
     for path, label in zip(paths, labels):
         try:
             photo = image_io.read_image(path)
-            faces = align.detect_faces(photo, detector)
+            faces = detectors.detect_faces(photo, detector)
         except DataError as err:
             skipped.append({"photo": str(path), "reason": str(err)})
             progress.add(1)
@@ -182,9 +183,9 @@ def evaluate_photos(
                 same = np.all(edited == photo, axis=-1)[outside]
                 acc.add(f"{name}/unchanged_outside", [same.mean()])
             if meter is not None:
-                evaluation._add_identity(acc, name, meter.distances(reference, edited[None]), label[i : i + 1])
+                evaluation.add_identity(acc, name, meter.distances(reference, edited[None]), label[i : i + 1])
             if judge is not None and name in judge_index and name not in refused:
-                again = align.detect_faces(edited, detector)
+                again = detectors.detect_faces(edited, detector)
                 if again:
                     face = again[_nearest(again, centre)]
                     crop, _ = align.align_face(edited, face.eyes, judge.image_size, judge_crop, face.landmarks)
@@ -192,7 +193,7 @@ def evaluate_photos(
                 else:
                     lost[name] += 1
                     hit = False
-                evaluation._add_success(acc, name, np.array([hit]), label[i : i + 1])
+                evaluation.add_success(acc, name, np.array([hit]), label[i : i + 1])
             row.append(edited)
         if len(figure_rows) < NUM_FIGURE_PHOTOS:
             figure_rows.append(row)
@@ -207,7 +208,7 @@ def evaluate_photos(
         entry["count 1->0"] = acc.count(f"{name}/success 1->0")
         entry["face_lost_after_edit"] = lost[name]
         if meter is not None:
-            entry["identity"] = evaluation._identity_summary(acc, name, meter.threshold)
+            entry["identity"] = evaluation.identity_summary(acc, name, meter.threshold)
         if judge is None:
             entry["success_note"] = "no --classifier given"
         elif name in refused:
@@ -253,8 +254,6 @@ def evaluate_photos(
 
 def markdown_report(report):
     """The photo benchmark's table as markdown."""
-    from tf_faceedit.eval.evaluation import _fmt
-
     lines = [
         f"# Photo benchmark of {report['model']} ({report['method']}) on {report['photos_dir']}",
         "",
@@ -267,9 +266,9 @@ def markdown_report(report):
     ]
     for name, entry in report["attributes"].items():
         ident = entry.get("identity", {})
-        cells = [name] + [_fmt(entry.get(k)) for k in ("success", "success 0->1", "success 1->0")]
-        cells += [_fmt(ident.get(k)) for k in ("same_person", "same_person 0->1", "same_person 1->0", "distance")]
-        cells += [_fmt(entry.get("unchanged_outside"), 4), str(entry.get("face_lost_after_edit", 0))]
+        cells = [name] + [fmt(entry.get(k)) for k in ("success", "success 0->1", "success 1->0")]
+        cells += [fmt(ident.get(k)) for k in ("same_person", "same_person 0->1", "same_person 1->0", "distance")]
+        cells += [fmt(entry.get("unchanged_outside"), 4), str(entry.get("face_lost_after_edit", 0))]
         cells.append(entry.get("success_note", ""))
         lines.append("| " + " | ".join(cells) + " |")
     if report.get("identity"):

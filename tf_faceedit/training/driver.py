@@ -26,7 +26,7 @@ from tf_faceedit.data import celeba
 from tf_faceedit.errors import DataError, TrainingError
 from tf_faceedit.lazy_tf import tf  # TensorFlow is imported on first use (the JAX path runs without it)
 from tf_faceedit.training import callbacks as cb
-from tf_faceedit.training import loss_balance, precision, run_dir
+from tf_faceedit.training import loss_balance, precision, run_dir, validation
 from tf_faceedit.training.checkpoint import CheckpointManager
 from tf_faceedit.training.lock import ModelDirLock
 from tf_faceedit.training.recovery import NaNRecovery, StopOnSignal
@@ -98,6 +98,29 @@ def _sample_batch(cfg, trainer_class, train_records):
     # backend tensors (the numpy pipeline yields numpy arrays, which JAX models do not mix with their outputs)
     batch = celeba.first_batch(dataset, records)  # DataError, not StopIteration, when no image decodes
     return {key: keras.ops.convert_to_tensor(value) for key, value in batch.items()}
+
+
+def _validation_batch(cfg, trainer_class):
+    """The fixed batch of `train.validation`: the first `num_images` images of its split, unflipped, masks (if any)
+    drawn with the training seed; numpy arrays. DataError when the split has no images."""
+    v = cfg.train.validation
+    records = trainer_class.load_records(cfg.data, v.split)
+    if not len(records):
+        raise DataError(f"train.validation.split={v.split} has no images in {cfg.data.data_dir}")
+    n = min(v.num_images, len(records))
+    dataset = make_dataset(
+        trainer_class,
+        cfg.data,
+        v.split,
+        batch_size=n,
+        training=False,
+        seed=cfg.train.seed,
+        repeat=False,
+        drop_remainder=True,
+        records=records,
+    )
+    batch = celeba.first_batch(dataset, records)
+    return {key: np.asarray(keras.ops.convert_to_numpy(value)) for key, value in batch.items()}
 
 
 def is_chief(strategy):
@@ -220,6 +243,20 @@ def _run(cfg, model_dir, overwrite, strategy, scratch=None, stopper=None):
     writer = cb.make_summary_writer(out_dir / "logs")  # None without TensorFlow (scalars.jsonl is still written)
     grid = cb.SampleGrid(sample_batch, out_dir / "samples", cfg.train.sample_every, writer)
     grid.set_model(trainer)
+    validator = None
+    if cfg.train.validation.every:
+        if trainer.task not in ("edit", "complete"):
+            raise config_lib.ConfigError(
+                f"train.validation scores editing and completion methods; {cfg.method} is a {trainer.task!r} model "
+                "(set train.validation.every=0)"
+            )
+        validator = validation.PeriodicValidation(
+            cfg.train.validation,
+            _validation_batch(cfg, spec.trainer_class),
+            writer,
+            out_dir / "logs" / "scalars.jsonl",
+            judge=validation.load_judge(cfg.train.validation.judge),
+        )
     if start >= cfg.train.steps:
         log.info(
             "already at step %d >= train.steps=%d: nothing to train (raise --set train.steps=N to go on)",
@@ -255,12 +292,19 @@ def _run(cfg, model_dir, overwrite, strategy, scratch=None, stopper=None):
                 nan_recovery=nan_recovery,
                 stopper=stopper,
                 segment=segment,
+                extra_callbacks=[validator] if validator else (),
             )
             or logs
         )
+        if validator is not None and validator.stop_requested:
+            log.info("stopping: train.validation.stop_at_target (%s)", cfg.train.validation.target_metric)
+            break
     step = int(keras.ops.convert_to_numpy(trainer.step))
     log.info("done: step %d, checkpoint %s, samples %s", step, manager.latest(), grid.last_path)
-    return {"step": step, "checkpoint": manager.latest(), "sample_grid": grid.last_path, "logs": logs}
+    result = {"step": step, "checkpoint": manager.latest(), "sample_grid": grid.last_path, "logs": logs}
+    if validator is not None:
+        result["validation"] = validator.summary()
+    return result
 
 
 def _describe(state):
@@ -293,13 +337,15 @@ def _fit_phase(
     nan_recovery=None,
     stopper=None,
     segment=None,
+    extra_callbacks=(),
 ):
     """Runs `fit` from global step `start` to `end` with the checkpoint/summary/sample/NaN callbacks, one `fit` per
     segment between checkpoints (`dataset_at(step, skip)` gives a segment's data; `segment` is a one-item list:
     the step the current segment began at, which may precede `start` after a resume from a signal's checkpoint).
 
-    A non-finite loss goes to `nan_recovery` (`recovery.NaNRecovery`: raise, or roll back to the last good
-    checkpoint); a signal to `stopper` (`recovery.StopOnSignal`: end `fit`, raise TrainingInterrupted).
+    `extra_callbacks` go after the run's own (before the signal stopper). A non-finite loss goes to `nan_recovery`
+    (`recovery.NaNRecovery`: raise, or roll back to the last good checkpoint); a signal to `stopper`
+    (`recovery.StopOnSignal`: end `fit`, raise TrainingInterrupted).
     """
     t = cfg.train
     nan_recovery = NaNRecovery(t) if nan_recovery is None else nan_recovery
@@ -325,6 +371,7 @@ def _fit_phase(
     if keras.backend.backend() == "tensorflow" and loss_balance.supports_balance(trainer):
         # the loss-balance readout of G's terms on the sample batch, at every sample grid
         callbacks.append(loss_balance.LossBalance(grid.batch, t.sample_every, writer, jsonl_path))
+    callbacks += list(extra_callbacks)  # e.g. `validation.PeriodicValidation`, which may end fit at its target
     callbacks.append(stopper.callback())
     chunk = min(t.log_every, end)
     logs, step = {}, start
@@ -349,6 +396,8 @@ def _fit_phase(
             segment[0] = _segment_start(manager.peek())
             continue
         reached = int(keras.ops.convert_to_numpy(trainer.step))
+        if any(getattr(callback, "stop_requested", False) for callback in extra_callbacks):
+            break  # a callback ended the run (validation's stop_at_target)
         if reached < end:  # a signal once the phase is done: the next phase (or the end of the run) decides
             stopper.check(trainer, manager)
         if reached < stop.steps:

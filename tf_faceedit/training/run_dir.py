@@ -55,6 +55,13 @@ RESUMABLE_FIELDS = {
     "train.nan_lr_factor",
     "train.nan_max_rollbacks",
     "train.replica_seeds",
+    "train.validation.every",  # validation only reads the networks
+    "train.validation.num_images",
+    "train.validation.split",
+    "train.validation.judge",
+    "train.validation.target_metric",
+    "train.validation.target_value",
+    "train.validation.stop_at_target",
 }
 
 

@@ -39,7 +39,7 @@ import cv2
 import numpy as np
 
 from tf_faceedit import images
-from tf_faceedit.data import align
+from tf_faceedit.data import align, detectors
 from tf_faceedit.errors import ConfigError, DataError, FaceEditError
 from tf_faceedit.eval import identity as face_identity
 
@@ -251,14 +251,14 @@ def make_example_photos(out_dir, count=3, seed=0, detector=None, tries=40):
     photo with two faces side by side. Returns their paths."""
     from tf_faceedit.data.synthetic import make_face
 
-    detector = align.HaarDetector() if detector is None else detector
+    detector = detectors.HaarDetector() if detector is None else detector
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     faces = []
     for index in range(tries):
         bgr, _ = make_face(seed, index)
         face = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-        if len(align.detect_faces(face, detector)) == 1:
+        if len(detectors.detect_faces(face, detector)) == 1:
             faces.append(face)
         if len(faces) == count + 1:
             break
@@ -272,7 +272,7 @@ def make_example_photos(out_dir, count=3, seed=0, detector=None, tries=40):
         canvas = np.full((300, 440, 3), (170, 160, 150), np.uint8)
         canvas[40:258, 20:198] = faces[0]
         canvas[40:258, 242:420] = faces[-1]
-        if len(align.detect_faces(canvas, detector)) == 2:
+        if len(detectors.detect_faces(canvas, detector)) == 2:
             paths.append(out_dir / "example_two_faces.png")
             images.write_image(paths[-1], canvas)
     return [str(p) for p in paths]
@@ -299,7 +299,7 @@ class DemoHandlers:
 
     Args:
       models: {label: FaceEditModel} (`load_models`).
-      detector: face detector (`align.load_detector`); default Haar cascades.
+      detector: face detector (`detectors.load_detector`); default Haar cascades.
       max_side, max_pixels, max_file_bytes: photo limits (see `read_photo`).
       identity: "auto" (the edit's message gives the face recognizer's distance between photo and edit when
         `tf_faceedit[identity]` is installed), False, or a recognizer (`tf_faceedit.eval.identity`).
@@ -314,7 +314,7 @@ class DemoHandlers:
 
     def __post_init__(self):
         if self.detector is None:
-            self.detector = align.HaarDetector()
+            self.detector = detectors.HaarDetector()
         self._identity = None if self.identity in (False, None) else self.identity  # made at the first edit
         self._lock = threading.Lock()  # one inference at a time: the models and the detector are shared
 
@@ -356,7 +356,7 @@ class DemoHandlers:
 
     def _face(self, photo, face_index):
         """(checked face index, a detector that returns this photo's faces without running the cascade again)."""
-        faces = align.detect_faces(photo, self.detector)
+        faces = detectors.detect_faces(photo, self.detector)
         if not faces:
             raise DataError("no face found in the photo: try a photo with a frontal, upright face")
         index = 0 if face_index is None else int(face_index)
@@ -371,7 +371,7 @@ class DemoHandlers:
 
     def _load_photo(self, path):
         photo, note = read_photo(path, self.max_side, self.max_pixels, self.max_file_bytes)
-        faces = align.detect_faces(photo, self.detector)
+        faces = detectors.detect_faces(photo, self.detector)
         if not faces:
             raise DataError(f"no face found in {Path(path).name}: try a photo with a frontal, upright face")
         message = f"{len(faces)} face(s) found" + (" (pick one with the face selector)" if len(faces) > 1 else "")

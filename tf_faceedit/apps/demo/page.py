@@ -27,7 +27,7 @@ from tf_faceedit.apps.demo.handlers import (
     make_example_photos,
     upscale,
 )
-from tf_faceedit.data import align
+from tf_faceedit.data import detectors
 from tf_faceedit.errors import ConfigError
 
 
@@ -326,7 +326,7 @@ def run(
     _require_gradio()  # before the slow model loading
     logging.getLogger("httpx").setLevel(logging.WARNING)  # Gradio's own start-up requests
     models = load_models(model_dirs, export_dirs)
-    detector = align.load_detector(detector_model)
+    detector = detectors.load_detector(detector_model)
     handlers = DemoHandlers(models, detector=detector, max_side=max_side)
     examples = make_example_photos(tempfile.mkdtemp(prefix="tf_faceedit_demo_"), detector=detector)
     demo = build_demo(handlers, examples)
