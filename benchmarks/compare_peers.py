@@ -246,7 +246,7 @@ def forward_case(trainer, method, size, compiled, freeze=False):
 def child(spec, opts):
     import resource
 
-    from tf_faceedit import onednn  # before TensorFlow: it chooses TensorFlow's CPU kernels
+    from tf_faceedit.backend import onednn  # before TensorFlow: it chooses TensorFlow's CPU kernels
 
     # isort: split
     import tensorflow as tf
@@ -304,7 +304,7 @@ def child(spec, opts):
 
 def peak_child(opts):
     """The matmul peaks with the cases' thread settings, as one PEAK line (`roofline.measure_peaks`)."""
-    from tf_faceedit import onednn  # noqa: F401 - before TensorFlow: it chooses TensorFlow's CPU kernels
+    from tf_faceedit.backend import onednn  # noqa: F401 - before TensorFlow: it chooses TensorFlow's CPU kernels
 
     # isort: split
     import tensorflow as tf

@@ -23,7 +23,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import tf_faceedit  # noqa: E402, F401  (first: it chooses TensorFlow's CPU kernels, see tf_faceedit/onednn.py)
+import tf_faceedit  # noqa: E402, F401  (first: it chooses TensorFlow's CPU kernels, see tf_faceedit/backend/onednn.py)
 
 # isort: split
 import keras  # noqa: E402

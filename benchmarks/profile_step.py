@@ -61,7 +61,7 @@ def main():
     parser.add_argument("--top", type=int, default=20)
     opts = parser.parse_args()
 
-    import tf_faceedit  # noqa: F401  (before TensorFlow: it chooses TensorFlow's CPU kernels, tf_faceedit/onednn.py)
+    import tf_faceedit  # noqa: F401  (before TensorFlow: it chooses TensorFlow's CPU kernels, tf_faceedit/backend/onednn.py)
 
     # isort: split
     import numpy as np

@@ -1,4 +1,4 @@
-"""Tests of tf_faceedit.backend.input_gradient and of STYLE rule 0 (no TensorFlow in layers/ and losses/)."""
+"""Tests of tf_faceedit.backend.native.input_gradient and of STYLE rule 0 (no TensorFlow in layers/ and losses/)."""
 
 import ast
 import importlib.util
@@ -13,27 +13,27 @@ import pytest
 import tensorflow as tf
 
 import tf_faceedit
-from tf_faceedit import backend
+from tf_faceedit.backend import native
 
 PACKAGE = pathlib.Path(tf_faceedit.__file__).parent
 
 
 def test_gradient_of_sum_of_squares_is_2x():
     x = np.random.default_rng(0).normal(size=(2, 3, 4, 1)).astype("float32")
-    grad = backend.input_gradient(lambda t: keras.ops.square(t), x)
+    grad = native.input_gradient(lambda t: keras.ops.square(t), x)
     assert tuple(grad.shape) == x.shape
     np.testing.assert_allclose(np.asarray(grad), 2 * x, rtol=1e-6)
 
 
 def test_per_example_outputs_give_per_example_gradients():
     x = np.random.default_rng(1).normal(size=(3, 5)).astype("float32")
-    grad = backend.input_gradient(lambda t: keras.ops.sum(t**3, axis=1), x)
+    grad = native.input_gradient(lambda t: keras.ops.sum(t**3, axis=1), x)
     np.testing.assert_allclose(np.asarray(grad), 3 * x**2, rtol=1e-5)
 
 
 def test_unconnected_input_gives_zeros():
     x = tf.ones((2, 3))
-    grad = backend.input_gradient(lambda t: tf.constant([1.0, 2.0]), x)
+    grad = native.input_gradient(lambda t: tf.constant([1.0, 2.0]), x)
     np.testing.assert_array_equal(np.asarray(grad), np.zeros((2, 3)))
 
 
@@ -41,7 +41,7 @@ def test_second_order_inside_outer_tape():
     x = tf.Variable(np.array([[1.0, -2.0], [0.5, 3.0]], "float32"))
     with tf.GradientTape() as tape:
         # grad of sum(x^3) is 3x^2; d sum(3x^2) / dx = 6x.
-        first = backend.input_gradient(lambda t: t**3, x)
+        first = native.input_gradient(lambda t: t**3, x)
         total = tf.reduce_sum(first)
     np.testing.assert_allclose(first.numpy(), 3 * x.numpy() ** 2, rtol=1e-6)
     np.testing.assert_allclose(tape.gradient(total, x).numpy(), 6 * x.numpy(), rtol=1e-6)
@@ -50,17 +50,18 @@ def test_second_order_inside_outer_tape():
 def test_unsupported_backend(monkeypatch):
     monkeypatch.setattr(keras.backend, "backend", lambda: "numpy")
     with pytest.raises(NotImplementedError, match="numpy"):
-        backend.input_gradient(lambda t: t, np.ones((1, 2), "float32"))
+        native.input_gradient(lambda t: t, np.ones((1, 2), "float32"))
 
 
-# Autodiff calls: input gradients live in backend.py, parameter gradients in the trainers (training/), nowhere else.
+# Autodiff calls: input gradients live in backend/native.py, parameter gradients in the trainers (training/), nowhere
+# else.
 AUTODIFF = {"GradientTape", "grad", "value_and_grad", "vjp", "jvp", "gradients", "autograd"}
-AUTODIFF_HOMES = {"backend.py"}
+AUTODIFF_HOMES = {"backend/native.py"}
 AUTODIFF_DIRS = {"training"}
 FRAMEWORKS = {"tensorflow", "jax", "torch"}
 BACKENDS = FRAMEWORKS | {"numpy"}  # numpy too, directly: a numpy op on a tensor is a silent host round trip
 # tf_faceedit modules that bring TensorFlow in (lazily or not): layers/ and losses/ import none of them
-TF_MODULES = {"tf_faceedit.lazy_tf"}
+TF_MODULES = {"tf_faceedit.backend.lazy_tf"}
 
 
 def _module_name(path, package=PACKAGE):
@@ -113,16 +114,16 @@ def _forbidden(names, libraries=BACKENDS):
 
 def test_the_import_scan_sees_every_form(tmp_path):
     """The guard below must catch TensorFlow however it is imported (a guard that only read top-level module names
-    let `from tf_faceedit.lazy_tf import tf` through)."""
+    let `from tf_faceedit.backend.lazy_tf import tf` through)."""
     layers = tmp_path / "tf_faceedit" / "layers"
     layers.mkdir(parents=True)
     cases = {
         "import tensorflow as tf": "tensorflow",
         "import tensorflow.keras": "tensorflow.keras",
         "from tensorflow import nn": "tensorflow",
-        "from tf_faceedit.lazy_tf import tf": "tf_faceedit.lazy_tf",
-        "from ..lazy_tf import tf": "tf_faceedit.lazy_tf",
-        "from .. import lazy_tf": "tf_faceedit.lazy_tf",
+        "from tf_faceedit.backend.lazy_tf import tf": "tf_faceedit.backend.lazy_tf",
+        "from ..backend.lazy_tf import tf": "tf_faceedit.backend.lazy_tf",
+        "from ..backend import lazy_tf": "tf_faceedit.backend.lazy_tf",
         "def f():\n    import jax.numpy as jnp\n    return jnp": "jax.numpy",
         "import importlib\ntf = importlib.import_module('tensorflow')": "tensorflow",
         "np = __import__('numpy')": "numpy",
@@ -134,7 +135,7 @@ def test_the_import_scan_sees_every_form(tmp_path):
     clean = layers / "clean.py"
     clean.write_text(
         "import keras\nfrom keras import ops\nfrom tf_faceedit.errors import ConfigError\n"
-        "from .blocks import ConvNormAct\nfrom tf_faceedit import backend\n"
+        "from .blocks import ConvNormAct\nfrom tf_faceedit.backend import native, tensor_types\n"
     )
     assert not _forbidden(_imports(clean, tmp_path / "tf_faceedit"))
 
@@ -210,14 +211,14 @@ def test_no_import_circles():
 @pytest.mark.parametrize("subpackage", ["layers", "losses"])
 def test_layers_and_losses_do_not_import_backends(subpackage):
     """STYLE rule 0: keras.ops only. No import of TensorFlow, JAX, torch or numpy in layers/ and losses/, and no
-    TensorFlow, JAX or torch in the tf_faceedit modules they import, transitively (backend.py imports its backends
-    inside the function, by design, and is the one exception)."""
+    TensorFlow, JAX or torch in the tf_faceedit modules they import, transitively (backend/native.py imports its
+    backends inside the function, by design, and is the one exception)."""
     direct = sorted((PACKAGE / subpackage).rglob("*.py"))
     seen, todo = set(), list(direct)
     assert todo
     while todo:
         path = todo.pop()
-        if path in seen or path.name == "backend.py" and path.parent == PACKAGE:
+        if path in seen or path == PACKAGE / "backend" / "native.py":
             continue
         seen.add(path)
         names = _imports(path)
@@ -233,7 +234,7 @@ def test_layers_and_losses_do_not_import_backends(subpackage):
 
 
 def test_backend_is_the_one_place_for_input_gradients():
-    """backend.py's promise (its module docstring): automatic differentiation lives there, and in the trainers'
+    """backend/native.py's promise (its module docstring): automatic differentiation lives there, and in the trainers'
     steps, nowhere else in the package; and it imports no backend at module level."""
     offenders = []
     for path in sorted(PACKAGE.rglob("*.py")):
@@ -248,10 +249,10 @@ def test_backend_is_the_one_place_for_input_gradients():
                 and node.value.id in ("tf", "jax", "torch")
             ):
                 offenders.append(f"{rel}:{node.lineno} {node.value.id}.{node.attr}")
-    assert not offenders, f"autodiff outside backend.py and training/: {offenders}"
-    tree = ast.parse((PACKAGE / "backend.py").read_text())
+    assert not offenders, f"autodiff outside backend/native.py and training/: {offenders}"
+    tree = ast.parse((PACKAGE / "backend" / "native.py").read_text())
     top_level = _forbidden(_imports_of_nodes(tree.body))
-    assert not top_level, f"backend.py imports {top_level} at module level (they must be imported lazily)"
+    assert not top_level, f"backend/native.py imports {top_level} at module level (they must be imported lazily)"
 
 
 def _imports_of_nodes(nodes):
@@ -266,9 +267,10 @@ def _imports_of_nodes(nodes):
 
 PORTABILITY_SCRIPT = """
 import math, numpy as np, keras
-from tf_faceedit import backend, losses, layers
+from tf_faceedit import losses, layers
+from tf_faceedit.backend import native
 x = np.random.default_rng(0).normal(size=(2, 4, 4, 3)).astype("float32")
-np.testing.assert_allclose(np.asarray(backend.input_gradient(lambda t: t ** 2, x)), 2 * x, rtol=1e-5)
+np.testing.assert_allclose(np.asarray(native.input_gradient(lambda t: t ** 2, x)), 2 * x, rtol=1e-5)
 gp = losses.gradient_penalty(lambda t: 2.0 * keras.ops.sum(t, axis=(1, 2, 3)), x, -x,
                              seed=keras.random.SeedGenerator(0))
 np.testing.assert_allclose(np.asarray(gp), (2 * math.sqrt(48) - 1) ** 2, rtol=1e-5)

@@ -1,6 +1,6 @@
-"""`tf_faceedit.onednn`: importing the package turns TensorFlow's oneDNN CPU kernels on (x86-64 Linux), unless the
-user chose, or TensorFlow was imported first. Each case runs in a fresh interpreter: TensorFlow reads the variable
-once, when it is imported."""
+"""`tf_faceedit.backend.onednn`: importing the package turns TensorFlow's oneDNN CPU kernels on (x86-64 Linux),
+unless the user chose, or TensorFlow was imported first. Each case runs in a fresh interpreter: TensorFlow reads the
+variable once, when it is imported."""
 
 import json
 import os
@@ -9,12 +9,12 @@ import sys
 
 import pytest
 
-from tf_faceedit import onednn
+from tf_faceedit.backend import onednn
 
 pytestmark = pytest.mark.skipif(not onednn._x86_64_linux(), reason="tf_faceedit sets the variable on x86-64 Linux only")
 
 REPORT = (
-    "import json, os, sys; from tf_faceedit import onednn; "
+    "import json, os, sys; from tf_faceedit.backend import onednn; "
     "print(json.dumps({'env': os.environ.get(onednn.ENV), 'enabled': onednn.enabled(), "
     "'describe': onednn.describe(), 'advice': onednn.advice()}))"
 )

@@ -82,14 +82,14 @@ def mask_to_uint8(masks):
 
 def to_float_tf(images):
     """`to_float` in TensorFlow ops: a uint8 (or [0, 255] float) tensor -> float32 in [-1, 1]."""
-    from tf_faceedit.lazy_tf import tf
+    from tf_faceedit.backend.lazy_tf import tf
 
     return tf.cast(images, tf.float32) / 127.5 - 1.0
 
 
 def to_uint8_tf(images):
     """`to_uint8` in TensorFlow ops: a [-1, 1] float tensor -> uint8, clip(round((x + 1) * 127.5), 0, 255)."""
-    from tf_faceedit.lazy_tf import tf
+    from tf_faceedit.backend.lazy_tf import tf
 
     images = tf.convert_to_tensor(images, tf.float32)
     return tf.cast(tf.clip_by_value(tf.round((images + 1.0) * 127.5), 0.0, 255.0), tf.uint8)

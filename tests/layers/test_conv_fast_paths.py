@@ -156,7 +156,7 @@ def test_thin_output_convolutions_keep_the_plain_layer_with_onednn(monkeypatch):
     no thin head goes through XLA, and `_onednn_on` reports what this process runs."""
     import tensorflow as tf
 
-    from tf_faceedit import onednn
+    from tf_faceedit.backend import onednn
     from tf_faceedit.layers import conv_fast_paths
 
     assert conv_fast_paths._onednn_on() == onednn.enabled()

@@ -45,11 +45,11 @@ from pathlib import Path
 import numpy as np
 
 from tf_faceedit import images
+from tf_faceedit.backend.lazy_tf import tf  # TensorFlow is imported on first use (the JAX path runs without it)
 from tf_faceedit.data import tfds_source
 from tf_faceedit.data.masks import make_mask_fn
 from tf_faceedit.data.records import SPLITS, Records, drop_corrupt
 from tf_faceedit.errors import DataError, suggest
-from tf_faceedit.lazy_tf import tf  # TensorFlow is imported on first use (the JAX path runs without it)
 
 logger = logging.getLogger(__name__)
 

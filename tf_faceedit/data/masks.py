@@ -18,9 +18,9 @@ Masks:
     "noise+parts", the latter half noise masks).
 """
 
+from tf_faceedit.backend.lazy_tf import tf  # TensorFlow is imported on first use (the JAX path runs without it)
 from tf_faceedit.data.numpy_masks import FACE_PARTS, MASK_KINDS
 from tf_faceedit.errors import ConfigError, suggest
-from tf_faceedit.lazy_tf import tf  # TensorFlow is imported on first use (the JAX path runs without it)
 
 
 def _split_seed(seed, num):

@@ -26,9 +26,9 @@ import re
 
 import numpy as np
 
+from tf_faceedit.backend.lazy_tf import tf
 from tf_faceedit.data.records import SPLITS, Records
 from tf_faceedit.errors import DataError, suggest
-from tf_faceedit.lazy_tf import tf
 
 PREFIX = "tfds:"
 SPLIT_NAMES = {"train": ("train",), "val": ("validation",), "test": ("test",), "all": ("train", "validation", "test")}

@@ -24,11 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
+from tf_faceedit.backend.lazy_tf import tf  # TensorFlow is imported on first use (the JAX path runs without it)
 from tf_faceedit.config import DataConfig, check, check_choice
 from tf_faceedit.data import celeba, tfds_source
 from tf_faceedit.data.records import Records
 from tf_faceedit.errors import DataError
-from tf_faceedit.lazy_tf import tf  # TensorFlow is imported on first use (the JAX path runs without it)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 

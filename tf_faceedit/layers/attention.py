@@ -12,7 +12,7 @@ from typing import Any
 
 import keras
 
-from tf_faceedit.tensor_types import Shape, Tensor
+from tf_faceedit.backend.tensor_types import Shape, Tensor
 
 
 @keras.saving.register_keras_serializable(package="tf_faceedit")

@@ -17,9 +17,9 @@ from typing import Any
 
 import keras
 
+from tf_faceedit.backend.tensor_types import Shape, Tensor
 from tf_faceedit.layers.conv_fast_paths import ConvFastPaths
 from tf_faceedit.layers.norm import activation_layer, gan_initializer, normalization
-from tf_faceedit.tensor_types import Shape, Tensor
 
 PADDINGS = ("same", "valid", "reflect")
 UP_MODES = ("transpose", "resize")

@@ -14,7 +14,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from tf_faceedit.tensor_types import Shape, Tensor
+from tf_faceedit.backend.tensor_types import Shape, Tensor
 
 
 def flip_attribute(attributes: Tensor, index: int) -> Tensor:

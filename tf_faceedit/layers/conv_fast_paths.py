@@ -19,8 +19,8 @@ from typing import Any
 
 import keras
 
-from tf_faceedit import backend
-from tf_faceedit.tensor_types import Shape, Tensor
+from tf_faceedit.backend import native
+from tf_faceedit.backend.tensor_types import Shape, Tensor
 
 # at most this many positions (output of a convolution, input of a transposed one): matrix products instead of
 # oneDNN's convolution (ConvNormAct._small_map_plan)
@@ -48,7 +48,7 @@ _ONEDNN: list[bool] = []
 def _onednn_on() -> bool:
     """Whether TensorFlow runs its oneDNN kernels in this process (read once; a module function: tests patch it)."""
     if not _ONEDNN:
-        _ONEDNN.append(backend.onednn_enabled())
+        _ONEDNN.append(native.onednn_enabled())
     return _ONEDNN[0]
 
 
@@ -63,8 +63,8 @@ def _block_placement(k: int, b: int) -> list:
 
 
 def _xla_conv2d(x: Tensor, kernel: Tensor, padding: str) -> Tensor:
-    """`backend.xla_conv2d`, the convolution of the thin heads in training (a module function: tests count calls)."""
-    return backend.xla_conv2d(x, kernel, padding)
+    """`native.xla_conv2d`, the convolution of the thin heads in training (a module function: tests count calls)."""
+    return native.xla_conv2d(x, kernel, padding)
 
 
 class ConvFastPaths:

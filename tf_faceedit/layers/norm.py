@@ -14,7 +14,7 @@ from typing import Any
 
 import keras
 
-from tf_faceedit import backend
+from tf_faceedit.backend import native
 
 NORMALIZATIONS = ("instance", "batch", "layer", "none")
 ACTIVATIONS = ("relu", "lrelu", "leaky_relu", "tanh", "sigmoid", "none", "linear")
@@ -66,7 +66,7 @@ class InstanceNormalization(keras.layers.Layer):
     reduces the input directly over its spatial axes where GroupNormalization reshapes it to [N, H, W, C, 1] and
     back, and folds the affine part into one scale-and-shift (x * a + b). Statistics are taken in float32 under a
     mixed-precision policy; the output is in the layer's compute dtype. In training on TensorFlow the gradient is the
-    closed form of `tf_faceedit.backend.instance_norm` (same forward values, about half the passes of autodiff).
+    closed form of `tf_faceedit.backend.native.instance_norm` (same forward values, about half the passes of autodiff).
 
     Args:
       epsilon: added to the variance.
@@ -103,11 +103,11 @@ class InstanceNormalization(keras.layers.Layer):
         x = inputs
         if keras.backend.standardize_dtype(x.dtype) in ("float16", "bfloat16"):
             x = keras.ops.cast(x, "float32")
-        if training and backend.has_instance_norm_gradient() and keras.backend.standardize_dtype(x.dtype) == "float32":
+        if training and native.has_instance_norm_gradient() and keras.backend.standardize_dtype(x.dtype) == "float32":
             # in training only: inference, export and TFLite keep the plain ops (the same forward values)
             gamma = None if self.gamma is None else keras.ops.cast(self.gamma, x.dtype)
             beta = None if self.beta is None else keras.ops.cast(self.beta, x.dtype)
-            return keras.ops.cast(backend.instance_norm(x, gamma, beta, self.epsilon), self.compute_dtype)
+            return keras.ops.cast(native.instance_norm(x, gamma, beta, self.epsilon), self.compute_dtype)
         axes = tuple(range(1, len(x.shape) - 1))
         mean, variance = keras.ops.moments(x, axes=axes, keepdims=True)
         inv = keras.ops.rsqrt(variance + self.epsilon)
@@ -133,15 +133,15 @@ class BatchNormalization(keras.layers.BatchNormalization):
 
     Keras 3 computes batch norm with separate ops (the moments, then the scale-and-shift, each a pass over the
     tensor, and as many again in the gradient); TensorFlow's `FusedBatchNormV3` (oneDNN on CPU) does the forward in
-    one kernel and the gradient in one more (`tf_faceedit.backend.fused_batch_norm`). On the TensorFlow backend, for
-    [N, H, W, C] inputs normalised over the last axis (no mask, renorm or synchronized statistics), `call` uses it;
-    everywhere else it is Keras' layer. Same results within float rounding: the batch statistics normalise in
+    one kernel and the gradient in one more (`tf_faceedit.backend.native.fused_batch_norm`). On the TensorFlow backend,
+    for [N, H, W, C] inputs normalised over the last axis (no mask, renorm or synchronized statistics), `call` uses
+    it; everywhere else it is Keras' layer. Same results within float rounding: the batch statistics normalise in
     training, the moving statistics are updated with momentum from the BIASED batch variance, as Keras does, and
     inference uses the moving statistics.
     """
 
     def _fused_applies(self, inputs, mask):
-        if not backend.has_fused_batch_norm() or mask is not None or self.renorm or self.synchronized:
+        if not native.has_fused_batch_norm() or mask is not None or self.renorm or self.synchronized:
             return False
         return len(inputs.shape) == 4 and self.axis in (-1, 3)
 
@@ -154,14 +154,14 @@ class BatchNormalization(keras.layers.BatchNormalization):
         gamma = ops.cast(self.gamma, "float32") if self.scale else ops.ones((channels,), "float32")
         beta = ops.cast(self.beta, "float32") if self.center else ops.zeros((channels,), "float32")
         if training and self.trainable:
-            y, mean, variance = backend.fused_batch_norm(x, gamma, beta, epsilon=self.epsilon)
+            y, mean, variance = native.fused_batch_norm(x, gamma, beta, epsilon=self.epsilon)
             momentum = self.momentum
             self.moving_mean.assign(ops.cast(self.moving_mean, "float32") * momentum + mean * (1.0 - momentum))
             self.moving_variance.assign(
                 ops.cast(self.moving_variance, "float32") * momentum + variance * (1.0 - momentum)
             )
         else:
-            y, _, _ = backend.fused_batch_norm(
+            y, _, _ = native.fused_batch_norm(
                 x,
                 gamma,
                 beta,

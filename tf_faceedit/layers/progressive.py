@@ -26,8 +26,8 @@ from typing import Any
 
 import keras
 
+from tf_faceedit.backend.tensor_types import Shape, Tensor
 from tf_faceedit.layers.blocks import ConvNormAct
-from tf_faceedit.tensor_types import Shape, Tensor
 
 MIN_FILTERS = 8
 

@@ -19,8 +19,8 @@ from collections.abc import Callable
 
 import keras
 
+from tf_faceedit.backend.tensor_types import Tensor
 from tf_faceedit.losses.reduction import as_float_tensor, per_example_mean
-from tf_faceedit.tensor_types import Tensor
 
 
 def _logits(x: Tensor) -> Tensor:

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import keras
 
+from tf_faceedit.backend.tensor_types import Tensor
 from tf_faceedit.losses.reduction import as_float_tensor, per_example_mean
-from tf_faceedit.tensor_types import Tensor
 
 
 def boundary_weights(mask: Tensor, kernel_size: int = 7) -> Tensor:

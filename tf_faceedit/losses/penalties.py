@@ -2,8 +2,8 @@
 
 One gradient penalty for every method (STYLE rule 9): WGAN-GP's penalty with alpha ~ U(0, 1) drawn per SAMPLE and
 epsilon INSIDE the square root (so the gradient of the norm stays finite where the input gradient vanishes).
-Gradients with respect to the inputs come from `tf_faceedit.backend.input_gradient`, which is differentiable again,
-so these penalties can be minimised with respect to the critic's weights inside its training tape / grad.
+Gradients with respect to the inputs come from `tf_faceedit.backend.native.input_gradient`, which is differentiable
+again, so these penalties can be minimised with respect to the critic's weights inside its training tape / grad.
 
 `critic_fn` is any callable image batch -> logits ([N], [N, 1] or a patch map [N, h, w, 1]), e.g.
 `lambda x: discriminator(x, training=True)` (a multi-output discriminator is wrapped to return only its adversarial
@@ -17,9 +17,9 @@ from collections.abc import Callable
 
 import keras
 
-from tf_faceedit import backend
+from tf_faceedit.backend import native
+from tf_faceedit.backend.tensor_types import Tensor
 from tf_faceedit.losses.reduction import as_float_tensor, per_example_sum
-from tf_faceedit.tensor_types import Tensor
 
 
 def gradient_penalty(
@@ -54,7 +54,7 @@ def gradient_penalty(
     batch = real.shape[0] if real.shape[0] is not None else keras.ops.shape(real)[0]
     alpha = keras.random.uniform((batch,) + (1,) * (rank - 1), minval=0.0, maxval=1.0, dtype=real.dtype, seed=seed)
     interpolated = real + alpha * (fake - real)
-    grad = as_float_tensor(backend.input_gradient(critic_fn, interpolated))
+    grad = as_float_tensor(native.input_gradient(critic_fn, interpolated))
     norm = keras.ops.sqrt(per_example_sum(keras.ops.square(grad)) + epsilon)
     return keras.ops.square(norm - 1.0)
 
@@ -74,5 +74,5 @@ def r1_penalty(critic_fn: Callable[[Tensor], Tensor], real: Tensor) -> Tensor:
       [N] squared gradient norms (sum over all non-batch axes).
     """
     real = keras.ops.convert_to_tensor(real)
-    grad = as_float_tensor(backend.input_gradient(critic_fn, real))
+    grad = as_float_tensor(native.input_gradient(critic_fn, real))
     return per_example_sum(keras.ops.square(grad))

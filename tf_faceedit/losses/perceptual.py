@@ -25,9 +25,9 @@ from pathlib import Path
 
 import keras
 
+from tf_faceedit.backend.tensor_types import Shape, Tensor
 from tf_faceedit.errors import ConfigError
 from tf_faceedit.losses.reduction import as_float_tensor, per_example_mean
-from tf_faceedit.tensor_types import Shape, Tensor
 
 VGG_MEAN_BGR = (103.939, 116.779, 123.68)
 FEATURE_LAYER = "block2_conv2"

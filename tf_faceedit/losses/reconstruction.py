@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import keras
 
+from tf_faceedit.backend.tensor_types import Tensor
 from tf_faceedit.losses.reduction import as_float_tensor, per_example_mean, per_example_sum
-from tf_faceedit.tensor_types import Tensor
 
 
 def _pair(target: Tensor, prediction: Tensor) -> tuple[Tensor, Tensor]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import keras
 
-from tf_faceedit.tensor_types import Tensor
+from tf_faceedit.backend.tensor_types import Tensor
 
 
 def as_float_tensor(x: Tensor) -> Tensor:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import keras
 
+from tf_faceedit.backend.tensor_types import Tensor
 from tf_faceedit.losses.reduction import as_float_tensor, per_example_sum
-from tf_faceedit.tensor_types import Tensor
 
 
 def total_variation_loss(images: Tensor) -> Tensor:

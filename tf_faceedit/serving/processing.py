@@ -31,7 +31,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_faceedit import images as images_lib
-from tf_faceedit.tensor_types import Tensor
+from tf_faceedit.backend.tensor_types import Tensor
 
 log = logging.getLogger("tf_faceedit")
 

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from tf_faceedit.tensor_types import Tensor
+from tf_faceedit.backend.tensor_types import Tensor
 
 log = logging.getLogger("tf_faceedit")
 

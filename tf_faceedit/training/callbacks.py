@@ -13,7 +13,7 @@ import keras
 import numpy as np
 
 from tf_faceedit import images as image_lib
-from tf_faceedit.lazy_tf import tf  # TensorFlow is imported on first use (the JAX path runs without it)
+from tf_faceedit.backend.lazy_tf import tf  # TensorFlow is imported on first use (the JAX path runs without it)
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +155,7 @@ def write_scalars(writer, jsonl_path, step, values, tag_prefix=""):
 def make_summary_writer(logdir):
     """A TensorBoard writer for `logdir`, or None when TensorFlow is not installed (summaries are then skipped;
     `ScalarSummaries` still writes `scalars.jsonl` and `SampleGrid` the PNGs)."""
-    from tf_faceedit import lazy_tf
+    from tf_faceedit.backend import lazy_tf
 
     if not lazy_tf.available():
         log.info("TensorFlow is not installed: no TensorBoard summaries (losses go to logs/scalars.jsonl)")

@@ -21,10 +21,11 @@ import keras
 import numpy as np
 
 from tf_faceedit import config as config_lib
-from tf_faceedit import io_util, onednn, registry
+from tf_faceedit import io_util, registry
+from tf_faceedit.backend import onednn
+from tf_faceedit.backend.lazy_tf import tf  # TensorFlow is imported on first use (the JAX path runs without it)
 from tf_faceedit.data import celeba
 from tf_faceedit.errors import DataError, TrainingError
-from tf_faceedit.lazy_tf import tf  # TensorFlow is imported on first use (the JAX path runs without it)
 from tf_faceedit.training import callbacks as cb
 from tf_faceedit.training import loss_balance, precision, run_dir, validation
 from tf_faceedit.training.checkpoint import CheckpointManager

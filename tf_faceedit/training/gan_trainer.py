@@ -29,8 +29,8 @@ import typing
 
 import keras
 
+from tf_faceedit.backend.lazy_tf import tf  # TensorFlow is imported on first use (the JAX path runs without it)
 from tf_faceedit.data import celeba
-from tf_faceedit.lazy_tf import tf  # TensorFlow is imported on first use (the JAX path runs without it)
 from tf_faceedit.losses.reduction import compute_average_loss
 from tf_faceedit.training import optimizers, precision
 

@@ -23,8 +23,8 @@ import math
 
 import keras
 
+from tf_faceedit.backend.lazy_tf import tf
 from tf_faceedit.errors import ConfigError
-from tf_faceedit.lazy_tf import tf
 from tf_faceedit.training.callbacks import trainer_step, write_scalars
 
 

@@ -23,7 +23,7 @@ import functools
 
 import keras
 
-from tf_faceedit import backend
+from tf_faceedit.backend import native
 
 # train.mixed_precision -> Keras dtype policy name
 POLICIES = {"none": "float32", "mixed_float16": "mixed_float16", "mixed_bfloat16": "mixed_bfloat16"}
@@ -56,7 +56,7 @@ def _read_cpuinfo(path):
 
 @functools.cache
 def _auto():
-    if backend.accelerator_visible():
+    if native.accelerator_visible():
         return "none"
     return "mixed_bfloat16" if cpu_flags() & set(NATIVE_BFLOAT16_FLAGS) else "none"
 

@@ -1,7 +1,7 @@
 """TensorFlow, imported on first use.
 
-`from tf_faceedit.lazy_tf import tf` gives a stand-in for the `tensorflow` module: the real module is imported the
-first time an attribute is read (`tf.data`, `tf.summary`, ...). Modules that hold TensorFlow-only functions next to
+`from tf_faceedit.backend.lazy_tf import tf` gives a stand-in for the `tensorflow` module: the real module is imported
+the first time an attribute is read (`tf.data`, `tf.summary`, ...). Modules that hold TensorFlow-only functions next to
 backend-neutral ones (the CelebA record readers of `data/celeba.py`, the trainer, the callbacks) use it, so that
 importing them never needs TensorFlow: the `--backend=jax` path (numpy input pipeline, JAX trainer) runs on machines
 where TensorFlow is not installed. Calling a TensorFlow-only function there raises ImportError naming the way out.

@@ -182,9 +182,9 @@ def xla_conv2d(x, kernel, padding):
 
 
 def onednn_enabled():
-    """Whether TensorFlow runs its oneDNN CPU kernels in this process (`tf_faceedit.onednn.enabled`; False without
-    TensorFlow). The layers ask here: they import no backend themselves (STYLE rule 0)."""
-    from tf_faceedit import onednn
+    """Whether TensorFlow runs its oneDNN CPU kernels in this process (`tf_faceedit.backend.onednn.enabled`; False
+    without TensorFlow). The layers ask here: they import no backend themselves (STYLE rule 0)."""
+    from tf_faceedit.backend import onednn
 
     return onednn.enabled()
 
