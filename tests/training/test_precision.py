@@ -150,7 +150,7 @@ def test_auto_precision_follows_the_machine(flags, accelerator, expected, tmp_pa
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text(f"processor\t: 0\nmodel name\t: Test CPU\nflags\t\t: {flags}\n\nprocessor\t: 1\n")
     monkeypatch.setattr(precision, "cpu_info", lambda: precision._read_cpuinfo(cpuinfo))
-    monkeypatch.setattr(precision.backend, "accelerator_visible", lambda: accelerator)
+    monkeypatch.setattr(precision.native, "accelerator_visible", lambda: accelerator)
     precision._auto.cache_clear()
     try:
         assert precision.cpu_info() == ("Test CPU", set(flags.split()))
