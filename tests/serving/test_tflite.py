@@ -141,3 +141,19 @@ def test_a_generator_that_cannot_convert_is_named_with_its_ops():
     assert "--format=savedmodel" in message and "\n" not in message
     with pytest.raises(ConfigError, match="--precision must be one of float32, float16"):
         tflite_export.convert(_SvdTrainer(), "edit", 4, 1, ("int8",))
+
+
+def test_a_residual_fader_converts_and_matches_its_saved_model(tmp_path, synthetic_celeba):
+    # model.residual_edit finds the input's own attributes among the {0, 1} corners: the ops it uses must convert
+    # (Keras' argmin on TensorFlow does not: tf.BitwiseAnd), and the interpreter must give the signature's output
+    model_dir, trainer = model_runs.checkpointed_run(
+        "fader", synthetic_celeba, tmp_path / "run", **{"model.residual_edit": True, "model.residual_gain": 2.0}
+    )
+    saved = export_lib.export(model_dir, tmp_path / "exports" / "fader" / "1")
+    lite = export_lib.export(model_dir, tmp_path / "lite", format="tflite")
+    signature = tf.saved_model.load(str(saved["export_dir"])).signatures["serving_default"]
+    inputs = fixed_face(trainer, 2)
+    expected = signature(**{n: tf.constant(v) for n, v in inputs.items()})["image"].numpy()
+    runner = tflite_runtime.make_interpreter(lite["files"]["float32"]).get_signature_runner("serving_default")
+    got = runner(**inputs)["image"]
+    assert np.abs(got.astype(np.int32) - expected.astype(np.int32)).max() <= tflite_export.FLOAT32_TOLERANCE

@@ -355,8 +355,11 @@ class Fader(GANTrainer):
             )
             for c in corners
         ]
-        best = ops.argmin(ops.stack(errors, axis=1), axis=1)
-        return ops.take(ops.convert_to_tensor(corners, "float32"), best, axis=0)
+        errors = ops.stack(errors, axis=1)  # [N, 2^K]
+        # the nearest corner as a one-hot row (no argmin/take: Keras' TF argmin uses bitwise ops TFLite lacks)
+        nearest = ops.cast(errors <= ops.min(errors, axis=1, keepdims=True), "float32")
+        nearest = nearest / ops.sum(nearest, axis=1, keepdims=True)  # an exact tie averages its corners
+        return ops.matmul(nearest, ops.convert_to_tensor(corners, "float32"))
 
     def residual(self, images, latent, edited):
         """x + g (edited - D(E(x), a_src)), clipped to [-1, 1] (`model.residual_edit`, g = `model.residual_gain`)."""
