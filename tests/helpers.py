@@ -154,3 +154,25 @@ def photo_background(height, width, seed=0, smooth=True):
     gray = np.clip(base + noise, 40, 200)
     tint = np.array([1.0, 0.95, 0.9], np.float32)
     return np.clip(gray[..., None] * tint, 0, 255).astype(np.uint8)
+
+
+class MeanColourRecognizer:
+    """Stand-in face recognizer (tf_faceedit.eval.identity's interface) for tests without the [identity] extra: the
+    face is the middle half of the image (or none, `finds=False`), its descriptor the mean colour there / 255; the
+    boxes it is asked to describe are recorded in `boxes` as (image H x W, box)."""
+
+    name = "mean_colour"
+
+    def __init__(self, threshold, finds=True):
+        self.threshold = threshold
+        self.finds = finds
+        self.boxes = []
+
+    def detect(self, image):
+        h, w = image.shape[:2]
+        return (w // 4, h // 4, 3 * w // 4, 3 * h // 4) if self.finds else None
+
+    def describe(self, image, box):
+        self.boxes.append((image.shape[:2], tuple(box)))
+        left, top, right, bottom = (int(round(v)) for v in box)
+        return image[top:bottom, left:right].reshape(-1, 3).mean(axis=0) / 255.0

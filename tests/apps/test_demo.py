@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from tests import model_runs
+from tests.helpers import MeanColourRecognizer
 from tf_faceedit.apps.demo import handlers as demo_handlers
 from tf_faceedit.apps.demo import page as demo_page
 from tf_faceedit.cli import demo
@@ -124,29 +125,16 @@ def test_edit_sagan(handlers, photo):
     assert out["message"].startswith("edited face 1 (Eyeglasses=1)")
 
 
-class _MeanColour:
-    """Stand-in face recognizer: the mean colour of the middle of the image."""
-
-    name, threshold = "mean_colour", 0.6
-
-    def detect(self, image):
-        h, w = image.shape[:2]
-        return (w // 4, h // 4, 3 * w // 4, 3 * h // 4)
-
-    def describe(self, image, box):
-        left, top, right, bottom = (int(round(v)) for v in box)
-        return image[top:bottom, left:right].reshape(-1, 3).mean(axis=0) / 255.0
-
-
 def test_edit_message_gives_the_identity_distance(models, photo):
     plain = demo_handlers.DemoHandlers(models, identity=False).edit("sagan", photo, 0, [1.0])
     assert "identity" not in plain["message"]
-    out = demo_handlers.DemoHandlers(models, identity=_MeanColour()).edit("sagan", photo, 0, [1.0])
+    out = demo_handlers.DemoHandlers(models, identity=MeanColourRecognizer(0.6)).edit("sagan", photo, 0, [1.0])
     assert "error" not in out, out
     distance = float(out["message"].split("identity distance ")[1].split(" ")[0])
-    box = _MeanColour().detect(photo)  # the photo's short side is >= 256: read at its own size
+    reader = MeanColourRecognizer(0.6)
+    box = reader.detect(photo)  # the photo's short side is >= 256: read at its own size
     assert min(photo.shape[:2]) >= 256
-    expected = np.linalg.norm(_MeanColour().describe(out["result"], box) - _MeanColour().describe(photo, box))
+    expected = np.linalg.norm(reader.describe(out["result"], box) - reader.describe(photo, box))
     assert distance == pytest.approx(expected, abs=0.006) and distance > 0
     assert "(same person: the same below 0.6)" in out["message"]
 

@@ -4,30 +4,10 @@ needed), the missing-extra error, and dlib's recognizer itself where `tf_faceedi
 import numpy as np
 import pytest
 
+from tests.helpers import MeanColourRecognizer
 from tf_faceedit.errors import EvaluationError
 from tf_faceedit.eval import evaluation, identity
 from tf_faceedit.eval.report import markdown_report
-
-
-class _MeanColour:
-    """Stand-in recognizer: the descriptor is the mean colour inside the box / 255 (three numbers); it finds a face
-    only where asked, and records the boxes it was given."""
-
-    name = "mean_colour"
-    threshold = 0.1
-
-    def __init__(self, finds=True):
-        self.finds = finds
-        self.boxes = []
-
-    def detect(self, image):
-        h, w = image.shape[:2]
-        return (w // 4, h // 4, 3 * w // 4, 3 * h // 4) if self.finds else None
-
-    def describe(self, image, box):
-        self.boxes.append((image.shape[:2], tuple(box)))
-        left, top, right, bottom = (int(round(v)) for v in box)
-        return image[top:bottom, left:right].reshape(-1, 3).mean(axis=0) / 255.0
 
 
 def _faces(n=4, size=16, seed=0):
@@ -35,7 +15,7 @@ def _faces(n=4, size=16, seed=0):
 
 
 def test_same_images_are_at_distance_zero_and_a_change_moves_them():
-    meter = identity.IdentityMeter(_MeanColour())
+    meter = identity.IdentityMeter(MeanColourRecognizer(0.1))
     faces = _faces()
     reference = meter.reference(faces)
     assert np.all(meter.distances(reference, faces) == 0.0)
@@ -46,7 +26,7 @@ def test_same_images_are_at_distance_zero_and_a_change_moves_them():
 
 
 def test_the_inputs_box_is_reused_on_the_edit():
-    recognizer = _MeanColour()
+    recognizer = MeanColourRecognizer(0.1)
     meter = identity.IdentityMeter(recognizer)
     faces = _faces(n=1, size=64)
     reference = meter.reference(faces)
@@ -59,10 +39,10 @@ def test_the_inputs_box_is_reused_on_the_edit():
 
 def test_aligned_crops_fall_back_to_the_fixed_box_and_photos_leave_the_face_out():
     faces = _faces(n=3)
-    aligned = identity.IdentityMeter(_MeanColour(finds=False), aligned=True)
+    aligned = identity.IdentityMeter(MeanColourRecognizer(0.1, finds=False), aligned=True)
     assert np.all(np.isfinite(aligned.distances(aligned.reference(faces), faces)))
     assert aligned.fallback == 3 and aligned.detected == 0
-    photos = identity.IdentityMeter(_MeanColour(finds=False), aligned=False)
+    photos = identity.IdentityMeter(MeanColourRecognizer(0.1, finds=False), aligned=False)
     d = photos.distances(photos.reference(faces), faces)
     assert np.all(np.isnan(d)) and photos.missed == 3
     assert identity.summary(d) == {"distance": None, "same_person": None, "count": 0}
@@ -70,7 +50,7 @@ def test_aligned_crops_fall_back_to_the_fixed_box_and_photos_leave_the_face_out(
 
 def test_reference_rows_jpeg_and_another_person():
     faces = np.stack([np.full((32, 32, 3), v, np.uint8) for v in (20, 120, 220)])
-    meter = identity.IdentityMeter(_MeanColour())
+    meter = identity.IdentityMeter(MeanColourRecognizer(0.1))
     rows = meter.reference_distances(meter.reference(faces), faces)
     assert set(rows) == {"jpeg50", "other_person"}
     assert np.all(rows["jpeg50"] < 0.02)  # flat colours survive JPEG
@@ -105,7 +85,7 @@ class _Progress:
 def test_evaluate_reports_identity_per_direction_and_the_reference_rows():
     attributes = np.array([[0], [1], [0], [1]], np.float32)
     images = np.broadcast_to(60 + 80 * attributes[:, :, None, None], (4, 16, 16, 3)).astype(np.uint8)
-    meter = identity.IdentityMeter(_MeanColour())
+    meter = identity.IdentityMeter(MeanColourRecognizer(0.1))
     report, _, _ = evaluation._evaluate_edit(
         _Brighten(), [(images, attributes, None)], None, {}, None, 0, _Progress(), meter
     )

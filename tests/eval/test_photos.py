@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from tests import model_runs
+from tests.helpers import MeanColourRecognizer
 from tf_faceedit.cli import evaluate
 from tf_faceedit.data import align, detectors
 from tf_faceedit.data.synthetic import make_synthetic_celeba
@@ -34,18 +35,6 @@ class _CentreFace:
         ]
 
 
-class _MeanColour:
-    name, threshold = "mean_colour", 0.05
-
-    def detect(self, image):
-        h, w = image.shape[:2]
-        return (w // 4, h // 4, 3 * w // 4, 3 * h // 4)
-
-    def describe(self, image, box):
-        left, top, right, bottom = (int(round(v)) for v in box)
-        return image[top:bottom, left:right].reshape(-1, 3).mean(axis=0) / 255.0
-
-
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory, synthetic_celeba):
     root = tmp_path_factory.mktemp("photo_bench")
@@ -65,7 +54,7 @@ def test_photo_benchmark_reports_success_identity_and_untouched_pixels(setup, tm
         classifier=str(judge),
         min_classifier_accuracy=0.0,
         out_dir=tmp_path,
-        identity=_MeanColour(),
+        identity=MeanColourRecognizer(0.05),
         detector=_CentreFace(),
         verbose=0,
     )

@@ -237,6 +237,28 @@ def add_identity(acc, key, distances, source=None):
                 acc.add(f"{key}/identity {direction}", distances[selected])
 
 
+def success_counts(acc, name, judge, refused, judge_index):
+    """{"count 0->1", "count 1->0"} of an attribute's scored edits, and "success_note" when it was not scored."""
+    out = {"count 0->1": acc.count(f"{name}/success 0->1"), "count 1->0": acc.count(f"{name}/success 1->0")}
+    if judge is None:
+        out["success_note"] = "no --classifier given"
+    elif name in refused:
+        out["success_note"] = refused[name]
+    elif name not in judge_index:
+        out["success_note"] = f"the classifier does not predict {name}"
+    return out
+
+
+def judge_report(classifier, min_accuracy, judge_accuracy, names):
+    """The report's "classifier" block: which judge, its gate and its balanced val accuracy per attribute."""
+    return {
+        "run": str(classifier),
+        "min_accuracy": min_accuracy,
+        "mean_accuracy": judge_accuracy.get("mean"),
+        "accuracy": {n: judge_accuracy.get(n) for n in names},
+    }
+
+
 def identity_summary(acc, key, threshold):
     entry = {}
     for suffix in ("", " 0->1", " 1->0"):
@@ -312,14 +334,7 @@ def _evaluate_edit(model, batches, judge, refused, extractor, seed, progress, me
             entry["identity"] = identity_summary(acc, name, meter.threshold)
         if others_of[name]:
             entry["unchanged"] = {other: acc.mean(f"{name}/unchanged/{other}") for other in others_of[name]}
-        entry["count 0->1"] = acc.count(f"{name}/success 0->1")
-        entry["count 1->0"] = acc.count(f"{name}/success 1->0")
-        if judge is None:
-            entry["success_note"] = "no --classifier given"
-        elif name in refused:
-            entry["success_note"] = refused[name]
-        elif name not in judge_index:
-            entry["success_note"] = f"the classifier does not predict {name}"
+        entry.update(success_counts(acc, name, judge, refused, judge_index))
         per_attribute[name] = {k: v for k, v in entry.items() if v is not None}
     areas = {
         name: np.concatenate(acc.values[f"{name}/attention_area"])
@@ -690,12 +705,7 @@ def evaluate(
         }
     )
     if judge is not None:
-        report["classifier"] = {
-            "run": str(classifier),
-            "min_accuracy": min_classifier_accuracy,
-            "mean_accuracy": judge_accuracy.get("mean"),
-            "accuracy": {n: judge_accuracy.get(n) for n in model.attribute_names},
-        }
+        report["classifier"] = judge_report(classifier, min_classifier_accuracy, judge_accuracy, model.attribute_names)
     (out_dir / "metrics.json").write_text(json.dumps(report, indent=2, default=float))
     (out_dir / "metrics.md").write_text(markdown_report(report))
     log.info("wrote %s and %s", out_dir / "metrics.json", out_dir / "metrics.md")

@@ -204,17 +204,10 @@ def evaluate_photos(
     per_attribute = {}
     for name in names:
         entry = {k: acc.mean(f"{name}/{k}") for k in ("success", "success 0->1", "success 1->0", "unchanged_outside")}
-        entry["count 0->1"] = acc.count(f"{name}/success 0->1")
-        entry["count 1->0"] = acc.count(f"{name}/success 1->0")
         entry["face_lost_after_edit"] = lost[name]
         if meter is not None:
             entry["identity"] = evaluation.identity_summary(acc, name, meter.threshold)
-        if judge is None:
-            entry["success_note"] = "no --classifier given"
-        elif name in refused:
-            entry["success_note"] = refused[name]
-        elif name not in judge_index:
-            entry["success_note"] = f"the classifier does not predict {name}"
+        entry.update(evaluation.success_counts(acc, name, judge, refused, judge_index))
         per_attribute[name] = {k: v for k, v in entry.items() if v is not None}
     report = {
         "kind": "photos",
@@ -236,12 +229,7 @@ def evaluate_photos(
             "faces_missed": meter.missed,
         }
     if judge is not None:
-        report["classifier"] = {
-            "run": str(classifier),
-            "min_accuracy": min_classifier_accuracy,
-            "mean_accuracy": judge_accuracy.get("mean"),
-            "accuracy": {n: judge_accuracy.get(n) for n in names},
-        }
+        report["classifier"] = evaluation.judge_report(classifier, min_classifier_accuracy, judge_accuracy, names)
     if figure_rows:
         figure = photo_figure(figure_rows, ["photo"] + [f"{n} flipped" for n in names])
         path = out_dir / "figures" / "photos.png"
