@@ -7,6 +7,7 @@ from keras import ops
 from tests.helpers import tiny_config
 from tf_faceedit import registry
 from tf_faceedit.config import ConfigError
+from tf_faceedit.layers import residual as residual_layer
 from tf_faceedit.methods import fader
 from tf_faceedit.training import driver
 
@@ -174,6 +175,12 @@ def test_residual_edit_adds_only_the_sliders_change():
     assert not np.allclose(_np(edited), _np(plain.infer({"image": images, "attributes": target})["image"]))
     with pytest.raises(ConfigError, match="model.residual_edit"):
         tiny_config("fader", "/x", attributes=("A", "B", "C", "D", "E"), **{"model.residual_edit": True}).validate()
+    # with the high-pass, the change loses its low-frequency chroma (tf_faceedit.layers.residual)
+    cfg.model.residual_highpass_sigma = 4.0
+    filtered = _np(residual.infer({"image": images, "attributes": target})["image"])
+    expected = _np(residual_layer.residual_edit(images, images + change, images, 1.0, 4.0, "chroma"))
+    np.testing.assert_allclose(filtered, expected, atol=1e-5)
+    assert not np.allclose(filtered, _np(edited), atol=1e-3)
 
 
 def test_smoke_train_and_resume_continues_the_schedule(synthetic_celeba, tmp_path):

@@ -48,7 +48,7 @@ from keras import ops
 
 from tf_faceedit import registry
 from tf_faceedit.config import DataConfig, ExperimentConfig, TrainConfig, check, check_range
-from tf_faceedit.layers import ConvNormAct, TileAttributes
+from tf_faceedit.layers import ConvNormAct, TileAttributes, residual
 from tf_faceedit.layers.conditioning import flip_attribute
 from tf_faceedit.losses import attribute_bce_loss, l2_loss
 from tf_faceedit.training import optimizers
@@ -72,7 +72,10 @@ class FaderModelConfig:
     D(E(x), a_src), the input plus the change the slider makes, so the decoder's blur (every pixel of D(E(x), a)
     comes from the 2x2 code) does not replace the face. a_src, the input's own attributes, is the {0, 1} vector
     (one of the 2^K corners, K <= 4) whose decode reconstructs the input best (L1). residual_gain g scales the
-    change: x + g (D(E(x), a) - D(E(x), a_src)) (the decoded change is a blurred one, weaker on a sharp face)."""
+    change: x + g (D(E(x), a) - D(E(x), a_src)) (the decoded change is a blurred one, weaker on a sharp face).
+    residual_highpass_sigma (0 = off): remove the change's low-frequency part, a Gaussian blur of that many pixels
+    at the model's size, from its chroma (residual_highpass "chroma") or every channel ("all"): the decoder's
+    smiling faces are warmer on average, which tints a whole face (`tf_faceedit.layers.residual`)."""
 
     encoder_filters: int = 16
     max_filters: int = 512
@@ -80,12 +83,14 @@ class FaderModelConfig:
     lat_dis_dropout: float = 0.3
     residual_edit: bool = False
     residual_gain: float = 1.0
+    residual_highpass_sigma: float = 0.0
+    residual_highpass: str = "chroma"
 
     def validate(self, prefix="model"):
         for name in ("encoder_filters", "max_filters", "lat_dis_fc"):
             check_range(getattr(self, name), f"{prefix}.{name}", 1)
         check_range(self.lat_dis_dropout, f"{prefix}.lat_dis_dropout", 0.0, 1.0)
-        check_range(self.residual_gain, f"{prefix}.residual_gain", 0.0)
+        residual.validate_options(self, prefix)
         check(self.lat_dis_dropout < 1.0, f"{prefix}.lat_dis_dropout", f"must be < 1, got {self.lat_dis_dropout}")
 
 
@@ -362,11 +367,11 @@ class Fader(GANTrainer):
         return ops.matmul(nearest, ops.convert_to_tensor(corners, "float32"))
 
     def residual(self, images, latent, edited):
-        """x + g (edited - D(E(x), a_src)), clipped to [-1, 1] (`model.residual_edit`, g = `model.residual_gain`)."""
+        """x + g (edited - D(E(x), a_src)), clipped to [-1, 1] (`model.residual_edit`, g = `model.residual_gain`;
+        `tf_faceedit.layers.residual`)."""
         images = ops.cast(images, "float32")
-        own = ops.cast(self.decode(latent, self.source_attributes(images, latent)), "float32")
-        gain = float(self.config.model.residual_gain)
-        return ops.clip(images + gain * (ops.cast(edited, "float32") - own), -1.0, 1.0)
+        own = self.decode(latent, self.source_attributes(images, latent))
+        return residual.residual_from_config(images, edited, own, self.config.model)
 
     def lambda_e(self, step=None):
         """lambda_E at `step` (default: the trainer's current step), a float32 scalar tensor."""

@@ -41,7 +41,7 @@ from tf_faceedit import registry
 from tf_faceedit.backend import native
 from tf_faceedit.config import DataConfig, ExperimentConfig, TrainConfig, check, check_choice, check_range
 from tf_faceedit.errors import TrainingError
-from tf_faceedit.layers import ConvNormAct, TileAttributes
+from tf_faceedit.layers import ConvNormAct, TileAttributes, residual
 from tf_faceedit.layers.conditioning import flip_attribute, flip_one_attribute
 from tf_faceedit.losses import attribute_bce_loss, get_adversarial_loss, l2_loss
 from tf_faceedit.training import optimizers
@@ -63,7 +63,8 @@ class IcGANModelConfig:
     residual_edit (inference, beyond the paper; default off = the paper's G(E_z(x), y')): return
     x + G(E_z(x), y') - G(E_z(x), y_src) with y_src = E_y(x) > 0.5, the input plus the change the new attributes
     make, so the face is not replaced by G's reconstruction of it (which keeps pose and colours, not the person).
-    residual_gain g scales that change: x + g (G(E_z(x), y') - G(E_z(x), y_src)).
+    residual_gain g scales that change: x + g (G(E_z(x), y') - G(E_z(x), y_src)); residual_highpass_sigma and
+    residual_highpass remove the change's low-frequency part as Fader's do (`tf_faceedit.layers.residual`).
     refine_steps (inference, beyond the paper; 0 = off): before the edit, refine E_z(x) per image by that many Adam
     steps (learning rate refine_lr) on the mean absolute error |G(z, y_src) - x|: the well-known inversion step, so
     that G's reconstruction (and with it the edit) is nearer the face. Costs refine_steps forward and backward
@@ -78,13 +79,15 @@ class IcGANModelConfig:
     ey_fc: int = 512
     residual_edit: bool = False
     residual_gain: float = 1.0
+    residual_highpass_sigma: float = 0.0
+    residual_highpass: str = "chroma"
     refine_steps: int = 0
     refine_lr: float = 0.05
 
     def validate(self, prefix="model"):
         for name in ("z_dim", "g_filters", "d_filters", "encoder_filters", "ez_fc", "ey_fc"):
             check_range(getattr(self, name), f"{prefix}.{name}", 1)
-        check_range(self.residual_gain, f"{prefix}.residual_gain", 0.0)
+        residual.validate_options(self, prefix)
         check_range(self.refine_steps, f"{prefix}.refine_steps", 0)
         check_range(self.refine_lr, f"{prefix}.refine_lr", 0.0, low_inclusive=False)
 
@@ -423,9 +426,7 @@ class IcGAN(GANTrainer):
             z = self.refine_latent(images, z, source)
         image = self.generate(z, inputs["attributes"])
         if cfg.residual_edit:
-            own = ops.cast(self.generate(z, source), "float32")
-            gain = float(self.config.model.residual_gain)
-            image = ops.clip(ops.cast(images, "float32") + gain * (ops.cast(image, "float32") - own), -1.0, 1.0)
+            image = residual.residual_from_config(images, image, self.generate(z, source), cfg)
         return {"image": image, "latent": z}
 
 

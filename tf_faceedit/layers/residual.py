@@ -1,0 +1,83 @@
+"""Residual edits: the input plus the change a generator makes, beyond the papers of Fader and IcGAN.
+
+An autoencoder-style editor (Fader's D(E(x), a), IcGAN's G(E_z(x), y)) redraws every pixel from a small code, so its
+output is a blurred or different face even where the edit changes nothing. A residual edit keeps the input and adds
+only the change: x + g (edited - own), with `own` the editor's output at the input's own attributes and g a gain.
+
+The change also carries the editor's idea of the attribute's average look: Fader's smiling faces are warmer and
+brighter on average than its non-smiling ones, so the change tints the whole face (on photos, yellow-green or orange
+casts). `highpass_sigma` removes that low-frequency part: the change minus its Gaussian blur of that standard
+deviation (pixels at the model's size), from the chroma only (`highpass="chroma"`: the change's deviation from its
+channel mean; shading is kept) or from every channel (`"all"`). A smile's change (teeth, lips, cheeks) is a few
+pixels wide at 64^2; a cast spans the face.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from keras import ops
+
+from tf_faceedit.backend.tensor_types import Tensor
+from tf_faceedit.config import check_choice, check_range
+
+HIGHPASS_MODES = ("chroma", "all")
+
+
+def gaussian_taps(sigma: float, max_radius: int) -> np.ndarray:
+    """1-D normalized Gaussian of standard deviation `sigma`, radius ceil(3 sigma) capped at `max_radius` (>= 1)."""
+    radius = max(1, min(int(math.ceil(3.0 * sigma)), int(max_radius)))
+    x = np.arange(-radius, radius + 1, dtype=np.float64)
+    g = np.exp(-(x**2) / (2.0 * sigma**2))
+    return (g / g.sum()).astype("float32")
+
+
+def gaussian_blur(images: Tensor, sigma: float) -> Tensor:
+    """[N, H, W, C] float32 blurred by a separable Gaussian (two depthwise convolutions, TFLite-convertible).
+
+    Normalized at the border: each output pixel is the weighted mean of the in-image pixels only (the zero padding's
+    weight is divided out), so a constant image stays constant."""
+    height, width, channels = images.shape[1], images.shape[2], images.shape[3]
+    g = gaussian_taps(sigma, max(1, min(height or 64, width or 64) - 1))
+    k = len(g)
+    kernel_h = ops.convert_to_tensor(np.tile(g.reshape(k, 1, 1, 1), (1, 1, channels, 1)))
+    kernel_w = ops.convert_to_tensor(np.tile(g.reshape(1, k, 1, 1), (1, 1, channels, 1)))
+
+    def blur(t):
+        return ops.depthwise_conv(ops.depthwise_conv(t, kernel_h, padding="same"), kernel_w, padding="same")
+
+    return blur(images) / blur(ops.ones_like(images))
+
+
+def highpass(change: Tensor, sigma: float, mode: str = "chroma") -> Tensor:
+    """`change` less its low-frequency part (Gaussian blur of `sigma` pixels): of the chroma only, or of all."""
+    if mode not in HIGHPASS_MODES:
+        raise ValueError(f"highpass mode must be one of {HIGHPASS_MODES}, got {mode!r}")
+    part = change - ops.mean(change, axis=-1, keepdims=True) if mode == "chroma" else change
+    return change - gaussian_blur(part, sigma)
+
+
+def residual_edit(
+    images: Tensor, edited: Tensor, own: Tensor, gain: float = 1.0, highpass_sigma: float = 0.0, mode: str = "chroma"
+) -> Tensor:
+    """x + g (edited - own) in float32, clipped to [-1, 1]; with `highpass_sigma` > 0 the change is high-passed
+    first (`highpass`). images, edited, own: [N, H, W, C] in [-1, 1]."""
+    change = ops.cast(edited, "float32") - ops.cast(own, "float32")
+    if highpass_sigma > 0:
+        change = highpass(change, float(highpass_sigma), mode)
+    return ops.clip(ops.cast(images, "float32") + float(gain) * change, -1.0, 1.0)
+
+
+def validate_options(model, prefix: str = "model") -> None:
+    """Checks a method's residual-edit options: residual_gain, residual_highpass_sigma (>= 0) and residual_highpass."""
+    check_range(model.residual_gain, f"{prefix}.residual_gain", 0.0)
+    check_range(model.residual_highpass_sigma, f"{prefix}.residual_highpass_sigma", 0.0)
+    check_choice(model.residual_highpass, f"{prefix}.residual_highpass", HIGHPASS_MODES)
+
+
+def residual_from_config(images: Tensor, edited: Tensor, own: Tensor, model) -> Tensor:
+    """`residual_edit` with a method's model config (residual_gain, residual_highpass_sigma, residual_highpass)."""
+    return residual_edit(
+        images, edited, own, model.residual_gain, model.residual_highpass_sigma, model.residual_highpass
+    )
