@@ -75,6 +75,7 @@ def test_edit_success_counts_the_judges_agreement(inverted, expected):
     assert entry["success"] == expected and entry["success 0->1"] == expected and entry["success 1->0"] == expected
     assert entry["count 0->1"] == 3 and entry["count 1->0"] == 3
     assert entry["attention_area"] == pytest.approx(0.5)
+    assert entry["colour_shift"] == pytest.approx(0.0)  # grey to white or black: brightness, no tint
     assert report["num_images"] == 6 and set(figures) == {"A"} and len(areas["A"]) == 6
 
 

@@ -70,6 +70,23 @@ def _ssim_direct(x, y, data_range):
     return np.mean(values)
 
 
+def test_colour_shift_counts_a_tint_not_brightness_nor_a_small_spot():
+    a = np.full((4, 40, 40, 3), 100, np.uint8)
+    b = a.copy()
+    b[0, ..., 0] += 10  # a red tint: chroma (+20/3, -10/3, -10/3)
+    b[1] += 30  # brighter: no chroma
+    b[2, 19:21, 19:21] = [200, 60, 60]  # a 2x2 red spot (lips), far smaller than the blur
+    shift = metrics.colour_shift(a, b)
+    np.testing.assert_allclose(shift[[0, 1, 3]], [40 / 9, 0.0, 0.0], atol=1e-9)
+    assert 0 < shift[2] < 0.2
+    # the mask chooses the pixels averaged: the tint of one half only
+    half = b.copy()
+    half[0, :, 20:] = a[0, :, 20:]
+    mask = np.zeros((4, 40, 40, 1))
+    mask[:, :, :10] = 1
+    assert metrics.colour_shift(a, half, sigma=2.0, mask=mask)[0] == pytest.approx(40 / 9, abs=1e-6)
+
+
 def test_ssim_window():
     g = metrics.gaussian_window()
     assert g.shape == (11,) and g.sum() == pytest.approx(1.0)

@@ -62,6 +62,7 @@ def test_photo_benchmark_reports_success_identity_and_untouched_pixels(setup, tm
     assert report["num_photos"] == report["num_edited"] == 5 and not report["skipped"]
     assert entry["count 0->1"] + entry["count 1->0"] == 5 and 0.0 <= entry["success"] <= 1.0
     assert entry["unchanged_outside"] == 1.0  # paste-back writes only inside the face square
+    assert 0.0 <= entry["colour_shift"] < 1.0
     assert set(entry["identity"]) >= {"distance", "same_person"} and entry["face_lost_after_edit"] == 0
     assert report["seconds_per_edit"] > 0
     figure = cv2.imread(str(tmp_path / "figures" / "photos.png"))

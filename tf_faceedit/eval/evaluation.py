@@ -306,6 +306,7 @@ def _evaluate_edit(model, batches, judge, refused, extractor, seed, progress, me
             else:
                 foreground = None
             acc.add(f"{name}/l1_to_input", metrics.l1(images, edited) / 255.0)
+            acc.add(f"{name}/colour_shift", metrics.colour_shift(images, edited) / 255.0)
             if faces is not None:
                 add_identity(acc, name, meter.distances(faces, edited), attributes[:, i])
             scored = name in judge_index and name not in refused

@@ -99,6 +99,20 @@ def l1(a, b, mask=None):
     return _weighted_mean(np.abs(a - b), mask)
 
 
+def colour_shift(a, b, sigma=None, mask=None):
+    """The low-frequency colour change from a to b per image [N], in the inputs' units (0..255 for uint8): the mean
+    absolute Gaussian blur (`sigma` pixels, default a tenth of the width: a tint across the face at the aligned
+    crop sizes) of the chroma of b - a (each channel's difference from the pixel's mean over channels). A smile's
+    change (teeth, lips: a few pixels of opposite signs) mostly averages out; a cast over the face does not, nor
+    does a change of brightness count. mask: optional [N, H, W, 1] weights of the pixels averaged."""
+    a, b, _ = _pair(a, b, 1.0)
+    change = b - a
+    chroma = change - change.mean(axis=-1, keepdims=True)
+    sigma = float(sigma or a.shape[2] / 10.0)
+    low = np.stack([cv2.GaussianBlur(c, (0, 0), sigma).reshape(c.shape) for c in chroma])
+    return _weighted_mean(np.abs(low), mask)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # SSIM
 

@@ -17,6 +17,8 @@ resolution). Of the largest face:
   found on the photo (`tf_faceedit.eval.identity`; photos where it finds no face are left out and counted).
 * outside the face: the share of pixels outside the aligned face square (the only region paste-back may write) that
   are exactly the photo's; it must be 1.
+* colour shift in the face: `metrics.colour_shift` inside the face square (a tint the edit spreads over the face,
+  0..1 units; a smile's own change scores near 0).
 * seconds per photo and edit: the whole photo path (detection, alignment, the model, paste-back).
 * `figures/photos.png`: 8 photos before and after each edit, at 100 % scale.
 
@@ -37,6 +39,7 @@ import numpy as np
 from tf_faceedit import images as image_io
 from tf_faceedit.data import align, detectors
 from tf_faceedit.errors import ConfigError, DataError
+from tf_faceedit.eval import metrics
 from tf_faceedit.eval.report import fmt
 from tf_faceedit.images import to_float
 
@@ -182,6 +185,10 @@ def evaluate_photos(
             if outside.any():
                 same = np.all(edited == photo, axis=-1)[outside]
                 acc.add(f"{name}/unchanged_outside", [same.mean()])
+            if inside.any():  # a tint over the face at full resolution, blurred over a tenth of the face's side
+                side = float(np.sqrt(inside.sum()))
+                shift = metrics.colour_shift(photo[None], edited[None], side / 10.0, inside[None, ..., None])
+                acc.add(f"{name}/colour_shift", shift / 255.0)
             if meter is not None:
                 evaluation.add_identity(acc, name, meter.distances(reference, edited[None]), label[i : i + 1])
             if judge is not None and name in judge_index and name not in refused:
@@ -203,7 +210,8 @@ def evaluate_photos(
         raise DataError(f"--photos {photos_dir}: no face found in any of its {len(paths)} photos")
     per_attribute = {}
     for name in names:
-        entry = {k: acc.mean(f"{name}/{k}") for k in ("success", "success 0->1", "success 1->0", "unchanged_outside")}
+        keys = ("success", "success 0->1", "success 1->0", "unchanged_outside", "colour_shift")
+        entry = {k: acc.mean(f"{name}/{k}") for k in keys}
         entry["face_lost_after_edit"] = lost[name]
         if meter is not None:
             entry["identity"] = evaluation.identity_summary(acc, name, meter.threshold)
@@ -249,14 +257,15 @@ def markdown_report(report):
         f"{report['seconds_per_edit']:.2f} s per photo and edit (detect, align, edit, paste back)",
         "",
         "| attribute | success | 0->1 | 1->0 | same person | 0->1 | 1->0 | mean distance | pixels outside the face "
-        "unchanged | face lost after the edit | note |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "unchanged | colour shift in the face | face lost after the edit | note |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, entry in report["attributes"].items():
         ident = entry.get("identity", {})
         cells = [name] + [fmt(entry.get(k)) for k in ("success", "success 0->1", "success 1->0")]
         cells += [fmt(ident.get(k)) for k in ("same_person", "same_person 0->1", "same_person 1->0", "distance")]
-        cells += [fmt(entry.get("unchanged_outside"), 4), str(entry.get("face_lost_after_edit", 0))]
+        cells += [fmt(entry.get("unchanged_outside"), 4), fmt(entry.get("colour_shift"), 4)]
+        cells.append(str(entry.get("face_lost_after_edit", 0)))
         cells.append(entry.get("success_note", ""))
         lines.append("| " + " | ".join(cells) + " |")
     if report.get("identity"):

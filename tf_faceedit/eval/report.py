@@ -16,7 +16,8 @@ from tf_faceedit.images import to_float
 from tf_faceedit.training.callbacks import make_grid
 
 # Per attribute of an editing method: edit success (both directions and each), preservation outside the attention
-# mask, the mean attention area, and the L1 distance of the edit to its input (metrics.json keys and table columns).
+# mask, the mean attention area, the L1 distance of the edit to its input and its colour shift (`metrics.colour_shift`,
+# 0..1 units: a tint the edit spreads over the face) (metrics.json keys and table columns).
 EDIT_METRICS = (
     "success",
     "success 0->1",
@@ -25,6 +26,7 @@ EDIT_METRICS = (
     "preservation_l1",
     "attention_area",
     "l1_to_input",
+    "colour_shift",
 )
 # Per attribute of a completion method's attribute control: success of the flipped fill, and how often the judge
 # agrees with the labels on the own-attribute fill.
@@ -71,8 +73,8 @@ def markdown_report(report):
     if "attributes" in report:
         lines += [
             "| attribute | success | 0->1 | 1->0 | preservation PSNR (dB) | preservation L1 | attention area | "
-            "L1 to input | note |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "L1 to input | colour shift | note |",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for name, entry in report["attributes"].items():
             lines.append(
