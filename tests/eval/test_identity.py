@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from tests.helpers import MeanColourRecognizer
-from tf_faceedit.errors import EvaluationError
+from tf_faceedit.errors import ConfigError, EvaluationError
 from tf_faceedit.eval import evaluation, identity
 from tf_faceedit.eval.report import markdown_report
 
@@ -61,9 +61,12 @@ def test_a_missing_extra_is_one_line_naming_it(monkeypatch):
     monkeypatch.setattr(identity, "available", lambda: False)
     with pytest.raises(EvaluationError, match=r"tf_faceedit\[identity\]"):
         identity.load_recognizer()
-    with pytest.raises(EvaluationError, match=r"tf_faceedit\[identity\]"):
-        evaluation.identity_meter(True)
-    assert evaluation.identity_meter("auto") is None and evaluation.identity_meter(False) is None
+    for on in (True, "on"):
+        with pytest.raises(EvaluationError, match=r"tf_faceedit\[identity\]"):
+            evaluation.identity_meter(on)
+    assert all(evaluation.identity_meter(value) is None for value in ("auto", "off", False, None))
+    with pytest.raises(ConfigError, match="--identity must be auto, on or off, got 'maybe'"):
+        evaluation.identity_meter("maybe")
 
 
 class _Brighten:

@@ -596,7 +596,9 @@ def _evaluate_completion(
 
 
 def identity_meter(identity):
-    """The `IdentityMeter` that `evaluate(identity=...)` asks for, or None."""
+    """The `IdentityMeter` that `evaluate(identity=...)` asks for, or None: "auto", "on" / True, "off" / False /
+    None, or a recognizer."""
+    identity = {"on": True, "off": False}.get(identity, identity) if isinstance(identity, str) else identity
     if identity is False or identity is None:
         return None
     if identity == "auto":
