@@ -219,7 +219,7 @@ def test_identity_edit_returns_the_input_exactly(shape):
 
 def test_pixels_the_edit_does_not_touch_stay_bit_exact():
     """A network that changes only a 4 x 4 block of its 16 x 16 view: every full-resolution pixel outside the
-    block's bilinear footprint is the input's exactly; inside, the change is there."""
+    block's bicubic footprint is the input's exactly; inside, the change is there."""
     import tensorflow as tf
 
     def change(image):  # [-1, 1]: +0.5 on rows 4-7, columns 8-11
@@ -230,11 +230,12 @@ def test_pixels_the_edit_does_not_touch_stay_bit_exact():
     height, width = 96, 80
     images = np.random.RandomState(4).randint(0, 200, (1, height, width, 3)).astype(np.uint8)
     out = _stub_model(change).edit(images, [1.0])["image"]
-    # photo pixel x sits at (x + 0.5) * 16 / width - 0.5 in the model's view; bilinear reads floor and floor + 1
+    # photo pixel x sits at (x + 0.5) * 16 / width - 0.5 in the model's view; the change is warped back bicubic
+    # (align.CHANGE_INTERPOLATION), which reads floor - 1 to floor + 2
     u = (np.arange(width) + 0.5) * 16 / width - 0.5
     v = (np.arange(height) + 0.5) * 16 / height - 0.5
-    cols = (np.floor(u) + 1 >= 8) & (np.floor(u) <= 11)
-    rows = (np.floor(v) + 1 >= 4) & (np.floor(v) <= 7)
+    cols = (np.floor(u) + 2 >= 8) & (np.floor(u) - 1 <= 11)
+    rows = (np.floor(v) + 2 >= 4) & (np.floor(v) - 1 <= 7)
     touched = rows[:, None] & cols[None, :]
     np.testing.assert_array_equal(out[0][~touched], images[0][~touched])
     inside = np.zeros_like(touched)

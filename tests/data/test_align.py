@@ -172,6 +172,27 @@ def test_paste_back_of_a_constant_edit_changes_only_the_face_square():
         assert np.any((out[ring] > photo[ring]) & (out[ring] < 250))
 
 
+def test_the_change_is_warped_back_bicubic():
+    # a 1-pixel stroke (a glasses frame at the model's size) pasted into a face 3x larger keeps bicubic sharpness
+    photo = np.full((200, 200, 3), 100, np.uint8)
+    size = 64
+    transform = np.array([[size / 192.0, 0.0, -4 * size / 192.0], [0.0, size / 192.0, -4 * size / 192.0]])
+    original = np.full((size, size, 3), 100, np.uint8)
+    edited = original.copy()
+    edited[30, 16:48] = 40  # a dark horizontal stroke
+    out = align.paste_back(photo, edited, transform, feather=0.0, original_face=original)
+    change = edited.astype(np.float32) - original.astype(np.float32)
+    expected = cv2.warpAffine(
+        change, transform, (200, 200), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE
+    )
+    column = slice(90, 110)
+    np.testing.assert_allclose(
+        out[60:140, column].astype(np.float32), np.clip(np.round(100 + expected[60:140, column]), 0, 255), atol=1
+    )
+    bilinear = cv2.warpAffine(change, transform, (200, 200), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+    assert np.abs(out[60:140, column].astype(np.float32) - 100 - bilinear[60:140, column]).max() > 3
+
+
 def test_feather_mask_is_zero_on_the_border_and_one_inside():
     mask = align.feather_mask(32, feather=0.2)
     assert mask.shape == (32, 32)
