@@ -26,6 +26,11 @@ Data locations (`with_data`): `load(with_data(source, partition_file=...))` repl
 locations (`tf_faceedit.pretrained.zoo.MACHINE_PATH_FIELDS`) in `model.config`: what `python -m tf_faceedit.evaluate
 --set data.partition_file=...` passes. A zoo model's config names no file of the machine it was trained on.
 
+Inference options (`with_options`): `load(with_options("fader-smiling-64", residual_gain=1.5))` sets fields that
+change only what inference computes (a method's model config lists them in `INFERENCE_OPTIONS`: Fader's and IcGAN's
+residual edit, IcGAN's inversion), on a run or a zoo name: what `--option model.FIELD=VALUE` of `python -m
+tf_faceedit.evaluate` and `python -m tf_faceedit.edit` passes. Any other field is a one-line ConfigError.
+
 Attributes are the TARGET values: an [N, K] or [K] array, or a dict {name: value}. Names not in the dict come from
 `predict_attributes(images)` when the method can predict them (SaGAN's critic head, IcGAN's E_y), otherwise 0
 (with a warning). A value that is not finite, or outside the method's `attribute_range` ([0, 1]; Fader's sliders
@@ -42,7 +47,7 @@ from typing import Any
 import numpy as np
 
 from tf_faceedit.errors import ConfigError, DataError, check_attribute_values, suggest
-from tf_faceedit.model_source import SourceWithData, with_data  # noqa: F401 - part of the API: load(with_data(...))
+from tf_faceedit.model_source import SourceWithData, with_data, with_options  # noqa: F401 - API: load(with_...(...))
 
 log = logging.getLogger("tf_faceedit")
 

@@ -6,6 +6,7 @@ evaluate and the benchmarks all go through here; nothing else tells the kinds ap
     restored = restore("sagan-eyeglasses-64")            # a zoo name (or an entry's folder): its files checked first
     restored.trainer, restored.config, restored.info     # info: {"checkpoint", "step"} (+ "zoo", "dtype")
     restore(with_data("sagan-eyeglasses-64", partition_file=P))   # the data locations of this machine
+    restore(with_options("fader-smiling-64", residual_gain=1.5))   # an inference option of the method (--option)
     locate("exports/sagan/1")                            # ModelSource(kind="export", path=...): what it is, no loading
 
 A source is, in this order (`locate`):
@@ -29,6 +30,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from tf_faceedit.errors import ConfigError
 from tf_faceedit.pretrained import zoo
 from tf_faceedit.training import run_dir
@@ -43,10 +46,12 @@ KINDS = ("zoo", "run", "export")
 @dataclasses.dataclass(frozen=True)
 class SourceWithData(os.PathLike):
     """A model source (run folder, export folder or zoo name) and replacements of its data config's file locations
-    (`with_data`). Path-like: it reads as `source` wherever a path is expected."""
+    (`with_data`) and of its inference options (`with_options`). Path-like: it reads as `source` wherever a path is
+    expected."""
 
     source: str | os.PathLike
     data: tuple  # ((field, value), ...) of `zoo.MACHINE_PATH_FIELDS`
+    options: tuple = ()  # ((field, value), ...) of the method's model config's INFERENCE_OPTIONS
 
     def __fspath__(self):
         return os.fspath(self.source)
@@ -67,10 +72,23 @@ def with_data(source: str | os.PathLike, **fields: str) -> SourceWithData:
             )
         if not isinstance(value, (str, os.PathLike)):
             raise ConfigError(f"--set data.{name} must be a path, got {value!r}")
+    options = ()
     if isinstance(source, SourceWithData):
         fields = {**dict(source.data), **fields}
-        source = source.source
-    return SourceWithData(source, tuple(sorted((name, os.fspath(value)) for name, value in fields.items())))
+        source, options = source.source, source.options
+    return SourceWithData(source, tuple(sorted((name, os.fspath(value)) for name, value in fields.items())), options)
+
+
+def with_options(source: str | os.PathLike, **options: Any) -> SourceWithData:
+    """`source` (a run or a zoo name) with inference options of its method set in the restored config, e.g.
+    `load(with_options("fader-smiling-64", residual_gain=1.5))`: the fields its model config lists in
+    `INFERENCE_OPTIONS` (they change what inference computes, not the weights). A string value is read as YAML
+    ("2" -> 2, "true" -> True), as `--option model.FIELD=VALUE` gives it. `restore` checks the names and values."""
+    data = ()
+    if isinstance(source, SourceWithData):
+        options = {**dict(source.options), **options}
+        source, data = source.source, source.data
+    return SourceWithData(source, data, tuple(sorted(options.items())))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -86,12 +104,14 @@ class ModelSource:
       path: the entry's folder, the run folder, the export folder (or the path given, for kind None).
       entry: the `zoo.Entry` (kind "zoo"), else None.
       data: {field: value} data locations to set in the loaded config (`with_data`).
+      options: {field: value} inference options to set in the loaded model config (`with_options`).
     """
 
     kind: str | None
     path: Path
     entry: Any = None
     data: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     def __fspath__(self):
         return os.fspath(self.path)
@@ -106,11 +126,11 @@ def locate(source: Any) -> ModelSource:
     names for a string of the form of a zoo name that is none of them."""
     if isinstance(source, ModelSource):
         return source
-    data = {}
+    data, options = {}, {}
     if isinstance(source, SourceWithData):
-        source, data = source.source, dict(source.data)
+        source, data, options = source.source, dict(source.data), dict(source.options)
     if isinstance(source, zoo.Entry):
-        return ModelSource("zoo", source.directory, source, data)
+        return ModelSource("zoo", source.directory, source, data, options)
     if not isinstance(source, (str, os.PathLike)):
         raise ConfigError(f"a model source is a run folder, an export folder or a zoo name, got {source!r}")
     text = os.fspath(source)
@@ -119,11 +139,11 @@ def locate(source: Any) -> ModelSource:
     if kind == "run":
         entry = zoo.entry_at(path)
         if entry is not None:
-            return ModelSource("zoo", entry.directory, entry, data)
+            return ModelSource("zoo", entry.directory, entry, data, options)
     if kind is None and zoo.is_name(text):
         entry = zoo.get(text)  # ConfigError listing the known names
-        return ModelSource("zoo", entry.directory, entry, data)
-    return ModelSource(kind, path, None, data)
+        return ModelSource("zoo", entry.directory, entry, data, options)
+    return ModelSource(kind, path, None, data, options)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -150,6 +170,27 @@ class Restored:
 
 def _apply_data(cfg, data):
     return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, **data)) if data else cfg
+
+
+def _apply_options(trainer, cfg, options):
+    """The config with `options` set in its model config (checked: names in its INFERENCE_OPTIONS, values by the
+    config's types and validation), also made the trainer's, which reads them at inference."""
+    if not options:
+        return cfg
+    allowed = getattr(type(cfg.model), "INFERENCE_OPTIONS", ())
+    for name, value in options.items():
+        if name not in allowed:
+            known = f"its options: {', '.join('model.' + a for a in allowed)}" if allowed else "it has none"
+            raise ConfigError(f"--option model.{name}: not an inference option of {cfg.method} ({known})")
+        if isinstance(value, str):
+            try:
+                value = yaml.safe_load(value) if value.strip() else value
+            except yaml.YAMLError:
+                pass
+        cfg = cfg.merge_dict({"model": {name: value}}, source=f"--option model.{name}")
+    cfg.model.validate()
+    trainer.config = dataclasses.replace(trainer.config, model=cfg.model)
+    return cfg
 
 
 def restore(
@@ -188,6 +229,11 @@ def restore(
             raise ConfigError(f"precision= applies to a model_dir or a zoo name; {path} is an export")
         if data:
             raise ConfigError(f"data locations (--set data.*) apply to a model_dir or a zoo name; {path} is an export")
+        if source.options:
+            raise ConfigError(
+                f"inference options (--option model.*) apply to a model_dir or a zoo name; {path} is an export "
+                "(it keeps the options it was exported with)"
+            )
         return Restored(None, None, {"export_dir": str(path)}, source)
     elif exports:
         raise ConfigError(
@@ -197,4 +243,5 @@ def restore(
         raise ConfigError(f"{flag} {path} is an export (saved_model.pb); give its training run or a zoo name")
     else:
         raise ConfigError(f"{flag} {path} has no config.yaml (is it a training run's folder?)")
+    cfg = _apply_options(trainer, cfg, dict(source.options))
     return Restored(trainer, _apply_data(cfg, data), info, source)

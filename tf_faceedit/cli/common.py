@@ -41,6 +41,36 @@ def add_model_argument(parser, **kwargs):
     return parser.add_argument("--model", help=MODEL_HELP, **kwargs)
 
 
+def add_option_argument(parser):
+    """`--option model.FIELD=VALUE` (repeatable): an inference option of the model's method (`with_options`)."""
+    return parser.add_argument(
+        "--option",
+        dest="options",
+        action="append",
+        default=[],
+        metavar="model.FIELD=VALUE",
+        help="an inference option of the method, e.g. --option model.residual_gain=1.5 (repeatable; Fader and "
+        "IcGAN: residual_edit, residual_gain, residual_highpass_sigma, residual_highpass; IcGAN: refine_steps, "
+        "refine_lr)",
+    )
+
+
+def with_options(model, assignments):
+    """`model` with the `--option model.FIELD=VALUE` assignments (`model_source.with_options`), or as it is when
+    there are none; ConfigError naming a malformed one."""
+    from tf_faceedit.errors import ConfigError
+    from tf_faceedit.model_source import with_options as source_with_options
+
+    options = {}
+    for assignment in assignments:
+        key, sep, value = assignment.partition("=")
+        field = key.strip().removeprefix("model.")
+        if not sep or not key.strip().startswith("model.") or not field or not value.strip():
+            raise ConfigError(f"--option expects model.FIELD=VALUE (e.g. model.residual_gain=1.5), got {assignment!r}")
+        options[field] = value.strip()
+    return source_with_options(model, **options) if options else model
+
+
 def add_precision_argument(parser):
     """`--precision float32|bfloat16`: the networks' compute dtype, as `tf_faceedit.load(precision=...)` takes."""
     return parser.add_argument(

@@ -47,6 +47,7 @@ def parse_args(argv=None):
         help="face detector: mtcnn, haar, or a YuNet .onnx file (default: mtcnn "
         "when installed, pip install 'tf_faceedit[faces]'; else haar)",
     )
+    common.add_option_argument(parser)
     common.add_precision_argument(parser)
     common.add_engine_argument(parser)
     parser.add_argument("--feather", type=float, default=0.1, help="width of the blended border (fraction of face)")
@@ -77,7 +78,7 @@ def main(argv=None):
         from tf_faceedit.apps import edit as edit_app
 
         report = edit_app.edit_photos(
-            args.model or args.model_dir or args.export_dir,
+            common.with_options(args.model or args.model_dir or args.export_dir, args.options),
             args.image,
             args.out,
             parse_assignments(args.assignments),

@@ -76,6 +76,7 @@ def parse_args(argv=None):
         help="the photo benchmark instead of the test part: a CelebA-format folder of photos larger than the model "
         "(e.g. celeba-wild-500; never train on it), edited through the photo path (detect, align, edit, paste back)",
     )
+    common.add_option_argument(parser)
     parser.add_argument("--out_dir", help="report folder (default RUN/eval/<split>; a zoo model: eval/NAME/<split>)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar, warnings only")
     return parser.parse_args(argv)
@@ -93,6 +94,8 @@ def parse_data_locations(assignments):
         field = key.strip().removeprefix("data.")
         if not sep or not key.strip().startswith("data.") or field not in allowed or not value.strip():
             hint = " (the dataset folder is --data_dir)" if field == "data_dir" else ""
+            if key.strip().startswith("model."):
+                hint = " (an inference option of the method: --option model.FIELD=VALUE)"
             raise ConfigError(
                 f"--set expects data.FIELD=PATH with FIELD one of {', '.join(allowed)}{hint}, got {assignment!r}"
             )
@@ -119,6 +122,7 @@ def main(argv=None):
         locations = parse_data_locations(args.data_locations)
         if locations:
             model = api.with_data(model, **locations)
+        model = common.with_options(model, args.options)
         if entry is not None and not args.data_dir and not args.photos:
             raise ConfigError(f"--model {entry.name} is a zoo model: give --data_dir (a CelebA-format folder)")
         if entry is not None and out_dir is None:  # not into the installed package

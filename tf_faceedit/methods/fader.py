@@ -86,6 +86,9 @@ class FaderModelConfig:
     residual_highpass_sigma: float = 0.0
     residual_highpass: str = "chroma"
 
+    # fields that change only what inference computes: settable on a trained model (`--option model.FIELD=VALUE`)
+    INFERENCE_OPTIONS = ("residual_edit", "residual_gain", "residual_highpass_sigma", "residual_highpass")
+
     def validate(self, prefix="model"):
         for name in ("encoder_filters", "max_filters", "lat_dis_fc"):
             check_range(getattr(self, name), f"{prefix}.{name}", 1)

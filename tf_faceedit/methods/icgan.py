@@ -84,6 +84,16 @@ class IcGANModelConfig:
     refine_steps: int = 0
     refine_lr: float = 0.05
 
+    # fields that change only what inference computes: settable on a trained model (`--option model.FIELD=VALUE`)
+    INFERENCE_OPTIONS = (
+        "residual_edit",
+        "residual_gain",
+        "residual_highpass_sigma",
+        "residual_highpass",
+        "refine_steps",
+        "refine_lr",
+    )
+
     def validate(self, prefix="model"):
         for name in ("z_dim", "g_filters", "d_filters", "encoder_filters", "ez_fc", "ey_fc"):
             check_range(getattr(self, name), f"{prefix}.{name}", 1)
