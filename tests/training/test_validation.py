@@ -46,9 +46,10 @@ def test_run_validates_every_n_steps_and_stops_at_the_target(synthetic_celeba, t
     assert "val/reconstruction_psnr" not in scalars[1]
 
 
-def test_run_without_a_target_validates_to_the_end(synthetic_celeba, tmp_path):
+@pytest.mark.parametrize("method", ["sagan", "attentiongan"])  # attentiongan: a two-domain (unpaired) batch
+def test_run_without_a_target_validates_to_the_end(method, synthetic_celeba, tmp_path):
     overrides = {"train.steps": 4, "train.validation.every": 2, "train.validation.num_images": 3}
-    result = driver.run(tiny_config("sagan", synthetic_celeba, **overrides), tmp_path / "run")
+    result = driver.run(tiny_config(method, synthetic_celeba, **overrides), tmp_path / "run")
     assert result["step"] == 4 and result["validation"]["target_reached"] is None
     scalars = cb.read_scalars_jsonl(tmp_path / "run" / "logs" / "scalars.jsonl")
     assert {step for step, row in scalars.items() if "val/reconstruction_psnr" in row} == {2, 4}
@@ -96,6 +97,16 @@ def test_edit_success_is_the_judges_reading_of_the_flipped_attribute(monkeypatch
     assert metrics["val/edit_success"] == pytest.approx(np.mean([1.0, metrics["val/success/Smiling"]]))
     assert np.isfinite(metrics["val/reconstruction_psnr"])
     assert set(validation.validation_metrics(trainer, batch)) == {"val/reconstruction_psnr"}  # no judge
+
+
+def test_a_two_domain_batch_is_labelled_by_its_domain():
+    cfg = tiny_config("attentiongan", "/x")
+    a, b = np.zeros((2, 8, 8, 3), np.float32), np.ones((3, 8, 8, 3), np.float32)
+    batch = validation.two_domain_batch({"image_a": a, "image_b": b}, cfg.data)
+    column = cfg.data.attributes.index(cfg.data.domain_attribute)
+    assert batch["image"].shape == (5, 8, 8, 3) and batch["attributes"].shape == (5, len(cfg.data.attributes))
+    value = cfg.data.domain_a_value
+    np.testing.assert_array_equal(batch["attributes"][:, column], [value] * 2 + [1 - value] * 3)
 
 
 def test_completion_reports_the_hole_psnr():

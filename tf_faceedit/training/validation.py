@@ -61,9 +61,24 @@ def load_judge(source):
     return classifier.load_classifier(source)
 
 
+def two_domain_batch(batch, data):
+    """A two-domain batch ({"image_a", "image_b"}: AttentionGAN's unpaired pipeline) as one labelled batch: the images
+    of both domains, the domain attribute `data.domain_a_value` for image_a's and its opposite for image_b's (the
+    other attributes 0)."""
+    a, b = np.asarray(batch["image_a"]), np.asarray(batch["image_b"])
+    column = list(data.attributes).index(data.domain_attribute)
+    attributes = np.zeros((len(a) + len(b), len(data.attributes)), np.float32)
+    attributes[: len(a), column] = float(data.domain_a_value)
+    attributes[len(a) :, column] = 1.0 - float(data.domain_a_value)
+    return {"image": np.concatenate([a, b]), "attributes": attributes}
+
+
 def validation_metrics(trainer, batch, judge=None):
     """{"val/...": value} of `trainer`'s networks on `batch` (numpy "image" float [-1, 1], "attributes", "mask" for
-    completion); see the module docstring. Inputs go through uint8, as `evaluate` reads images from files."""
+    completion; or a two-domain batch, `two_domain_batch`); see the module docstring. Inputs go through uint8, as
+    `evaluate` reads images from files."""
+    if "image" not in batch and "image_a" in batch:
+        batch = two_domain_batch(batch, trainer.config.data)
     images = to_uint8(batch["image"])
     attributes = np.asarray(batch["attributes"], np.float32)
     inputs = {"image": keras.ops.convert_to_tensor(to_float(images))}
