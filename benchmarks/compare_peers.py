@@ -264,7 +264,10 @@ def child(spec, opts):
 
     cfg = make_config(method, size, batch, opts.set)
     forward_bfloat16 = case != "train_iter" and opts.inference == "frozen_bfloat16"
-    with precision.policy_scope("mixed_bfloat16" if forward_bfloat16 else "none"):  # as load(precision=...)
+    # training: the config's train.mixed_precision (float32 unless --set changes it), as the driver builds it;
+    # forwards: as load(precision=...) builds them
+    policy = cfg.train.mixed_precision if case == "train_iter" else ("mixed_bfloat16" if forward_bfloat16 else "none")
+    with precision.policy_scope(policy):
         trainer = registry.get(method).trainer_class(cfg)
     if case == "train_iter":
         times, images = train_case(trainer, cfg, opts)
@@ -297,6 +300,7 @@ def child(spec, opts):
         "jit_compile": str(getattr(trainer, "jit_compile", cfg.train.jit_compile)),
         "inference": None if case == "train_iter" or case.endswith("_eager") else opts.inference,
         "overrides": list(opts.set),
+        "dtype_policy": precision.policy_name(policy),
         "onednn": onednn.describe(),
     }
     print("RESULT " + json.dumps(result), flush=True)
