@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 from keras import ops
 
 from tf_faceedit.backend.tensor_types import Tensor
@@ -25,12 +24,12 @@ from tf_faceedit.config import check_choice, check_range
 HIGHPASS_MODES = ("chroma", "all")
 
 
-def gaussian_taps(sigma: float, max_radius: int) -> np.ndarray:
+def gaussian_taps(sigma: float, max_radius: int) -> list[float]:
     """1-D normalized Gaussian of standard deviation `sigma`, radius ceil(3 sigma) capped at `max_radius` (>= 1)."""
     radius = max(1, min(int(math.ceil(3.0 * sigma)), int(max_radius)))
-    x = np.arange(-radius, radius + 1, dtype=np.float64)
-    g = np.exp(-(x**2) / (2.0 * sigma**2))
-    return (g / g.sum()).astype("float32")
+    g = [math.exp(-(x * x) / (2.0 * sigma * sigma)) for x in range(-radius, radius + 1)]
+    total = sum(g)
+    return [value / total for value in g]
 
 
 def gaussian_blur(images: Tensor, sigma: float) -> Tensor:
@@ -41,8 +40,9 @@ def gaussian_blur(images: Tensor, sigma: float) -> Tensor:
     height, width, channels = images.shape[1], images.shape[2], images.shape[3]
     g = gaussian_taps(sigma, max(1, min(height or 64, width or 64) - 1))
     k = len(g)
-    kernel_h = ops.convert_to_tensor(np.tile(g.reshape(k, 1, 1, 1), (1, 1, channels, 1)))
-    kernel_w = ops.convert_to_tensor(np.tile(g.reshape(1, k, 1, 1), (1, 1, channels, 1)))
+    taps = ops.convert_to_tensor(g, "float32")
+    kernel_h = ops.tile(ops.reshape(taps, (k, 1, 1, 1)), (1, 1, channels, 1))
+    kernel_w = ops.tile(ops.reshape(taps, (1, k, 1, 1)), (1, 1, channels, 1))
 
     def blur(t):
         return ops.depthwise_conv(ops.depthwise_conv(t, kernel_h, padding="same"), kernel_w, padding="same")
