@@ -8,6 +8,29 @@ from tf_faceedit.layers import ConvNormAct
 from tf_faceedit.layers.conv_fast_paths import ConvFastPaths
 
 
+def _value_and_derivatives(fn, x, kernel):
+    """[y, dL/dx, and the gradient-penalty derivatives d(|dL/dx|^2)/dx and d(|dL/dx|^2)/dkernel] of fn at x, with
+    L = sum(y cos y): what a fast path must reproduce of the plain layer (the WGAN-GP critic differentiates twice)."""
+    import tensorflow as tf
+
+    with tf.GradientTape() as outer:
+        outer.watch(x)
+        with tf.GradientTape() as inner:
+            inner.watch(x)
+            y = fn(x)
+            loss = tf.reduce_sum(y * tf.cos(y))
+        grad_x = inner.gradient(loss, x)
+        penalty = tf.reduce_sum(tf.square(grad_x))
+    second = outer.gradient(penalty, [x, kernel])
+    return [np.asarray(t) for t in [y, grad_x, *second]]
+
+
+def _assert_same(ours, plain):
+    assert ours[0].shape == plain[0].shape
+    for a, b in zip(ours, plain):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * max(1.0, float(np.abs(b).max())))
+
+
 @pytest.mark.parametrize(
     "shape, kernel, strides, padding, taps",
     [
@@ -73,23 +96,10 @@ def test_small_map_convolutions_are_matrix_products(shape, kernel, strides, padd
     got = layer._small_map_plan(shape)
     assert (got and got[0]) == plan
     x = tf.constant(rng.normal(size=shape).astype("float32"))
-
-    def run(fn):
-        with tf.GradientTape() as outer:
-            outer.watch(x)
-            with tf.GradientTape() as inner:
-                inner.watch(x)
-                y = fn(x)
-                loss = tf.reduce_sum(y * tf.cos(y))
-            grad_x = inner.gradient(loss, x)
-            penalty = tf.reduce_sum(tf.square(grad_x))
-        second = outer.gradient(penalty, [x, layer.conv.kernel])
-        return [np.asarray(t) for t in [y, grad_x, *second]]
-
-    ours, plain = run(layer), run(lambda t: layer.act(layer.conv(t)))
-    assert ours[0].shape == plain[0].shape
-    for a, b in zip(ours, plain):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * max(1.0, float(np.abs(b).max())))
+    kernel = layer.conv.kernel
+    _assert_same(
+        _value_and_derivatives(layer, x, kernel), _value_and_derivatives(lambda t: layer.act(layer.conv(t)), x, kernel)
+    )
 
 
 @pytest.mark.parametrize(
@@ -125,30 +135,14 @@ def test_thin_output_convolutions_run_through_xla_in_training(filters, kernel, s
         calls.append(1)
         return original(*args)
 
-    conv_fast_paths._xla_conv2d = counting
-    try:
-
-        def run(fn):
-            with tf.GradientTape() as outer:
-                outer.watch(x)
-                with tf.GradientTape() as inner:
-                    inner.watch(x)
-                    y = fn(x)
-                    loss = tf.reduce_sum(y * tf.cos(y))
-                grad_x = inner.gradient(loss, x)
-                penalty = tf.reduce_sum(tf.square(grad_x))
-            second = outer.gradient(penalty, [x, layer.conv.kernel])
-            return [np.asarray(t) for t in [y, grad_x, *second]]
-
-        ours = run(lambda t: layer(t, training=True))
-        assert len(calls) == int(xla)
-        layer(x, training=False)
-        assert len(calls) == int(xla)
-    finally:
-        conv_fast_paths._xla_conv2d = original
-    plain = run(lambda t: layer.act(layer.conv(t)))
-    for a, b in zip(ours, plain):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * max(1.0, float(np.abs(b).max())))
+    monkeypatch.setattr(conv_fast_paths, "_xla_conv2d", counting)
+    kernel = layer.conv.kernel
+    ours = _value_and_derivatives(lambda t: layer(t, training=True), x, kernel)
+    assert len(calls) == int(xla)
+    layer(x, training=False)
+    assert len(calls) == int(xla)
+    monkeypatch.setattr(conv_fast_paths, "_xla_conv2d", original)
+    _assert_same(ours, _value_and_derivatives(lambda t: layer.act(layer.conv(t)), x, kernel))
 
 
 def test_thin_output_convolutions_keep_the_plain_layer_with_onednn(monkeypatch):

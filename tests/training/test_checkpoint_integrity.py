@@ -236,43 +236,13 @@ sys.exit(train.main(sys.argv[1:]))
 
 
 @pytest.mark.slow  # a training subprocess (~16 s)
-def test_disk_full_in_a_training_process(synthetic_celeba, tmp_path):
+def test_disk_full_in_a_training_process(synthetic_celeba, tmp_path, train_subprocess):
     model_dir = tmp_path / "run"
-    sets = {
-        "data.image_size": 16,
-        "data.attributes": "Eyeglasses",
-        "model.g_filters": 4,
-        "model.num_residual_blocks": 1,
-        "model.d_filters": 4,
-        "model.d_max_filters": 8,
-        "train.batch_size": 2,
-        "train.n_critic": 1,
-        "train.steps": 4,
-        "train.checkpoint_every": 2,
-        "train.sample_every": 1000,
-        "train.num_samples": 2,
-        "train.sample_split": "train",
-        "train.verbose": 0,
-        "data.cache": "false",
-    }
-    command = [
-        sys.executable,
-        "-c",
-        _FULL_DISK_AT_SECOND_CHECKPOINT,
-        "--method=sagan",
-        f"--data_dir={synthetic_celeba}",
-        f"--model_dir={model_dir}",
-        "--quiet",
-    ]
-    command += [f"--set={k}={v}" for k, v in sets.items()]
-    proc = subprocess.run(
-        command,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(ROOT)},
-    )
+    # the tiny SaGAN training of the conftest fixture, run through the script that fills the disk at its second save
+    train = train_subprocess.command(synthetic_celeba, model_dir, steps=4, checkpoint_every=2)
+    assert train[1:3] == ["-m", "tf_faceedit.train"]
+    command = [sys.executable, "-c", _FULL_DISK_AT_SECOND_CHECKPOINT, *train[3:], "--quiet"]
+    proc = train_subprocess.run(command, capture_output=True, timeout=600)
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert proc.returncode == 2 and len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     assert "no space left" in errors[0] and str(model_dir / "checkpoints") in errors[0], errors
