@@ -172,6 +172,14 @@ def _apply_data(cfg, data):
     return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, **data)) if data else cfg
 
 
+def inference_options(cfg) -> dict:
+    """{field: value} of the inference options of `cfg`'s model config (its `INFERENCE_OPTIONS`), as the model runs
+    them: what a report states beside the model's name. {} for a method without any, or no config (an export)."""
+    if cfg is None:
+        return {}
+    return {name: getattr(cfg.model, name) for name in getattr(type(cfg.model), "INFERENCE_OPTIONS", ())}
+
+
 def _apply_options(trainer, cfg, options):
     """The config with `options` set in its model config (checked: names in its INFERENCE_OPTIONS, values by the
     config's types and validation), also made the trainer's, which reads them at inference."""

@@ -660,7 +660,7 @@ def evaluate(
     the run's `data.mask.kind` for the completion masks (e.g. "noise" to compare runs trained on other masks).
     `identity`: "auto" (measure it when `tf_faceedit[identity]` is installed), True (a one-line error when it is
     not), False, or a recognizer object (see `tf_faceedit.eval.identity`)."""
-    from tf_faceedit import api
+    from tf_faceedit import api, model_source
 
     if not 0.0 <= min_classifier_accuracy <= 1.0:
         raise ConfigError(f"--min_classifier_accuracy must be in [0, 1], got {min_classifier_accuracy}")
@@ -707,6 +707,9 @@ def evaluate(
             "seconds": time.perf_counter() - started,
         }
     )
+    options = model_source.inference_options(model.config)
+    if options:
+        report["inference_options"] = options
     if judge is not None:
         report["classifier"] = judge_report(classifier, min_classifier_accuracy, judge_accuracy, model.attribute_names)
     (out_dir / "metrics.json").write_text(json.dumps(report, indent=2, default=float))

@@ -37,10 +37,11 @@ import keras
 import numpy as np
 
 from tf_faceedit import images as image_io
+from tf_faceedit import model_source
 from tf_faceedit.data import align, detectors
 from tf_faceedit.errors import ConfigError, DataError
 from tf_faceedit.eval import metrics
-from tf_faceedit.eval.report import fmt
+from tf_faceedit.eval.report import fmt, options_lines
 from tf_faceedit.images import to_float
 
 log = logging.getLogger("tf_faceedit")
@@ -230,6 +231,9 @@ def evaluate_photos(
         "seconds": time.perf_counter() - started,
         "detector": type(detector).__name__,
     }
+    options = model_source.inference_options(getattr(model, "config", None))
+    if options:
+        report["inference_options"] = options
     if meter is not None:
         report["identity"] = {
             "recognizer": getattr(meter.recognizer, "name", type(meter.recognizer).__name__),
@@ -256,6 +260,7 @@ def markdown_report(report):
         f"{report['num_edited']} of {report['num_photos']} photos with a face found ({report['detector']}); "
         f"{report['seconds_per_edit']:.2f} s per photo and edit (detect, align, edit, paste back)",
         "",
+        *options_lines(report),
         "| attribute | success | 0->1 | 1->0 | same person | 0->1 | 1->0 | mean distance | pixels outside the face "
         "unchanged | colour shift in the face | face lost after the edit | note |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",

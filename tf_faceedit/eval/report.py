@@ -42,6 +42,14 @@ def fmt(value, digits=3):
     return str(value)
 
 
+def options_lines(report):
+    """["Inference options: a=1, b=true", ""] for a report with `inference_options` (as the model ran), else []."""
+    options = report.get("inference_options")
+    if not options:
+        return []
+    return ["Inference options: " + ", ".join(f"{k}={v}" for k, v in options.items()), ""]
+
+
 def markdown_report(report):
     """The report's tables as markdown."""
     if report.get("method") == "classifier":
@@ -70,6 +78,7 @@ def markdown_report(report):
         f"{report['num_images']} images)",
         "",
     ]
+    lines += options_lines(report)
     if "attributes" in report:
         lines += [
             "| attribute | success | 0->1 | 1->0 | preservation PSNR (dB) | preservation L1 | attention area | "
