@@ -22,6 +22,15 @@ from tf_faceedit.errors import ConfigError, suggest
 # Validation helpers
 
 
+def parse_value(raw):
+    """The value of a `--set key=VALUE` (or `--option`) string, read as YAML ("2" -> 2, "true" -> True); "" for an
+    empty one, the string itself where it is not YAML."""
+    try:
+        return yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        return raw
+
+
 def check(condition, field, message):
     """Raises ConfigError(`field message`) when `condition` is false."""
     if not condition:
@@ -322,11 +331,7 @@ class ExperimentConfig:
             raise ConfigError(f"--set expects key=value, got {assignment!r}")
         key, raw = assignment.split("=", 1)
         key = key.strip()
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError:
-            value = raw
-        nested = value
+        nested = parse_value(raw)
         for part in reversed(key.split(".")):
             nested = {part: nested}
         return self.merge_dict(nested, source=f"--set {key}")

@@ -30,8 +30,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from tf_faceedit import config as config_lib
 from tf_faceedit.errors import ConfigError
 from tf_faceedit.pretrained import zoo
 from tf_faceedit.training import run_dir
@@ -191,10 +190,7 @@ def _apply_options(trainer, cfg, options):
             known = f"its options: {', '.join('model.' + a for a in allowed)}" if allowed else "it has none"
             raise ConfigError(f"--option model.{name}: not an inference option of {cfg.method} ({known})")
         if isinstance(value, str):
-            try:
-                value = yaml.safe_load(value) if value.strip() else value
-            except yaml.YAMLError:
-                pass
+            value = config_lib.parse_value(value)
         cfg = cfg.merge_dict({"model": {name: value}}, source=f"--option model.{name}")
     cfg.model.validate()
     trainer.config = dataclasses.replace(trainer.config, model=cfg.model)
