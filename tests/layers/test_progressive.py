@@ -43,7 +43,8 @@ def test_fade_in_blends_and_is_exact_at_the_ends():
     np.testing.assert_array_equal(out[0], old[0])
     np.testing.assert_array_equal(out[1], new[1])
     with pytest.raises(ValueError, match="new, old, alpha"):
-        layer.build([(2, 4, 4, 3), (2, 4, 4, 3)])
+        layer([new, old])
+    assert FadeIn().built  # no weights: built before any call (a one-stage network never calls it)
 
 
 def _stddev_reference(x, group):

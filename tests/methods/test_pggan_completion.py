@@ -135,6 +135,18 @@ def test_shapes_at_each_stage_and_during_fade_in(generator, discriminator, stage
         generator(_inputs(2 * r)[0])
 
 
+def test_one_stage_networks_are_fully_built():
+    """start_resolution == resolution: one stage, the FadeIn never called; every layer still counts as built
+    (Keras' fit under JAX refuses a model with an unbuilt layer)."""
+    g = pgc.PGGANCompletionGenerator(8, 8, K, fmap_base=32, fmap_max=16)
+    d = pgc.PGGANCompletionDiscriminator(8, 8, K, fmap_base=32, fmap_max=16)
+    out = g(_inputs(8)[0])
+    d(out["composited"])
+    for network in (g, d):
+        unbuilt = [layer.name for layer in network._flatten_layers() if not layer.built]
+        assert unbuilt == []
+
+
 @pytest.mark.parametrize("stage", [1, 2, 3])
 def test_alpha_zero_equals_previous_stage_upsampled(generator, discriminator, stage):
     r = 4 * 2**stage
