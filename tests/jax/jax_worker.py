@@ -12,11 +12,23 @@ import os
 import sys
 
 
+class _NoTensorFlow:
+    """A meta-path finder that makes `import tensorflow` fail as on a machine without it. (Putting None in
+    sys.modules would not do: Keras reads `"tensorflow" in sys.modules` as "TensorFlow is loaded" and then imports
+    it, e.g. in `Rescaling`, which a machine without TensorFlow never does.)"""
+
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if name == "tensorflow" or name.startswith("tensorflow."):
+            raise ImportError(f"No module named {name!r} (blocked by jax_worker --block_tf)")
+        return None
+
+
 def _block_tensorflow():
     for name in list(sys.modules):
         if name == "tensorflow" or name.startswith("tensorflow."):
             raise RuntimeError("tensorflow was imported before the block")
-    sys.modules["tensorflow"] = None  # `import tensorflow` now raises ImportError
+    sys.meta_path.insert(0, _NoTensorFlow())
 
 
 def fixed_inputs(cfg):
