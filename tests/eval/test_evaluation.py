@@ -9,6 +9,7 @@ import pytest
 from tests import model_runs
 from tf_faceedit.cli import evaluate
 from tf_faceedit.eval import evaluation
+from tf_faceedit.eval.report import markdown_report
 
 
 @pytest.fixture(scope="module")
@@ -113,6 +114,32 @@ def test_unchanged_covers_the_models_other_attributes(leaky, expected):
     smiling, eyeglasses = report["attributes"]["Smiling"], report["attributes"]["Eyeglasses"]
     assert set(smiling["unchanged"]) == {"Eyeglasses"} and set(eyeglasses["unchanged"]) == {"Smiling"}
     assert smiling["unchanged"]["Eyeglasses"] == expected and smiling["success"] == 1.0
+
+
+class _ParityJudge(_ChannelJudge):
+    """Reads Eyeglasses as "all pixels even" (an exact pattern a JPEG re-encode destroys), Smiling as _ChannelJudge."""
+
+    def predict(self, images):
+        pixels = np.rint((np.asarray(images) + 1.0) * 127.5).astype(np.int64)
+        even = (pixels % 2 == 0).reshape(len(pixels), -1).mean(axis=1) > 0.99
+        return np.stack([super().predict(images)[:, 0], even.astype(np.float32)], axis=1)
+
+
+@pytest.mark.parametrize("judge, floor", [(_ChannelJudge(), 1.0), (_ParityJudge(), 0.0)])
+def test_unchanged_has_the_jpeg_reference_row(judge, floor):
+    # the floor of "unchanged": the judge's reading of the input re-encoded (JPEG 50), nothing edited
+    attributes = np.array([[0, 0], [1, 1], [0, 0], [1, 1]], np.float32)
+    rng = np.random.RandomState(0)
+    images = (rng.randint(0, 128, (4, 16, 16, 3)) * 2).astype(np.uint8)  # all even
+    images[..., 0] = np.where(attributes[:, 0, None, None] > 0, 254, 0)
+    report, _, _ = evaluation._evaluate_edit(
+        _TwoAttributeModel(leaky=False), [(images, attributes, None)], judge, {}, None, 0, _Progress()
+    )
+    reference = report["unchanged_reference"]["jpeg50"]
+    assert set(reference) == {"Smiling", "Eyeglasses"}
+    assert reference["Eyeglasses"] == floor and reference["Smiling"] == 1.0
+    text = markdown_report({"method": "stub", "model_dir": "RUN", "split": "test", **report})
+    assert "re-encoded as JPEG at quality 50" in text and f"Eyeglasses {floor:.3f}" in text
 
 
 def test_refused_attribute_is_not_scored():

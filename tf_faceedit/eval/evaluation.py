@@ -16,7 +16,9 @@ metrics dict. What is measured depends on the method's task:
     has several), weighted by 1 - mask; mean attention area per attribute.
   - reconstruction: PSNR/SSIM of the edit to the image's own attributes (for Fader/IcGAN that is encode -> decode).
   - unchanged: with a judge, for each edit, the share of images on which the judge's reading of each other attribute
-    (`UNCHANGED_ATTRIBUTES` it predicts, the model's other attributes included) is the same on the edit as on the input.
+    (`UNCHANGED_ATTRIBUTES` it predicts, the model's other attributes included) is the same on the edit as on the input;
+    and its floor, `unchanged_reference`: the same share for the input re-encoded as JPEG at quality 50, nothing
+    edited (a judge near its decision boundary flips on a re-encode: an edit cannot be expected to do better).
 * completion (pggan_completion): the split's images with fixed seeded masks (`data.mask` of the run, seed `seed`):
   PSNR/SSIM/L1 inside the hole and whole-image SSIM for the model and for OpenCV's `cv2.inpaint` (Telea,
   Navier-Stokes) on the same masks; preservation outside the hole of the raw generator output. With a judge,
@@ -221,6 +223,9 @@ def add_success(acc, key, hit, source):
             acc.add(f"{key}/success {direction}", hit[selected])
 
 
+# The reference row of "unchanged": the judge's reading of the input re-encoded as JPEG at quality 50 (no edit).
+JPEG_REFERENCE = f"jpeg{face_identity.JPEG_QUALITY}"
+
 # Attributes whose judged reading an edit of another attribute should leave unchanged (issue 15's Fader check:
 # Male, Young, Eyeglasses; its multi-attribute SaGAN check: the model's other attributes), reported for those the
 # judge predicts, under every edit but their own.
@@ -278,6 +283,11 @@ def _evaluate_edit(model, batches, judge, refused, extractor, seed, progress, me
     real_features, fake_features, figures, model_seconds, num_images = [], [], {}, 0.0, 0
     for images, attributes, _ in batches:
         input_reading = judge.predict(to_float(images)) > 0.5 if any(others_of.values()) else None
+        if input_reading is not None:  # the floor of "unchanged": the same faces re-encoded, nothing edited
+            jpeg_reading = judge.predict(to_float(face_identity.jpeg(images))) > 0.5
+            for other in judged:
+                j = judge_index[other]
+                acc.add(f"unchanged_reference/{JPEG_REFERENCE}/{other}", jpeg_reading[:, j] == input_reading[:, j])
         start = time.perf_counter()
         reconstruction = model.edit(images, attributes)["image"]
         model_seconds += time.perf_counter() - start
@@ -352,6 +362,10 @@ def _evaluate_edit(model, batches, judge, refused, extractor, seed, progress, me
         },
         "num_images": num_images,
     }
+    if acc.count(f"unchanged_reference/{JPEG_REFERENCE}/{judged[0]}" if judged else ""):
+        report["unchanged_reference"] = {
+            JPEG_REFERENCE: {other: acc.mean(f"unchanged_reference/{JPEG_REFERENCE}/{other}") for other in judged}
+        }
     if meter is not None:
         report["identity"] = {
             "recognizer": getattr(meter.recognizer, "name", type(meter.recognizer).__name__),

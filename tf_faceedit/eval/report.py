@@ -98,6 +98,12 @@ def markdown_report(report):
                     f"Edits of {name}: the judge's reading of the other attributes unchanged on "
                     + ", ".join(f"{other} {fmt(rate)}" for other, rate in entry["unchanged"].items()),
                 ]
+        for key, rates in (report.get("unchanged_reference") or {}).items():
+            lines += [
+                "",
+                f"Reference, no edit ({key.replace('jpeg', 'the input re-encoded as JPEG at quality ')}): the judge's "
+                "reading unchanged on " + ", ".join(f"{other} {fmt(rate)}" for other, rate in rates.items()),
+            ]
         rec = report["reconstruction"]
         lines += [
             "",
