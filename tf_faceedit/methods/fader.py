@@ -75,7 +75,9 @@ class FaderModelConfig:
     change: x + g (D(E(x), a) - D(E(x), a_src)) (the decoded change is a blurred one, weaker on a sharp face).
     residual_highpass_sigma (0 = off): remove the change's low-frequency part, a Gaussian blur of that many pixels
     at the model's size, from its chroma (residual_highpass "chroma") or every channel ("all"): the decoder's
-    smiling faces are warmer on average, which tints a whole face (`tf_faceedit.layers.residual`)."""
+    smiling faces are warmer on average, which tints a whole face (`tf_faceedit.layers.residual`).
+    residual_replace (0 = off): where the decoded change's magnitude reaches this value (image units in [-1, 1]),
+    take the decoder's output instead of the input plus the change (`residual.replace_mask`)."""
 
     encoder_filters: int = 16
     max_filters: int = 512
@@ -85,9 +87,16 @@ class FaderModelConfig:
     residual_gain: float = 1.0
     residual_highpass_sigma: float = 0.0
     residual_highpass: str = "chroma"
+    residual_replace: float = 0.0
 
     # fields that change only what inference computes: settable on a trained model (`--option model.FIELD=VALUE`)
-    INFERENCE_OPTIONS = ("residual_edit", "residual_gain", "residual_highpass_sigma", "residual_highpass")
+    INFERENCE_OPTIONS = (
+        "residual_edit",
+        "residual_gain",
+        "residual_highpass_sigma",
+        "residual_highpass",
+        "residual_replace",
+    )
 
     def validate(self, prefix="model"):
         for name in ("encoder_filters", "max_filters", "lat_dis_fc"):
