@@ -19,6 +19,7 @@ where the change is large: with m = clip(blur(mean over channels |edited - own|,
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 from keras import ops
@@ -93,6 +94,31 @@ def residual_edit(
     if replace_threshold > 0:
         out = out + replace_mask(edited, own, replace_threshold) * (edited - out)
     return out
+
+
+@dataclasses.dataclass
+class ResidualEditOptions:
+    """The residual-edit fields of a method's model config (Fader's and IcGAN's subclass it): inference options,
+    settable on a trained model (`--option model.FIELD=VALUE`); see the module docstring and `residual_edit`.
+
+    residual_edit: on/off (off = the paper's output); residual_gain: g; residual_highpass_sigma (0 = off) and
+    residual_highpass ("chroma" | "all"): the high-pass of the change; residual_replace (0 = off): the change
+    magnitude (image units in [-1, 1]) above which the editor's output replaces the residual (`replace_mask`).
+    """
+
+    residual_edit: bool = False
+    residual_gain: float = 1.0
+    residual_highpass_sigma: float = 0.0
+    residual_highpass: str = "chroma"
+    residual_replace: float = 0.0
+
+    RESIDUAL_OPTIONS = (
+        "residual_edit",
+        "residual_gain",
+        "residual_highpass_sigma",
+        "residual_highpass",
+        "residual_replace",
+    )
 
 
 def validate_options(model, prefix: str = "model") -> None:

@@ -65,7 +65,7 @@ SAMPLE_ALPHAS = (0.0, 0.5, 1.0, 1.5)
 
 
 @dataclasses.dataclass
-class FaderModelConfig:
+class FaderModelConfig(residual.ResidualEditOptions):
     """Widths. encoder_filters: first encoder conv (paper 16), doubling per layer up to max_filters (paper 512);
     lat_dis_fc: hidden units of the latent discriminator's FC layer; lat_dis_dropout: its dropout rate.
     residual_edit (inference, beyond the paper; default off = the paper's D(E(x), a)): return x + D(E(x), a) -
@@ -83,20 +83,9 @@ class FaderModelConfig:
     max_filters: int = 512
     lat_dis_fc: int = 512
     lat_dis_dropout: float = 0.3
-    residual_edit: bool = False
-    residual_gain: float = 1.0
-    residual_highpass_sigma: float = 0.0
-    residual_highpass: str = "chroma"
-    residual_replace: float = 0.0
 
     # fields that change only what inference computes: settable on a trained model (`--option model.FIELD=VALUE`)
-    INFERENCE_OPTIONS = (
-        "residual_edit",
-        "residual_gain",
-        "residual_highpass_sigma",
-        "residual_highpass",
-        "residual_replace",
-    )
+    INFERENCE_OPTIONS = residual.ResidualEditOptions.RESIDUAL_OPTIONS
 
     def validate(self, prefix="model"):
         for name in ("encoder_filters", "max_filters", "lat_dis_fc"):

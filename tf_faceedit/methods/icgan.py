@@ -54,7 +54,7 @@ PHASES = ("all", "cgan", "encoders")
 
 
 @dataclasses.dataclass
-class IcGANModelConfig:
+class IcGANModelConfig(residual.ResidualEditOptions):
     """Network widths (paper values at 64x64).
 
     z_dim: latent size; g_filters: G's 4x4 projection width (halved at each upsampling: 512-256-128-64);
@@ -80,24 +80,11 @@ class IcGANModelConfig:
     encoder_filters: int = 32
     ez_fc: int = 4096
     ey_fc: int = 512
-    residual_edit: bool = False
-    residual_gain: float = 1.0
-    residual_highpass_sigma: float = 0.0
-    residual_highpass: str = "chroma"
-    residual_replace: float = 0.0
     refine_steps: int = 0
     refine_lr: float = 0.05
 
     # fields that change only what inference computes: settable on a trained model (`--option model.FIELD=VALUE`)
-    INFERENCE_OPTIONS = (
-        "residual_edit",
-        "residual_gain",
-        "residual_highpass_sigma",
-        "residual_highpass",
-        "residual_replace",
-        "refine_steps",
-        "refine_lr",
-    )
+    INFERENCE_OPTIONS = residual.ResidualEditOptions.RESIDUAL_OPTIONS + ("refine_steps", "refine_lr")
 
     def validate(self, prefix="model"):
         for name in ("z_dim", "g_filters", "d_filters", "encoder_filters", "ez_fc", "ey_fc"):
