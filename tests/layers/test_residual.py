@@ -52,29 +52,9 @@ def test_the_edit_is_the_input_plus_the_change_clipped():
     )
 
 
-def test_replace_takes_the_editors_output_where_the_change_is_large():
-    # the input has "glasses" (a dark band) its reconstruction lacks; the edit's change is elsewhere
-    x = np.zeros((1, 16, 16, 3), np.float32)
-    x[0, 5:7] = -0.9
-    own = np.zeros_like(x)
-    edited = own.copy()
-    edited[0, 4:8, 2:14] = 0.5  # the editor redraws the eye band (a removal in its own picture)
-    residual_only = _np(residual.residual_edit(x, edited, own, 1.0))
-    assert residual_only[0, 5, 8, 0] == pytest.approx(-0.4)  # x + change: the dark band shows through
-    replaced = _np(residual.residual_edit(x, edited, own, 1.0, replace_threshold=0.25))
-    np.testing.assert_allclose(replaced[0, 5, 4:12], edited[0, 5, 4:12], atol=1e-6)  # redrawn: the band is gone
-    np.testing.assert_allclose(replaced[0, 12:], x[0, 12:], atol=1e-6)  # no change: the input, exactly
-    mask = _np(residual.replace_mask(edited, own, 0.25))
-    assert mask.shape == (1, 16, 16, 1) and mask.min() >= 0.0 and mask.max() == 1.0 and mask[0, 12:].max() == 0.0
-    # no change anywhere: the input, whatever the threshold
-    np.testing.assert_allclose(_np(residual.residual_edit(x, own, own, 2.0, replace_threshold=0.01)), x, atol=1e-6)
-
-
 @pytest.mark.parametrize("method", ["fader", "icgan"])
 def test_the_options_are_validated_naming_the_flag(method):
     with pytest.raises(ConfigError, match="model.residual_highpass must be one of chroma, all"):
         tiny_config(method, "/x", **{"model.residual_highpass": "luma"}).validate()
     with pytest.raises(ConfigError, match="model.residual_highpass_sigma must be >= 0"):
         tiny_config(method, "/x", **{"model.residual_highpass_sigma": -1.0}).validate()
-    with pytest.raises(ConfigError, match="model.residual_replace must be >= 0"):
-        tiny_config(method, "/x", **{"model.residual_replace": -0.1}).validate()

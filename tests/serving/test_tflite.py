@@ -147,12 +147,7 @@ def test_a_residual_fader_converts_and_matches_its_saved_model(tmp_path, synthet
     # model.residual_edit finds the input's own attributes among the {0, 1} corners: the ops it uses must convert
     # (Keras' argmin on TensorFlow does not: tf.BitwiseAnd), so must the high-pass's depthwise blurs, and the
     # interpreter must give the signature's output
-    options = {
-        "model.residual_edit": True,
-        "model.residual_gain": 2.0,
-        "model.residual_highpass_sigma": 4.0,
-        "model.residual_replace": 0.2,
-    }
+    options = {"model.residual_edit": True, "model.residual_gain": 2.0, "model.residual_highpass_sigma": 4.0}
     model_dir, trainer = model_runs.checkpointed_run("fader", synthetic_celeba, tmp_path / "run", **options)
     saved = export_lib.export(model_dir, tmp_path / "exports" / "fader" / "1")
     lite = export_lib.export(model_dir, tmp_path / "lite", format="tflite")

@@ -10,11 +10,6 @@ casts). `highpass_sigma` removes that low-frequency part: the change minus its G
 deviation (pixels at the model's size), from the chroma only (`highpass="chroma"`: the change's deviation from its
 channel mean; shading is kept) or from every channel (`"all"`). A smile's change (teeth, lips, cheeks) is a few
 pixels wide at 64^2; a cast spans the face.
-
-A residual edit cannot remove what the editor's reconstruction does not hold: when `own` draws no glasses where the
-input has them, x + (edited - own) keeps the input's glasses. `replace_threshold` t > 0 takes the editor's output
-where the change is large: with m = clip(blur(mean over channels |edited - own|, 1 px) / t, 0, 1), the edit is
-(1 - m) * residual + m * edited, so the region the attribute lives in is redrawn and the rest keeps the input.
 """
 
 from __future__ import annotations
@@ -64,36 +59,15 @@ def highpass(change: Tensor, sigma: float, mode: str = "chroma") -> Tensor:
     return change - gaussian_blur(part, sigma)
 
 
-REPLACE_MASK_SIGMA = 1.0  # pixels: the blur of the change magnitude that makes the replace mask
-
-
-def replace_mask(edited: Tensor, own: Tensor, threshold: float) -> Tensor:
-    """[N, H, W, 1] in [0, 1]: clip(blur(mean over channels |edited - own|) / threshold, 0, 1), the region where the
-    editor's change reaches `threshold` (in [-1, 1] image units)."""
-    magnitude = ops.mean(ops.abs(ops.cast(edited, "float32") - ops.cast(own, "float32")), axis=-1, keepdims=True)
-    return ops.clip(gaussian_blur(magnitude, REPLACE_MASK_SIGMA) / float(threshold), 0.0, 1.0)
-
-
 def residual_edit(
-    images: Tensor,
-    edited: Tensor,
-    own: Tensor,
-    gain: float = 1.0,
-    highpass_sigma: float = 0.0,
-    mode: str = "chroma",
-    replace_threshold: float = 0.0,
+    images: Tensor, edited: Tensor, own: Tensor, gain: float = 1.0, highpass_sigma: float = 0.0, mode: str = "chroma"
 ) -> Tensor:
     """x + g (edited - own) in float32, clipped to [-1, 1]; with `highpass_sigma` > 0 the change is high-passed
-    first (`highpass`); with `replace_threshold` > 0, blended towards `edited` where the change is large
-    (`replace_mask`). images, edited, own: [N, H, W, C] in [-1, 1]."""
-    edited, own = ops.cast(edited, "float32"), ops.cast(own, "float32")
-    change = edited - own
+    first (`highpass`). images, edited, own: [N, H, W, C] in [-1, 1]."""
+    change = ops.cast(edited, "float32") - ops.cast(own, "float32")
     if highpass_sigma > 0:
         change = highpass(change, float(highpass_sigma), mode)
-    out = ops.clip(ops.cast(images, "float32") + float(gain) * change, -1.0, 1.0)
-    if replace_threshold > 0:
-        out = out + replace_mask(edited, own, replace_threshold) * (edited - out)
-    return out
+    return ops.clip(ops.cast(images, "float32") + float(gain) * change, -1.0, 1.0)
 
 
 @dataclasses.dataclass
@@ -102,37 +76,26 @@ class ResidualEditOptions:
     settable on a trained model (`--option model.FIELD=VALUE`); see the module docstring and `residual_edit`.
 
     residual_edit: on/off (off = the paper's output); residual_gain: g; residual_highpass_sigma (0 = off) and
-    residual_highpass ("chroma" | "all"): the high-pass of the change; residual_replace (0 = off): the change
-    magnitude (image units in [-1, 1]) above which the editor's output replaces the residual (`replace_mask`).
+    residual_highpass ("chroma" | "all"): the high-pass of the change.
     """
 
     residual_edit: bool = False
     residual_gain: float = 1.0
     residual_highpass_sigma: float = 0.0
     residual_highpass: str = "chroma"
-    residual_replace: float = 0.0
 
-    RESIDUAL_OPTIONS = (
-        "residual_edit",
-        "residual_gain",
-        "residual_highpass_sigma",
-        "residual_highpass",
-        "residual_replace",
-    )
+    RESIDUAL_OPTIONS = ("residual_edit", "residual_gain", "residual_highpass_sigma", "residual_highpass")
 
 
 def validate_options(model, prefix: str = "model") -> None:
-    """Checks a method's residual-edit options: residual_gain, residual_highpass_sigma, residual_replace (>= 0) and
-    residual_highpass."""
+    """Checks a method's residual-edit options: residual_gain, residual_highpass_sigma (>= 0) and residual_highpass."""
     check_range(model.residual_gain, f"{prefix}.residual_gain", 0.0)
     check_range(model.residual_highpass_sigma, f"{prefix}.residual_highpass_sigma", 0.0)
     check_choice(model.residual_highpass, f"{prefix}.residual_highpass", HIGHPASS_MODES)
-    check_range(model.residual_replace, f"{prefix}.residual_replace", 0.0)
 
 
 def residual_from_config(images: Tensor, edited: Tensor, own: Tensor, model) -> Tensor:
-    """`residual_edit` with a method's model config (residual_gain, residual_highpass_sigma, residual_highpass,
-    residual_replace)."""
+    """`residual_edit` with a method's model config (residual_gain, residual_highpass_sigma, residual_highpass)."""
     return residual_edit(
         images,
         edited,
@@ -140,5 +103,4 @@ def residual_from_config(images: Tensor, edited: Tensor, own: Tensor, model) -> 
         model.residual_gain,
         model.residual_highpass_sigma,
         model.residual_highpass,
-        model.residual_replace,
     )

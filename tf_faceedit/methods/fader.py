@@ -75,9 +75,7 @@ class FaderModelConfig(residual.ResidualEditOptions):
     change: x + g (D(E(x), a) - D(E(x), a_src)) (the decoded change is a blurred one, weaker on a sharp face).
     residual_highpass_sigma (0 = off): remove the change's low-frequency part, a Gaussian blur of that many pixels
     at the model's size, from its chroma (residual_highpass "chroma") or every channel ("all"): the decoder's
-    smiling faces are warmer on average, which tints a whole face (`tf_faceedit.layers.residual`).
-    residual_replace (0 = off): where the decoded change's magnitude reaches this value (image units in [-1, 1]),
-    take the decoder's output instead of the input plus the change (`residual.replace_mask`)."""
+    smiling faces are warmer on average, which tints a whole face (`tf_faceedit.layers.residual`)."""
 
     encoder_filters: int = 16
     max_filters: int = 512

@@ -65,9 +65,6 @@ class IcGANModelConfig(residual.ResidualEditOptions):
     make, so the face is not replaced by G's reconstruction of it (which keeps pose and colours, not the person).
     residual_gain g scales that change: x + g (G(E_z(x), y') - G(E_z(x), y_src)); residual_highpass_sigma and
     residual_highpass remove the change's low-frequency part as Fader's do (`tf_faceedit.layers.residual`).
-    residual_replace (0 = off): where the change's magnitude reaches this value (image units in [-1, 1]), take
-    G(z, y') instead of the input plus the change, so a removal (glasses G's reconstruction does not draw) happens
-    (`residual.replace_mask`).
     refine_steps (inference, beyond the paper; 0 = off): before the edit, refine E_z(x) per image by that many Adam
     steps (learning rate refine_lr) on the mean absolute error |G(z, y_src) - x|: the well-known inversion step, so
     that G's reconstruction (and with it the edit) is nearer the face. Costs refine_steps forward and backward
