@@ -17,8 +17,10 @@ Precision / XLA options (`train.mixed_precision`, `train.jit_compile`), per meth
         --methods sagan attentiongan pggan_completion fader icgan classifier --preset tiny
 
 prints s/step, images/s and the speed-up of each option over `float32` (jit_compile=auto) for each method, on the
-method's `<method>_quick` preset (`--preset quick`) or the tests' tiny configs (`--preset tiny`), one batch
-held in memory. A CPU without fast float16 runs mixed_float16 slower; bfloat16 depends on AVX512_BF16/AMX.
+method's `<method>_quick` preset (`--preset quick`), its CPU recipe `<method>_cpu64` (`--preset cpu64`: the
+recipe's size and batch; the time-to-quality table multiplies these by the steps to the target) or the tests' tiny
+configs (`--preset tiny`), one batch held in memory, in the method's first phase. A CPU without fast float16
+runs mixed_float16 slower; bfloat16 depends on AVX512_BF16/AMX.
 """
 
 import argparse
@@ -98,7 +100,7 @@ def train_rate(cfg, steps, warmup):
 
 
 OPTIONS = {
-    "float32": {},
+    "float32": {"train.mixed_precision": "none"},  # explicit: the CPU recipes say `auto`
     "mixed_float16": {"train.mixed_precision": "mixed_float16"},
     "mixed_bfloat16": {"train.mixed_precision": "mixed_bfloat16"},
     "xla_on": {"train.jit_compile": "true"},
@@ -115,7 +117,7 @@ def method_config(method, preset, data_dir, size, batch_size, option):
         cfg = tiny_config_builder(method)(data_dir)
     else:
         spec = registry.get(method)
-        cfg = spec.config_class().merge_dict(load_yaml(presets.path(f"{method}_quick")))
+        cfg = spec.config_class().merge_dict(load_yaml(presets.path(f"{method}_{preset}")))
         cfg = cfg.override(f"data.data_dir={data_dir}")
     assignments = (
         ["data.cache=false", "train.verbose=0"]
@@ -180,7 +182,12 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data_dir", help="CelebA-format folder (default: synthetic faces in a temp folder)")
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 128])
-    parser.add_argument("--preset", choices=sorted(PRESETS) + ["tiny"], default="quick")
+    parser.add_argument(
+        "--preset",
+        choices=sorted(PRESETS) + ["tiny", "cpu64"],
+        default="quick",
+        help="widths; the --options table also takes cpu64 (each method's CPU recipe, its batch and size)",
+    )
     parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--steps", type=int, default=5, help="timed train steps per size")
     parser.add_argument("--warmup", type=int, default=2, help="untimed train steps (tracing) per size")
@@ -200,10 +207,10 @@ def main():
         args.data_dir = str(make_synthetic_celeba(Path(tempfile.mkdtemp()) / "faces", num_images=600))
     if args.options:
         if args.preset == "paper":
-            parser.error("--options uses --preset quick or tiny")
+            parser.error("--options uses --preset quick, cpu64 or tiny")
         return compare_options(args)
-    if args.preset == "tiny":
-        parser.error("--preset tiny is for the --options table")
+    if args.preset in ("tiny", "cpu64"):
+        parser.error(f"--preset {args.preset} is for the --options table")
 
     rows = []
     for size in args.sizes:
