@@ -169,7 +169,8 @@ class ValidationConfig:
     split: the data split it reads ("val": never the training images).
     judge: an attribute classifier (a `--method=classifier` run folder or a zoo judge name) for the edit success of
       editing methods, scored as `evaluate` scores it (the judge's reading of the edit equals the target); without
-      one, editing methods report the reconstruction PSNR only. Completion methods report the hole PSNR.
+      one, editing methods report the reconstruction PSNR only. Completion methods report the hole PSNR, the
+      attribute classifier its balanced accuracy on the labels (no judge needed).
     target_metric / target_value: a metric it writes (e.g. "val/edit_success", "val/hole_psnr"; higher is better)
       and the value that counts as reached; the step and training seconds of the first validation that reaches it
       are logged and written as "val/target_reached_step" / "val/target_reached_seconds".

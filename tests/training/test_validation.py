@@ -121,6 +121,34 @@ def test_completion_reports_the_hole_psnr():
     assert metrics["val/psnr"] > metrics["val/hole_psnr"]  # outside the hole the input is kept
 
 
+def test_the_classifier_reports_its_balanced_accuracy_on_the_labels(monkeypatch):
+    cfg = tiny_config("classifier", "/x", attributes=["Eyeglasses", "Smiling"])
+    trainer = registry.get("classifier").trainer_class(cfg)
+    labels = np.array([[1, 0], [0, 0], [1, 1], [0, 1]], np.float32)
+    batch = {"image": np.zeros((4, cfg.data.image_size, cfg.data.image_size, 3), np.float32), "attributes": labels}
+    # reads Eyeglasses right on every image, Smiling always "yes": TPR 1, TNR 0 -> balanced 0.5
+    reading = np.stack([labels[:, 0], np.ones(4)], axis=1).astype(np.float32)
+    monkeypatch.setattr(trainer, "infer", lambda inputs: {"probabilities": reading})
+    metrics = validation.validation_metrics(trainer, batch)
+    assert metrics["val/balanced_accuracy/Eyeglasses"] == 1.0 and metrics["val/balanced_accuracy/Smiling"] == 0.5
+    assert metrics["val/balanced_accuracy"] == 0.75 and metrics["val/accuracy"] == pytest.approx(6 / 8)
+
+
+def test_a_classifier_run_validates_and_stops_at_its_target(synthetic_celeba, tmp_path):
+    overrides = {
+        "train.steps": 6,
+        "train.validation.every": 2,
+        "train.validation.num_images": 4,
+        "train.validation.target_metric": "val/balanced_accuracy",
+        "train.validation.target_value": 0.0,
+        "train.validation.stop_at_target": True,
+    }
+    result = driver.run(tiny_config("classifier", synthetic_celeba, **overrides), tmp_path / "run")
+    assert result["step"] == 2 and result["validation"]["target_reached"]["metric"] == "val/balanced_accuracy"
+    scalars = cb.read_scalars_jsonl(tmp_path / "run" / "logs" / "scalars.jsonl")
+    assert 0.0 <= scalars[2]["val/balanced_accuracy"] <= 1.0
+
+
 def test_callback_checks_the_target_once_and_stops_only_when_asked():
     config = types.SimpleNamespace(
         every=1, target_metric="val/reconstruction_psnr", target_value=-1.0, stop_at_target=False

@@ -246,10 +246,10 @@ def _run(cfg, model_dir, overwrite, strategy, scratch=None, stopper=None):
     grid.set_model(trainer)
     validator = None
     if cfg.train.validation.every:
-        if trainer.task not in ("edit", "complete"):
+        if trainer.task not in ("edit", "complete", "classify"):
             raise config_lib.ConfigError(
-                f"train.validation scores editing and completion methods; {cfg.method} is a {trainer.task!r} model "
-                "(set train.validation.every=0)"
+                f"train.validation scores editing, completion and classifier methods; {cfg.method} is a "
+                f"{trainer.task!r} model (set train.validation.every=0)"
             )
         validator = validation.PeriodicValidation(
             cfg.train.validation,

@@ -16,6 +16,10 @@ What it measures, as `python -m tf_faceedit.evaluate` defines it (eval/evaluatio
       val/hole_psnr             PSNR inside the holes of the batch's masks (the run's `data.mask`, drawn with the
                                 training seed), of the completion (the input kept outside the hole);
       val/psnr                  the same over the whole image.
+  * the attribute classifier (task "classify"):
+      val/balanced_accuracy/<attribute>   (TPR + TNR) / 2 of the classifier's reading (probability > 0.5) against the
+                                          labels, as `evaluate` scores a judge (eval/classifier.py);
+      val/balanced_accuracy               their mean; val/accuracy, the plain accuracy over all attributes.
   * always: val/train_seconds, the wall seconds of training in this process up to this validation, the validations'
     own time left out (a resumed run starts the clock again; the step is the axis that survives a resume).
 
@@ -96,8 +100,19 @@ def validation_metrics(trainer, batch, judge=None):
         out["val/hole_psnr"] = _mean(_psnr(images, completed, mask=mask))
         out["val/psnr"] = _mean(_psnr(images, completed))
         return {key: value for key, value in out.items() if value is not None}
+    if trainer.task == "classify":
+        from tf_faceedit.eval.classifier import balanced_accuracy
+
+        reading = _numpy(trainer.infer(inputs)["probabilities"]) > 0.5
+        labels = attributes > 0.5
+        rates = balanced_accuracy(reading, labels)
+        for name, rate in zip(trainer.config.data.attributes, rates):
+            out[f"val/balanced_accuracy/{name}"] = float(rate)
+        out["val/balanced_accuracy"] = float(np.mean(rates))
+        out["val/accuracy"] = float(np.mean(reading == labels))
+        return out
     if trainer.task != "edit":
-        raise ValueError(f"validation scores edit and completion methods, not task {trainer.task!r}")
+        raise ValueError(f"validation scores edit, completion and classify methods, not task {trainer.task!r}")
     names = list(trainer.config.data.attributes)
 
     def edit(target):
