@@ -119,6 +119,9 @@ def test_completion_reports_the_hole_psnr():
     metrics = validation.validation_metrics(trainer, {**batch, "mask": mask})
     assert set(metrics) == {"val/hole_psnr", "val/psnr"}
     assert metrics["val/psnr"] > metrics["val/hole_psnr"]  # outside the hole the input is kept
+    trainer.set_phase(trainer.phase_at(0))  # the first stage (4x4 of 8x8): upsampled to the image size
+    early = validation.validation_metrics(trainer, {**batch, "mask": mask})
+    assert set(early) == {"val/hole_psnr", "val/psnr"} and np.isfinite(early["val/hole_psnr"])
 
 
 def test_the_classifier_reports_its_balanced_accuracy_on_the_labels(monkeypatch):

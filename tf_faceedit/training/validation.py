@@ -16,6 +16,8 @@ What it measures, as `python -m tf_faceedit.evaluate` defines it (eval/evaluatio
       val/hole_psnr             PSNR inside the holes of the batch's masks (the run's `data.mask`, drawn with the
                                 training seed), of the completion (the input kept outside the hole);
       val/psnr                  the same over the whole image.
+    At an early stage of progressive growing the completion (at that stage's resolution) is upsampled (bilinear)
+    to the image size, so the numbers of every stage compare.
   * the attribute classifier (task "classify"):
       val/balanced_accuracy/<attribute>   (TPR + TNR) / 2 of the classifier's reading (probability > 0.5) against the
                                           labels, as `evaluate` scores a judge (eval/classifier.py);
@@ -96,7 +98,10 @@ def validation_metrics(trainer, batch, judge=None):
                 "mask": keras.ops.convert_to_tensor(mask),
             }
         )
-        completed = np.where(mask > 0, to_uint8(_numpy(result["completed"])), images)
+        completion = result["completed"]
+        if completion.shape[1] != images.shape[1]:  # an early stage of progressive growing: its own resolution
+            completion = keras.ops.image.resize(completion, images.shape[1:3], interpolation="bilinear")
+        completed = np.where(mask > 0, to_uint8(_numpy(completion)), images)
         out["val/hole_psnr"] = _mean(_psnr(images, completed, mask=mask))
         out["val/psnr"] = _mean(_psnr(images, completed))
         return {key: value for key, value in out.items() if value is not None}
