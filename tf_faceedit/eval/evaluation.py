@@ -223,7 +223,7 @@ def add_success(acc, key, hit, source):
             acc.add(f"{key}/success {direction}", hit[selected])
 
 
-# The reference row of "unchanged": the judge's reading of the input re-encoded as JPEG at quality 50 (no edit).
+# The JPEG re-encode reference row (nothing edited) of "unchanged" and of identity: the key both report it under.
 JPEG_REFERENCE = f"jpeg{face_identity.JPEG_QUALITY}"
 
 # Attributes whose judged reading an edit of another attribute should leave unchanged (issue 15's Fader check:
@@ -362,7 +362,7 @@ def _evaluate_edit(model, batches, judge, refused, extractor, seed, progress, me
         },
         "num_images": num_images,
     }
-    if acc.count(f"unchanged_reference/{JPEG_REFERENCE}/{judged[0]}" if judged else ""):
+    if any(others_of.values()) and num_images:  # the judge read the inputs (and their re-encodes) above
         report["unchanged_reference"] = {
             JPEG_REFERENCE: {other: acc.mean(f"unchanged_reference/{JPEG_REFERENCE}/{other}") for other in judged}
         }
@@ -374,7 +374,7 @@ def _evaluate_edit(model, batches, judge, refused, extractor, seed, progress, me
             "faces_on_fixed_box": meter.fallback,
             "reference": {
                 key: identity_summary(acc, f"identity_reference/{key}", meter.threshold)
-                for key in (f"jpeg{face_identity.JPEG_QUALITY}", "other_person", "reconstruction")
+                for key in (JPEG_REFERENCE, "other_person", "reconstruction")
             },
         }
     return report, figures, areas

@@ -97,10 +97,5 @@ def validate_options(model, prefix: str = "model") -> None:
 def residual_from_config(images: Tensor, edited: Tensor, own: Tensor, model) -> Tensor:
     """`residual_edit` with a method's model config (residual_gain, residual_highpass_sigma, residual_highpass)."""
     return residual_edit(
-        images,
-        edited,
-        own,
-        model.residual_gain,
-        model.residual_highpass_sigma,
-        model.residual_highpass,
+        images, edited, own, model.residual_gain, model.residual_highpass_sigma, model.residual_highpass
     )

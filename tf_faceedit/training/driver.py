@@ -246,7 +246,7 @@ def _run(cfg, model_dir, overwrite, strategy, scratch=None, stopper=None):
     grid.set_model(trainer)
     validator = None
     if cfg.train.validation.every:
-        if trainer.task not in ("edit", "complete", "classify"):
+        if trainer.task not in validation.TASKS:
             raise config_lib.ConfigError(
                 f"train.validation scores editing, completion and classifier methods; {cfg.method} is a "
                 f"{trainer.task!r} model (set train.validation.every=0)"

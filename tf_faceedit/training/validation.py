@@ -40,6 +40,7 @@ from tf_faceedit.training import callbacks as cb
 log = logging.getLogger("tf_faceedit")
 
 PSNR_CAP = 100.0  # as evaluate's report
+TASKS = ("edit", "complete", "classify")  # the methods' tasks it scores (the driver refuses the others up front)
 
 
 def _numpy(value):
@@ -116,8 +117,8 @@ def validation_metrics(trainer, batch, judge=None):
         out["val/balanced_accuracy"] = float(np.mean(rates))
         out["val/accuracy"] = float(np.mean(reading == labels))
         return out
-    if trainer.task != "edit":
-        raise ValueError(f"validation scores edit, completion and classify methods, not task {trainer.task!r}")
+    if trainer.task not in TASKS:
+        raise ValueError(f"validation scores the tasks {', '.join(TASKS)}, not {trainer.task!r}")
     names = list(trainer.config.data.attributes)
 
     def edit(target):
