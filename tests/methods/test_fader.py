@@ -44,6 +44,8 @@ def test_paper_defaults_and_registration():
         ("loss.lambda_schedule_steps=-1", "loss.lambda_schedule_steps"),
         ("loss.label_smoothing=1.5", "loss.label_smoothing"),
         ("model.lat_dis_dropout=1.0", "model.lat_dis_dropout"),
+        ("model.latent_size=3", "model.latent_size"),
+        ("model.latent_size=32", "model.latent_size"),
     ],
 )
 def test_validation_errors(assignment, needle):
@@ -72,6 +74,18 @@ def test_network_shapes(size, k, depth):
     for prev, layer in zip(dec, dec[1:]):
         assert layer.input.shape[-1] == prev.filters + 2 * k
     assert dec[-1].filters == 3 and dec[-1].activation == "tanh"
+
+
+def test_latent_size_stops_the_encoder_earlier():
+    cfg = tiny_config("fader", "/x", attributes=["Smiling", "Male"], **{"data.image_size": 32, "model.latent_size": 4})
+    assert fader.encoder_widths(cfg) == [4, 8, 16]  # one layer fewer than the paper's 2x2 latent at 32
+    trainer = fader.Fader(cfg)
+    batch = _batch(2, 32, 2)
+    latent = trainer.encode(batch["image"])
+    assert tuple(latent.shape) == (2, 4, 4, 16)
+    assert tuple(trainer.decode(latent, batch["attributes"]).shape) == (2, 32, 32, 3)
+    assert tuple(trainer.lat_dis(latent).shape) == (2, 2)
+    assert trainer.lat_dis.get_layer("dis_flat").output.shape[-1] == 2 * 2 * cfg.model.max_filters
 
 
 def test_paper_widths_at_256():

@@ -3,9 +3,9 @@
 An encoder-decoder learns an attribute-invariant latent code; the attributes are given back to the decoder, so at
 test time they can be slid continuously ("faders").
 
-Networks (S = data.image_size, a power of two; n = number of attributes; depth L = log2(S) - 1, so the latent is
-always 2x2):
-  E(x)        encoder      [N, S, S, 3] in [-1, 1] -> z [N, 2, 2, C_L]. L convs 4x4 stride 2 with
+Networks (S = data.image_size, a power of two; n = number of attributes; l = model.latent_size, 2 in the paper;
+depth L = log2(S / l), so the latent is l x l):
+  E(x)        encoder      [N, S, S, 3] in [-1, 1] -> z [N, l, l, C_L]. L convs 4x4 stride 2 with
                            min(encoder_filters * 2^i, max_filters) filters (paper at 256: C16-C32-C64-C128-C256-
                            C512-C512), BatchNorm (not on the first) and LeakyReLU(0.2).
   D(z, a)     decoder      (z, a [N, n]) -> [N, S, S, 3] in [-1, 1]. Before EVERY one of its L transposed convs
@@ -13,7 +13,8 @@ always 2x2):
                            each attribute. The convs mirror the encoder's widths (C_{L-1}, ..., C_1), BatchNorm +
                            ReLU; the last has 3 filters, no norm, tanh.
   P(z)        latent discriminator: z -> [N, n] logits (one per binary attribute). Conv C(max_filters) 4x4 s2
-                           (2x2 -> 1x1) + BatchNorm + LeakyReLU(0.2), FC lat_dis_fc + LeakyReLU(0.2), dropout
+                           (l x l -> l/2 x l/2; 2x2 -> 1x1 in the paper) + BatchNorm + LeakyReLU(0.2), FC
+                           lat_dis_fc + LeakyReLU(0.2), dropout
                            lat_dis_dropout, FC n.
 Attributes are {0, 1} in training; at inference any real value works (a slider; beyond [0, 1] exaggerates).
 
@@ -70,17 +71,21 @@ class FaderModelConfig(residual.ResidualEditOptions):
     lat_dis_fc: hidden units of the latent discriminator's FC layer; lat_dis_dropout: its dropout rate.
     residual_edit (inference, beyond the paper; default off = the paper's D(E(x), a)): return x + D(E(x), a) -
     D(E(x), a_src), the input plus the change the slider makes, so the decoder's blur (every pixel of D(E(x), a)
-    comes from the 2x2 code) does not replace the face. a_src, the input's own attributes, is the {0, 1} vector
+    comes from the small latent code) does not replace the face. a_src, the input's own attributes, is the {0, 1} vector
     (one of the 2^K corners, K <= 4) whose decode reconstructs the input best (L1). residual_gain g scales the
     change: x + g (D(E(x), a) - D(E(x), a_src)) (the decoded change is a blurred one, weaker on a sharp face).
     residual_highpass_sigma (0 = off): remove the change's low-frequency part, a Gaussian blur of that many pixels
     at the model's size, from its chroma (residual_highpass "chroma") or every channel ("all"): the decoder's
-    smiling faces are warmer on average, which tints a whole face (`tf_faceedit.layers.residual`)."""
+    smiling faces are warmer on average, which tints a whole face (`tf_faceedit.layers.residual`).
+    latent_size (beyond the paper, which always encodes to 2x2): the latent's side l, a power of two below the image
+    size; 4 stops the encoder one layer earlier, four times the code for the decoder to draw a sharper face from
+    (and four times the places the latent discriminator must find the attributes in)."""
 
     encoder_filters: int = 16
     max_filters: int = 512
     lat_dis_fc: int = 512
     lat_dis_dropout: float = 0.3
+    latent_size: int = 2
 
     # fields that change only what inference computes: settable on a trained model (`--option model.FIELD=VALUE`)
     INFERENCE_OPTIONS = residual.ResidualEditOptions.RESIDUAL_OPTIONS
@@ -89,6 +94,11 @@ class FaderModelConfig(residual.ResidualEditOptions):
         for name in ("encoder_filters", "max_filters", "lat_dis_fc"):
             check_range(getattr(self, name), f"{prefix}.{name}", 1)
         check_range(self.lat_dis_dropout, f"{prefix}.lat_dis_dropout", 0.0, 1.0)
+        check(
+            self.latent_size >= 2 and self.latent_size & (self.latent_size - 1) == 0,
+            f"{prefix}.latent_size",
+            f"must be a power of two >= 2, got {self.latent_size}",
+        )
         residual.validate_options(self, prefix)
         check(self.lat_dis_dropout < 1.0, f"{prefix}.lat_dis_dropout", f"must be < 1, got {self.lat_dis_dropout}")
 
@@ -124,6 +134,11 @@ class FaderConfig(ExperimentConfig):
     def validate(self):
         super().validate()
         check(self.data.image_size >= 8, "data.image_size", f"must be >= 8 for Fader, got {self.data.image_size}")
+        check(
+            self.model.latent_size < self.data.image_size,
+            "model.latent_size",
+            f"must be below data.image_size ({self.data.image_size}), got {self.model.latent_size}",
+        )
         check(self.data.mask.kind == "none", "data.mask.kind", "must be none for Fader (it uses no masks)")
         check(
             not self.model.residual_edit or len(self.data.attributes) <= MAX_RESIDUAL_ATTRIBUTES,
@@ -165,18 +180,24 @@ class AttributeOneHot(keras.layers.Layer):
         return (input_shape[0], 2 * input_shape[-1])
 
 
-def num_layers(image_size):
-    """Encoder/decoder depth: log2(size) - 1 stride-2 layers, so the latent is 2x2 (7 at 256)."""
-    return int(math.log2(image_size)) - 1
+def num_layers(image_size, latent_size=2):
+    """Encoder/decoder depth: log2(size / latent_size) stride-2 layers (7 at 256 with the paper's 2x2 latent)."""
+    return int(math.log2(image_size)) - int(math.log2(latent_size))
 
 
 def encoder_widths(config):
     m = config.model
-    return [min(m.encoder_filters * 2**i, m.max_filters) for i in range(num_layers(config.data.image_size))]
+    depth = num_layers(config.data.image_size, m.latent_size)
+    return [min(m.encoder_filters * 2**i, m.max_filters) for i in range(depth)]
+
+
+def latent_shape(config):
+    """(l, l, C_L): the shape of one latent code."""
+    return (config.model.latent_size, config.model.latent_size, encoder_widths(config)[-1])
 
 
 def build_encoder(config):
-    """E: [N, S, S, 3] -> latent [N, 2, 2, C_L]."""
+    """E: [N, S, S, 3] -> latent [N, l, l, C_L]."""
     size = config.data.image_size
     image = keras.Input((size, size, 3), name="image")
     x = image
@@ -194,9 +215,9 @@ def build_encoder(config):
 
 
 def build_decoder(config):
-    """D: {"latent": [N, 2, 2, C_L], "attributes": [N, n]} -> [N, S, S, 3] in [-1, 1]."""
+    """D: {"latent": [N, l, l, C_L], "attributes": [N, n]} -> [N, S, S, 3] in [-1, 1]."""
     widths, n = encoder_widths(config), len(config.data.attributes)
-    latent = keras.Input((2, 2, widths[-1]), name="latent")
+    latent = keras.Input(latent_shape(config), name="latent")
     attributes = keras.Input((n,), name="attributes")
     code = AttributeOneHot(name="dec_attr_onehot")(attributes)
     outputs = list(reversed(widths[:-1])) + [3]
@@ -230,12 +251,12 @@ def build_autoencoder(config):
 
 
 def build_latent_discriminator(config):
-    """P: latent [N, 2, 2, C_L] -> [N, n] attribute logits."""
+    """P: latent [N, l, l, C_L] -> [N, n] attribute logits."""
     m, n = config.model, len(config.data.attributes)
-    latent = keras.Input((2, 2, encoder_widths(config)[-1]), name="latent")
+    latent = keras.Input(latent_shape(config), name="latent")
     x = ConvNormAct(m.max_filters, 4, strides=2, norm="batch", activation="lrelu", negative_slope=0.2, name="dis_conv")(
         latent
-    )  # 2x2 -> 1x1
+    )  # l x l -> l/2 x l/2 (2x2 -> 1x1 in the paper)
     x = keras.layers.Flatten(name="dis_flat")(x)
     x = keras.layers.Dense(m.lat_dis_fc, name="dis_fc1")(x)
     x = keras.layers.LeakyReLU(negative_slope=0.2, name="dis_act")(x)
@@ -317,7 +338,7 @@ class Fader(GANTrainer):
 
     # -- inference API ----------------------------------------------------------------------------------------
     def encode(self, images, training=False):
-        """[N, S, S, 3] in [-1, 1] -> latent [N, 2, 2, C]."""
+        """[N, S, S, 3] in [-1, 1] -> latent [N, l, l, C]."""
         return self.encoder(images, training=training)
 
     def decode(self, latent, attributes, training=False):
