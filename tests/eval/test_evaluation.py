@@ -209,6 +209,30 @@ def test_evaluate_fader_without_classifier(runs, synthetic_celeba, tmp_path):
     assert report["distribution"] is None and report["reconstruction"]["psnr"] > 0
 
 
+def test_reconstruction_is_the_networks_with_a_residual_edit(runs, synthetic_celeba, tmp_path):
+    """A residual edit returns the input at the input's own attributes: the reconstruction is scored without it."""
+    from tf_faceedit import model_source
+
+    def run(source, name):
+        return evaluation.evaluate(
+            source,
+            data_dir=synthetic_celeba,
+            split="train",
+            max_images=4,
+            batch_size=4,
+            out_dir=tmp_path / name,
+            verbose=0,
+        )
+
+    plain = run(runs["fader"], "plain")
+    residual = run(model_source.with_options(runs["fader"], residual_edit=True), "residual")
+    assert residual["inference_options"]["residual_edit"] is True
+    assert residual["reconstruction"]["network_only"] and not plain["reconstruction"]["network_only"]
+    assert residual["reconstruction"]["psnr"] == pytest.approx(plain["reconstruction"]["psnr"], abs=1e-6)
+    assert plain["reconstruction"]["psnr"] < 60  # a tiny network's drawing, not the input
+    assert "residual edit off" in (tmp_path / "residual" / "metrics.md").read_text()
+
+
 def test_evaluate_attentiongan_scores_both_directions(runs, synthetic_celeba, tmp_path):
     report = evaluation.evaluate(
         runs["attentiongan"],

@@ -99,6 +99,16 @@ def test_edit_success_is_the_judges_reading_of_the_flipped_attribute(monkeypatch
     assert set(validation.validation_metrics(trainer, batch)) == {"val/reconstruction_psnr"}  # no judge
 
 
+def test_reconstruction_is_the_networks_with_a_residual_edit():
+    cfg = tiny_config("fader", "/x")
+    trainer = registry.get("fader").trainer_class(cfg)
+    batch = _batch(cfg)
+    plain = validation.validation_metrics(trainer, batch)["val/reconstruction_psnr"]
+    cfg.model.residual_edit = True  # returns the input exactly at its own attributes
+    assert validation.validation_metrics(trainer, batch)["val/reconstruction_psnr"] == pytest.approx(plain)
+    assert plain < 60 and cfg.model.residual_edit is True  # switched back on after scoring
+
+
 def test_a_two_domain_batch_is_labelled_by_its_domain():
     cfg = tiny_config("attentiongan", "/x")
     a, b = np.zeros((2, 8, 8, 3), np.float32), np.ones((3, 8, 8, 3), np.float32)

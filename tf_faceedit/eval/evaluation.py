@@ -14,7 +14,9 @@ metrics dict. What is measured depends on the method's task:
   - preservation: PSNR and L1 between input and edit outside the attention mask (methods with attention; the mask is
     the foreground attention: `attention` itself when it has one channel, 1 - the last (background) channel when it
     has several), weighted by 1 - mask; mean attention area per attribute.
-  - reconstruction: PSNR/SSIM of the edit to the image's own attributes (for Fader/IcGAN that is encode -> decode).
+  - reconstruction: PSNR/SSIM of the edit to the image's own attributes (for Fader/IcGAN that is encode -> decode),
+    as the network draws it: a residual edit (`model.residual_edit`, which returns the input exactly there) is
+    switched off for it (`reconstruction.network_only`); the identity reference "reconstruction" likewise.
   - unchanged: with a judge, for each edit, the share of images on which the judge's reading of each other attribute
     (`UNCHANGED_ATTRIBUTES` it predicts, the model's other attributes included) is the same on the edit as on the input;
     and its floor, `unchanged_reference`: the same share for the input re-encoded as JPEG at quality 50, nothing
@@ -56,6 +58,7 @@ from tf_faceedit.eval.report import (
     write_edit_figures,
 )
 from tf_faceedit.images import foreground_attention, to_float, to_uint8
+from tf_faceedit.layers import residual
 
 log = logging.getLogger("tf_faceedit")
 
@@ -274,7 +277,8 @@ def identity_summary(acc, key, threshold):
     return entry
 
 
-def _evaluate_edit(model, batches, judge, refused, extractor, seed, progress, meter=None):
+def _evaluate_edit(model, batches, judge, refused, extractor, seed, progress, meter=None, network=None):
+    network = model if network is None else network
     names = list(model.attribute_names)
     judge_index = {name: i for i, name in enumerate(judge.attribute_names)} if judge is not None else {}
     judged = [other for other in UNCHANGED_ATTRIBUTES if other in judge_index]
@@ -291,6 +295,8 @@ def _evaluate_edit(model, batches, judge, refused, extractor, seed, progress, me
         start = time.perf_counter()
         reconstruction = model.edit(images, attributes)["image"]
         model_seconds += time.perf_counter() - start
+        if network is not model:  # the residual edit returns the input here: score what the network draws
+            reconstruction = network.edit(images, attributes)["image"]
         faces = meter.reference(images) if meter is not None else None
         if faces is not None:
             for key, distances in meter.reference_distances(faces, images).items():
@@ -354,7 +360,11 @@ def _evaluate_edit(model, batches, judge, refused, extractor, seed, progress, me
     }
     report = {
         "attributes": per_attribute,
-        "reconstruction": {"psnr": acc.mean("reconstruction_psnr"), "ssim": acc.mean("reconstruction_ssim")},
+        "reconstruction": {
+            "psnr": acc.mean("reconstruction_psnr"),
+            "ssim": acc.mean("reconstruction_ssim"),
+            "network_only": network is not model,
+        },
         "distribution": _distribution(extractor, real_features, fake_features, seed),
         "speed": {
             "images_per_second": (num_images * (len(names) + 1)) / max(model_seconds, 1e-9),
@@ -710,7 +720,12 @@ def evaluate(
         )
         report["figures"] = write_completion_figures(figure, control_figure, figure_dir)
     else:
-        report, figures, areas = _evaluate_edit(model, batches, judge, refused, extractor, seed, progress, meter)
+        network = model  # the reconstruction's model: the same without a residual edit
+        if model.config is not None and residual.is_on(model.config.model):
+            network = api.load(model_source.with_options(model_dir, residual_edit=False))
+        report, figures, areas = _evaluate_edit(
+            model, batches, judge, refused, extractor, seed, progress, meter, network=network
+        )
         report["figures"] = write_edit_figures(figures, areas, figure_dir)
     report.update(
         {

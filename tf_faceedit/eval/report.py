@@ -107,7 +107,9 @@ def markdown_report(report):
         rec = report["reconstruction"]
         lines += [
             "",
-            f"Reconstruction (edit to own attributes): PSNR {fmt(rec['psnr'], 2)} dB, SSIM {fmt(rec['ssim'])}",
+            "Reconstruction (edit to own attributes"
+            + (", the network's: residual edit off" if rec.get("network_only") else "")
+            + f"): PSNR {fmt(rec['psnr'], 2)} dB, SSIM {fmt(rec['ssim'])}",
         ]
         if report.get("identity"):
             ident = report["identity"]

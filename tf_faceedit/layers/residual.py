@@ -14,6 +14,7 @@ pixels wide at 64^2; a cast spans the face.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 
@@ -85,6 +86,26 @@ class ResidualEditOptions:
     residual_highpass: str = "chroma"
 
     RESIDUAL_OPTIONS = ("residual_edit", "residual_gain", "residual_highpass_sigma", "residual_highpass")
+
+
+def is_on(model) -> bool:
+    """Whether a method's model config (any method's) has the residual edit switched on."""
+    return bool(getattr(model, "residual_edit", False))
+
+
+@contextlib.contextmanager
+def switched_off(model):
+    """Within the block, `model.residual_edit` is False: what the network itself draws (its reconstruction of a face
+    at the face's own attributes: with the residual edit on, that is the input, exactly). For eager inference that
+    reads the config at call time (`training.validation`); a compiled model keeps what it was traced with."""
+    if not is_on(model):
+        yield model
+        return
+    model.residual_edit = False
+    try:
+        yield model
+    finally:
+        model.residual_edit = True
 
 
 def validate_options(model, prefix: str = "model") -> None:

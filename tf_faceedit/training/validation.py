@@ -7,7 +7,9 @@ reaches it and can end the run there (a checkpoint is written as at any end of t
 
 What it measures, as `python -m tf_faceedit.evaluate` defines it (eval/evaluation.py), on uint8 images:
   * editing methods (task "edit"):
-      val/reconstruction_psnr   PSNR (dB, capped at 100) of the edit to the image's own attributes;
+      val/reconstruction_psnr   PSNR (dB, capped at 100) of the edit to the image's own attributes, as the network
+                                draws it: a residual edit (`model.residual_edit`) is switched off for it, since it
+                                returns the input exactly there;
       val/success/<attribute>   with a judge (`train.validation.judge`): the share of edits with that attribute
                                 flipped that the judge reads as the target value (probability > 0.5);
       val/edit_success          their mean over the attributes.
@@ -35,6 +37,7 @@ import keras
 import numpy as np
 
 from tf_faceedit.images import to_float, to_uint8
+from tf_faceedit.layers import residual
 from tf_faceedit.training import callbacks as cb
 
 log = logging.getLogger("tf_faceedit")
@@ -125,7 +128,8 @@ def validation_metrics(trainer, batch, judge=None):
         result = trainer.infer({**inputs, "attributes": keras.ops.convert_to_tensor(target)})
         return to_uint8(_numpy(result["image"]))
 
-    out["val/reconstruction_psnr"] = _mean(_psnr(images, edit(attributes)))
+    with residual.switched_off(trainer.config.model):
+        out["val/reconstruction_psnr"] = _mean(_psnr(images, edit(attributes)))
     if judge is not None:
         judged = {name: judge.attribute_names.index(name) for name in names if name in judge.attribute_names}
         successes = []
