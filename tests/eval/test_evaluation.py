@@ -75,6 +75,9 @@ def test_edit_success_counts_the_judges_agreement(inverted, expected):
     entry = report["attributes"]["A"]
     assert entry["success"] == expected and entry["success 0->1"] == expected and entry["success 1->0"] == expected
     assert entry["count 0->1"] == 3 and entry["count 1->0"] == 3
+    # no edit: the grey inputs read as dark (absent), or as present by the inverted judge
+    assert entry["no_edit"] == ({"0->1": 1.0, "1->0": 0.0} if inverted else {"0->1": 0.0, "1->0": 1.0})
+    assert "No edit" in markdown_report({**report, "method": "stub", "split": "x", "model_dir": "m"})
     assert entry["attention_area"] == pytest.approx(0.5)
     assert entry["colour_shift"] == pytest.approx(0.0)  # grey to white or black: brightness, no tint
     assert report["num_images"] == 6 and set(figures) == {"A"} and len(areas["A"]) == 6

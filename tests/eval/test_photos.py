@@ -71,6 +71,10 @@ def test_photo_benchmark_reports_success_identity_and_untouched_pixels(setup, tm
         json.loads((tmp_path / "metrics.json").read_text())["attributes"]["Eyeglasses"]["success"] == entry["success"]
     )
     assert "| Eyeglasses |" in (tmp_path / "metrics.md").read_text()
+    # the judge on the unedited photos, per direction with photos in it
+    directions = {d for d in ("0->1", "1->0") if entry[f"count {d}"]}
+    assert set(entry["no_edit"]) == directions and all(0.0 <= v <= 1.0 for v in entry["no_edit"].values())
+    assert "No edit" in (tmp_path / "metrics.md").read_text()
 
 
 def test_face_square_is_where_paste_back_may_write():

@@ -21,6 +21,8 @@ metrics dict. What is measured depends on the method's task:
     (`UNCHANGED_ATTRIBUTES` it predicts, the model's other attributes included) is the same on the edit as on the input;
     and its floor, `unchanged_reference`: the same share for the input re-encoded as JPEG at quality 50, nothing
     edited (a judge near its decision boundary flips on a re-encode: an edit cannot be expected to do better).
+  - no_edit: with a judge, per attribute and direction, the share of unedited inputs the judge already reads as the
+    edit's target (a judge's error on the inputs): the success an edit that changes nothing would score.
 * completion (pggan_completion): the split's images with fixed seeded masks (`data.mask` of the run, seed `seed`):
   PSNR/SSIM/L1 inside the hole and whole-image SSIM for the model and for OpenCV's `cv2.inpaint` (Telea,
   Navier-Stokes) on the same masks; preservation outside the hole of the raw generator output. With a judge,
@@ -226,6 +228,18 @@ def add_success(acc, key, hit, source):
             acc.add(f"{key}/success {direction}", hit[selected])
 
 
+def add_no_edit(acc, name, reading, target, source):
+    """The success of no edit at all: the share of unedited inputs the judge already reads as the edit's target value
+    (`reading`, `target`: booleans [N]; per direction by the `source` value). Success is read against it."""
+    add_success(acc, f"no_edit/{name}", reading == target, source)
+
+
+def no_edit_summary(acc, name):
+    """{"0->1", "1->0"} of `add_no_edit`'s shares (directions without inputs left out)."""
+    out = {d: acc.mean(f"no_edit/{name}/success {d}") for d in ("0->1", "1->0")}
+    return {d: v for d, v in out.items() if v is not None}
+
+
 # The JPEG re-encode reference row (nothing edited) of "unchanged" and of identity: the key both report it under.
 JPEG_REFERENCE = f"jpeg{face_identity.JPEG_QUALITY}"
 
@@ -286,7 +300,8 @@ def _evaluate_edit(model, batches, judge, refused, extractor, seed, progress, me
     acc = Accumulator()
     real_features, fake_features, figures, model_seconds, num_images = [], [], {}, 0.0, 0
     for images, attributes, _ in batches:
-        input_reading = judge.predict(to_float(images)) > 0.5 if any(others_of.values()) else None
+        scored_any = any(name in judge_index and name not in refused for name in names)
+        input_reading = judge.predict(to_float(images)) > 0.5 if (any(others_of.values()) or scored_any) else None
         if input_reading is not None:  # the floor of "unchanged": the same faces re-encoded, nothing edited
             jpeg_reading = judge.predict(to_float(face_identity.jpeg(images))) > 0.5
             for other in judged:
@@ -333,6 +348,7 @@ def _evaluate_edit(model, batches, judge, refused, extractor, seed, progress, me
             if scored:
                 hit = reading[:, judge_index[name]] == (target[:, i] > 0.5)
                 add_success(acc, name, hit, attributes[:, i])
+                add_no_edit(acc, name, input_reading[:, judge_index[name]], target[:, i] > 0.5, attributes[:, i])
             if extractor is not None:
                 fake_features.append(extractor(to_float(edited)))
             if name not in figures:
@@ -351,6 +367,7 @@ def _evaluate_edit(model, batches, judge, refused, extractor, seed, progress, me
             entry["identity"] = identity_summary(acc, name, meter.threshold)
         if others_of[name]:
             entry["unchanged"] = {other: acc.mean(f"{name}/unchanged/{other}") for other in others_of[name]}
+        entry["no_edit"] = no_edit_summary(acc, name) or None
         entry.update(success_counts(acc, name, judge, refused, judge_index))
         per_attribute[name] = {k: v for k, v in entry.items() if v is not None}
     areas = {

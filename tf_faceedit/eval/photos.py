@@ -41,7 +41,7 @@ from tf_faceedit import model_source
 from tf_faceedit.data import align, detectors
 from tf_faceedit.errors import ConfigError, DataError
 from tf_faceedit.eval import metrics
-from tf_faceedit.eval.report import fmt, options_lines
+from tf_faceedit.eval.report import fmt, no_edit_lines, options_lines
 from tf_faceedit.images import to_float
 
 log = logging.getLogger("tf_faceedit")
@@ -165,6 +165,10 @@ def evaluate_photos(
         box = faces[index].box
         centre = (box[0] + box[2] / 2, box[1] + box[3] / 2)
         reference = meter.reference(photo[None]) if meter is not None else None
+        before = None  # the judge's reading of the unedited photo (aligned with its own detection)
+        if judge is not None:
+            crop, _ = align.align_face(photo, faces[index].eyes, judge.image_size, judge_crop, faces[index].landmarks)
+            before = judge.predict(to_float(crop[None]))[0] > 0.5
         row = [photo]
         for i, name in enumerate(names):
             target = label.astype(np.float32).copy()
@@ -202,6 +206,8 @@ def evaluate_photos(
                     lost[name] += 1
                     hit = False
                 evaluation.add_success(acc, name, np.array([hit]), label[i : i + 1])
+                j = judge_index[name]
+                evaluation.add_no_edit(acc, name, before[j : j + 1], target[i : i + 1] > 0.5, label[i : i + 1])
             row.append(edited)
         if len(figure_rows) < NUM_FIGURE_PHOTOS:
             figure_rows.append(row)
@@ -214,6 +220,7 @@ def evaluate_photos(
         keys = ("success", "success 0->1", "success 1->0", "unchanged_outside", "colour_shift")
         entry = {k: acc.mean(f"{name}/{k}") for k in keys}
         entry["face_lost_after_edit"] = lost[name]
+        entry["no_edit"] = evaluation.no_edit_summary(acc, name) or None
         if meter is not None:
             entry["identity"] = evaluation.identity_summary(acc, name, meter.threshold)
         entry.update(evaluation.success_counts(acc, name, judge, refused, judge_index))
@@ -273,6 +280,7 @@ def markdown_report(report):
         cells.append(str(entry.get("face_lost_after_edit", 0)))
         cells.append(entry.get("success_note", ""))
         lines.append("| " + " | ".join(cells) + " |")
+    lines += no_edit_lines(report)
     if report.get("identity"):
         ident = report["identity"]
         lines += [

@@ -50,6 +50,19 @@ def options_lines(report):
     return ["Inference options: " + ", ".join(f"{k}={v}" for k, v in options.items()), ""]
 
 
+def no_edit_lines(report):
+    """["", "No edit: ..."] when the report's attributes carry `no_edit` (the judge on the unedited inputs), else []."""
+    rates = {name: e["no_edit"] for name, e in report.get("attributes", {}).items() if e.get("no_edit")}
+    if not rates:
+        return []
+    parts = [f"{name} {fmt(r.get('0->1'))} / {fmt(r.get('1->0'))}" for name, r in rates.items()]
+    return [
+        "",
+        "No edit (the judge's reading of the unedited inputs, taken as the edit's target; the success an edit that "
+        "changes nothing scores), 0->1 / 1->0: " + ", ".join(parts),
+    ]
+
+
 def markdown_report(report):
     """The report's tables as markdown."""
     if report.get("method") == "classifier":
@@ -98,6 +111,7 @@ def markdown_report(report):
                     f"Edits of {name}: the judge's reading of the other attributes unchanged on "
                     + ", ".join(f"{other} {fmt(rate)}" for other, rate in entry["unchanged"].items()),
                 ]
+        lines += no_edit_lines(report)
         for key, rates in (report.get("unchanged_reference") or {}).items():
             lines += [
                 "",
