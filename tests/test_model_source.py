@@ -69,7 +69,7 @@ def test_evaluate_and_edit_take_option_flags(fader_run, synthetic_celeba, tmp_pa
     args = [*common, "--batch_size", "2", "--split", "train", "--identity", "off", "--quiet", "--out_dir", str(out)]
     assert evaluate.main([*args, "--option", "model.residual_edit=true"]) == 0, capsys.readouterr().err
     report = json.loads((out / "metrics.json").read_text())
-    assert report["reconstruction"]["psnr"] > 40  # a residual edit to the face's own attributes returns the face
+    assert report["reconstruction"]["network_only"]  # the option reached the model: its residual is set aside here
     assert report["inference_options"]["residual_edit"] is True  # the report says how the model ran
     assert report["inference_options"]["residual_gain"] == 1.0
     assert "Inference options: residual_edit=True, residual_gain=1.0" in (out / "metrics.md").read_text()
