@@ -299,10 +299,12 @@ def _evaluate_edit(model, batches, judge, refused, extractor, seed, progress, me
     others_of = {name: [other for other in judged if other != name] for name in names}
     acc = Accumulator()
     real_features, fake_features, figures, model_seconds, num_images = [], [], {}, 0.0, 0
+    any_others = any(others_of.values())
+    scored_any = any(name in judge_index and name not in refused for name in names)
     for images, attributes, _ in batches:
-        scored_any = any(name in judge_index and name not in refused for name in names)
-        input_reading = judge.predict(to_float(images)) > 0.5 if (any(others_of.values()) or scored_any) else None
-        if input_reading is not None:  # the floor of "unchanged": the same faces re-encoded, nothing edited
+        # the judge's reading of the inputs: for "unchanged" and for the success of no edit
+        input_reading = judge.predict(to_float(images)) > 0.5 if (any_others or scored_any) else None
+        if any_others:  # the floor of "unchanged": the same faces re-encoded, nothing edited
             jpeg_reading = judge.predict(to_float(face_identity.jpeg(images))) > 0.5
             for other in judged:
                 j = judge_index[other]
@@ -389,7 +391,7 @@ def _evaluate_edit(model, batches, judge, refused, extractor, seed, progress, me
         },
         "num_images": num_images,
     }
-    if any(others_of.values()) and num_images:  # the judge read the inputs (and their re-encodes) above
+    if any_others and num_images:  # the judge read the inputs (and their re-encodes) above
         report["unchanged_reference"] = {
             JPEG_REFERENCE: {other: acc.mean(f"unchanged_reference/{JPEG_REFERENCE}/{other}") for other in judged}
         }

@@ -138,6 +138,12 @@ def evaluate_photos(
         judge, judge_accuracy, refused = evaluation.load_judge(classifier, min_classifier_accuracy, names)
     judge_index = {n: i for i, n in enumerate(judge.attribute_names)} if judge is not None else {}
     judge_crop = float(getattr(getattr(judge, "config", None), "data", None).crop_fraction) if judge else 1.0
+
+    def read(image, face):
+        """The judge's reading (> 0.5) of `face` in `image`, aligned at the judge's size and crop."""
+        crop, _ = align.align_face(image, face.eyes, judge.image_size, judge_crop, face.landmarks)
+        return judge.predict(to_float(crop[None]))[0] > 0.5
+
     meter = evaluation.identity_meter(identity)
     if meter is not None:
         meter.aligned = False
@@ -165,10 +171,7 @@ def evaluate_photos(
         box = faces[index].box
         centre = (box[0] + box[2] / 2, box[1] + box[3] / 2)
         reference = meter.reference(photo[None]) if meter is not None else None
-        before = None  # the judge's reading of the unedited photo (aligned with its own detection)
-        if judge is not None:
-            crop, _ = align.align_face(photo, faces[index].eyes, judge.image_size, judge_crop, faces[index].landmarks)
-            before = judge.predict(to_float(crop[None]))[0] > 0.5
+        before = read(photo, faces[index]) if judge is not None else None  # the unedited photo's reading
         row = [photo]
         for i, name in enumerate(names):
             target = label.astype(np.float32).copy()
@@ -199,9 +202,7 @@ def evaluate_photos(
             if judge is not None and name in judge_index and name not in refused:
                 again = detectors.detect_faces(edited, detector)
                 if again:
-                    face = again[_nearest(again, centre)]
-                    crop, _ = align.align_face(edited, face.eyes, judge.image_size, judge_crop, face.landmarks)
-                    hit = (judge.predict(to_float(crop[None]))[0, judge_index[name]] > 0.5) == (target[i] > 0.5)
+                    hit = read(edited, again[_nearest(again, centre)])[judge_index[name]] == (target[i] > 0.5)
                 else:
                     lost[name] += 1
                     hit = False

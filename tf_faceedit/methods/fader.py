@@ -51,6 +51,7 @@ from tf_faceedit import registry
 from tf_faceedit.config import DataConfig, ExperimentConfig, TrainConfig, check, check_range
 from tf_faceedit.layers import ConvNormAct, TileAttributes, residual
 from tf_faceedit.layers.conditioning import flip_attribute
+from tf_faceedit.layers.progressive import is_power_of_two
 from tf_faceedit.losses import attribute_bce_loss, l2_loss
 from tf_faceedit.training import optimizers
 from tf_faceedit.training.gan_trainer import GANTrainer, Update
@@ -95,7 +96,7 @@ class FaderModelConfig(residual.ResidualEditOptions):
             check_range(getattr(self, name), f"{prefix}.{name}", 1)
         check_range(self.lat_dis_dropout, f"{prefix}.lat_dis_dropout", 0.0, 1.0)
         check(
-            self.latent_size >= 2 and self.latent_size & (self.latent_size - 1) == 0,
+            self.latent_size >= 2 and is_power_of_two(self.latent_size),
             f"{prefix}.latent_size",
             f"must be a power of two >= 2, got {self.latent_size}",
         )
